@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(
             name: "KubeModelTests",
             dependencies: ["KubeModel"],
-            resources: [.copy("Fixtures")]
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,11 @@
+import ArgumentParser
+import KubeModel
+
+/// `iotkube-agent version`: the agent's version and build facts.
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the agent version.")
+
+    func run() {
+        print("iotkube-agent \(IotkubeVersion.current) (Kubernetes API \(IotkubeVersion.kubernetesAPI))")
+    }
+}

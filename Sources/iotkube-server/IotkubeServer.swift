@@ -1,0 +1,22 @@
+import ArgumentParser
+import KubeModel
+
+/// The iotkube embedded control plane: a Kubernetes API subset for kubectl and agents.
+@main
+struct IotkubeServer: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "iotkube-server",
+        abstract: "The iotkube embedded control plane (a Kubernetes API subset).",
+        version: IotkubeVersion.current,
+        subcommands: [VersionCommand.self]
+    )
+}
+
+/// `iotkube-server version`.
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the server version.")
+
+    func run() {
+        print("iotkube-server \(IotkubeVersion.current) (Kubernetes API \(IotkubeVersion.kubernetesAPI))")
+    }
+}
