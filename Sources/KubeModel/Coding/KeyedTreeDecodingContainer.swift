@@ -26,6 +26,7 @@ struct KeyedTreeDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         if type == UnknownFields.self { return unknownFields() as! T }
         guard let value = index[key.stringValue], value != .null else {
+            if let optionalType = type as? any EmptyWhenAbsent.Type { return optionalType.emptyValue as! T }
             throw KubeDecodingError(kind: .missingField, path: FieldPath.format(codingPath + [key]), message: "required value is missing")
         }
         return try decoder.decodeValue(type, from: value, at: codingPath + [key])

@@ -22,3 +22,18 @@ public struct UnknownFields: Sendable, Hashable, Codable {
         _ = encoder.container(keyedBy: AnyCodingKey.self)
     }
 }
+
+/// A type the API treats as optional that the model holds as a plain value for convenience
+/// (`metadata`): an absent or null member decodes as the empty value instead of an error.
+public protocol EmptyWhenAbsent {
+    /// The value an absent member decodes as.
+    static var emptyValue: Self { get }
+}
+
+extension ObjectMeta: EmptyWhenAbsent {
+    public static var emptyValue: ObjectMeta { ObjectMeta() }
+}
+
+extension ListMeta: EmptyWhenAbsent {
+    public static var emptyValue: ListMeta { ListMeta() }
+}
