@@ -46,6 +46,10 @@ let package = Package(
             dependencies: ["KubeModel"],
             exclude: ["Fixtures"]
         ),
+        .testTarget(
+            name: "AgentCLITests",
+            dependencies: ["iotkube-agent"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -104,7 +104,7 @@ struct YAMLTests {
 
     @Test func errorsNameTheDocumentAndField() {
         let text = "kind: Pod\nspec: {containers: [{name: a}]}\n---\nkind: Pod\nspec:\n  containers:\n    - name: b\n      env:\n        - name: PORT\n          value: 8080\n"
-        #expect(throws: KubeDecodingError(kind: .typeMismatch, path: "spec.containers[0].env[0].value", message: "document 2: expected string, found number 8080")) {
+        #expect(throws: KubeDecodingError(kind: .typeMismatch, path: "spec.containers[0].env[0].value", message: "expected string, found number 8080", document: 2)) {
             try KubeYAML.decodeAll(Pod.self, from: Array(text.utf8))
         }
     }

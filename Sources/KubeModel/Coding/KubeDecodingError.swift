@@ -21,14 +21,20 @@ public struct KubeDecodingError: Error, Sendable, Equatable, CustomStringConvert
     /// The field path in Kubernetes notation (`spec.containers[0].image`); empty for the document itself.
     public var path: String
     public var message: String
+    /// The 1-based position of the document in a multi-document YAML stream, when there is one.
+    public var document: Int?
 
-    public init(kind: Kind, path: String, message: String) {
+    public init(kind: Kind, path: String, message: String, document: Int? = nil) {
         self.kind = kind
         self.path = path
         self.message = message
+        self.document = document
     }
 
-    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+    public var description: String {
+        let location = document.map { "document \($0): " } ?? ""
+        return location + (path.isEmpty ? message : "\(path): \(message)")
+    }
 }
 
 extension KubeDecodingError {

@@ -32,7 +32,9 @@ public enum KubeYAML {
             do {
                 results.append(try KubeJSON.decode(type, from: tree, validation: validation))
             } catch {
-                throw KubeDecodingError(kind: error.kind, path: error.path, message: "document \(position + 1): \(error.message)")
+                var located = error
+                located.document = position + 1
+                throw located
             }
         }
         return results
