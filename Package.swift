@@ -15,6 +15,12 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // libyaml (Debian libyaml-dev), linked statically so the agent needs no extra package.
@@ -34,10 +40,32 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // SQLite (Debian libsqlite3-dev), linked statically.
+        .target(
+            name: "CSQLite",
+            linkerSettings: [.linkedLibrary(":libsqlite3.a", .when(platforms: [.linux]))]
+        ),
+        // The embedded control plane: storage, REST handlers, watch, authentication, certificates.
+        .target(
+            name: "ControlPlane",
+            dependencies: [
+                "KubeModel",
+                "CSQLite",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "iotkube-server",
             dependencies: [
                 "KubeModel",
+                "ControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -45,6 +73,10 @@ let package = Package(
             name: "KubeModelTests",
             dependencies: ["KubeModel"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "ControlPlaneTests",
+            dependencies: ["ControlPlane", "KubeModel", "iotkube-server"]
         ),
         .testTarget(
             name: "AgentCLITests",

@@ -3,12 +3,12 @@ import KubeModel
 
 /// The iotkube embedded control plane: a Kubernetes API subset for kubectl and agents.
 @main
-struct IotkubeServer: ParsableCommand {
+struct IotkubeServer: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iotkube-server",
         abstract: "The iotkube embedded control plane (a Kubernetes API subset).",
         version: IotkubeVersion.current,
-        subcommands: [VersionCommand.self]
+        subcommands: [InitCommand.self, RunCommand.self, VersionCommand.self]
     )
 }
 

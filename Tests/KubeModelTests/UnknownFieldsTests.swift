@@ -86,3 +86,15 @@ struct UnknownFieldsTests {
         #expect(written["other"] == 1)
     }
 }
+
+struct DiscardingUnknownFieldsTests {
+    @Test func discardDropsButReports() throws {
+        let text = #"{"kind":"Pod","metadata":{"name":"p","futureMeta":1},"spec":{"containers":[{"name":"c","futureField":2}]}}"#
+        let tree = try KubeJSON.parse(Array(text.utf8))
+        let (pod, unknown) = try KubeJSON.decodeReportingUnknownFields(Pod.self, from: tree, validation: .discard)
+        #expect(unknown == ["metadata.futureMeta", "spec.containers[0].futureField"])
+        let written = try KubeJSON.tree(pod)
+        #expect(written["metadata"]?["futureMeta"] == nil)
+        #expect(written["metadata"]?["name"] == "p")
+    }
+}

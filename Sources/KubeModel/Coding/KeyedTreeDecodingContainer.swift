@@ -36,7 +36,7 @@ struct KeyedTreeDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoco
     private func unknownFields() -> UnknownFields {
         var unknown = JSONObject()
         for member in object where Key(stringValue: member.key) == nil {
-            unknown.appendUnchecked(member.key, member.value)
+            if !decoder.context.discardUnknownFields { unknown.appendUnchecked(member.key, member.value) }
             decoder.context.unknownFieldPaths.append(FieldPath.format(codingPath + [AnyCodingKey(member.key)]))
         }
         return UnknownFields(unknown)

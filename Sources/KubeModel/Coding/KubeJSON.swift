@@ -6,6 +6,8 @@ public enum FieldValidation: Sendable {
     case preserve
     /// Fail with every unknown field and duplicate key listed (the API server's `fieldValidation=Strict`).
     case strict
+    /// Drop them (the API server's `fieldValidation=Ignore` and `Warn`: unknown fields are pruned).
+    case discard
 }
 
 /// JSON coding of Kubernetes API objects, with typed errors that name the field path.
@@ -43,7 +45,16 @@ public enum KubeJSON {
     public static func decode<T: Decodable>(
         _ type: T.Type, from tree: JSONValue, validation: FieldValidation = .preserve, duplicateKeys: [String] = []
     ) throws(KubeDecodingError) -> T {
+        try decodeReportingUnknownFields(type, from: tree, validation: validation, duplicateKeys: duplicateKeys).value
+    }
+
+    /// Decodes `type` from a tree and also returns the paths of the fields the model does not know
+    /// (for `fieldValidation=Warn` warnings).
+    public static func decodeReportingUnknownFields<T: Decodable>(
+        _ type: T.Type, from tree: JSONValue, validation: FieldValidation = .preserve, duplicateKeys: [String] = []
+    ) throws(KubeDecodingError) -> (value: T, unknownFields: [String]) {
         let context = DecodingContext()
+        context.discardUnknownFields = validation == .discard
         let value: T
         do {
             value = try TreeDecoder(node: tree, codingPath: [], context: context).decodeValue(type, from: tree, at: [])
@@ -58,7 +69,7 @@ public enum KubeJSON {
             let problems = context.unknownFieldPaths.map { "unknown field \"\($0)\"" } + duplicateKeys.map { "duplicate field \($0)" }
             throw KubeDecodingError(kind: .unknownField, path: "", message: "strict decoding error: " + problems.joined(separator: ", "))
         }
-        return value
+        return (value, context.unknownFieldPaths)
     }
 
     /// Encodes a value as a JSON tree.

@@ -2,6 +2,8 @@
 final class DecodingContext {
     /// Paths of fields the model does not know (kept in ``UnknownFields``, reported when strict).
     var unknownFieldPaths: [String] = []
+    /// Record unknown fields but do not keep them in the decoded value.
+    var discardUnknownFields = false
 }
 
 /// Decodes `Decodable` values from a ``JSONValue`` tree, with errors that name the field path.

@@ -1,0 +1,204 @@
+import FoundationEssentials
+import KubeModel
+
+extension APIServer {
+    func create(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {
+        guard route.subresource == nil else { throw APIError.methodNotAllowed("cannot create a subresource") }
+        let namespace = try Self.namespace(of: route)
+        var tree = try Self.body(request)
+        try checkTypeMeta(tree, route.resource)
+        if let bodyNamespace = tree.string(at: ["metadata", "namespace"]), !bodyNamespace.isEmpty, bodyNamespace != namespace, route.resource.namespaced {
+            throw APIError.badRequest("the namespace of the provided object does not match the namespace sent on the request")
+        }
+        if route.resource.namespaced {
+            tree.set(["metadata", "namespace"], .string(namespace))
+            guard try store.get(.namespaces, namespace: "", name: namespace) != nil else { throw APIError.notFound(.namespaces, namespace) }
+        }
+        if tree.string(at: ["metadata", "name"]) ?? "" == "", let prefix = tree.string(at: ["metadata", "generateName"]), !prefix.isEmpty {
+            tree.set(["metadata", "name"], .string(prefix + Self.randomSuffix()))
+        }
+        let (mode, warn) = try Self.fieldValidation(request)
+        var decoded = try ResourceCodec(resource: route.resource).decode(tree, validation: mode)
+        decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
+        try ObjectValidation.validate(decoded.object, resource: route.resource)
+        let name = decoded.object.string(at: ["metadata", "name"]) ?? ""
+        if request.query["dryRun"] == "All" { return Self.objectResponse(201, decoded.object) }
+        let stored = try store.create(route.resource, namespace: namespace, name: name, object: Self.stripServerFields(decoded.object))
+        return Self.objectResponse(201, stored, warnings: warn ? decoded.droppedFields.map { "unknown field \"\($0)\"" } : [])
+    }
+
+    func update(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {
+        let tree = try Self.body(request)
+        try checkTypeMeta(tree, route.resource)
+        if let bodyName = tree.string(at: ["metadata", "name"]), bodyName != route.name {
+            throw APIError.badRequest("the name of the object (\(bodyName)) does not match the name on the URL (\(route.name ?? ""))")
+        }
+        return try replace(route, request, with: tree, expectedRevision: tree.string(at: ["metadata", "resourceVersion"]), created: false)
+    }
+
+    func patch(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {
+        guard let format = PatchFormat(contentType: request.headers["content-type"] ?? "") else {
+            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json")
+        }
+        let patchBody = try Self.body(HTTPRequest(method: request.method, path: request.path, headers: ["content-type": format == .apply ? "application/yaml" : "application/json"], body: request.body))
+        let name = route.name ?? ""
+        let namespace = try Self.namespace(of: route)
+        guard let current = try store.get(route.resource, namespace: namespace, name: name) else {
+            if format == .apply && route.subresource == nil {
+                // Server-side apply creates what does not exist.
+                var createRequest = request
+                createRequest.headers["content-type"] = "application/json"
+                var body = patchBody
+                body.set(["metadata", "name"], .string(name))
+                createRequest.body = KubeJSON.serialize(body)
+                return try create(RequestRoute(resource: route.resource, namespace: route.namespace), createRequest)
+            }
+            throw APIError.notFound(route.resource, name)
+        }
+        let patched: JSONValue
+        switch format {
+        case .merge: patched = Patch.merge(current, patchBody)
+        case .strategicMerge, .apply: patched = try Patch.strategicMerge(current, patchBody)
+        case .json: patched = try Patch.jsonPatch(current, patchBody)
+        }
+        return try replace(route, request, with: patched, expectedRevision: patchBody.string(at: ["metadata", "resourceVersion"]), created: false)
+    }
+
+    /// Validates and stores a new version of an object (update and patch), keeping what the
+    /// route may not change: status on the main resource, everything but status on `/status`.
+    private func replace(_ route: RequestRoute, _ request: HTTPRequest, with tree: JSONValue, expectedRevision: String?, created: Bool) throws -> HTTPResponse {
+        let name = route.name ?? ""
+        let namespace = try Self.namespace(of: route)
+        let (mode, warn) = try Self.fieldValidation(request)
+        let codec = ResourceCodec(resource: route.resource)
+        var warnings: [String] = []
+        let stored = try store.update(route.resource, namespace: namespace, name: name, expectedRevision: expectedRevision) { current in
+            var next: JSONValue
+            let hasStatusSubresource = route.resource.subresources.contains("status")
+            switch route.subresource {
+            case "status":
+                next = current
+                next.set(["status"], tree["status"])
+            case "approval":
+                next = current
+                next.set(["status", "conditions"], tree[path: ["status", "conditions"]])
+            default:
+                next = tree
+                next.set(["metadata", "namespace"], current[path: ["metadata", "namespace"]])
+                if hasStatusSubresource { next.set(["status"], current["status"]) }
+                if current[path: ["metadata", "deletionTimestamp"]] != nil {
+                    next.set(["metadata", "deletionTimestamp"], current[path: ["metadata", "deletionTimestamp"]])
+                    next.set(["metadata", "deletionGracePeriodSeconds"], current[path: ["metadata", "deletionGracePeriodSeconds"]])
+                }
+            }
+            next.set(["metadata", "generation"], current[path: ["metadata", "generation"]])
+            var decoded = try codec.decode(next, validation: mode)
+            warnings = decoded.droppedFields
+            decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
+            try ObjectValidation.validate(decoded.object, resource: route.resource)
+            var result = decoded.object
+            if Self.specChanged(current, result) {
+                result.set(["metadata", "generation"], .integer((current.int64(at: ["metadata", "generation"]) ?? 1) + 1))
+            }
+            return result
+        }
+        // An object being deleted goes once its last finalizer is gone.
+        if stored[path: ["metadata", "deletionTimestamp"]] != nil, !Self.hasFinalizers(stored),
+           route.resource != .pods || stored.string(at: ["spec", "nodeName"]) == nil {
+            let removed = try store.delete(route.resource, namespace: namespace, name: name)
+            return Self.objectResponse(200, removed)
+        }
+        return Self.objectResponse(200, stored, warnings: warn ? warnings.map { "unknown field \"\($0)\"" } : [])
+    }
+
+    func delete(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {
+        let name = route.name ?? ""
+        let namespace = try Self.namespace(of: route)
+        let options = request.body.isEmpty ? JSONValue.object(JSONObject()) : try Self.body(request)
+        guard let current = try store.get(route.resource, namespace: namespace, name: name) else { throw APIError.notFound(route.resource, name) }
+        if let expectedVersion = options.string(at: ["preconditions", "resourceVersion"]),
+           expectedVersion != current.string(at: ["metadata", "resourceVersion"]) {
+            throw APIError.conflict(route.resource, name, "Precondition failed: ResourceVersion in precondition: \(expectedVersion), ResourceVersion in object meta: \(current.string(at: ["metadata", "resourceVersion"]) ?? "")")
+        }
+        let expectedUID = options.string(at: ["preconditions", "uid"])
+        let requestedGrace: Int64? = request.query["gracePeriodSeconds"].flatMap { Int64($0) }
+            ?? options.int64(at: ["gracePeriodSeconds"])
+        let hasFinalizers = Self.hasFinalizers(current)
+
+        // Pods bound to a node terminate gracefully: the node's agent stops them and then deletes.
+        var grace: Int64 = 0
+        if route.resource == .pods, current.string(at: ["spec", "nodeName"]) != nil {
+            let podDefault = current.int64(at: ["spec", "terminationGracePeriodSeconds"]) ?? 30
+            grace = max(0, requestedGrace ?? podDefault)
+        }
+        if route.resource == .namespaces {
+            if Self.systemNamespaces.contains(name) { throw APIError.forbidden("namespace \"\(name)\" is a system namespace and cannot be deleted") }
+            try deleteNamespaceContents(name)
+        }
+        if grace > 0 || hasFinalizers {
+            let deadline = Timestamp.now().adding(seconds: grace)
+            let marked = try store.update(route.resource, namespace: namespace, name: name) { object in
+                var next = object
+                if let existing = object.string(at: ["metadata", "deletionTimestamp"]), let existingTime = try? Timestamp(rfc3339: existing), existingTime <= deadline {
+                    return nil  // already terminating at least as soon
+                }
+                next.set(["metadata", "deletionTimestamp"], .string(deadline.description))
+                next.set(["metadata", "deletionGracePeriodSeconds"], .integer(grace))
+                return next
+            }
+            return Self.objectResponse(200, marked)
+        }
+        let removed = try store.delete(route.resource, namespace: namespace, name: name, expectedUID: expectedUID)
+        return Self.objectResponse(200, removed)
+    }
+
+    /// Removes every namespaced object of a namespace being deleted.
+    private func deleteNamespaceContents(_ namespace: String) throws {
+        for resource in ResourceType.all where resource.namespaced {
+            for object in try store.list(resource, namespace: namespace).items {
+                if let name = object.string(at: ["metadata", "name"]) {
+                    _ = try? store.delete(resource, namespace: namespace, name: name)
+                }
+            }
+        }
+    }
+
+    private func checkTypeMeta(_ tree: JSONValue, _ resource: ResourceType) throws {
+        guard case .object = tree else { throw APIError.badRequest("the request body must be a JSON object") }
+        if let kind = tree.string(at: ["kind"]), kind != resource.kind {
+            throw APIError.badRequest("the kind of the object (\(kind)) does not match the resource (\(resource.kind))")
+        }
+        if let apiVersion = tree.string(at: ["apiVersion"]), apiVersion != resource.apiVersion {
+            throw APIError.badRequest("the apiVersion of the object (\(apiVersion)) does not match the resource (\(resource.apiVersion))")
+        }
+    }
+
+    /// Fields a client may not set on create (the store fills them).
+    static func stripServerFields(_ object: JSONValue) -> JSONValue {
+        var result = object
+        for key in ["uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "selfLink"] {
+            result.set(["metadata", key], nil)
+        }
+        return result
+    }
+
+    static func specChanged(_ old: JSONValue, _ new: JSONValue) -> Bool {
+        var oldBody = old
+        var newBody = new
+        for key in ["metadata", "status", "apiVersion", "kind"] {
+            oldBody.set([key], nil)
+            newBody.set([key], nil)
+        }
+        return oldBody != newBody
+    }
+
+    static func hasFinalizers(_ object: JSONValue) -> Bool {
+        if case .array(let items)? = object[path: ["metadata", "finalizers"]] { return !items.isEmpty }
+        return false
+    }
+
+    static func randomSuffix() -> String {
+        let alphabet = Array("bcdfghjklmnpqrstvwxz2456789")
+        return String((0..<5).map { _ in alphabet.randomElement()! })
+    }
+}

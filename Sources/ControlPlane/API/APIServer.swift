@@ -1,0 +1,145 @@
+import KubeModel
+import Logging
+
+/// The Kubernetes REST API over the object store: discovery, CRUD, patch, watch, tables.
+public final class APIServer: HTTPRequestHandler {
+    let store: ObjectStore
+    let authenticator: Authenticator
+    let logger: Logger
+
+    /// Namespaces every cluster has.
+    static let systemNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease"]
+
+    public init(store: ObjectStore, authenticator: Authenticator, logger: Logger) throws {
+        self.store = store
+        self.authenticator = authenticator
+        self.logger = logger
+        for name in Self.systemNamespaces where try store.get(.namespaces, namespace: "", name: name) == nil {
+            var namespace = Namespace(name: name)
+            namespace.status = NamespaceStatus(phase: "Active")
+            _ = try store.create(.namespaces, namespace: "", name: name, object: try KubeJSON.tree(namespace))
+        }
+    }
+
+    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        do {
+            return try await route(request)
+        } catch let error as APIError {
+            if error.code >= 500 { logger.error("\(request.method) \(request.path): \(error)") }
+            return Self.statusResponse(error)
+        } catch {
+            logger.error("\(request.method) \(request.path): \(error)")
+            return Self.statusResponse(.internalError("\(error)"))
+        }
+    }
+
+    static func statusResponse(_ error: APIError) -> HTTPResponse {
+        .json(error.code, APIHTTPServer.statusBytes(error))
+    }
+
+    static func objectResponse(_ status: Int, _ object: JSONValue, warnings: [String] = []) -> HTTPResponse {
+        var response = HTTPResponse.json(status, KubeJSON.serialize(object))
+        for warning in warnings { response.headers.append(("Warning", "299 - \"\(warning)\"")) }
+        return response
+    }
+
+    private func route(_ request: HTTPRequest) async throws -> HTTPResponse {
+        switch (request.method, request.path) {
+        case ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/livez"):
+            return .text(200, "ok")
+        case ("GET", "/version"):
+            return Self.objectResponse(200, Discovery.version())
+        default:
+            break
+        }
+        let identity = try authenticator.authenticate(request)
+        let path = request.path.hasSuffix("/") && request.path.count > 1 ? String(request.path.dropLast()) : request.path
+        if request.method == "GET", let document = try discovery(path) {
+            return Self.objectResponse(200, document)
+        }
+        guard let route = try RequestRoute.parse(path) else {
+            throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
+        }
+        let verb = Self.verb(request, route)
+        try Authorizer.authorize(identity, verb: verb, route: route)
+        switch verb {
+        case "get": return try get(route, request)
+        case "list": return try list(route, request)
+        case "watch": return try watch(route, request)
+        case "create": return try create(route, request)
+        case "update": return try update(route, request)
+        case "patch": return try patch(route, request)
+        case "delete": return try delete(route, request)
+        default: throw APIError.methodNotAllowed("the server does not allow this method on the requested resource")
+        }
+    }
+
+    /// The Kubernetes verb a request stands for.
+    static func verb(_ request: HTTPRequest, _ route: RequestRoute) -> String {
+        switch request.method {
+        case "GET":
+            if route.legacyWatch || request.query["watch"] == "true" || request.query["watch"] == "1" { return "watch" }
+            return route.name == nil ? "list" : "get"
+        case "POST": return route.name == nil ? "create" : "unsupported"
+        case "PUT": return route.name == nil ? "unsupported" : "update"
+        case "PATCH": return route.name == nil ? "unsupported" : "patch"
+        case "DELETE": return route.name == nil ? "deletecollection" : "delete"
+        default: return "unsupported"
+        }
+    }
+
+    private func discovery(_ path: String) throws -> JSONValue? {
+        let segments = path.split(separator: "/").map(String.init)
+        switch segments.count {
+        case 1 where segments[0] == "api": return Discovery.coreVersions()
+        case 1 where segments[0] == "apis": return Discovery.groupList()
+        case 2 where segments[0] == "api": return Discovery.resourceList(group: "", version: segments[1])
+        case 2 where segments[0] == "apis": return Discovery.group(segments[1])
+        case 3 where segments[0] == "apis": return Discovery.resourceList(group: segments[1], version: segments[2])
+        case 2 where segments == ["openapi", "v3"]: return Discovery.openAPIRoot()
+        case 4 where segments[0] == "openapi" && segments[1] == "v3" && segments[2] == "api":
+            return Discovery.openAPIDocument(group: "", version: segments[3])
+        case 5 where segments[0] == "openapi" && segments[1] == "v3" && segments[2] == "apis":
+            return Discovery.openAPIDocument(group: segments[3], version: segments[4])
+        default: return nil
+        }
+    }
+
+    /// The namespace a route's object lives in ("" for cluster-scoped resources).
+    static func namespace(of route: RequestRoute) throws -> String {
+        guard route.resource.namespaced else { return "" }
+        guard let namespace = route.namespace else {
+            throw APIError.badRequest("\(route.resource.qualifiedName) is namespaced: the request needs a namespace")
+        }
+        return namespace
+    }
+
+    /// Parses a request body as JSON or YAML by its content type.
+    static func body(_ request: HTTPRequest) throws -> JSONValue {
+        let contentType = request.headers["content-type"] ?? "application/json"
+        do {
+            if contentType.contains("yaml") {
+                let documents = try KubeYAML.documents(request.body)
+                guard documents.count == 1 else { throw APIError.badRequest("expected one YAML document, found \(documents.count)") }
+                return documents[0]
+            }
+            return try KubeJSON.parse(request.body)
+        } catch let error as KubeDecodingError {
+            throw APIError.badRequest("the request body is not valid: \(error)")
+        }
+    }
+
+    /// `fieldValidation`: Strict rejects unknown fields; Ignore and Warn (the default) drop them.
+    static func fieldValidation(_ request: HTTPRequest) throws -> (mode: FieldValidation, warn: Bool) {
+        switch request.query["fieldValidation"] ?? "Warn" {
+        case "Strict": return (.strict, false)
+        case "Ignore": return (.discard, false)
+        case "Warn", "": return (.discard, true)
+        case let other: throw APIError.badRequest("fieldValidation must be Ignore, Warn or Strict, not \"\(other)\"")
+        }
+    }
+
+    static func wantsTable(_ request: HTTPRequest) -> Bool {
+        (request.headers["accept"] ?? "").contains("as=Table")
+    }
+}

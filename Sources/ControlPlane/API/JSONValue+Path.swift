@@ -1,0 +1,36 @@
+import KubeModel
+
+extension JSONValue {
+    /// The value at a path of object keys, or nil.
+    subscript(path path: [String]) -> JSONValue? {
+        var current: JSONValue? = self
+        for key in path { current = current?[key] }
+        return current
+    }
+
+    /// Sets (or removes, with nil) the value at a path of object keys, creating objects on the way.
+    mutating func set(_ path: [String], _ value: JSONValue?) {
+        guard let first = path.first else {
+            if let value { self = value }
+            return
+        }
+        var object = objectValue ?? JSONObject()
+        if path.count == 1 {
+            object[first] = value
+        } else {
+            var child = object[first] ?? .object(JSONObject())
+            child.set(Array(path.dropFirst()), value)
+            object[first] = child
+        }
+        self = .object(object)
+    }
+
+    /// The integer at a path, or nil.
+    func int64(at path: [String]) -> Int64? {
+        if case .number(let literal)? = self[path: path] { return Int64(literal) }
+        return nil
+    }
+
+    /// The string at a path, or nil.
+    func string(at path: [String]) -> String? { self[path: path]?.stringValue }
+}

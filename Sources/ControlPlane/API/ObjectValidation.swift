@@ -1,0 +1,66 @@
+import KubeModel
+
+/// Server-side validation: names and the rules of each kind, reported as Kubernetes `Invalid` causes.
+enum ObjectValidation {
+    /// Checks an object about to be stored; throws 422 Invalid listing every problem.
+    static func validate(_ object: JSONValue, resource: ResourceType) throws {
+        let name = object.string(at: ["metadata", "name"]) ?? ""
+        var causes: [StatusCause] = []
+        if let problem = nameProblem(name, resource: resource) {
+            causes.append(StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \"\(name)\": \(problem)", field: "metadata.name"))
+        }
+        for (key, _) in object[path: ["metadata", "labels"]]?.objectValue.map({ $0.map { ($0.key, $0.value) } }) ?? [] {
+            if let problem = qualifiedNameProblem(key) {
+                causes.append(StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \"\(key)\": \(problem)", field: "metadata.labels"))
+            }
+        }
+        if resource == .pods, let pod = try? KubeJSON.decode(Pod.self, from: object) {
+            causes += PodValidation.problems(pod)
+        }
+        if !causes.isEmpty { throw APIError.invalid(resource, name, causes) }
+    }
+
+    /// Namespaces and nodes... use DNS-1123 labels for namespaces, subdomains for the rest.
+    static func nameProblem(_ name: String, resource: ResourceType) -> String? {
+        if name.isEmpty { return "name or generateName is required" }
+        if resource == .namespaces { return dnsLabelProblem(name) }
+        if resource == .nodes || resource == .pods || resource == .configMaps || resource == .secrets || resource == .leases
+            || resource == .serviceAccounts || resource == .certificateSigningRequests || resource == .events {
+            return dnsSubdomainProblem(name)
+        }
+        return nil
+    }
+
+    static func dnsLabelProblem(_ text: String) -> String? {
+        let valid = text.count <= 63 && !text.isEmpty && text.utf8.allSatisfy(isLowerAlphanumericOrDash)
+            && text.first != "-" && text.last != "-"
+        return valid ? nil : "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc')"
+    }
+
+    static func dnsSubdomainProblem(_ text: String) -> String? {
+        let labelsValid = text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            !label.isEmpty && label.utf8.allSatisfy(isLowerAlphanumericOrDash) && label.first != "-" && label.last != "-"
+        }
+        return text.count <= 253 && labelsValid ? nil
+            : "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')"
+    }
+
+    /// Label keys: an optional DNS subdomain prefix and a name of at most 63 characters.
+    static func qualifiedNameProblem(_ key: String) -> String? {
+        let parts = key.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2, let name = parts.last, !name.isEmpty, name.count <= 63 else { return "name part must be no more than 63 characters and non-empty" }
+        if parts.count == 2, dnsSubdomainProblem(String(parts[0])) != nil { return "prefix part must be a DNS subdomain" }
+        let allowed = name.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }
+        return allowed && isAlphanumeric(name.utf8.first!) && isAlphanumeric(name.utf8.last!) ? nil
+            : "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+    }
+
+    private static func isLowerAlphanumericOrDash(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-")
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+    }
+}

@@ -1,0 +1,169 @@
+import KubeModel
+
+/// The patch formats the API accepts on PATCH.
+enum PatchFormat {
+    case merge
+    case strategicMerge
+    case apply
+    case json
+
+    init?(contentType: String) {
+        let type = contentType.split(separator: ";").first.map { String($0).trimmingSpaces().lowercased() } ?? ""
+        switch type {
+        case "application/merge-patch+json": self = .merge
+        case "application/strategic-merge-patch+json": self = .strategicMerge
+        case "application/apply-patch+yaml", "application/apply-patch+json", "application/apply-patch+cbor": self = .apply
+        case "application/json-patch+json": self = .json
+        default: return nil
+        }
+    }
+}
+
+/// JSON merge patch (RFC 7386) and Kubernetes strategic merge patch.
+enum Patch {
+    /// RFC 7386: objects merge member by member, `null` deletes, everything else replaces.
+    static func merge(_ target: JSONValue?, _ patch: JSONValue) -> JSONValue {
+        guard case .object(let patchObject) = patch else { return patch }
+        var result = target?.objectValue ?? JSONObject()
+        for member in patchObject {
+            if member.value == .null {
+                result[member.key] = nil
+            } else {
+                result[member.key] = merge(result[member.key], member.value)
+            }
+        }
+        return .object(result)
+    }
+
+    /// The merge key of lists that strategic merge patch merges element by element.
+    static let mergeKeys: [String: String] = [
+        "containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name", "volumes": "name",
+        "volumeMounts": "mountPath", "ports": "containerPort", "imagePullSecrets": "name", "hostAliases": "ip",
+        "ownerReferences": "uid", "conditions": "type", "addresses": "type", "containerStatuses": "name",
+        "initContainerStatuses": "name", "resourceClaims": "name", "taints": "key", "readinessGates": "conditionType",
+    ]
+    /// Lists of scalars merged as sets.
+    static let setLists: Set<String> = ["finalizers"]
+
+    /// Kubernetes strategic merge patch: like RFC 7386, but lists with a merge key merge by that
+    /// key, `$patch: delete|replace` directives apply, and `$setElementOrder`/`$retainKeys`
+    /// bookkeeping keys are honoured or stripped.
+    static func strategicMerge(_ target: JSONValue?, _ patch: JSONValue) throws -> JSONValue {
+        guard case .object(let patchObject) = patch else { return patch }
+        if patchObject["$patch"] == "replace" {
+            var replacement = patchObject
+            replacement["$patch"] = nil
+            return .object(replacement)
+        }
+        var result = target?.objectValue ?? JSONObject()
+        var elementOrders: [String: [JSONValue]] = [:]
+        for member in patchObject {
+            let key = member.key
+            if key.hasPrefix("$setElementOrder/") {
+                if case .array(let order) = member.value { elementOrders[String(key.dropFirst("$setElementOrder/".count))] = order }
+                continue
+            }
+            if key.hasPrefix("$deleteFromPrimitiveList/") {
+                let field = String(key.dropFirst("$deleteFromPrimitiveList/".count))
+                if case .array(let removed) = member.value, case .array(let items)? = result[field] {
+                    result[field] = .array(items.filter { !removed.contains($0) })
+                }
+                continue
+            }
+            if key.hasPrefix("$") { continue }
+            if member.value == .null {
+                result[key] = nil
+                continue
+            }
+            switch (result[key], member.value) {
+            case (.array(let current)?, .array(let patchItems)):
+                if let mergeKey = mergeKeys[key], patchItems.allSatisfy({ $0.objectValue != nil }) {
+                    result[key] = .array(try mergeList(current, patchItems, by: mergeKey))
+                } else if setLists.contains(key) {
+                    result[key] = .array(current + patchItems.filter { !current.contains($0) })
+                } else {
+                    result[key] = .array(try patchItems.map { try strip($0) })
+                }
+            case (let current, .object):
+                result[key] = try strategicMerge(current, member.value)
+            default:
+                result[key] = try strip(member.value)
+            }
+        }
+        for (field, order) in elementOrders {
+            guard let mergeKey = mergeKeys[field], case .array(let items)? = result[field] else { continue }
+            let position = Dictionary(order.enumerated().compactMap { index, element in element[mergeKey].map { ($0, index) } }, uniquingKeysWith: { first, _ in first })
+            result[field] = .array(items.enumerated().sorted { lhs, rhs in
+                let left = lhs.element[mergeKey].flatMap { position[$0] } ?? Int.max
+                let right = rhs.element[mergeKey].flatMap { position[$0] } ?? Int.max
+                return left == right ? lhs.offset < rhs.offset : left < right
+            }.map(\.element))
+        }
+        return .object(result)
+    }
+
+    private static func mergeList(_ current: [JSONValue], _ patchItems: [JSONValue], by mergeKey: String) throws -> [JSONValue] {
+        var result = current
+        for item in patchItems {
+            guard let keyValue = item[mergeKey] else {
+                throw APIError.badRequest("strategic merge patch: list element without merge key \"\(mergeKey)\"")
+            }
+            let index = result.firstIndex { $0[mergeKey] == keyValue }
+            if item["$patch"] == "delete" {
+                if let index { result.remove(at: index) }
+            } else if let index {
+                result[index] = try strategicMerge(result[index], item)
+            } else {
+                result.append(try strip(item))
+            }
+        }
+        return result
+    }
+
+    /// Removes directive keys from a value that is inserted as a whole.
+    private static func strip(_ value: JSONValue) throws -> JSONValue {
+        switch value {
+        case .object(let object):
+            var result = JSONObject()
+            for member in object where !member.key.hasPrefix("$") { result[member.key] = try strip(member.value) }
+            return .object(result)
+        case .array(let items):
+            return .array(try items.map { try strip($0) })
+        default:
+            return value
+        }
+    }
+
+    /// RFC 6902 JSON Patch: add, remove, replace, move, copy and test with JSON Pointers.
+    static func jsonPatch(_ target: JSONValue, _ patch: JSONValue) throws -> JSONValue {
+        guard case .array(let operations) = patch else { throw APIError.badRequest("a JSON patch must be an array of operations") }
+        var document = target
+        for operation in operations {
+            guard let op = operation["op"]?.stringValue, let path = operation["path"]?.stringValue else {
+                throw APIError.badRequest("a JSON patch operation needs \"op\" and \"path\"")
+            }
+            let pointer = try JSONPointer(path)
+            switch op {
+            case "add": document = try pointer.adding(operation["value"] ?? .null, to: document)
+            case "remove": document = try pointer.removing(from: document)
+            case "replace":
+                _ = try pointer.value(in: document)
+                document = try pointer.removing(from: document)
+                document = try pointer.adding(operation["value"] ?? .null, to: document)
+            case "move", "copy":
+                guard let from = operation["from"]?.stringValue else { throw APIError.badRequest("\(op) needs \"from\"") }
+                let source = try JSONPointer(from)
+                let value = try source.value(in: document)
+                if op == "move" { document = try source.removing(from: document) }
+                document = try pointer.adding(value, to: document)
+            case "test":
+                guard try pointer.value(in: document) == (operation["value"] ?? .null) else {
+                    throw APIError(code: 422, reason: "Invalid", message: "JSON patch test failed at \(path)")
+                }
+            default:
+                throw APIError.badRequest("unknown JSON patch operation \"\(op)\"")
+            }
+        }
+        return document
+    }
+}

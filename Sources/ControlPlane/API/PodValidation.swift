@@ -1,0 +1,64 @@
+import KubeModel
+
+/// The pod rules the API server enforces that a decoder cannot: required values, unique
+/// names, one probe handler, sane numbers.
+enum PodValidation {
+    static func problems(_ pod: Pod) -> [StatusCause] {
+        var causes: [StatusCause] = []
+        func add(_ field: String, _ message: String, reason: String = "FieldValueInvalid") {
+            causes.append(StatusCause(reason: reason, message: message, field: field))
+        }
+        guard let spec = pod.spec else {
+            add("spec.containers", "Required value", reason: "FieldValueRequired")
+            return causes
+        }
+        if spec.containers.isEmpty { add("spec.containers", "Required value", reason: "FieldValueRequired") }
+        var names = Set<String>()
+        let groups: [(String, [Container])] = [("spec.initContainers", spec.initContainers ?? []), ("spec.containers", spec.containers)]
+        let volumeNames = Set((spec.volumes ?? []).map(\.name))
+        for (prefix, containers) in groups {
+            for (index, container) in containers.enumerated() {
+                let field = "\(prefix)[\(index)]"
+                if container.name.isEmpty {
+                    add("\(field).name", "Required value", reason: "FieldValueRequired")
+                } else if let problem = ObjectValidation.dnsLabelProblem(container.name) {
+                    add("\(field).name", "Invalid value: \"\(container.name)\": \(problem)")
+                } else if !names.insert(container.name).inserted {
+                    add("\(field).name", "Duplicate value: \"\(container.name)\"", reason: "FieldValueDuplicate")
+                }
+                if (container.image ?? "").isEmpty { add("\(field).image", "Required value", reason: "FieldValueRequired") }
+                for (portIndex, port) in (container.ports ?? []).enumerated() where !(1...65535).contains(port.containerPort) {
+                    add("\(field).ports[\(portIndex)].containerPort", "Invalid value: \(port.containerPort): must be between 1 and 65535, inclusive")
+                }
+                for (kind, probe) in [("livenessProbe", container.livenessProbe), ("readinessProbe", container.readinessProbe), ("startupProbe", container.startupProbe)] {
+                    guard let probe else { continue }
+                    let handlers = [probe.exec != nil, probe.httpGet != nil, probe.tcpSocket != nil, probe.grpc != nil].filter { $0 }.count
+                    if handlers != 1 {
+                        add("\(field).\(kind)", handlers == 0 ? "Required value: must specify a handler type" : "Forbidden: may not specify more than 1 handler type",
+                            reason: handlers == 0 ? "FieldValueRequired" : "FieldValueForbidden")
+                    }
+                    for (number, name) in [(probe.periodSeconds, "periodSeconds"), (probe.timeoutSeconds, "timeoutSeconds"), (probe.failureThreshold, "failureThreshold"), (probe.successThreshold, "successThreshold")] {
+                        if let number, number < 1 { add("\(field).\(kind).\(name)", "Invalid value: \(number): must be greater than or equal to 1") }
+                    }
+                }
+                for (resourceName, limit) in container.resources?.limits ?? [:] {
+                    if limit.sign < 0 { add("\(field).resources.limits[\(resourceName)]", "Invalid value: \"\(limit)\": must be greater than or equal to 0") }
+                    if let request = container.resources?.requests?[resourceName], request > limit {
+                        add("\(field).resources.requests", "Invalid value: \"\(request)\": must be less than or equal to \(resourceName) limit of \(limit)")
+                    }
+                }
+                for (mountIndex, mount) in (container.volumeMounts ?? []).enumerated() where !volumeNames.contains(mount.name) {
+                    add("\(field).volumeMounts[\(mountIndex)].name", "Not found: \"\(mount.name)\"", reason: "FieldValueNotFound")
+                }
+            }
+        }
+        var seenVolumes = Set<String>()
+        for (index, volume) in (spec.volumes ?? []).enumerated() where !seenVolumes.insert(volume.name).inserted {
+            add("spec.volumes[\(index)].name", "Duplicate value: \"\(volume.name)\"", reason: "FieldValueDuplicate")
+        }
+        if let grace = spec.terminationGracePeriodSeconds, grace < 0 {
+            add("spec.terminationGracePeriodSeconds", "Invalid value: \(grace): must be greater than or equal to 0")
+        }
+        return causes
+    }
+}

@@ -1,0 +1,60 @@
+import KubeModel
+
+/// A resource the API serves: where it lives in the URL space and what kind it holds.
+public struct ResourceType: Sendable, Hashable {
+    /// The API group; empty for the core group.
+    public var group: String
+    public var version: String
+    /// The plural lower-case name used in URLs (`pods`).
+    public var plural: String
+    public var singular: String
+    public var kind: String
+    public var namespaced: Bool
+    public var shortNames: [String] = []
+    /// Subresources served (`status`, `log`, `approval`).
+    public var subresources: [String] = []
+    public var verbs: [String] = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+    /// `v1` or `group/version`.
+    public var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
+    /// `pods` or `leases.coordination.k8s.io`, as Kubernetes names a resource in messages.
+    public var qualifiedName: String { group.isEmpty ? plural : "\(plural).\(group)" }
+    /// The key objects of this type are stored under.
+    var storageKey: String { qualifiedName }
+}
+
+extension ResourceType {
+    public static let namespaces = ResourceType(
+        group: "", version: "v1", plural: "namespaces", singular: "namespace", kind: "Namespace", namespaced: false,
+        shortNames: ["ns"], subresources: ["status"])
+    public static let pods = ResourceType(
+        group: "", version: "v1", plural: "pods", singular: "pod", kind: "Pod", namespaced: true,
+        shortNames: ["po"], subresources: ["status", "log"])
+    public static let nodes = ResourceType(
+        group: "", version: "v1", plural: "nodes", singular: "node", kind: "Node", namespaced: false,
+        shortNames: ["no"], subresources: ["status"])
+    public static let events = ResourceType(
+        group: "", version: "v1", plural: "events", singular: "event", kind: "Event", namespaced: true, shortNames: ["ev"])
+    public static let configMaps = ResourceType(
+        group: "", version: "v1", plural: "configmaps", singular: "configmap", kind: "ConfigMap", namespaced: true, shortNames: ["cm"])
+    public static let secrets = ResourceType(
+        group: "", version: "v1", plural: "secrets", singular: "secret", kind: "Secret", namespaced: true)
+    public static let serviceAccounts = ResourceType(
+        group: "", version: "v1", plural: "serviceaccounts", singular: "serviceaccount", kind: "ServiceAccount", namespaced: true,
+        shortNames: ["sa"])
+    public static let leases = ResourceType(
+        group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease", namespaced: true)
+    public static let certificateSigningRequests = ResourceType(
+        group: "certificates.k8s.io", version: "v1", plural: "certificatesigningrequests", singular: "certificatesigningrequest",
+        kind: "CertificateSigningRequest", namespaced: false, shortNames: ["csr"], subresources: ["status", "approval"])
+
+    /// Every resource the server stores, in discovery order.
+    public static let all: [ResourceType] = [
+        .namespaces, .pods, .nodes, .events, .configMaps, .secrets, .serviceAccounts, .leases, .certificateSigningRequests,
+    ]
+
+    /// The resource served at `group/version/plural`, if any.
+    static func find(group: String, version: String, plural: String) -> ResourceType? {
+        all.first { $0.group == group && $0.version == version && $0.plural == plural }
+    }
+}

@@ -1,0 +1,124 @@
+import KubeModel
+
+/// Builds the `meta.k8s.io/v1` Table that `kubectl get` prints, with the usual columns per kind.
+enum TableConverter {
+    static func table(_ resource: ResourceType, items: [JSONValue], listRevision: Int64?, continueToken: String?, now: Timestamp) -> Table {
+        var table = Table(columns: columns(resource), rows: items.map { row(resource, $0, now: now) })
+        table.listMetadata = ListMeta(resourceVersion: listRevision.map(String.init), continueToken: continueToken)
+        return table
+    }
+
+    static func columns(_ resource: ResourceType) -> [TableColumnDefinition] {
+        let name = TableColumnDefinition(name: "Name", format: "name", description: "Name must be unique within a namespace.")
+        let age = TableColumnDefinition(name: "Age", description: "The time since the object was created.")
+        switch resource.plural {
+        case "pods":
+            return [name, TableColumnDefinition(name: "Ready", description: "The number of containers ready."),
+                    TableColumnDefinition(name: "Status", description: "The aggregate pod status."),
+                    TableColumnDefinition(name: "Restarts", type: "string", description: "The number of container restarts."),
+                    age,
+                    TableColumnDefinition(name: "IP", description: "The pod IP.", priority: 1),
+                    TableColumnDefinition(name: "Node", description: "The node the pod runs on.", priority: 1)]
+        case "nodes":
+            return [name, TableColumnDefinition(name: "Status", description: "The readiness of the node."),
+                    TableColumnDefinition(name: "Roles", description: "The roles of the node."), age,
+                    TableColumnDefinition(name: "Version", description: "The agent version."),
+                    TableColumnDefinition(name: "Internal-IP", priority: 1), TableColumnDefinition(name: "External-IP", priority: 1),
+                    TableColumnDefinition(name: "OS-Image", priority: 1), TableColumnDefinition(name: "Kernel-Version", priority: 1),
+                    TableColumnDefinition(name: "Container-Runtime", priority: 1)]
+        case "namespaces":
+            return [name, TableColumnDefinition(name: "Status", description: "The phase of the namespace."), age]
+        case "leases":
+            return [name, TableColumnDefinition(name: "Holder", description: "The holder of the lease."), age]
+        case "events":
+            return [TableColumnDefinition(name: "Last Seen"), TableColumnDefinition(name: "Type"), TableColumnDefinition(name: "Reason"),
+                    TableColumnDefinition(name: "Object"), TableColumnDefinition(name: "Message")]
+        case "configmaps", "secrets":
+            return [name, TableColumnDefinition(name: "Data", type: "integer", description: "Number of data items."), age]
+        case "certificatesigningrequests":
+            return [name, age, TableColumnDefinition(name: "SignerName"), TableColumnDefinition(name: "Requestor"),
+                    TableColumnDefinition(name: "Condition")]
+        default:
+            return [name, age]
+        }
+    }
+
+    static func row(_ resource: ResourceType, _ object: JSONValue, now: Timestamp) -> TableRow {
+        let name = JSONValue.string(object.string(at: ["metadata", "name"]) ?? "")
+        let age = JSONValue.string(ageText(object.string(at: ["metadata", "creationTimestamp"]), now: now))
+        var partial: JSONValue = ["kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1"]
+        partial.set(["metadata"], object["metadata"] ?? [:])
+        let cells: [JSONValue]
+        switch resource.plural {
+        case "pods":
+            let pod = try? KubeJSON.decode(Pod.self, from: object)
+            let statuses = pod?.status?.containerStatuses ?? []
+            let total = pod?.spec?.containers.count ?? 0
+            let ready = statuses.filter(\.ready).count
+            let restarts = statuses.reduce(0) { $0 + Int($1.restartCount) }
+            cells = [name, .string("\(ready)/\(total)"), .string(pod.map(podStatusText) ?? "Unknown"), .string(String(restarts)), age,
+                     .string(pod?.status?.podIP ?? "<none>"), .string(pod?.spec?.nodeName ?? "<none>")]
+        case "nodes":
+            let node = try? KubeJSON.decode(Node.self, from: object)
+            let ready = node?.status?.conditions?.first { $0.type == "Ready" }
+            var status = ready?.status == .true ? "Ready" : (ready?.status == .false ? "NotReady" : "Unknown")
+            if node?.spec?.unschedulable == true { status += ",SchedulingDisabled" }
+            let roles = (node?.metadata.labels ?? [:]).keys.compactMap { key -> String? in
+                key.hasPrefix("node-role.kubernetes.io/") ? String(key.dropFirst("node-role.kubernetes.io/".count)) : nil
+            }.sorted()
+            let info = node?.status?.nodeInfo
+            let address = { (type: String) in node?.status?.addresses?.first { $0.type == type }?.address ?? "<none>" }
+            cells = [name, .string(status), .string(roles.isEmpty ? "<none>" : roles.joined(separator: ",")), age,
+                     .string(info?.kubeletVersion ?? ""), .string(address("InternalIP")), .string(address("ExternalIP")),
+                     .string(info?.osImage ?? ""), .string(info?.kernelVersion ?? ""), .string(info?.containerRuntimeVersion ?? "")]
+        case "namespaces":
+            cells = [name, .string(object.string(at: ["status", "phase"]) ?? "Active"), age]
+        case "leases":
+            cells = [name, .string(object.string(at: ["spec", "holderIdentity"]) ?? ""), age]
+        case "events":
+            let involved = "\((object.string(at: ["involvedObject", "kind"]) ?? "").lowercased())/\(object.string(at: ["involvedObject", "name"]) ?? "")"
+            cells = [.string(ageText(object.string(at: ["lastTimestamp"]) ?? object.string(at: ["metadata", "creationTimestamp"]), now: now)),
+                     .string(object.string(at: ["type"]) ?? ""), .string(object.string(at: ["reason"]) ?? ""), .string(involved),
+                     .string(object.string(at: ["message"]) ?? "")]
+        case "configmaps", "secrets":
+            let count = (object["data"]?.objectValue?.count ?? 0) + (object["binaryData"]?.objectValue?.count ?? 0)
+            cells = [name, .integer(count), age]
+        case "certificatesigningrequests":
+            let conditions = object[path: ["status", "conditions"]]
+            var condition = "Pending"
+            if case .array(let items)? = conditions {
+                condition = items.compactMap { $0.string(at: ["type"]) }.joined(separator: ",")
+                if object[path: ["status", "certificate"]] != nil { condition += ",Issued" }
+            }
+            cells = [name, age, .string(object.string(at: ["spec", "signerName"]) ?? ""), .string(object.string(at: ["spec", "username"]) ?? ""), .string(condition)]
+        default:
+            cells = [name, age]
+        }
+        return TableRow(cells: cells, object: partial)
+    }
+
+    /// The STATUS column of `kubectl get pods`: a waiting or terminated reason, Terminating, or the phase.
+    static func podStatusText(_ pod: Pod) -> String {
+        if pod.metadata.deletionTimestamp != nil { return "Terminating" }
+        for status in pod.status?.containerStatuses ?? [] {
+            if let reason = status.state?.waiting?.reason, !reason.isEmpty { return reason }
+            if let terminated = status.state?.terminated, pod.status?.phase != .succeeded {
+                return terminated.reason ?? (terminated.signal.map { "Signal:\($0)" } ?? "ExitCode:\(terminated.exitCode)")
+            }
+        }
+        return pod.status?.reason ?? pod.status?.phase?.rawValue ?? "Pending"
+    }
+
+    /// A short age like kubectl prints: 45s, 3m12s, 5h, 2d3h.
+    static func ageText(_ created: String?, now: Timestamp) -> String {
+        guard let created, let time = try? Timestamp(rfc3339: created) else { return "<unknown>" }
+        let seconds = max(0, now.seconds - time.seconds)
+        switch seconds {
+        case ..<120: return "\(seconds)s"
+        case ..<600: return "\(seconds / 60)m\(seconds % 60 == 0 ? "" : "\(seconds % 60)s")"
+        case ..<10800: return "\(seconds / 60)m"
+        case ..<172_800: return "\(seconds / 3600)h"
+        default: return "\(seconds / 86400)d"
+        }
+    }
+}

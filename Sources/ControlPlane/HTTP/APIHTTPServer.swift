@@ -1,0 +1,204 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import KubeModel
+import X509
+
+/// The HTTPS listener: TLS (client certificates verified against the cluster CA when
+/// presented), HTTP/1.1 keep-alive, capped request bodies, streamed responses.
+public final class APIHTTPServer: Sendable {
+    /// Kubernetes caps request bodies at 3 MiB; so do we.
+    public static let maximumBodySize = 3 << 20
+    /// A request head and body must arrive within this time (slow-loris clients are dropped).
+    public static let requestTimeout = TimeAmount.seconds(30)
+    /// A keep-alive connection with no request in flight is closed after this time.
+    public static let idleTimeout = TimeAmount.seconds(120)
+
+    private let handler: any HTTPRequestHandler
+    private let tls: NIOSSLContext?
+    private let logger: Logger
+
+    public init(handler: any HTTPRequestHandler, tls: NIOSSLContext?, logger: Logger) {
+        self.handler = handler
+        self.tls = tls
+        self.logger = logger
+    }
+
+    /// Binds and serves until cancelled; calls `onListening` with the bound port once listening.
+    public func run(host: String, port: Int, onListening: @Sendable (Int) -> Void = { _ in }) async throws {
+        let tls = self.tls
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(RequestTimeoutHandler(requestTimeout: Self.requestTimeout, idleTimeout: Self.idleTimeout))
+                    return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        onListening(server.channel.localAddress?.port ?? port)
+        try await withTaskCancellationHandler {
+            try await server.executeThenClose { connections in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in connections {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onCancel: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {
+        // The TLS handshake is done once the first request has arrived; look the peer up then.
+        var identity: RequestIdentity?
+        var identityResolved = false
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                var head: HTTPRequestHead?
+                var body: [UInt8] = []
+                var tooLarge = false
+                for try await part in inbound {
+                    switch part {
+                    case .head(let requestHead):
+                        if !identityResolved {
+                            identity = await Self.clientIdentity(connection.channel)
+                            identityResolved = true
+                        }
+                        head = requestHead
+                        body = []
+                        tooLarge = false
+                    case .body(var buffer):
+                        if body.count + buffer.readableBytes > Self.maximumBodySize {
+                            tooLarge = true
+                        } else if let bytes = buffer.readBytes(length: buffer.readableBytes) {
+                            body.append(contentsOf: bytes)
+                        }
+                    case .end:
+                        guard let requestHead = head else { continue }
+                        let response: HTTPResponse
+                        if tooLarge {
+                            response = .json(413, Self.statusBytes(APIError(code: 413, reason: "RequestEntityTooLarge",
+                                message: "the request body exceeds \(Self.maximumBodySize) bytes")))
+                        } else {
+                            let (path, query) = HTTPRequest.splitTarget(requestHead.uri)
+                            var headers: [String: String] = [:]
+                            for (name, value) in requestHead.headers { headers[name.lowercased()] = value }
+                            let request = HTTPRequest(method: requestHead.method.rawValue, path: path, query: query, headers: headers, body: body, clientCertificate: identity)
+                            response = await handler.handle(request)
+                        }
+                        let keepAlive = requestHead.isKeepAlive && !tooLarge
+                        try await write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound)
+                        if !keepAlive { return }
+                        head = nil
+                    }
+                }
+            }
+        } catch {
+            logger.debug("connection ended: \(error)")
+        }
+    }
+
+    private func write(_ response: HTTPResponse, version: HTTPVersion, keepAlive: Bool, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
+        var headers = HTTPHeaders(response.headers)
+        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
+        switch response.body {
+        case .bytes(let bytes):
+            headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
+            try await outbound.write(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
+            if !bytes.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes)))) }
+            try await outbound.write(.end(nil))
+        case .stream(let produce):
+            headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
+            try await outbound.write(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
+            try await produce(ChunkWriter { chunk in try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk)))) })
+            try await outbound.write(.end(nil))
+        }
+    }
+
+    static func statusBytes(_ error: APIError) -> [UInt8] {
+        (try? KubeJSON.encode(error.status)) ?? Array(#"{"kind":"Status","apiVersion":"v1","status":"Failure"}"#.utf8)
+    }
+
+    /// The user and groups of a verified client certificate (CN and O), if one was presented.
+    private static func clientIdentity(_ channel: any Channel) async -> RequestIdentity? {
+        guard let certificate = try? await channel.nioSSL_peerCertificate().get(),
+              let der = try? certificate.toDERBytes(),
+              let parsed = try? Certificate(derEncoded: der) else { return nil }
+        var user: String?
+        var groups: [String] = []
+        for relativeName in parsed.subject {
+            for attribute in relativeName {
+                if attribute.type == .RDNAttributeType.commonName { user = String(describing: attribute.value) }
+                if attribute.type == .RDNAttributeType.organizationName { groups.append(String(describing: attribute.value)) }
+            }
+        }
+        guard let user else { return nil }
+        return RequestIdentity(user: user, groups: groups)
+    }
+}
+
+/// Closes a connection whose request does not arrive completely in time (slow-loris clients)
+/// or that stays idle between requests; never interrupts a response being streamed.
+final class RequestTimeoutHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let requestTimeout: TimeAmount
+    private let idleTimeout: TimeAmount
+    private var deadline: Scheduled<Void>?
+
+    init(requestTimeout: TimeAmount, idleTimeout: TimeAmount) {
+        self.requestTimeout = requestTimeout
+        self.idleTimeout = idleTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context, after: requestTimeout) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context, after: requestTimeout)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head: arm(context, after: requestTimeout)
+        case .body: break
+        case .end: disarm()
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { arm(context, after: idleTimeout) }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        disarm()
+        context.fireChannelInactive()
+    }
+
+    private func arm(_ context: ChannelHandlerContext, after timeout: TimeAmount) {
+        disarm()
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+
+    private func disarm() {
+        deadline?.cancel()
+        deadline = nil
+    }
+}

@@ -1,0 +1,122 @@
+import Crypto
+import FoundationEssentials
+import KubeModel
+import NIOSSL
+import X509
+
+/// The server's data directory: the CA, the serving certificate, the admin credentials, the
+/// store, and the settings chosen at `init`.
+///
+///     DIR/pki/ca.crt ca.key server.crt server.key   (0600 keys)
+///     DIR/admin.kubeconfig                           (0600)
+///     DIR/state.db                                   (SQLite)
+///     DIR/server.json                                (advertise address)
+public struct ClusterFiles: Sendable {
+    public let directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    public var caCertificatePath: String { "\(directory)/pki/ca.crt" }
+    var caKeyPath: String { "\(directory)/pki/ca.key" }
+    var serverCertificatePath: String { "\(directory)/pki/server.crt" }
+    var serverKeyPath: String { "\(directory)/pki/server.key" }
+    public var adminKubeconfigPath: String { "\(directory)/admin.kubeconfig" }
+    public var storePath: String { "\(directory)/state.db" }
+    var settingsPath: String { "\(directory)/server.json" }
+
+    /// Whether `init` has run here.
+    public var isInitialized: Bool { (try? AtomicFile.read(caCertificatePath)) != nil }
+
+    /// Creates the CA, serving certificate, admin kubeconfig and an empty store.
+    /// Refuses to overwrite an initialised directory.
+    public func initialize(advertiseAddress: String, port: Int) throws {
+        guard !isInitialized else { throw APIError.badRequest("\(directory) is already initialised; remove it to start a new cluster") }
+        try AtomicFile.makeDirectory("\(directory)/pki")
+        let authority = try CertificateAuthority.generate()
+        try AtomicFile.write(try authority.certificatePEM, to: caCertificatePath, mode: 0o644)
+        try AtomicFile.write(authority.keyPEM, to: caKeyPath)
+
+        let serverKey = P256.Signing.PrivateKey()
+        var dnsNames = ["localhost", "kubernetes", "kubernetes.default", "iotkube-server"]
+        var addresses: [[UInt8]] = [[127, 0, 0, 1]]
+        if let bytes = ipv4Bytes(advertiseAddress) { addresses.append(bytes) } else { dnsNames.append(advertiseAddress) }
+        let serving = try authority.issue(
+            commonName: "iotkube-server", publicKey: .init(serverKey.publicKey), dnsNames: dnsNames, ipAddresses: addresses,
+            serverAuth: true, clientAuth: false, validity: 5 * 365 * 86400)
+        try AtomicFile.write(try serving.serializeAsPEM().pemString, to: serverCertificatePath, mode: 0o644)
+        try AtomicFile.write(serverKey.pemRepresentation, to: serverKeyPath)
+
+        let adminKey = P256.Signing.PrivateKey()
+        let admin = try authority.issue(
+            commonName: "kubernetes-admin", organizations: [Authorizer.adminGroup], publicKey: .init(adminKey.publicKey),
+            serverAuth: false, clientAuth: true, validity: 365 * 86400)
+        let kubeconfig = Kubeconfig.clientCertificate(
+            server: "https://\(Self.hostForURL(advertiseAddress)):\(port)", caPEM: try authority.certificatePEM,
+            user: "kubernetes-admin", certificatePEM: try admin.serializeAsPEM().pemString, keyPEM: adminKey.pemRepresentation)
+        try AtomicFile.write(kubeconfig, to: adminKubeconfigPath)
+
+        let settings: JSONValue = ["advertiseAddress": .string(advertiseAddress), "port": .integer(port)]
+        try AtomicFile.write(KubeJSON.serialize(settings, pretty: true), to: settingsPath, mode: 0o644)
+        _ = try ObjectStore(path: storePath)
+    }
+
+    static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
+
+    /// The TLS configuration for serving: our certificate, client certificates optional but
+    /// verified against the cluster CA when presented.
+    public func serverTLSContext() throws -> NIOSSLContext {
+        guard let certificate = try AtomicFile.read(serverCertificatePath), let key = try AtomicFile.read(serverKeyPath),
+              let ca = try AtomicFile.read(caCertificatePath) else {
+            throw APIError.internalError("\(directory) is not initialised: run `iotkube-server init --data-dir \(directory)` first")
+        }
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(certificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem)))
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+        configuration.certificateVerification = .optionalVerification
+        configuration.minimumTLSVersion = .tlsv12
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// `sha256:<hex>` of the cluster CA's public key (the pin join tokens carry).
+    public func caPublicKeyPin() throws -> String {
+        guard let pem = try AtomicFile.read(caCertificatePath) else { throw APIError.internalError("\(directory) is not initialised") }
+        return try CertificateAuthority.publicKeyPin(of: try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self)))
+    }
+
+    /// The settings written by `init`.
+    public func settings() throws -> (advertiseAddress: String, port: Int) {
+        guard let bytes = try AtomicFile.read(settingsPath) else { return ("127.0.0.1", 6443) }
+        let tree = try KubeJSON.parse(bytes)
+        return (tree.string(at: ["advertiseAddress"]) ?? "127.0.0.1", Int(tree.int64(at: ["port"]) ?? 6443))
+    }
+}
+
+/// kubeconfig files for kubectl and agents.
+public enum Kubeconfig {
+    /// A kubeconfig authenticating with a client certificate.
+    public static func clientCertificate(server: String, caPEM: String, user: String, certificatePEM: String, keyPEM: String) -> String {
+        func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+        return """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: iotkube
+              cluster:
+                server: \(server)
+                certificate-authority-data: \(base64(caPEM))
+            users:
+            - name: \(user)
+              user:
+                client-certificate-data: \(base64(certificatePEM))
+                client-key-data: \(base64(keyPEM))
+            contexts:
+            - name: \(user)@iotkube
+              context:
+                cluster: iotkube
+                user: \(user)
+            current-context: \(user)@iotkube
+
+            """
+    }
+}

@@ -1,0 +1,188 @@
+import FoundationEssentials
+import KubeModel
+import Synchronization
+
+/// The server's persistent store: API objects as JSON in SQLite, a global monotonically
+/// increasing revision (the objects' resourceVersion), optimistic concurrency, and the change
+/// feed that watches read.
+///
+/// All access goes through one lock: SQLite serialises writers anyway, and holding the lock
+/// across commit + publish keeps the watch feed in exactly revision order.
+public final class ObjectStore: Sendable {
+    private struct State {
+        let database: SQLiteDatabase
+        var revision: Int64
+        var feed: ChangeFeed
+        let selectOne: SQLiteStatement
+        let insert: SQLiteStatement
+        let update: SQLiteStatement
+        let remove: SQLiteStatement
+        let setRevision: SQLiteStatement
+    }
+
+    private let state: Mutex<State>
+
+    /// Opens or creates the store at `path`.
+    public init(path: String, feedCapacity: Int = 10_000) throws(StorageError) {
+        let database = try SQLiteDatabase(path: path)
+        try database.execute("""
+            CREATE TABLE IF NOT EXISTS objects (
+                resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+                revision INTEGER NOT NULL, body BLOB NOT NULL,
+                PRIMARY KEY (resource, namespace, name)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+            INSERT OR IGNORE INTO settings (key, value) VALUES ('revision', 1);
+            """)
+        let read = try database.prepare("SELECT value FROM settings WHERE key = 'revision'")
+        read.bind([])
+        let revision = try read.step() ? read.integer(0) : 1
+        state = Mutex(State(
+            database: database, revision: revision, feed: ChangeFeed(capacity: feedCapacity, startRevision: revision),
+            selectOne: try database.prepare("SELECT revision, body FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
+            insert: try database.prepare("INSERT INTO objects (resource, namespace, name, revision, body) VALUES (?, ?, ?, ?, ?)"),
+            update: try database.prepare("UPDATE objects SET revision = ?, body = ? WHERE resource = ? AND namespace = ? AND name = ?"),
+            remove: try database.prepare("DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
+            setRevision: try database.prepare("UPDATE settings SET value = ? WHERE key = 'revision'")))
+    }
+
+    /// The newest committed revision.
+    public var currentRevision: Int64 { state.withLock { $0.revision } }
+
+    /// One object, or nil.
+    public func get(_ resource: ResourceType, namespace: String, name: String) throws -> JSONValue? {
+        try state.withLock { state in try Self.read(&state, resource, namespace, name) }
+    }
+
+    /// All objects of a resource (in one namespace, or all when nil) ordered by namespace and
+    /// name, starting after `after` (a `namespace/name` key), with the revision they were read at.
+    public func list(_ resource: ResourceType, namespace: String?, after: String? = nil) throws -> (items: [JSONValue], revision: Int64) {
+        try state.withLock { state in
+            var sql = "SELECT namespace, name, body FROM objects WHERE resource = ?"
+            var values: [SQLiteStatement.Value] = [.text(resource.storageKey)]
+            if let namespace {
+                sql += " AND namespace = ?"
+                values.append(.text(namespace))
+            }
+            if let after {
+                sql += " AND (namespace || '/' || name) > ?"
+                values.append(.text(after))
+            }
+            sql += " ORDER BY namespace, name"
+            let statement = try state.database.prepare(sql)
+            statement.bind(values)
+            var items: [JSONValue] = []
+            while try statement.step() { items.append(try Self.decode(statement.blob(2))) }
+            return (items, state.revision)
+        }
+    }
+
+    /// Stores a new object. Sets uid, creationTimestamp, generation and resourceVersion.
+    public func create(_ resource: ResourceType, namespace: String, name: String, object: JSONValue) throws -> JSONValue {
+        try state.withLock { state in
+            if try Self.read(&state, resource, namespace, name) != nil { throw APIError.alreadyExists(resource, name) }
+            var stored = object
+            stored.set(["metadata", "uid"], .string(UUID().uuidString.lowercased()))
+            stored.set(["metadata", "creationTimestamp"], .string(Timestamp.now().description))
+            stored.set(["metadata", "generation"], .integer(1))
+            return try Self.commit(&state, resource, namespace, name, stored, type: .added, previous: nil)
+        }
+    }
+
+    /// Replaces an object with what `change` makes of the current one, atomically.
+    ///
+    /// `change` receives the stored object and returns the new one (or nil to leave it as it
+    /// is); a non-nil `expectedRevision` that is not the stored one is a 409 Conflict.
+    /// Returns the object as stored.
+    @discardableResult
+    public func update(
+        _ resource: ResourceType, namespace: String, name: String, expectedRevision: String? = nil,
+        change: (JSONValue) throws -> JSONValue?
+    ) throws -> JSONValue {
+        try state.withLock { state in
+            guard let current = try Self.read(&state, resource, namespace, name) else { throw APIError.notFound(resource, name) }
+            if let expectedRevision, !expectedRevision.isEmpty, expectedRevision != current.string(at: ["metadata", "resourceVersion"]) {
+                throw APIError.conflict(resource, name, "the object has been modified; please apply your changes to the latest version and try again")
+            }
+            guard var updated = try change(current) else { return current }
+            // Identity and bookkeeping fields are the server's, not the client's.
+            for key in ["uid", "creationTimestamp", "namespace", "name"] {
+                updated.set(["metadata", key], current[path: ["metadata", key]])
+            }
+            updated.set(["metadata", "resourceVersion"], current[path: ["metadata", "resourceVersion"]])
+            if updated == current { return current }
+            return try Self.commit(&state, resource, namespace, name, updated, type: .modified, previous: current)
+        }
+    }
+
+    /// Removes an object; returns it as it was last stored.
+    @discardableResult
+    public func delete(_ resource: ResourceType, namespace: String, name: String, expectedUID: String? = nil) throws -> JSONValue {
+        try state.withLock { state in
+            guard let current = try Self.read(&state, resource, namespace, name) else { throw APIError.notFound(resource, name) }
+            if let expectedUID, expectedUID != current.string(at: ["metadata", "uid"]) {
+                throw APIError.conflict(resource, name, "Precondition failed: UID in precondition: \(expectedUID), UID in object meta: \(current.string(at: ["metadata", "uid"]) ?? "")")
+            }
+            let revision = state.revision + 1
+            var removed = current
+            removed.set(["metadata", "resourceVersion"], .string(String(revision)))
+            let snapshot = removed
+            try state.database.transaction {
+                try state.remove.run([.text(resource.storageKey), .text(namespace), .text(name)])
+                try state.setRevision.run([.integer(revision)])
+            }
+            state.revision = revision
+            state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: .deleted, object: snapshot, previous: current))
+            return snapshot
+        }
+    }
+
+    /// Subscribes to changes of a resource after `revision`; replays buffered changes first.
+    /// Throws 410 Gone when changes after `revision` are no longer buffered.
+    public func watch(_ resource: ResourceType, namespace: String?, after revision: Int64) throws -> WatchSubscription {
+        try state.withLock { state in
+            try state.feed.subscribe(resource: resource.storageKey, namespace: namespace, after: revision)
+        }
+    }
+
+    /// Ends a subscription early (the client went away).
+    public func cancel(_ subscription: WatchSubscription) {
+        state.withLock { $0.feed.unsubscribe(subscription.id) }
+    }
+
+    // MARK: - Under the lock
+
+    private static func read(_ state: inout State, _ resource: ResourceType, _ namespace: String, _ name: String) throws -> JSONValue? {
+        state.selectOne.bind([.text(resource.storageKey), .text(namespace), .text(name)])
+        guard try state.selectOne.step() else { return nil }
+        return try decode(state.selectOne.blob(1))
+    }
+
+    private static func commit(
+        _ state: inout State, _ resource: ResourceType, _ namespace: String, _ name: String, _ object: JSONValue,
+        type: WatchEventType, previous: JSONValue?
+    ) throws -> JSONValue {
+        let revision = state.revision + 1
+        var stored = object
+        stored.set(["metadata", "resourceVersion"], .string(String(revision)))
+        let body = KubeJSON.serialize(stored)
+        try state.database.transaction {
+            if previous == nil {
+                try state.insert.run([.text(resource.storageKey), .text(namespace), .text(name), .integer(revision), .blob(body)])
+            } else {
+                try state.update.run([.integer(revision), .blob(body), .text(resource.storageKey), .text(namespace), .text(name)])
+            }
+            try state.setRevision.run([.integer(revision)])
+        }
+        state.revision = revision
+        state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: type, object: stored, previous: previous))
+        return stored
+    }
+
+    private static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+        do {
+            return try KubeJSON.parse(bytes)
+        } catch {
+            throw APIError.internalError("stored object is unreadable: \(error)")
+        }
+    }
+}

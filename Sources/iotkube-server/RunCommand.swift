@@ -1,0 +1,45 @@
+import ArgumentParser
+import ControlPlane
+import Logging
+
+/// `iotkube-server run`: serves the Kubernetes API over HTTPS.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Serve the Kubernetes API over HTTPS.")
+
+    @Option(help: "The data directory made by `init`.")
+    var dataDir: String
+
+    @Option(help: "The address and port to listen on (HOST:PORT). Default: all addresses, the port chosen at init.")
+    var listen: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        let files = ClusterFiles(directory: dataDir)
+        guard files.isInitialized else {
+            throw ValidationError("\(dataDir) is not initialised: run `iotkube-server init --data-dir \(dataDir)` first")
+        }
+        let (host, port) = try listenAddress(defaultPort: try files.settings().port)
+        var logger = Logger(label: "iotkube-server")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let store = try ObjectStore(path: files.storePath)
+        let api = try APIServer(store: store, authenticator: Authenticator(), logger: logger)
+        let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger)
+        let startupLogger = logger
+        try await server.run(host: host, port: port) { boundPort in
+            startupLogger.info("serving the Kubernetes API on https://\(host):\(boundPort)")
+            ServiceNotifier.notify("READY=1\nSTATUS=serving on port \(boundPort)")
+        }
+    }
+
+    private func listenAddress(defaultPort: Int) throws -> (String, Int) {
+        guard let listen else { return ("0.0.0.0", defaultPort) }
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("--listen must be HOST:PORT, got \"\(listen)\"")
+        }
+        var host = String(listen[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+}
