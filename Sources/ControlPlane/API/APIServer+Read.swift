@@ -96,12 +96,23 @@ extension APIServer {
         let fields = selectedFields
         let timeout = min(Int(request.query["timeoutSeconds"] ?? "") ?? 1800, 3600)
         let store = self.store
+        let resource = route.resource
+        let asTable = Self.wantsTable(request)
         let kind = route.resource.kind
         let apiVersion = route.resource.apiVersion
         return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: .stream { writer in
             defer { store.cancel(subscription) }
             let progress = WatchProgress(revision: startRevision)
-            for object in initialObjects { try await writer.write(Self.eventLine(.added, object)) }
+            let firstTable = WatchProgress(revision: 1)
+            // kubectl get -w asks for Table events: one row per event, columns in the first.
+            let render: @Sendable (WatchEventType, JSONValue) -> [UInt8] = { type, object in
+                guard asTable else { return Self.eventLine(type, object) }
+                var table = TableConverter.table(resource, items: [object], listRevision: nil, continueToken: nil, now: .now())
+                if firstTable.revision == 0 { table.columnDefinitions = [] }
+                firstTable.revision = 0
+                return Self.eventLine(type, (try? KubeJSON.tree(table)) ?? object)
+            }
+            for object in initialObjects { try await writer.write(render(.added, object)) }
             if sendInitialEvents && bookmarks {
                 try await writer.write(Self.bookmarkLine(kind: kind, apiVersion: apiVersion, revision: startRevision, initialEventsEnd: true))
             }
@@ -109,7 +120,7 @@ extension APIServer {
                 group.addTask {
                     for await change in subscription.changes {
                         if let (type, object) = Self.filteredEvent(change, labelSelector, fields) {
-                            try await writer.write(Self.eventLine(type, object))
+                            try await writer.write(render(type, object))
                         }
                         progress.revision = change.revision
                     }

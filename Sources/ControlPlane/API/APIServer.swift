@@ -117,6 +117,12 @@ public final class APIServer: HTTPRequestHandler {
     /// Parses a request body as JSON or YAML by its content type.
     static func body(_ request: HTTPRequest) throws -> JSONValue {
         let contentType = request.headers["content-type"] ?? "application/json"
+        let mediaType = contentType.split(separator: ";").first.map { String($0).trimmingSpaces().lowercased() } ?? ""
+        if mediaType == "application/vnd.kubernetes.protobuf" { return try ProtobufBody.decode(request.body) }
+        guard ["application/json", "application/yaml", "application/x-yaml", "text/yaml", ""].contains(mediaType) else {
+            // Protobuf and CBOR clients fall back to JSON on 415.
+            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml")
+        }
         do {
             if contentType.contains("yaml") {
                 let documents = try KubeYAML.documents(request.body)

@@ -3,6 +3,12 @@ import KubeModel
 /// Defaults the API server fills in, so stored objects look as they do in Kubernetes.
 enum ResourceDefaults {
     static func apply(_ object: JSONValue, resource: ResourceType) -> JSONValue {
+        if resource == .namespaces {
+            var namespace = object
+            if namespace.string(at: ["status", "phase"]) == nil { namespace.set(["status", "phase"], "Active") }
+            if namespace[path: ["spec", "finalizers"]] == nil { namespace.set(["spec", "finalizers"], ["kubernetes"]) }
+            return namespace
+        }
         guard resource == .pods, var pod = try? KubeJSON.decode(Pod.self, from: object), var spec = pod.spec else { return object }
         spec.restartPolicy = spec.restartPolicy ?? .always
         spec.dnsPolicy = spec.dnsPolicy ?? .clusterFirst

@@ -1,0 +1,185 @@
+import FoundationEssentials
+import KubeModel
+
+/// Reads the Kubernetes protobuf wire format (`application/vnd.kubernetes.protobuf`) that kubectl's
+/// generators send (`kubectl create namespace|configmap|secret|serviceaccount`), turning it into
+/// the same JSON tree a JSON body would give. Kinds without a schema here are refused with 415,
+/// and a field this schema does not know is an error rather than silently lost.
+enum ProtobufBody {
+    static let magic: [UInt8] = [0x6B, 0x38, 0x73, 0x00]  // "k8s\0"
+
+    indirect enum FieldType {
+        case string
+        case bytes
+        case int64
+        case bool
+        case time
+        case message(Schema)
+        case map(FieldType)
+        case repeated(FieldType)
+    }
+
+    struct Schema {
+        var fields: [Int: (name: String, type: FieldType)]
+    }
+
+    static let ownerReference = Schema(fields: [
+        1: ("kind", .string), 3: ("name", .string), 4: ("uid", .string), 5: ("apiVersion", .string), 6: ("controller", .bool),
+        7: ("blockOwnerDeletion", .bool),
+    ])
+    static let objectMeta = Schema(fields: [
+        1: ("name", .string), 2: ("generateName", .string), 3: ("namespace", .string), 4: ("selfLink", .string), 5: ("uid", .string),
+        6: ("resourceVersion", .string), 7: ("generation", .int64), 8: ("creationTimestamp", .time), 9: ("deletionTimestamp", .time),
+        10: ("deletionGracePeriodSeconds", .int64), 11: ("labels", .map(.string)), 12: ("annotations", .map(.string)),
+        13: ("ownerReferences", .repeated(.message(ownerReference))), 14: ("finalizers", .repeated(.string)),
+    ])
+    static let localObjectReference = Schema(fields: [1: ("name", .string)])
+    static let objectReference = Schema(fields: [
+        1: ("kind", .string), 2: ("namespace", .string), 3: ("name", .string), 4: ("uid", .string), 5: ("apiVersion", .string),
+        6: ("resourceVersion", .string), 7: ("fieldPath", .string),
+    ])
+
+    static let schemas: [String: Schema] = [
+        "ConfigMap": Schema(fields: [1: ("metadata", .message(objectMeta)), 2: ("data", .map(.string)), 3: ("binaryData", .map(.bytes)), 4: ("immutable", .bool)]),
+        "Namespace": Schema(fields: [
+            1: ("metadata", .message(objectMeta)), 2: ("spec", .message(Schema(fields: [1: ("finalizers", .repeated(.string))]))),
+            3: ("status", .message(Schema(fields: [1: ("phase", .string)]))),
+        ]),
+        "Secret": Schema(fields: [
+            1: ("metadata", .message(objectMeta)), 2: ("data", .map(.bytes)), 3: ("type", .string), 4: ("stringData", .map(.string)), 5: ("immutable", .bool),
+        ]),
+        "ServiceAccount": Schema(fields: [
+            1: ("metadata", .message(objectMeta)), 2: ("secrets", .repeated(.message(objectReference))),
+            3: ("imagePullSecrets", .repeated(.message(localObjectReference))), 4: ("automountServiceAccountToken", .bool),
+        ]),
+    ]
+
+    /// Decodes a protobuf request body into a JSON tree.
+    static func decode(_ bytes: [UInt8]) throws -> JSONValue {
+        guard bytes.count >= 4, Array(bytes[0..<4]) == magic else { throw APIError.badRequest("protobuf body without the k8s envelope") }
+        var envelope = Reader(bytes: bytes[4...])
+        var apiVersion = ""
+        var kind = ""
+        var raw: ArraySlice<UInt8> = []
+        while let (number, wireType) = try envelope.tag() {
+            switch (number, wireType) {
+            case (1, 2):
+                var typeMeta = Reader(bytes: try envelope.lengthDelimited())
+                while let (field, type) = try typeMeta.tag() {
+                    if field == 1 && type == 2 { apiVersion = try typeMeta.string() }
+                    else if field == 2 && type == 2 { kind = try typeMeta.string() }
+                    else { try typeMeta.skip(type) }
+                }
+            case (2, 2): raw = try envelope.lengthDelimited()
+            default: try envelope.skip(wireType)
+            }
+        }
+        guard let schema = schemas[kind] else {
+            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies are accepted for ConfigMap, Namespace, Secret and ServiceAccount only; send \(kind) as application/json")
+        }
+        var object = try message(raw, schema, path: kind)
+        object.set(["apiVersion"], .string(apiVersion))
+        object.set(["kind"], .string(kind))
+        return object
+    }
+
+    private static func message(_ bytes: ArraySlice<UInt8>, _ schema: Schema, path: String) throws -> JSONValue {
+        var reader = Reader(bytes: bytes)
+        var object = JSONObject()
+        while let (number, wireType) = try reader.tag() {
+            guard let (name, type) = schema.fields[number] else {
+                throw APIError.badRequest("protobuf field \(number) of \(path) is not supported; send the object as application/json")
+            }
+            switch type {
+            case .repeated(let element):
+                var items: [JSONValue] = []
+                if case .array(let existing)? = object[name] { items = existing }
+                items.append(try value(&reader, element, wireType, path: "\(path).\(name)"))
+                object[name] = .array(items)
+            case .map(let valueType):
+                var entry = Reader(bytes: try reader.lengthDelimited())
+                var key = ""
+                var entryValue: JSONValue = .null
+                while let (field, entryWire) = try entry.tag() {
+                    if field == 1 { key = try entry.string() }
+                    else if field == 2 { entryValue = try value(&entry, valueType, entryWire, path: "\(path).\(name)") }
+                    else { try entry.skip(entryWire) }
+                }
+                var map = object[name]?.objectValue ?? JSONObject()
+                map[key] = entryValue
+                object[name] = .object(map)
+            default:
+                let decoded = try value(&reader, type, wireType, path: "\(path).\(name)")
+                object[name] = decoded == .null ? nil : decoded
+            }
+        }
+        return .object(object)
+    }
+
+    private static func value(_ reader: inout Reader, _ type: FieldType, _ wireType: Int, path: String) throws -> JSONValue {
+        switch type {
+        case .string:
+            // Go writes unset optional strings as empty ones; absent is what they mean.
+            let text = try reader.string()
+            return text.isEmpty ? .null : .string(text)
+        case .bytes: return .string(Data(try reader.lengthDelimited()).base64EncodedString())
+        case .int64: return .integer(Int64(bitPattern: try reader.varint()))
+        case .bool: return .bool(try reader.varint() != 0)
+        case .time:
+            var time = Reader(bytes: try reader.lengthDelimited())
+            var seconds: Int64 = 0
+            var nanos: Int32 = 0
+            while let (field, fieldWire) = try time.tag() {
+                if field == 1 { seconds = Int64(bitPattern: try time.varint()) }
+                else if field == 2 { nanos = Int32(truncatingIfNeeded: try time.varint()) }
+                else { try time.skip(fieldWire) }
+            }
+            return .string(Timestamp(seconds: seconds, nanoseconds: nanos).description)
+        case .message(let schema): return try message(try reader.lengthDelimited(), schema, path: path)
+        case .map, .repeated: throw APIError.badRequest("nested protobuf collections at \(path) are not supported")
+        }
+    }
+
+    /// A protobuf wire-format reader over a byte slice.
+    struct Reader {
+        var bytes: ArraySlice<UInt8>
+
+        mutating func tag() throws -> (Int, Int)? {
+            guard !bytes.isEmpty else { return nil }
+            let key = try varint()
+            return (Int(key >> 3), Int(key & 7))
+        }
+
+        mutating func varint() throws -> UInt64 {
+            var result: UInt64 = 0
+            var shift: UInt64 = 0
+            while let byte = bytes.popFirst() {
+                result |= UInt64(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { return result }
+                shift += 7
+                if shift > 63 { break }
+            }
+            throw APIError.badRequest("truncated or malformed protobuf varint")
+        }
+
+        mutating func lengthDelimited() throws -> ArraySlice<UInt8> {
+            let length = Int(clamping: try varint())
+            guard length <= bytes.count else { throw APIError.badRequest("protobuf field longer than the body") }
+            let value = bytes.prefix(length)
+            bytes = bytes.dropFirst(length)
+            return value
+        }
+
+        mutating func string() throws -> String { String(decoding: try lengthDelimited(), as: UTF8.self) }
+
+        mutating func skip(_ wireType: Int) throws {
+            switch wireType {
+            case 0: _ = try varint()
+            case 1: guard bytes.count >= 8 else { throw APIError.badRequest("truncated protobuf") }; bytes = bytes.dropFirst(8)
+            case 2: _ = try lengthDelimited()
+            case 5: guard bytes.count >= 4 else { throw APIError.badRequest("truncated protobuf") }; bytes = bytes.dropFirst(4)
+            default: throw APIError.badRequest("unsupported protobuf wire type \(wireType)")
+            }
+        }
+    }
+}

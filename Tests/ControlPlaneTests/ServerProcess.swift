@@ -1,0 +1,111 @@
+import Foundation
+import Testing
+
+/// A real `iotkube-server` process on a loopback port with a fresh data directory, and helpers
+/// to drive it with real kubectl.
+final class ServerProcess {
+    let directory: URL
+    let port: Int
+    let process = Process()
+    let log: URL
+
+    static let buildDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    static var serverBinary: URL { buildDirectory.appendingPathComponent("iotkube-server") }
+
+    var kubeconfig: String { directory.appendingPathComponent("admin.kubeconfig").path }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("iotkube-server-\(UUID().uuidString)")
+        port = try Self.freePort()
+        let initResult = try Self.run(Self.serverBinary.path, ["init", "--data-dir", directory.path, "--port", String(port)])
+        guard initResult.status == 0 else { throw TestFailure("init failed: \(initResult.output)") }
+        log = directory.appendingPathComponent("server.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let logHandle = try FileHandle(forWritingTo: log)
+        process.executableURL = Self.serverBinary
+        process.arguments = ["run", "--data-dir", directory.path, "--listen", "127.0.0.1:\(port)"]
+        process.standardOutput = logHandle
+        process.standardError = logHandle
+        try process.run()
+        try waitUntilServing()
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func waitUntilServing() throws {
+        for _ in 0..<200 {
+            if !process.isRunning { throw TestFailure("server exited: \(serverLog)") }
+            if let (status, _) = try? kubectl(["get", "--raw", "/healthz"]), status == 0 { return }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw TestFailure("server did not start: \(serverLog)")
+    }
+
+    var serverLog: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+
+    /// Runs kubectl against this server; returns exit status and combined output.
+    @discardableResult
+    func kubectl(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+        guard let kubectl = Self.kubectlPath else { throw TestFailure("kubectl is not installed") }
+        return try Self.run(kubectl, ["--kubeconfig", kubeconfig] + arguments, input: input)
+    }
+
+    static var kubectlPath: String? { findExecutable("kubectl") }
+
+    static func findExecutable(_ name: String) -> String? {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        let stdin = Pipe()
+        process.standardInput = stdin
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try? stdin.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A TCP port that was free a moment ago.
+    static func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        }
+        guard bound else { throw TestFailure("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Whether tests needing a tool run: always under CI (where a missing tool is a failure), else when present.
+func toolAvailable(_ name: String) -> Bool {
+    ProcessInfo.processInfo.environment["CI"] != nil || ServerProcess.findExecutable(name) != nil
+}
