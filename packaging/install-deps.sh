@@ -17,7 +17,7 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 apt_packages=(libyaml-dev pkg-config)
-$want_test_tools && apt_packages+=(python3 python3-venv)
+$want_test_tools && apt_packages+=(python3 python3-venv curl)
 
 missing=()
 for package in "${apt_packages[@]}"; do

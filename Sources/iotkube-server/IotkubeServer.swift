@@ -8,7 +8,7 @@ struct IotkubeServer: AsyncParsableCommand {
         commandName: "iotkube-server",
         abstract: "The iotkube embedded control plane (a Kubernetes API subset).",
         version: IotkubeVersion.current,
-        subcommands: [InitCommand.self, RunCommand.self, VersionCommand.self]
+        subcommands: [InitCommand.self, RunCommand.self, TokenCommand.self, VersionCommand.self]
     )
 }
 

@@ -24,7 +24,8 @@ struct RunCommand: AsyncParsableCommand {
         var logger = Logger(label: "iotkube-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let store = try ObjectStore(path: files.storePath)
-        let api = try APIServer(store: store, authenticator: Authenticator(), logger: logger)
+        let signer = CSRSigner(authority: try files.certificateAuthority(), store: store)
+        let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer, logger: logger)
         let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger)
         let startupLogger = logger
         try await server.run(host: host, port: port) { boundPort in

@@ -2,7 +2,7 @@ import FoundationEssentials
 import KubeModel
 
 extension APIServer {
-    func create(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {
+    func create(_ route: RequestRoute, _ request: HTTPRequest, identity: RequestIdentity? = nil) throws -> HTTPResponse {
         guard route.subresource == nil else { throw APIError.methodNotAllowed("cannot create a subresource") }
         let namespace = try Self.namespace(of: route)
         var tree = try Self.body(request)
@@ -17,13 +17,20 @@ extension APIServer {
         if tree.string(at: ["metadata", "name"]) ?? "" == "", let prefix = tree.string(at: ["metadata", "generateName"]), !prefix.isEmpty {
             tree.set(["metadata", "name"], .string(prefix + Self.randomSuffix()))
         }
+        if route.resource == .certificateSigningRequests, let identity {
+            // Who asked is the server's to say, not the client's.
+            tree.set(["spec", "username"], .string(identity.user))
+            tree.set(["spec", "groups"], .array(identity.groups.map(JSONValue.string)))
+            tree.set(["status"], nil)
+        }
         let (mode, warn) = try Self.fieldValidation(request)
         var decoded = try ResourceCodec(resource: route.resource).decode(tree, validation: mode)
         decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
         try ObjectValidation.validate(decoded.object, resource: route.resource)
         let name = decoded.object.string(at: ["metadata", "name"]) ?? ""
         if request.query["dryRun"] == "All" { return Self.objectResponse(201, decoded.object) }
-        let stored = try store.create(route.resource, namespace: namespace, name: name, object: Self.stripServerFields(decoded.object))
+        var stored = try store.create(route.resource, namespace: namespace, name: name, object: Self.stripServerFields(decoded.object))
+        if route.resource == .certificateSigningRequests { stored = try signer?.process(name: name) ?? stored }
         return Self.objectResponse(201, stored, warnings: warn ? decoded.droppedFields.map { "unknown field \"\($0)\"" } : [])
     }
 
@@ -107,6 +114,9 @@ extension APIServer {
            route.resource != .pods || stored.string(at: ["spec", "nodeName"]) == nil {
             let removed = try store.delete(route.resource, namespace: namespace, name: name)
             return Self.objectResponse(200, removed)
+        }
+        if route.resource == .certificateSigningRequests, let signer {
+            return Self.objectResponse(200, try signer.process(name: name))
         }
         return Self.objectResponse(200, stored, warnings: warn ? warnings.map { "unknown field \"\($0)\"" } : [])
     }

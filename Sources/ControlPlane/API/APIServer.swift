@@ -5,16 +5,23 @@ import Logging
 public final class APIServer: HTTPRequestHandler {
     let store: ObjectStore
     let authenticator: Authenticator
+    let signer: CSRSigner?
     let logger: Logger
 
     /// Namespaces every cluster has.
     static let systemNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease"]
 
-    public init(store: ObjectStore, authenticator: Authenticator, logger: Logger) throws {
+    public init(store: ObjectStore, authenticator: Authenticator, signer: CSRSigner? = nil, logger: Logger) throws {
         self.store = store
         self.authenticator = authenticator
+        self.signer = signer
         self.logger = logger
-        for name in Self.systemNamespaces where try store.get(.namespaces, namespace: "", name: name) == nil {
+        try Self.ensureSystemNamespaces(in: store)
+    }
+
+    /// Creates default, kube-system, kube-public and kube-node-lease if missing.
+    static func ensureSystemNamespaces(in store: ObjectStore) throws {
+        for name in systemNamespaces where try store.get(.namespaces, namespace: "", name: name) == nil {
             var namespace = Namespace(name: name)
             namespace.status = NamespaceStatus(phase: "Active")
             _ = try store.create(.namespaces, namespace: "", name: name, object: try KubeJSON.tree(namespace))
@@ -61,12 +68,12 @@ public final class APIServer: HTTPRequestHandler {
             throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
         }
         let verb = Self.verb(request, route)
-        try Authorizer.authorize(identity, verb: verb, route: route)
+        try Authorizer(store: store).authorize(identity, verb: verb, route: route, request: request)
         switch verb {
         case "get": return try get(route, request)
         case "list": return try list(route, request)
         case "watch": return try watch(route, request)
-        case "create": return try create(route, request)
+        case "create": return try create(route, request, identity: identity)
         case "update": return try update(route, request)
         case "patch": return try patch(route, request)
         case "delete": return try delete(route, request)

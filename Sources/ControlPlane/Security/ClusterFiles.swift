@@ -78,6 +78,21 @@ public struct ClusterFiles: Sendable {
         return try NIOSSLContext(configuration: configuration)
     }
 
+    /// Publishes `cluster-info` in kube-public, signed with every valid bootstrap token.
+    public func publishClusterInfo(server: String, store: ObjectStore) throws {
+        guard let ca = try AtomicFile.read(caCertificatePath) else { throw APIError.internalError("\(directory) is not initialised") }
+        try BootstrapTokens.publishClusterInfo(
+            server: server, caPEM: String(decoding: ca, as: UTF8.self), tokens: try BootstrapTokens.signingTokens(in: store), in: store)
+    }
+
+    /// The cluster CA with its key (for signing node certificates).
+    public func certificateAuthority() throws -> CertificateAuthority {
+        guard let certificate = try AtomicFile.read(caCertificatePath), let key = try AtomicFile.read(caKeyPath) else {
+            throw APIError.internalError("\(directory) is not initialised")
+        }
+        return try CertificateAuthority(certificatePEM: String(decoding: certificate, as: UTF8.self), keyPEM: String(decoding: key, as: UTF8.self))
+    }
+
     /// `sha256:<hex>` of the cluster CA's public key (the pin join tokens carry).
     public func caPublicKeyPin() throws -> String {
         guard let pem = try AtomicFile.read(caCertificatePath) else { throw APIError.internalError("\(directory) is not initialised") }

@@ -18,6 +18,7 @@ public final class ObjectStore: Sendable {
         let update: SQLiteStatement
         let remove: SQLiteStatement
         let setRevision: SQLiteStatement
+        let readRevision: SQLiteStatement
     }
 
     private let state: Mutex<State>
@@ -42,7 +43,8 @@ public final class ObjectStore: Sendable {
             insert: try database.prepare("INSERT INTO objects (resource, namespace, name, revision, body) VALUES (?, ?, ?, ?, ?)"),
             update: try database.prepare("UPDATE objects SET revision = ?, body = ? WHERE resource = ? AND namespace = ? AND name = ?"),
             remove: try database.prepare("DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
-            setRevision: try database.prepare("UPDATE settings SET value = ? WHERE key = 'revision'")))
+            setRevision: try database.prepare("UPDATE settings SET value = ? WHERE key = 'revision'"),
+            readRevision: try database.prepare("SELECT value FROM settings WHERE key = 'revision'")))
     }
 
     /// The newest committed revision.
@@ -72,7 +74,7 @@ public final class ObjectStore: Sendable {
             statement.bind(values)
             var items: [JSONValue] = []
             while try statement.step() { items.append(try Self.decode(statement.blob(2))) }
-            return (items, state.revision)
+            return (items, max(state.revision, try Self.storedRevision(&state)))
         }
     }
 
@@ -122,11 +124,11 @@ public final class ObjectStore: Sendable {
             if let expectedUID, expectedUID != current.string(at: ["metadata", "uid"]) {
                 throw APIError.conflict(resource, name, "Precondition failed: UID in precondition: \(expectedUID), UID in object meta: \(current.string(at: ["metadata", "uid"]) ?? "")")
             }
-            let revision = state.revision + 1
-            var removed = current
-            removed.set(["metadata", "resourceVersion"], .string(String(revision)))
-            let snapshot = removed
+            var revision: Int64 = 0
+            var snapshot = current
             try state.database.transaction {
+                revision = try Self.nextRevision(&state)
+                snapshot.set(["metadata", "resourceVersion"], .string(String(revision)))
                 try state.remove.run([.text(resource.storageKey), .text(namespace), .text(name)])
                 try state.setRevision.run([.integer(revision)])
             }
@@ -153,6 +155,7 @@ public final class ObjectStore: Sendable {
 
     private static func read(_ state: inout State, _ resource: ResourceType, _ namespace: String, _ name: String) throws -> JSONValue? {
         state.selectOne.bind([.text(resource.storageKey), .text(namespace), .text(name)])
+        defer { state.selectOne.reset() }
         guard try state.selectOne.step() else { return nil }
         return try decode(state.selectOne.blob(1))
     }
@@ -161,11 +164,12 @@ public final class ObjectStore: Sendable {
         _ state: inout State, _ resource: ResourceType, _ namespace: String, _ name: String, _ object: JSONValue,
         type: WatchEventType, previous: JSONValue?
     ) throws -> JSONValue {
-        let revision = state.revision + 1
+        var revision: Int64 = 0
         var stored = object
-        stored.set(["metadata", "resourceVersion"], .string(String(revision)))
-        let body = KubeJSON.serialize(stored)
         try state.database.transaction {
+            revision = try Self.nextRevision(&state)
+            stored.set(["metadata", "resourceVersion"], .string(String(revision)))
+            let body = KubeJSON.serialize(stored)
             if previous == nil {
                 try state.insert.run([.text(resource.storageKey), .text(namespace), .text(name), .integer(revision), .blob(body)])
             } else {
@@ -176,6 +180,18 @@ public final class ObjectStore: Sendable {
         state.revision = revision
         state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: type, object: stored, previous: previous))
         return stored
+    }
+
+    /// The next revision, read inside the write transaction so that another process writing the
+    /// same store (`iotkube-server token create` beside a running server) never reuses one.
+    private static func nextRevision(_ state: inout State) throws -> Int64 {
+        max(try storedRevision(&state), state.revision) + 1
+    }
+
+    private static func storedRevision(_ state: inout State) throws -> Int64 {
+        state.readRevision.bind([])
+        defer { state.readRevision.reset() }
+        return try state.readRevision.step() ? state.readRevision.integer(0) : 0
     }
 
     private static func decode(_ bytes: [UInt8]) throws -> JSONValue {

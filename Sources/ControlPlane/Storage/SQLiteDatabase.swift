@@ -123,10 +123,14 @@ final class SQLiteStatement {
         }
     }
 
+    /// Ends the current use so the statement holds no read snapshot.
+    func reset() { sqlite3_reset(statement) }
+
     /// Runs a statement that returns no rows.
     func run(_ values: [Value]) throws(StorageError) {
         bind(values)
         _ = try step()
+        reset()
     }
 
     func integer(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }

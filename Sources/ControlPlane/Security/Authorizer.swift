@@ -1,0 +1,137 @@
+import KubeModel
+
+/// Decides whether an identity may perform a verb on a route, with the rules Kubernetes ships:
+/// cluster admins (`system:masters`) may do everything; bootstrap tokens may create and read
+/// certificate signing requests; nodes get the node authorizer's rules (their own Node and
+/// Lease, the pods bound to them and the secrets and configmaps those pods use, events);
+/// anonymous callers may only read `cluster-info`.
+struct Authorizer {
+    static let adminGroup = "system:masters"
+    static let nodesGroup = "system:nodes"
+    static let nodeUserPrefix = "system:node:"
+
+    let store: ObjectStore
+
+    func authorize(_ identity: RequestIdentity, verb: String, route: RequestRoute, request: HTTPRequest) throws {
+        if identity.groups.contains(Self.adminGroup) { return }
+        if identity == Authenticator.anonymous {
+            if verb == "get", route.resource == .configMaps, route.namespace == "kube-public", route.name == "cluster-info" { return }
+            throw APIError.unauthorized()
+        }
+        if route.resource == .certificateSigningRequests, ["create", "get", "list", "watch"].contains(verb), route.subresource == nil,
+           identity.groups.contains("system:bootstrappers") || identity.groups.contains(Self.nodesGroup) {
+            return
+        }
+        if identity.groups.contains(Self.nodesGroup), identity.user.hasPrefix(Self.nodeUserPrefix),
+           try nodeMayAccess(String(identity.user.dropFirst(Self.nodeUserPrefix.count)), verb: verb, route: route, request: request) {
+            return
+        }
+        throw forbidden(identity, verb, route)
+    }
+
+    /// The node authorizer: what the agent of `node` needs and nothing more.
+    private func nodeMayAccess(_ node: String, verb: String, route: RequestRoute, request: HTTPRequest) throws -> Bool {
+        let reads: Set = ["get", "list", "watch"]
+        let writes: Set = ["update", "patch"]
+        switch route.resource {
+        case .nodes:
+            if reads.contains(verb) { return true }
+            if verb == "create" { return (try? APIServer.body(request))?.string(at: ["metadata", "name"]) == node }
+            return writes.contains(verb) && route.name == node
+        case .leases:
+            return route.namespace == "kube-node-lease" && (route.name == node || (verb == "create" && (try? APIServer.body(request))?.string(at: ["metadata", "name"]) == node))
+                && (reads.contains(verb) || writes.contains(verb) || verb == "create" || verb == "delete")
+        case .events:
+            return ["create", "update", "patch"].contains(verb)
+        case .pods:
+            switch verb {
+            case "list", "watch": return selects(request, field: "spec.nodeName", value: node)
+            case "create":  // mirror pods of static pods
+                return (try? APIServer.body(request))?.string(at: ["spec", "nodeName"]) == node
+            case "get", "delete": return try podNode(route) == node
+            case "update", "patch":
+                guard route.subresource == "status" else { return false }
+                return try podNode(route) == node
+            default: return false
+            }
+        case .configMaps, .secrets:
+            guard let namespace = route.namespace else { return false }
+            let name: String
+            if verb == "get", let routeName = route.name {
+                name = routeName
+            } else if verb == "list" || verb == "watch", let selected = selectedName(request) {
+                name = selected
+            } else {
+                return false
+            }
+            return try referencedByPodOn(node, namespace: namespace, resource: route.resource, name: name)
+        default:
+            return false
+        }
+    }
+
+    private func podNode(_ route: RequestRoute) throws -> String? {
+        guard let name = route.name, let namespace = route.namespace else { return nil }
+        return try store.get(.pods, namespace: namespace, name: name)?.string(at: ["spec", "nodeName"])
+    }
+
+    private func selects(_ request: HTTPRequest, field: String, value: String) -> Bool {
+        (request.query["fieldSelector"] ?? "").split(separator: ",").contains { term in
+            term == "\(field)=\(value)" || term == "\(field)==\(value)"
+        }
+    }
+
+    private func selectedName(_ request: HTTPRequest) -> String? {
+        for term in (request.query["fieldSelector"] ?? "").split(separator: ",") {
+            let text = String(term)
+            for prefix in ["metadata.name==", "metadata.name="] where text.hasPrefix(prefix) { return String(text.dropFirst(prefix.count)) }
+        }
+        return nil
+    }
+
+    /// Whether a pod bound to `node` uses the configmap or secret.
+    private func referencedByPodOn(_ node: String, namespace: String, resource: ResourceType, name: String) throws -> Bool {
+        for tree in try store.list(.pods, namespace: namespace).items where tree.string(at: ["spec", "nodeName"]) == node {
+            guard let pod = try? KubeJSON.decode(Pod.self, from: tree) else { continue }
+            let references = PodReferences(pod)
+            if resource == .secrets ? references.secrets.contains(name) : references.configMaps.contains(name) { return true }
+        }
+        return false
+    }
+
+    private func forbidden(_ identity: RequestIdentity, _ verb: String, _ route: RequestRoute) -> APIError {
+        let resource = route.subresource.map { "\(route.resource.plural)/\($0)" } ?? route.resource.plural
+        var message = "\(route.resource.plural)\(route.name.map { " \"\($0)\"" } ?? "") is forbidden: User \"\(identity.user)\" cannot \(verb) resource \"\(resource)\" in API group \"\(route.resource.group)\""
+        message += route.namespace.map { " in the namespace \"\($0)\"" } ?? " at the cluster scope"
+        return APIError.forbidden(message)
+    }
+}
+
+/// The configmaps and secrets a pod uses: volumes, projected sources, env, envFrom, pull secrets.
+struct PodReferences {
+    var configMaps: Set<String> = []
+    var secrets: Set<String> = []
+
+    init(_ pod: Pod) {
+        guard let spec = pod.spec else { return }
+        for secret in spec.imagePullSecrets ?? [] { if let name = secret.name { secrets.insert(name) } }
+        for volume in spec.volumes ?? [] {
+            if let name = volume.configMap?.name { configMaps.insert(name) }
+            if let name = volume.secret?.secretName { secrets.insert(name) }
+            for source in volume.projected?.sources ?? [] {
+                if let name = source.configMap?.name { configMaps.insert(name) }
+                if let name = source.secret?.name { secrets.insert(name) }
+            }
+        }
+        for container in (spec.initContainers ?? []) + spec.containers {
+            for variable in container.env ?? [] {
+                if let name = variable.valueFrom?.configMapKeyRef?.name { configMaps.insert(name) }
+                if let name = variable.valueFrom?.secretKeyRef?.name { secrets.insert(name) }
+            }
+            for source in container.envFrom ?? [] {
+                if let name = source.configMapRef?.name { configMaps.insert(name) }
+                if let name = source.secretRef?.name { secrets.insert(name) }
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import FoundationEssentials
+import KubeModel
+import X509
+
+/// Approves node client certificate requests that Kubernetes would auto-approve and signs
+/// approved requests with the cluster CA (the kube-controller-manager's approver and signer).
+public struct CSRSigner: Sendable {
+    static let kubeletClientSigner = "kubernetes.io/kube-apiserver-client-kubelet"
+    static let allowedUsages: Set = ["digital signature", "key encipherment", "client auth"]
+    /// Client certificates last a year unless the request asks for less.
+    static let defaultValidity: Int64 = 365 * 86400
+
+    let authority: CertificateAuthority
+    let store: ObjectStore
+
+    public init(authority: CertificateAuthority, store: ObjectStore) {
+        self.authority = authority
+        self.store = store
+    }
+
+    /// Approves the named request if it qualifies and signs it once approved; returns it as stored.
+    func process(name: String) throws -> JSONValue {
+        try store.update(.certificateSigningRequests, namespace: "", name: name) { current in
+            guard var csr = try? KubeJSON.decode(KubeModel.CertificateSigningRequest.self, from: current) else { return nil }
+            var status = csr.status ?? CertificateSigningRequestStatus()
+            var conditions = status.conditions ?? []
+            let decided = conditions.contains { $0.type == "Approved" || $0.type == "Denied" || $0.type == "Failed" }
+            var changed = false
+            if !decided, let reason = autoApprovalReason(csr) {
+                var approval = CertificateSigningRequestCondition(type: "Approved", reason: "AutoApproved", message: reason)
+                approval.lastUpdateTime = .now()
+                approval.lastTransitionTime = .now()
+                conditions.append(approval)
+                changed = true
+            }
+            let approved = conditions.contains { $0.type == "Approved" && $0.status == .true }
+            let denied = conditions.contains { $0.type == "Denied" || $0.type == "Failed" }
+            if approved, !denied, status.certificate == nil, csr.spec.signerName == Self.kubeletClientSigner {
+                do {
+                    status.certificate = Base64Bytes(Array(try sign(csr).utf8))
+                } catch {
+                    var failure = CertificateSigningRequestCondition(type: "Failed", reason: "SigningError", message: "\(error)")
+                    failure.lastUpdateTime = .now()
+                    failure.lastTransitionTime = .now()
+                    conditions.append(failure)
+                }
+                changed = true
+            }
+            guard changed else { return nil }
+            status.conditions = conditions
+            csr.status = status
+            return try KubeJSON.tree(csr)
+        }
+    }
+
+    /// Why a request may be approved without a person: a node client certificate for
+    /// `system:node:<name>` / `system:nodes`, requested with a bootstrap token or by that node.
+    func autoApprovalReason(_ csr: KubeModel.CertificateSigningRequest) -> String? {
+        guard csr.spec.signerName == Self.kubeletClientSigner,
+              let request = try? X509.CertificateSigningRequest(pemEncoded: csr.spec.request.text) else { return nil }
+        let (commonName, organizations) = Self.names(request.subject)
+        guard let commonName, commonName.hasPrefix(Authorizer.nodeUserPrefix), organizations == [Authorizer.nodesGroup] else { return nil }
+        let usages = Set(csr.spec.usages ?? [])
+        guard usages.contains("client auth"), usages.isSubset(of: Self.allowedUsages) else { return nil }
+        let groups = csr.spec.groups ?? []
+        if groups.contains("system:bootstrappers") { return "Auto approving kubelet client certificate after bootstrap token authentication." }
+        if csr.spec.username == commonName { return "Auto approving self kubelet client certificate renewal." }
+        return nil
+    }
+
+    /// Signs the request with the CA after checking its own signature; returns the PEM certificate.
+    func sign(_ csr: KubeModel.CertificateSigningRequest) throws -> String {
+        let request = try X509.CertificateSigningRequest(pemEncoded: csr.spec.request.text)
+        guard request.publicKey.isValidSignature(request.signature, for: request) else {
+            throw APIError.badRequest("the certificate signing request's signature does not match its public key")
+        }
+        let (commonName, organizations) = Self.names(request.subject)
+        let validity = min(Int64(csr.spec.expirationSeconds ?? Int32(Self.defaultValidity)), Self.defaultValidity)
+        let certificate = try authority.issue(
+            commonName: commonName ?? "", organizations: organizations, publicKey: request.publicKey,
+            serverAuth: false, clientAuth: true, validity: TimeInterval(max(600, validity)))
+        return try certificate.serializeAsPEM().pemString
+    }
+
+    static func names(_ subject: DistinguishedName) -> (commonName: String?, organizations: [String]) {
+        var commonName: String?
+        var organizations: [String] = []
+        for relativeName in subject {
+            for attribute in relativeName {
+                if attribute.type == .RDNAttributeType.commonName { commonName = String(describing: attribute.value) }
+                if attribute.type == .RDNAttributeType.organizationName { organizations.append(String(describing: attribute.value)) }
+            }
+        }
+        return (commonName, organizations)
+    }
+}

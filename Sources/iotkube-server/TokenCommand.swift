@@ -1,0 +1,58 @@
+import ArgumentParser
+import ControlPlane
+import KubeModel
+
+/// `iotkube-server token create`: a join token for `iotkube-agent join`.
+struct TokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token", abstract: "Manage join tokens.", subcommands: [CreateToken.self])
+
+    struct CreateToken: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "create",
+            abstract: "Create a join token; its last line of output is the token.",
+            discussion: "The token holds the server address, the CA pin and a bootstrap token stored in kube-system.")
+
+        @Option(help: "The data directory made by `init`.")
+        var dataDir: String
+
+        @Option(help: "How long the token stays valid: e.g. 30m, 24h, 7d; 0 for no expiry.")
+        var ttl = "24h"
+
+        @Option(help: "A note stored with the token.")
+        var description = "iotkube join token"
+
+        func run() throws {
+            let files = ClusterFiles(directory: dataDir)
+            guard files.isInitialized else {
+                throw ValidationError("\(dataDir) is not initialised: run `iotkube-server init --data-dir \(dataDir)` first")
+            }
+            guard let seconds = Self.seconds(ttl) else { throw ValidationError("--ttl must look like 30m, 24h or 7d, got \"\(ttl)\"") }
+            let store = try ObjectStore(path: files.storePath)
+            let token = BootstrapToken.generate()
+            try BootstrapTokens.create(token, ttlSeconds: seconds, description: description, in: store)
+            let settings = try files.settings()
+            let host = settings.advertiseAddress.contains(":") ? "[\(settings.advertiseAddress)]" : settings.advertiseAddress
+            let server = "https://\(host):\(settings.port)"
+            try files.publishClusterInfo(server: server, store: store)
+            let pin = try files.caPublicKeyPin()
+            let join = JoinToken(server: server, caPinHex: String(pin.dropFirst("sha256:".count)), bootstrapToken: token)
+            print("Bootstrap token \(token.id) valid \(seconds == 0 ? "without expiry" : "for \(ttl)"). On the board run:")
+            print("  iotkube-agent join <token>")
+            print("kubeadm-style discovery: --server \(server) --token \(token) --discovery-token-ca-cert-hash \(pin)")
+            print(join.description)
+        }
+
+        static func seconds(_ text: String) -> Int64? {
+            if text == "0" { return 0 }
+            guard let unit = text.last, let value = Int64(text.dropLast()), value > 0 else { return nil }
+            switch unit {
+            case "s": return value
+            case "m": return value * 60
+            case "h": return value * 3600
+            case "d": return value * 86400
+            default: return nil
+            }
+        }
+    }
+}
