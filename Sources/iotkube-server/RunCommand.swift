@@ -1,6 +1,7 @@
 import ArgumentParser
 import ControlPlane
 import Logging
+import ServiceLifecycle
 
 /// `iotkube-server run`: serves the Kubernetes API over HTTPS.
 struct RunCommand: AsyncParsableCommand {
@@ -15,6 +16,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Seconds without a lease renewal after which a node is marked unreachable.")
+    var nodeMonitorGracePeriod: Int64 = 40
+
+    @Option(help: "Delete the pods of a node unreachable for this many more seconds (default: never; edge boards keep their pods).")
+    var evictUnreachableAfter: Int64?
+
     func run() async throws {
         let files = ClusterFiles(directory: dataDir)
         guard files.isInitialized else {
@@ -28,10 +35,17 @@ struct RunCommand: AsyncParsableCommand {
         let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer, logger: logger)
         let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger)
         let startupLogger = logger
-        try await server.run(host: host, port: port) { boundPort in
+        let http = HTTPService(server: server, host: host, port: port) { boundPort in
             startupLogger.info("serving the Kubernetes API on https://\(host):\(boundPort)")
             ServiceNotifier.notify("READY=1\nSTATUS=serving on port \(boundPort)")
         }
+        let scheduler = SchedulerService(store: store, logger: logger)
+        let nodeLifecycle = NodeLifecycleService(
+            store: store, logger: logger, gracePeriodSeconds: nodeMonitorGracePeriod,
+            checkInterval: .seconds(max(1, min(5, nodeMonitorGracePeriod / 4))), evictAfterSeconds: evictUnreachableAfter)
+        let group = ServiceGroup(
+            services: [http, scheduler, nodeLifecycle], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        try await group.run()
     }
 
     private func listenAddress(defaultPort: Int) throws -> (String, Int) {

@@ -14,7 +14,7 @@ final class ServerProcess {
 
     var kubeconfig: String { directory.appendingPathComponent("admin.kubeconfig").path }
 
-    init() throws {
+    init(arguments extraArguments: [String] = []) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("iotkube-server-\(UUID().uuidString)")
         port = try Self.freePort()
         let initResult = try Self.run(Self.serverBinary.path, ["init", "--data-dir", directory.path, "--port", String(port)])
@@ -23,7 +23,7 @@ final class ServerProcess {
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let logHandle = try FileHandle(forWritingTo: log)
         process.executableURL = Self.serverBinary
-        process.arguments = ["run", "--data-dir", directory.path, "--listen", "127.0.0.1:\(port)"]
+        process.arguments = ["run", "--data-dir", directory.path, "--listen", "127.0.0.1:\(port)"] + extraArguments
         process.standardOutput = logHandle
         process.standardError = logHandle
         try process.run()

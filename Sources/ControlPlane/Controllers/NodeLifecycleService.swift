@@ -1,0 +1,105 @@
+import KubeModel
+import Logging
+import ServiceLifecycle
+
+/// Watches node heartbeats: a node whose Lease has not been renewed within the grace period
+/// gets its conditions set to Unknown and the `node.kubernetes.io/unreachable` taints; when it
+/// reports Ready again the taints go. Pods are NOT evicted unless eviction is configured: edge
+/// boards go offline and keep running their pods.
+public struct NodeLifecycleService: Service {
+    public static let unreachableTaintKey = "node.kubernetes.io/unreachable"
+
+    let store: ObjectStore
+    let logger: Logger
+    let gracePeriod: Int64
+    let checkInterval: Duration
+    /// Seconds after which pods of an unreachable node are deleted; nil disables eviction.
+    let evictAfter: Int64?
+
+    public init(store: ObjectStore, logger: Logger, gracePeriodSeconds: Int64 = 40, checkInterval: Duration = .seconds(5), evictAfterSeconds: Int64? = nil) {
+        self.store = store
+        self.logger = logger
+        gracePeriod = gracePeriodSeconds
+        self.checkInterval = checkInterval
+        evictAfter = evictAfterSeconds
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            do {
+                try check(now: .now())
+            } catch {
+                logger.warning("node lifecycle check failed: \(error)")
+            }
+            try? await Task.sleep(for: checkInterval)
+        }
+    }
+
+    /// One pass over all nodes at time `now`.
+    func check(now: Timestamp) throws {
+        for tree in try store.list(.nodes, namespace: nil).items {
+            guard let node = try? KubeJSON.decode(Node.self, from: tree), let name = node.metadata.name else { continue }
+            let lease = try store.get(.leases, namespace: "kube-node-lease", name: name).flatMap { try? KubeJSON.decode(Lease.self, from: $0) }
+            let lastHeartbeat = [lease?.spec?.renewTime?.timestamp, node.status?.conditions?.first { $0.type == "Ready" }?.lastHeartbeatTime, node.metadata.creationTimestamp]
+                .compactMap { $0 }.max() ?? now
+            let silent = now.seconds - lastHeartbeat.seconds
+            let ready = node.status?.conditions?.first { $0.type == "Ready" }
+            if silent > gracePeriod {
+                if ready?.status != .unknown || !hasUnreachableTaint(node) { try markUnreachable(name, now: now) }
+                if let evictAfter, silent > gracePeriod + evictAfter { try evictPods(of: name) }
+            } else if ready?.status == .true, hasUnreachableTaint(node) {
+                try clearUnreachable(name)
+            }
+        }
+    }
+
+    private func hasUnreachableTaint(_ node: Node) -> Bool {
+        node.spec?.taints?.contains { $0.key == Self.unreachableTaintKey } ?? false
+    }
+
+    private func markUnreachable(_ name: String, now: Timestamp) throws {
+        try store.update(.nodes, namespace: "", name: name) { current in
+            guard var node = try? KubeJSON.decode(Node.self, from: current) else { return nil }
+            var status = node.status ?? NodeStatus()
+            var conditions = status.conditions ?? []
+            if conditions.isEmpty { conditions = [NodeCondition(type: "Ready", status: .unknown)] }
+            for index in conditions.indices where conditions[index].status != .unknown {
+                conditions[index].status = .unknown
+                conditions[index].reason = "NodeStatusUnknown"
+                conditions[index].message = "Kubelet stopped posting node status."
+                conditions[index].lastTransitionTime = now
+            }
+            status.conditions = conditions
+            node.status = status
+            var spec = node.spec ?? NodeSpec()
+            var taints = (spec.taints ?? []).filter { $0.key != Self.unreachableTaintKey }
+            for effect in [TaintEffect.noSchedule, .noExecute] {
+                var taint = Taint(key: Self.unreachableTaintKey, effect: effect)
+                taint.timeAdded = now
+                taints.append(taint)
+            }
+            spec.taints = taints
+            node.spec = spec
+            return try KubeJSON.tree(node)
+        }
+        logger.warning("node \(name) stopped renewing its lease: marked unreachable (pods keep running)")
+    }
+
+    private func clearUnreachable(_ name: String) throws {
+        try store.update(.nodes, namespace: "", name: name) { current in
+            guard var node = try? KubeJSON.decode(Node.self, from: current) else { return nil }
+            let remaining = (node.spec?.taints ?? []).filter { $0.key != Self.unreachableTaintKey }
+            node.spec?.taints = remaining.isEmpty ? nil : remaining
+            return try KubeJSON.tree(node)
+        }
+        logger.info("node \(name) is reachable again")
+    }
+
+    private func evictPods(of node: String) throws {
+        for tree in try store.list(.pods, namespace: nil).items where tree.string(at: ["spec", "nodeName"]) == node {
+            guard let name = tree.string(at: ["metadata", "name"]), let namespace = tree.string(at: ["metadata", "namespace"]) else { continue }
+            _ = try? store.delete(.pods, namespace: namespace, name: name)
+            logger.warning("evicted pod \(namespace)/\(name) from unreachable node \(node)")
+        }
+    }
+}

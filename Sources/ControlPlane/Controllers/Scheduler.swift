@@ -1,0 +1,81 @@
+import KubeModel
+
+/// Picks a node for a pod: Ready, schedulable, matching the pod's nodeSelector, tolerating its
+/// taints and with room for its requests. Pure logic; ``SchedulerService`` runs it.
+struct Scheduler {
+    /// What a placement attempt found.
+    enum Decision: Equatable {
+        case bind(String)
+        case unschedulable(String)
+    }
+
+    static func decide(_ pod: Pod, nodes: [Node], podsByNode: [String: [Pod]]) -> Decision {
+        guard !nodes.isEmpty else { return .unschedulable("0/0 nodes are available: no nodes registered.") }
+        var reasons: [String: Int] = [:]
+        var best: (name: String, freeMilliCPU: Int64)?
+        let request = requests(pod)
+        for node in nodes {
+            guard let name = node.metadata.name else { continue }
+            if let reason = rejection(pod, request: request, node: node, running: podsByNode[name] ?? []) {
+                reasons[reason, default: 0] += 1
+                continue
+            }
+            let free = (node.status?.allocatable?["cpu"]?.milliValue ?? 0) - (podsByNode[name] ?? []).reduce(0) { $0 + requests($1).milliCPU }
+            if best == nil || free > best!.freeMilliCPU || (free == best!.freeMilliCPU && name < best!.name) {
+                best = (name, free)
+            }
+        }
+        if let best { return .bind(best.name) }
+        let summary = reasons.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        return .unschedulable("0/\(nodes.count) nodes are available: \(summary).")
+    }
+
+    /// Why `node` cannot take the pod, in the scheduler's wording; nil when it can.
+    static func rejection(_ pod: Pod, request: (milliCPU: Int64, memory: Int64), node: Node, running: [Pod]) -> String? {
+        let ready = node.status?.conditions?.first { $0.type == "Ready" }?.status == .true
+        if !ready { return "node(s) were not ready" }
+        if node.spec?.unschedulable == true { return "node(s) were unschedulable" }
+        let labels = node.metadata.labels ?? [:]
+        for (key, value) in pod.spec?.nodeSelector ?? [:] where labels[key] != value {
+            return "node(s) didn't match Pod's node affinity/selector"
+        }
+        for taint in node.spec?.taints ?? [] where taint.effect == .noSchedule || taint.effect == .noExecute {
+            if !(pod.spec?.tolerations ?? []).contains(where: { tolerates($0, taint) }) {
+                return "node(s) had untolerated taint {\(taint.key): \(taint.value ?? "")}"
+            }
+        }
+        let allocatable = node.status?.allocatable ?? [:]
+        let used = running.reduce((milliCPU: Int64(0), memory: Int64(0))) { total, other in
+            let otherRequest = requests(other)
+            return (total.milliCPU + otherRequest.milliCPU, total.memory + otherRequest.memory)
+        }
+        if let pods = allocatable["pods"]?.value, Int64(running.count) + 1 > pods { return "Too many pods" }
+        if let cpu = allocatable["cpu"]?.milliValue, used.milliCPU + request.milliCPU > cpu { return "Insufficient cpu" }
+        if let memory = allocatable["memory"]?.value, used.memory + request.memory > memory { return "Insufficient memory" }
+        return nil
+    }
+
+    /// A toleration matches a taint by key (or an empty key with Exists), value and effect.
+    static func tolerates(_ toleration: Toleration, _ taint: Taint) -> Bool {
+        if let effect = toleration.effect, effect != .all, effect != taint.effect { return false }
+        let key = toleration.key ?? ""
+        if key.isEmpty { return toleration.operator == .exists }
+        guard key == taint.key else { return false }
+        return toleration.operator == .exists || (toleration.value ?? "") == (taint.value ?? "")
+    }
+
+    /// The pod's effective requests: the larger of the sum of app containers and any init container.
+    static func requests(_ pod: Pod) -> (milliCPU: Int64, memory: Int64) {
+        func request(_ container: Container, _ resource: String) -> Quantity? {
+            container.resources?.requests?[resource] ?? container.resources?.limits?[resource]
+        }
+        let containers = pod.spec?.containers ?? []
+        var cpu = containers.reduce(Int64(0)) { $0 + (request($1, "cpu")?.milliValue ?? 0) }
+        var memory = containers.reduce(Int64(0)) { $0 + (request($1, "memory")?.value ?? 0) }
+        for initContainer in pod.spec?.initContainers ?? [] {
+            cpu = max(cpu, request(initContainer, "cpu")?.milliValue ?? 0)
+            memory = max(memory, request(initContainer, "memory")?.value ?? 0)
+        }
+        return (cpu, memory)
+    }
+}

