@@ -66,7 +66,9 @@ final class ServerProcess {
         return nil
     }
 
-    static func run(_ executable: String, _ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+    /// Runs a command to completion; a command still running after `timeout` seconds is killed
+    /// (and reported as such) so a hanging client cannot hang the test run.
+    static func run(_ executable: String, _ arguments: [String], input: String? = nil, timeout: TimeInterval = 60) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -76,11 +78,16 @@ final class ServerProcess {
         let stdin = Pipe()
         process.standardInput = stdin
         try process.run()
+        let watchdog = DispatchWorkItem { if process.isRunning { process.interrupt(); process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        defer { watchdog.cancel() }
         if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
         try? stdin.fileHandleForWriting.close()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        var text = String(decoding: data, as: UTF8.self)
+        if process.terminationReason == .uncaughtSignal { text += "\n[killed after \(Int(timeout)) s: \(arguments.joined(separator: " "))]" }
+        return (process.terminationStatus, text)
     }
 
     /// A TCP port that was free a moment ago.
