@@ -16,6 +16,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Seconds a client has to send a complete request (slow clients are disconnected).")
+    var requestTimeout: Int64 = 30
+
     @Option(help: "Seconds without a lease renewal after which a node is marked unreachable.")
     var nodeMonitorGracePeriod: Int64 = 40
 
@@ -24,6 +27,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let files = ClusterFiles(directory: dataDir)
+        FileLimits.raiseOpenFileLimit()
         guard files.isInitialized else {
             throw ValidationError("\(dataDir) is not initialised: run `iotkube-server init --data-dir \(dataDir)` first")
         }
@@ -33,7 +37,7 @@ struct RunCommand: AsyncParsableCommand {
         let store = try ObjectStore(path: files.storePath)
         let signer = CSRSigner(authority: try files.certificateAuthority(), store: store)
         let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer, logger: logger)
-        let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger)
+        let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger, requestTimeoutSeconds: max(1, requestTimeout))
         let startupLogger = logger
         let http = HTTPService(server: server, host: host, port: port) { boundPort in
             startupLogger.info("serving the Kubernetes API on https://\(host):\(boundPort)")

@@ -11,24 +11,28 @@ import X509
 public final class APIHTTPServer: Sendable {
     /// Kubernetes caps request bodies at 3 MiB; so do we.
     public static let maximumBodySize = 3 << 20
-    /// A request head and body must arrive within this time (slow-loris clients are dropped).
-    public static let requestTimeout = TimeAmount.seconds(30)
-    /// A keep-alive connection with no request in flight is closed after this time.
-    public static let idleTimeout = TimeAmount.seconds(120)
-
     private let handler: any HTTPRequestHandler
     private let tls: NIOSSLContext?
     private let logger: Logger
+    /// A connection's TLS handshake and each request must arrive within this time
+    /// (slow-loris clients are dropped).
+    private let requestTimeout: TimeAmount
+    /// A keep-alive connection with no request in flight is closed after this time.
+    private let idleTimeout: TimeAmount
 
-    public init(handler: any HTTPRequestHandler, tls: NIOSSLContext?, logger: Logger) {
+    public init(handler: any HTTPRequestHandler, tls: NIOSSLContext?, logger: Logger, requestTimeoutSeconds: Int64 = 30, idleTimeoutSeconds: Int64 = 120) {
         self.handler = handler
         self.tls = tls
         self.logger = logger
+        requestTimeout = .seconds(requestTimeoutSeconds)
+        idleTimeout = .seconds(idleTimeoutSeconds)
     }
 
     /// Binds and serves until cancelled; calls `onListening` with the bound port once listening.
     public func run(host: String, port: Int, onListening: @Sendable (Int) -> Void = { _ in }) async throws {
         let tls = self.tls
+        let requestTimeout = self.requestTimeout
+        let idleTimeout = self.idleTimeout
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -39,7 +43,7 @@ public final class APIHTTPServer: Sendable {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(RequestTimeoutHandler(requestTimeout: Self.requestTimeout, idleTimeout: Self.idleTimeout))
+                    try channel.pipeline.syncOperations.addHandler(RequestTimeoutHandler(requestTimeout: requestTimeout, idleTimeout: idleTimeout))
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                 }
             }
@@ -146,8 +150,9 @@ public final class APIHTTPServer: Sendable {
     }
 }
 
-/// Closes a connection whose request does not arrive completely in time (slow-loris clients)
-/// or that stays idle between requests; never interrupts a response being streamed.
+/// Closes a connection whose request does not arrive completely in time (slow-loris clients,
+/// including ones that never finish the TLS handshake: the timer starts when the connection
+/// opens) or that stays idle between requests; never interrupts a response being streamed.
 final class RequestTimeoutHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
@@ -174,7 +179,8 @@ final class RequestTimeoutHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head: arm(context, after: requestTimeout)
+        case .head:
+            arm(context, after: requestTimeout)
         case .body: break
         case .end: disarm()
         }
