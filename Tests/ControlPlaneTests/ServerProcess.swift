@@ -14,7 +14,7 @@ final class ServerProcess {
 
     var kubeconfig: String { directory.appendingPathComponent("admin.kubeconfig").path }
 
-    init(arguments extraArguments: [String] = []) throws {
+    init(arguments extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("iotkube-server-\(UUID().uuidString)")
         port = try Self.freePort()
         let initResult = try Self.run(Self.serverBinary.path, ["init", "--data-dir", directory.path, "--port", String(port)])
@@ -26,6 +26,9 @@ final class ServerProcess {
         process.arguments = ["run", "--data-dir", directory.path, "--listen", "127.0.0.1:\(port)"] + extraArguments
         process.standardOutput = logHandle
         process.standardError = logHandle
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         try process.run()
         try waitUntilServing()
     }

@@ -6,6 +6,7 @@ public final class APIServer: HTTPRequestHandler {
     let store: ObjectStore
     let authenticator: Authenticator
     let signer: CSRSigner?
+    let metricsStore = MetricsStore()
     let logger: Logger
 
     /// Namespaces every cluster has.
@@ -69,6 +70,7 @@ public final class APIServer: HTTPRequestHandler {
         }
         let verb = Self.verb(request, route)
         try Authorizer(store: store).authorize(identity, verb: verb, route: route, request: request)
+        if route.resource.isMetrics { return try metrics(route, request, verb: verb) }
         switch verb {
         case "get": return try get(route, request)
         case "list": return try list(route, request)

@@ -78,7 +78,7 @@ enum Discovery {
     static func openAPIRoot() -> JSONValue {
         var paths = JSONObject()
         paths["api/v1"] = ["serverRelativeURL": .string("/openapi/v3/api/v1?hash=\(documentHash)")]
-        for entry in groupVersions {
+        for entry in groupVersions where entry.group != ResourceType.nodeMetrics.group {
             paths["apis/\(entry.group)/\(entry.version)"] = ["serverRelativeURL": .string("/openapi/v3/apis/\(entry.group)/\(entry.version)?hash=\(documentHash)")]
         }
         return ["paths": .object(paths)]
@@ -89,7 +89,7 @@ enum Discovery {
     /// A group-version's OpenAPI v3 document: each resource's paths with a `patch` operation that
     /// declares the `fieldValidation` parameter, so kubectl validates on the server (Strict).
     static func openAPIDocument(group: String, version: String) -> JSONValue? {
-        let resources = ResourceType.all.filter { $0.group == group && $0.version == version }
+        let resources = ResourceType.all.filter { $0.group == group && $0.version == version && !$0.isMetrics }
         guard !resources.isEmpty else { return nil }
         var paths = JSONObject()
         var schemas = JSONObject()

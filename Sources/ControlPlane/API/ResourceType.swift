@@ -48,10 +48,21 @@ extension ResourceType {
         group: "certificates.k8s.io", version: "v1", plural: "certificatesigningrequests", singular: "certificatesigningrequest",
         kind: "CertificateSigningRequest", namespaced: false, shortNames: ["csr"], subresources: ["status", "approval"])
 
-    /// Every resource the server stores, in discovery order.
+    public static let nodeMetrics = ResourceType(
+        group: "metrics.k8s.io", version: "v1beta1", plural: "nodes", singular: "", kind: "NodeMetrics", namespaced: false,
+        verbs: ["get", "list"])
+    public static let podMetrics = ResourceType(
+        group: "metrics.k8s.io", version: "v1beta1", plural: "pods", singular: "", kind: "PodMetrics", namespaced: true,
+        verbs: ["get", "list"])
+
+    /// Every resource the server serves, in discovery order.
     public static let all: [ResourceType] = [
         .namespaces, .pods, .nodes, .events, .configMaps, .secrets, .serviceAccounts, .leases, .certificateSigningRequests,
+        .nodeMetrics, .podMetrics,
     ]
+
+    /// Whether objects of this resource are usage samples kept in memory (metrics.k8s.io), not in the store.
+    var isMetrics: Bool { group == "metrics.k8s.io" }
 
     /// The resource served at `group/version/plural`, if any.
     static func find(group: String, version: String, plural: String) -> ResourceType? {

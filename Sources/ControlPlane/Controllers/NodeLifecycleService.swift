@@ -25,13 +25,13 @@ public struct NodeLifecycleService: Service {
     }
 
     public func run() async throws {
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 try check(now: .now())
             } catch {
                 logger.warning("node lifecycle check failed: \(error)")
             }
-            try? await Task.sleep(for: checkInterval)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: checkInterval) }
         }
     }
 

@@ -31,12 +31,12 @@ public final class SchedulerService: Service, Sendable {
                 }
             }
             group.addTask { [self] in
-                while !Task.isShuttingDownGracefully {
+                while !Task.isShuttingDownGracefully && !Task.isCancelled {
                     scheduleAll()
-                    try await Task.sleep(for: resyncInterval)
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.resyncInterval) }
                 }
             }
-            try await gracefulShutdown()
+            try? await gracefulShutdown()
             group.cancelAll()
         }
     }

@@ -16,8 +16,12 @@ public struct HTTPService: Service {
     }
 
     public func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await server.run(host: host, port: port, onListening: onListening)
+        do {
+            try await cancelWhenGracefulShutdown {
+                try await server.run(host: host, port: port, onListening: onListening)
+            }
+        } catch is CancellationError {
+            // Stopping on SIGTERM is a clean exit, not an error.
         }
     }
 }

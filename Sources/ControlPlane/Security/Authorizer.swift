@@ -43,6 +43,12 @@ struct Authorizer {
                 && (reads.contains(verb) || writes.contains(verb) || verb == "create" || verb == "delete")
         case .events:
             return ["create", "update", "patch"].contains(verb)
+        case .nodeMetrics:
+            return (verb == "update" || verb == "create") && (route.name ?? (try? APIServer.body(request))?.string(at: ["metadata", "name"])) == node
+        case .podMetrics:
+            guard verb == "update" || verb == "create", let namespace = route.namespace else { return false }
+            let name = route.name ?? (try? APIServer.body(request))?.string(at: ["metadata", "name"]) ?? ""
+            return try store.get(.pods, namespace: namespace, name: name)?.string(at: ["spec", "nodeName"]) == node
         case .pods:
             switch verb {
             case "list", "watch": return selects(request, field: "spec.nodeName", value: node)
