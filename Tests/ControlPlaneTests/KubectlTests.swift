@@ -69,6 +69,23 @@ struct KubectlTests {
         _ = try ok(["delete", "pod", "bound", "--grace-period=0", "--force"])
         #expect(try server.kubectl(["get", "pod", "bound"]).output.contains("NotFound"))
 
+        // delete waits (kubectl 1.37 watches with sendInitialEvents) until the node's agent
+        // confirms with a zero grace period; here a second kubectl plays the agent
+        _ = try ok(["create", "-f", "-"], input: bound)
+        let waiting = Process()
+        waiting.executableURL = URL(fileURLWithPath: ServerProcess.kubectlPath!)
+        waiting.arguments = ["--kubeconfig", server.kubeconfig, "delete", "pod", "bound", "--timeout=30s"]
+        let waitingOutput = Pipe()
+        waiting.standardOutput = waitingOutput
+        waiting.standardError = waitingOutput
+        try waiting.run()
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(waiting.isRunning, "kubectl delete should wait for the graceful deletion")
+        _ = try ok(["delete", "pod", "bound", "--grace-period=0", "--force"])
+        waiting.waitUntilExit()
+        let waited = String(decoding: waitingOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(waiting.terminationStatus == 0 && waited.contains("deleted"), "\(waited)")
+
         // nodes print their columns (the pending pods now get scheduled there)
         _ = try ok(["create", "-f", Self.fixture("node.json")])
         let nodes = try ok(["get", "nodes"])
@@ -77,7 +94,7 @@ struct KubectlTests {
         // every object the server returns passes the official schemas
         if toolAvailable("kubernetes-validate") {
             var documents: [(name: String, json: [UInt8])] = []
-            for resource in ["pods", "nodes", "namespaces"] {
+            for resource in ["pods", "nodes", "namespaces", "events", "configmaps", "serviceaccounts"] {
                 let list = try KubeJSON.parse(Array(try ok(["get", resource, "-A", "-o", "json"]).utf8))
                 guard case .array(let items)? = list["items"] else { continue }
                 for (index, item) in items.enumerated() { documents.append(("\(resource)-\(index)", KubeJSON.serialize(item))) }
@@ -117,6 +134,13 @@ struct KubectlTests {
         let strict = try server.kubectl(["create", "-f", "-"], input: unknownField)
         #expect(strict.status != 0)
         #expect(strict.output.contains("unknown field \"spec.containers[0].imagePullPolicyy\""), "\(strict.output)")
+
+        // Ignore drops unknown fields silently; Warn (the server default) drops them with a warning
+        let ignored = try server.kubectl(["create", "--validate=false", "-f", "-"], input: unknownField)
+        #expect(ignored.status == 0, "\(ignored.output)")
+        #expect(try server.kubectl(["get", "pod", "typo", "-o", "json"]).output.contains("imagePullPolicyy") == false)
+        let warned = try server.kubectl(["create", "--validate=warn", "-f", "-"], input: unknownField.replacingOccurrences(of: "name: typo", with: "name: typo2"))
+        #expect(warned.status == 0 && warned.output.contains("unknown field \"spec.containers[0].imagePullPolicyy\""), "\(warned.output)")
 
         let badName = "apiVersion: v1\nkind: Pod\nmetadata: {name: Bad_Name}\nspec: {containers: [{name: c, image: busybox}]}\n"
         let invalid = try server.kubectl(["create", "-f", "-"], input: badName)

@@ -47,7 +47,15 @@ public final class APIServer: HTTPRequestHandler {
 
     static func objectResponse(_ status: Int, _ object: JSONValue, warnings: [String] = []) -> HTTPResponse {
         var response = HTTPResponse.json(status, KubeJSON.serialize(object))
-        for warning in warnings { response.headers.append(("Warning", "299 - \"\(warning)\"")) }
+        for warning in warnings {
+            // RFC 7234 warn-text is a quoted string: escape backslashes and quotes.
+            var escaped = ""
+            for character in warning {
+                if character == "\"" || character == "\\" { escaped.append("\\") }
+                escaped.append(character)
+            }
+            response.headers.append(("Warning", "299 - \"\(escaped)\""))
+        }
         return response
     }
 
