@@ -41,6 +41,18 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // A Kubernetes API client for any conformant server: kubeconfig, HTTPS with client
+        // certificates, typed CRUD, watch. FoundationEssentials only (the agent links it).
+        .target(
+            name: "KubeClient",
+            dependencies: [
+                "KubeModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // SQLite (Debian libsqlite3-dev), linked statically.
         .target(
             name: "CSQLite",
@@ -79,7 +91,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "KubeModel", "iotkube-server"]
+            dependencies: ["ControlPlane", "KubeClient", "KubeModel", "iotkube-server"]
         ),
         .testTarget(
             name: "AgentCLITests",

@@ -6,8 +6,10 @@ import Testing
 final class ServerProcess {
     let directory: URL
     let port: Int
-    let process = Process()
+    private(set) var process = Process()
     let log: URL
+    private let extraArguments: [String]
+    private let environment: [String: String]
 
     static let buildDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     static var serverBinary: URL { buildDirectory.appendingPathComponent("iotkube-server") }
@@ -21,7 +23,15 @@ final class ServerProcess {
         guard initResult.status == 0 else { throw TestFailure("init failed: \(initResult.output)") }
         log = directory.appendingPathComponent("server.log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
+        self.extraArguments = extraArguments
+        self.environment = environment
+        try start()
+    }
+
+    private func start() throws {
         let logHandle = try FileHandle(forWritingTo: log)
+        logHandle.seekToEndOfFile()
+        process = Process()
         process.executableURL = Self.serverBinary
         process.arguments = ["run", "--data-dir", directory.path, "--listen", "127.0.0.1:\(port)"] + extraArguments
         process.standardOutput = logHandle
@@ -31,6 +41,13 @@ final class ServerProcess {
         }
         try process.run()
         try waitUntilServing()
+    }
+
+    /// Stops the server (SIGTERM) and starts it again on the same data directory.
+    func restart() throws {
+        process.terminate()
+        process.waitUntilExit()
+        try start()
     }
 
     deinit {

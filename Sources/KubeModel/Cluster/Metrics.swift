@@ -2,6 +2,7 @@
 public struct NodeMetrics: KubeObject {
     public static let apiVersion = "metrics.k8s.io/v1beta1"
     public static let kind = "NodeMetrics"
+    public static var plural: String { "nodes" }
 
     public var apiVersion: String? = NodeMetrics.apiVersion
     public var kind: String? = NodeMetrics.kind
@@ -26,6 +27,7 @@ public struct NodeMetrics: KubeObject {
 public struct PodMetrics: KubeObject {
     public static let apiVersion = "metrics.k8s.io/v1beta1"
     public static let kind = "PodMetrics"
+    public static var plural: String { "pods" }
 
     public var apiVersion: String? = PodMetrics.apiVersion
     public var kind: String? = PodMetrics.kind

@@ -13,6 +13,9 @@ public protocol KubeObject: Codable, Sendable, Hashable {
 }
 
 extension KubeObject {
+    /// The plural resource name in URLs (`pods`, `leases`); metrics types override it.
+    public static var plural: String { kind.lowercased() + "s" }
+
     /// The API group: empty for the core group.
     public static var group: String {
         guard let slash = apiVersion.firstIndex(of: "/") else { return "" }

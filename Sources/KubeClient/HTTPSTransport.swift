@@ -1,0 +1,156 @@
+import KubeModel
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// One HTTPS exchange per connection over SwiftNIO: TLS with the configured CA and client
+/// certificate, a request with a body, and the response as a whole or as a stream of lines.
+struct HTTPSTransport: Sendable {
+    let host: String
+    let port: Int
+    let tls: NIOSSLContext
+    let serverHostname: String?
+    let bearerToken: String?
+    /// Connecting and answering a non-streaming request must take less than this.
+    let timeout: TimeAmount
+
+    init(configuration: ClientConfiguration, timeout: TimeAmount = .seconds(30)) throws(KubeClientError) {
+        (host, port) = try configuration.endpoint()
+        self.timeout = timeout
+        bearerToken = configuration.bearerToken
+        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let ca = configuration.certificateAuthorityPEM {
+                tlsConfiguration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+            }
+            if let certificate = configuration.clientCertificatePEM, let key = configuration.clientKeyPEM {
+                tlsConfiguration.certificateChain = try NIOSSLCertificate.fromPEMBytes(certificate).map { .certificate($0) }
+                tlsConfiguration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+            }
+            if configuration.insecureSkipVerify { tlsConfiguration.certificateVerification = .none }
+            tls = try NIOSSLContext(configuration: tlsConfiguration)
+        } catch {
+            throw .configuration("TLS setup failed: \(error)")
+        }
+        // Hostname checks use SNI names; IP literals are checked against IP SANs by NIOSSL itself.
+        serverHostname = Self.isIPAddress(host) ? nil : host
+    }
+
+    static func isIPAddress(_ host: String) -> Bool {
+        host.contains(":") || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
+    }
+
+    typealias Connection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+
+    private func connect() async throws(KubeClientError) -> Connection {
+        let tls = self.tls
+        let serverHostname = self.serverHostname
+        do {
+            return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(timeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverHostname)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        return try Connection(wrappingChannelSynchronously: channel)
+                    }
+                }
+        } catch {
+            throw .transport("connect to \(host):\(port): \(error)")
+        }
+    }
+
+    private func head(_ method: HTTPMethod, _ path: String, contentType: String?, bodyLength: Int) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: serverHostname.map { "\($0):\(port)" } ?? "\(host):\(port)")
+        headers.add(name: "Accept", value: "application/json")
+        headers.add(name: "User-Agent", value: "iotkube/\(IotkubeVersion.current)")
+        headers.add(name: "Content-Length", value: String(bodyLength))
+        if let contentType { headers.add(name: "Content-Type", value: contentType) }
+        if let bearerToken { headers.add(name: "Authorization", value: "Bearer \(bearerToken)") }
+        return HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
+    }
+
+    /// Sends a request and returns the status code and the whole body.
+    func send(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) async throws(KubeClientError) -> (status: Int, body: [UInt8]) {
+        let connection = try await connect()
+        do {
+            return try await withThrowingTaskGroup(of: (Int, [UInt8])?.self) { group in
+                group.addTask {
+                    try await connection.executeThenClose { inbound, outbound in
+                        try await outbound.write(.head(head(method, path, contentType: contentType, bodyLength: body?.count ?? 0)))
+                        if let body, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                        try await outbound.write(.end(nil))
+                        var status = 0
+                        var collected: [UInt8] = []
+                        for try await part in inbound {
+                            switch part {
+                            case .head(let responseHead): status = Int(responseHead.status.code)
+                            case .body(var buffer): collected.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
+                            case .end: return (status, collected)
+                            }
+                        }
+                        throw KubeClientError.transport("the connection closed before the response ended")
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let result = try await group.next() ?? nil else {
+                    connection.channel.close(promise: nil)
+                    throw KubeClientError.transport("no answer within \(timeout.nanoseconds / 1_000_000_000) s")
+                }
+                return result
+            }
+        } catch let error as KubeClientError {
+            throw error
+        } catch {
+            throw .transport("\(method) \(path): \(error)")
+        }
+    }
+
+    /// Sends a GET and delivers the response body line by line (watch streams) until the
+    /// server ends it or the task is cancelled. Returns the status; a non-200 body is returned
+    /// whole in `errorBody`.
+    func stream(_ path: String, onLine: @Sendable ([UInt8]) async throws -> Void) async throws(KubeClientError) -> (status: Int, errorBody: [UInt8]) {
+        let connection = try await connect()
+        do {
+            return try await withTaskCancellationHandler {
+                try await connection.executeThenClose { inbound, outbound in
+                    try await outbound.write(.head(head(.GET, path, contentType: nil, bodyLength: 0)))
+                    try await outbound.write(.end(nil))
+                    var status = 0
+                    var pending: [UInt8] = []
+                    for try await part in inbound {
+                        switch part {
+                        case .head(let responseHead): status = Int(responseHead.status.code)
+                        case .body(var buffer):
+                            pending.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
+                            guard status == 200 else { continue }
+                            while let newline = pending.firstIndex(of: 0x0A) {
+                                let line = Array(pending[..<newline])
+                                pending.removeSubrange(...newline)
+                                if !line.isEmpty { try await onLine(line) }
+                            }
+                        case .end:
+                            if status == 200, !pending.isEmpty { try await onLine(pending) }
+                            return (status, status == 200 ? [] : pending)
+                        }
+                    }
+                    return (status, [])
+                }
+            } onCancel: {
+                connection.channel.close(promise: nil)
+            }
+        } catch let error as KubeClientError {
+            throw error
+        } catch {
+            throw .transport("watch \(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import FoundationEssentials
+import KubeModel
+
+/// What a client needs to reach one API server: where, which CA to trust, and how to log in.
+public struct ClientConfiguration: Sendable {
+    /// `https://host:port` (path prefixes are not supported).
+    public var server: String
+    /// PEM of the CA that signs the server's certificate; nil trusts the system store.
+    public var certificateAuthorityPEM: [UInt8]?
+    /// PEM client certificate and key, for certificate authentication.
+    public var clientCertificatePEM: [UInt8]?
+    public var clientKeyPEM: [UInt8]?
+    /// A bearer token (bootstrap tokens, service account tokens).
+    public var bearerToken: String?
+    /// Skips server certificate verification (only for fetching data whose integrity is
+    /// checked otherwise, like kubeadm's signed `cluster-info`).
+    public var insecureSkipVerify = false
+
+    public init(server: String, certificateAuthorityPEM: [UInt8]? = nil, clientCertificatePEM: [UInt8]? = nil, clientKeyPEM: [UInt8]? = nil, bearerToken: String? = nil) {
+        self.server = server
+        self.certificateAuthorityPEM = certificateAuthorityPEM
+        self.clientCertificatePEM = clientCertificatePEM
+        self.clientKeyPEM = clientKeyPEM
+        self.bearerToken = bearerToken
+    }
+
+    /// Host and port parsed from ``server``.
+    func endpoint() throws(KubeClientError) -> (host: String, port: Int) {
+        guard server.hasPrefix("https://") else { throw .configuration("the server must be an https:// URL, got \"\(server)\"") }
+        var rest = Substring(server.dropFirst("https://".count))
+        while rest.hasSuffix("/") { rest = rest.dropLast() }
+        if rest.hasPrefix("[") {  // [IPv6]:port
+            guard let close = rest.firstIndex(of: "]") else { throw .configuration("malformed IPv6 server address \"\(server)\"") }
+            let host = String(rest[rest.index(after: rest.startIndex)..<close])
+            let after = rest[rest.index(after: close)...]
+            return (host, after.hasPrefix(":") ? Int(after.dropFirst()) ?? 443 : 443)
+        }
+        let parts = rest.split(separator: ":", maxSplits: 1)
+        guard let host = parts.first, !host.isEmpty else { throw .configuration("no host in \"\(server)\"") }
+        if parts.count == 2 {
+            guard let port = Int(parts[1]), (1...65535).contains(port) else { throw .configuration("bad port in \"\(server)\"") }
+            return (String(host), port)
+        }
+        return (String(host), 443)
+    }
+}
+
+/// Reads kubeconfig files (the current context's cluster and user).
+public enum Kubeconfig {
+    /// The configuration of the current context of a kubeconfig document. Relative file
+    /// references are resolved against `directory`.
+    public static func parse(_ bytes: [UInt8], directory: String = ".") throws(KubeClientError) -> ClientConfiguration {
+        let tree: JSONValue
+        do {
+            let documents = try KubeYAML.documents(bytes)
+            guard documents.count == 1 else { throw KubeClientError.configuration("a kubeconfig must be one YAML document") }
+            tree = documents[0]
+        } catch let error as KubeClientError {
+            throw error
+        } catch {
+            throw .configuration("kubeconfig: \(error)")
+        }
+        guard let contextName = tree["current-context"]?.stringValue, !contextName.isEmpty else {
+            throw .configuration("kubeconfig has no current-context")
+        }
+        func named(_ list: String, _ name: String) -> JSONValue? {
+            guard case .array(let items)? = tree[list] else { return nil }
+            return items.first { $0["name"]?.stringValue == name }
+        }
+        guard let context = named("contexts", contextName)?["context"] else { throw .configuration("kubeconfig: context \"\(contextName)\" is missing") }
+        guard let clusterName = context["cluster"]?.stringValue, let cluster = named("clusters", clusterName)?["cluster"] else {
+            throw .configuration("kubeconfig: the cluster of context \"\(contextName)\" is missing")
+        }
+        guard let server = cluster["server"]?.stringValue else { throw .configuration("kubeconfig: cluster \"\(clusterName)\" has no server") }
+        var configuration = ClientConfiguration(server: server)
+        configuration.certificateAuthorityPEM = try material(cluster, data: "certificate-authority-data", file: "certificate-authority", directory: directory)
+        configuration.insecureSkipVerify = cluster["insecure-skip-tls-verify"] == .bool(true)
+        if let userName = context["user"]?.stringValue, let user = named("users", userName)?["user"] {
+            configuration.clientCertificatePEM = try material(user, data: "client-certificate-data", file: "client-certificate", directory: directory)
+            configuration.clientKeyPEM = try material(user, data: "client-key-data", file: "client-key", directory: directory)
+            configuration.bearerToken = user["token"]?.stringValue
+        }
+        return configuration
+    }
+
+    private static func material(_ section: JSONValue, data: String, file: String, directory: String) throws(KubeClientError) -> [UInt8]? {
+        if let encoded = section[data]?.stringValue {
+            guard let decoded = Data(base64Encoded: encoded) else { throw .configuration("kubeconfig: \(data) is not base64") }
+            return [UInt8](decoded)
+        }
+        if let path = section[file]?.stringValue {
+            let fullPath = path.hasPrefix("/") ? path : "\(directory)/\(path)"
+            guard let bytes = try? [UInt8](Data(contentsOf: URL(fileURLWithPath: fullPath))) else {
+                throw .configuration("kubeconfig: cannot read \(file) \(fullPath)")
+            }
+            return bytes
+        }
+        return nil
+    }
+}
