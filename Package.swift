@@ -38,7 +38,22 @@ let package = Package(
             name: "iotkube-agent",
             dependencies: [
                 "KubeModel",
+                "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Host plumbing shared by both programs: atomic file writes, sd_notify, resource limits.
+        .target(name: "SystemSupport"),
+        // The agent's logic: provisioning (join), and later heartbeat, pods, probes.
+        .target(
+            name: "Agent",
+            dependencies: [
+                "KubeModel",
+                "KubeClient",
+                "SystemSupport",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         // A Kubernetes API client for any conformant server: kubeconfig, HTTPS with client
@@ -64,6 +79,7 @@ let package = Package(
             dependencies: [
                 "KubeModel",
                 "CSQLite",
+                "SystemSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -80,6 +96,7 @@ let package = Package(
             dependencies: [
                 "KubeModel",
                 "ControlPlane",
+                "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -89,13 +106,18 @@ let package = Package(
             dependencies: ["KubeModel"],
             exclude: ["Fixtures"]
         ),
+        // Test helpers: real server processes and tools (used by tests only).
+        .target(
+            name: "IotkubeTestSupport",
+            path: "Tests/IotkubeTestSupport"
+        ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "KubeClient", "KubeModel", "iotkube-server"]
+            dependencies: ["ControlPlane", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),
         .testTarget(
             name: "AgentCLITests",
-            dependencies: ["iotkube-agent"]
+            dependencies: ["iotkube-agent", "Agent", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -60,22 +60,31 @@ public enum Kubeconfig {
         } catch {
             throw .configuration("kubeconfig: \(error)")
         }
-        guard let contextName = tree["current-context"]?.stringValue, !contextName.isEmpty else {
-            throw .configuration("kubeconfig has no current-context")
-        }
         func named(_ list: String, _ name: String) -> JSONValue? {
             guard case .array(let items)? = tree[list] else { return nil }
             return items.first { $0["name"]?.stringValue == name }
         }
-        guard let context = named("contexts", contextName)?["context"] else { throw .configuration("kubeconfig: context \"\(contextName)\" is missing") }
-        guard let clusterName = context["cluster"]?.stringValue, let cluster = named("clusters", clusterName)?["cluster"] else {
-            throw .configuration("kubeconfig: the cluster of context \"\(contextName)\" is missing")
+        let context: JSONValue?
+        let cluster: JSONValue
+        if let contextName = tree["current-context"]?.stringValue, !contextName.isEmpty {
+            guard let found = named("contexts", contextName)?["context"] else { throw .configuration("kubeconfig: context \"\(contextName)\" is missing") }
+            guard let clusterName = found["cluster"]?.stringValue, let foundCluster = named("clusters", clusterName)?["cluster"] else {
+                throw .configuration("kubeconfig: the cluster of context \"\(contextName)\" is missing")
+            }
+            context = found
+            cluster = foundCluster
+        } else if case .array(let clusters)? = tree["clusters"], clusters.count == 1, let only = clusters[0]["cluster"] {
+            // A cluster-only kubeconfig (kubeadm's cluster-info): no context, no user.
+            context = nil
+            cluster = only
+        } else {
+            throw .configuration("kubeconfig has no current-context")
         }
-        guard let server = cluster["server"]?.stringValue else { throw .configuration("kubeconfig: cluster \"\(clusterName)\" has no server") }
+        guard let server = cluster["server"]?.stringValue else { throw .configuration("kubeconfig: the cluster has no server") }
         var configuration = ClientConfiguration(server: server)
         configuration.certificateAuthorityPEM = try material(cluster, data: "certificate-authority-data", file: "certificate-authority", directory: directory)
         configuration.insecureSkipVerify = cluster["insecure-skip-tls-verify"] == .bool(true)
-        if let userName = context["user"]?.stringValue, let user = named("users", userName)?["user"] {
+        if let userName = context?["user"]?.stringValue, let user = named("users", userName)?["user"] {
             configuration.clientCertificatePEM = try material(user, data: "client-certificate-data", file: "client-certificate", directory: directory)
             configuration.clientKeyPEM = try material(user, data: "client-key-data", file: "client-key", directory: directory)
             configuration.bearerToken = user["token"]?.stringValue

@@ -3,11 +3,11 @@ import KubeModel
 
 /// The iotkube edge node agent (the kubelet role).
 @main
-struct IotkubeAgent: ParsableCommand {
+struct IotkubeAgent: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "iotkube-agent",
         abstract: "The iotkube edge node agent: runs the pods a Kubernetes API server assigns to this board.",
         version: IotkubeVersion.current,
-        subcommands: [VersionCommand.self, ManifestCheckCommand.self]
+        subcommands: [JoinCommand.self, VersionCommand.self, ManifestCheckCommand.self]
     )
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import ControlPlane
 import Logging
 import ServiceLifecycle
+import SystemSupport
 
 /// `iotkube-server run`: serves the Kubernetes API over HTTPS.
 struct RunCommand: AsyncParsableCommand {

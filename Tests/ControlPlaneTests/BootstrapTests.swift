@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import KubeModel
+import IotkubeTestSupport
 import Testing
 import X509
 

@@ -1,5 +1,6 @@
 import Foundation
 import KubeModel
+import IotkubeTestSupport
 import Testing
 
 /// Real kubectl against a real iotkube-server process: the commands people type.

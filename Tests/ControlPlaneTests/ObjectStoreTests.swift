@@ -1,5 +1,6 @@
 import Foundation
 import KubeModel
+import IotkubeTestSupport
 import Testing
 
 @testable import ControlPlane

@@ -1,5 +1,6 @@
 import Foundation
 import KubeModel
+import IotkubeTestSupport
 import Testing
 
 /// Clients other than the newest kubectl: kubectl 1.20 (from before OpenAPI v3 and aggregated

@@ -1,4 +1,5 @@
 import KubeModel
+import IotkubeTestSupport
 import Testing
 
 @testable import ControlPlane

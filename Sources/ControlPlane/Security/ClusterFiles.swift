@@ -3,6 +3,7 @@ import FoundationEssentials
 import KubeModel
 import NIOSSL
 import X509
+import SystemSupport
 
 /// The server's data directory: the CA, the serving certificate, the admin credentials, the
 /// store, and the settings chosen at `init`.

@@ -1,22 +1,21 @@
 import Foundation
-import Testing
 
 /// A real `iotkube-server` process on a loopback port with a fresh data directory, and helpers
 /// to drive it with real kubectl.
-final class ServerProcess {
-    let directory: URL
-    let port: Int
-    private(set) var process = Process()
-    let log: URL
+public final class ServerProcess {
+    public let directory: URL
+    public let port: Int
+    public private(set) var process = Process()
+    public let log: URL
     private let extraArguments: [String]
     private let environment: [String: String]
 
-    static let buildDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    static var serverBinary: URL { buildDirectory.appendingPathComponent("iotkube-server") }
+    public static let buildDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    public static var serverBinary: URL { buildDirectory.appendingPathComponent("iotkube-server") }
 
-    var kubeconfig: String { directory.appendingPathComponent("admin.kubeconfig").path }
+    public var kubeconfig: String { directory.appendingPathComponent("admin.kubeconfig").path }
 
-    init(arguments extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+    public init(arguments extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("iotkube-server-\(UUID().uuidString)")
         port = try Self.freePort()
         let initResult = try Self.run(Self.serverBinary.path, ["init", "--data-dir", directory.path, "--port", String(port)])
@@ -44,7 +43,7 @@ final class ServerProcess {
     }
 
     /// Stops the server (SIGTERM) and starts it again on the same data directory.
-    func restart() throws {
+    public func restart() throws {
         process.terminate()
         process.waitUntilExit()
         try start()
@@ -67,18 +66,18 @@ final class ServerProcess {
         throw TestFailure("server did not start: \(serverLog)")
     }
 
-    var serverLog: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
+    public var serverLog: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
     /// Runs kubectl against this server; returns exit status and combined output.
     @discardableResult
-    func kubectl(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+    public func kubectl(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
         guard let kubectl = Self.kubectlPath else { throw TestFailure("kubectl is not installed") }
         return try Self.run(kubectl, ["--kubeconfig", kubeconfig] + arguments, input: input)
     }
 
-    static var kubectlPath: String? { findExecutable("kubectl") }
+    public static var kubectlPath: String? { findExecutable("kubectl") }
 
-    static func findExecutable(_ name: String) -> String? {
+    public static func findExecutable(_ name: String) -> String? {
         for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
             let candidate = "\(directory)/\(name)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
@@ -88,7 +87,7 @@ final class ServerProcess {
 
     /// Runs a command to completion; a command still running after `timeout` seconds is killed
     /// (and reported as such) so a hanging client cannot hang the test run.
-    static func run(_ executable: String, _ arguments: [String], input: String? = nil, timeout: TimeInterval = 60) throws -> (status: Int32, output: String) {
+    public static func run(_ executable: String, _ arguments: [String], input: String? = nil, timeout: TimeInterval = 60) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -111,7 +110,7 @@ final class ServerProcess {
     }
 
     /// A TCP port that was free a moment ago.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(descriptor) }
         var address = sockaddr_in()
@@ -127,12 +126,12 @@ final class ServerProcess {
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+public struct TestFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Whether tests needing a tool run: always under CI (where a missing tool is a failure), else when present.
-func toolAvailable(_ name: String) -> Bool {
+public func toolAvailable(_ name: String) -> Bool {
     ProcessInfo.processInfo.environment["CI"] != nil || ServerProcess.findExecutable(name) != nil
 }

@@ -1,0 +1,76 @@
+import FoundationEssentials
+import KubeModel
+import SystemSupport
+
+/// The agent's configuration file (`/etc/iotkube/agent.yaml`), written by `join` and read by `run`.
+public struct AgentConfiguration: Codable, Sendable, Hashable {
+    /// The name this board registers as.
+    public var nodeName: String = ""
+    /// The API server, `https://host:port`.
+    public var server: String = ""
+    /// The kubeconfig with this node's client certificate.
+    public var kubeconfig: String = ""
+    /// Where pods, images and checkpoints live.
+    public var stateDir: String = "/var/lib/iotkube"
+    /// The agent's own HTTPS endpoint (logs, metrics).
+    public var port: Int32 = 10250
+    /// Extra node labels.
+    public var labels: [String: String]?
+    /// Registries reached over plain HTTP or with unverified TLS (`host:port`).
+    public var insecureRegistries: [String]?
+    public var unknownFields = UnknownFields()
+
+    public init() {}
+
+    /// Reads and checks a configuration file; errors name the file and the field.
+    public static func load(_ path: String) throws -> AgentConfiguration {
+        guard let bytes = try AtomicFile.read(path) else { throw ProvisioningError("\(path) does not exist: run `iotkube-agent join` first") }
+        do {
+            let configuration = try KubeYAML.decode(AgentConfiguration.self, from: bytes, validation: .strict)
+            guard !configuration.nodeName.isEmpty, configuration.server.hasPrefix("https://") else {
+                throw ProvisioningError("\(path): nodeName and an https:// server are required")
+            }
+            return configuration
+        } catch let error as KubeDecodingError {
+            throw ProvisioningError("\(path): \(error)")
+        }
+    }
+
+    /// The file as YAML (every value quoted, so nothing is reinterpreted on reading).
+    public var yaml: String {
+        func quote(_ text: String) -> String {
+            var escaped = "\""
+            for character in text {
+                switch character {
+                case "\"": escaped += "\\\""
+                case "\\": escaped += "\\\\"
+                case "\n": escaped += "\\n"
+                default: escaped.append(character)
+                }
+            }
+            return escaped + "\""
+        }
+        var text = """
+            # iotkube-agent configuration, written by `iotkube-agent join`.
+            nodeName: \(quote(nodeName))
+            server: \(quote(server))
+            kubeconfig: \(quote(kubeconfig))
+            stateDir: \(quote(stateDir))
+            port: \(port)
+
+            """
+        if let labels, !labels.isEmpty {
+            text += "labels:\n" + labels.keys.sorted().map { "  \(quote($0)): \(quote(labels[$0]!))\n" }.joined()
+        }
+        if let insecureRegistries, !insecureRegistries.isEmpty {
+            text += "insecureRegistries:\n" + insecureRegistries.map { "  - \(quote($0))\n" }.joined()
+        }
+        return text
+    }
+}
+
+/// Why provisioning stopped; the message says what to do.
+public struct ProvisioningError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

