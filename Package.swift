@@ -39,7 +39,10 @@ let package = Package(
             dependencies: [
                 "KubeModel",
                 "Agent",
+                "KubeClient",
+                "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Host plumbing shared by both programs: atomic file writes, sd_notify, resource limits.
@@ -51,6 +54,7 @@ let package = Package(
                 "KubeModel",
                 "KubeClient",
                 "SystemSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -5,7 +5,15 @@
 #endif
 
 /// Sends sd_notify messages (`READY=1`, `STATUS=…`) to systemd's `NOTIFY_SOCKET`, if set.
+/// Never blocks: a receiver that does not drain its queue loses messages, not our main loop.
 public enum ServiceNotifier {
+    /// Whether systemd asked for watchdog pings (`WATCHDOG_USEC` is set for this process).
+    public static var watchdogEnabled: Bool {
+        guard let value = getenv("WATCHDOG_USEC").map({ String(cString: $0) }), UInt64(value) ?? 0 > 0 else { return false }
+        if let pid = getenv("WATCHDOG_PID").map({ String(cString: $0) }), Int32(pid) != getpid() { return false }
+        return true
+    }
+
     /// Sends `message`; returns false when there is no notify socket or sending failed.
     @discardableResult
     public static func notify(_ message: String) -> Bool {
@@ -26,7 +34,7 @@ public enum ServiceNotifier {
         let payload = Array(message.utf8)
         let sent = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sockaddrPointer in
-                payload.withUnsafeBytes { sendto(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL), sockaddrPointer, length) }
+                payload.withUnsafeBytes { sendto(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), sockaddrPointer, length) }
             }
         }
         return sent == payload.count

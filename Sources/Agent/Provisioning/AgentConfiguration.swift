@@ -22,6 +22,23 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
 
     public init() {}
 
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        nodeName = try container.decode(String.self, forKey: .nodeName)
+        server = try container.decode(String.self, forKey: .server)
+        kubeconfig = try container.decode(String.self, forKey: .kubeconfig)
+        // Settings with defaults may be left out of the file.
+        stateDir = try container.decodeIfPresent(String.self, forKey: .stateDir) ?? "/var/lib/iotkube"
+        port = try container.decodeIfPresent(Int32.self, forKey: .port) ?? 10250
+        labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
+        insecureRegistries = try container.decodeIfPresent([String].self, forKey: .insecureRegistries)
+        unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, unknownFields
+    }
+
     /// Reads and checks a configuration file; errors name the file and the field.
     public static func load(_ path: String) throws -> AgentConfiguration {
         guard let bytes = try AtomicFile.read(path) else { throw ProvisioningError("\(path) does not exist: run `iotkube-agent join` first") }

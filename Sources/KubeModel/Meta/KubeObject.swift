@@ -4,6 +4,8 @@ public protocol KubeObject: Codable, Sendable, Hashable {
     static var apiVersion: String { get }
     /// The kind, e.g. `Pod`.
     static var kind: String { get }
+    /// The plural resource name in URLs, e.g. `pods` (defaults to the kind, lower-cased, plus "s").
+    static var plural: String { get }
 
     /// The apiVersion written in the document; absent on items inside lists.
     var apiVersion: String? { get set }

@@ -1,0 +1,174 @@
+import KubeClient
+import KubeModel
+import ServiceLifecycle
+import SystemSupport
+
+/// Registers this board's Node and keeps it alive: renews the node Lease every beat (10 s,
+/// duration 40 s), writes NodeStatus when something changed or every 5 minutes, and pushes
+/// node metrics for `kubectl top` where the server accepts them. Writes nothing locally on a
+/// beat (SD cards). When the server is unreachable it retries with capped, jittered backoff.
+public struct HeartbeatService: Service {
+    public static let leaseNamespace = "kube-node-lease"
+    public static let leaseDurationSeconds: Int32 = 40
+
+    let client: KubeAPIClient
+    let configuration: AgentConfiguration
+    let builder: NodeStatusBuilder
+    let interval: Duration
+    let statusInterval: Duration
+    let log: @Sendable (String) -> Void
+
+    public init(
+        client: KubeAPIClient, configuration: AgentConfiguration, host: HostReader = HostReader(),
+        interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), log: @escaping @Sendable (String) -> Void
+    ) {
+        self.client = client
+        self.configuration = configuration
+        builder = NodeStatusBuilder(configuration: configuration, host: host)
+        self.interval = interval
+        self.statusInterval = statusInterval
+        self.log = log
+    }
+
+    public func run() async throws {
+        var backoff = Backoff()
+        let state = BeatState()
+        var announcedReady = false
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let delay: Duration
+            do {
+                try await beat(state)
+                if !announcedReady {
+                    ServiceNotifier.notify("READY=1\nSTATUS=node \(configuration.nodeName) registered with \(configuration.server)")
+                    log("node \(configuration.nodeName) registered with \(configuration.server)")
+                    announcedReady = true
+                } else if state.failures > 0 {
+                    log("reconnected to \(configuration.server) after \(state.failures) failed beats")
+                }
+                state.failures = 0
+                backoff.reset()
+                ServiceNotifier.notify((ServiceNotifier.watchdogEnabled ? "WATCHDOG=1\n" : "") + "STATUS=last heartbeat \(Timestamp.now())")
+                delay = interval
+            } catch {
+                state.failures += 1
+                // The server may have marked the node Unknown meanwhile: report in full once back.
+                state.lastStatusWrite = nil
+                if state.failures == 1 || state.failures % 10 == 0 { log("heartbeat failed (\(state.failures)): \(error)") }
+                ServiceNotifier.notify((ServiceNotifier.watchdogEnabled ? "WATCHDOG=1\n" : "") + "STATUS=cannot reach \(configuration.server): retrying")
+                delay = min(backoff.next(), interval)
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+        }
+    }
+
+    /// What the loop remembers between beats (in memory only).
+    final class BeatState {
+        var registered = false
+        var lease: Lease?
+        var lastStatus: NodeStatus?
+        var lastStatusWrite: ContinuousClock.Instant?
+        var cpuSample: (busy: UInt64, total: UInt64)?
+        var metricsSupported = true
+        var failures = 0
+        var beats = 0
+    }
+
+    /// Every this many beats the agent reads its Node back, so a status the server changed
+    /// behind its back (marked Unknown by the lifecycle controller) is corrected.
+    static let verifyEvery = 6
+
+    func beat(_ state: BeatState) async throws {
+        let now = Timestamp.now()
+        if !state.registered {
+            try await register(now: now)
+            state.registered = true
+        }
+        try await renewLease(state, now: now)
+        state.beats += 1
+        if state.beats % Self.verifyEvery == 0,
+           try await client.get(Node.self, name: configuration.nodeName).status?.conditions?.first(where: { $0.type == "Ready" })?.status != .true {
+            state.lastStatusWrite = nil
+        }
+        let status = builder.status(previous: state.lastStatus, now: now)
+        let due = state.lastStatusWrite.map { ContinuousClock.now - $0 >= statusInterval } ?? true
+        if due || NodeStatusBuilder.differs(status, state.lastStatus) {
+            let patch: JSONValue = ["status": try KubeJSON.tree(status)]
+            _ = try await client.mergePatch(Node.self, name: configuration.nodeName, patch: patch, subresource: "status")
+            state.lastStatus = status
+            state.lastStatusWrite = .now
+        }
+        if state.metricsSupported { try await pushMetrics(state, now: now) }
+    }
+
+    /// Creates the Node, or makes sure an existing one carries this board's labels.
+    func register(now: Timestamp) async throws {
+        do {
+            let existing = try await client.get(Node.self, name: configuration.nodeName)
+            let labels = builder.labels()
+            if labels.contains(where: { existing.metadata.labels?[$0.key] != $0.value }) {
+                let patch: JSONValue = ["metadata": ["labels": try KubeJSON.tree(labels)]]
+                _ = try await client.mergePatch(Node.self, name: configuration.nodeName, patch: patch)
+            }
+        } catch {
+            guard (error as? KubeClientError)?.statusCode == 404 else { throw error }
+            var node = Node(metadata: ObjectMeta(name: configuration.nodeName, labels: builder.labels()))
+            node.status = builder.status(previous: nil, now: now)
+            _ = try await client.create(node)
+        }
+    }
+
+    func renewLease(_ state: BeatState, now: Timestamp) async throws {
+        if var lease = state.lease {
+            lease.spec?.renewTime = MicroTimestamp(now)
+            do {
+                state.lease = try await client.update(lease)
+                return
+            } catch {
+                let code = error.statusCode
+                guard code == 409 || code == 404 else { throw error }
+                state.lease = nil  // someone else wrote it, or it was deleted: read it again
+            }
+        }
+        do {
+            var lease = try await client.get(Lease.self, namespace: Self.leaseNamespace, name: configuration.nodeName)
+            var spec = lease.spec ?? LeaseSpec()
+            spec.holderIdentity = configuration.nodeName
+            spec.leaseDurationSeconds = Self.leaseDurationSeconds
+            spec.renewTime = MicroTimestamp(now)
+            lease.spec = spec
+            state.lease = try await client.update(lease)
+        } catch {
+            guard error.statusCode == 404 else { throw error }
+            var lease = Lease(
+                metadata: ObjectMeta(name: configuration.nodeName, namespace: Self.leaseNamespace),
+                spec: LeaseSpec(holderIdentity: configuration.nodeName, leaseDurationSeconds: Self.leaseDurationSeconds, renewTime: MicroTimestamp(now)))
+            if let uid = try? await client.get(Node.self, name: configuration.nodeName).metadata.uid {
+                lease.metadata.ownerReferences = [OwnerReference(apiVersion: "v1", kind: "Node", name: configuration.nodeName, uid: uid)]
+            }
+            state.lease = try await client.create(lease)
+        }
+    }
+
+    /// CPU use since the last beat and the memory working set, as NodeMetrics.
+    func pushMetrics(_ state: BeatState, now: Timestamp) async throws {
+        let host = builder.host
+        guard let sample = host.cpuTimes() else { return }
+        let previousSample = state.cpuSample
+        state.cpuSample = sample
+        guard let previous = previousSample, sample.total > previous.total else { return }
+        let fraction = Double(sample.busy - previous.busy) / Double(sample.total - previous.total)
+        let milliCores = Int64((fraction * Double(host.cpuCount()) * 1000).rounded())
+        let memory = host.memory()
+        let metrics = NodeMetrics(
+            name: configuration.nodeName, timestamp: now, window: "\(interval.components.seconds)s",
+            usage: ["cpu": Quantity(milli: milliCores), "memory": .bytes(memory.total - memory.available)])
+        do {
+            _ = try await client.update(metrics)
+        } catch {
+            guard [403, 404, 405].contains(error.statusCode ?? 0) else { throw error }
+            // A server without pushed metrics (a real cluster uses metrics-server scraping the agent).
+            state.metricsSupported = false
+            log("the server does not accept pushed node metrics (\(error)); not sending them")
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import FoundationEssentials
+import SystemSupport
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Reads facts about this board from /proc, /sys and /etc. The root is injectable so tests
+/// and containers can point it at a prepared tree.
+public struct HostReader: Sendable {
+    public var root: String
+
+    public init(root: String = "") { self.root = root }
+
+    func text(_ path: String) -> String? {
+        guard let bytes = try? AtomicFile.read(root + path) else { return nil }
+        return String(decoding: bytes, as: UTF8.self).trimming([" ", "\n", "\t", "\r", "\0"])
+    }
+
+    /// `MemTotal` and `MemAvailable` from /proc/meminfo, in bytes.
+    public func memory() -> (total: Int64, available: Int64) {
+        var total: Int64 = 0
+        var available: Int64 = 0
+        for line in (text("/proc/meminfo") ?? "").split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count >= 2, let kibibytes = Int64(fields[1]) else { continue }
+            if fields[0] == "MemTotal:" { total = kibibytes * 1024 }
+            if fields[0] == "MemAvailable:" { available = kibibytes * 1024 }
+        }
+        return (total, available)
+    }
+
+    /// The busy and total CPU jiffies from the first line of /proc/stat.
+    public func cpuTimes() -> (busy: UInt64, total: UInt64)? {
+        guard let first = text("/proc/stat")?.split(separator: "\n").first, first.hasPrefix("cpu ") else { return nil }
+        let values = first.split(separator: " ").dropFirst().compactMap { UInt64($0) }
+        guard values.count >= 4 else { return nil }
+        let idle = values[3] + (values.count > 4 ? values[4] : 0)  // idle + iowait
+        let total = values.prefix(8).reduce(0, +)
+        return (total - idle, total)
+    }
+
+    /// The number of online CPUs.
+    public func cpuCount() -> Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// Total and available bytes of the filesystem holding `path`.
+    public func filesystem(_ path: String) -> (total: Int64, available: Int64)? {
+        var stats = statvfs()
+        guard statvfs(root + path, &stats) == 0 else { return nil }
+        return (Int64(stats.f_blocks) * Int64(stats.f_frsize), Int64(stats.f_bavail) * Int64(stats.f_frsize))
+    }
+
+    /// 1-minute load average.
+    public func loadAverage() -> Double? {
+        text("/proc/loadavg")?.split(separator: " ").first.flatMap { Double($0) }
+    }
+
+    /// The SoC temperature in °C from the first thermal zone, if the board reports one.
+    public func temperature() -> Double? {
+        text("/sys/class/thermal/thermal_zone0/temp").flatMap { Double($0) }.map { $0 / 1000 }
+    }
+
+    public func machineID() -> String? { text("/etc/machine-id") }
+    public func bootID() -> String? { text("/proc/sys/kernel/random/boot_id") }
+    public func systemUUID() -> String? { text("/sys/class/dmi/id/product_uuid") }
+    /// The board model (`Raspberry Pi 4 Model B Rev 1.4`) from the device tree, when there is one.
+    public func boardModel() -> String? { text("/proc/device-tree/model") }
+
+    /// PRETTY_NAME from /etc/os-release.
+    public func osImage() -> String {
+        for line in (text("/etc/os-release") ?? "").split(separator: "\n") where line.hasPrefix("PRETTY_NAME=") {
+            return String(line.dropFirst("PRETTY_NAME=".count)).trimming(["\""])
+        }
+        return "Linux"
+    }
+
+    public func kernelVersion() -> String {
+        var names = utsname()
+        guard uname(&names) == 0 else { return "" }
+        return withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    }
+
+    /// The first non-loopback IPv4 address of an interface that is up.
+    public func internalIPv4() -> String? {
+        var addresses: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&addresses) == 0, let first = addresses else { return nil }
+        defer { freeifaddrs(addresses) }
+        var cursor: UnsafeMutablePointer<ifaddrs>? = first
+        while let entry = cursor {
+            defer { cursor = entry.pointee.ifa_next }
+            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
+                  entry.pointee.ifa_flags & UInt32(IFF_UP) != 0, entry.pointee.ifa_flags & UInt32(IFF_LOOPBACK) == 0 else { continue }
+            var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if getnameinfo(address, socklen_t(MemoryLayout<sockaddr_in>.size), &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0 {
+                return String(cString: host)
+            }
+        }
+        return nil
+    }
+
+    /// The Kubernetes architecture name of this build.
+    public static var architecture: String {
+        #if arch(x86_64)
+            return "amd64"
+        #elseif arch(arm64)
+            return "arm64"
+        #elseif arch(arm)
+            return "arm"
+        #else
+            return "unknown"
+        #endif
+    }
+}
+
+extension String {
+    /// The string without leading and trailing characters from `characters`.
+    func trimming(_ characters: Set<Character>) -> String {
+        guard let first = firstIndex(where: { !characters.contains($0) }), let last = lastIndex(where: { !characters.contains($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

@@ -1,0 +1,102 @@
+import KubeModel
+
+/// Builds this board's Node: labels, capacity and allocatable, addresses, nodeInfo and the
+/// pressure conditions, keeping transition times when a condition does not change.
+public struct NodeStatusBuilder: Sendable {
+    public static let kubeletVersion = "v1.30.0-iotkube-\(IotkubeVersion.current)"
+    public static let runtimeVersion = "iotkube://\(IotkubeVersion.current)"
+    /// Eviction thresholds the kubelet uses by default.
+    static let memoryPressureBytes: Int64 = 100 << 20
+    static let diskPressureFraction = 0.10
+    public static let maximumPods: Int64 = 110
+
+    let configuration: AgentConfiguration
+    let host: HostReader
+
+    public init(configuration: AgentConfiguration, host: HostReader = HostReader()) {
+        self.configuration = configuration
+        self.host = host
+    }
+
+    /// The labels a kubelet puts on its node, plus the configured ones and the board model.
+    public func labels() -> [String: String] {
+        var labels = configuration.labels ?? [:]
+        labels["kubernetes.io/hostname"] = configuration.nodeName
+        labels["kubernetes.io/os"] = "linux"
+        labels["kubernetes.io/arch"] = HostReader.architecture
+        labels["beta.kubernetes.io/os"] = "linux"
+        labels["beta.kubernetes.io/arch"] = HostReader.architecture
+        if let model = host.boardModel(), let value = Self.labelValue(model) { labels["iotkube.io/board-model"] = value }
+        return labels
+    }
+
+    /// A label value made from free text: at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends.
+    static func labelValue(_ text: String) -> String? {
+        let mapped = String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") ? $0 : "_" }.prefix(63))
+        let trimmed = mapped.trimming(["_", ".", "-"])
+        return trimmed.isEmpty ? nil : trimmed
+    }
+
+    /// The status now; `previous` supplies transition times of unchanged conditions.
+    public func status(previous: NodeStatus?, now: Timestamp) -> NodeStatus {
+        var status = NodeStatus()
+        let memory = host.memory()
+        let disk = host.filesystem(configuration.stateDir) ?? host.filesystem("/")
+        var capacity: [String: Quantity] = [
+            "cpu": Quantity(Int64(host.cpuCount())), "memory": .bytes(memory.total), "pods": Quantity(Self.maximumPods),
+        ]
+        if let disk { capacity["ephemeral-storage"] = .bytes(disk.total) }
+        status.capacity = capacity
+        status.allocatable = capacity
+        var addresses = [NodeAddress(type: "Hostname", address: configuration.nodeName)]
+        if let ip = host.internalIPv4() { addresses.insert(NodeAddress(type: "InternalIP", address: ip), at: 0) }
+        status.addresses = addresses
+        status.daemonEndpoints = NodeDaemonEndpoints(kubeletEndpoint: DaemonEndpoint(port: configuration.port))
+        var info = NodeSystemInfo()
+        info.machineID = host.machineID() ?? ""
+        info.systemUUID = host.systemUUID() ?? info.machineID
+        info.bootID = host.bootID() ?? ""
+        info.kernelVersion = host.kernelVersion()
+        info.osImage = host.osImage()
+        info.containerRuntimeVersion = Self.runtimeVersion
+        info.kubeletVersion = Self.kubeletVersion
+        info.architecture = HostReader.architecture
+        status.nodeInfo = info
+
+        let memoryPressure = memory.total > 0 && memory.available < Self.memoryPressureBytes
+        let diskPressure = disk.map { $0.total > 0 && Double($0.available) / Double($0.total) < Self.diskPressureFraction } ?? false
+        let conditions = [
+            condition("MemoryPressure", memoryPressure ? .true : .false, memoryPressure ? "KubeletHasInsufficientMemory" : "KubeletHasSufficientMemory",
+                      memoryPressure ? "available memory is below 100Mi" : "kubelet has sufficient memory available", previous, now),
+            condition("DiskPressure", diskPressure ? .true : .false, diskPressure ? "KubeletHasDiskPressure" : "KubeletHasNoDiskPressure",
+                      diskPressure ? "less than 10% of the state filesystem is free" : "kubelet has no disk pressure", previous, now),
+            condition("PIDPressure", .false, "KubeletHasSufficientPID", "kubelet has sufficient PID available", previous, now),
+            condition("Ready", .true, "KubeletReady", "iotkube-agent is posting ready status", previous, now),
+        ]
+        status.conditions = conditions
+        return status
+    }
+
+    private func condition(_ type: String, _ value: ConditionStatus, _ reason: String, _ message: String, _ previous: NodeStatus?, _ now: Timestamp) -> NodeCondition {
+        var condition = NodeCondition(type: type, status: value, reason: reason, message: message)
+        condition.lastHeartbeatTime = now
+        let before = previous?.conditions?.first { $0.type == type }
+        condition.lastTransitionTime = before?.status == value ? (before?.lastTransitionTime ?? now) : now
+        return condition
+    }
+
+    /// Whether two statuses differ in anything but heartbeat times (so a write is needed).
+    public static func differs(_ lhs: NodeStatus?, _ rhs: NodeStatus?) -> Bool {
+        func normalised(_ status: NodeStatus?) -> NodeStatus? {
+            guard var status else { return nil }
+            status.conditions = status.conditions?.map { condition in
+                var copy = condition
+                copy.lastHeartbeatTime = nil
+                return copy
+            }
+            // Free memory and disk move constantly; capacity changes only matter when large.
+            return status
+        }
+        return normalised(lhs) != normalised(rhs)
+    }
+}

@@ -1,0 +1,43 @@
+import Agent
+import ArgumentParser
+import KubeClient
+import KubeModel
+import ServiceLifecycle
+import SystemSupport
+
+/// `iotkube-agent run`: the daemon.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the node agent (as the systemd service does).")
+
+    @Option(help: "The agent configuration written by `join`.")
+    var config = "/etc/iotkube/agent.yaml"
+
+    @Option(help: .hidden)
+    var heartbeatInterval: Double = 10
+
+    @Option(help: .hidden)
+    var statusInterval: Double = 300
+
+    func run() async throws {
+        let configuration: AgentConfiguration
+        let client: KubeAPIClient
+        do {
+            configuration = try AgentConfiguration.load(config)
+            guard let kubeconfig = try AtomicFile.read(configuration.kubeconfig) else {
+                throw ProvisioningError("\(configuration.kubeconfig) does not exist: join again with `iotkube-agent join --force`")
+            }
+            let directory = String(configuration.kubeconfig.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
+            client = try KubeAPIClient(configuration: try Kubeconfig.parse(kubeconfig, directory: directory.isEmpty ? "." : directory))
+        } catch {
+            printToStandardError("iotkube-agent: \(error)")
+            throw ExitCode.failure
+        }
+        guard heartbeatInterval > 0, statusInterval > 0 else { throw ValidationError("intervals must be positive") }
+        let heartbeat = HeartbeatService(
+            client: client, configuration: configuration,
+            interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
+            log: { printToStandardError("iotkube-agent: \($0)") })
+        let group = ServiceGroup(configuration: .init(services: [.init(service: heartbeat)], gracefulShutdownSignals: [.sigterm, .sigint], logger: .init(label: "iotkube-agent")))
+        try await group.run()
+    }
+}

