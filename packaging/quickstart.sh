@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds iotkube, creates a cluster in ./iotkube-data (once), starts iotkube-server in the
-# background and shows the cluster with kubectl. Run it again to restart the server.
+# background, joins this machine as a node with iotkube-agent (config in ./iotkube-data/agent)
+# and shows the cluster with kubectl. Run it again to restart both.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -25,8 +26,24 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 echo "iotkube-server is running (log: $data/server.log, stop: kill \$(cat $data/server.pid))"
-"$kubectl" --kubeconfig "$data/admin.kubeconfig" get namespaces
-"$kubectl" --kubeconfig "$data/admin.kubeconfig" get nodes
+
+# This machine as a node: join once, then run the agent in the background.
+agent_dir="$data/agent"
+if [ ! -f "$agent_dir/agent.yaml" ]; then
+    token=$("$bin/iotkube-server" token create --data-dir "$data" --ttl 1h | tail -n 1)
+    "$bin/iotkube-agent" join "$token" --config-dir "$agent_dir" --state-dir "$data/agent-state" --no-start
+fi
+if [ -f "$data/agent.pid" ] && kill -0 "$(cat "$data/agent.pid")" 2>/dev/null; then
+    kill "$(cat "$data/agent.pid")" && sleep 1
+fi
+nohup "$bin/iotkube-agent" run --config "$agent_dir/agent.yaml" > "$data/agent.log" 2>&1 &
+echo $! > "$data/agent.pid"
+for _ in $(seq 150); do
+    "$kubectl" --kubeconfig "$data/admin.kubeconfig" get nodes 2>/dev/null | grep -q " Ready" && break
+    sleep 0.1
+done
+echo "iotkube-agent is running (log: $data/agent.log, stop: kill \$(cat $data/agent.pid))"
+"$kubectl" --kubeconfig "$data/admin.kubeconfig" get nodes -o wide
 echo
-echo "A join token for a board (iotkube-agent join <token>):"
+echo "A join token for another board (iotkube-agent join <token>):"
 "$bin/iotkube-server" token create --data-dir "$data" --ttl 24h | tail -n 1

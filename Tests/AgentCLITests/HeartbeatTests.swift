@@ -81,11 +81,20 @@ struct HeartbeatTests {
             try server.kubectl(["top", "node", "pi-beat"]).output.range(of: #"pi-beat\s+\d+m\s+\d+%\s+\d+Mi"#, options: .regularExpression) != nil
         })
 
+        // `iotkube-agent status` reads the same from the cluster's side
+        let config = agent.directory.appendingPathComponent("agent.yaml").path
+        let healthy = try ServerProcess.run(JoinTests.agent, ["status", "--config", config])
+        #expect(healthy.status == 0, "\(healthy.output)")
+        #expect(healthy.output.contains("Node status:    Ready=True") && healthy.output.contains("Connection:     connected"), "\(healthy.output)")
+        #expect(healthy.output.contains("Certificate:    expires"), "\(healthy.output)")
+
         // the server goes away long enough for the node to be marked Unknown on return, then
         // the agent reconnects by itself and the node is Ready again
         server.process.terminate()
         server.process.waitUntilExit()
-        Thread.sleep(forTimeInterval: 5)
+        let offline = try ServerProcess.run(JoinTests.agent, ["status", "--config", config])
+        #expect(offline.status == 1 && offline.output.contains("unreachable"), "\(offline.output)")
+        Thread.sleep(forTimeInterval: 4)
         try server.restart()
         #expect(try Self.waitFor(20) {
             try server.kubectl(["get", "nodes"]).output.range(of: #"pi-beat\s+Ready"#, options: .regularExpression) != nil

@@ -1,0 +1,66 @@
+import FoundationEssentials
+import KubeClient
+import KubeModel
+import SystemSupport
+import X509
+
+/// `iotkube-agent status`: what this board's agent looks like from the cluster's side.
+public struct AgentStatusReport: Sendable {
+    public var lines: [String] = []
+    public var healthy = true
+
+    /// Gathers the report for the configuration at `path`.
+    public static func gather(configPath: String, now: Timestamp = .now()) async -> AgentStatusReport {
+        var report = AgentStatusReport()
+        let configuration: AgentConfiguration
+        do {
+            configuration = try AgentConfiguration.load(configPath)
+        } catch {
+            report.add("Configuration", "\(error)", healthy: false)
+            return report
+        }
+        report.add("Node", configuration.nodeName)
+        report.add("Server", configuration.server)
+        guard let kubeconfig = try? AtomicFile.read(configuration.kubeconfig),
+              let clientConfiguration = try? Kubeconfig.parse(kubeconfig) else {
+            report.add("Credentials", "\(configuration.kubeconfig) is missing or unreadable: join again with --force", healthy: false)
+            return report
+        }
+        if let pem = clientConfiguration.clientCertificatePEM, let certificate = try? Certificate(pemEncoded: String(decoding: pem, as: UTF8.self)) {
+            let expiry = Timestamp(certificate.notValidAfter)
+            let days = (expiry.seconds - now.seconds) / 86400
+            report.add("Certificate", "expires \(expiry) (\(days) days)", healthy: expiry > now)
+        }
+        do {
+            let client = try KubeAPIClient(configuration: clientConfiguration)
+            let node = try await client.get(Node.self, name: configuration.nodeName)
+            report.add("Connection", "connected")
+            let ready = node.status?.conditions?.first { $0.type == "Ready" }
+            report.add("Node status", ready.map { "Ready=\($0.status.rawValue)" + ($0.reason.map { " (\($0))" } ?? "") } ?? "not reported", healthy: ready?.status == .true)
+            if let lease = try? await client.get(Lease.self, namespace: HeartbeatService.leaseNamespace, name: configuration.nodeName),
+               let renewed = lease.spec?.renewTime?.timestamp {
+                let age = now.seconds - renewed.seconds
+                report.add("Last heartbeat", "\(renewed) (\(age) s ago)", healthy: age <= Int64(HeartbeatService.leaseDurationSeconds))
+            } else {
+                report.add("Last heartbeat", "none", healthy: false)
+            }
+            let pods = try await client.list(Pod.self, fieldSelector: "spec.nodeName=\(configuration.nodeName)")
+            report.add("Pods", pods.items.isEmpty ? "none" : "\(pods.items.count)")
+            for pod in pods.items {
+                report.lines.append("  \(pod.metadata.namespace ?? "")/\(pod.metadata.name ?? "")  \(pod.status?.phase?.rawValue ?? "Pending")")
+            }
+        } catch {
+            report.add("Connection", "unreachable: \(error)", healthy: false)
+        }
+        return report
+    }
+
+    mutating func add(_ label: String, _ value: String, healthy isHealthy: Bool = true) {
+        lines.append((label + ":").padding(16) + value)
+        if !isHealthy { healthy = false }
+    }
+}
+
+extension String {
+    fileprivate func padding(_ width: Int) -> String { count >= width ? self + " " : self + String(repeating: " ", count: width - count) }
+}
