@@ -25,6 +25,7 @@ fi
 
 apt_packages=(libyaml-dev pkg-config)
 $want_kubectl && apt_packages+=(python3 python3-venv curl)
+$want_test_tools && apt_packages+=(systemd)  # systemd-analyze checks the unit files
 
 missing=()
 for package in "${apt_packages[@]}"; do
