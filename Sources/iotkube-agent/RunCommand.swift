@@ -18,23 +18,28 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var statusInterval: Double = 300
 
+    @Option(help: .hidden)
+    var renewCertificateAfter: Int64?
+
     func run() async throws {
         let configuration: AgentConfiguration
-        let client: KubeAPIClient
+        let credentials: CertificateRotation
         do {
             configuration = try AgentConfiguration.load(config)
             guard let kubeconfig = try AtomicFile.read(configuration.kubeconfig) else {
                 throw ProvisioningError("\(configuration.kubeconfig) does not exist: join again with `iotkube-agent join --force`")
             }
             let directory = String(configuration.kubeconfig.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
-            client = try KubeAPIClient(configuration: try Kubeconfig.parse(kubeconfig, directory: directory.isEmpty ? "." : directory))
+            credentials = try CertificateRotation(
+                configuration: configuration, clientConfiguration: try Kubeconfig.parse(kubeconfig, directory: directory.isEmpty ? "." : directory),
+                renewAfterSeconds: renewCertificateAfter)
         } catch {
             printToStandardError("iotkube-agent: \(error)")
             throw ExitCode.failure
         }
         guard heartbeatInterval > 0, statusInterval > 0 else { throw ValidationError("intervals must be positive") }
         let heartbeat = HeartbeatService(
-            client: client, configuration: configuration,
+            credentials: credentials, configuration: configuration,
             interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
             log: { printToStandardError("iotkube-agent: \($0)") })
         let group = ServiceGroup(configuration: .init(services: [.init(service: heartbeat)], gracefulShutdownSignals: [.sigterm, .sigint], logger: .init(label: "iotkube-agent")))

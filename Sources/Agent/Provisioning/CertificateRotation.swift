@@ -1,0 +1,82 @@
+import FoundationEssentials
+import KubeClient
+import KubeModel
+import Synchronization
+import SystemSupport
+import X509
+
+/// Renews the node's client certificate before it expires, without restarting anything:
+/// when 70–90 % (jittered per certificate) of its life has passed, a new key and CSR are made,
+/// the cluster signs it (node self-renewals are auto-approved), the kubeconfig is replaced
+/// atomically and the API client is swapped.
+public final class CertificateRotation: Sendable {
+    private struct State {
+        var client: KubeAPIClient
+        var notBefore: Timestamp
+        var notAfter: Timestamp
+        var renewAt: Timestamp
+    }
+
+    let configuration: AgentConfiguration
+    let kubeconfigDirectory: String
+    /// Overrides the jittered threshold: renew this many seconds after a certificate is taken
+    /// into use (for tests and operators).
+    let renewAfterSeconds: Int64?
+    private let state: Mutex<State>
+
+    public init(configuration: AgentConfiguration, clientConfiguration: ClientConfiguration, renewAfterSeconds: Int64? = nil) throws {
+        self.configuration = configuration
+        self.renewAfterSeconds = renewAfterSeconds
+        let parts = configuration.kubeconfig.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+        kubeconfigDirectory = parts.isEmpty ? "." : parts.joined(separator: "/")
+        let (notBefore, notAfter) = try Self.validity(of: clientConfiguration)
+        state = Mutex(State(
+            client: try KubeAPIClient(configuration: clientConfiguration), notBefore: notBefore, notAfter: notAfter,
+            renewAt: Self.threshold(notBefore: notBefore, notAfter: notAfter, override: renewAfterSeconds.map { Timestamp.now().adding(seconds: $0) })))
+    }
+
+    /// The client with the current certificate.
+    public var client: KubeAPIClient { state.withLock { $0.client } }
+    public var expiry: Timestamp { state.withLock { $0.notAfter } }
+
+    /// When to renew: a random point between 70 and 90 % of the certificate's life.
+    static func threshold(notBefore: Timestamp, notAfter: Timestamp, override: Timestamp?) -> Timestamp {
+        if let override { return override }
+        let life = max(0, notAfter.seconds - notBefore.seconds)
+        return notBefore.adding(seconds: Int64(Double(life) * Double.random(in: 0.7...0.9)))
+    }
+
+    static func validity(of configuration: ClientConfiguration) throws -> (Timestamp, Timestamp) {
+        guard let pem = configuration.clientCertificatePEM else { throw ProvisioningError("the kubeconfig has no client certificate") }
+        let certificate = try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
+        return (Timestamp(certificate.notValidBefore), Timestamp(certificate.notValidAfter))
+    }
+
+    /// Renews if due; returns whether a new certificate is now in use.
+    @discardableResult
+    public func renewIfDue(now: Timestamp = .now(), log: @Sendable (String) -> Void) async throws -> Bool {
+        let (client, renewAt, notAfter) = state.withLock { ($0.client, $0.renewAt, $0.notAfter) }
+        guard now >= renewAt else { return false }
+        if now >= notAfter {
+            log("the client certificate expired at \(notAfter): this board must join again (`iotkube-agent join --force <new token>`)")
+        }
+        let credentials = try await NodeCredentials.request(nodeName: configuration.nodeName, client: client)
+        guard let old = try AtomicFile.read(configuration.kubeconfig) else { throw ProvisioningError("\(configuration.kubeconfig) disappeared") }
+        var renewedConfiguration = try Kubeconfig.parse(old, directory: kubeconfigDirectory)
+        renewedConfiguration.clientCertificatePEM = Array(credentials.certificatePEM.utf8)
+        renewedConfiguration.clientKeyPEM = Array(credentials.keyPEM.utf8)
+        guard let ca = renewedConfiguration.certificateAuthorityPEM else { throw ProvisioningError("the kubeconfig has no CA") }
+        let text = Joiner.kubeconfig(server: renewedConfiguration.server, caPEM: ca, nodeName: configuration.nodeName, credentials: credentials)
+        try AtomicFile.write(text, to: configuration.kubeconfig, mode: 0o600)
+        let (notBefore, newNotAfter) = try Self.validity(of: renewedConfiguration)
+        let newClient = try KubeAPIClient(configuration: renewedConfiguration)
+        state.withLock {
+            $0.client = newClient
+            $0.notBefore = notBefore
+            $0.notAfter = newNotAfter
+            $0.renewAt = Self.threshold(notBefore: notBefore, notAfter: newNotAfter, override: renewAfterSeconds.map { now.adding(seconds: $0) })
+        }
+        log("renewed the client certificate; it now expires at \(newNotAfter)")
+        return true
+    }
+}
