@@ -46,7 +46,10 @@ let package = Package(
             ]
         ),
         // Host plumbing shared by both programs: atomic file writes, sd_notify, resource limits.
-        .target(name: "SystemSupport"),
+        .target(
+            name: "SystemSupport",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
         // The agent's logic: provisioning (join), and later heartbeat, pods, probes.
         .target(
             name: "Agent",

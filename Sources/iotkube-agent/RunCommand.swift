@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import KubeClient
 import KubeModel
+import Logging
 import ServiceLifecycle
 import SystemSupport
 
@@ -38,11 +39,17 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         guard heartbeatInterval > 0, statusInterval > 0 else { throw ValidationError("intervals must be positive") }
+        // journald's native protocol under systemd (structured fields), else stderr.
+        let useJournal = JournalLogHandler.journalAvailable
+        LoggingSystem.bootstrap { label -> any LogHandler in
+            useJournal ? JournalLogHandler(label: label, identifier: "iotkube-agent") : StreamLogHandler.standardError(label: label)
+        }
+        let logger = Logger(label: "iotkube-agent")
         let heartbeat = HeartbeatService(
             credentials: credentials, configuration: configuration,
             interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
-            log: { printToStandardError("iotkube-agent: \($0)") })
-        let group = ServiceGroup(configuration: .init(services: [.init(service: heartbeat)], gracefulShutdownSignals: [.sigterm, .sigint], logger: .init(label: "iotkube-agent")))
+            logger: logger)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: heartbeat)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

@@ -1,5 +1,6 @@
 import KubeClient
 import KubeModel
+import Logging
 import ServiceLifecycle
 import SystemSupport
 
@@ -17,18 +18,20 @@ public struct HeartbeatService: Service {
     let builder: NodeStatusBuilder
     let interval: Duration
     let statusInterval: Duration
-    let log: @Sendable (String) -> Void
+    let logger: Logger
 
     public init(
         credentials: CertificateRotation, configuration: AgentConfiguration, host: HostReader = HostReader(),
-        interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), log: @escaping @Sendable (String) -> Void
+        interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), logger: Logger
     ) {
         self.credentials = credentials
         self.configuration = configuration
         builder = NodeStatusBuilder(configuration: configuration, host: host)
         self.interval = interval
         self.statusInterval = statusInterval
-        self.log = log
+        var logger = logger
+        logger[metadataKey: "node"] = "\(configuration.nodeName)"
+        self.logger = logger
     }
 
     public func run() async throws {
@@ -41,10 +44,10 @@ public struct HeartbeatService: Service {
                 try await beat(state)
                 if !announcedReady {
                     ServiceNotifier.notify("READY=1\nSTATUS=node \(configuration.nodeName) registered with \(configuration.server)")
-                    log("node \(configuration.nodeName) registered with \(configuration.server)")
+                    logger.info("node \(configuration.nodeName) registered with \(configuration.server)")
                     announcedReady = true
                 } else if state.failures > 0 {
-                    log("reconnected to \(configuration.server) after \(state.failures) failed beats")
+                    logger.notice("reconnected to \(configuration.server) after \(state.failures) failed beats")
                 }
                 state.failures = 0
                 backoff.reset()
@@ -54,7 +57,7 @@ public struct HeartbeatService: Service {
                 state.failures += 1
                 // The server may have marked the node Unknown meanwhile: report in full once back.
                 state.lastStatusWrite = nil
-                if state.failures == 1 || state.failures % 10 == 0 { log("heartbeat failed (\(state.failures)): \(error)") }
+                if state.failures == 1 || state.failures % 10 == 0 { logger.warning("heartbeat failed (\(state.failures)): \(error)") }
                 ServiceNotifier.notify((ServiceNotifier.watchdogEnabled ? "WATCHDOG=1\n" : "") + "STATUS=cannot reach \(configuration.server): retrying")
                 delay = min(backoff.next(), interval)
             }
@@ -100,9 +103,10 @@ public struct HeartbeatService: Service {
         }
         if state.metricsSupported { try await pushMetrics(state, now: now) }
         do {
-            try await credentials.renewIfDue(now: now, log: log)
+            let logger = self.logger
+            try await credentials.renewIfDue(now: now) { logger.notice("\($0)") }
         } catch {
-            log("could not renew the client certificate (will retry): \(error)")
+            logger.warning("could not renew the client certificate (will retry): \(error)")
         }
     }
 
@@ -174,7 +178,7 @@ public struct HeartbeatService: Service {
             guard [403, 404, 405].contains(error.statusCode ?? 0) else { throw error }
             // A server without pushed metrics (a real cluster uses metrics-server scraping the agent).
             state.metricsSupported = false
-            log("the server does not accept pushed node metrics (\(error)); not sending them")
+            logger.notice("the server does not accept pushed node metrics (\(error)); not sending them")
         }
     }
 }
