@@ -27,7 +27,7 @@ public enum ClusterDiscovery {
         let discovered = try Kubeconfig.parse(Array(kubeconfig.utf8))
         guard let caPEM = discovered.certificateAuthorityPEM else { throw ProvisioningError("cluster-info carries no CA certificate") }
         let pin = try publicKeyPinHex(ofCertificatePEM: caPEM)
-        guard constantTimeEqual(Array(pin.utf8), Array(pinHex.lowercased().utf8)) else {
+        guard Base64URL.constantTimeEqual(Array(pin.utf8), Array(pinHex.lowercased().utf8)) else {
             throw ProvisioningError("the server's CA (sha256:\(pin)) does not match the pin in the token (sha256:\(pinHex)): refusing to join; nothing was sent")
         }
         guard let signature = clusterInfo.data?["jws-kubeconfig-\(token.id)"] else {
@@ -53,42 +53,9 @@ public enum ClusterDiscovery {
     /// Checks `<header>..<signature>` (HS256, keyed with `<id>.<secret>`) over the payload.
     static func verifyDetachedJWS(_ jws: String, payload: String, token: BootstrapToken) -> Bool {
         let parts = jws.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, parts[1].isEmpty, let signature = base64URLDecode(String(parts[2])) else { return false }
-        let signingInput = String(parts[0]) + "." + base64URLEncode(Array(payload.utf8))
+        guard parts.count == 3, parts[1].isEmpty, let signature = Base64URL.decode(String(parts[2])) else { return false }
+        let signingInput = String(parts[0]) + "." + Base64URL.encode(Array(payload.utf8))
         let key = SymmetricKey(data: Array(token.description.utf8))
         return HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Array(signingInput.utf8), using: key)
-    }
-
-    static func base64URLEncode(_ bytes: [UInt8]) -> String {
-        var text = ""
-        for character in Data(bytes).base64EncodedString() {
-            switch character {
-            case "+": text.append("-")
-            case "/": text.append("_")
-            case "=": continue
-            default: text.append(character)
-            }
-        }
-        return text
-    }
-
-    static func base64URLDecode(_ text: String) -> [UInt8]? {
-        var standard = ""
-        for character in text {
-            switch character {
-            case "-": standard.append("+")
-            case "_": standard.append("/")
-            default: standard.append(character)
-            }
-        }
-        while standard.count % 4 != 0 { standard.append("=") }
-        return Data(base64Encoded: standard).map { [UInt8]($0) }
-    }
-
-    static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-        guard lhs.count == rhs.count else { return false }
-        var difference: UInt8 = 0
-        for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
-        return difference == 0
     }
 }

@@ -60,28 +60,9 @@ public struct Joiner: Sendable {
     }
 
     static func kubeconfig(server: String, caPEM: [UInt8], nodeName: String, credentials: NodeCredentials) -> String {
-        func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
-        return """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: iotkube
-              cluster:
-                server: \(server)
-                certificate-authority-data: \(base64(caPEM))
-            users:
-            - name: system:node:\(nodeName)
-              user:
-                client-certificate-data: \(base64(Array(credentials.certificatePEM.utf8)))
-                client-key-data: \(base64(Array(credentials.keyPEM.utf8)))
-            contexts:
-            - name: default
-              context:
-                cluster: iotkube
-                user: system:node:\(nodeName)
-            current-context: default
-
-            """
+        ClientKubeconfig.render(
+            server: server, caPEM: caPEM, user: "system:node:\(nodeName)",
+            certificatePEM: Array(credentials.certificatePEM.utf8), keyPEM: Array(credentials.keyPEM.utf8))
     }
 
     /// Node names are DNS subdomains (lower case, digits, '-' and '.').

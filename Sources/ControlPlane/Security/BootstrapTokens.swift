@@ -29,7 +29,7 @@ public enum BootstrapTokens {
               let secret = try? KubeJSON.decode(Secret.self, from: tree), secret.type == secretType,
               let data = secret.data, data["usage-bootstrap-authentication"]?.text == "true",
               let stored = data["token-secret"]?.bytes,
-              constantTimeEqual(stored, Array(token.secret.utf8)) else { return nil }
+              Base64URL.constantTimeEqual(stored, Array(token.secret.utf8)) else { return nil }
         if let expiration = data["expiration"]?.text {
             guard let deadline = try? Timestamp(rfc3339: expiration), Timestamp.now() < deadline else { return nil }
         }
@@ -76,31 +76,11 @@ public enum BootstrapTokens {
 
     /// `<header>..<signature>`: HS256 over the payload keyed with the token, payload left out.
     static func detachedJWS(payload: String, token: BootstrapToken) -> String {
-        let header = base64URL(Array(#"{"alg":"HS256","kid":"\#(token.id)"}"#.utf8))
-        let signingInput = header + "." + base64URL(Array(payload.utf8))
+        let header = Base64URL.encode(Array(#"{"alg":"HS256","kid":"\#(token.id)"}"#.utf8))
+        let signingInput = header + "." + Base64URL.encode(Array(payload.utf8))
         let key = SymmetricKey(data: Array(token.description.utf8))
         let signature = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: key)
-        return header + ".." + base64URL(Array(signature))
-    }
-
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        var text = ""
-        for character in Data(bytes).base64EncodedString() {
-            switch character {
-            case "+": text.append("-")
-            case "/": text.append("_")
-            case "=": continue
-            default: text.append(character)
-            }
-        }
-        return text
-    }
-
-    static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-        guard lhs.count == rhs.count else { return false }
-        var difference: UInt8 = 0
-        for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
-        return difference == 0
+        return header + ".." + Base64URL.encode(Array(signature))
     }
 
     /// Every token in the store that may sign cluster-info.

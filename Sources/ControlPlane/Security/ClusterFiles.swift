@@ -51,9 +51,9 @@ public struct ClusterFiles: Sendable {
         let admin = try authority.issue(
             commonName: "kubernetes-admin", organizations: [Authorizer.adminGroup], publicKey: .init(adminKey.publicKey),
             serverAuth: false, clientAuth: true, validity: 365 * 86400)
-        let kubeconfig = Kubeconfig.clientCertificate(
-            server: "https://\(Self.hostForURL(advertiseAddress)):\(port)", caPEM: try authority.certificatePEM,
-            user: "kubernetes-admin", certificatePEM: try admin.serializeAsPEM().pemString, keyPEM: adminKey.pemRepresentation)
+        let kubeconfig = ClientKubeconfig.render(
+            server: "https://\(Self.hostForURL(advertiseAddress)):\(port)", caPEM: Array(try authority.certificatePEM.utf8),
+            user: "kubernetes-admin", certificatePEM: Array(try admin.serializeAsPEM().pemString.utf8), keyPEM: Array(adminKey.pemRepresentation.utf8))
         try AtomicFile.write(kubeconfig, to: adminKubeconfigPath)
 
         let settings: JSONValue = ["advertiseAddress": .string(advertiseAddress), "port": .integer(port)]
@@ -105,34 +105,5 @@ public struct ClusterFiles: Sendable {
         guard let bytes = try AtomicFile.read(settingsPath) else { return ("127.0.0.1", 6443) }
         let tree = try KubeJSON.parse(bytes)
         return (tree.string(at: ["advertiseAddress"]) ?? "127.0.0.1", Int(tree.int64(at: ["port"]) ?? 6443))
-    }
-}
-
-/// kubeconfig files for kubectl and agents.
-public enum Kubeconfig {
-    /// A kubeconfig authenticating with a client certificate.
-    public static func clientCertificate(server: String, caPEM: String, user: String, certificatePEM: String, keyPEM: String) -> String {
-        func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
-        return """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: iotkube
-              cluster:
-                server: \(server)
-                certificate-authority-data: \(base64(caPEM))
-            users:
-            - name: \(user)
-              user:
-                client-certificate-data: \(base64(certificatePEM))
-                client-key-data: \(base64(keyPEM))
-            contexts:
-            - name: \(user)@iotkube
-              context:
-                cluster: iotkube
-                user: \(user)
-            current-context: \(user)@iotkube
-
-            """
     }
 }

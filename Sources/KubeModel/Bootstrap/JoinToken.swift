@@ -32,7 +32,7 @@ public struct JoinToken: Sendable, Hashable, CustomStringConvertible {
         guard parts.count == 5, parts[0] == Self.prefix else {
             throw ParseError(description: "not an iotkube join token (expected iotkube1.<server>.<ca-pin>.<id>.<secret>)")
         }
-        guard let serverData = Data(base64Encoded: Self.base64FromURL(parts[1])), let server = String(data: serverData, encoding: .utf8),
+        guard let serverBytes = Base64URL.decode(parts[1]), let server = String(validating: serverBytes, as: UTF8.self),
               server.hasPrefix("https://") else {
             throw ParseError(description: "the server part of the join token is garbled")
         }
@@ -46,15 +46,7 @@ public struct JoinToken: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        let encodedServer = Data(server.utf8).base64EncodedString()
-            .replacingCharacters("+", "-").replacingCharacters("/", "_").replacingCharacters("=", "")
-        return [Self.prefix, encodedServer, caPinHex, bootstrapToken.id, bootstrapToken.secret].joined(separator: ".")
-    }
-
-    private static func base64FromURL(_ text: String) -> String {
-        var standard = text.replacingCharacters("-", "+").replacingCharacters("_", "/")
-        while standard.count % 4 != 0 { standard += "=" }
-        return standard
+        [Self.prefix, Base64URL.encode(Array(server.utf8)), caPinHex, bootstrapToken.id, bootstrapToken.secret].joined(separator: ".")
     }
 
     private static func isLowerHex(_ byte: UInt8) -> Bool {
@@ -95,15 +87,5 @@ public struct BootstrapToken: Sendable, Hashable, CustomStringConvertible {
 
     private static func isTokenCharacter(_ byte: UInt8) -> Bool {
         (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
-    }
-}
-
-extension String {
-    func replacingCharacters(_ target: Character, _ replacement: String) -> String {
-        var result = ""
-        for character in self {
-            if character == target { result += replacement } else { result.append(character) }
-        }
-        return result
     }
 }
