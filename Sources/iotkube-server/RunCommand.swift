@@ -3,6 +3,7 @@ import ControlPlane
 import Logging
 import ServiceLifecycle
 import SystemSupport
+import HTTPServing
 
 /// `iotkube-server run`: serves the Kubernetes API over HTTPS.
 struct RunCommand: AsyncParsableCommand {

@@ -5,6 +5,25 @@ import Testing
 
 @testable import Agent
 
+/// The admin client certificate of a test server, as files for curl.
+struct AdminCredentials {
+    let certificate: String
+    let key: String
+
+    init(_ server: ServerProcess) throws {
+        let config = try KubeYAML.documents(Array(try String(contentsOfFile: server.kubeconfig, encoding: .utf8).utf8))[0]
+        guard case .array(let users)? = config["users"], let user = users.first?["user"],
+              let certificateData = user["client-certificate-data"]?.stringValue.flatMap({ Data(base64Encoded: $0) }),
+              let keyData = user["client-key-data"]?.stringValue.flatMap({ Data(base64Encoded: $0) }) else {
+            throw TestFailure("admin kubeconfig without client credentials")
+        }
+        certificate = server.directory.appendingPathComponent("admin-for-curl.crt").path
+        key = server.directory.appendingPathComponent("admin-for-curl.key").path
+        try certificateData.write(to: URL(fileURLWithPath: certificate))
+        try keyData.write(to: URL(fileURLWithPath: key))
+    }
+}
+
 /// The agent daemon against a real server: registration, lease renewal, status, metrics,
 /// sd_notify, and riding out a server outage.
 @Suite(.serialized)
@@ -14,9 +33,10 @@ struct HeartbeatTests {
         let directory = JoinTests.configDirectory()
         let process = Process()
         let output = Pipe()
+        let port = try! ServerProcess.freePort()
 
         init(server: ServerProcess, name: String, environment: [String: String] = [:], extraArguments: [String] = []) throws {
-            let joined = try ServerProcess.run(JoinTests.agent, ["join", try JoinTests.token(server), "--node-name", name, "--config-dir", directory.path, "--no-start"])
+            let joined = try ServerProcess.run(JoinTests.agent, ["join", try JoinTests.token(server), "--node-name", name, "--config-dir", directory.path, "--port", String(port), "--no-start"])
             guard joined.status == 0 else { throw TestFailure("join: \(joined.output)") }
             process.executableURL = URL(fileURLWithPath: JoinTests.agent)
             process.arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"] + extraArguments
@@ -60,7 +80,7 @@ struct HeartbeatTests {
         #expect(node.metadata.labels?["kubernetes.io/arch"] == HostReader.architecture)
         #expect(node.status?.nodeInfo?.kubeletVersion == NodeStatusBuilder.kubeletVersion)
         #expect((node.status?.capacity?["memory"]?.byteCount ?? 0) > 0)
-        #expect(node.status?.daemonEndpoints?.kubeletEndpoint?.port == 10250)
+        #expect(node.status?.daemonEndpoints?.kubeletEndpoint?.port == Int32(agent.port))
         #expect(Set(node.status?.conditions?.map(\.type) ?? []) == ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"])
         if toolAvailable("kubernetes-validate") {
             let validator = try #require(ServerProcess.findExecutable("kubernetes-validate"))
@@ -80,6 +100,23 @@ struct HeartbeatTests {
         #expect(try Self.waitFor(10) {
             try server.kubectl(["top", "node", "pi-beat"]).output.range(of: #"pi-beat\s+\d+m\s+\d+%\s+\d+Mi"#, options: .regularExpression) != nil
         })
+
+        // the agent's own endpoint: open health check, metrics for a client certificate from the cluster CA
+        let curl = try #require(ServerProcess.findExecutable("curl"))
+        let endpoint = "https://127.0.0.1:\(agent.port)"
+        #expect(try ServerProcess.run(curl, ["-sSk", "\(endpoint)/healthz"]).output == "ok")
+        #expect(try ServerProcess.run(curl, ["-sSk", "-w", "%{http_code}", "-o", "/dev/null", "\(endpoint)/metrics/resource"]).output == "401")
+        let admin = try AdminCredentials(server)
+        let resource = try ServerProcess.run(curl, ["-sSk", "--cert", admin.certificate, "--key", admin.key, "\(endpoint)/metrics/resource"])
+        #expect(resource.output.contains("node_memory_working_set_bytes ") && resource.output.contains("node_cpu_usage_seconds_total "), "\(resource.output)")
+        if let python = ServerProcess.findExecutable("python3") {
+            let parsed = try ServerProcess.run(python, ["-c", "import sys; from prometheus_client.parser import text_string_to_metric_families as p; print(sorted(f.name for f in p(sys.stdin.read())))"], input: resource.output)
+            #expect(parsed.output.contains("'node_memory_working_set_bytes'") && parsed.output.contains("'node_cpu_usage_seconds'"), "\(parsed.output)")
+        }
+        let summary = try ServerProcess.run(curl, ["-sSk", "--cert", admin.certificate, "--key", admin.key, "\(endpoint)/stats/summary"])
+        #expect(try KubeJSON.parse(Array(summary.output.utf8))[path: ["node", "nodeName"]] == "pi-beat", "\(summary.output)")
+        let own = try ServerProcess.run(curl, ["-sSk", "--cert", admin.certificate, "--key", admin.key, "\(endpoint)/metrics"])
+        #expect(own.output.contains("iotkube_agent_heartbeats_total "), "\(own.output)")
 
         // `iotkube-agent status` reads the same from the cluster's side
         let config = agent.directory.appendingPathComponent("agent.yaml").path

@@ -19,12 +19,15 @@ public struct HeartbeatService: Service {
     let interval: Duration
     let statusInterval: Duration
     let logger: Logger
+    let counters: HeartbeatCounters
 
     public init(
         credentials: CertificateRotation, configuration: AgentConfiguration, host: HostReader = HostReader(),
-        interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), logger: Logger
+        interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), logger: Logger,
+        counters: HeartbeatCounters = HeartbeatCounters()
     ) {
         self.credentials = credentials
+        self.counters = counters
         self.configuration = configuration
         builder = NodeStatusBuilder(configuration: configuration, host: host)
         self.interval = interval
@@ -42,6 +45,7 @@ public struct HeartbeatService: Service {
             let delay: Duration
             do {
                 try await beat(state)
+                counters.recordBeat()
                 if !announcedReady {
                     ServiceNotifier.notify("READY=1\nSTATUS=node \(configuration.nodeName) registered with \(configuration.server)")
                     logger.info("node \(configuration.nodeName) registered with \(configuration.server)")
@@ -54,6 +58,7 @@ public struct HeartbeatService: Service {
                 ServiceNotifier.notify((ServiceNotifier.watchdogEnabled ? "WATCHDOG=1\n" : "") + "STATUS=last heartbeat \(Timestamp.now())")
                 delay = interval
             } catch {
+                counters.recordFailure()
                 state.failures += 1
                 // The server may have marked the node Unknown meanwhile: report in full once back.
                 state.lastStatusWrite = nil

@@ -1,4 +1,5 @@
 import KubeModel
+import HTTPServing
 
 extension APIServer {
     /// metrics.k8s.io: reads for `kubectl top`; writes (PUT or POST) by agents for their node and pods.

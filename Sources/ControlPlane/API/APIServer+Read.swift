@@ -1,6 +1,7 @@
 import FoundationEssentials
 import KubeModel
 import Synchronization
+import HTTPServing
 
 extension APIServer {
     func get(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import KubeModel
+import HTTPServing
 
 extension APIServer {
     func create(_ route: RequestRoute, _ request: HTTPRequest, identity: RequestIdentity? = nil) throws -> HTTPResponse {

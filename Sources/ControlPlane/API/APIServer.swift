@@ -1,3 +1,4 @@
+import HTTPServing
 import KubeModel
 import Logging
 
@@ -42,7 +43,7 @@ public final class APIServer: HTTPRequestHandler {
     }
 
     static func statusResponse(_ error: APIError) -> HTTPResponse {
-        .json(error.code, APIHTTPServer.statusBytes(error))
+        .json(error.code, APIHTTPServer.statusBytes(error.status))
     }
 
     static func objectResponse(_ status: Int, _ object: JSONValue, warnings: [String] = []) -> HTTPResponse {

@@ -1,4 +1,5 @@
 import KubeModel
+import HTTPServing
 
 /// Establishes who sent a request: a client certificate verified against the cluster CA, a
 /// bootstrap token (`Authorization: Bearer <id>.<secret>`), or a static token. Requests without

@@ -1,4 +1,5 @@
 import KubeModel
+import HTTPServing
 
 /// Decides whether an identity may perform a verb on a route, with the rules Kubernetes ships:
 /// cluster admins (`system:masters`) may do everything; bootstrap tokens may create and read

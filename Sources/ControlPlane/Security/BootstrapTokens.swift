@@ -1,6 +1,7 @@
 import Crypto
 import FoundationEssentials
 import KubeModel
+import HTTPServing
 
 /// Bootstrap tokens as Kubernetes keeps them: `bootstrap.kubernetes.io/token` Secrets named
 /// `bootstrap-token-<id>` in kube-system, with an expiry and usages.

@@ -90,7 +90,7 @@ public final class APIHTTPServer: Sendable {
                         guard let requestHead = head else { continue }
                         let response: HTTPResponse
                         if tooLarge {
-                            response = .json(413, Self.statusBytes(APIError(code: 413, reason: "RequestEntityTooLarge",
+                            response = .json(413, Self.statusBytes(Status(code: 413, reason: "RequestEntityTooLarge",
                                 message: "the request body exceeds \(Self.maximumBodySize) bytes")))
                         } else {
                             let (path, query) = HTTPRequest.splitTarget(requestHead.uri)
@@ -128,8 +128,9 @@ public final class APIHTTPServer: Sendable {
         }
     }
 
-    static func statusBytes(_ error: APIError) -> [UInt8] {
-        (try? KubeJSON.encode(error.status)) ?? Array(#"{"kind":"Status","apiVersion":"v1","status":"Failure"}"#.utf8)
+    /// A Kubernetes `Status` as a JSON body.
+    public static func statusBytes(_ status: Status) -> [UInt8] {
+        (try? KubeJSON.encode(status)) ?? Array(#"{"kind":"Status","apiVersion":"v1","status":"Failure"}"#.utf8)
     }
 
     /// The user and groups of a verified client certificate (CN and O), if one was presented.

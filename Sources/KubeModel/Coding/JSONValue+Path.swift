@@ -1,15 +1,15 @@
-import KubeModel
+
 
 extension JSONValue {
     /// The value at a path of object keys, or nil.
-    subscript(path path: [String]) -> JSONValue? {
+    public subscript(path path: [String]) -> JSONValue? {
         var current: JSONValue? = self
         for key in path { current = current?[key] }
         return current
     }
 
     /// Sets (or removes, with nil) the value at a path of object keys, creating objects on the way.
-    mutating func set(_ path: [String], _ value: JSONValue?) {
+    public mutating func set(_ path: [String], _ value: JSONValue?) {
         guard let first = path.first else {
             if let value { self = value }
             return
@@ -26,11 +26,11 @@ extension JSONValue {
     }
 
     /// The integer at a path, or nil.
-    func int64(at path: [String]) -> Int64? {
+    public func int64(at path: [String]) -> Int64? {
         if case .number(let literal)? = self[path: path] { return Int64(literal) }
         return nil
     }
 
     /// The string at a path, or nil.
-    func string(at path: [String]) -> String? { self[path: path]?.stringValue }
+    public func string(at path: [String]) -> String? { self[path: path]?.stringValue }
 }

@@ -1,0 +1,118 @@
+import FoundationEssentials
+import HTTPServing
+import KubeModel
+
+/// The agent's HTTPS endpoint (the kubelet's port 10250): `/healthz`, `/metrics/resource` and
+/// `/metrics` (Prometheus text) and `/stats/summary` (JSON) for a cluster's metrics-server.
+/// Everything but `/healthz` needs a client certificate signed by the cluster CA.
+public struct AgentEndpoint: HTTPRequestHandler {
+    let nodeName: String
+    let host: HostReader
+    let counters: HeartbeatCounters
+
+    public init(nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters) {
+        self.nodeName = nodeName
+        self.host = host
+        self.counters = counters
+    }
+
+    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        if request.path == "/healthz" { return .text(200, "ok") }
+        guard request.clientCertificate != nil else {
+            return .json(401, APIHTTPServer.statusBytes(Status(code: 401, reason: "Unauthorized", message: "a client certificate from the cluster CA is required")))
+        }
+        guard request.method == "GET" else {
+            return .json(405, APIHTTPServer.statusBytes(Status(code: 405, reason: "MethodNotAllowed", message: "only GET is served")))
+        }
+        let now = Timestamp.now()
+        switch request.path {
+        case "/metrics/resource": return prometheus(resourceMetrics(now: now))
+        case "/metrics": return prometheus(agentMetrics())
+        case "/stats/summary":
+            return .json(200, KubeJSON.serialize(summary(now: now), pretty: true))
+        default:
+            return .json(404, APIHTTPServer.statusBytes(Status(code: 404, reason: "NotFound", message: "\(request.path) is not served by this agent")))
+        }
+    }
+
+    private func prometheus(_ text: String) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: .bytes(Array(text.utf8)))
+    }
+
+    /// The resource metrics metrics-server reads (node part; pods join with the runtime).
+    func resourceMetrics(now: Timestamp) -> String {
+        let milliseconds = now.seconds * 1000 + Int64(now.nanoseconds / 1_000_000)
+        let memory = host.memory()
+        var text = """
+            # HELP node_cpu_usage_seconds_total Cumulative cpu time consumed by the node in core-seconds
+            # TYPE node_cpu_usage_seconds_total counter
+
+            """
+        if let cpu = host.cpuTimes() {
+            text += "node_cpu_usage_seconds_total \(Self.seconds(fromJiffies: cpu.busy)) \(milliseconds)\n"
+        }
+        text += """
+            # HELP node_memory_working_set_bytes Current working set of the node in bytes
+            # TYPE node_memory_working_set_bytes gauge
+            node_memory_working_set_bytes \(memory.total - memory.available) \(milliseconds)
+            # HELP scrape_error 1 if there was an error while getting container metrics, 0 otherwise
+            # TYPE scrape_error gauge
+            scrape_error 0
+
+            """
+        return text
+    }
+
+    /// The agent's own counters.
+    func agentMetrics() -> String {
+        let snapshot = counters.snapshot()
+        var text = """
+            # HELP iotkube_agent_heartbeats_total Heartbeats that reached the API server
+            # TYPE iotkube_agent_heartbeats_total counter
+            iotkube_agent_heartbeats_total \(snapshot.beats)
+            # HELP iotkube_agent_heartbeat_failures_total Heartbeats that failed
+            # TYPE iotkube_agent_heartbeat_failures_total counter
+            iotkube_agent_heartbeat_failures_total \(snapshot.failures)
+
+            """
+        if let temperature = host.temperature() {
+            text += "# HELP iotkube_node_temperature_celsius SoC temperature\n# TYPE iotkube_node_temperature_celsius gauge\n"
+            text += "iotkube_node_temperature_celsius \(temperature)\n"
+        }
+        if let load = host.loadAverage() {
+            text += "# HELP iotkube_node_load1 1-minute load average\n# TYPE iotkube_node_load1 gauge\niotkube_node_load1 \(load)\n"
+        }
+        return text
+    }
+
+    /// The kubelet's `/stats/summary` shape (node part).
+    func summary(now: Timestamp) -> JSONValue {
+        let memory = host.memory()
+        var node: JSONValue = [
+            "nodeName": .string(nodeName), "startTime": .string(now.description),
+            "memory": [
+                "time": .string(now.description), "availableBytes": .integer(memory.available), "usageBytes": .integer(memory.total - memory.available),
+                "workingSetBytes": .integer(memory.total - memory.available),
+            ],
+        ]
+        if let cpu = host.cpuTimes() {
+            node.set(["cpu"], ["time": .string(now.description), "usageCoreNanoSeconds": .integer(Self.nanoseconds(fromJiffies: cpu.busy))])
+        }
+        if let filesystem = host.filesystem("/") {
+            node.set(["fs"], [
+                "time": .string(now.description), "availableBytes": .integer(filesystem.available), "capacityBytes": .integer(filesystem.total),
+                "usedBytes": .integer(filesystem.total - filesystem.available),
+            ])
+        }
+        return ["node": node, "pods": []]
+    }
+
+    /// /proc/stat counts in USER_HZ, 100 per second on Linux.
+    static func seconds(fromJiffies jiffies: UInt64) -> String {
+        let whole = jiffies / 100
+        let fraction = jiffies % 100
+        return "\(whole).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+
+    static func nanoseconds(fromJiffies jiffies: UInt64) -> Int64 { Int64(clamping: jiffies) * 10_000_000 }
+}
