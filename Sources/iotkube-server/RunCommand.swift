@@ -18,6 +18,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Flag(inversion: .prefixedNo, help: "Approve node client certificate requests from bootstrap tokens automatically.")
+    var autoApproveNodes = true
+
     @Option(help: "Seconds a client has to send a complete request (slow clients are disconnected).")
     var requestTimeout: Int64 = 30
 
@@ -37,7 +40,7 @@ struct RunCommand: AsyncParsableCommand {
         var logger = Logger(label: "iotkube-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let store = try ObjectStore(path: files.storePath)
-        let signer = CSRSigner(authority: try files.certificateAuthority(), store: store)
+        let signer = CSRSigner(authority: try files.certificateAuthority(), store: store, autoApprove: autoApproveNodes)
         let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer, logger: logger)
         let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger, requestTimeoutSeconds: max(1, requestTimeout))
         let startupLogger = logger

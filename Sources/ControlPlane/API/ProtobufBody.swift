@@ -39,7 +39,21 @@ enum ProtobufBody {
         6: ("resourceVersion", .string), 7: ("fieldPath", .string),
     ])
 
+    static let csrCondition = Schema(fields: [
+        1: ("type", .string), 2: ("reason", .string), 3: ("message", .string), 4: ("lastUpdateTime", .time),
+        5: ("lastTransitionTime", .time), 6: ("status", .string),
+    ])
+
     static let schemas: [String: Schema] = [
+        // kubectl certificate approve|deny sends the whole request to /approval.
+        "CertificateSigningRequest": Schema(fields: [
+            1: ("metadata", .message(objectMeta)),
+            2: ("spec", .message(Schema(fields: [
+                1: ("request", .bytes), 2: ("username", .string), 3: ("uid", .string), 4: ("groups", .repeated(.string)),
+                5: ("usages", .repeated(.string)), 7: ("signerName", .string), 8: ("expirationSeconds", .int64),
+            ]))),
+            3: ("status", .message(Schema(fields: [1: ("conditions", .repeated(.message(csrCondition))), 2: ("certificate", .bytes)]))),
+        ]),
         "ConfigMap": Schema(fields: [1: ("metadata", .message(objectMeta)), 2: ("data", .map(.string)), 3: ("binaryData", .map(.bytes)), 4: ("immutable", .bool)]),
         "Namespace": Schema(fields: [
             1: ("metadata", .message(objectMeta)), 2: ("spec", .message(Schema(fields: [1: ("finalizers", .repeated(.string))]))),
@@ -75,7 +89,7 @@ enum ProtobufBody {
             }
         }
         guard let schema = schemas[kind] else {
-            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies are accepted for ConfigMap, Namespace, Secret and ServiceAccount only; send \(kind) as application/json")
+            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies are accepted for CertificateSigningRequest, ConfigMap, Namespace, Secret and ServiceAccount only; send \(kind) as application/json")
         }
         var object = try message(raw, schema, path: kind)
         object.set(["apiVersion"], .string(apiVersion))

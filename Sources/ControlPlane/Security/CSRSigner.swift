@@ -12,10 +12,13 @@ public struct CSRSigner: Sendable {
 
     let authority: CertificateAuthority
     let store: ObjectStore
+    /// Whether qualifying node requests are approved without a person (`kubectl certificate approve`).
+    let autoApprove: Bool
 
-    public init(authority: CertificateAuthority, store: ObjectStore) {
+    public init(authority: CertificateAuthority, store: ObjectStore, autoApprove: Bool = true) {
         self.authority = authority
         self.store = store
+        self.autoApprove = autoApprove
     }
 
     /// Approves the named request if it qualifies and signs it once approved; returns it as stored.
@@ -26,7 +29,7 @@ public struct CSRSigner: Sendable {
             var conditions = status.conditions ?? []
             let decided = conditions.contains { $0.type == "Approved" || $0.type == "Denied" || $0.type == "Failed" }
             var changed = false
-            if !decided, let reason = autoApprovalReason(csr) {
+            if !decided, autoApprove, let reason = autoApprovalReason(csr) {
                 var approval = CertificateSigningRequestCondition(type: "Approved", reason: "AutoApproved", message: reason)
                 approval.lastUpdateTime = .now()
                 approval.lastTransitionTime = .now()
