@@ -29,6 +29,12 @@ struct JoinCommand: AsyncParsableCommand {
     @Option(help: "The node name (default: this host's name).")
     var nodeName: String?
 
+    @Flag(help: "Name the node after the board's serial number (board-<serial>).")
+    var nodeNameFromSerial = false
+
+    @Option(help: "Resources kept for the system, cpu=100m,memory=128Mi (allocatable = capacity - these).")
+    var systemReserved: String?
+
     @Option(help: "Extra node labels, k=v,k2=v2.")
     var labels: String?
 
@@ -58,6 +64,7 @@ struct JoinCommand: AsyncParsableCommand {
         joiner.stateDirectory = stateDir
         joiner.port = port
         joiner.insecureRegistries = insecureRegistries
+        joiner.systemReserved = try parsedReserved()
         joiner.force = force
         do {
             switch try await joiner.run() {
@@ -93,6 +100,10 @@ struct JoinCommand: AsyncParsableCommand {
 
     private func resolvedNodeName() throws -> String {
         if let nodeName { return nodeName }
+        if nodeNameFromSerial {
+            guard let serial = HostReader().boardSerial() else { throw ValidationError("this board reports no serial number") }
+            return "board-" + serial.lowercased().filter { $0.isLetter || $0.isNumber }
+        }
         return HostFacts.hostname().lowercased()
     }
 
@@ -102,6 +113,18 @@ struct JoinCommand: AsyncParsableCommand {
             let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--labels must be k=v,k2=v2, got \"\(pair)\"") }
             result[parts[0]] = parts[1]
+        }
+        return result
+    }
+
+    private func parsedReserved() throws -> [String: Quantity] {
+        var result: [String: Quantity] = [:]
+        for pair in (systemReserved ?? "").split(separator: ",") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let quantity = try? Quantity(parsing: parts[1]), quantity.sign >= 0 else {
+                throw ValidationError("--system-reserved must be like cpu=100m,memory=128Mi, got \"\(pair)\"")
+            }
+            result[parts[0]] = quantity
         }
         return result
     }

@@ -200,13 +200,20 @@ struct HeartbeatTests {
         try write("/etc/os-release", "NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n")
         try write("/proc/device-tree/model", "Raspberry Pi 4 Model B Rev 1.4\u{0}")
         try write("/proc/stat", "cpu  100 0 50 800 50 0 0 0 0 0\n")
+        try write("/proc/cpuinfo", "processor\t: 0\nBogoMIPS\t: 108.00\nHardware\t: BCM2835\nSerial\t\t: 10000000abcdef01\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n")
         var configuration = AgentConfiguration()
         configuration.nodeName = "pi"
         configuration.labels = ["zone": "lab"]
+        configuration.systemReserved = ["memory": "128Mi", "cpu": "100m", "gpu": "1"]
         let builder = NodeStatusBuilder(configuration: configuration, host: HostReader(root: root.path))
         let now = try Timestamp(rfc3339: "2026-11-23T10:00:00Z")
         let status = builder.status(previous: nil, now: now)
         #expect(status.capacity?["memory"]?.byteCount == Int64(3_884_140 * 1024))
+        #expect(status.allocatable?["memory"]?.byteCount == Int64(3_884_140 * 1024) - 128 * 1024 * 1024)
+        #expect(status.allocatable?["cpu"]?.milliValue == Int64(HostReader(root: root.path).cpuCount() * 1000 - 100))
+        #expect(status.allocatable?["gpu"] == nil)
+        #expect(builder.annotations()["iotkube.io/cpu-model"] == "Raspberry Pi 4 Model B Rev 1.4")
+        #expect(HostReader(root: root.path).boardSerial() == "10000000abcdef01")
         #expect(status.nodeInfo?.machineID == "4c4c4544004e3610804bb2c04f305832")
         #expect(status.nodeInfo?.systemUUID == "4c4c4544004e3610804bb2c04f305832")
         #expect(status.nodeInfo?.osImage == "Debian GNU/Linux 12 (bookworm)")

@@ -31,7 +31,7 @@ struct JoinTests {
         let token = try Self.token(server)
         let directory = Self.configDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let joined = try ServerProcess.run(Self.agent, ["join", token, "--node-name", "pi-one", "--config-dir", directory.path, "--labels", "zone=lab,board=rpi4", "--insecure-registry", "127.0.0.1:5000", "--no-start"])
+        let joined = try ServerProcess.run(Self.agent, ["join", token, "--node-name", "pi-one", "--config-dir", directory.path, "--labels", "zone=lab,board=rpi4", "--insecure-registry", "127.0.0.1:5000", "--system-reserved", "cpu=100m,memory=128Mi", "--no-start"])
         #expect(joined.status == 0, "\(joined.output)")
         #expect(joined.output.contains("Joined https://127.0.0.1:\(server.port) as node pi-one."))
 
@@ -45,6 +45,7 @@ struct JoinTests {
         #expect(agentConfiguration.nodeName == "pi-one")
         #expect(agentConfiguration.labels == ["zone": "lab", "board": "rpi4"])
         #expect(agentConfiguration.insecureRegistries == ["127.0.0.1:5000"])
+        #expect(agentConfiguration.systemReserved == ["cpu": "100m", "memory": "128Mi"])
 
         // the credential is a working node identity with the node authorizer's rules
         let client = try KubeAPIClient(configuration: try Kubeconfig.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: kubeconfig)))))
@@ -159,4 +160,5 @@ struct AgentConfigurationProbe: Decodable {
     var nodeName: String
     var labels: [String: String]?
     var insecureRegistries: [String]?
+    var systemReserved: [String: String]?
 }

@@ -127,6 +127,8 @@ public struct HeartbeatService: Service {
         } catch {
             guard (error as? KubeClientError)?.statusCode == 404 else { throw error }
             var node = Node(metadata: ObjectMeta(name: configuration.nodeName, labels: builder.labels()))
+            let annotations = builder.annotations()
+            node.metadata.annotations = annotations.isEmpty ? nil : annotations
             node.status = builder.status(previous: nil, now: now)
             _ = try await client.create(node)
         }

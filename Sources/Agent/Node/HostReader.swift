@@ -68,6 +68,27 @@ public struct HostReader: Sendable {
     /// The board model (`Raspberry Pi 4 Model B Rev 1.4`) from the device tree, when there is one.
     public func boardModel() -> String? { text("/proc/device-tree/model") }
 
+    /// The CPU model from /proc/cpuinfo (`model name`, or `Model`/`Hardware` on ARM boards).
+    public func cpuModel() -> String? {
+        for key in ["model name", "Model", "Hardware"] {
+            for line in (text("/proc/cpuinfo") ?? "").split(separator: "\n") where line.hasPrefix(key) {
+                let parts = line.split(separator: ":", maxSplits: 1)
+                if parts.count == 2, String(parts[0]).trimming([" ", "\t"]) == key { return String(parts[1]).trimming([" ", "\t"]) }
+            }
+        }
+        return nil
+    }
+
+    /// The board's serial number (device tree, or the `Serial` line of /proc/cpuinfo on a Raspberry Pi).
+    public func boardSerial() -> String? {
+        if let serial = text("/proc/device-tree/serial-number"), !serial.isEmpty { return serial }
+        for line in (text("/proc/cpuinfo") ?? "").split(separator: "\n") where line.hasPrefix("Serial") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { return String(parts[1]).trimming([" ", "\t"]) }
+        }
+        return nil
+    }
+
     /// PRETTY_NAME from /etc/os-release.
     public func osImage() -> String {
         for line in (text("/etc/os-release") ?? "").split(separator: "\n") where line.hasPrefix("PRETTY_NAME=") {

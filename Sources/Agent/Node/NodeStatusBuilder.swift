@@ -30,6 +30,13 @@ public struct NodeStatusBuilder: Sendable {
         return labels
     }
 
+    /// Annotations with facts too free-form for labels (the CPU model).
+    public func annotations() -> [String: String] {
+        var annotations: [String: String] = [:]
+        if let model = host.cpuModel() { annotations["iotkube.io/cpu-model"] = model }
+        return annotations
+    }
+
     /// A label value made from free text: at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends.
     static func labelValue(_ text: String) -> String? {
         let mapped = String(text.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-") ? $0 : "_" }.prefix(63))
@@ -47,7 +54,13 @@ public struct NodeStatusBuilder: Sendable {
         ]
         if let disk { capacity["ephemeral-storage"] = .bytes(disk.total) }
         status.capacity = capacity
-        status.allocatable = capacity
+        var allocatable = capacity
+        for (resource, reserved) in configuration.systemReserved ?? [:] {
+            guard let total = allocatable[resource] else { continue }
+            let remaining = total - reserved
+            allocatable[resource] = remaining.sign < 0 ? Quantity(nanoUnits: 0, format: total.format) : remaining
+        }
+        status.allocatable = allocatable
         var addresses = [NodeAddress(type: "Hostname", address: configuration.nodeName)]
         if let ip = host.internalIPv4() { addresses.insert(NodeAddress(type: "InternalIP", address: ip), at: 0) }
         status.addresses = addresses

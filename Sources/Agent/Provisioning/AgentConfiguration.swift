@@ -18,6 +18,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var labels: [String: String]?
     /// Registries reached over plain HTTP or with unverified TLS (`host:port`).
     public var insecureRegistries: [String]?
+    /// Resources kept for the system and the agent: allocatable = capacity − these
+    /// (e.g. `cpu: 100m`, `memory: 128Mi`).
+    public var systemReserved: [String: Quantity]?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -32,11 +35,12 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         port = try container.decodeIfPresent(Int32.self, forKey: .port) ?? 10250
         labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
         insecureRegistries = try container.decodeIfPresent([String].self, forKey: .insecureRegistries)
+        systemReserved = try container.decodeIfPresent([String: Quantity].self, forKey: .systemReserved)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, unknownFields
+        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, systemReserved, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -81,6 +85,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         }
         if let insecureRegistries, !insecureRegistries.isEmpty {
             text += "insecureRegistries:\n" + insecureRegistries.map { "  - \(quote($0))\n" }.joined()
+        }
+        if let systemReserved, !systemReserved.isEmpty {
+            text += "systemReserved:\n" + systemReserved.keys.sorted().map { "  \(quote($0)): \(quote(systemReserved[$0]!.description))\n" }.joined()
         }
         return text
     }

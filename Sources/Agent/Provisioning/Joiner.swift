@@ -14,6 +14,7 @@ public struct Joiner: Sendable {
     public var stateDirectory = "/var/lib/iotkube"
     public var port: Int32 = 10250
     public var insecureRegistries: [String] = []
+    public var systemReserved: [String: Quantity] = [:]
     public var force = false
 
     public init(server: String, pinHex: String, token: BootstrapToken, nodeName: String) {
@@ -55,6 +56,7 @@ public struct Joiner: Sendable {
         configuration.port = port
         configuration.labels = labels.isEmpty ? nil : labels
         configuration.insecureRegistries = insecureRegistries.isEmpty ? nil : insecureRegistries
+        configuration.systemReserved = systemReserved.isEmpty ? nil : systemReserved
         try AtomicFile.write(configuration.yaml, to: configurationPath, mode: 0o600)
         return .joined(nodeName: nodeName)
     }
