@@ -163,6 +163,15 @@ struct HeartbeatTests {
         #expect(agent.process.isRunning)
     }
 
+    @Test func clocksFarOffAreNamed() {
+        let issued = Timestamp(seconds: 1_800_000_000)
+        let expires = issued.adding(seconds: 365 * 86400)
+        #expect(clockProblem(notBefore: issued, notAfter: expires, now: issued.adding(seconds: 300)) == nil)
+        #expect(clockProblem(notBefore: issued, notAfter: expires, now: issued.adding(seconds: -200)) == nil)
+        #expect(clockProblem(notBefore: issued, notAfter: expires, now: issued.adding(seconds: -7200))?.contains("behind the cluster's by more than 120 minutes") == true)
+        #expect(clockProblem(notBefore: issued, notAfter: expires, now: expires.adding(seconds: 1))?.contains("past the new certificate's end") == true)
+    }
+
     @Test func renewalPointIsBetweenSeventyAndNinetyPercent() {
         let start = Timestamp(seconds: 1_000_000)
         let end = start.adding(seconds: 100_000)

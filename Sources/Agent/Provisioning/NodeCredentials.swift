@@ -4,6 +4,19 @@ import KubeClient
 import KubeModel
 import X509
 
+/// Why this board's clock makes a fresh certificate unusable, or nil when it is fine. The
+/// server backdates certificates by 5 minutes, so a clock about 10 minutes or more behind the
+/// server (or past the certificate's end) shows here, before TLS starts failing mysteriously.
+public func clockProblem(notBefore: Timestamp, notAfter: Timestamp, now: Timestamp) -> String? {
+    if now.seconds + 300 < notBefore.seconds {
+        return "this board's clock (\(now)) is behind the cluster's by more than \((notBefore.seconds - now.seconds) / 60) minutes: set the time (NTP) and join again"
+    }
+    if now >= notAfter {
+        return "this board's clock (\(now)) is past the new certificate's end (\(notAfter)): set the time (NTP) and join again"
+    }
+    return nil
+}
+
 /// The node's client credential: a key made on the board (it never leaves it) and the
 /// certificate the cluster signs for `system:node:<name>` in `system:nodes`.
 public struct NodeCredentials: Sendable {
@@ -46,6 +59,9 @@ public struct NodeCredentials: Sendable {
                 let issued = try Certificate(pemEncoded: pem)
                 guard issued.publicKey == Certificate.PublicKey(key.publicKey) else {
                     throw ProvisioningError("the certificate issued for \(name) is not for this board's key")
+                }
+                if let problem = clockProblem(notBefore: Timestamp(issued.notValidBefore), notAfter: Timestamp(issued.notValidAfter), now: .now()) {
+                    throw ProvisioningError(problem)
                 }
                 return NodeCredentials(keyPEM: key.pemRepresentation, certificatePEM: pem)
             }
