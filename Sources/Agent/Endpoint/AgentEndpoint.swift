@@ -9,6 +9,8 @@ public struct AgentEndpoint: HTTPRequestHandler {
     let nodeName: String
     let host: HostReader
     let counters: HeartbeatCounters
+    /// When the agent started (the summary's `startTime`).
+    let started = Timestamp.now()
 
     public init(nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters) {
         self.nodeName = nodeName
@@ -89,7 +91,7 @@ public struct AgentEndpoint: HTTPRequestHandler {
     func summary(now: Timestamp) -> JSONValue {
         let memory = host.memory()
         var node: JSONValue = [
-            "nodeName": .string(nodeName), "startTime": .string(now.description),
+            "nodeName": .string(nodeName), "startTime": .string(started.description),
             "memory": [
                 "time": .string(now.description), "availableBytes": .integer(memory.available), "usageBytes": .integer(memory.total - memory.available),
                 "workingSetBytes": .integer(memory.total - memory.available),

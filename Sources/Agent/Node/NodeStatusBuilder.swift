@@ -107,7 +107,6 @@ public struct NodeStatusBuilder: Sendable {
                 copy.lastHeartbeatTime = nil
                 return copy
             }
-            // Free memory and disk move constantly; capacity changes only matter when large.
             return status
         }
         return normalised(lhs) != normalised(rhs)

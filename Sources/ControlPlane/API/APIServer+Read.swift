@@ -104,13 +104,12 @@ extension APIServer {
         return HTTPResponse(status: 200, headers: [("Content-Type", "application/json")], body: .stream { writer in
             defer { store.cancel(subscription) }
             let progress = WatchProgress(revision: startRevision)
-            let firstTable = WatchProgress(revision: 1)
+            let columns = FirstTime()
             // kubectl get -w asks for Table events: one row per event, columns in the first.
             let render: @Sendable (WatchEventType, JSONValue) -> [UInt8] = { type, object in
                 guard asTable else { return Self.eventLine(type, object) }
                 var table = TableConverter.table(resource, items: [object], listRevision: nil, continueToken: nil, now: .now())
-                if firstTable.revision == 0 { table.columnDefinitions = [] }
-                firstTable.revision = 0
+                if !columns.claim() { table.columnDefinitions = [] }
                 return Self.eventLine(type, (try? KubeJSON.tree(table)) ?? object)
             }
             for object in initialObjects { try await writer.write(render(.added, object)) }
@@ -177,6 +176,12 @@ final class WatchProgress: Sendable {
         get { value.load(ordering: .relaxed) }
         set { value.store(newValue, ordering: .relaxed) }
     }
+}
+
+/// True once: whether a watch has yet to send the table's column definitions.
+final class FirstTime: Sendable {
+    private let taken = Atomic<Bool>(false)
+    func claim() -> Bool { !taken.exchange(true, ordering: .relaxed) }
 }
 
 /// Opaque list continuation tokens: the list's revision and the last key returned.

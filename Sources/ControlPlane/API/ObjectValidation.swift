@@ -20,7 +20,7 @@ enum ObjectValidation {
         if !causes.isEmpty { throw APIError.invalid(resource, name, causes) }
     }
 
-    /// Namespaces and nodes... use DNS-1123 labels for namespaces, subdomains for the rest.
+    /// Namespace names are DNS-1123 labels; the other resources here use DNS subdomains.
     static func nameProblem(_ name: String, resource: ResourceType) -> String? {
         if name.isEmpty { return "name or generateName is required" }
         if resource == .namespaces { return dnsLabelProblem(name) }
