@@ -34,11 +34,41 @@ let package = Package(
             name: "KubeModel",
             dependencies: ["CYAML"]
         ),
+        // zlib and zstd (Debian zlib1g-dev, libzstd-dev), linked statically, for image layers.
+        .target(
+            name: "CCompression",
+            linkerSettings: [
+                .linkedLibrary(":libz.a", .when(platforms: [.linux])),
+                .linkedLibrary(":libzstd.a", .when(platforms: [.linux])),
+            ]
+        ),
+        // libc calls Swift cannot see (macros, xattrs, syncfs).
+        .target(name: "CFileSystem"),
+        // OCI image-spec types (descriptors, manifests, indexes, configs, platforms).
+        .target(name: "OCI"),
+        // Registry client, verified blob store, safe layer unpack, image records and GC.
+        .target(
+            name: "ImageStore",
+            dependencies: [
+                "OCI",
+                "KubeModel",
+                "SystemSupport",
+                "CCompression",
+                "CFileSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "iotkube-agent",
             dependencies: [
                 "KubeModel",
                 "Agent",
+                "ImageStore",
+                "OCI",
                 "KubeClient",
                 "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -55,6 +85,7 @@ let package = Package(
             name: "Agent",
             dependencies: [
                 "KubeModel",
+                "ImageStore",
                 "KubeClient",
                 "SystemSupport",
                 "HTTPServing",

@@ -18,6 +18,12 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var labels: [String: String]?
     /// Registries reached over plain HTTP or with unverified TLS (`host:port`).
     public var insecureRegistries: [String]?
+    /// Registry host → mirror URLs tried in order before it (`docker.io: [https://mirror:5000]`).
+    public var registryMirrors: [String: [String]]?
+    /// Registry host → a PEM CA file trusted for it in addition to the system CAs.
+    public var registryCAFiles: [String: String]?
+    /// Registry credentials in Docker's config.json format (default `/etc/iotkube/registry-auth.json`).
+    public var registryAuthFile: String?
     /// Resources kept for the system and the agent: allocatable = capacity − these
     /// (e.g. `cpu: 100m`, `memory: 128Mi`).
     public var systemReserved: [String: Quantity]?
@@ -36,11 +42,14 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
         insecureRegistries = try container.decodeIfPresent([String].self, forKey: .insecureRegistries)
         systemReserved = try container.decodeIfPresent([String: Quantity].self, forKey: .systemReserved)
+        registryMirrors = try container.decodeIfPresent([String: [String]].self, forKey: .registryMirrors)
+        registryCAFiles = try container.decodeIfPresent([String: String].self, forKey: .registryCAFiles)
+        registryAuthFile = try container.decodeIfPresent(String.self, forKey: .registryAuthFile)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, systemReserved, unknownFields
+        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, systemReserved, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -86,6 +95,15 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let insecureRegistries, !insecureRegistries.isEmpty {
             text += "insecureRegistries:\n" + insecureRegistries.map { "  - \(quote($0))\n" }.joined()
         }
+        if let registryMirrors, !registryMirrors.isEmpty {
+            text += "registryMirrors:\n" + registryMirrors.keys.sorted().map { key in
+                "  \(quote(key)):\n" + registryMirrors[key]!.map { "    - \(quote($0))\n" }.joined()
+            }.joined()
+        }
+        if let registryCAFiles, !registryCAFiles.isEmpty {
+            text += "registryCAFiles:\n" + registryCAFiles.keys.sorted().map { "  \(quote($0)): \(quote(registryCAFiles[$0]!))\n" }.joined()
+        }
+        if let registryAuthFile { text += "registryAuthFile: \(quote(registryAuthFile))\n" }
         if let systemReserved, !systemReserved.isEmpty {
             text += "systemReserved:\n" + systemReserved.keys.sorted().map { "  \(quote($0)): \(quote(systemReserved[$0]!.description))\n" }.joined()
         }

@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import NIOCore
+import OCI
+
+/// Content-addressed blobs under `<root>/blobs/<algorithm>/<hex>`. A blob enters only through
+/// `ingest`: downloaded into `<root>/ingest/<hex>.partial` (kept across failures so a later pull
+/// resumes with a range request), its size and digest checked, fsynced and renamed in. A file in
+/// `blobs/` has therefore always been verified.
+struct BlobStore: Sendable {
+    let root: String
+
+    var blobsDirectory: String { root + "/blobs" }
+    var ingestDirectory: String { root + "/ingest" }
+
+    func path(_ digest: Digest) -> String { "\(blobsDirectory)/\(digest.algorithm)/\(digest.hex)" }
+
+    func contains(_ digest: Digest) -> Bool { FileSystem.exists(path(digest)) }
+
+    func prepare() throws(ImageStoreError) {
+        try FileSystem.makeDirectories(blobsDirectory + "/sha256")
+        try FileSystem.makeDirectories(blobsDirectory + "/sha512")
+        try FileSystem.makeDirectories(ingestDirectory)
+    }
+
+    /// Reads a stored blob whole (manifests and configs), re-checking its size limit.
+    func read(_ digest: Digest, limit: Int = 32 << 20) throws(ImageStoreError) -> [UInt8] {
+        let file = path(digest)
+        let descriptor = open(file, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw FileSystem.error("open", file) }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 { if errno == EINTR { continue }; throw FileSystem.error("read", file) }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[..<count])
+            guard bytes.count <= limit else { throw .init(.invalidContent, "blob \(digest) is larger than \(limit) bytes") }
+        }
+        return bytes
+    }
+
+    /// Stores bytes already verified against `digest` (manifests fetched and checked whole).
+    func store(_ bytes: [UInt8], as digest: Digest) throws(ImageStoreError) {
+        guard !contains(digest) else { return }
+        let temporary = "\(ingestDirectory)/\(digest.hex).whole-\(getpid())"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw FileSystem.error("create", temporary) }
+        do throws(ImageStoreError) {
+            try withBytes(bytes) { (raw) throws(ImageStoreError) in try FileSystem.writeAll(descriptor, raw, path: temporary) }
+            guard fsync(descriptor) == 0 else { throw FileSystem.error("fsync", temporary) }
+        } catch {
+            close(descriptor)
+            unlink(temporary)
+            throw error
+        }
+        close(descriptor)
+        try commit(temporary, digest)
+    }
+
+    private func commit(_ temporary: String, _ digest: Digest) throws(ImageStoreError) {
+        let final = path(digest)
+        guard rename(temporary, final) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw FileSystem.error("rename", final, code)
+        }
+        FileSystem.fsyncDirectory("\(blobsDirectory)/\(digest.algorithm)")
+    }
+
+    /// Downloads `descriptor` with `fetch` (given the resume offset and a sink) unless present.
+    /// Bytes beyond the declared size, a short body and a digest mismatch are all errors; a short
+    /// body keeps the partial file for resumption, a wrong one deletes it.
+    func ingest(
+        _ descriptor: Descriptor, what: String,
+        fetch: (Int64, () throws(ImageStoreError) -> Void, (inout ByteBuffer) throws(ImageStoreError) -> Void) async throws(ImageStoreError) -> Void
+    ) async throws(ImageStoreError) -> (downloaded: Int64, resumedFrom: Int64) {
+        let digest = descriptor.digest
+        if contains(digest) { return (0, 0) }
+        guard descriptor.size >= 0 else { throw .init(.invalidContent, "\(what) \(digest): negative size") }
+        if let available = FileSystem.capacity(ingestDirectory)?.available, available < descriptor.size {
+            throw .init(.storage, "\(what) \(digest) needs \(descriptor.size) bytes but only \(available) are free in \(root) (disk full)")
+        }
+        let partial = "\(ingestDirectory)/\(digest.hex).partial"
+        let file = open(partial, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard file >= 0 else { throw FileSystem.error("open", partial) }
+        defer { close(file) }
+        // Another process pulling the same blob: wait for it, then use its result.
+        while flock(file, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw FileSystem.error("flock", partial) }
+        }
+        if contains(digest) { return (0, 0) }
+        var hasher = DigestHasher(algorithm: digest.algorithm)
+        var offset = Int64(lseek(file, 0, SEEK_END))
+        if offset > descriptor.size { offset = 0 }
+        if offset > 0 { try hashExisting(file, length: offset, into: &hasher, path: partial) }
+        var resumedFrom = offset
+        var received: Int64 = 0
+        var position = offset
+        try await fetch(offset, { () throws(ImageStoreError) in
+            // The registry ignored the range: start over.
+            guard ftruncate(file, 0) == 0, lseek(file, 0, SEEK_SET) == 0 else { throw FileSystem.error("truncate", partial) }
+            hasher = DigestHasher(algorithm: digest.algorithm)
+            position = 0
+            resumedFrom = 0
+        }) { (buffer: inout ByteBuffer) throws(ImageStoreError) in
+            received += Int64(buffer.readableBytes)
+            guard position + Int64(buffer.readableBytes) <= descriptor.size else {
+                ftruncate(file, 0)
+                throw .init(.invalidContent, "\(what) \(digest): the registry sent more than the declared \(descriptor.size) bytes")
+            }
+            try buffer.withUnsafeReadableBytes { (raw) throws(ImageStoreError) in
+                hasher.update(raw)
+                try FileSystem.writeAll(file, raw, path: partial)
+            }
+            position += Int64(buffer.readableBytes)
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        }
+        guard position == descriptor.size else {
+            throw .init(.registry, "\(what) \(digest): download truncated at \(position) of \(descriptor.size) bytes (kept; the next pull resumes)")
+        }
+        guard hasher.finalize() == digest else {
+            ftruncate(file, 0)
+            unlink(partial)
+            throw .init(.invalidContent, "\(what) \(digest): content does not match its digest (got \(hasher.finalize())); discarded")
+        }
+        guard fsync(file) == 0 else { throw FileSystem.error("fsync", partial) }
+        try commit(partial, digest)
+        return (received, resumedFrom)
+    }
+
+    private func hashExisting(_ file: Int32, length: Int64, into hasher: inout DigestHasher, path: String) throws(ImageStoreError) {
+        var remaining = length
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var offset: Int64 = 0
+        while remaining > 0 {
+            let count = chunk.withUnsafeMutableBytes { pread(file, $0.baseAddress, min($0.count, Int(remaining)), off_t(offset)) }
+            if count < 0 { if errno == EINTR { continue }; throw FileSystem.error("read", path) }
+            if count == 0 { break }
+            chunk.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            remaining -= Int64(count)
+            offset += Int64(count)
+        }
+    }
+}

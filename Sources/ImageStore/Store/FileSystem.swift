@@ -1,0 +1,144 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Small POSIX helpers for the store, each failure an ImageStoreError naming the call and path.
+enum FileSystem {
+    static func error(_ call: String, _ path: String, _ code: Int32 = errno) -> ImageStoreError {
+        let hint = code == ENOSPC ? " (disk full)" : code == EDQUOT ? " (quota exceeded)" : ""
+        return .init(.storage, "\(call) \(path): \(String(cString: strerror(code)))\(hint)")
+    }
+
+    static func makeDirectories(_ path: String, mode: mode_t = 0o700) throws(ImageStoreError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, mode) != 0 && errno != EEXIST { throw error("mkdir", current) }
+        }
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    static func fileSize(_ path: String) -> Int64? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Int64(info.st_size)
+    }
+
+    /// Writes all of `raw` to `descriptor`.
+    static func writeAll(_ descriptor: Int32, _ raw: UnsafeRawBufferPointer, path: String) throws(ImageStoreError) {
+        var offset = 0
+        while offset < raw.count {
+            let written = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw error("write", path)
+            }
+            offset += written
+        }
+    }
+
+    static func fsyncDirectory(_ path: String) {
+        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if descriptor >= 0 {
+            fsync(descriptor)
+            close(descriptor)
+        }
+    }
+
+    /// Removes a file or a whole tree without following symlinks; missing is fine.
+    static func removeTree(_ path: String) throws(ImageStoreError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if info.st_mode & S_IFMT == S_IFDIR {
+            guard let directory = opendir(path) else {
+                // A directory without search permission: make it searchable, then retry.
+                chmod(path, 0o700)
+                guard let retried = opendir(path) else { throw error("opendir", path) }
+                try removeEntries(retried, path)
+                guard rmdir(path) == 0 else { throw error("rmdir", path) }
+                return
+            }
+            try removeEntries(directory, path)
+            guard rmdir(path) == 0 else { throw error("rmdir", path) }
+        } else {
+            guard unlink(path) == 0 || errno == ENOENT else { throw error("unlink", path) }
+        }
+    }
+
+    private static func removeEntries(_ directory: OpaquePointer, _ path: String) throws(ImageStoreError) {
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(directory)
+        chmod(path, 0o700)
+        for name in names { try removeTree(path + "/" + name) }
+    }
+
+    static func listDirectory(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Bytes used by a tree (allocated blocks), not following symlinks.
+    static func diskUsage(_ path: String) -> Int64 {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return 0 }
+        var total = Int64(info.st_blocks) * 512
+        if info.st_mode & S_IFMT == S_IFDIR {
+            for name in listDirectory(path) { total += diskUsage(path + "/" + name) }
+        }
+        return total
+    }
+
+    /// (total, available) bytes of the file system holding `path`.
+    static func capacity(_ path: String) -> (total: Int64, available: Int64)? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        return (Int64(info.f_blocks) * Int64(info.f_frsize), Int64(info.f_bavail) * Int64(info.f_frsize))
+    }
+
+    /// Holds an exclusive flock on `path` while `body` runs (between processes sharing the store).
+    static func withLock<T>(_ path: String, _ body: () throws(ImageStoreError) -> T) throws(ImageStoreError) -> T {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw error("open", path) }
+        defer { close(descriptor) }
+        while flock(descriptor, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw error("flock", path) }
+        }
+        return try body()
+    }
+}
+
+/// `withUnsafeBytes` for typed-throwing bodies (the standard library's rethrows as `any Error`).
+func withBytes<T>(_ bytes: [UInt8], _ body: (UnsafeRawBufferPointer) throws(ImageStoreError) -> T) throws(ImageStoreError) -> T {
+    let result: Result<T, ImageStoreError> = bytes.withUnsafeBytes { raw in
+        do throws(ImageStoreError) { return .success(try body(raw)) } catch { return .failure(error) }
+    }
+    return try result.get()
+}
+
+/// `withUnsafeMutableBytes` for typed-throwing bodies.
+func withMutableBytes<T>(_ bytes: inout [UInt8], _ body: (UnsafeMutableRawBufferPointer) throws(ImageStoreError) -> T) throws(ImageStoreError) -> T {
+    let result: Result<T, ImageStoreError> = bytes.withUnsafeMutableBytes { raw in
+        do throws(ImageStoreError) { return .success(try body(raw)) } catch { return .failure(error) }
+    }
+    return try result.get()
+}

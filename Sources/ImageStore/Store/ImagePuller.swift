@@ -1,0 +1,227 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import CFileSystem
+import KubeModel
+import OCI
+
+/// One pull: resolve the reference to this platform's manifest, fetch and verify the config and
+/// layers, unpack each layer into staging, check its diffID, move it in, record the image.
+struct ImagePuller: Sendable {
+    let store: ImageStore
+    let client: RegistryClient
+    let platform: Platform
+    let progress: (@Sendable (String) -> Void)?
+
+    private func say(_ message: String) { progress?(message) }
+
+    func pull(_ reference: ImageReference) async throws -> PullResult {
+        // 1. The manifest for this platform.
+        let top = try await client.manifest(reference, reference.manifestReference)
+        var manifestBytes = top.bytes
+        var manifestDigest = top.digest
+        var manifestType = top.mediaType
+        if MediaType.isIndex(top.mediaType) {
+            let index: ImageIndex
+            do { index = try KubeJSON.decode(ImageIndex.self, from: top.bytes, validation: .discard) } catch {
+                throw ImageStoreError(.invalidContent, "\(reference): image index \(top.digest): \(error)")
+            }
+            let candidates = index.manifests.filter { MediaType.isManifest($0.mediaType) || $0.mediaType.isEmpty }
+            let scored = candidates.compactMap { entry -> (Descriptor, Int)? in
+                guard let entryPlatform = entry.platform else { return nil }
+                return platform.score(entryPlatform).map { (entry, $0) }
+            }
+            guard let best = scored.max(by: { $0.1 < $1.1 })?.0 else {
+                let offered = candidates.compactMap { $0.platform?.normalized.description }
+                throw ImageStoreError(.notFound, "\(reference): no image for \(platform) (the index offers \(offered.isEmpty ? "no platforms" : offered.joined(separator: ", ")))")
+            }
+            say("\(reference): \(platform) → \(best.digest)")
+            let chosen = try await client.manifest(reference, best.digest.description, expected: best)
+            try store.blobs.store(top.bytes, as: top.digest)
+            (manifestBytes, manifestDigest, manifestType) = (chosen.bytes, chosen.digest, chosen.mediaType)
+        }
+        guard MediaType.isManifest(manifestType) else {
+            if manifestType.contains("manifest.v1") || manifestType.contains("prettyjws") {
+                throw ImageStoreError(.invalidContent, "\(reference): Docker schema 1 manifests are not supported; push the image again with a current tool")
+            }
+            throw ImageStoreError(.invalidContent, "\(reference): unsupported manifest media type \"\(manifestType)\"")
+        }
+        let manifest: ImageManifest
+        do { manifest = try KubeJSON.decode(ImageManifest.self, from: manifestBytes, validation: .discard) } catch {
+            throw ImageStoreError(.invalidContent, "\(reference): manifest \(manifestDigest): \(error)")
+        }
+
+        // 2. The config: platform and diffIDs.
+        guard manifest.config.size <= 32 << 20 else {
+            throw ImageStoreError(.invalidContent, "\(reference): config declared as \(manifest.config.size) bytes (limit 32 MiB)")
+        }
+        var result = PullResult(image: ImageRecord(
+            id: manifest.config.digest, names: [], repoDigests: [], manifestDigest: manifestDigest, platform: "",
+            layers: [], unpackMode: store.unpackMode, size: 0, pulledAt: ImageStore.now(), lastUsedAt: ImageStore.now(), users: []
+        ), resolvedDigest: top.digest)
+        result.downloadedBytes += try await download(manifest.config, reference, what: "config").downloaded
+        let configuration: ImageConfiguration
+        do { configuration = try KubeJSON.decode(ImageConfiguration.self, from: store.blobs.read(manifest.config.digest), validation: .discard) } catch {
+            throw ImageStoreError(.invalidContent, "\(reference): image config \(manifest.config.digest): \(error)")
+        }
+        guard platform.score(configuration.platform) != nil else {
+            throw ImageStoreError(.notFound, "\(reference) is a \(configuration.platform) image; this board is \(platform)")
+        }
+        let diffIDs = configuration.rootfs.diffIDs
+        guard diffIDs.count == manifest.layers.count else {
+            throw ImageStoreError(.invalidContent, "\(reference): the manifest lists \(manifest.layers.count) layers but the config \(diffIDs.count) diff_ids")
+        }
+        guard !manifest.layers.isEmpty else { throw ImageStoreError(.invalidContent, "\(reference): the manifest has no layers") }
+        try store.blobs.store(manifestBytes, as: manifestDigest)
+
+        // 3. Layers.
+        var layerSizes: [String: LayerRecord] = [:]
+        let flattenedStaging = "\(store.root)/staging/rootfs-\(manifest.config.digest.hex)-\(getpid())"
+        if store.unpackMode == .flattened {
+            try FileSystem.removeTree(flattenedStaging)
+            try FileSystem.makeDirectories(flattenedStaging)
+        }
+        do {
+            for (index, layer) in manifest.layers.enumerated() {
+                let diffID = diffIDs[index]
+                guard let compression = MediaType.layerCompression(layer.mediaType) else {
+                    throw ImageStoreError(.invalidContent, "\(reference): layer \(index + 1) has unsupported media type \"\(layer.mediaType)\"")
+                }
+                if store.unpackMode == .overlay && FileSystem.exists(store.layerPath(diffID)) {
+                    result.reusedLayers += 1
+                    continue
+                }
+                say("\(reference): layer \(index + 1)/\(manifest.layers.count) \(layer.digest.short) (\(layer.size) bytes)")
+                result.downloadedBytes += try await download(layer, reference, what: "layer \(index + 1)").downloaded
+                let report: UnpackReport
+                switch store.unpackMode {
+                case .overlay:
+                    report = try unpackLayer(layer, diffID: diffID, compression: compression, reference: reference, index: index)
+                    layerSizes[diffID.hex] = LayerRecord(size: FileSystem.diskUsage(store.layerPath(diffID)), compressedDigest: layer.digest)
+                case .flattened:
+                    report = try apply(layer, compression: compression, diffID: diffID, into: flattenedStaging, reference: reference, index: index)
+                }
+                // The unpacked layer is what is used; the compressed copy would only double the flash used.
+                unlink(store.blobs.path(layer.digest))
+                result.unpackedLayers += 1
+                result.report.entries += report.entries
+                result.report.regularBytes += report.regularBytes
+                result.report.droppedDevices += report.droppedDevices
+                result.report.clearedSetuid += report.clearedSetuid
+                result.report.skippedAttributes += report.skippedAttributes
+            }
+            if store.unpackMode == .flattened {
+                let final = store.rootfsPath(manifest.config.digest)
+                if FileSystem.exists(final) {
+                    try FileSystem.removeTree(flattenedStaging)
+                } else {
+                    try syncAndRename(flattenedStaging, to: final)
+                }
+            }
+        } catch {
+            try? FileSystem.removeTree(flattenedStaging)
+            throw error
+        }
+
+        // 4. The record.
+        let name = reference.digest == nil ? reference.description : nil
+        let repoDigest = reference.pinned(to: top.digest)
+        let platformText = configuration.platform.description
+        let flattenedSize = store.unpackMode == .flattened ? FileSystem.diskUsage(store.rootfsPath(manifest.config.digest)) : 0
+        result.image = try store.update { (database) throws(ImageStoreError) -> ImageRecord in
+            for (hex, record) in layerSizes { database.layers[hex] = record }
+            // A tag moves: no other image of this platform keeps the name.
+            if let name {
+                for index in database.images.indices where database.images[index].platform == platformText {
+                    database.images[index].names.removeAll { $0 == name }
+                }
+            }
+            var record = database.images.first { $0.id == manifest.config.digest } ?? result.image
+            database.images.removeAll { $0.id == manifest.config.digest }
+            if let name, !record.names.contains(name) { record.names.append(name) }
+            if !record.repoDigests.contains(repoDigest) { record.repoDigests.append(repoDigest) }
+            record.manifestDigest = manifestDigest
+            record.platform = platformText
+            record.layers = diffIDs
+            record.unpackMode = store.unpackMode
+            record.size = store.unpackMode == .overlay ? diffIDs.reduce(0) { $0 + (database.layers[$1.hex]?.size ?? 0) } : flattenedSize
+            record.pulledAt = ImageStore.now()
+            database.images.append(record)
+            return record
+        }
+        return result
+    }
+
+    private func download(_ descriptor: Descriptor, _ reference: ImageReference, what: String) async throws(ImageStoreError) -> (downloaded: Int64, resumedFrom: Int64) {
+        let client = self.client
+        return try await store.blobs.ingest(descriptor, what: "\(reference) \(what)") { (offset, restart, sink) async throws(ImageStoreError) in
+            if offset > 0 { say("\(reference): resuming \(what) at byte \(offset)") }
+            try await client.blob(reference, descriptor.digest, offset: offset, restart: restart, sink: sink)
+        }
+    }
+
+    /// The uncompressed-size budget for a layer: declared size × ratio (at least the floor),
+    /// never more than the free space.
+    private func budget(_ layer: Descriptor, compression: LayerCompression) -> (Int64, String) {
+        var limit = compression == .none ? layer.size : max(ImageStore.expansionFloor, layer.size.multipliedReportingOverflow(by: ImageStore.expansionRatioLimit).partialValue)
+        var reason = compression == .none ? "its declared size" : "\(ImageStore.expansionRatioLimit)× its \(layer.size) compressed bytes"
+        if let available = FileSystem.capacity(store.root)?.available, available - ImageStore.diskReserve < limit {
+            limit = max(0, available - ImageStore.diskReserve)
+            reason = "the free disk space"
+        }
+        return (limit, reason)
+    }
+
+    private func apply(_ layer: Descriptor, compression: LayerCompression, diffID: Digest, into directory: String,
+                       reference: ImageReference, index: Int) throws(ImageStoreError) -> UnpackReport {
+        let (limit, reason) = budget(layer, compression: compression)
+        let stream = try LayerStream(path: store.blobs.path(layer.digest), compression: compression, budget: limit, budgetReason: reason)
+        let reader = LayerReader(stream)
+        var tar = TarReader(reader)
+        var unpacker = LayerUnpacker(target: directory, mode: store.unpackMode, policy: store.policy)
+        do {
+            try unpacker.unpack(&tar)
+            try reader.drain()
+        } catch {
+            throw ImageStoreError(error.kind, "\(reference) layer \(index + 1) (\(layer.digest.short)): \(error.description)")
+        }
+        guard stream.diffID == diffID else {
+            throw ImageStoreError(.invalidContent, "\(reference) layer \(index + 1) (\(layer.digest.short)): uncompressed digest \(stream.diffID) does not match the config's diff_id \(diffID)")
+        }
+        return unpacker.report
+    }
+
+    /// Unpacks into staging under a per-layer lock, then moves the finished layer in.
+    private func unpackLayer(_ layer: Descriptor, diffID: Digest, compression: LayerCompression,
+                             reference: ImageReference, index: Int) throws(ImageStoreError) -> UnpackReport {
+        let final = store.layerPath(diffID)
+        return try FileSystem.withLock("\(store.root)/staging/\(diffID.hex).lock") { () throws(ImageStoreError) -> UnpackReport in
+            if FileSystem.exists(final) { return UnpackReport() }
+            let staging = "\(store.root)/staging/\(diffID.hex)-\(getpid())"
+            try FileSystem.removeTree(staging)
+            try FileSystem.makeDirectories(staging)
+            do throws(ImageStoreError) {
+                let report = try apply(layer, compression: compression, diffID: diffID, into: staging, reference: reference, index: index)
+                try syncAndRename(staging, to: final)
+                unlink("\(store.root)/staging/\(diffID.hex).lock")
+                return report
+            } catch {
+                try? FileSystem.removeTree(staging)
+                throw error
+            }
+        }
+    }
+
+    /// Flushes the unpacked files (one syncfs, not an fsync per file) and renames them in.
+    private func syncAndRename(_ staging: String, to final: String) throws(ImageStoreError) {
+        let descriptor = open(staging, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if descriptor >= 0 {
+            iotkube_syncfs(descriptor)
+            close(descriptor)
+        }
+        guard rename(staging, final) == 0 else { throw FileSystem.error("rename", final) }
+        FileSystem.fsyncDirectory(final.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
+    }
+}
