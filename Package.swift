@@ -172,6 +172,11 @@ let package = Package(
             dependencies: ["ControlPlane", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),
         .testTarget(
+            name: "ImageStoreTests",
+            dependencies: ["ImageStore", "OCI", "IotkubeTestSupport", "iotkube-agent"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
             name: "AgentCLITests",
             dependencies: ["iotkube-agent", "Agent", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),

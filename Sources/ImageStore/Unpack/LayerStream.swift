@@ -22,6 +22,7 @@ final class LayerStream {
     /// Uncompressed bytes allowed; more is a decompression bomb.
     let budget: Int64
     let budgetReason: String
+    static let freeSpaceReason = "the free disk space"
 
     init(path: String, compression: LayerCompression, budget: Int64, budgetReason: String) throws(ImageStoreError) {
         self.path = path
@@ -87,6 +88,9 @@ final class LayerStream {
         }
         produced += Int64(count)
         guard produced <= budget else {
+            if budgetReason == Self.freeSpaceReason {
+                throw .init(.storage, "layer \(path): unpacking needs more than the \(budget) bytes free on disk (disk full; \(ImageStore.diskReserve) bytes are kept free)")
+            }
             throw .init(.invalidContent, "layer \(path): expands beyond \(budget) bytes (\(budgetReason)); refusing a decompression bomb")
         }
         hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<count]))

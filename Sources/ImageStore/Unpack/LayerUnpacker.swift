@@ -42,6 +42,9 @@ struct LayerUnpacker {
     let mode: UnpackMode
     let policy: UnpackPolicy
     let isRoot = geteuid() == 0
+    /// Overlay mode: the layers below this one, top first. A directory this layer implies
+    /// without an entry of its own takes their mode and owner, as it would on a mounted overlay.
+    var lowerDirectories: [String] = []
     private var rootDescriptor: Int32 = -1
     private var createdPaths: Set<String> = []
     private var directoryTimes: [(String, timespec)] = []
@@ -84,13 +87,14 @@ struct LayerUnpacker {
     }
 
     /// `./a//b/` → ["a", "b"]; absolute names and `..` are refused.
-    func components(_ name: String, what: String) throws(ImageStoreError) -> [String] {
-        guard !name.hasPrefix("/") else { throw invalid(name, "\(what) is an absolute path") }
-        guard !name.utf8.contains(0) else { throw invalid(name, "\(what) contains a NUL byte") }
+    func components(_ name: String, what: String, entry: String? = nil) throws(ImageStoreError) -> [String] {
+        let subject = entry == nil ? what : "\(what) \(name)"
+        guard !name.hasPrefix("/") else { throw invalid(entry ?? name, "\(subject) is an absolute path") }
+        guard !name.utf8.contains(0) else { throw invalid(entry ?? name, "\(subject) contains a NUL byte") }
         var result: [String] = []
         for part in name.split(separator: "/", omittingEmptySubsequences: true) {
             if part == "." { continue }
-            guard part != ".." else { throw invalid(name, "\(what) contains '..' (would escape the layer)") }
+            guard part != ".." else { throw invalid(entry ?? name, "\(subject) contains '..' (would escape the layer)") }
             result.append(String(part))
         }
         return result
@@ -116,6 +120,15 @@ struct LayerUnpacker {
                 guard errno == ENOENT else { throw failed("stat", candidate) }
                 guard mkdirat(rootDescriptor, candidate, 0o755) == 0 else { throw failed("mkdir", candidate) }
                 createdPaths.insert(candidate)
+                for lower in lowerDirectories {
+                    var below = stat()
+                    if lstat("\(lower)/\(candidate)", &below) == 0 {
+                        if below.st_mode & S_IFMT == S_IFDIR {
+                            directoryModes.append((candidate, UInt32(below.st_mode & 0o7777), below.st_uid, below.st_gid))
+                        }
+                        break
+                    }
+                }
                 resolved.append(component)
                 continue
             }
@@ -209,7 +222,7 @@ struct LayerUnpacker {
             guard symlinkat(entry.linkTarget, rootDescriptor, path) == 0 else { throw failed("symlink", path) }
             if isRoot { _ = fchownat(rootDescriptor, path, entry.uid, entry.gid, AT_SYMLINK_NOFOLLOW) }
         case .hardLink:
-            let targetParts = try components(entry.linkTarget, what: "the hard link target")
+            let targetParts = try components(entry.linkTarget, what: "the hard link target", entry: entry.path)
             guard let targetName = targetParts.last else { throw invalid(entry.path, "hard link to the root directory") }
             let targetParent = try resolveParent(targetParts, entry: entry.path)
             let targetPath = join(targetParent, targetName)

@@ -1,0 +1,63 @@
+import Foundation
+
+/// A helper process (a registry, a proxy) for the length of the test run. A shell watchdog
+/// kills it when the test process goes away, so nothing outlives `swift test`.
+public final class BackgroundProcess: @unchecked Sendable {
+    public let process = Process()
+    private let output = Pipe()
+    public let logPath: String
+
+    /// Starts `executable arguments…`; its output goes to `logPath` unless `captureFirstLine`
+    /// (then the first line of stdout is returned by `firstLine`).
+    public init(_ executable: String, _ arguments: [String], logPath: String, captureFirstLine: Bool = false) throws {
+        self.logPath = logPath
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let quoted = ([executable] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+        let script = """
+            \(quoted) \(captureFirstLine ? "" : ">>'\(logPath)'") 2>>'\(logPath)' &
+            child=$!
+            trap 'kill $child 2>/dev/null' EXIT TERM
+            while kill -0 \(getpid()) 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done
+            """
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        process.standardOutput = captureFirstLine ? output : FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// The first line the process printed (e.g. the port it listens on).
+    public func firstLine() -> String {
+        var bytes: [UInt8] = []
+        let handle = output.fileHandleForReading
+        while true {
+            let chunk = handle.readData(ofLength: 1)
+            guard let byte = chunk.first, byte != 0x0A else { break }
+            bytes.append(byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    public func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+
+    deinit { stop() }
+}
+
+/// Waits until `url` answers any HTTP status (plain GET with curl), up to `seconds`.
+public func waitForHTTP(_ url: String, seconds: Double = 20) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if let result = try? ServerProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", url], timeout: 5),
+           result.output != "000" { return }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    throw TestFailure("\(url) did not answer within \(seconds) s")
+}
