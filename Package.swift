@@ -173,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ImageStoreTests",
-            dependencies: ["ImageStore", "OCI", "IotkubeTestSupport", "iotkube-agent"],
+            dependencies: ["ImageStore", "OCI", "KubeModel", "IotkubeTestSupport", "iotkube-agent"],
             exclude: ["Fixtures"]
         ),
         .testTarget(

@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import HTTPServing
+import ImageStore
 import KubeClient
 import KubeModel
 import Logging
@@ -58,7 +59,17 @@ struct RunCommand: AsyncParsableCommand {
             credentials: credentials, configuration: configuration, host: host,
             interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
             logger: logger, counters: counters)
-        let group = ServiceGroup(configuration: .init(services: [.init(service: endpoint), .init(service: heartbeat)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let imageStore: ImageStore
+        do { imageStore = try ImageStore(stateDirectory: configuration.stateDir) } catch {
+            printToStandardError("iotkube-agent: the image store in \(configuration.stateDir): \(error)")
+            throw ExitCode.failure
+        }
+        let imageGC = ImageGarbageCollectionService(
+            store: imageStore, highPercent: configuration.imageGCHighThresholdPercent ?? 85,
+            lowPercent: configuration.imageGCLowThresholdPercent ?? 80, logger: Logger(label: "iotkube-agent.images"))
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: endpoint), .init(service: heartbeat), .init(service: imageGC)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

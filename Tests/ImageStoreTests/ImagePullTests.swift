@@ -73,6 +73,12 @@ struct ImagePullTests {
         #expect(stat(tree + "/data/keep", &keep) == 0 && stat(tree + "/data/hard", &hard) == 0)
         #expect(keep.st_ino == hard.st_ino)
         #expect(try manager.contentsOfDirectory(atPath: tree).filter { $0.hasPrefix(".wh.") }.isEmpty)
+        // The PAX xattr, where the file system keeps user attributes.
+        let attribute = try ServerProcess.run(ServerProcess.findExecutable("python3") ?? "/usr/bin/python3",
+                                              ["-c", "import os,sys; print(os.getxattr(sys.argv[1], 'user.iotkube').decode())", tree + "/attrs"])
+        if !attribute.output.contains("Operation not supported") {
+            #expect(attribute.output == "yes\n", "\(attribute.output)")
+        }
         if Self.isRoot {
             var owned = stat()
             #expect(stat(tree + "/owned", &owned) == 0 && owned.st_uid == 1000 && owned.st_mode & 0o777 == 0o640)

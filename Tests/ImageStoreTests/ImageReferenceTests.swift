@@ -1,4 +1,5 @@
 @testable import ImageStore
+import KubeModel
 import OCI
 import Testing
 
@@ -109,5 +110,22 @@ import Testing
         let basic = try #require(AuthenticationChallenge(#"Basic realm="iotkube \"test\"""#))
         #expect(basic.scheme == "basic")
         #expect(basic.parameters["realm"] == #"iotkube "test""#)
+    }
+}
+
+@Suite struct PullSecretTests {
+    @Test func dockerConfigJSONSecret() throws {
+        var secret = Secret(metadata: ObjectMeta(name: "regcred", namespace: "apps"))
+        secret.type = "kubernetes.io/dockerconfigjson"
+        secret.data = [".dockerconfigjson": Base64Bytes(#"{"auths":{"reg.local:5000":{"username":"a","password":"b"}}}"#)]
+        #expect(try RegistryCredentials(pullSecret: secret).lookup("reg.local:5000") == .init(username: "a", password: "b"))
+        secret.type = "Opaque"
+        #expect {
+            try RegistryCredentials(pullSecret: secret)
+        } throws: { error in
+            "\(error)" == "secret apps/regcred is of type Opaque, not kubernetes.io/dockerconfigjson"
+        }
+        secret.type = "kubernetes.io/dockercfg"
+        #expect(throws: ImageStoreError.self) { try RegistryCredentials(pullSecret: secret) }
     }
 }

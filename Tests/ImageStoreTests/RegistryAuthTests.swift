@@ -42,6 +42,29 @@ struct RegistryAuthTests {
         #expect((try fixture.records(root: root).first?["layers"] as? [String])?.count == 41)
     }
 
+    @Test func httpsRegistryWithAPrivateCA() throws {
+        let fixture = try RegistryFixture.get()
+        let reference = "\(fixture.tls)/test/plain:1"
+        let untrusted = try fixture.agent(["pull", "--root", fixture.newStateDirectory(), "--config", fixture.directory + "/no-agent.yaml", reference])
+        #expect(untrusted.status != 0)
+        #expect(untrusted.output.contains("CERTIFICATE_VERIFY_FAILED"), "\(untrusted.output)")
+        let config = fixture.directory + "/ca-agent-\(UUID().uuidString).yaml"
+        try """
+            nodeName: "board-1"
+            server: "https://127.0.0.1:6443"
+            kubeconfig: "/etc/iotkube/kubeconfig"
+            registryCAFiles:
+              "\(fixture.tls)": "\(fixture.caFile)"
+            registryAuthFile: "\(fixture.directory)/none.json"
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let trusted = try fixture.agent(["pull", "--root", fixture.newStateDirectory(), "--config", config, reference])
+        #expect(trusted.status == 0, "\(trusted.output)")
+        // An insecure registry that speaks TLS is used over TLS without verification.
+        let insecure = try fixture.agent(["pull", "--root", fixture.newStateDirectory(), "--config", fixture.directory + "/no-agent.yaml",
+                                          "--insecure-registry", fixture.tls, reference])
+        #expect(insecure.status == 0, "\(insecure.output)")
+    }
+
     @Test func mirrorFromTheAgentConfigurationIsTriedFirst() throws {
         let fixture = try RegistryFixture.get()
         let downPort = try ServerProcess.freePort()

@@ -13,6 +13,9 @@ final class RegistryFixture: @unchecked Sendable {
     private(set) var basicAuth = ""
     private(set) var tokenAuth = ""
     private(set) var faulty = ""
+    /// A registry serving HTTPS with a certificate from a private CA (`caFile`).
+    private(set) var tls = ""
+    var caFile: String { directory + "/registry-ca.pem" }
     let user = "edge"
     let password = "s3cret-pass"
     private var processes: [BackgroundProcess] = []
@@ -57,7 +60,19 @@ final class RegistryFixture: @unchecked Sendable {
         guard Int(tokenPort) != nil else { throw TestFailure("token service did not start: \(token.log)") }
         processes.append(token)
 
-        func startRegistry(_ name: String, auth: String) throws -> String {
+        // A private CA and a serving certificate for 127.0.0.1, for the HTTPS registry.
+        _ = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                                         "-keyout", directory + "/registry-ca-key.pem", "-out", directory + "/registry-ca.pem",
+                                         "-days", "2", "-subj", "/CN=iotkube-test-registry-ca"])
+        _ = try run("/usr/bin/openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                                         "-keyout", directory + "/registry-key.pem", "-out", directory + "/registry.csr",
+                                         "-subj", "/CN=127.0.0.1"])
+        try "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n".write(toFile: directory + "/registry-ext.cnf", atomically: true, encoding: .utf8)
+        _ = try run("/usr/bin/openssl", ["x509", "-req", "-in", directory + "/registry.csr", "-CA", directory + "/registry-ca.pem",
+                                         "-CAkey", directory + "/registry-ca-key.pem", "-CAcreateserial", "-days", "2",
+                                         "-extfile", directory + "/registry-ext.cnf", "-out", directory + "/registry.pem"])
+
+        func startRegistry(_ name: String, auth: String, tls: Bool = false) throws -> String {
             let port = try ServerProcess.freePort()
             let config = """
                 version: 0.1
@@ -70,11 +85,12 @@ final class RegistryFixture: @unchecked Sendable {
                     enabled: true
                 http:
                   addr: 127.0.0.1:\(port)
+                \(tls ? "  tls:\n    certificate: \(directory)/registry.pem\n    key: \(directory)/registry-key.pem" : "")
                 \(auth)
                 """
             try config.write(toFile: "\(directory)/\(name).yml", atomically: true, encoding: .utf8)
             processes.append(try BackgroundProcess("/usr/bin/docker-registry", ["serve", "\(directory)/\(name).yml"], logPath: "\(directory)/\(name).log"))
-            try waitForHTTP("http://127.0.0.1:\(port)/v2/")
+            try waitForHTTP("\(tls ? "https" : "http")://127.0.0.1:\(port)/v2/")
             return "127.0.0.1:\(port)"
         }
         open = try startRegistry("open", auth: "")
@@ -92,6 +108,8 @@ final class RegistryFixture: @unchecked Sendable {
                 issuer: iotkube-test-issuer
                 rootcertbundle: \(directory)/token-cert.pem
             """)
+
+        tls = try startRegistry("tls", auth: "", tls: true)
 
         let proxy = try BackgroundProcess(python, [Self.fixtures + "/fault_proxy.py", open], logPath: directory + "/proxy.log", captureFirstLine: true)
         let proxyPort = proxy.firstLine()

@@ -55,7 +55,7 @@ public final class BackgroundProcess: @unchecked Sendable {
 public func waitForHTTP(_ url: String, seconds: Double = 20) throws {
     let deadline = Date().addingTimeInterval(seconds)
     while Date() < deadline {
-        if let result = try? ServerProcess.run("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", url], timeout: 5),
+        if let result = try? ServerProcess.run("/usr/bin/curl", ["-s", "-k", "-o", "/dev/null", "-w", "%{http_code}", url], timeout: 5),
            result.output != "000" { return }
         Thread.sleep(forTimeInterval: 0.1)
     }

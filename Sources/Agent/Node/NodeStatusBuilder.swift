@@ -1,3 +1,4 @@
+import ImageStore
 import KubeModel
 
 /// Builds this board's Node: labels, capacity and allocatable, addresses, nodeInfo and the
@@ -87,7 +88,19 @@ public struct NodeStatusBuilder: Sendable {
             condition("Ready", .true, "KubeletReady", "iotkube-agent is posting ready status", previous, now),
         ]
         status.conditions = conditions
+        status.images = Self.images(ImageStore.records(stateDirectory: configuration.stateDir))
         return status
+    }
+
+    /// The kubelet reports at most this many images, largest first.
+    static let maximumReportedImages = 50
+
+    /// `status.images`: each image's repo digests and tags with its size; nil when there are none.
+    static func images(_ records: [ImageRecord]) -> [ContainerImage]? {
+        guard !records.isEmpty else { return nil }
+        return records.sorted { ($0.size, $0.id.description) > ($1.size, $1.id.description) }
+            .prefix(maximumReportedImages)
+            .map { ContainerImage(names: $0.repoDigests + $0.names, sizeBytes: $0.size) }
     }
 
     private func condition(_ type: String, _ value: ConditionStatus, _ reason: String, _ message: String, _ previous: NodeStatus?, _ now: Timestamp) -> NodeCondition {

@@ -24,6 +24,10 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var registryCAFiles: [String: String]?
     /// Registry credentials in Docker's config.json format (default `/etc/iotkube/registry-auth.json`).
     public var registryAuthFile: String?
+    /// Image garbage collection starts when the image file system is fuller than this (default 85)…
+    public var imageGCHighThresholdPercent: Int?
+    /// …and removes unused images until it is at most this full (default 80).
+    public var imageGCLowThresholdPercent: Int?
     /// Resources kept for the system and the agent: allocatable = capacity − these
     /// (e.g. `cpu: 100m`, `memory: 128Mi`).
     public var systemReserved: [String: Quantity]?
@@ -45,11 +49,13 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         registryMirrors = try container.decodeIfPresent([String: [String]].self, forKey: .registryMirrors)
         registryCAFiles = try container.decodeIfPresent([String: String].self, forKey: .registryCAFiles)
         registryAuthFile = try container.decodeIfPresent(String.self, forKey: .registryAuthFile)
+        imageGCHighThresholdPercent = try container.decodeIfPresent(Int.self, forKey: .imageGCHighThresholdPercent)
+        imageGCLowThresholdPercent = try container.decodeIfPresent(Int.self, forKey: .imageGCLowThresholdPercent)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, systemReserved, unknownFields
+        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -59,6 +65,11 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             let configuration = try KubeYAML.decode(AgentConfiguration.self, from: bytes, validation: .strict)
             guard !configuration.nodeName.isEmpty, configuration.server.hasPrefix("https://") else {
                 throw ProvisioningError("\(path): nodeName and an https:// server are required")
+            }
+            let high = configuration.imageGCHighThresholdPercent ?? 85
+            let low = configuration.imageGCLowThresholdPercent ?? 80
+            guard (0...100).contains(high), (0...100).contains(low), low < high else {
+                throw ProvisioningError("\(path): imageGCLowThresholdPercent (\(low)) must be below imageGCHighThresholdPercent (\(high)), both 0-100")
             }
             return configuration
         } catch let error as KubeDecodingError {
@@ -104,6 +115,8 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             text += "registryCAFiles:\n" + registryCAFiles.keys.sorted().map { "  \(quote($0)): \(quote(registryCAFiles[$0]!))\n" }.joined()
         }
         if let registryAuthFile { text += "registryAuthFile: \(quote(registryAuthFile))\n" }
+        if let imageGCHighThresholdPercent { text += "imageGCHighThresholdPercent: \(imageGCHighThresholdPercent)\n" }
+        if let imageGCLowThresholdPercent { text += "imageGCLowThresholdPercent: \(imageGCLowThresholdPercent)\n" }
         if let systemReserved, !systemReserved.isEmpty {
             text += "systemReserved:\n" + systemReserved.keys.sorted().map { "  \(quote($0)): \(quote(systemReserved[$0]!.description))\n" }.joined()
         }

@@ -77,6 +77,14 @@ public final class ImageStore: Sendable {
         }
     }
 
+    /// The images recorded under a state directory, read without creating or locking anything
+    /// (the node status lists them); none when there is no store yet.
+    public static func records(stateDirectory: String) -> [ImageRecord] {
+        guard let bytes = try? AtomicFile.read(stateDirectory + "/images/images.json"),
+              let database = try? KubeJSON.decode(ImageDatabase.self, from: bytes, validation: .discard) else { return [] }
+        return database.images
+    }
+
     /// Every image, newest pull first.
     public func images() throws(ImageStoreError) -> [ImageRecord] {
         try loadDatabase().images.sorted { $0.pulledAt > $1.pulledAt }
