@@ -63,6 +63,22 @@ struct ImageStoreLifecycleTests {
         }
     }
 
+    @Test func pullByDigestIsKeptByPruneAndFoundByDigest() async throws {
+        let fixture = try RegistryFixture.get()
+        let store = try ImageStore(stateDirectory: fixture.newStateDirectory(), unpackMode: .flattened)
+        let tagged = try await store.pull(ImageReference(parsing: "\(fixture.open)/test/plain:1"), registry: registry(fixture))
+        let byDigest = "\(fixture.open)/test/plain@\(tagged.resolvedDigest)"
+        let pinned = try await store.pull(ImageReference(parsing: byDigest), registry: registry(fixture))
+        #expect(pinned.image.id == tagged.image.id)
+        _ = try store.remove("\(fixture.open)/test/plain:1")
+        #expect(try store.lookup(byDigest) == nil, "removing the only tag removes the image")
+        let again = try await store.pull(ImageReference(parsing: byDigest), registry: registry(fixture))
+        #expect(again.image.names.isEmpty && again.image.pulledByDigest == true)
+        #expect(try store.prune(all: false).removedImages.isEmpty)
+        #expect(try store.lookup(byDigest)?.id == tagged.image.id)
+        #expect(try store.prune(all: true).removedImages == [tagged.image.id])
+    }
+
     @Test func cliListRemoveAndPrune() throws {
         let fixture = try RegistryFixture.get()
         let root = fixture.newStateDirectory()

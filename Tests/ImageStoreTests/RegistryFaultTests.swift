@@ -60,6 +60,17 @@ struct RegistryFaultTests {
         #expect(try fixture.records(root: root).isEmpty)
     }
 
+    @Test func blobLargerThanDeclaredIsRefused() throws {
+        let fixture = try RegistryFixture.get()
+        let root = fixture.newStateDirectory()
+        let result = try pullThroughProxy(fixture, "bigblob", "busybox", root: root)
+        #expect(result.status != 0)
+        #expect(result.output.contains("the registry sent more than the declared"), "\(result.output)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/images/ingest").isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/images/blobs/sha256").isEmpty)
+        #expect(try fixture.records(root: root).isEmpty)
+    }
+
     @Test func hangingRegistryTimesOut() throws {
         let fixture = try RegistryFixture.get()
         let root = fixture.newStateDirectory()

@@ -161,6 +161,7 @@ struct ImagePuller: Sendable {
             database.images.removeAll { $0.id == manifest.config.digest }
             if let name, !record.names.contains(name) { record.names.append(name) }
             if !record.repoDigests.contains(repoDigest) { record.repoDigests.append(repoDigest) }
+            if name == nil { record.pulledByDigest = true }
             record.manifestDigest = manifestDigest
             record.platform = platformText
             record.layers = diffIDs

@@ -22,8 +22,12 @@ public struct ImageRecord: Codable, Sendable, Hashable {
     public var lastUsedAt: Int64
     /// Who uses the image (pod UIDs); garbage collection and `rm` leave it alone while set.
     public var users: [String]
+    /// Pulled by digest (`name@sha256:…`): untagged on purpose, not left over.
+    public var pulledByDigest: Bool?
 
     public var inUse: Bool { !users.isEmpty }
+    /// Untagged because its tag moved to a newer image (what `prune` without `--all` removes).
+    public var isDangling: Bool { names.isEmpty && pulledByDigest != true }
 }
 
 /// Unpacked layers shared between images (overlay mode), by diffID hex.

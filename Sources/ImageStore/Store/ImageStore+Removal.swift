@@ -46,7 +46,7 @@ extension ImageStore {
     public func prune(all: Bool) throws(ImageStoreError) -> RemovalReport {
         var report = RemovalReport()
         try update { (database) throws(ImageStoreError) in
-            let removable = database.images.filter { !$0.inUse && (all || $0.names.isEmpty) }
+            let removable = database.images.filter { !$0.inUse && (all || $0.isDangling) }
             report.removedImages = removable.map(\.id)
             for image in removable { report.untagged += image.names }
             database.images.removeAll { image in removable.contains { $0.id == image.id } }

@@ -7,6 +7,7 @@ forwarded to the real registry as /v2/<repo>/... and then spoiled according to <
   corrupt        one byte of each blob body flipped
   bigmanifest    manifests fetched by digest get 8 MiB of trailing whitespace
   norange        Range headers dropped (the whole blob comes back with 200)
+  bigblob        blob bodies get 1 MiB more than the real blob (and its descriptor) has
 Everything else is passed through. Prints the port it listens on.
 
 usage: fault_proxy.py UPSTREAM_HOST:PORT
@@ -57,6 +58,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             elif mode == "corrupt" and body:
                 middle = len(body) // 2
                 body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1:]
+        if mode == "bigblob" and is_blob and status == 200:
+            body = body + bytes(1 << 20)
+            full_length = len(body)
         if mode == "bigmanifest" and "/manifests/sha256:" in path and status == 200:
             body = body + b" " * (8 << 20)
             full_length = len(body)
