@@ -44,6 +44,22 @@ let package = Package(
         ),
         // libc calls Swift cannot see (macros, xattrs, syncfs).
         .target(name: "CFileSystem"),
+        // The container setup and per-container monitor, entered from an ELF constructor before
+        // the Swift runtime starts; libcap linked statically.
+        .target(
+            name: "CRuntime",
+            linkerSettings: [.linkedLibrary(":libcap.a", .when(platforms: [.linux]))]
+        ),
+        // libseccomp (Debian libseccomp-dev), linked statically: compiles filters to BPF.
+        .target(
+            name: "CSeccomp",
+            linkerSettings: [.linkedLibrary(":libseccomp.a", .when(platforms: [.linux]))]
+        ),
+        // The built-in OCI runtime: bundles, launch plans, seccomp, cgroups v1/v2, state.
+        .target(
+            name: "Runtime",
+            dependencies: ["OCI", "KubeModel", "SystemSupport", "CRuntime", "CSeccomp"]
+        ),
         // OCI image-spec types (descriptors, manifests, indexes, configs, platforms).
         .target(name: "OCI"),
         // Registry client, verified blob store, safe layer unpack, image records and GC.
@@ -69,6 +85,8 @@ let package = Package(
                 "Agent",
                 "ImageStore",
                 "OCI",
+                "Runtime",
+                "CRuntime",
                 "KubeClient",
                 "SystemSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,0 +1,14 @@
+#define _GNU_SOURCE
+#include "cruntime.h"
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+int iotkube_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int iotkube_is_cgroup2(const char *path) {
+    struct statfs info;
+    if (statfs(path, &info) != 0) return -1;
+    return info.f_type == CGROUP2_SUPER_MAGIC;
+}

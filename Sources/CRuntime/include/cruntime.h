@@ -1,0 +1,20 @@
+#ifndef IOTKUBE_CRUNTIME_H
+#define IOTKUBE_CRUNTIME_H
+
+/// The argv[1] that turns the agent binary into a container monitor. The check runs in an ELF
+/// constructor, before the Swift runtime starts any thread: the monitor and the container's
+/// setup are single-threaded C (no fork from Swift).
+#define IOTKUBE_MONITOR_ARGUMENT "__iotkube-monitor"
+/// The argv[1] for running a process inside an existing container (`runtime exec`).
+#define IOTKUBE_EXEC_ARGUMENT "__iotkube-exec"
+
+/// Referenced from Swift so the linker keeps this target (and its constructor).
+int iotkube_runtime_linked(void);
+
+/// pipe2(fds, O_CLOEXEC).
+int iotkube_pipe_cloexec(int fds[2]);
+
+/// 1 when `path` is a cgroup2 file system, 0 when not, -1 when it cannot be read.
+int iotkube_is_cgroup2(const char *path);
+
+#endif

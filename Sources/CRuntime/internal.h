@@ -1,0 +1,71 @@
+#ifndef IOTKUBE_CRUNTIME_INTERNAL_H
+#define IOTKUBE_CRUNTIME_INTERNAL_H
+#define _GNU_SOURCE
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MAX_ITEMS 256
+
+struct plan_mount {
+    const char *source, *destination, *fstype, *data;
+    unsigned long flags, propagation;
+    int recursive_readonly;
+};
+
+struct plan_device {
+    const char *path;
+    char type;
+    unsigned major, minor, mode, uid, gid;
+};
+
+struct plan_namespace {
+    int flag;            /* CLONE_NEW* */
+    const char *path;    /* join this one when non-empty */
+};
+
+/// What the Swift side decided, as the container's setup needs it. Strings point into the
+/// plan file's buffer.
+struct plan {
+    const char *rootfs;
+    int rootfs_readonly;
+    unsigned long rootfs_propagation;
+    struct plan_namespace namespaces[16]; int namespace_count;
+    struct plan_mount mounts[MAX_ITEMS]; int mount_count;
+    struct plan_device devices[MAX_ITEMS]; int device_count;
+    const char *symlink_targets[32], *symlink_paths[32]; int symlink_count;
+    const char *masked[MAX_ITEMS]; int masked_count;
+    const char *readonly[MAX_ITEMS]; int readonly_count;
+    const char *sysctl_keys[MAX_ITEMS], *sysctl_values[MAX_ITEMS]; int sysctl_count;
+    const char *hostname, *domainname;
+    int rlimit_resources[32]; unsigned long long rlimit_soft[32], rlimit_hard[32]; int rlimit_count;
+    unsigned uid, gid, umask_value; int has_umask;
+    unsigned groups[64]; int group_count;
+    const char *cwd;
+    const char *env[MAX_ITEMS + 1]; int env_count;
+    const char *args[MAX_ITEMS + 1]; int arg_count;
+    uint64_t caps[5]; int has_caps;      /* bounding, effective, inheritable, permitted, ambient */
+    int no_new_privileges;
+    const char *seccomp_path;           /* raw struct sock_filter array */
+    int oom_score_adj; int has_oom_score_adj;
+    const char *cgroup_procs[8]; int cgroup_procs_count;
+    const char *exec_fifo, *exit_file, *pid_file, *log_file, *state_directory;
+    int stdio_inherit;
+    pid_t join_pid;                      /* exec: the container process whose namespaces to join */
+};
+
+int plan_load(const char *path, struct plan *plan, char **error);
+
+/// The container's setup after clone, in the spec's order; never returns (execs or _exits).
+void container_init(struct plan *plan, int sync_fd, int error_fd, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
+
+int monitor_main(int argc, char **argv);
+int exec_main(int argc, char **argv);
+
+/// Writes "error <message>" to fd and exits 1 (child side); the message names the step.
+void fail(int fd, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));
+ssize_t write_all(int fd, const void *buffer, size_t length);
+int write_file_atomic(const char *path, const char *content);
+long long now_nanoseconds(void);
+
+#endif

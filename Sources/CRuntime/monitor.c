@@ -1,0 +1,328 @@
+/* The per-container monitor: a small C process (the agent binary entered through an ELF
+ * constructor before the Swift runtime starts) that clones the container with its namespaces,
+ * places it in its cgroups, reports "created", forwards its output to the CRI log file, reaps it,
+ * and records how it ended in an exit file. It is detached (setsid) so containers outlive the
+ * agent; the agent re-adopts them from the pid and exit files. */
+#include "internal.h"
+#include "cruntime.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
+
+int iotkube_runtime_linked(void) { return 1; }
+
+ssize_t write_all(int fd, const void *buffer, size_t length) {
+    const char *cursor = buffer;
+    size_t left = length;
+    while (left > 0) {
+        ssize_t n = write(fd, cursor, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        cursor += n;
+        left -= (size_t)n;
+    }
+    return (ssize_t)length;
+}
+
+int write_file_atomic(const char *path, const char *content) {
+    char temporary[4200];
+    snprintf(temporary, sizeof temporary, "%s.tmp-%d", path, (int)getpid());
+    int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    if (write_all(fd, content, strlen(content)) < 0 || fsync(fd) != 0) { close(fd); unlink(temporary); return -1; }
+    close(fd);
+    if (rename(temporary, path) != 0) { unlink(temporary); return -1; }
+    return 0;
+}
+
+long long now_nanoseconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void report(int fd, const char *format, const char *text, long long number) {
+    if (fd < 0) return;
+    char line[1200];
+    int n = text ? snprintf(line, sizeof line, format, text) : snprintf(line, sizeof line, format, number);
+    if (n > 0) write_all(fd, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
+}
+
+/* --- CRI log forwarding: "<RFC3339Nano> stdout|stderr F|P <line>" ------------------------- */
+
+struct stream {
+    int fd;
+    const char *name;
+    char buffer[16384];
+    size_t used;
+};
+
+static void log_line(int log, const char *stream, const char *tag, const char *data, size_t length) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char prefix[96];
+    int n = snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %s ", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec, stream, tag);
+    write_all(log, prefix, (size_t)n);
+    write_all(log, data, length);
+    write_all(log, "\n", 1);
+}
+
+/* Reads what is available; writes complete lines ("F") and full buffers ("P"). Returns 0 at EOF. */
+static int forward(struct stream *s, int log) {
+    ssize_t n = read(s->fd, s->buffer + s->used, sizeof s->buffer - s->used);
+    if (n < 0) return errno == EINTR || errno == EAGAIN ? 1 : 0;
+    if (n == 0) {
+        if (s->used) log_line(log, s->name, "P", s->buffer, s->used);
+        s->used = 0;
+        return 0;
+    }
+    s->used += (size_t)n;
+    size_t start = 0;
+    for (size_t i = 0; i < s->used; i++) {
+        if (s->buffer[i] == '\n') {
+            log_line(log, s->name, "F", s->buffer + start, i - start);
+            start = i + 1;
+        }
+    }
+    memmove(s->buffer, s->buffer + start, s->used - start);
+    s->used -= start;
+    if (s->used == sizeof s->buffer) {
+        log_line(log, s->name, "P", s->buffer, s->used);
+        s->used = 0;
+    }
+    return 1;
+}
+
+/* --- the monitor ------------------------------------------------------------------------- */
+
+int monitor_main(int argc, char **argv) {
+    if (argc < 4) return 2;
+    int report_fd = atoi(argv[3]);
+    fcntl(report_fd, F_SETFD, FD_CLOEXEC);
+    struct plan plan;
+    char *error = NULL;
+    if (plan_load(argv[2], &plan, &error) != 0) { report(report_fd, "error plan %s: ", argv[2], 0); report(report_fd, "%s\n", error, 0); return 1; }
+    setsid();
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+
+    int flags = 0;
+    for (int i = 0; i < plan.namespace_count; i++) {
+        struct plan_namespace *ns = &plan.namespaces[i];
+        if (!*ns->path) { flags |= ns->flag; continue; }
+        if (ns->flag == CLONE_NEWPID) {
+            /* A pid namespace is joined for our children: do it before the clone. */
+            int fd = open(ns->path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || setns(fd, CLONE_NEWPID) != 0) { report(report_fd, "error joining pid namespace %s\n", ns->path, 0); return 1; }
+            close(fd);
+        }
+    }
+    int sync[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) { report(report_fd, "error socketpair: %s\n", strerror(errno), 0); return 1; }
+    int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+    int log = -1;
+    if (!plan.stdio_inherit) {
+        if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) { report(report_fd, "error pipe: %s\n", strerror(errno), 0); return 1; }
+        if (plan.log_file && *plan.log_file) {
+            log = open(plan.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+            if (log < 0) { report(report_fd, "error log file %s\n", plan.log_file, 0); return 1; }
+        } else {
+            log = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        }
+    }
+    int fifo_fd = -1, seccomp_fd = -1;
+    if (plan.exec_fifo && (fifo_fd = open(plan.exec_fifo, O_PATH | O_CLOEXEC)) < 0) { report(report_fd, "error exec fifo %s\n", plan.exec_fifo, 0); return 1; }
+    if (plan.seccomp_path && (seccomp_fd = open(plan.seccomp_path, O_RDONLY | O_CLOEXEC)) < 0) { report(report_fd, "error seccomp filter %s\n", plan.seccomp_path, 0); return 1; }
+
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+
+    pid_t child = (pid_t)syscall(SYS_clone, (unsigned long)(flags | SIGCHLD), NULL, NULL, NULL, NULL);
+    if (child < 0) { report(report_fd, "error clone: %s\n", strerror(errno), 0); return 1; }
+    if (child == 0) {
+        close(sync[0]);
+        if (!plan.stdio_inherit) {
+            int null = open("/dev/null", O_RDONLY);
+            if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) fail(sync[1], "stdio: %s", strerror(errno));
+            if (null > 2) close(null);
+        }
+        container_init(&plan, sync[1], -1, fifo_fd, seccomp_fd);
+    }
+    close(sync[1]);
+    if (out[1] >= 0) { close(out[1]); close(err[1]); }
+    if (fifo_fd >= 0) close(fifo_fd);
+    if (seccomp_fd >= 0) close(seccomp_fd);
+
+    /* Place the child in its cgroups before it does anything. */
+    for (int i = 0; i < plan.cgroup_procs_count; i++) {
+        int fd = open(plan.cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+        char pid_text[32];
+        int n = snprintf(pid_text, sizeof pid_text, "%d", (int)child);
+        if (fd < 0 || write_all(fd, pid_text, (size_t)n) < 0) {
+            report(report_fd, "error joining cgroup %s\n", plan.cgroup_procs[i], 0);
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+            return 1;
+        }
+        close(fd);
+    }
+    if (write_all(sync[0], "g", 1) < 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); report(report_fd, "error the container init died\n", NULL, 0); return 1; }
+    char message[1100];
+    ssize_t got = recv(sync[0], message, sizeof message - 1, 0);
+    if (got <= 0 || message[0] != 'R') {
+        message[got > 0 ? got : 0] = 0;
+        int status = 0;
+        waitpid(child, &status, 0);
+        report(report_fd, "error %s\n", got > 1 ? message + 1 : "the container init exited during setup", 0);
+        return 1;
+    }
+    char pid_text[32];
+    snprintf(pid_text, sizeof pid_text, "%d", (int)child);
+    if (plan.pid_file && write_file_atomic(plan.pid_file, pid_text) != 0) {
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        report(report_fd, "error writing pid file %s\n", plan.pid_file, 0);
+        return 1;
+    }
+    report(report_fd, "created %lld\n", NULL, (long long)child);
+
+    /* Forward output, watch for an exec error, reap. */
+    int signals = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    struct stream streams[2] = { { out[0], "stdout", {0}, 0 }, { err[0], "stderr", {0}, 0 } };
+    char exec_error[1100] = "";
+    int sync_open = 1, exited = 0, status = 0;
+    while (!exited || (streams[0].fd >= 0 || streams[1].fd >= 0)) {
+        struct pollfd fds[4];
+        int count = 0;
+        int index_signals = -1, index_sync = -1, index_streams[2] = { -1, -1 };
+        if (!exited) { fds[count] = (struct pollfd){ signals, POLLIN, 0 }; index_signals = count++; }
+        if (sync_open) { fds[count] = (struct pollfd){ sync[0], POLLIN, 0 }; index_sync = count++; }
+        for (int s = 0; s < 2; s++) if (streams[s].fd >= 0) { fds[count] = (struct pollfd){ streams[s].fd, POLLIN, 0 }; index_streams[s] = count++; }
+        /* After the exit, output still buffered in the pipes is drained without blocking forever:
+         * a grandchild may hold the pipe open; give it a second. */
+        int rc = poll(fds, (nfds_t)count, exited ? 1000 : -1);
+        if (rc < 0 && errno == EINTR) continue;
+        if (rc == 0 && exited) break;
+        if (index_sync >= 0 && fds[index_sync].revents) {
+            ssize_t n = recv(sync[0], exec_error, sizeof exec_error - 1, 0);
+            if (n > 1 && exec_error[0] == 'E') exec_error[n] = 0; else exec_error[0] = 0;
+            if (n <= 0 || exec_error[0]) { sync_open = 0; close(sync[0]); }
+        }
+        for (int s = 0; s < 2; s++) {
+            if (index_streams[s] >= 0 && fds[index_streams[s]].revents) {
+                if (!forward(&streams[s], log)) { close(streams[s].fd); streams[s].fd = -1; }
+            }
+        }
+        if (index_signals >= 0 && fds[index_signals].revents) {
+            struct signalfd_siginfo info;
+            while (read(signals, &info, sizeof info) > 0) {}
+            int child_status;
+            pid_t reaped;
+            while ((reaped = waitpid(-1, &child_status, WNOHANG)) > 0) {
+                if (reaped == child) { status = child_status; exited = 1; }
+            }
+        }
+    }
+    long long finished = now_nanoseconds();
+    int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    int signal_number = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    if (exec_error[0]) exit_code = strstr(exec_error, "Permission denied") ? 126 : 127;
+    char escaped[2300];
+    size_t e = 0;
+    for (const char *c = exec_error[0] ? exec_error + 1 : ""; *c && e < sizeof escaped - 8; c++) {
+        if (*c == '"' || *c == '\\') { escaped[e++] = '\\'; escaped[e++] = *c; }
+        else if ((unsigned char)*c < 0x20) escaped[e++] = ' ';
+        else escaped[e++] = *c;
+    }
+    escaped[e] = 0;
+    char record[3000];
+    snprintf(record, sizeof record, "{\"pid\":%d,\"exitCode\":%d,\"signal\":%d,\"finishedAt\":%lld,\"error\":\"%s\"}\n",
+             (int)child, exit_code, signal_number, finished, escaped);
+    if (plan.exit_file) write_file_atomic(plan.exit_file, record);
+    if (log >= 0) close(log);
+    report(report_fd, "exited %lld\n", NULL, (long long)exit_code);
+    return 0;
+}
+
+/* --- exec: a new process in a running container ------------------------------------------ */
+
+int exec_main(int argc, char **argv) {
+    if (argc < 3) return 2;
+    struct plan plan;
+    char *error = NULL;
+    if (plan_load(argv[2], &plan, &error) != 0) { fprintf(stderr, "exec: plan %s: %s\n", argv[2], error); return 1; }
+    if (plan.join_pid <= 0) { fprintf(stderr, "exec: no container process\n"); return 1; }
+    /* cgroups first (our children inherit), then every namespace of the container. */
+    for (int i = 0; i < plan.cgroup_procs_count; i++) {
+        int fd = open(plan.cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write_all(fd, "0", 1) < 0) { fprintf(stderr, "exec: joining cgroup %s: %s\n", plan.cgroup_procs[i], strerror(errno)); return 1; }
+        close(fd);
+    }
+    const char *kinds[] = { "ipc", "uts", "net", "pid", "cgroup", "mnt" };
+    int kind_flags[] = { CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWNS };
+    int fds[6];
+    for (int i = 0; i < 6; i++) {
+        char path[64], mine[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)plan.join_pid, kinds[i]);
+        snprintf(mine, sizeof mine, "/proc/self/ns/%s", kinds[i]);
+        struct stat a, b;
+        fds[i] = -1;
+        if (stat(path, &a) != 0) { fprintf(stderr, "exec: container process %d is gone\n", (int)plan.join_pid); return 1; }
+        if (stat(mine, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) continue;   /* shared with the host */
+        fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (fds[i] < 0) { fprintf(stderr, "exec: %s: %s\n", path, strerror(errno)); return 1; }
+    }
+    for (int i = 0; i < 6; i++) {
+        if (fds[i] >= 0 && setns(fds[i], kind_flags[i]) != 0) { fprintf(stderr, "exec: joining %s namespace: %s\n", kinds[i], strerror(errno)); return 1; }
+    }
+    int sync[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) return 1;
+    int seccomp_fd = plan.seccomp_path ? open(plan.seccomp_path, O_RDONLY | O_CLOEXEC) : -1;
+    pid_t child = fork();
+    if (child < 0) { fprintf(stderr, "exec: fork: %s\n", strerror(errno)); return 1; }
+    if (child == 0) {
+        close(sync[0]);
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        extern void exec_child_setup(int sync_fd);
+        exec_child_setup(sync[1]);
+        process_setup_and_exec(&plan, -1, seccomp_fd);
+    }
+    close(sync[1]);
+    char message[1100];
+    ssize_t n;
+    while ((n = recv(sync[0], message, sizeof message - 1, 0)) > 0) {
+        if (message[0] == 'E') { message[n] = 0; fprintf(stderr, "exec: %s\n", message + 1); }
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+__attribute__((constructor)) static void iotkube_runtime_entry(int argc, char **argv, char **envp) {
+    (void)envp;
+    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_MONITOR_ARGUMENT)) _exit(monitor_main(argc, argv));
+    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_EXEC_ARGUMENT)) _exit(exec_main(argc, argv));
+}

@@ -1,0 +1,349 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import CRuntime
+import KubeModel
+import OCI
+import SystemSupport
+
+/// The built-in OCI runtime: containers from bundles, set up by the C monitor the agent binary
+/// turns into (namespaces, mounts, pivot_root, capabilities, seccomp), placed in cgroups, with
+/// state under `root/<id>/`. The CLI verbs (`iotkube-agent runtime …`) and the pod code use it.
+public struct BuiltinRuntime: Sendable {
+    public let root: String
+    /// The binary holding the C helpers (the agent itself).
+    public let helper: String
+    public let cgroups: any CgroupManager
+    /// Parent of containers' cgroups when a spec gives no (or a relative) `cgroupsPath`.
+    public let cgroupParent: String
+
+    public init(root: String = "/run/iotkube/runtime", helper: String? = nil, cgroups: (any CgroupManager)? = nil, cgroupParent: String = "iotkube") {
+        self.root = root
+        self.helper = helper ?? ProcessSpawner.currentExecutable()
+        self.cgroups = cgroups ?? CgroupDetection.detect()
+        self.cgroupParent = cgroupParent
+    }
+
+    /// Options of `create`.
+    public struct CreateOptions: Sendable {
+        /// Also write the container's pid here (`--pid-file`).
+        public var pidFile: String?
+        /// Write the container's stdout/stderr to this CRI-format log instead of inheriting ours.
+        public var logPath: String?
+        public init(pidFile: String? = nil, logPath: String? = nil) {
+            self.pidFile = pidFile
+            self.logPath = logPath
+        }
+    }
+
+    func directory(_ id: String) -> String { "\(root)/\(id)" }
+
+    static func validate(id: String) throws(RuntimeError) {
+        let bytes = Array(id.utf8)
+        func allowed(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) || c == 0x5F || c == 0x2E || c == 0x2D }
+        guard let first = bytes.first, first != 0x2E, first != 0x2D, bytes.count <= 128, bytes.allSatisfy(allowed) else {
+            throw RuntimeError("container id \"\(id)\" must be 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'")
+        }
+    }
+
+    /// Reads and checks `<bundle>/config.json`.
+    public static func loadSpec(bundle: String) throws(RuntimeError) -> RuntimeSpec {
+        let path = "\(bundle)/config.json"
+        let bytes: [UInt8]
+        do {
+            guard let read = try AtomicFile.read(path) else { throw RuntimeError("\(path) does not exist") }
+            bytes = read
+        } catch let error as RuntimeError { throw error } catch { throw RuntimeError("\(path): \(error)") }
+        let spec: RuntimeSpec
+        do { spec = try KubeJSON.decode(RuntimeSpec.self, from: bytes, validation: .discard) } catch {
+            throw RuntimeError("\(path): \(error)")
+        }
+        let parts = spec.ociVersion.split(separator: ".")
+        guard parts.count >= 2, parts[0] == "1", let minor = Int(parts[1]), (0...3).contains(minor) else {
+            throw RuntimeError("\(path): ociVersion \"\(spec.ociVersion)\" is not supported (1.0.x to 1.3.x)")
+        }
+        if let hooks = spec.hooks, !hooks.isEmpty { throw RuntimeError("\(path): hooks are not supported") }
+        return spec
+    }
+
+    func cgroupPath(_ spec: RuntimeSpec, id: String) -> String {
+        guard let path = spec.linux?.cgroupsPath, !path.isEmpty else { return "\(cgroupParent)/\(id)" }
+        if path.hasPrefix("/") { return String(path.dropFirst()) }
+        return "\(cgroupParent)/\(path)"
+    }
+
+    // MARK: create / run
+
+    /// Creates the container: everything set up, the process waiting for `start`.
+    @discardableResult
+    public func create(id: String, bundle: String, options: CreateOptions = CreateOptions()) throws(RuntimeError) -> ContainerRecord {
+        try launch(id: id, bundle: bundle, options: options, inheritStdio: options.logPath == nil).record
+    }
+
+    /// create + start + wait: the container's exit code (`runtime run`).
+    public func run(id: String, bundle: String) throws(RuntimeError) -> Int32 {
+        let launched = try launch(id: id, bundle: bundle, options: CreateOptions(), inheritStdio: true)
+        try start(id: id)
+        while let line = launched.reports.line() {
+            if line.hasPrefix("exited ") { return Int32(line.dropFirst(7)) ?? 1 }
+        }
+        return exitRecord(id: id)?.exitCode ?? 1
+    }
+
+    private func launch(id: String, bundle rawBundle: String, options: CreateOptions, inheritStdio: Bool) throws(RuntimeError) -> (record: ContainerRecord, reports: ReportReader) {
+        try Self.validate(id: id)
+        let bundle = Self.absolute(rawBundle)
+        let spec = try Self.loadSpec(bundle: bundle)
+        let state = directory(id)
+        do { try FileSystemHelpers.makeDirectories(root, mode: 0o711) } catch { throw RuntimeError("state root \(root): \(error)") }
+        guard mkdir(state, 0o711) == 0 else {
+            if errno == EEXIST { throw RuntimeError("container \(id) already exists") }
+            throw RuntimeError("state directory \(state): \(String(cString: strerror(errno)))")
+        }
+        var cgroupCreated: String?
+        do throws(RuntimeError) {
+            guard mkfifo("\(state)/exec.fifo", 0o600) == 0 else { throw RuntimeError("exec fifo: \(String(cString: strerror(errno)))") }
+            var seccompPath: String?
+            if let seccomp = spec.linux?.seccomp {
+                seccompPath = "\(state)/seccomp.bpf"
+                try SeccompFilter.compile(seccomp, to: seccompPath!)
+            }
+            var plan = LaunchPlan()
+            try plan.addContainer(spec, bundle: bundle, seccompPath: seccompPath)
+            let cgroup = cgroupPath(spec, id: id)
+            let procs = try cgroups.create(cgroup, resources: spec.linux?.resources)
+            cgroupCreated = cgroup
+            for file in procs { plan.record("cgroupprocs", [file]) }
+            plan.record("execfifo", ["\(state)/exec.fifo"])
+            plan.record("exitfile", ["\(state)/exit.json"])
+            plan.record("pidfile", ["\(state)/pid"])
+            plan.record("statedir", [state])
+            plan.record("stdio", [inheritStdio ? "1" : "0"])
+            if let logPath = options.logPath { plan.record("logfile", [logPath]) }
+            do { try AtomicFile.write(plan.bytes, to: "\(state)/plan", mode: 0o600) } catch { throw RuntimeError("writing the plan: \(error)") }
+
+            var pipeEnds: [Int32] = [0, 0]
+            guard iotkube_pipe_cloexec(&pipeEnds) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
+            let monitor: pid_t
+            do {
+                monitor = try ProcessSpawner.spawn(helper, ["__iotkube-monitor", "\(state)/plan", "3"], extraDescriptor: pipeEnds[1])
+            } catch {
+                close(pipeEnds[0])
+                close(pipeEnds[1])
+                throw error
+            }
+            close(pipeEnds[1])
+            let reports = ReportReader(pipeEnds[0])
+            let first = reports.line() ?? "error the monitor exited without a report"
+            // The monitor stays alive (detached) for the container's life; reap it if it failed.
+            guard first.hasPrefix("created "), let pid = Int32(first.dropFirst(8)) else {
+                _ = ProcessSpawner.wait(monitor)
+                throw RuntimeError("container \(id): \(first.hasPrefix("error ") ? String(first.dropFirst(6)) : first)")
+            }
+            let record = ContainerRecord(
+                ociVersion: spec.ociVersion, id: id, bundle: bundle, pid: pid, processStartTicks: ProcessInfoReader.startTicks(pid) ?? 0,
+                monitorPid: monitor, cgroupPath: cgroup, annotations: spec.annotations, createdAt: Self.now(), startedAt: nil,
+                cgroupProcs: procs)
+            try save(record)
+            if let pidFile = options.pidFile {
+                do { try AtomicFile.write(String(pid), to: pidFile, mode: 0o644) } catch { throw RuntimeError("--pid-file \(pidFile): \(error)") }
+            }
+            // The monitor was spawned by us: let it be reaped by init once we exit (it setsid'd).
+            return (record, reports)
+        } catch {
+            if let cgroupCreated {
+                cgroups.kill(cgroupCreated)
+                cgroups.remove(cgroupCreated)
+            }
+            try? FileSystemHelpers.removeTree(state)
+            throw error
+        }
+    }
+
+    func save(_ record: ContainerRecord) throws(RuntimeError) {
+        do { try AtomicFile.write(try KubeJSON.encode(record), to: "\(directory(record.id))/state.json", mode: 0o600) } catch {
+            throw RuntimeError("container \(record.id): writing state: \(error)")
+        }
+    }
+
+    public func record(id: String) throws(RuntimeError) -> ContainerRecord {
+        try Self.validate(id: id)
+        let path = "\(directory(id))/state.json"
+        guard let bytes = try? AtomicFile.read(path) else { throw RuntimeError("container \(id) does not exist") }
+        do { return try KubeJSON.decode(ContainerRecord.self, from: bytes, validation: .discard) } catch {
+            throw RuntimeError("container \(id): corrupt state \(path): \(error)")
+        }
+    }
+
+    /// How the process ended (nil while it runs), with OOM kills from the cgroup.
+    public func exitRecord(id: String) -> ContainerExit? {
+        guard let bytes = try? AtomicFile.read("\(directory(id))/exit.json"),
+              var exit = try? KubeJSON.decode(ContainerExit.self, from: bytes, validation: .discard) else { return nil }
+        if let record = try? record(id: id), exit.signal == SIGKILL || exit.exitCode == 137 {
+            exit.oomKilled = cgroups.statistics(record.cgroupPath).oomKills > 0
+        }
+        return exit
+    }
+
+    public func status(of record: ContainerRecord) -> ContainerStatus {
+        if FileSystemCheck.exists("\(directory(record.id))/exit.json") { return .stopped }
+        guard record.pid > 0, Glibc.kill(record.pid, 0) == 0 || errno == EPERM,
+              ProcessInfoReader.startTicks(record.pid) == record.processStartTicks else { return .stopped }
+        return FileSystemCheck.exists("\(directory(record.id))/exec.fifo") ? .created : .running
+    }
+
+    // MARK: start / state / kill / delete / list
+
+    /// Lets a created container's process run (it blocks opening the exec fifo until now).
+    public func start(id: String) throws(RuntimeError) {
+        var record = try record(id: id)
+        let status = status(of: record)
+        guard status == .created else { throw RuntimeError("container \(id) is \(status.rawValue), not created") }
+        let fifo = "\(directory(id))/exec.fifo"
+        let descriptor = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else { throw RuntimeError("container \(id): exec fifo: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        // The process opens the other end and writes one byte; wait up to 10 s for it.
+        var pollDescriptor = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        var byte: UInt8 = 0
+        var got = 0
+        for _ in 0..<100 {
+            _ = poll(&pollDescriptor, 1, 100)
+            got = read(descriptor, &byte, 1)
+            if got == 1 { break }
+            if self.status(of: record) == .stopped { throw RuntimeError("container \(id) exited before it started") }
+        }
+        guard got == 1 else { throw RuntimeError("container \(id) did not start within 10 s") }
+        unlink(fifo)
+        record.startedAt = Self.now()
+        try save(record)
+    }
+
+    public func state(id: String) throws(RuntimeError) -> OCIState {
+        let record = try record(id: id)
+        let status = status(of: record)
+        return OCIState(ociVersion: record.ociVersion, id: id, status: status, pid: status == .stopped ? 0 : record.pid,
+                        bundle: record.bundle, annotations: record.annotations)
+    }
+
+    public func kill(id: String, signal: Int32) throws(RuntimeError) {
+        let record = try record(id: id)
+        let status = status(of: record)
+        guard status == .created || status == .running else { throw RuntimeError("container \(id) is not running") }
+        guard Glibc.kill(record.pid, signal) == 0 else { throw RuntimeError("container \(id): kill: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Removes a stopped container (with `force`, kills it first).
+    public func delete(id: String, force: Bool = false) throws(RuntimeError) {
+        let record: ContainerRecord
+        do { record = try self.record(id: id) } catch {
+            // A half-created container without state: remove what is there.
+            if force, FileSystemCheck.exists(directory(id)) { try? FileSystemHelpers.removeTree(directory(id)); return }
+            throw error
+        }
+        var status = status(of: record)
+        if status != .stopped {
+            guard force else { throw RuntimeError("container \(id) is \(status.rawValue); stop it first or use --force") }
+            _ = Glibc.kill(record.pid, SIGKILL)
+            cgroups.kill(record.cgroupPath)
+            for _ in 0..<500 {
+                status = self.status(of: record)
+                if status == .stopped { break }
+                usleep(10_000)
+            }
+        }
+        cgroups.kill(record.cgroupPath)
+        cgroups.remove(record.cgroupPath)
+        do { try FileSystemHelpers.removeTree(directory(id)) } catch { throw RuntimeError("container \(id): removing state: \(error)") }
+    }
+
+    public func list() -> [OCIState] {
+        FileSystemHelpers.listDirectory(root).compactMap { try? state(id: $0) }
+    }
+
+    // MARK: exec
+
+    /// Runs `process` inside the running container `id` with our stdio; its exit code.
+    public func exec(id: String, process: RuntimeSpec.Process) throws(RuntimeError) -> Int32 {
+        let record = try record(id: id)
+        guard status(of: record) == .running else { throw RuntimeError("container \(id) is not running") }
+        let spec = try Self.loadSpec(bundle: record.bundle)
+        let token = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        var seccompPath: String?
+        if let seccomp = spec.linux?.seccomp {
+            seccompPath = "\(directory(id))/exec-\(token).bpf"
+            try SeccompFilter.compile(seccomp, to: seccompPath!)
+        }
+        defer { if let seccompPath { unlink(seccompPath) } }
+        var plan = LaunchPlan()
+        plan.record("joinpid", [String(record.pid)])
+        for file in record.cgroupProcs ?? [] { plan.record("cgroupprocs", [file]) }
+        try plan.addProcess(process, seccompPath: seccompPath)
+        let planPath = "\(directory(id))/exec-\(token).plan"
+        do { try AtomicFile.write(plan.bytes, to: planPath, mode: 0o600) } catch { throw RuntimeError("writing the exec plan: \(error)") }
+        defer { unlink(planPath) }
+        let pid = try ProcessSpawner.spawn(helper, ["__iotkube-exec", planPath])
+        return ProcessSpawner.wait(pid)
+    }
+
+    static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+
+    static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buffer, buffer.count) != nil else { return path }
+        let cwd = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return path == "." ? cwd : "\(cwd)/\(path)"
+    }
+}
+
+/// /proc/<pid>/stat reading.
+enum ProcessInfoReader {
+    /// Field 22 (starttime): survives nothing but the process itself, unlike the pid.
+    static func startTicks(_ pid: Int32) -> UInt64? {
+        guard let text = CgroupFiles.read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // After the comm: state is field 3, so starttime (22) is index 19 here.
+        guard fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+}
+
+/// Directory helpers for the state root.
+enum FileSystemHelpers {
+    static func makeDirectories(_ path: String, mode: mode_t) throws(RuntimeError) {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, mode) != 0 && errno != EEXIST { throw RuntimeError("mkdir \(current): \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    static func listDirectory(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    static func removeTree(_ path: String) throws(RuntimeError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if info.st_mode & S_IFMT == S_IFDIR {
+            for name in listDirectory(path) { try removeTree(path + "/" + name) }
+            guard rmdir(path) == 0 else { throw RuntimeError("rmdir \(path): \(String(cString: strerror(errno)))") }
+        } else {
+            guard unlink(path) == 0 || errno == ENOENT else { throw RuntimeError("unlink \(path): \(String(cString: strerror(errno)))") }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Reading and writing cgroup control files; errors name the file and the value.
+enum CgroupFiles {
+    static func write(_ path: String, _ value: String) throws(RuntimeError) {
+        let descriptor = open(path, O_WRONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw RuntimeError("cgroup \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        let bytes = Array(value.utf8)
+        let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw RuntimeError("cgroup \(path): writing \"\(value)\": \(String(cString: strerror(errno)))") }
+    }
+
+    static func read(_ path: String) -> String? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            bytes.append(contentsOf: chunk[..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func makeDirectories(_ path: String) throws(RuntimeError) {
+        var current = ""
+        for component in path.split(separator: "/") {
+            current += "/" + component
+            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw RuntimeError("cgroup \(current): \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    /// `key value` lines (memory.events, cpu.stat, memory.stat) as a dictionary.
+    static func keyValues(_ path: String) -> [String: Int64] {
+        var result: [String: Int64] = [:]
+        for line in (read(path) ?? "").split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let value = Int64(parts[1]) { result[String(parts[0])] = value }
+        }
+        return result
+    }
+
+    /// rmdir with a few retries while the last processes are exiting.
+    static func remove(_ path: String) {
+        for _ in 0..<50 {
+            if rmdir(path) == 0 || errno == ENOENT { return }
+            usleep(20_000)
+        }
+    }
+}

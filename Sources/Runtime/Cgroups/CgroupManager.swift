@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import CRuntime
+import OCI
+
+/// Usage figures of a container's cgroup (what metrics and OOM reporting need).
+public struct CgroupStatistics: Sendable, Equatable {
+    public var memoryBytes: Int64?
+    public var cpuUsageMicroseconds: Int64?
+    public var pids: Int64?
+    public var oomKills: Int64 = 0
+}
+
+/// Creates a container's cgroup with its limits, reports usage, kills and removes it. Two
+/// implementations behind one interface: cgroup v2 (the target) and the v1 hierarchies of
+/// older boards and hybrid hosts; `detect` picks one.
+public protocol CgroupManager: Sendable {
+    /// Human-readable: "cgroup v2 at /sys/fs/cgroup".
+    var summary: String { get }
+    /// Creates `path` (relative to the hierarchy root), applies `resources`, and returns the
+    /// `cgroup.procs` files the container's process must be written to.
+    func create(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) -> [String]
+    func statistics(_ path: String) -> CgroupStatistics
+    /// Kills every process in the cgroup.
+    func kill(_ path: String)
+    func remove(_ path: String)
+}
+
+/// The controllers a resource request needs, for clear errors.
+enum ControllerNeeds {
+    static func needed(_ resources: RuntimeSpec.Resources?) -> [String] {
+        guard let resources else { return [] }
+        var needed: [String] = []
+        if resources.memory?.limit != nil || resources.memory?.reservation != nil || resources.memory?.swap != nil { needed.append("memory") }
+        if resources.cpu?.quota != nil || resources.cpu?.shares != nil { needed.append("cpu") }
+        if resources.cpu?.cpus != nil || resources.cpu?.mems != nil { needed.append("cpuset") }
+        if resources.pids != nil { needed.append("pids") }
+        return needed
+    }
+
+    static func missing(_ controller: String) -> RuntimeError {
+        let hint = controller == "memory"
+            ? " (on Raspberry Pi OS add `cgroup_enable=memory cgroup_memory=1` to the kernel command line in /boot/firmware/cmdline.txt and reboot)"
+            : " (enable it in the kernel command line or the kernel configuration)"
+        return RuntimeError("the \(controller) cgroup controller is not available on this host\(hint)")
+    }
+}
+
+public enum CgroupDetection {
+    /// cgroup v2 when `root` is a cgroup2 mount (unified host); otherwise the v1 hierarchies
+    /// found in /proc/self/mountinfo.
+    public static func detect(root: String = "/sys/fs/cgroup", mountinfo: String = "/proc/self/mountinfo") -> any CgroupManager {
+        if iotkube_is_cgroup2(root) == 1 {
+            return CgroupV2Manager(root: root)
+        }
+        return CgroupV1Manager(mountinfo: CgroupFiles.read(mountinfo) ?? "")
+    }
+}

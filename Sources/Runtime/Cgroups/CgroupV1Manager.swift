@@ -1,0 +1,149 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import OCI
+
+/// cgroup v1: one hierarchy per controller (memory, cpu/cpuacct, pids, cpuset, blkio, …) as
+/// mounted on older boards and hybrid hosts; the container gets the same path in each.
+public struct CgroupV1Manager: CgroupManager {
+    /// Controller → mount point.
+    public let hierarchies: [String: String]
+
+    public init(hierarchies: [String: String]) { self.hierarchies = hierarchies }
+
+    /// The v1 mounts of /proc/self/mountinfo (`… - cgroup cgroup rw,memory`).
+    public init(mountinfo: String) {
+        var found: [String: String] = [:]
+        for line in mountinfo.split(separator: "\n") {
+            guard let separator = line.firstRange(of: " - ") else { continue }
+            let fields = line[..<separator.lowerBound].split(separator: " ")
+            let tail = line[separator.upperBound...].split(separator: " ")
+            guard fields.count >= 5, tail.count >= 3, tail[0] == "cgroup" else { continue }
+            for option in tail[2].split(separator: ",") {
+                let name = String(option)
+                if ["memory", "cpu", "cpuacct", "pids", "cpuset", "blkio", "devices", "freezer"].contains(name) {
+                    found[name] = String(fields[4])
+                }
+            }
+        }
+        hierarchies = found
+    }
+
+    public var summary: String { "cgroup v1 (\(hierarchies.keys.sorted().joined(separator: ", ")))" }
+
+    func directory(_ controller: String, _ path: String) -> String? {
+        hierarchies[controller].map { $0 + "/" + path.split(separator: "/").joined(separator: "/") }
+    }
+
+    /// The hierarchies a container is placed in (one per mount point).
+    var placements: [(String, String)] {
+        var seen: Set<String> = []
+        var result: [(String, String)] = []
+        for controller in ["memory", "cpu", "pids", "cpuset", "blkio", "devices", "freezer"] {
+            guard let mount = hierarchies[controller], !seen.contains(mount) else { continue }
+            seen.insert(mount)
+            result.append((controller, mount))
+        }
+        return result
+    }
+
+    public func create(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) -> [String] {
+        for controller in ControllerNeeds.needed(resources) where hierarchies[controller] == nil { throw ControllerNeeds.missing(controller) }
+        var procs: [String] = []
+        for (controller, mount) in placements {
+            let directory = mount + "/" + path.split(separator: "/").joined(separator: "/")
+            if controller == "cpuset" {
+                // A new cpuset cgroup starts empty: copy cpus and mems down from the parent.
+                var current = mount
+                for component in path.split(separator: "/") {
+                    let parent = current
+                    current += "/" + component
+                    try CgroupFiles.makeDirectories(current)
+                    for file in ["cpuset.cpus", "cpuset.mems"] {
+                        let mine = CgroupFiles.read(current + "/" + file)?.split(separator: "\n").first ?? ""
+                        if mine.isEmpty, let inherited = CgroupFiles.read(parent + "/" + file)?.split(separator: "\n").first {
+                            try CgroupFiles.write(current + "/" + file, String(inherited))
+                        }
+                    }
+                }
+            } else {
+                try CgroupFiles.makeDirectories(directory)
+            }
+            procs.append(directory + "/cgroup.procs")
+        }
+        try apply(resources, path: path)
+        return procs
+    }
+
+    func apply(_ resources: RuntimeSpec.Resources?, path: String) throws(RuntimeError) {
+        guard let resources else { return }
+        if let memory = resources.memory, let directory = directory("memory", path) {
+            if let limit = memory.limit { try CgroupFiles.write(directory + "/memory.limit_in_bytes", String(limit < 0 ? -1 : limit)) }
+            if let reservation = memory.reservation { try CgroupFiles.write(directory + "/memory.soft_limit_in_bytes", String(reservation)) }
+            if let swap = memory.swap, CgroupFiles.exists(directory + "/memory.memsw.limit_in_bytes") {
+                try CgroupFiles.write(directory + "/memory.memsw.limit_in_bytes", String(swap < 0 ? -1 : swap))
+            }
+        }
+        if let cpu = resources.cpu {
+            if let directory = directory("cpu", path) {
+                if let shares = cpu.shares { try CgroupFiles.write(directory + "/cpu.shares", String(shares)) }
+                if let period = cpu.period { try CgroupFiles.write(directory + "/cpu.cfs_period_us", String(period)) }
+                if let quota = cpu.quota { try CgroupFiles.write(directory + "/cpu.cfs_quota_us", String(quota <= 0 ? -1 : quota)) }
+            }
+            if let directory = directory("cpuset", path) {
+                if let cpus = cpu.cpus { try CgroupFiles.write(directory + "/cpuset.cpus", cpus) }
+                if let mems = cpu.mems { try CgroupFiles.write(directory + "/cpuset.mems", mems) }
+            }
+        }
+        if let pids = resources.pids, let directory = directory("pids", path) {
+            try CgroupFiles.write(directory + "/pids.max", pids.limit <= 0 ? "max" : String(pids.limit))
+        }
+        if let weight = resources.blockIO?.weight, let directory = directory("blkio", path), CgroupFiles.exists(directory + "/blkio.weight") {
+            try CgroupFiles.write(directory + "/blkio.weight", String(weight))
+        }
+    }
+
+    public func statistics(_ path: String) -> CgroupStatistics {
+        var statistics = CgroupStatistics()
+        if let memory = directory("memory", path) {
+            statistics.memoryBytes = CgroupFiles.read(memory + "/memory.usage_in_bytes").flatMap { Int64($0.split(separator: "\n").first ?? "") }
+            statistics.oomKills = CgroupFiles.keyValues(memory + "/memory.oom_control")["oom_kill"] ?? 0
+        }
+        if let cpu = directory("cpuacct", path) ?? directory("cpu", path),
+           let nanoseconds = CgroupFiles.read(cpu + "/cpuacct.usage").flatMap({ Int64($0.split(separator: "\n").first ?? "") }) {
+            statistics.cpuUsageMicroseconds = nanoseconds / 1000
+        }
+        if let pids = directory("pids", path) {
+            statistics.pids = CgroupFiles.read(pids + "/pids.current").flatMap { Int64($0.split(separator: "\n").first ?? "") }
+        }
+        return statistics
+    }
+
+    static func killProcesses(in procsFile: String) {
+        for _ in 0..<3 {
+            let pids = (CgroupFiles.read(procsFile) ?? "").split(separator: "\n").compactMap { pid_t($0) }
+            if pids.isEmpty { return }
+            for pid in pids { Glibc.kill(pid, SIGKILL) }
+            usleep(10_000)
+        }
+    }
+
+    public func kill(_ path: String) {
+        for (_, mount) in placements {
+            Self.killProcesses(in: mount + "/" + path.split(separator: "/").joined(separator: "/") + "/cgroup.procs")
+        }
+    }
+
+    public func remove(_ path: String) {
+        for (_, mount) in placements {
+            let components = path.split(separator: "/")
+            // The leaf, then parents this runtime made that are now empty (best effort).
+            for depth in stride(from: components.count, to: 0, by: -1) {
+                let directory = mount + "/" + components[..<depth].joined(separator: "/")
+                if depth == components.count { CgroupFiles.remove(directory) } else { rmdir(directory) }
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import OCI
+
+/// cgroup v2: one hierarchy; controllers are enabled down the path through
+/// `cgroup.subtree_control`; limits written to `memory.max`, `cpu.max`, `cpu.weight`, …
+public struct CgroupV2Manager: CgroupManager {
+    /// The mount point (injectable, so tests can run on a directory of plain files).
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public var summary: String { "cgroup v2 at \(root)" }
+
+    func directory(_ path: String) -> String { root + "/" + path.split(separator: "/").joined(separator: "/") }
+
+    public var availableControllers: Set<String> {
+        Set((CgroupFiles.read(root + "/cgroup.controllers") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+    }
+
+    /// kubelet/runc conversion of cgroup v1 cpu.shares (2…262144) to v2 cpu.weight (1…10000).
+    public static func weight(fromShares shares: UInt64) -> UInt64 {
+        guard shares >= 2 else { return 1 }
+        return 1 + ((min(shares, 262_144) - 2) * 9999) / 262_142
+    }
+
+    public func create(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) -> [String] {
+        let available = availableControllers
+        let needed = ControllerNeeds.needed(resources)
+        for controller in needed where !available.contains(controller) { throw ControllerNeeds.missing(controller) }
+        // Enable what is needed on every ancestor, then create the leaf.
+        let wanted = ["cpu", "memory", "pids", "io", "cpuset"].filter { available.contains($0) }
+        var current = root
+        for component in path.split(separator: "/") {
+            if !wanted.isEmpty {
+                let enabled = Set((CgroupFiles.read(current + "/cgroup.subtree_control") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+                let missing = wanted.filter { !enabled.contains($0) }
+                if !missing.isEmpty {
+                    try CgroupFiles.write(current + "/cgroup.subtree_control", missing.map { "+" + $0 }.joined(separator: " "))
+                }
+            }
+            current += "/" + component
+            try CgroupFiles.makeDirectories(current)
+        }
+        try apply(resources, to: current)
+        return [current + "/cgroup.procs"]
+    }
+
+    func apply(_ resources: RuntimeSpec.Resources?, to directory: String) throws(RuntimeError) {
+        guard let resources else { return }
+        if let memory = resources.memory {
+            if let limit = memory.limit { try CgroupFiles.write(directory + "/memory.max", limit < 0 ? "max" : String(limit)) }
+            if let reservation = memory.reservation { try CgroupFiles.write(directory + "/memory.low", reservation < 0 ? "max" : String(reservation)) }
+            if let swap = memory.swap, CgroupFiles.exists(directory + "/memory.swap.max") {
+                // OCI swap is memory+swap; v2's memory.swap.max is swap alone.
+                let value = swap < 0 ? "max" : String(max(0, swap - (memory.limit ?? 0)))
+                try CgroupFiles.write(directory + "/memory.swap.max", value)
+            }
+        }
+        if let cpu = resources.cpu {
+            if cpu.quota != nil || cpu.period != nil {
+                let period = cpu.period ?? 100_000
+                let quota = cpu.quota.map { $0 <= 0 ? "max" : String($0) } ?? "max"
+                try CgroupFiles.write(directory + "/cpu.max", "\(quota) \(period)")
+            }
+            if let shares = cpu.shares { try CgroupFiles.write(directory + "/cpu.weight", String(Self.weight(fromShares: shares))) }
+            if let cpus = cpu.cpus { try CgroupFiles.write(directory + "/cpuset.cpus", cpus) }
+            if let mems = cpu.mems { try CgroupFiles.write(directory + "/cpuset.mems", mems) }
+        }
+        if let pids = resources.pids { try CgroupFiles.write(directory + "/pids.max", pids.limit <= 0 ? "max" : String(pids.limit)) }
+        if let weight = resources.blockIO?.weight, CgroupFiles.exists(directory + "/io.weight") {
+            // v1 blkio.weight 10…1000 → v2 io.weight 1…10000.
+            try CgroupFiles.write(directory + "/io.weight", String(1 + (UInt32(max(10, weight)) - 10) * 9999 / 990))
+        }
+        for (key, value) in (resources.unified ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard !key.contains("/"), !key.hasPrefix("cgroup.") || key == "cgroup.max.depth" || key == "cgroup.max.descendants" else {
+                throw RuntimeError("linux.resources.unified: \(key) may not be set")
+            }
+            try CgroupFiles.write(directory + "/" + key, value)
+        }
+    }
+
+    public func statistics(_ path: String) -> CgroupStatistics {
+        let directory = self.directory(path)
+        var statistics = CgroupStatistics()
+        statistics.memoryBytes = CgroupFiles.read(directory + "/memory.current").flatMap { Int64($0.split(separator: "\n").first ?? "") }
+        statistics.cpuUsageMicroseconds = CgroupFiles.keyValues(directory + "/cpu.stat")["usage_usec"]
+        statistics.pids = CgroupFiles.read(directory + "/pids.current").flatMap { Int64($0.split(separator: "\n").first ?? "") }
+        statistics.oomKills = CgroupFiles.keyValues(directory + "/memory.events")["oom_kill"] ?? 0
+        return statistics
+    }
+
+    public func kill(_ path: String) {
+        let directory = self.directory(path)
+        if CgroupFiles.exists(directory + "/cgroup.kill") {
+            try? CgroupFiles.write(directory + "/cgroup.kill", "1")
+            return
+        }
+        CgroupV1Manager.killProcesses(in: directory + "/cgroup.procs")
+    }
+
+    public func remove(_ path: String) { CgroupFiles.remove(directory(path)) }
+}
