@@ -195,6 +195,11 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(
+            name: "RuntimeTests",
+            dependencies: ["Runtime", "OCI", "IotkubeTestSupport", "iotkube-agent"],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
             name: "AgentCLITests",
             dependencies: ["iotkube-agent", "Agent", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),

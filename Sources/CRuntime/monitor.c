@@ -113,9 +113,17 @@ static int forward(struct stream *s, int log) {
 
 /* --- the monitor ------------------------------------------------------------------------- */
 
+/* Closes every descriptor above 2 except `keep`: whatever the caller leaked (a test's pipe, a
+ * terminal) must not be held open for the container's whole life. */
+static void close_inherited(int keep) {
+    if (keep > 3) syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U);
+    syscall(SYS_close_range, (unsigned)(keep >= 3 ? keep + 1 : 3), ~0U, 0U);
+}
+
 int monitor_main(int argc, char **argv) {
     if (argc < 4) return 2;
     int report_fd = atoi(argv[3]);
+    close_inherited(report_fd);
     fcntl(report_fd, F_SETFD, FD_CLOEXEC);
     struct plan plan;
     char *error = NULL;
@@ -172,6 +180,11 @@ int monitor_main(int argc, char **argv) {
     }
     close(sync[1]);
     if (out[1] >= 0) { close(out[1]); close(err[1]); }
+    if (!plan.stdio_inherit) {
+        /* The container writes to its log; we must not keep the caller's terminal or pipes open. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
+    }
     if (fifo_fd >= 0) close(fifo_fd);
     if (seccomp_fd >= 0) close(seccomp_fd);
 
@@ -270,6 +283,7 @@ int monitor_main(int argc, char **argv) {
 
 int exec_main(int argc, char **argv) {
     if (argc < 3) return 2;
+    close_inherited(-1);
     struct plan plan;
     char *error = NULL;
     if (plan_load(argv[2], &plan, &error) != 0) { fprintf(stderr, "exec: plan %s: %s\n", argv[2], error); return 1; }

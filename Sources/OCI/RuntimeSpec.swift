@@ -187,6 +187,13 @@ public struct RuntimeSpec: Codable, Sendable, Hashable {
             public var major: Int64?
             public var minor: Int64?
             public var access: String?
+            public init(allow: Bool, type: String?, major: Int64?, minor: Int64?, access: String?) {
+                self.allow = allow
+                self.type = type
+                self.major = major
+                self.minor = minor
+                self.access = access
+            }
         }
     }
 

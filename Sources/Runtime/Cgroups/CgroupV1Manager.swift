@@ -41,7 +41,7 @@ public struct CgroupV1Manager: CgroupManager {
     var placements: [(String, String)] {
         var seen: Set<String> = []
         var result: [(String, String)] = []
-        for controller in ["memory", "cpu", "pids", "cpuset", "blkio", "devices", "freezer"] {
+        for controller in ["memory", "cpu", "cpuacct", "pids", "cpuset", "blkio", "devices", "freezer"] {
             guard let mount = hierarchies[controller], !seen.contains(mount) else { continue }
             seen.insert(mount)
             result.append((controller, mount))
@@ -78,7 +78,7 @@ public struct CgroupV1Manager: CgroupManager {
     }
 
     func apply(_ resources: RuntimeSpec.Resources?, path: String) throws(RuntimeError) {
-        guard let resources else { return }
+        let resources = resources ?? RuntimeSpec.Resources()
         if let memory = resources.memory, let directory = directory("memory", path) {
             if let limit = memory.limit { try CgroupFiles.write(directory + "/memory.limit_in_bytes", String(limit < 0 ? -1 : limit)) }
             if let reservation = memory.reservation { try CgroupFiles.write(directory + "/memory.soft_limit_in_bytes", String(reservation)) }
@@ -102,6 +102,14 @@ public struct CgroupV1Manager: CgroupManager {
         }
         if let weight = resources.blockIO?.weight, let directory = directory("blkio", path), CgroupFiles.exists(directory + "/blkio.weight") {
             try CgroupFiles.write(directory + "/blkio.weight", String(weight))
+        }
+        if let directory = directory("devices", path) {
+            // Deny every device, then allow what the spec lists (or the standard set), so a
+            // process with CAP_MKNOD still cannot reach the host's disks.
+            try CgroupFiles.write(directory + "/devices.deny", "a")
+            for rule in resources.devices ?? DeviceRules.standard where rule.allow {
+                try CgroupFiles.write(directory + "/devices.allow", DeviceRules.text(rule))
+            }
         }
     }
 

@@ -1,0 +1,134 @@
+import Foundation
+import IotkubeTestSupport
+import OCI
+import Runtime
+import Testing
+
+/// The OCI lifecycle through the CLI (create, start, state, kill, delete, exec, list), CRI logs,
+/// and bundles that must be refused with a clear error and no state left behind.
+@Suite(.enabled(if: RuntimeFixture.ready, "needs root (namespaces, mounts, cgroups), busybox-static and gcc"))
+struct RuntimeLifecycleTests {
+    @Test func createStartStateKillDelete() throws {
+        let root = RuntimeFixture.stateRoot()
+        // pid 1 of a namespace only gets signals it handles: the shell traps TERM.
+        let bundle = try RuntimeFixture.bundle(["sh", "-c", "trap 'exit 143' TERM; sleep 300 & wait"]) { $0.hostname = "lifecycle" }
+        let pidFile = bundle + "/container.pid"
+        let log = bundle + "/container.log"
+        let created = try RuntimeFixture.runtime(root, ["create", "--bundle", bundle, "--pid-file", pidFile, "--container-log", log, "life"])
+        #expect(created.status == 0, "\(created.output)")
+        var state = try RuntimeFixture.state(root, "life")
+        #expect(state["status"] as? String == "created")
+        let pid = try #require(state["pid"] as? Int)
+        #expect(try String(contentsOfFile: pidFile, encoding: .utf8) == String(pid))
+        #expect(kill(pid_t(pid), 0) == 0)
+        // Created means set up but not running the command yet.
+        #expect(try String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8) != "sh\n")
+        let early = try RuntimeFixture.runtime(root, ["delete", "life"])
+        #expect(early.status != 0 && early.output.contains("container life is created; stop it first or use --force"), "\(early.output)")
+
+        #expect(try RuntimeFixture.runtime(root, ["start", "life"]).status == 0)
+        state = try RuntimeFixture.state(root, "life")
+        #expect(state["status"] as? String == "running")
+        let list = try RuntimeFixture.runtime(root, ["list"])
+        #expect(list.output.contains("life") && list.output.contains("running"))
+        let again = try RuntimeFixture.runtime(root, ["start", "life"])
+        #expect(again.status != 0 && again.output.contains("is running, not created"))
+
+        let hostname = try RuntimeFixture.runtime(root, ["exec", "life", "--", "hostname"])
+        #expect(hostname.status == 0 && hostname.output == "lifecycle\n", "\(hostname.output)")
+        let failing = try RuntimeFixture.runtime(root, ["exec", "life", "--", "sh", "-c", "exit 5"])
+        #expect(failing.status == 5)
+        let sees = try RuntimeFixture.runtime(root, ["exec", "life", "--", "sh", "-c", "cat /proc/1/comm; grep NoNewPrivs /proc/self/status"])
+        #expect(sees.output.hasPrefix("sh\n") && sees.output.contains("NoNewPrivs:\t1"), "\(sees.output)")
+
+        #expect(try RuntimeFixture.runtime(root, ["kill", "life", "TERM"]).status == 0)
+        var stopped = false
+        for _ in 0..<100 where !stopped {
+            stopped = (try? RuntimeFixture.state(root, "life"))?["status"] as? String == "stopped"
+            if !stopped { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        #expect(stopped)
+        let exit = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: root + "/life/exit.json"))) as? [String: Any]
+        #expect(exit?["exitCode"] as? Int == 143, "\(String(describing: exit))")
+        let late = try RuntimeFixture.runtime(root, ["kill", "life", "KILL"])
+        #expect(late.status != 0 && late.output.contains("container life is not running"))
+        let execStopped = try RuntimeFixture.runtime(root, ["exec", "life", "--", "true"])
+        #expect(execStopped.status != 0 && execStopped.output.contains("is not running"))
+        #expect(try RuntimeFixture.runtime(root, ["delete", "life"]).status == 0)
+        #expect(!FileManager.default.fileExists(atPath: root + "/life"))
+        let gone = try RuntimeFixture.runtime(root, ["state", "life"])
+        #expect(gone.status != 0 && gone.output.contains("container life does not exist"))
+    }
+
+    @Test func forceDeleteKillsARunningContainer() throws {
+        let root = RuntimeFixture.stateRoot()
+        let bundle = try RuntimeFixture.bundle(["sleep", "300"])
+        #expect(try RuntimeFixture.runtime(root, ["create", "--bundle", bundle, "--container-log", "/dev/null", "forced"]).status == 0)
+        #expect(try RuntimeFixture.runtime(root, ["start", "forced"]).status == 0)
+        let pid = try #require(try RuntimeFixture.state(root, "forced")["pid"] as? Int)
+        #expect(try RuntimeFixture.runtime(root, ["delete", "--force", "forced"]).status == 0)
+        #expect(kill(pid_t(pid), 0) != 0)
+        #expect(try RuntimeFixture.runtime(root, ["list", "-q"]).output.isEmpty)
+    }
+
+    @Test func outputGoesToTheCRILog() throws {
+        let root = RuntimeFixture.stateRoot()
+        // 20,000 bytes without a newline: logged as a partial (P) record at the buffer size.
+        let bundle = try RuntimeFixture.bundle(["sh", "-c", "echo hello; echo oops >&2; head -c 20000 /dev/zero | tr '\\0' x; echo; seq 1 2000"])
+        let log = bundle + "/out.log"
+        #expect(try RuntimeFixture.runtime(root, ["create", "--bundle", bundle, "--container-log", log, "logs"]).status == 0)
+        #expect(try RuntimeFixture.runtime(root, ["start", "logs"]).status == 0)
+        for _ in 0..<200 where (try? RuntimeFixture.state(root, "logs"))?["status"] as? String != "stopped" { Thread.sleep(forTimeInterval: 0.05) }
+        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+        let pattern = try Regex(#"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) [FP] "#)
+        #expect(lines.allSatisfy { $0.firstMatch(of: pattern) != nil })
+        #expect(lines.contains { $0.hasSuffix(" stdout F hello") })
+        #expect(lines.contains { $0.hasSuffix(" stderr F oops") })
+        #expect(lines.contains { $0.contains(" stdout P xxxx") })
+        #expect(lines.contains { $0.hasSuffix(" stdout F 2000") })
+        #expect(lines.filter { $0.contains(" stdout F ") }.count >= 2001)
+        #expect(try RuntimeFixture.runtime(root, ["delete", "logs"]).status == 0)
+    }
+
+    @Test(arguments: [
+        ("missing rootfs", "root.path: /nonexistent-rootfs is not a directory"),
+        ("ociVersion 2.0.0", #"ociVersion "2.0.0" is not supported (1.0.x to 1.3.x)"#),
+        ("user namespace", "user namespaces are not supported yet"),
+        ("relative cwd", #"process.cwd: "tmp" is not an absolute path"#),
+        ("unknown capability", #"process.capabilities.bounding: unknown capability "CAP_FLY""#),
+        ("host sysctl", "linux.sysctl: kernel.panic is not namespaced"),
+        ("terminal", "process.terminal: terminals (console sockets) are not supported"),
+        ("bad seccomp action", #"unsupported seccomp action "SCMP_ACT_MAYBE""#),
+    ])
+    func badBundlesAreRefused(_ problem: String, _ message: String) throws {
+        let bundle = try RuntimeFixture.bundle(["true"]) { spec in
+            switch problem {
+            case "missing rootfs": spec.root = RuntimeSpec.Root(path: "/nonexistent-rootfs")
+            case "ociVersion 2.0.0": spec.ociVersion = "2.0.0"
+            case "user namespace": spec.linux?.namespaces?.append(.init(type: "user"))
+            case "relative cwd": spec.process?.cwd = "tmp"
+            case "unknown capability": spec.process?.capabilities?.bounding?.append("CAP_FLY")
+            case "host sysctl": spec.linux?.sysctl = ["kernel.panic": "1"]
+            case "terminal": spec.process?.terminal = true
+            default: spec.linux?.seccomp?.defaultAction = "SCMP_ACT_MAYBE"
+            }
+        }
+        let root = RuntimeFixture.stateRoot()
+        let result = try RuntimeFixture.runtime(root, ["create", "--bundle", bundle, "bad"])
+        #expect(result.status != 0)
+        #expect(result.output.contains(message), "\(result.output)")
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: root))?.isEmpty ?? true, "no state left")
+    }
+
+    @Test func unreadableConfig() throws {
+        let bundle = NSTemporaryDirectory() + "iotkube-bundle-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
+        try "{\"ociVersion\": \"1.0.2\", \"process\": ".write(toFile: bundle + "/config.json", atomically: true, encoding: .utf8)
+        let result = try RuntimeFixture.runtime(RuntimeFixture.stateRoot(), ["create", "--bundle", bundle, "broken"])
+        #expect(result.status != 0 && result.output.contains("\(bundle)/config.json"), "\(result.output)")
+        let missing = try RuntimeFixture.runtime(RuntimeFixture.stateRoot(), ["create", "--bundle", bundle + "/nope", "broken"])
+        #expect(missing.status != 0 && missing.output.contains("config.json does not exist"), "\(missing.output)")
+        let badID = try RuntimeFixture.runtime(RuntimeFixture.stateRoot(), ["create", "--bundle", bundle, "../escape"])
+        #expect(badID.status != 0 && badID.output.contains("container id \"../escape\" must be"))
+    }
+}
