@@ -259,6 +259,13 @@ int monitor_main(int argc, char **argv) {
         }
     }
     long long finished = now_nanoseconds();
+    /* The rest of the container's processes were killed with its pid namespace (or are orphans
+     * we adopted as subreaper): reap them so no zombie keeps the cgroup busy. */
+    for (int i = 0; i < 500; i++) {
+        pid_t reaped = waitpid(-1, NULL, WNOHANG);
+        if (reaped < 0 && errno == ECHILD) break;
+        if (reaped <= 0) usleep(10000);
+    }
     int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     int signal_number = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (exec_error[0]) exit_code = strstr(exec_error, "Permission denied") ? 126 : 127;

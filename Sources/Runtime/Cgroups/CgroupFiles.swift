@@ -50,9 +50,9 @@ enum CgroupFiles {
         return result
     }
 
-    /// rmdir with a few retries while the last processes are exiting.
+    /// rmdir with retries (up to 5 s) while the last processes are exiting.
     static func remove(_ path: String) {
-        for _ in 0..<50 {
+        for _ in 0..<250 {
             if rmdir(path) == 0 || errno == ENOENT { return }
             usleep(20_000)
         }
