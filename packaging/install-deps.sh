@@ -29,6 +29,10 @@ $want_test_tools && apt_packages+=(systemd)  # systemd-analyze checks the unit f
 # A real OCI registry and the tools that build and push test images; htpasswd and openssl
 # set up its basic and token authentication; zstd recompresses a layer.
 $want_test_tools && apt_packages+=(docker-registry skopeo umoci busybox-static apache2-utils openssl zstd)
+# The runtime: libseccomp and libcap (linked statically), gcc for the in-container probe, crun as
+# the external-runtime peer.
+apt_packages+=(libseccomp-dev libcap-dev)
+$want_test_tools && apt_packages+=(gcc libc6-dev crun)
 
 missing=()
 for package in "${apt_packages[@]}"; do

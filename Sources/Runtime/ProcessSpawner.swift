@@ -3,6 +3,7 @@
 #elseif canImport(Musl)
     import Musl
 #endif
+import CRuntime
 
 /// posix_spawn of the agent binary in one of its C helper modes (never fork from Swift).
 enum ProcessSpawner {
@@ -20,6 +21,7 @@ enum ProcessSpawner {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         if let extraDescriptor { posix_spawn_file_actions_adddup2(&actions, extraDescriptor, 3) }
+        iotkube_spawn_close_from(&actions, extraDescriptor == nil ? 3 : 4)
         var pid: pid_t = 0
         var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) }
         argv.append(nil)

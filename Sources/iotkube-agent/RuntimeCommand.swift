@@ -29,9 +29,21 @@ struct RuntimeOptions: ParsableArguments {
     @Option(help: "text or json.")
     var logFormat = "text"
 
+    @Option(help: ArgumentHelp("Drive this OCI runtime CLI instead of the built-in runtime (what `runtime:` in agent.yaml does).", visibility: .hidden))
+    var backend: String?
+
+    @Option(parsing: .singleValue, help: ArgumentHelp("A global argument for --backend (repeatable).", visibility: .hidden))
+    var backendArg: [String] = []
+
     func runtime() -> BuiltinRuntime {
         _ = iotkube_runtime_linked()
         return BuiltinRuntime(root: root)
+    }
+
+    /// The runtime behind the lifecycle verbs: built-in, or the --backend CLI.
+    func lifecycle() throws -> any ContainerRuntime {
+        _ = iotkube_runtime_linked()
+        return try RuntimeSelection.make(runtime: backend, arguments: backendArg, root: root)
     }
 
     /// Reports an error the way the caller asked, then fails.
@@ -68,7 +80,7 @@ struct RuntimeCreate: ParsableCommand {
     func run() throws {
         do {
             if consoleSocket != nil { throw RuntimeError("--console-socket: terminals are not supported; use pipes") }
-            try options.runtime().create(id: id, bundle: bundle, options: .init(pidFile: pidFile, logPath: containerLog))
+            try options.lifecycle().create(id: id, bundle: bundle, options: .init(pidFile: pidFile, logPath: containerLog))
         } catch { throw options.fail(error) }
     }
 }
@@ -78,7 +90,7 @@ struct RuntimeStart: ParsableCommand {
     @OptionGroup var options: RuntimeOptions
     @Argument var id: String
     func run() throws {
-        do { try options.runtime().start(id: id) } catch { throw options.fail(error) }
+        do { try options.lifecycle().start(id: id) } catch { throw options.fail(error) }
     }
 }
 
@@ -88,7 +100,7 @@ struct RuntimeState: ParsableCommand {
     @Argument var id: String
     func run() throws {
         do {
-            let state = try options.runtime().state(id: id)
+            let state = try options.lifecycle().state(id: id)
             print(String(decoding: try KubeJSON.encode(state, pretty: true), as: UTF8.self))
         } catch { throw options.fail(error) }
     }
@@ -114,7 +126,7 @@ struct RuntimeKill: ParsableCommand {
     }
 
     func run() throws {
-        do { try options.runtime().kill(id: id, signal: try Self.parse(signal)) } catch { throw options.fail(error) }
+        do { try options.lifecycle().kill(id: id, signal: try Self.parse(signal)) } catch { throw options.fail(error) }
     }
 }
 
@@ -124,7 +136,7 @@ struct RuntimeDelete: ParsableCommand {
     @Flag(name: [.short, .long]) var force = false
     @Argument var id: String
     func run() throws {
-        do { try options.runtime().delete(id: id, force: force) } catch { throw options.fail(error) }
+        do { try options.lifecycle().delete(id: id, force: force) } catch { throw options.fail(error) }
     }
 }
 

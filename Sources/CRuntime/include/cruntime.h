@@ -11,6 +11,12 @@
 /// Referenced from Swift so the linker keeps this target (and its constructor).
 int iotkube_runtime_linked(void);
 
+#include <spawn.h>
+
+/// Closes every descriptor from `lowest` up in the spawned child (glibc's
+/// posix_spawn_file_actions_addclosefrom_np), so a helper never inherits stray descriptors.
+int iotkube_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
+
 /// pipe2(fds, O_CLOEXEC).
 int iotkube_pipe_cloexec(int fds[2]);
 

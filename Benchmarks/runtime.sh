@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runtime benchmark (issue: runtime): the built-in runtime against crun on the same bundle, and the
+# monitor's memory per container. usage: Benchmarks/runtime.sh [RUNS]   (root)
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+packaging/install-deps.sh --test >/dev/null
+command -v crun >/dev/null || { echo "crun is needed as the peer: apt-get install crun" >&2; exit 1; }
+swift build -c release --product iotkube-agent >/dev/null
+python3 Benchmarks/runtime_run.py "$top/.build/release/iotkube-agent" "${1:-100}"
