@@ -1,11 +1,11 @@
-/* The container's setup, run in the child the monitor cloned with the new namespaces.
+/* The container's setup, run in the child the monitor cloned with the new namespaces (the file
+ * system part is in rootfs.c).
  * Order (DESIGN §5): cgroup placement (the monitor, before "go"), joined namespaces, mounts,
  * devices, sysctls, pivot_root, masked and read-only paths, hostname, rlimits, groups/uid/gid,
  * capabilities, cwd, umask, no_new_privs, wait for `start`, seccomp last, execve. */
 #include "internal.h"
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -15,20 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 #include <grp.h>
 
-static int report_fd = -1;
+int setup_report_fd = -1;
 
 /* exec: errors and the "ready" byte go to the caller over this socket. */
-void exec_child_setup(int sync_fd) { report_fd = sync_fd; }
+void exec_child_setup(int sync_fd) { setup_report_fd = sync_fd; }
 
 void fail(int fd, const char *format, ...) {
     char message[1024];
@@ -43,201 +40,7 @@ void fail(int fd, const char *format, ...) {
     _exit(1);
 }
 
-#define FAIL(...) fail(report_fd, __VA_ARGS__)
-
-static int openat2_in_root(int root, const char *path, int flags) {
-    struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    return (int)syscall(SYS_openat2, root, path, &how, sizeof how);
-}
-
-/* Creates `path` (a directory, or an empty file when !directory) inside the root, making the
- * parents, never leaving the root whatever symlinks the image holds. Returns an O_PATH fd. */
-static int make_inside(int root, const char *path, int directory) {
-    char buffer[4096];
-    if (strlen(path) >= sizeof buffer) { errno = ENAMETOOLONG; return -1; }
-    strcpy(buffer, path);
-    for (char *slash = buffer + 1; ; slash++) {
-        int last = *slash == 0;
-        if (*slash == '/' || last) {
-            char saved = *slash;
-            *slash = 0;
-            if (buffer[0] && strcmp(buffer, "/")) {
-                int fd = openat2_in_root(root, buffer, O_PATH);
-                if (fd < 0 && errno == ENOENT) {
-                    char *name = strrchr(buffer, '/');
-                    int parent;
-                    if (name == buffer || !name) { parent = dup(root); name = buffer + (buffer[0] == '/'); }
-                    else { *name = 0; parent = openat2_in_root(root, buffer, O_PATH | O_DIRECTORY); *name = '/'; name++; }
-                    if (parent < 0) return -1;
-                    int made;
-                    if (!last || directory) made = mkdirat(parent, name, 0755);
-                    else { int f = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644); made = f < 0 ? -1 : close(f); }
-                    close(parent);
-                    if (made != 0 && errno != EEXIST) return -1;
-                    fd = openat2_in_root(root, buffer, O_PATH);
-                }
-                if (fd < 0) return -1;
-                if (last) return fd;
-                close(fd);
-            }
-            *slash = saved;
-            if (last) break;
-        }
-    }
-    return openat2_in_root(root, "/", O_PATH);
-}
-
-static void fd_path(int fd, char *out, size_t size) { snprintf(out, size, "/proc/self/fd/%d", fd); }
-
-static unsigned long statvfs_flags(const char *path) {
-    struct statvfs info;
-    if (statvfs(path, &info) != 0) return 0;
-    unsigned long flags = 0;
-    if (info.f_flag & ST_NOSUID) flags |= MS_NOSUID;
-    if (info.f_flag & ST_NODEV) flags |= MS_NODEV;
-    if (info.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
-    if (info.f_flag & ST_RDONLY) flags |= MS_RDONLY;
-    return flags;
-}
-
-static void do_mount(int root, struct plan_mount *m) {
-    int bind = (m->flags & MS_BIND) != 0;
-    int directory = 1;
-    if (bind) {
-        struct stat st;
-        if (stat(m->source, &st) != 0) FAIL("mount %s: bind source %s: %s", m->destination, m->source, strerror(errno));
-        directory = S_ISDIR(st.st_mode);
-    }
-    int target = make_inside(root, m->destination, directory);
-    if (target < 0) FAIL("mount %s: cannot create the mount point: %s", m->destination, strerror(errno));
-    char path[64];
-    fd_path(target, path, sizeof path);
-    const char *source = *m->source ? m->source : m->fstype;
-    const char *data = *m->data ? m->data : NULL;
-    if (bind) {
-        if (mount(source, path, NULL, m->flags & (MS_BIND | MS_REC), NULL) != 0)
-            FAIL("mount %s: bind %s: %s", m->destination, m->source, strerror(errno));
-        unsigned long extra = m->flags & (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_RELATIME | MS_STRICTATIME);
-        if (extra) {
-            /* A fresh fd: the bind mount now covers the old one. */
-            close(target);
-            target = openat2_in_root(root, m->destination, O_PATH);
-            fd_path(target, path, sizeof path);
-            if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | extra | statvfs_flags(path), NULL) != 0)
-                FAIL("mount %s: remount with its options: %s", m->destination, strerror(errno));
-        }
-    } else if (mount(source, path, m->fstype, m->flags, data) != 0) {
-        int code = errno;
-        /* sysfs needs a network namespace of its own; share the host's read-only instead. */
-        if (!strcmp(m->fstype, "sysfs") && (code == EPERM || code == EBUSY)) {
-            if (mount("/sys", path, NULL, MS_BIND | MS_REC, NULL) != 0 ||
-                mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
-                FAIL("mount %s: sysfs: %s", m->destination, strerror(errno));
-        } else {
-            FAIL("mount %s (%s): %s", m->destination, m->fstype, strerror(code));
-        }
-    }
-    if (m->propagation) {
-        close(target);
-        target = openat2_in_root(root, m->destination, O_PATH);
-        fd_path(target, path, sizeof path);
-        if (mount(NULL, path, NULL, m->propagation, NULL) != 0)
-            FAIL("mount %s: propagation: %s", m->destination, strerror(errno));
-    }
-    close(target);
-}
-
-static void make_devices(int root, struct plan *p) {
-    for (int i = 0; i < p->device_count; i++) {
-        struct plan_device *d = &p->devices[i];
-        char parent_path[4096];
-        snprintf(parent_path, sizeof parent_path, "%s", d->path);
-        char *slash = strrchr(parent_path, '/');
-        if (!slash || !slash[1]) FAIL("device %s: not an absolute file path", d->path);
-        *slash = 0;
-        int parent = make_inside(root, parent_path[0] ? parent_path : "/", 1);
-        if (parent < 0) FAIL("device %s: %s", d->path, strerror(errno));
-        char parent_fd_path[64];
-        fd_path(parent, parent_fd_path, sizeof parent_fd_path);
-        int directory = open(parent_fd_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        close(parent);
-        if (directory < 0) FAIL("device %s: %s", d->path, strerror(errno));
-        mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
-        unlinkat(directory, slash + 1, 0);
-        if (mknodat(directory, slash + 1, type | (d->mode & 07777), makedev(d->major, d->minor)) != 0)
-            FAIL("device %s: mknod: %s", d->path, strerror(errno));
-        if (fchownat(directory, slash + 1, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) != 0)
-            FAIL("device %s: chown: %s", d->path, strerror(errno));
-        fchmodat(directory, slash + 1, d->mode & 07777, 0);
-        close(directory);
-    }
-    for (int i = 0; i < p->symlink_count; i++) {
-        char full[4096];
-        snprintf(full, sizeof full, "%s%s", p->rootfs, p->symlink_paths[i]);
-        /* Inside the fresh /dev tmpfs nothing can be a planted symlink; refuse one anyway. */
-        struct stat st;
-        if (lstat(full, &st) == 0) continue;
-        if (symlink(p->symlink_targets[i], full) != 0 && errno != EEXIST)
-            FAIL("symlink %s: %s", p->symlink_paths[i], strerror(errno));
-    }
-}
-
-static void write_sysctls(struct plan *p) {
-    for (int i = 0; i < p->sysctl_count; i++) {
-        char path[512];
-        int n = snprintf(path, sizeof path, "/proc/sys/");
-        for (const char *c = p->sysctl_keys[i]; *c && n < (int)sizeof path - 1; c++) path[n++] = *c == '.' ? '/' : *c;
-        path[n] = 0;
-        int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write_all(fd, p->sysctl_values[i], strlen(p->sysctl_values[i])) < 0)
-            FAIL("sysctl %s: %s", p->sysctl_keys[i], strerror(errno));
-        close(fd);
-    }
-}
-
-static void enter_rootfs(struct plan *p) {
-    int old_root = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    int new_root = open(p->rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    if (old_root < 0 || new_root < 0) FAIL("rootfs %s: %s", p->rootfs, strerror(errno));
-    if (fchdir(new_root) != 0) FAIL("rootfs %s: chdir: %s", p->rootfs, strerror(errno));
-    if (syscall(SYS_pivot_root, ".", ".") != 0) FAIL("pivot_root into %s: %s", p->rootfs, strerror(errno));
-    if (fchdir(old_root) != 0) FAIL("pivot_root: %s", strerror(errno));
-    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) != 0) FAIL("pivot_root: making the old root a slave: %s", strerror(errno));
-    if (umount2(".", MNT_DETACH) != 0) FAIL("pivot_root: detaching the old root: %s", strerror(errno));
-    if (chdir("/") != 0) FAIL("chdir /: %s", strerror(errno));
-    close(old_root);
-    close(new_root);
-}
-
-static void mask_paths(struct plan *p) {
-    for (int i = 0; i < p->masked_count; i++) {
-        struct stat st;
-        if (lstat(p->masked[i], &st) != 0) continue;
-        int rc = S_ISDIR(st.st_mode) ? mount("tmpfs", p->masked[i], "tmpfs", MS_RDONLY, "size=0k")
-                                     : mount("/dev/null", p->masked[i], NULL, MS_BIND, NULL);
-        if (rc != 0) FAIL("masking %s: %s", p->masked[i], strerror(errno));
-    }
-    for (int i = 0; i < p->readonly_count; i++) {
-        struct stat st;
-        if (lstat(p->readonly[i], &st) != 0) continue;
-        if (mount(p->readonly[i], p->readonly[i], NULL, MS_BIND | MS_REC, NULL) != 0 ||
-            mount(NULL, p->readonly[i], NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC | statvfs_flags(p->readonly[i]), NULL) != 0)
-            FAIL("read-only %s: %s", p->readonly[i], strerror(errno));
-    }
-    if (p->rootfs_readonly && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | statvfs_flags("/"), NULL) != 0)
-        FAIL("read-only root: %s", strerror(errno));
-}
-
-static void setup_filesystem(struct plan *p) {
-    unsigned long propagation = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
-    if (mount(NULL, "/", NULL, propagation, NULL) != 0) FAIL("rootfs propagation: %s", strerror(errno));
-    if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) != 0) FAIL("rootfs %s: bind: %s", p->rootfs, strerror(errno));
-    int root = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0) FAIL("rootfs %s: %s", p->rootfs, strerror(errno));
-    for (int i = 0; i < p->mount_count; i++) do_mount(root, &p->mounts[i]);
-    make_devices(root, p);
-    close(root);
-}
+#define FAIL(...) fail(setup_report_fd, __VA_ARGS__)
 
 /* The highest capability this kernel knows (libcap's own probe may not have run: our entry is a
  * constructor too). */
@@ -303,6 +106,7 @@ static void load_seccomp(int fd) {
 }
 
 /* execvp with the container's PATH (not the host's). */
+static void execute(struct plan *p) __attribute__((noreturn));
 static void execute(struct plan *p) {
     const char *program = p->args[0];
     char *const *argv = (char *const *)p->args;
@@ -355,7 +159,7 @@ void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) {
     if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) FAIL("no_new_privs: %s", strerror(errno));
     if (fifo_fd >= 0) {
         /* Created: tell the monitor, then block until `start` opens the fifo's other end. */
-        if (write_all(report_fd, "R", 1) < 0) _exit(1);
+        if (write_all(setup_report_fd, "R", 1) < 0) _exit(1);
         char path[64];
         fd_path(fifo_fd, path, sizeof path);
         int writer = open(path, O_WRONLY | O_CLOEXEC);
@@ -363,7 +167,7 @@ void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) {
         if (write_all(writer, "0", 1) < 0) FAIL("waiting for start: %s", strerror(errno));
         close(writer);
         close(fifo_fd);
-    } else if (write_all(report_fd, "R", 1) < 0) {
+    } else if (write_all(setup_report_fd, "R", 1) < 0) {
         _exit(1);
     }
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
@@ -376,7 +180,7 @@ void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) {
 
 void container_init(struct plan *p, int sync_fd, int error_fd, int fifo_fd, int seccomp_fd) {
     (void)error_fd;
-    report_fd = sync_fd;
+    setup_report_fd = sync_fd;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     /* Nothing in the container may open this process through /proc while it runs host code. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

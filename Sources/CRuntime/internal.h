@@ -59,6 +59,18 @@ int plan_load(const char *path, struct plan *plan, char **error);
 /// The container's setup after clone, in the spec's order; never returns (execs or _exits).
 void container_init(struct plan *plan, int sync_fd, int error_fd, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
 
+/// Where setup errors ("E…") and the ready byte ("R") go: the socket to the monitor or exec caller.
+extern int setup_report_fd;
+
+/// rootfs.c: mounts and devices inside the rootfs (before pivot_root), pivot_root, sysctls
+/// through the container's /proc, masked and read-only paths.
+void setup_filesystem(struct plan *p);
+/// "/proc/self/fd/N" for an fd (to mount or reopen through it).
+void fd_path(int fd, char *out, size_t size);
+void enter_rootfs(struct plan *p);
+void write_sysctls(struct plan *p);
+void mask_paths(struct plan *p);
+
 int monitor_main(int argc, char **argv);
 int exec_main(int argc, char **argv);
 

@@ -4,6 +4,7 @@
     import Musl
 #endif
 import OCI
+import SystemSupport
 
 /// The platform of the running machine, as image indexes name it: `uname -m` for the
 /// architecture and, on 32-bit arm, the CPU architecture level from `/proc/cpuinfo` for the variant.
@@ -45,18 +46,5 @@ public enum HostPlatform {
         }
     }
 
-    static func readSmallFile(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while bytes.count < 1 << 20 {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    static func readSmallFile(_ path: String) -> String? { FileTree.readText(path) }
 }

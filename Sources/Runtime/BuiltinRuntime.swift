@@ -97,7 +97,7 @@ public struct BuiltinRuntime: Sendable {
         let bundle = Self.absolute(rawBundle)
         let spec = try Self.loadSpec(bundle: bundle)
         let state = directory(id)
-        do { try FileSystemHelpers.makeDirectories(root, mode: 0o711) } catch { throw RuntimeError("state root \(root): \(error)") }
+        do { try FileTree.makeDirectories(root, mode: 0o711) } catch { throw RuntimeError("state root \(root): \(error)") }
         guard mkdir(state, 0o711) == 0 else {
             if errno == EEXIST { throw RuntimeError("container \(id) already exists") }
             throw RuntimeError("state directory \(state): \(String(cString: strerror(errno)))")
@@ -157,7 +157,7 @@ public struct BuiltinRuntime: Sendable {
                 cgroups.kill(cgroupCreated)
                 cgroups.remove(cgroupCreated)
             }
-            try? FileSystemHelpers.removeTree(state)
+            try? FileTree.remove(state)
             throw error
         }
     }
@@ -188,10 +188,10 @@ public struct BuiltinRuntime: Sendable {
     }
 
     public func status(of record: ContainerRecord) -> ContainerStatus {
-        if FileSystemCheck.exists("\(directory(record.id))/exit.json") { return .stopped }
+        if FileTree.exists("\(directory(record.id))/exit.json") { return .stopped }
         guard record.pid > 0, Glibc.kill(record.pid, 0) == 0 || errno == EPERM,
               ProcessInfoReader.startTicks(record.pid) == record.processStartTicks else { return .stopped }
-        return FileSystemCheck.exists("\(directory(record.id))/exec.fifo") ? .created : .running
+        return FileTree.exists("\(directory(record.id))/exec.fifo") ? .created : .running
     }
 
     // MARK: start / state / kill / delete / list
@@ -240,7 +240,7 @@ public struct BuiltinRuntime: Sendable {
         let record: ContainerRecord
         do { record = try self.record(id: id) } catch {
             // A half-created container without state: remove what is there.
-            if force, FileSystemCheck.exists(directory(id)) { try? FileSystemHelpers.removeTree(directory(id)); return }
+            if force, FileTree.exists(directory(id)) { try? FileTree.remove(directory(id)); return }
             throw error
         }
         var status = status(of: record)
@@ -256,11 +256,11 @@ public struct BuiltinRuntime: Sendable {
         }
         cgroups.kill(record.cgroupPath)
         cgroups.remove(record.cgroupPath)
-        do { try FileSystemHelpers.removeTree(directory(id)) } catch { throw RuntimeError("container \(id): removing state: \(error)") }
+        do { try FileTree.remove(directory(id)) } catch { throw RuntimeError("container \(id): removing state: \(error)") }
     }
 
     public func list() -> [OCIState] {
-        FileSystemHelpers.listDirectory(root).compactMap { try? state(id: $0) }
+        FileTree.list(root).compactMap { try? state(id: $0) }
     }
 
     // MARK: exec
@@ -312,38 +312,5 @@ enum ProcessInfoReader {
         // After the comm: state is field 3, so starttime (22) is index 19 here.
         guard fields.count > 19 else { return nil }
         return UInt64(fields[19])
-    }
-}
-
-/// Directory helpers for the state root.
-enum FileSystemHelpers {
-    static func makeDirectories(_ path: String, mode: mode_t) throws(RuntimeError) {
-        var current = ""
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, mode) != 0 && errno != EEXIST { throw RuntimeError("mkdir \(current): \(String(cString: strerror(errno)))") }
-        }
-    }
-
-    static func listDirectory(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
-
-    static func removeTree(_ path: String) throws(RuntimeError) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if info.st_mode & S_IFMT == S_IFDIR {
-            for name in listDirectory(path) { try removeTree(path + "/" + name) }
-            guard rmdir(path) == 0 else { throw RuntimeError("rmdir \(path): \(String(cString: strerror(errno)))") }
-        } else {
-            guard unlink(path) == 0 || errno == ENOENT else { throw RuntimeError("unlink \(path): \(String(cString: strerror(errno)))") }
-        }
     }
 }

@@ -1,4 +1,5 @@
 import OCI
+import SystemSupport
 
 /// What the C side executes: the spec resolved into plain records (flags, numbers, absolute
 /// paths), written as NUL-separated tokens so the single-threaded setup code parses no JSON.
@@ -80,7 +81,7 @@ struct LaunchPlan {
     mutating func addContainer(_ spec: RuntimeSpec, bundle: String, seccompPath: String?) throws(RuntimeError) {
         guard let root = spec.root, !root.path.isEmpty else { throw RuntimeError("root.path: missing") }
         let rootfs = root.path.hasPrefix("/") ? root.path : "\(bundle)/\(root.path)"
-        guard FileSystemCheck.isDirectory(rootfs) else { throw RuntimeError("root.path: \(rootfs) is not a directory (a missing rootfs?)") }
+        guard FileTree.isDirectory(rootfs) else { throw RuntimeError("root.path: \(rootfs) is not a directory (a missing rootfs?)") }
         let linux = spec.linux ?? RuntimeSpec.Linux()
         record("rootfs", [rootfs, root.readonly == true ? "1" : "0", String(try MountOptions.propagation(linux.rootfsPropagation))])
         var seen: Set<String> = []
@@ -93,7 +94,7 @@ struct LaunchPlan {
                 throw RuntimeError("linux.namespaces[\(index)]: unknown namespace type \"\(namespace.type)\"")
             }
             let path = namespace.path ?? ""
-            if !path.isEmpty && !FileSystemCheck.exists(path) { throw RuntimeError("linux.namespaces[\(index)].path: \(path) does not exist") }
+            if !path.isEmpty && !FileTree.exists(path) { throw RuntimeError("linux.namespaces[\(index)].path: \(path) does not exist") }
             if path.isEmpty {
                 if namespace.type == "mount" { ownMount = true }
                 if namespace.type == "network" { ownNetwork = true }
@@ -110,7 +111,7 @@ struct LaunchPlan {
             let isBind = options.flags & MountOptions.bind != 0
             var source = mount.source ?? ""
             if isBind && !source.hasPrefix("/") { source = "\(bundle)/\(source)" }
-            if isBind && !FileSystemCheck.exists(source) { throw RuntimeError("mounts[\(index)].source: \(source) does not exist") }
+            if isBind && !FileTree.exists(source) { throw RuntimeError("mounts[\(index)].source: \(source) does not exist") }
             if !isBind && (mount.type ?? "").isEmpty { throw RuntimeError("mounts[\(index)].type: missing (and not a bind mount)") }
             if mount.destination == "/dev" { mountsDev = true }
             record("mount", [source, mount.destination, isBind ? "" : (mount.type ?? ""), String(options.flags), String(options.propagation),
@@ -138,24 +139,5 @@ struct LaunchPlan {
         if let domainname = spec.domainname { record("domainname", [domainname]) }
         guard let process = spec.process else { throw RuntimeError("process: missing") }
         try addProcess(process, seccompPath: seccompPath)
-    }
-}
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
-
-/// lstat/stat checks used while validating a bundle.
-enum FileSystemCheck {
-    static func exists(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0
-    }
-
-    static func isDirectory(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
     }
 }

@@ -122,8 +122,12 @@ struct BlobStore: Sendable {
                 position += Int64(buffer.readableBytes)
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
             }
-        } catch where error.kind == .registry && position < descriptor.size {
-            throw .init(.registry, "\(what) \(digest): download truncated at \(position) of \(descriptor.size) bytes (kept; the next pull resumes): \(error.description)")
+        } catch where error.kind == .registry {
+            // A connection that drops after the last byte still delivered the blob (the digest
+            // check below decides); one that drops earlier leaves a partial file to resume.
+            if position < descriptor.size {
+                throw .init(.registry, "\(what) \(digest): download truncated at \(position) of \(descriptor.size) bytes (kept; the next pull resumes): \(error.description)")
+            }
         }
         guard position == descriptor.size else {
             throw .init(.registry, "\(what) \(digest): download truncated at \(position) of \(descriptor.size) bytes (kept; the next pull resumes)")

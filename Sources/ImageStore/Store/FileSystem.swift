@@ -3,6 +3,7 @@
 #elseif canImport(Musl)
     import Musl
 #endif
+import SystemSupport
 
 /// Small POSIX helpers for the store, each failure an ImageStoreError naming the call and path.
 enum FileSystem {
@@ -12,17 +13,10 @@ enum FileSystem {
     }
 
     static func makeDirectories(_ path: String, mode: mode_t = 0o700) throws(ImageStoreError) {
-        var current = path.hasPrefix("/") ? "" : "."
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, mode) != 0 && errno != EEXIST { throw error("mkdir", current) }
-        }
+        do { try FileTree.makeDirectories(path, mode: mode) } catch { throw FileSystem.error(error.operation, error.path, error.code) }
     }
 
-    static func exists(_ path: String) -> Bool {
-        var info = stat()
-        return lstat(path, &info) == 0
-    }
+    static func exists(_ path: String) -> Bool { FileTree.exists(path) }
 
     static func fileSize(_ path: String) -> Int64? {
         var info = stat()
@@ -53,49 +47,10 @@ enum FileSystem {
 
     /// Removes a file or a whole tree without following symlinks; missing is fine.
     static func removeTree(_ path: String) throws(ImageStoreError) {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if info.st_mode & S_IFMT == S_IFDIR {
-            guard let directory = opendir(path) else {
-                // A directory without search permission: make it searchable, then retry.
-                chmod(path, 0o700)
-                guard let retried = opendir(path) else { throw error("opendir", path) }
-                try removeEntries(retried, path)
-                guard rmdir(path) == 0 else { throw error("rmdir", path) }
-                return
-            }
-            try removeEntries(directory, path)
-            guard rmdir(path) == 0 else { throw error("rmdir", path) }
-        } else {
-            guard unlink(path) == 0 || errno == ENOENT else { throw error("unlink", path) }
-        }
+        do { try FileTree.remove(path) } catch { throw FileSystem.error(error.operation, error.path, error.code) }
     }
 
-    private static func removeEntries(_ directory: OpaquePointer, _ path: String) throws(ImageStoreError) {
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        closedir(directory)
-        chmod(path, 0o700)
-        for name in names { try removeTree(path + "/" + name) }
-    }
-
-    static func listDirectory(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
+    static func listDirectory(_ path: String) -> [String] { FileTree.list(path) }
 
     /// Bytes used by a tree (allocated blocks), not following symlinks.
     static func diskUsage(_ path: String) -> Int64 {

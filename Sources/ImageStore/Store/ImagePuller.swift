@@ -192,11 +192,24 @@ struct ImagePuller: Sendable {
         }
     }
 
+    /// Transient registry failures (a dropped connection, a timeout) are retried this many times
+    /// in all, each attempt resuming where the last one stopped.
+    static let downloadAttempts = 3
+
     private func download(_ descriptor: Descriptor, _ reference: ImageReference, what: String) async throws(ImageStoreError) -> (downloaded: Int64, resumedFrom: Int64) {
         let client = self.client
-        return try await store.blobs.ingest(descriptor, what: "\(reference) \(what)") { (offset, restart, sink) async throws(ImageStoreError) in
-            if offset > 0 { say("\(reference): resuming \(what) at byte \(offset)") }
-            try await client.blob(reference, descriptor.digest, offset: offset, restart: restart, sink: sink)
+        var attempt = 1
+        while true {
+            do {
+                return try await store.blobs.ingest(descriptor, what: "\(reference) \(what)") { (offset, restart, sink) async throws(ImageStoreError) in
+                    if offset > 0 { say("\(reference): resuming \(what) at byte \(offset)") }
+                    try await client.blob(reference, descriptor.digest, offset: offset, restart: restart, sink: sink)
+                }
+            } catch where error.kind == .registry && attempt < Self.downloadAttempts {
+                say("\(reference): \(what): \(error.description); retrying")
+                try? await Task.sleep(for: .milliseconds(200 * attempt))
+                attempt += 1
+            }
         }
     }
 

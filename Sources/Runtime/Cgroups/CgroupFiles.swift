@@ -3,6 +3,7 @@
 #elseif canImport(Musl)
     import Musl
 #endif
+import SystemSupport
 
 /// Reading and writing cgroup control files; errors name the file and the value.
 enum CgroupFiles {
@@ -15,29 +16,12 @@ enum CgroupFiles {
         guard written == bytes.count else { throw RuntimeError("cgroup \(path): writing \"\(value)\": \(String(cString: strerror(errno)))") }
     }
 
-    static func read(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 8192)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    static func read(_ path: String) -> String? { FileTree.readText(path) }
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     static func makeDirectories(_ path: String) throws(RuntimeError) {
-        var current = ""
-        for component in path.split(separator: "/") {
-            current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST { throw RuntimeError("cgroup \(current): \(String(cString: strerror(errno)))") }
-        }
+        do { try FileTree.makeDirectories(path) } catch { throw RuntimeError("cgroup \(error)") }
     }
 
     /// `key value` lines (memory.events, cpu.stat, memory.stat) as a dictionary.
