@@ -86,14 +86,13 @@ struct BlobStore: Sendable {
             throw .init(.storage, "\(what) \(digest) needs \(descriptor.size) bytes but only \(available) are free in \(root) (disk full)")
         }
         let partial = "\(ingestDirectory)/\(digest.hex).partial"
-        let file = open(partial, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard file >= 0 else { throw FileSystem.error("open", partial) }
+        let file = try lockPartial(partial)
         defer { close(file) }
-        // Another process pulling the same blob: wait for it, then use its result.
-        while flock(file, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw FileSystem.error("flock", partial) }
+        if contains(digest) {
+            // Someone else finished it while we waited; drop the empty file our open made.
+            if lseek(file, 0, SEEK_END) == 0 { unlink(partial) }
+            return (0, 0)
         }
-        if contains(digest) { return (0, 0) }
         var hasher = DigestHasher(algorithm: digest.algorithm)
         var offset = Int64(lseek(file, 0, SEEK_END))
         if offset > descriptor.size { offset = 0 }
@@ -102,7 +101,8 @@ struct BlobStore: Sendable {
         var received: Int64 = 0
         var position = offset
         do throws(ImageStoreError) {
-            try await fetch(offset, { () throws(ImageStoreError) in
+            // A partial file that is already complete (an interrupted commit) needs no request.
+            if offset < descriptor.size { try await fetch(offset, { () throws(ImageStoreError) in
                 // The registry ignored the range: start over.
                 guard ftruncate(file, 0) == 0, lseek(file, 0, SEEK_SET) == 0 else { throw FileSystem.error("truncate", partial) }
                 hasher = DigestHasher(algorithm: digest.algorithm)
@@ -121,7 +121,7 @@ struct BlobStore: Sendable {
                 }
                 position += Int64(buffer.readableBytes)
                 buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-            }
+            } }
         } catch where error.kind == .registry {
             // A connection that drops after the last byte still delivered the blob (the digest
             // check below decides); one that drops earlier leaves a partial file to resume.
@@ -140,6 +140,28 @@ struct BlobStore: Sendable {
         guard fsync(file) == 0 else { throw FileSystem.error("fsync", partial) }
         try commit(partial, digest)
         return (received, resumedFrom)
+    }
+
+    /// Opens and locks the partial file; another process pulling the same blob holds the lock
+    /// until it is done. A file that was renamed away (committed) while we waited is not ours
+    /// to continue: open the path again.
+    private func lockPartial(_ partial: String) throws(ImageStoreError) -> Int32 {
+        while true {
+            let file = open(partial, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard file >= 0 else { throw FileSystem.error("open", partial) }
+            while flock(file, LOCK_EX) != 0 {
+                guard errno == EINTR else {
+                    let code = errno
+                    close(file)
+                    throw FileSystem.error("flock", partial, code)
+                }
+            }
+            var held = stat(), current = stat()
+            if fstat(file, &held) == 0, stat(partial, &current) == 0, held.st_ino == current.st_ino, held.st_dev == current.st_dev {
+                return file
+            }
+            close(file)
+        }
     }
 
     private func hashExisting(_ file: Int32, length: Int64, into hasher: inout DigestHasher, path: String) throws(ImageStoreError) {
