@@ -45,6 +45,18 @@ struct ImagePullTests {
         #expect(try RegistryFixture.overlayListing(layers) == umociListing(fixture, tag))
     }
 
+    @Test func dockerSchema2MediaTypes() throws {
+        let fixture = try RegistryFixture.get()
+        let manifest = try ServerProcess.run("/usr/bin/curl", ["-s", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json",
+                                                               "http://\(fixture.open)/v2/test/layered-docker/manifests/1"])
+        #expect(manifest.output.contains("application/vnd.docker.image.rootfs.diff.tar.gzip"), "\(manifest.output)")
+        let root = fixture.newStateDirectory()
+        let pulled = try fixture.pull("layered-docker", root: root, extra: ["--unpack-mode", "flattened"])
+        #expect(pulled.status == 0, "\(pulled.output)")
+        let id = try #require((try fixture.records(root: root).first?["id"] as? String)?.dropFirst(7))
+        #expect(try RegistryFixture.treeListing("\(root)/images/rootfs/\(id)") == umociListing(fixture, "layered"))
+    }
+
     /// umoci cannot read zstd layers: the zstd image holds busybox's files plus z.txt.
     @Test func zstdLayers() throws {
         let fixture = try RegistryFixture.get()

@@ -122,6 +122,8 @@ final class RegistryFixture: @unchecked Sendable {
             let all = tag == "multi" || tag == "armonly" ? ["--all"] : []
             _ = try run("/usr/bin/skopeo", ["copy", "-q"] + all + ["--dest-tls-verify=false", "oci:\(layout):\(tag)", "docker://\(open)/test/\(tag):1"])
         }
+        // The same layered image with Docker schema 2 media types (what Docker Hub mostly serves).
+        _ = try run("/usr/bin/skopeo", ["copy", "-q", "--format", "v2s2", "--dest-tls-verify=false", "oci:\(layout):layered", "docker://\(open)/test/layered-docker:1"])
     }
 
     /// A fresh, empty state directory for one test.
