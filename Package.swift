@@ -58,7 +58,7 @@ let package = Package(
         // The built-in OCI runtime: bundles, launch plans, seccomp, cgroups v1/v2, state.
         .target(
             name: "Runtime",
-            dependencies: ["OCI", "KubeModel", "SystemSupport", "CRuntime", "CSeccomp"]
+            dependencies: ["OCI", "KubeModel", "SystemSupport", "CRuntime", "CSeccomp", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // OCI image-spec types (descriptors, manifests, indexes, configs, platforms).
         .target(name: "OCI"),

@@ -105,10 +105,8 @@ public struct BuiltinRuntime: Sendable {
         var cgroupCreated: String?
         do throws(RuntimeError) {
             guard mkfifo("\(state)/exec.fifo", 0o600) == 0 else { throw RuntimeError("exec fifo: \(String(cString: strerror(errno)))") }
-            var seccompPath: String?
-            if let seccomp = spec.linux?.seccomp {
-                seccompPath = "\(state)/seccomp.bpf"
-                try SeccompFilter.compile(seccomp, to: seccompPath!)
+            let seccompPath = try spec.linux?.seccomp.map { (seccomp) throws(RuntimeError) in
+                try SeccompFilter.compiled(seccomp, cacheDirectory: "\(root)/.seccomp")
             }
             var plan = LaunchPlan()
             try plan.addContainer(spec, bundle: bundle, seccompPath: seccompPath)
@@ -260,7 +258,7 @@ public struct BuiltinRuntime: Sendable {
     }
 
     public func list() -> [OCIState] {
-        FileTree.list(root).compactMap { try? state(id: $0) }
+        FileTree.list(root).filter { !$0.hasPrefix(".") }.compactMap { try? state(id: $0) }
     }
 
     // MARK: exec
@@ -271,12 +269,9 @@ public struct BuiltinRuntime: Sendable {
         guard status(of: record) == .running else { throw RuntimeError("container \(id) is not running") }
         let spec = try Self.loadSpec(bundle: record.bundle)
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        var seccompPath: String?
-        if let seccomp = spec.linux?.seccomp {
-            seccompPath = "\(directory(id))/exec-\(token).bpf"
-            try SeccompFilter.compile(seccomp, to: seccompPath!)
+        let seccompPath = try spec.linux?.seccomp.map { (seccomp) throws(RuntimeError) in
+            try SeccompFilter.compiled(seccomp, cacheDirectory: "\(root)/.seccomp")
         }
-        defer { if let seccompPath { unlink(seccompPath) } }
         var plan = LaunchPlan()
         plan.record("joinpid", [String(record.pid)])
         for file in record.cgroupProcs ?? [] { plan.record("cgroupprocs", [file]) }

@@ -4,7 +4,10 @@
     import Musl
 #endif
 import CSeccomp
+import Crypto
+import KubeModel
 import OCI
+import SystemSupport
 
 /// Compiles a spec's `linux.seccomp` into a BPF program file with libseccomp; the container's
 /// setup loads it as its last step before execve.
@@ -40,6 +43,28 @@ public enum SeccompFilter {
         var text = name.hasPrefix("SCMP_ARCH_") ? String(name.dropFirst(10)) : name
         text = text.lowercased()
         return text
+    }
+
+    /// The compiled filter for `seccomp`, from `cacheDirectory` when the same profile was compiled
+    /// before (every pod uses RuntimeDefault: compiling it each time costs milliseconds).
+    /// Files are named by the SHA-256 of the profile, written to a temporary name and renamed.
+    public static func compiled(_ seccomp: RuntimeSpec.Seccomp, cacheDirectory: String) throws(RuntimeError) -> String {
+        let encoded: [UInt8]
+        do { encoded = try KubeJSON.encode(seccomp) } catch { throw RuntimeError("linux.seccomp: \(error)") }
+        let key = SHA256.hash(data: encoded).map { byte in
+            let digits = Array("0123456789abcdef")
+            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
+        }.joined()
+        let path = "\(cacheDirectory)/\(key).bpf"
+        if FileTree.exists(path) { return path }
+        do { try FileTree.makeDirectories(cacheDirectory, mode: 0o700) } catch { throw RuntimeError("seccomp cache: \(error)") }
+        let temporary = "\(path).tmp-\(getpid())"
+        try compile(seccomp, to: temporary)
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw RuntimeError("seccomp cache \(path): \(String(cString: strerror(errno)))")
+        }
+        return path
     }
 
     /// Writes the compiled filter to `path`; returns how many syscalls this kernel/arch lacks.
