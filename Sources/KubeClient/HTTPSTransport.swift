@@ -3,6 +3,14 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import Synchronization
+
+/// Set once a response head arrived (a request that got an answer is never repeated).
+final class AnsweredFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .relaxed) }
+    var value: Bool { flag.load(ordering: .relaxed) }
+}
 
 /// One HTTPS exchange per connection over SwiftNIO: TLS with the configured CA and client
 /// certificate, a request with a body, and the response as a whole or as a stream of lines.
@@ -74,9 +82,50 @@ struct HTTPSTransport: Sendable {
         return HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
     }
 
-    /// Sends a request and returns the status code and the whole body.
+    /// Sends a request and returns the status code and the whole body. A connection that fails
+    /// or closes before any answer arrived (the request was not processed) is tried once more.
     func send(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) async throws(KubeClientError) -> (status: Int, body: [UInt8]) {
-        let connection = try await connect()
+        let first: String
+        switch await sendOnce(method, path, body: body, contentType: contentType) {
+        case .success(let result): return result
+        case .failure(.other(let error)): throw error
+        case .failure(.unanswered(let message)): first = message
+        }
+        try? await Task.sleep(for: .milliseconds(200))
+        switch await sendOnce(method, path, body: body, contentType: contentType) {
+        case .success(let result): return result
+        case .failure(.other(let error)): throw error
+        case .failure(.unanswered(let message)): throw .transport("\(first); tried again: \(message)")
+        }
+    }
+
+    /// The failure of one attempt: `unanswered` when nothing came back (safe to repeat).
+    private enum AttemptError: Error {
+        case unanswered(String)
+        case other(KubeClientError)
+    }
+
+    private func sendOnce(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String?) async -> Result<(status: Int, body: [UInt8]), AttemptError> {
+        do {
+            return .success(try await exchange(method, path, body: body, contentType: contentType))
+        } catch {
+            if error.answered { return .failure(.other(error.underlying)) }
+            // What the server said is not in the message: strip the "cannot reach" prefix once.
+            if case .transport(let message) = error.underlying { return .failure(.unanswered(message)) }
+            return .failure(.unanswered(error.message))
+        }
+    }
+
+    private struct ExchangeError: Error {
+        var underlying: KubeClientError
+        var answered: Bool
+        var message: String { underlying.description }
+    }
+
+    private func exchange(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String?) async throws(ExchangeError) -> (status: Int, body: [UInt8]) {
+        let connection: Connection
+        do { connection = try await connect() } catch { throw ExchangeError(underlying: error, answered: false) }
+        let answered = AnsweredFlag()
         do {
             return try await withThrowingTaskGroup(of: (Int, [UInt8])?.self) { group in
                 group.addTask {
@@ -88,7 +137,9 @@ struct HTTPSTransport: Sendable {
                         var collected: [UInt8] = []
                         for try await part in inbound {
                             switch part {
-                            case .head(let responseHead): status = Int(responseHead.status.code)
+                            case .head(let responseHead):
+                                answered.set()
+                                status = Int(responseHead.status.code)
                             case .body(var buffer): collected.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
                             case .end: return (status, collected)
                             }
@@ -103,14 +154,16 @@ struct HTTPSTransport: Sendable {
                 defer { group.cancelAll() }
                 guard let result = try await group.next() ?? nil else {
                     connection.channel.close(promise: nil)
+                    // The server may have acted on it: not repeated.
+                    answered.set()
                     throw KubeClientError.transport("no answer within \(timeout.nanoseconds / 1_000_000_000) s")
                 }
                 return result
             }
         } catch let error as KubeClientError {
-            throw error
+            throw ExchangeError(underlying: error, answered: answered.value)
         } catch {
-            throw .transport("\(method) \(path): \(error)")
+            throw ExchangeError(underlying: .transport("\(method) \(path): \(error)"), answered: answered.value)
         }
     }
 
