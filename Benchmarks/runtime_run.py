@@ -38,8 +38,10 @@ def main():
     crun_root = os.path.join(work, "crun")
     script = os.path.join(work, "loop.sh")
     # One namespace for the whole measurement; each tool runs N times inside it.
+    # State on tmpfs, as /run is on a real system.
     open(script, "w").write("""#!/bin/sh
 mount -t tmpfs -o size=1m none /sys/fs/cgroup/unified 2>/dev/null
+mkdir -p $4 && mount -t tmpfs none $4
 tool=$1; n=$2; bundle=$3; root=$4; agent=$5
 i=0
 while [ $i -lt $n ]; do
@@ -73,13 +75,18 @@ done
     for cid in ids:
         subprocess.run([AGENT, "runtime", "--root", sleep_root, "create", "--bundle", bundle, "--container-log", "/dev/null", cid], check=True)
         subprocess.run([AGENT, "runtime", "--root", sleep_root, "start", cid], check=True)
-    rss = []
-    for line in subprocess.run(["ps", "-eo", "rss,args"], capture_output=True, text=True).stdout.splitlines():
+    rss, pss = [], []
+    for line in subprocess.run(["ps", "-eo", "pid,rss,args"], capture_output=True, text=True).stdout.splitlines():
         if "__iotkube-monitor" in line and sleep_root in line:
-            rss.append(int(line.split()[0]))
+            pid, resident = line.split()[:2]
+            rss.append(int(resident))
+            for row in open("/proc/%s/smaps_rollup" % pid):
+                if row.startswith("Pss:"):
+                    pss.append(int(row.split()[1]))
     for cid in ids:
         subprocess.run([AGENT, "runtime", "--root", sleep_root, "delete", "--force", cid], check=True)
-    print("monitor RSS per container: median %d KiB over %d monitors (target <= 2048 KiB)" % (statistics.median(rss), len(rss)))
+    print("monitor per container, %d monitors: median RSS %d KiB, median PSS %d KiB (file pages shared; target <= 2048 KiB)"
+          % (len(rss), statistics.median(rss), statistics.median(pss)))
     shutil.rmtree(work, ignore_errors=True)
 
 
