@@ -50,6 +50,7 @@ struct plan {
     int oom_score_adj; int has_oom_score_adj;
     const char *cgroup_procs[8]; int cgroup_procs_count;
     const char *exec_fifo, *exit_file, *pid_file, *log_file, *state_directory;
+    const char *journal_identifier;      /* also send output lines to journald under this name */
     int stdio_inherit;
     pid_t join_pid;                      /* exec: the container process whose namespaces to join */
 };

@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -72,7 +73,38 @@ struct stream {
     size_t used;
 };
 
+/* journald's native protocol: one datagram of FIELD=value lines per record. -1 when there is no
+ * journald (the CRI log file is then the only copy). */
+static int journal_fd = -1;
+static const char *journal_identifier;
+
+static void journal_open(const char *identifier) {
+    if (!identifier || !*identifier) return;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    strncpy(address.sun_path, "/run/systemd/journal/socket", sizeof address.sun_path - 1);
+    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) { close(fd); return; }
+    journal_fd = fd;
+    journal_identifier = identifier;
+}
+
+static void journal_line(const char *stream, const char *data, size_t length) {
+    if (journal_fd < 0) return;
+    char record[17000];
+    size_t used = 0;
+    int n = snprintf(record, sizeof record, "PRIORITY=%d\nSYSLOG_IDENTIFIER=%s\nCONTAINER_ID=%s\nCONTAINER_STREAM=%s\nMESSAGE=",
+                     strcmp(stream, "stderr") ? 6 : 3, journal_identifier, journal_identifier, stream);
+    if (n < 0) return;
+    used = (size_t)n;
+    if (length > sizeof record - used - 2) length = sizeof record - used - 2;
+    for (size_t i = 0; i < length; i++) record[used++] = data[i] == '\n' ? ' ' : data[i];
+    record[used++] = '\n';
+    send(journal_fd, record, used, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 static void log_line(int log, const char *stream, const char *tag, const char *data, size_t length) {
+    journal_line(stream, data, length);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -158,6 +190,7 @@ int monitor_main(int argc, char **argv) {
             log = open("/dev/null", O_WRONLY | O_CLOEXEC);
         }
     }
+    journal_open(plan.journal_identifier);
     int fifo_fd = -1, seccomp_fd = -1;
     if (plan.exec_fifo && (fifo_fd = open(plan.exec_fifo, O_PATH | O_CLOEXEC)) < 0) { report(report_fd, "error exec fifo %s\n", plan.exec_fifo, 0); return 1; }
     if (plan.seccomp_path && (seccomp_fd = open(plan.seccomp_path, O_RDONLY | O_CLOEXEC)) < 0) { report(report_fd, "error seccomp filter %s\n", plan.seccomp_path, 0); return 1; }

@@ -129,6 +129,8 @@ int plan_load(const char *path, struct plan *plan, char **error) {
             STR(plan->pid_file);
         } else if (!strcmp(tag, "logfile")) {
             STR(plan->log_file);
+        } else if (!strcmp(tag, "journal")) {
+            STR(plan->journal_identifier);
         } else if (!strcmp(tag, "statedir")) {
             STR(plan->state_directory);
         } else if (!strcmp(tag, "stdio")) {

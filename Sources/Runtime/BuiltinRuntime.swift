@@ -32,9 +32,13 @@ public struct BuiltinRuntime: Sendable {
         public var pidFile: String?
         /// Write the container's stdout/stderr to this CRI-format log instead of inheriting ours.
         public var logPath: String?
-        public init(pidFile: String? = nil, logPath: String? = nil) {
+        /// Also send each output line to journald (when it runs) with this SYSLOG_IDENTIFIER and
+        /// CONTAINER_ID (needs `logPath`).
+        public var journalIdentifier: String?
+        public init(pidFile: String? = nil, logPath: String? = nil, journalIdentifier: String? = nil) {
             self.pidFile = pidFile
             self.logPath = logPath
+            self.journalIdentifier = journalIdentifier
         }
     }
 
@@ -120,6 +124,7 @@ public struct BuiltinRuntime: Sendable {
             plan.record("statedir", [state])
             plan.record("stdio", [inheritStdio ? "1" : "0"])
             if let logPath = options.logPath { plan.record("logfile", [logPath]) }
+            if let identifier = options.journalIdentifier, options.logPath != nil { plan.record("journal", [identifier]) }
             do { try AtomicFile.write(plan.bytes, to: "\(state)/plan", mode: 0o600) } catch { throw RuntimeError("writing the plan: \(error)") }
 
             var pipeEnds: [Int32] = [0, 0]

@@ -75,12 +75,14 @@ struct RuntimeCreate: ParsableCommand {
     var consoleSocket: String?
     @Option(help: "Write the container's output to this CRI-format log instead of inheriting stdio.")
     var containerLog: String?
+    @Flag(help: "With --container-log: also send each line to journald (CONTAINER_ID=ID).")
+    var journal = false
     @Argument var id: String
 
     func run() throws {
         do {
             if consoleSocket != nil { throw RuntimeError("--console-socket: terminals are not supported; use pipes") }
-            try options.lifecycle().create(id: id, bundle: bundle, options: .init(pidFile: pidFile, logPath: containerLog))
+            try options.lifecycle().create(id: id, bundle: bundle, options: .init(pidFile: pidFile, logPath: containerLog, journalIdentifier: journal ? id : nil))
         } catch { throw options.fail(error) }
     }
 }

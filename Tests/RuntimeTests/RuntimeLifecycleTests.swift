@@ -174,3 +174,36 @@ struct ExternalRuntimeTests {
         #expect(try String(contentsOfFile: log, encoding: .utf8).contains("from-crun via-crun"))
     }
 }
+
+/// Container output in a real systemd-journald (started in a private mount namespace).
+@Suite(.enabled(if: RuntimeFixture.ready && FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd-journald"),
+                "needs root, busybox-static, gcc and systemd-journald"))
+struct ContainerJournalTests {
+    @Test func outputLinesReachJournaldWithTheContainerID() throws {
+        let bundle = try RuntimeFixture.bundle(["sh", "-c", "echo journal-out; echo journal-err >&2"])
+        let root = RuntimeFixture.stateRoot()
+        let script = """
+            set -e
+            for d in /run/systemd/journal /run/log/journal /var/log/journal; do mkdir -p "$d"; mount -t tmpfs -o mode=0755,size=16m none "$d"; done
+            /lib/systemd/systemd-journald > /dev/null 2>&1 &
+            journal=$!
+            for i in $(seq 1 300); do [ -S /run/systemd/journal/socket ] && break; sleep 0.01; done
+            [ -S /run/systemd/journal/socket ] || { echo "journald did not start"; exit 1; }
+            "$1" runtime --root "$2" create --bundle "$3" --container-log "$3/out.log" --journal jtest
+            "$1" runtime --root "$2" start jtest
+            for i in $(seq 1 200); do "$1" runtime --root "$2" state jtest | grep -q '"status": "stopped"' && break; sleep 0.02; done
+            journalctl --sync 2>/dev/null || true
+            journalctl --no-pager -o json CONTAINER_ID=jtest
+            "$1" runtime --root "$2" delete jtest
+            kill $journal
+            """
+        let result = try ServerProcess.run("/usr/bin/unshare", ["--mount", "--propagation", "private", "--", "bash", "-c", script, "sh",
+                                                                 RuntimeFixture.agent, root, bundle])
+        let records = result.output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let out = records.first { $0["MESSAGE"] as? String == "journal-out" }
+        let err = records.first { $0["MESSAGE"] as? String == "journal-err" }
+        #expect(out?["PRIORITY"] as? String == "6" && out?["CONTAINER_STREAM"] as? String == "stdout", "\(result.output)")
+        #expect(err?["PRIORITY"] as? String == "3" && err?["SYSLOG_IDENTIFIER"] as? String == "jtest", "\(result.output)")
+        #expect(try String(contentsOfFile: bundle + "/out.log", encoding: .utf8).contains(" stdout F journal-out"))
+    }
+}
