@@ -201,7 +201,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentCLITests",
-            dependencies: ["iotkube-agent", "Agent", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
+            dependencies: ["iotkube-agent", "Agent", "ImageStore", "OCI", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),
     ],
     swiftLanguageModes: [.v6]

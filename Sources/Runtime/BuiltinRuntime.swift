@@ -131,7 +131,7 @@ public struct BuiltinRuntime: Sendable {
             guard iotkube_pipe_cloexec(&pipeEnds) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
             let monitor: pid_t
             do {
-                monitor = try ProcessSpawner.spawn(helper, ["__iotkube-monitor", "\(state)/plan", "3"], extraDescriptor: pipeEnds[1])
+                monitor = try ProcessSpawner.spawn(helper, ["__iotkube-monitor", "\(state)/plan", "3"], descriptors: [3: pipeEnds[1]])
             } catch {
                 close(pipeEnds[0])
                 close(pipeEnds[1])

@@ -27,28 +27,16 @@ public struct OCIRuntimeCLI: ContainerRuntime {
     func invoke(_ arguments: [String], stdio: Int32? = nil) throws(RuntimeError) -> (status: Int32, output: String) {
         var outputPipe: [Int32] = [0, 0]
         guard iotkube_pipe_cloexec(&outputPipe) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        if let stdio {
-            posix_spawn_file_actions_adddup2(&actions, stdio, 1)
-            posix_spawn_file_actions_adddup2(&actions, stdio, 2)
-        } else {
-            posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 1)
-            posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 2)
-        }
-        iotkube_spawn_close_from(&actions, 3)
-        var argv: [UnsafeMutablePointer<CChar>?] = ([path] + globalArguments + ["--root", root] + arguments).map { strdup($0) }
-        argv.append(nil)
-        defer { for argument in argv { free(argument) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
-        close(outputPipe[1])
-        guard spawned == 0 else {
+        let output = stdio ?? outputPipe[1]
+        let pid: pid_t
+        do {
+            pid = try ProcessSpawner.spawn(path, globalArguments + ["--root", root] + arguments, descriptors: [1: output, 2: output], nullInput: true)
+        } catch {
             close(outputPipe[0])
-            throw RuntimeError("cannot run \(path): \(String(cString: strerror(spawned)))")
+            close(outputPipe[1])
+            throw error
         }
+        close(outputPipe[1])
         let reader = ReportReader(outputPipe[0])
         var lines: [String] = []
         while let line = reader.line() { lines.append(line) }

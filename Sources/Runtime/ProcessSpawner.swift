@@ -15,13 +15,16 @@ enum ProcessSpawner {
         return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Starts `executable arguments…` with stdio inherited and `extraDescriptor` as fd 3.
-    static func spawn(_ executable: String, _ arguments: [String], extraDescriptor: Int32? = nil) throws(RuntimeError) -> pid_t {
+    /// Starts `executable arguments…`. `descriptors` maps child descriptor numbers to ours
+    /// (e.g. `[1: logFile, 3: reportPipe]`); unmapped stdio is inherited, with `nullInput` stdin is
+    /// /dev/null, and every other descriptor is closed in the child.
+    static func spawn(_ executable: String, _ arguments: [String], descriptors: [Int32: Int32] = [:], nullInput: Bool = false) throws(RuntimeError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        if let extraDescriptor { posix_spawn_file_actions_adddup2(&actions, extraDescriptor, 3) }
-        iotkube_spawn_close_from(&actions, extraDescriptor == nil ? 3 : 4)
+        if nullInput { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
+        for (target, source) in descriptors.sorted(by: { $0.key < $1.key }) { posix_spawn_file_actions_adddup2(&actions, source, target) }
+        iotkube_spawn_close_from(&actions, max(3, (descriptors.keys.max() ?? 0) + 1))
         var pid: pid_t = 0
         var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) }
         argv.append(nil)

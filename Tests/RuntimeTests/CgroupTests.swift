@@ -35,8 +35,10 @@ import Testing
         #expect(try read("pods/box/cpu.max") == "50000 100000")
         #expect(try read("pods/box/cpu.weight") == "20")
         #expect(try read("pods/box/pids.max") == "32")
-        #expect(try read("cgroup.subtree_control") == "+cpuset +cpu +io +memory +pids".split(separator: " ").sorted(by: { order($0) < order($1) }).joined(separator: " "))
-        func order(_ s: Substring) -> Int { ["+cpu", "+memory", "+pids", "+io", "+cpuset"].firstIndex(of: String(s)) ?? 9 }
+        // Enabled on every ancestor of the leaf, not on the leaf itself.
+        #expect(try read("cgroup.subtree_control") == "+cpu +memory +pids +io +cpuset")
+        #expect(try read("pods/cgroup.subtree_control") == "+cpu +memory +pids +io +cpuset")
+        #expect(try read("pods/box/cgroup.subtree_control") == "")
     }
 
     @Test(arguments: [(2 as UInt64, 1 as UInt64), (1024, 39), (262_144, 10_000), (512, 20)])

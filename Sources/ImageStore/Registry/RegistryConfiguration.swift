@@ -24,7 +24,7 @@ public struct RegistryConfiguration: Sendable {
     func endpoints(for registry: String) -> [RegistryEndpoint] {
         var result: [RegistryEndpoint] = []
         for mirror in mirrors[registry] ?? [] {
-            if let endpoint = RegistryEndpoint(url: mirror, insecure: false, configuration: self) { result.append(endpoint) }
+            if let endpoint = RegistryEndpoint(url: mirror, configuration: self) { result.append(endpoint) }
         }
         let host = registry == ImageReference.defaultRegistry ? "registry-1.docker.io" : registry
         result.append(RegistryEndpoint(host: host, secure: !isInsecure(registry), credentialsKey: registry))
@@ -46,7 +46,7 @@ struct RegistryEndpoint: Sendable, Hashable {
         self.credentialsKey = credentialsKey
     }
 
-    init?(url: String, insecure: Bool, configuration: RegistryConfiguration) {
+    init?(url: String, configuration: RegistryConfiguration) {
         var rest = Substring(url)
         var secure = true
         if rest.hasPrefix("https://") { rest = rest.dropFirst(8) } else if rest.hasPrefix("http://") {

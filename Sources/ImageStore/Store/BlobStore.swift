@@ -5,6 +5,7 @@
 #endif
 import NIOCore
 import OCI
+import SystemSupport
 
 /// Content-addressed blobs under `<root>/blobs/<algorithm>/<hex>`. A blob enters only through
 /// `ingest`: downloaded into `<root>/ingest/<hex>.partial` (kept across failures so a later pull
@@ -47,19 +48,9 @@ struct BlobStore: Sendable {
     /// Stores bytes already verified against `digest` (manifests fetched and checked whole).
     func store(_ bytes: [UInt8], as digest: Digest) throws(ImageStoreError) {
         guard !contains(digest) else { return }
-        let temporary = "\(ingestDirectory)/\(digest.hex).whole-\(getpid())"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw FileSystem.error("create", temporary) }
-        do throws(ImageStoreError) {
-            try withBytes(bytes) { (raw) throws(ImageStoreError) in try FileSystem.writeAll(descriptor, raw, path: temporary) }
-            guard fsync(descriptor) == 0 else { throw FileSystem.error("fsync", temporary) }
-        } catch {
-            close(descriptor)
-            unlink(temporary)
-            throw error
+        do { try AtomicFile.write(bytes, to: path(digest), mode: 0o600) } catch {
+            throw FileSystem.error(error.operation, error.path, error.code)
         }
-        close(descriptor)
-        try commit(temporary, digest)
     }
 
     private func commit(_ temporary: String, _ digest: Digest) throws(ImageStoreError) {

@@ -79,11 +79,20 @@ public final class ImageStore: Sendable {
 
     /// The images recorded under a state directory, read without creating or locking anything
     /// (the node status lists them); none when there is no store yet.
+    /// The heartbeat asks on every beat: the file is decoded again only when it changed.
     public static func records(stateDirectory: String) -> [ImageRecord] {
-        guard let bytes = try? AtomicFile.read(stateDirectory + "/images/images.json"),
+        let path = stateDirectory + "/images/images.json"
+        var info = stat()
+        guard stat(path, &info) == 0 else { return [] }
+        let stamp = "\(info.st_ino):\(info.st_size):\(info.st_mtim.tv_sec):\(info.st_mtim.tv_nsec)"
+        if let cached = recordCache.withLock({ $0[path] }), cached.stamp == stamp { return cached.images }
+        guard let bytes = try? AtomicFile.read(path),
               let database = try? KubeJSON.decode(ImageDatabase.self, from: bytes, validation: .discard) else { return [] }
+        recordCache.withLock { $0[path] = (stamp, database.images) }
         return database.images
     }
+
+    private static let recordCache = Mutex<[String: (stamp: String, images: [ImageRecord])]>([:])
 
     /// Every image, newest pull first.
     public func images() throws(ImageStoreError) -> [ImageRecord] {

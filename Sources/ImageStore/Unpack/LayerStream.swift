@@ -131,7 +131,7 @@ final class LayerReader {
         while result.count < count {
             if start == end, try !refill() {
                 if result.isEmpty { return nil }
-                throw .init(.invalidContent, "layer \(stream.budgetReason.isEmpty ? "" : "")ends in the middle of a tar record (truncated)")
+                throw .init(.invalidContent, "the layer ends in the middle of a tar record (truncated)")
             }
             let take = min(count - result.count, end - start)
             result.append(contentsOf: buffer[start..<start + take])

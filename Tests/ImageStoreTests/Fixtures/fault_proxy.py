@@ -12,7 +12,8 @@ Everything else is passed through. Prints the port it listens on.
 
 usage: fault_proxy.py UPSTREAM_HOST:PORT
 """
-import http.client, http.server, os, socketserver, sys, threading, time
+import http.client, http.server, sys, threading, time
+from fixture_server import serve
 
 UPSTREAM = sys.argv[1]
 seen = set()
@@ -78,19 +79,4 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-
-
-def exit_with_parent():
-    # The test's wrapper shell is our parent; when it is gone, so are we.
-    parent = os.getppid()
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(0)
-
-
-threading.Thread(target=exit_with_parent, daemon=True).start()
-server = Server(("127.0.0.1", 0), Handler)
-print(server.server_address[1], flush=True)
-server.serve_forever()
+serve(Handler)

@@ -5,7 +5,8 @@ repository scope; wrong or missing credentials get 401. Prints its port.
 
 usage: token_server.py KEY.pem CERT.pem ISSUER SERVICE USER PASSWORD
 """
-import base64, http.server, os, threading, json, socketserver, sys, time, urllib.parse
+import base64, http.server, json, sys, time, urllib.parse
+from fixture_server import serve
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -59,19 +60,4 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-
-
-def exit_with_parent():
-    # The test's wrapper shell is our parent; when it is gone, so are we.
-    parent = os.getppid()
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(0)
-
-
-threading.Thread(target=exit_with_parent, daemon=True).start()
-server = Server(("127.0.0.1", 0), Handler)
-print(server.server_address[1], flush=True)
-server.serve_forever()
+serve(Handler)
