@@ -135,8 +135,24 @@ static void make_devices(int root, struct plan *p) {
         if (directory < 0) FAIL("device %s: %s", d->path, strerror(errno));
         mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
         unlinkat(directory, slash + 1, 0);
-        if (mknodat(directory, slash + 1, type | (d->mode & 07777), makedev(d->major, d->minor)) != 0)
-            FAIL("device %s: mknod: %s", d->path, strerror(errno));
+        if (mknodat(directory, slash + 1, type | (d->mode & 07777), makedev(d->major, d->minor)) != 0) {
+            if (errno != EPERM) FAIL("device %s: mknod: %s", d->path, strerror(errno));
+            /* The device controller's rules may grant access without mknod ('rw'): bind the
+             * host's node of the same path instead, as runc does. Owner and mode stay the host's. */
+            struct stat host;
+            if (stat(d->path, &host) != 0 || (host.st_mode & S_IFMT) != type || host.st_rdev != makedev(d->major, d->minor))
+                FAIL("device %s: mknod: %s (and the host has no such node to bind)", d->path, strerror(EPERM));
+            int file = openat(directory, slash + 1, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (file < 0) FAIL("device %s: %s", d->path, strerror(errno));
+            close(file);
+            char directory_path[64], target[4200];
+            fd_path(directory, directory_path, sizeof directory_path);
+            snprintf(target, sizeof target, "%s/%s", directory_path, slash + 1);
+            if (mount(d->path, target, NULL, MS_BIND, NULL) != 0)
+                FAIL("device %s: bind from the host: %s", d->path, strerror(errno));
+            close(directory);
+            continue;
+        }
         if (fchownat(directory, slash + 1, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) != 0)
             FAIL("device %s: chown: %s", d->path, strerror(errno));
         fchmodat(directory, slash + 1, d->mode & 07777, 0);

@@ -258,6 +258,11 @@ public struct BuiltinRuntime: Sendable {
             }
         }
         cgroups.kill(record.cgroupPath)
+        // The monitor records the exit (exit.json) after reaping: let it finish writing into the
+        // directory before that is removed.
+        for _ in 0..<1000 where !FileTree.exists(directory(id) + "/exit.json") && ProcessInfoReader.isAlive(record.monitorPid) {
+            usleep(10_000)
+        }
         cgroups.remove(record.cgroupPath)
         do { try FileTree.remove(directory(id)) } catch { throw RuntimeError("container \(id): removing state: \(error)") }
     }
@@ -312,5 +317,12 @@ enum ProcessInfoReader {
         // After the comm: state is field 3, so starttime (22) is index 19 here.
         guard fields.count > 19 else { return nil }
         return UInt64(fields[19])
+    }
+
+    /// Running or sleeping (not gone, not a zombie).
+    static func isAlive(_ pid: Int32) -> Bool {
+        guard pid > 0, let text = CgroupFiles.read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return false }
+        let state = text[text.index(after: close)...].split(separator: " ").first
+        return state != "Z" && state != "X"
     }
 }

@@ -153,7 +153,10 @@ struct RuntimeRun: ParsableCommand {
         let runtime = options.runtime()
         let code: Int32
         do { code = try runtime.run(id: id, bundle: bundle) } catch { throw options.fail(error) }
-        if let exit = runtime.exitRecord(id: id), !exit.error.isEmpty { printToStandardError("iotkube-agent runtime: container \(id): \(exit.error)") }
+        if let exit = runtime.exitRecord(id: id) {
+            if !exit.error.isEmpty { printToStandardError("iotkube-agent runtime: container \(id): \(exit.error)") }
+            if exit.oomKilled == true { printToStandardError("iotkube-agent runtime: container \(id): killed by the OOM killer (memory limit reached)") }
+        }
         if !keep { try? runtime.delete(id: id, force: true) }
         if code != 0 { throw ExitCode(code) }
     }

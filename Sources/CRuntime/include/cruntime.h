@@ -23,4 +23,22 @@ int iotkube_pipe_cloexec(int fds[2]);
 /// 1 when `path` is a cgroup2 file system, 0 when not, -1 when it cannot be read.
 int iotkube_is_cgroup2(const char *path);
 
+#include <stddef.h>
+#include <stdint.h>
+
+/// One OCI device rule (`linux.resources.devices[]`): type 'a', 'b' or 'c'; major/minor -1 = any;
+/// access bits 1 = mknod, 2 = read, 4 = write (the kernel's BPF_DEVCG_ACC_* values).
+struct iotkube_device_rule {
+    int allow;
+    char type;
+    int64_t major;
+    int64_t minor;
+    unsigned access;
+};
+
+/// cgroup v2: compiles `rules` (last match wins, no match = deny) into a BPF cgroup device
+/// program and attaches it to `cgroup_directory`. 0 on success; -1 with `error` filled in.
+int iotkube_device_filter_attach(const char *cgroup_directory, const struct iotkube_device_rule *rules, int count,
+                                 char *error, size_t error_size);
+
 #endif

@@ -1,3 +1,4 @@
+import CRuntime
 import OCI
 
 /// cgroup v2: one hierarchy; controllers are enabled down the path through
@@ -41,7 +42,37 @@ public struct CgroupV2Manager: CgroupManager {
             try CgroupFiles.makeDirectories(current)
         }
         try apply(resources, to: current)
+        try restrictDevices(resources?.devices, in: current)
         return [current + "/cgroup.procs"]
+    }
+
+    /// v2 has no devices.allow: a BPF program attached to the cgroup decides. Every device is
+    /// denied, then the spec's rules (or the standard set) apply, the last matching rule winning,
+    /// so a process with CAP_MKNOD still cannot open the host's disks. Skipped when the rules end
+    /// in "allow everything" (privileged) and on directories that are not cgroup2 (unit tests).
+    func restrictDevices(_ rules: [RuntimeSpec.Resources.DeviceRule]?, in directory: String) throws(RuntimeError) {
+        let rules = [RuntimeSpec.Resources.DeviceRule(allow: false, type: "a", major: nil, minor: nil, access: "rwm")]
+            + (rules ?? DeviceRules.standard)
+        if let last = rules.last, last.allow, (last.type ?? "a") == "a", last.major == nil || last.major == -1,
+           last.minor == nil || last.minor == -1, DeviceRules.accessBits(last.access) == 7 {
+            return
+        }
+        guard iotkube_is_cgroup2(directory) == 1 else { return }
+        var compiled: [iotkube_device_rule] = []
+        for rule in rules {
+            let type = rule.type ?? "a"
+            guard ["a", "b", "c"].contains(type) else { throw RuntimeError("linux.resources.devices: type \"\(type)\" is not a, b or c") }
+            compiled.append(iotkube_device_rule(
+                allow: rule.allow ? 1 : 0, type: CChar(type.utf8.first!), major: rule.major ?? -1, minor: rule.minor ?? -1,
+                access: DeviceRules.accessBits(rule.access)))
+        }
+        var error = [CChar](repeating: 0, count: 512)
+        let status = compiled.withUnsafeBufferPointer { buffer in
+            iotkube_device_filter_attach(directory, buffer.baseAddress, Int32(buffer.count), &error, error.count)
+        }
+        guard status == 0 else {
+            throw RuntimeError("cgroup v2 device filter: \(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)) (the kernel needs CONFIG_CGROUP_BPF)")
+        }
     }
 
     func apply(_ resources: RuntimeSpec.Resources?, to directory: String) throws(RuntimeError) {

@@ -12,6 +12,12 @@ enum DeviceRules {
         RuntimeSpec.Resources.DeviceRule(allow: true, type: type, major: major, minor: minor, access: "rwm")
     }
 
+    /// "rwm" as the kernel's bits (m = 1, r = 2, w = 4); nil or empty means all three.
+    static func accessBits(_ access: String?) -> UInt32 {
+        guard let access, !access.isEmpty else { return 7 }
+        return (access.contains("m") ? 1 : 0) | (access.contains("r") ? 2 : 0) | (access.contains("w") ? 4 : 0)
+    }
+
     static func text(_ rule: RuntimeSpec.Resources.DeviceRule) -> String {
         let type = rule.type ?? "a"
         let major = rule.major.map(String.init) ?? "*"
