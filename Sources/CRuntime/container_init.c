@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -178,8 +180,37 @@ void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) {
     execute(p);
 }
 
-void container_init(struct plan *p, int sync_fd, int error_fd, int fifo_fd, int seccomp_fd) {
-    (void)error_fd;
+/* process.terminal: a pty from the container's own devpts instance becomes the controlling
+ * terminal and stdio; its master goes to the console socket (SCM_RIGHTS, with the pty's path as
+ * the message, as runc sends it). */
+static void setup_terminal(struct plan *p, int console_fd) {
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) FAIL("terminal: opening /dev/ptmx: %s", strerror(errno));
+    if (unlockpt(master) != 0) FAIL("terminal: unlockpt: %s", strerror(errno));
+    int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) FAIL("terminal: opening the pty: %s", strerror(errno));
+    if (fchown(slave, p->uid, (gid_t)-1) != 0) FAIL("terminal: chown: %s", strerror(errno));
+    char name[64] = "/dev/ptmx";
+    ptsname_r(master, name, sizeof name);
+    char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct iovec data = { .iov_base = name, .iov_len = strlen(name) };
+    struct msghdr message = { .msg_iov = &data, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &master, sizeof(int));
+    if (sendmsg(console_fd, &message, MSG_NOSIGNAL) < 0) FAIL("terminal: sending the pty master to the console socket: %s", strerror(errno));
+    close(master);
+    close(console_fd);
+    if (setsid() < 0) FAIL("terminal: setsid: %s", strerror(errno));
+    if (ioctl(slave, TIOCSCTTY, 0) != 0) FAIL("terminal: TIOCSCTTY: %s", strerror(errno));
+    for (int fd = 0; fd < 3; fd++) if (dup2(slave, fd) < 0) FAIL("terminal: dup2: %s", strerror(errno));
+    if (slave > 2) close(slave);
+}
+
+void container_init(struct plan *p, int sync_fd, int console_fd, int fifo_fd, int seccomp_fd) {
     setup_report_fd = sync_fd;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     /* Nothing in the container may open this process through /proc while it runs host code. */
@@ -206,5 +237,6 @@ void container_init(struct plan *p, int sync_fd, int error_fd, int fifo_fd, int 
     }
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) != 0) FAIL("hostname %s: %s", p->hostname, strerror(errno));
     if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) != 0) FAIL("domainname: %s", strerror(errno));
+    if (console_fd >= 0) setup_terminal(p, console_fd);
     process_setup_and_exec(p, fifo_fd, seccomp_fd);
 }

@@ -52,13 +52,14 @@ struct plan {
     const char *exec_fifo, *exit_file, *pid_file, *log_file, *state_directory;
     const char *journal_identifier;      /* also send output lines to journald under this name */
     int stdio_inherit;
+    const char *console_socket;          /* process.terminal: send the pty master here */
     pid_t join_pid;                      /* exec: the container process whose namespaces to join */
 };
 
 int plan_load(const char *path, struct plan *plan, char **error);
 
 /// The container's setup after clone, in the spec's order; never returns (execs or _exits).
-void container_init(struct plan *plan, int sync_fd, int error_fd, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
+void container_init(struct plan *plan, int sync_fd, int console_fd, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
 
 /// Where setup errors ("E…") and the ready byte ("R") go: the socket to the monitor or exec caller.
 extern int setup_report_fd;

@@ -181,7 +181,19 @@ int monitor_main(int argc, char **argv) {
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) { report(report_fd, "error socketpair: %s\n", strerror(errno), 0); return 1; }
     int out[2] = { -1, -1 }, err[2] = { -1, -1 };
     int log = -1;
-    if (!plan.stdio_inherit) {
+    int console_fd = -1;
+    if (plan.console_socket) {
+        /* process.terminal: the container sends its pty master here; the receiver owns its I/O. */
+        struct sockaddr_un address = { .sun_family = AF_UNIX };
+        if (strlen(plan.console_socket) >= sizeof address.sun_path) { report(report_fd, "error console socket %s: path too long\n", plan.console_socket, 0); return 1; }
+        strcpy(address.sun_path, plan.console_socket);
+        console_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (console_fd < 0 || connect(console_fd, (struct sockaddr *)&address, sizeof address) != 0) {
+            report(report_fd, "error console socket %s: ", plan.console_socket, 0);
+            report(report_fd, "%s\n", strerror(errno), 0);
+            return 1;
+        }
+    } else if (!plan.stdio_inherit) {
         if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) { report(report_fd, "error pipe: %s\n", strerror(errno), 0); return 1; }
         if (plan.log_file && *plan.log_file) {
             log = open(plan.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -204,14 +216,15 @@ int monitor_main(int argc, char **argv) {
     if (child < 0) { report(report_fd, "error clone: %s\n", strerror(errno), 0); return 1; }
     if (child == 0) {
         close(sync[0]);
-        if (!plan.stdio_inherit) {
+        if (!plan.stdio_inherit && console_fd < 0) {
             int null = open("/dev/null", O_RDONLY);
             if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) fail(sync[1], "stdio: %s", strerror(errno));
             if (null > 2) close(null);
         }
-        container_init(&plan, sync[1], -1, fifo_fd, seccomp_fd);
+        container_init(&plan, sync[1], console_fd, fifo_fd, seccomp_fd);
     }
     close(sync[1]);
+    if (console_fd >= 0) close(console_fd);
     if (out[1] >= 0) { close(out[1]); close(err[1]); }
     if (!plan.stdio_inherit) {
         /* The container writes to its log; we must not keep the caller's terminal or pipes open. */

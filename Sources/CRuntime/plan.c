@@ -133,6 +133,8 @@ int plan_load(const char *path, struct plan *plan, char **error) {
             STR(plan->journal_identifier);
         } else if (!strcmp(tag, "statedir")) {
             STR(plan->state_directory);
+        } else if (!strcmp(tag, "console")) {
+            STR(plan->console_socket);
         } else if (!strcmp(tag, "stdio")) {
             NUM(plan->stdio_inherit);
         } else if (!strcmp(tag, "joinpid")) {

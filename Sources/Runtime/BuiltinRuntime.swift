@@ -35,10 +35,14 @@ public struct BuiltinRuntime: Sendable {
         /// Also send each output line to journald (when it runs) with this SYSLOG_IDENTIFIER and
         /// CONTAINER_ID (needs `logPath`).
         public var journalIdentifier: String?
-        public init(pidFile: String? = nil, logPath: String? = nil, journalIdentifier: String? = nil) {
+        /// For `process.terminal`: the AF_UNIX socket that receives the pseudo-terminal's master
+        /// (SCM_RIGHTS), as with runc and crun; the container's stdio is then the terminal.
+        public var consoleSocket: String?
+        public init(pidFile: String? = nil, logPath: String? = nil, journalIdentifier: String? = nil, consoleSocket: String? = nil) {
             self.pidFile = pidFile
             self.logPath = logPath
             self.journalIdentifier = journalIdentifier
+            self.consoleSocket = consoleSocket
         }
     }
 
@@ -114,6 +118,12 @@ public struct BuiltinRuntime: Sendable {
             }
             var plan = LaunchPlan()
             try plan.addContainer(spec, bundle: bundle, seccompPath: seccompPath)
+            switch (spec.process?.terminal == true, options.consoleSocket) {
+            case (true, let socket?): plan.record("console", [Self.absolute(socket)])
+            case (true, nil): throw RuntimeError("process.terminal is true: the terminal's master needs a --console-socket to go to")
+            case (false, _?): throw RuntimeError("--console-socket given, but process.terminal is false in \(bundle)/config.json")
+            case (false, nil): break
+            }
             let cgroup = cgroupPath(spec, id: id)
             let procs = try cgroups.create(cgroup, resources: spec.linux?.resources)
             cgroupCreated = cgroup
@@ -122,7 +132,7 @@ public struct BuiltinRuntime: Sendable {
             plan.record("exitfile", ["\(state)/exit.json"])
             plan.record("pidfile", ["\(state)/pid"])
             plan.record("statedir", [state])
-            plan.record("stdio", [inheritStdio ? "1" : "0"])
+            plan.record("stdio", [inheritStdio && options.consoleSocket == nil ? "1" : "0"])
             if let logPath = options.logPath { plan.record("logfile", [logPath]) }
             if let identifier = options.journalIdentifier, options.logPath != nil { plan.record("journal", [identifier]) }
             do { try AtomicFile.write(plan.bytes, to: "\(state)/plan", mode: 0o600) } catch { throw RuntimeError("writing the plan: \(error)") }

@@ -41,9 +41,10 @@ struct LaunchPlan {
     }
 
     /// The process part, shared by create and exec.
-    mutating func addProcess(_ process: RuntimeSpec.Process, seccompPath: String?) throws(RuntimeError) {
+    /// `allowTerminal`: the caller hands the terminal to a console socket (create); exec has none.
+    mutating func addProcess(_ process: RuntimeSpec.Process, seccompPath: String?, allowTerminal: Bool = false) throws(RuntimeError) {
         guard let args = process.args, !args.isEmpty, !args[0].isEmpty else { throw RuntimeError("process.args: the process needs a command") }
-        guard process.terminal != true else { throw RuntimeError("process.terminal: terminals (console sockets) are not supported; use pipes") }
+        guard process.terminal != true || allowTerminal else { throw RuntimeError("process.terminal: exec has no terminal support; use pipes") }
         guard process.cwd.hasPrefix("/") else { throw RuntimeError("process.cwd: \"\(process.cwd)\" is not an absolute path") }
         for arg in args { record("arg", [arg]) }
         for variable in process.env ?? [] {
@@ -138,6 +139,6 @@ struct LaunchPlan {
         if let hostname = spec.hostname { record("hostname", [hostname]) }
         if let domainname = spec.domainname { record("domainname", [domainname]) }
         guard let process = spec.process else { throw RuntimeError("process: missing") }
-        try addProcess(process, seccompPath: seccompPath)
+        try addProcess(process, seccompPath: seccompPath, allowTerminal: true)
     }
 }

@@ -52,6 +52,7 @@ public struct OCIRuntimeCLI: ContainerRuntime {
     public func create(id: String, bundle: String, options: BuiltinRuntime.CreateOptions) throws(RuntimeError) {
         var arguments = ["create", "--bundle", bundle]
         if let pidFile = options.pidFile { arguments += ["--pid-file", pidFile] }
+        if let consoleSocket = options.consoleSocket { arguments += ["--console-socket", consoleSocket] }
         // An external runtime's container writes its output as it comes (not CRI-framed).
         let logPath = options.logPath ?? "/dev/null"
         let log = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)

@@ -71,7 +71,7 @@ struct RuntimeCreate: ParsableCommand {
     var bundle = "."
     @Option(help: "Write the container's pid here.")
     var pidFile: String?
-    @Option(help: "Terminals are not supported: any value is refused.")
+    @Option(help: "With process.terminal: the AF_UNIX socket that receives the terminal's master (SCM_RIGHTS).")
     var consoleSocket: String?
     @Option(help: "Write the container's output to this CRI-format log instead of inheriting stdio.")
     var containerLog: String?
@@ -81,8 +81,8 @@ struct RuntimeCreate: ParsableCommand {
 
     func run() throws {
         do {
-            if consoleSocket != nil { throw RuntimeError("--console-socket: terminals are not supported; use pipes") }
-            try options.lifecycle().create(id: id, bundle: bundle, options: .init(pidFile: pidFile, logPath: containerLog, journalIdentifier: journal ? id : nil))
+            try options.lifecycle().create(id: id, bundle: bundle, options: .init(
+                pidFile: pidFile, logPath: containerLog, journalIdentifier: journal ? id : nil, consoleSocket: consoleSocket))
         } catch { throw options.fail(error) }
     }
 }

@@ -77,6 +77,31 @@ struct RuntimeLifecycleTests {
         #expect(try RuntimeFixture.runtime(root, ["list", "-q"]).output.isEmpty)
     }
 
+    @Test func terminalGoesToTheConsoleSocket() throws {
+        let root = RuntimeFixture.stateRoot()
+        let bundle = try RuntimeFixture.bundle(["sh", "-c", "tty; [ -t 0 ] && [ -t 1 ] && echo stdio-is-a-terminal; read line; echo got:$line"]) { spec in
+            spec.process?.terminal = true
+        }
+        let socket = bundle + "/console.sock"
+        let receiver = try BackgroundProcess("/usr/bin/python3", [RuntimeFixture.fixtures + "/console_receiver.py", socket, "typed-in\n"], logPath: bundle + "/console.log")
+        for _ in 0..<200 where !receiver.log.contains("listening") { Thread.sleep(forTimeInterval: 0.05) }
+        // Without a socket, a terminal is refused; a socket without a terminal too.
+        let refused = try RuntimeFixture.runtime(root, ["create", "--bundle", bundle, "tty"])
+        #expect(refused.status != 0 && refused.output.contains("process.terminal is true"), "\(refused.output)")
+        #expect(try RuntimeFixture.runtime(root, ["create", "--bundle", bundle, "--console-socket", socket, "tty"]).status == 0)
+        #expect(try RuntimeFixture.runtime(root, ["start", "tty"]).status == 0)
+        for _ in 0..<200 where (try? RuntimeFixture.state(root, "tty"))?["status"] as? String != "stopped" { Thread.sleep(forTimeInterval: 0.05) }
+        receiver.process.waitUntilExit()
+        let printed = try String(contentsOfFile: bundle + "/console.log", encoding: .utf8)
+        #expect(printed.contains("name=/dev/pts/0"), "\(printed)")
+        #expect(printed.contains("/dev/pts/0\r\nstdio-is-a-terminal\r\n"), "\(printed)")
+        #expect(printed.contains("got:typed-in"), "\(printed)")
+        #expect(try RuntimeFixture.runtime(root, ["delete", "tty"]).status == 0)
+        let plain = try RuntimeFixture.bundle(["true"])
+        let unwanted = try RuntimeFixture.runtime(root, ["create", "--bundle", plain, "--console-socket", socket, "plain"])
+        #expect(unwanted.status != 0 && unwanted.output.contains("process.terminal is false"), "\(unwanted.output)")
+    }
+
     @Test func outputGoesToTheCRILog() throws {
         let root = RuntimeFixture.stateRoot()
         // 20,000 bytes without a newline: logged as a partial (P) record at the buffer size.
@@ -103,7 +128,7 @@ struct RuntimeLifecycleTests {
         ("relative cwd", #"process.cwd: "tmp" is not an absolute path"#),
         ("unknown capability", #"process.capabilities.bounding: unknown capability "CAP_FLY""#),
         ("host sysctl", "linux.sysctl: kernel.panic is not namespaced"),
-        ("terminal", "process.terminal: terminals (console sockets) are not supported"),
+        ("terminal", "process.terminal is true: the terminal's master needs a --console-socket"),
         ("bad seccomp action", #"unsupported seccomp action "SCMP_ACT_MAYBE""#),
     ])
     func badBundlesAreRefused(_ problem: String, _ message: String) throws {
