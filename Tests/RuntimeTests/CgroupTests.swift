@@ -41,6 +41,24 @@ import Testing
         #expect(try read("pods/box/cgroup.subtree_control") == "")
     }
 
+    @Test func v2StatisticsFromTheKernelFiles() throws {
+        let root = NSTemporaryDirectory() + "iotkube-cgroup2-\(UUID().uuidString)"
+        let box = root + "/pods/box"
+        try FileManager.default.createDirectory(atPath: box, withIntermediateDirectories: true)
+        let files = [
+            "memory.current": "10485760\n", "memory.stat": "anon 4194304\nfile 6291456\ninactive_file 4194304\nactive_file 2097152\n",
+            "memory.events": "low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\n", "cpu.stat": "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\n",
+            "pids.current": "3\n", "io.stat": "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n254:0 rbytes=100 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
+        ]
+        for (name, content) in files { try content.write(toFile: box + "/" + name, atomically: true, encoding: .utf8) }
+        let statistics = CgroupV2Manager(root: root).statistics("pods/box")
+        #expect(statistics == CgroupStatistics(
+            memoryBytes: 10_485_760, memoryWorkingSetBytes: 6_291_456, ioReadBytes: 4196, ioWriteBytes: 8192,
+            cpuUsageMicroseconds: 1_234_567, pids: 3, oomKills: 2))
+        #expect(CgroupStatistics.ioBytes(v1: "8:0 Read 4096\n8:0 Write 512\n8:0 Sync 10\n8:16 Read 4\nTotal 4612\n") == (4100, 512))
+        #expect(CgroupStatistics.workingSet(usage: 100, inactiveFile: 300) == 0)
+    }
+
     @Test(arguments: [(2 as UInt64, 1 as UInt64), (1024, 39), (262_144, 10_000), (512, 20)])
     func sharesToWeight(_ shares: UInt64, _ weight: UInt64) {
         #expect(CgroupV2Manager.weight(fromShares: shares) == weight)

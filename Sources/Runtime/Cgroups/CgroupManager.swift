@@ -8,7 +8,13 @@ import OCI
 
 /// Usage figures of a container's cgroup (what metrics and OOM reporting need).
 public struct CgroupStatistics: Sendable, Equatable {
+    /// Memory charged to the cgroup, page cache included.
     public var memoryBytes: Int64?
+    /// The kubelet's working set: usage minus inactive file pages (what eviction and `kubectl top` use).
+    public var memoryWorkingSetBytes: Int64?
+    /// Bytes read and written on block devices.
+    public var ioReadBytes: Int64?
+    public var ioWriteBytes: Int64?
     public var cpuUsageMicroseconds: Int64?
     public var pids: Int64?
     public var oomKills: Int64 = 0
@@ -46,6 +52,35 @@ enum ControllerNeeds {
             ? " (on Raspberry Pi OS add `cgroup_enable=memory cgroup_memory=1` to the kernel command line in /boot/firmware/cmdline.txt and reboot)"
             : " (enable it in the kernel command line or the kernel configuration)"
         return RuntimeError("the \(controller) cgroup controller is not available on this host\(hint)")
+    }
+}
+
+extension CgroupStatistics {
+    /// usage − inactive_file, floored at 0 (the kubelet's definition).
+    static func workingSet(usage: Int64?, inactiveFile: Int64?) -> Int64? {
+        guard let usage else { return nil }
+        return max(0, usage - (inactiveFile ?? 0))
+    }
+
+    /// Sums `rbytes=`/`wbytes=` over the devices of an io.stat (v2).
+    static func ioBytes(v2 text: String) -> (read: Int64, write: Int64) {
+        var read: Int64 = 0, write: Int64 = 0
+        for field in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            if field.hasPrefix("rbytes="), let value = Int64(field.dropFirst(7)) { read += value }
+            if field.hasPrefix("wbytes="), let value = Int64(field.dropFirst(7)) { write += value }
+        }
+        return (read, write)
+    }
+
+    /// Sums the Read/Write lines of blkio.throttle.io_service_bytes (v1: "8:0 Read 4096").
+    static func ioBytes(v1 text: String) -> (read: Int64, write: Int64) {
+        var read: Int64 = 0, write: Int64 = 0
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 3, let value = Int64(fields[2]) else { continue }
+            if fields[1] == "Read" { read += value } else if fields[1] == "Write" { write += value }
+        }
+        return (read, write)
     }
 }
 

@@ -118,10 +118,15 @@ public struct CgroupV1Manager: CgroupManager {
         if let memory = directory("memory", path) {
             statistics.memoryBytes = CgroupFiles.read(memory + "/memory.usage_in_bytes").flatMap { Int64($0.split(separator: "\n").first ?? "") }
             statistics.oomKills = CgroupFiles.keyValues(memory + "/memory.oom_control")["oom_kill"] ?? 0
+            statistics.memoryWorkingSetBytes = CgroupStatistics.workingSet(
+                usage: statistics.memoryBytes, inactiveFile: CgroupFiles.keyValues(memory + "/memory.stat")["total_inactive_file"])
         }
         if let cpu = directory("cpuacct", path) ?? directory("cpu", path),
            let nanoseconds = CgroupFiles.read(cpu + "/cpuacct.usage").flatMap({ Int64($0.split(separator: "\n").first ?? "") }) {
             statistics.cpuUsageMicroseconds = nanoseconds / 1000
+        }
+        if let blkio = directory("blkio", path), let io = CgroupFiles.read(blkio + "/blkio.throttle.io_service_bytes") {
+            (statistics.ioReadBytes, statistics.ioWriteBytes) = CgroupStatistics.ioBytes(v1: io)
         }
         if let pids = directory("pids", path) {
             statistics.pids = CgroupFiles.read(pids + "/pids.current").flatMap { Int64($0.split(separator: "\n").first ?? "") }
