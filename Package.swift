@@ -60,6 +60,11 @@ let package = Package(
             name: "Runtime",
             dependencies: ["OCI", "KubeModel", "SystemSupport", "CRuntime", "CSeccomp", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Pod networking: sandboxes (held namespaces), CNI plugins, DNS and hosts files.
+        .target(
+            name: "PodNetwork",
+            dependencies: ["KubeModel", "SystemSupport", "Runtime", "CRuntime"]
+        ),
         // OCI image-spec types (descriptors, manifests, indexes, configs, platforms).
         .target(name: "OCI"),
         // Registry client, verified blob store, safe layer unpack, image records and GC.
@@ -198,6 +203,10 @@ let package = Package(
             name: "RuntimeTests",
             dependencies: ["Runtime", "OCI", "IotkubeTestSupport", "iotkube-agent"],
             exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "PodNetworkTests",
+            dependencies: ["PodNetwork", "KubeModel", "IotkubeTestSupport", "iotkube-agent"]
         ),
         .testTarget(
             name: "AgentCLITests",

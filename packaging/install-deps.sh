@@ -33,6 +33,8 @@ $want_test_tools && apt_packages+=(docker-registry skopeo umoci busybox-static a
 # the external-runtime peer.
 apt_packages+=(libseccomp-dev libcap-dev)
 $want_test_tools && apt_packages+=(gcc libc6-dev crun)
+# Pod networking: the standard CNI plugins (bridge, host-local, portmap) and iptables they drive.
+apt_packages+=(containernetworking-plugins iptables)
 # A Debian VM under qemu (systemd as PID 1, pure cgroup v2) for what this kind of host cannot show.
 $want_test_tools && apt_packages+=(qemu-system-x86 qemu-utils debootstrap cpio e2fsprogs)
 

@@ -75,6 +75,7 @@ void mask_paths(struct plan *p);
 
 int monitor_main(int argc, char **argv);
 int exec_main(int argc, char **argv);
+int sandbox_main(int argc, char **argv);
 
 /// Writes "error <message>" to fd and exits 1 (child side); the message names the step.
 void fail(int fd, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));

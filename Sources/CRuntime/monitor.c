@@ -392,4 +392,5 @@ __attribute__((constructor)) static void iotkube_runtime_entry(int argc, char **
     (void)envp;
     if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_MONITOR_ARGUMENT)) _exit(monitor_main(argc, argv));
     if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_EXEC_ARGUMENT)) _exit(exec_main(argc, argv));
+    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_SANDBOX_ARGUMENT)) _exit(sandbox_main(argc, argv));
 }

@@ -6,9 +6,9 @@
 import CRuntime
 
 /// posix_spawn of the agent binary in one of its C helper modes (never fork from Swift).
-enum ProcessSpawner {
+public enum ProcessSpawner {
     /// The running executable (the agent binary carries the C helpers).
-    static func currentExecutable() -> String {
+    public static func currentExecutable() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard length > 0 else { return CommandLine.arguments[0] }
@@ -17,8 +17,11 @@ enum ProcessSpawner {
 
     /// Starts `executable arguments…`. `descriptors` maps child descriptor numbers to ours
     /// (e.g. `[1: logFile, 3: reportPipe]`); unmapped stdio is inherited, with `nullInput` stdin is
-    /// /dev/null, and every other descriptor is closed in the child.
-    static func spawn(_ executable: String, _ arguments: [String], descriptors: [Int32: Int32] = [:], nullInput: Bool = false) throws(RuntimeError) -> pid_t {
+    /// /dev/null, and every other descriptor is closed in the child. `environment` (NAME=value)
+    /// replaces ours when given.
+    public static func spawn(
+        _ executable: String, _ arguments: [String], descriptors: [Int32: Int32] = [:], nullInput: Bool = false, environment: [String]? = nil
+    ) throws(RuntimeError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -29,13 +32,21 @@ enum ProcessSpawner {
         var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) }
         argv.append(nil)
         defer { for argument in argv { free(argument) } }
-        let result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        var result: Int32
+        if let environment {
+            var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) }
+            envp.append(nil)
+            defer { for variable in envp { free(variable) } }
+            result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        } else {
+            result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        }
         guard result == 0 else { throw RuntimeError("cannot start \(executable): \(String(cString: strerror(result)))") }
         return pid
     }
 
     /// Waits for a child; its exit code (128+signal when killed).
-    static func wait(_ pid: pid_t) -> Int32 {
+    public static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
             if errno != EINTR { return -1 }

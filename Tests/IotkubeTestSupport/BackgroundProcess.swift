@@ -16,7 +16,9 @@ public final class BackgroundProcess: @unchecked Sendable {
         let script = """
             \(quoted) \(captureFirstLine ? "" : ">>'\(logPath)'") 2>>'\(logPath)' &
             child=$!
-            trap 'kill $child 2>/dev/null' EXIT TERM
+            echo $child > '\(logPath).pid'
+            trap 'kill $child 2>/dev/null' EXIT
+            trap 'exit 143' TERM
             while kill -0 \(getpid()) 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done
             """
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
@@ -41,11 +43,17 @@ public final class BackgroundProcess: @unchecked Sendable {
 
     public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
+    /// Kills the helper (its pid is in `<logPath>.pid`: signals may reach the watchdog shell
+    /// ignored, so it is not relied on), then the watchdog.
     public func stop() {
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
+        guard process.isRunning else { return }
+        if let text = try? String(contentsOfFile: logPath + ".pid", encoding: .utf8),
+           let child = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            kill(child, SIGKILL)
         }
+        for _ in 0..<60 where process.isRunning { Thread.sleep(forTimeInterval: 0.05) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
     }
 
     deinit { stop() }

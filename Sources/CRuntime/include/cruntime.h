@@ -7,6 +7,8 @@
 #define IOTKUBE_MONITOR_ARGUMENT "__iotkube-monitor"
 /// The argv[1] for running a process inside an existing container (`runtime exec`).
 #define IOTKUBE_EXEC_ARGUMENT "__iotkube-exec"
+/// The argv[1] for pod sandboxes (held network, IPC and UTS namespaces): create DIR HOSTNAME | remove DIR.
+#define IOTKUBE_SANDBOX_ARGUMENT "__iotkube-sandbox"
 
 /// Referenced from Swift so the linker keeps this target (and its constructor).
 int iotkube_runtime_linked(void);
@@ -19,6 +21,9 @@ int iotkube_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 
 /// pipe2(fds, O_CLOEXEC).
 int iotkube_pipe_cloexec(int fds[2]);
+
+/// 1 when `path` is a namespace file held by a bind mount (nsfs), 0 when not, -1 when missing.
+int iotkube_is_namespace_file(const char *path);
 
 /// 1 when `path` is a cgroup2 file system, 0 when not, -1 when it cannot be read.
 int iotkube_is_cgroup2(const char *path);

@@ -60,3 +60,11 @@ public struct JSONObject: Sendable, Sequence, Hashable {
         hasher.combine(combined)
     }
 }
+
+extension JSONObject: ExpressibleByDictionaryLiteral {
+    /// `["key": .string("value")]`, members in the order written.
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self.init()
+        for (key, value) in elements { self[key] = value }
+    }
+}

@@ -1,0 +1,216 @@
+import Foundation
+import IotkubeTestSupport
+import KubeModel
+import PodNetwork
+import Testing
+
+/// Pods on one board through the bridge, host-local and portmap plugins in real namespaces.
+@Suite(.enabled(if: NetworkFixture.ready, "needs root (network namespaces), the CNI plugins in /usr/lib/cni (containernetworking-plugins), nsenter and busybox"))
+struct PodNetworkTests {
+    @Test func podsReachEachOtherTheHostAndHostPorts() throws {
+        let network = try NetworkFixture.network()
+        defer { NetworkFixture.tearDown(network) }
+        let webID = NetworkFixture.sandboxID("web"), clientID = NetworkFixture.sandboxID("client")
+        let web = try NetworkFixture.sandbox(network, webID)
+        let client = try NetworkFixture.sandbox(network, clientID)
+        let hostPort = try ServerProcess.freePort()
+        let webAttachment = try network.attachments.add(.init(
+            sandboxID: webID, namespace: "default", name: "web", uid: "uid-web", networkNamespace: web.networkNamespace,
+            portMappings: [PortMapping(hostPort: hostPort, containerPort: 8080)]))
+        let clientAttachment = try network.attachments.add(.init(
+            sandboxID: clientID, namespace: "default", name: "client", uid: "uid-client", networkNamespace: client.networkNamespace))
+        let cidr = try PodCIDR(network.cidr)
+        let webIP = try #require(webAttachment.ips.first)
+        let clientIP = try #require(clientAttachment.ips.first)
+        #expect(webIP != clientIP)
+        #expect(network.cidr.hasPrefix(webIP.split(separator: ".").prefix(3).joined(separator: ".") + "."), "\(webIP) in \(cidr)")
+        #expect(try NetworkFixture.inPod(web, "hostname").output.contains(webID))
+
+        // A server in one pod, reached from the other pod, from the host, and through the hostPort.
+        let content = NSTemporaryDirectory() + "iotkube-www-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: content, withIntermediateDirectories: true)
+        try "hello from the web pod\n".write(toFile: content + "/index.html", atomically: true, encoding: .utf8)
+        let server = try BackgroundProcess("/usr/bin/nsenter", ["--net=\(web.networkNamespace)", "/bin/busybox", "httpd", "-f", "-p", "8080", "-h", content], logPath: content + "/server.log")
+        defer { server.stop() }
+        for _ in 0..<100 {
+            if try NetworkFixture.inPod(web, "busybox netstat -ltn | grep -q :8080").status == 0 { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let fromPod = try NetworkFixture.inPod(client, "timeout 10 busybox wget -q -O - http://\(webIP):8080/index.html")
+        #expect(fromPod.output.contains("hello from the web pod"), "\(fromPod.output)")
+        let fromHost = try NetworkFixture.shell("timeout 10 busybox wget -q -O - http://\(webIP):8080/index.html")
+        #expect(fromHost.contains("hello from the web pod"), "\(fromHost)")
+        let nodeIP = try NetworkFixture.nodeIP()
+        for address in ["127.0.0.1", nodeIP] {
+            let throughHostPort = try NetworkFixture.shell("timeout 10 busybox wget -q -O - http://\(address):\(hostPort)/index.html 2>&1")
+            #expect(throughHostPort.contains("hello from the web pod"), "hostPort on \(address): \(throughHostPort)")
+        }
+
+        // A pod reaches a server on the host by the node's address (masqueraded egress path).
+        let hostServer = try BackgroundProcess("/bin/busybox", ["httpd", "-f", "-p", "\(nodeIP):\(hostPort + 1)", "-h", content], logPath: content + "/host.log")
+        defer { hostServer.stop() }
+        Thread.sleep(forTimeInterval: 0.3)
+        let toHost = try NetworkFixture.inPod(client, "timeout 10 busybox wget -q -O - http://\(nodeIP):\(hostPort + 1)/index.html 2>&1")
+        #expect(toHost.output.contains("hello from the web pod"), "\(toHost.output)")
+
+        // The cached attachment survives a new manager (an agent restart).
+        let restarted = PodNetworkAttachments(network: network.attachments.network, plugins: network.attachments.plugins, cacheDirectory: network.attachments.cacheDirectory)
+        #expect(restarted.attachment(sandboxID: webID)?.ips == [webIP])
+        #expect(restarted.attachedSandboxIDs == [clientID, webID].sorted())
+        try restarted.delete(sandboxID: webID)
+        try restarted.delete(sandboxID: clientID)
+        try web.remove(helper: NetworkFixture.helper)
+        try client.remove(helper: NetworkFixture.helper)
+        #expect(!web.exists)
+        #expect(try NetworkFixture.shell("ip -o link show master \(network.bridge) 2>/dev/null").isEmpty)
+        #expect(try NetworkFixture.shell("iptables-save -t nat | grep -c -- '--dport \(hostPort) ' || true").hasPrefix("0"))
+    }
+
+    /// 100 pods created and deleted: no veth, address lease, iptables rule or cache entry stays.
+    @Test func createDeleteCyclesLeaveNothingBehind() throws {
+        let network = try NetworkFixture.network()
+        defer { NetworkFixture.tearDown(network) }
+        let prefix = network.cidr.split(separator: ".").prefix(3).joined(separator: ".") + "."
+        for cycle in 0..<100 {
+            let id = NetworkFixture.sandboxID("cycle\(cycle)")
+            let sandbox = try NetworkFixture.sandbox(network, id)
+            let hostPort = 20_000 + cycle
+            let attachment = try network.attachments.add(.init(
+                sandboxID: id, namespace: "default", name: "cycle", uid: id, networkNamespace: sandbox.networkNamespace,
+                portMappings: [PortMapping(hostPort: hostPort, containerPort: 80)]))
+            #expect(attachment.ips.count == 1)
+            try network.attachments.delete(sandboxID: id)
+            try sandbox.remove(helper: NetworkFixture.helper)
+            #expect(try NetworkFixture.shell("ip -o link show master \(network.bridge) 2>/dev/null").isEmpty, "cycle \(cycle): a veth stayed")
+            let rules = try NetworkFixture.shell("iptables-save -t nat | grep -e '\(id)' -e '\(prefix)' -e 'dport \(hostPort) ' || true")
+            #expect(rules.isEmpty, "cycle \(cycle): iptables rules stayed: \(rules)")
+        }
+        #expect(network.attachments.attachedSandboxIDs.isEmpty)
+        // host-local keeps one file per leased address (plus its bookkeeping files).
+        let leases = try FileManager.default.contentsOfDirectory(atPath: network.base + "/ipam/iotkube").filter { $0.first?.isNumber == true }
+        #expect(leases.isEmpty, "\(leases)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: network.base + "/sandboxes").isEmpty)
+    }
+
+    /// After an unclean stop the next start releases attachments whose sandboxes are gone.
+    @Test func staleAttachmentsAreReleasedOnTheNextStart() throws {
+        let network = try NetworkFixture.network()
+        defer { NetworkFixture.tearDown(network) }
+        let kept = NetworkFixture.sandboxID("kept"), lost = NetworkFixture.sandboxID("lost")
+        for id in [kept, lost] {
+            let sandbox = try NetworkFixture.sandbox(network, id)
+            _ = try network.attachments.add(.init(sandboxID: id, namespace: "default", name: id, uid: id, networkNamespace: sandbox.networkNamespace))
+        }
+        // The crash: the lost pod's sandbox disappears without a DEL.
+        try PodSandbox(directory: network.base + "/sandboxes/" + lost).remove(helper: NetworkFixture.helper)
+        let restarted = PodNetworkAttachments(network: network.attachments.network, plugins: network.attachments.plugins, cacheDirectory: network.attachments.cacheDirectory)
+        let released = restarted.releaseStale(keeping: [kept])
+        #expect(released.released == [lost])
+        #expect(released.failures.isEmpty, "\(released.failures)")
+        #expect(restarted.attachedSandboxIDs == [kept])
+        let leases = try FileManager.default.contentsOfDirectory(atPath: network.base + "/ipam/iotkube").filter { $0.first?.isNumber == true }
+        #expect(leases.count == 1)
+    }
+
+    @Test func exhaustedRangeAndTakenHostPortsAreClearErrors() throws {
+        // A /30 has one address for pods after the gateway.
+        let (_, unique) = try NetworkFixture.uniqueNetwork()
+        let small = unique.replacingOccurrences(of: ".0/24", with: ".0/30")
+        let network = try NetworkFixture.network(cidr: small)
+        defer { NetworkFixture.tearDown(network) }
+        let first = NetworkFixture.sandboxID("first"), second = NetworkFixture.sandboxID("second")
+        let firstSandbox = try NetworkFixture.sandbox(network, first)
+        let hostPort = try ServerProcess.freePort()
+        _ = try network.attachments.add(.init(sandboxID: first, namespace: "default", name: "first", uid: first, networkNamespace: firstSandbox.networkNamespace,
+                                              portMappings: [PortMapping(hostPort: hostPort, containerPort: 80)]))
+        let secondSandbox = try NetworkFixture.sandbox(network, second)
+        #expect {
+            _ = try network.attachments.add(.init(sandboxID: second, namespace: "default", name: "second", uid: second, networkNamespace: secondSandbox.networkNamespace))
+        } throws: { "\($0)".contains("CNI plugin bridge ADD") && "\($0)".contains("no IP addresses available") }
+        #expect(!network.attachments.attachedSandboxIDs.contains(second), "a failed ADD leaves no attachment")
+        // The same hostPort as another pod, and one a host process listens on.
+        #expect {
+            _ = try network.attachments.add(.init(sandboxID: second, namespace: "default", name: "second", uid: second, networkNamespace: secondSandbox.networkNamespace,
+                                                  portMappings: [PortMapping(hostPort: hostPort, containerPort: 80)]))
+        } throws: { "\($0)".contains("hostPort \(hostPort)/TCP is already used by pod default/first") }
+        let listener = try BackgroundProcess("/bin/busybox", ["nc", "-l", "-p", "\(hostPort + 1)"], logPath: network.base + "/nc.log")
+        defer { listener.stop() }
+        for _ in 0..<100 {
+            if try NetworkFixture.shell("busybox netstat -ltn").contains(":\(hostPort + 1) ") { break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect {
+            _ = try network.attachments.add(.init(sandboxID: second, namespace: "default", name: "second", uid: second, networkNamespace: secondSandbox.networkNamespace,
+                                                  portMappings: [PortMapping(hostPort: hostPort + 1, containerPort: 80)]))
+        } throws: { "\($0)".contains("hostPort \(hostPort + 1)/TCP is already in use on this node") }
+    }
+
+    @Test func brokenPluginsAndConfigurationsAreClearErrors() throws {
+        let base = NSTemporaryDirectory() + "iotkube-cni-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/bin", withIntermediateDirectories: true)
+        // A plugin that never answers, and a configuration naming a plugin that does not exist.
+        try "#!/bin/sh\nexec sleep 600\n".write(toFile: base + "/bin/hang", atomically: true, encoding: .utf8)
+        chmod(base + "/bin/hang", 0o755)
+        let sandbox = try PodSandbox.create(directory: base + "/sandbox", hostname: "broken", helper: NetworkFixture.helper)
+        defer { try? sandbox.remove(helper: NetworkFixture.helper) }
+        let hanging = try CNINetworkList.parse(Array(#"{"cniVersion":"1.0.0","name":"slow","plugins":[{"type":"hang"}]}"#.utf8), source: "slow.conflist")
+        let attachments = PodNetworkAttachments(network: hanging, plugins: CNIPlugins(directories: [base + "/bin"], timeoutSeconds: 1), cacheDirectory: base + "/cache")
+        let id = NetworkFixture.sandboxID("slow")
+        #expect {
+            _ = try attachments.add(.init(sandboxID: id, namespace: "default", name: "slow", uid: id, networkNamespace: sandbox.networkNamespace))
+        } throws: { error in
+            // ADD timed out, and so did the DEL that cleans up after it.
+            "\(error)".hasPrefix("CNI plugin hang ADD (network slow, container \(id)): no answer within 1 s; killed; cleaning up failed too")
+        }
+        #expect(try NetworkFixture.shell("pgrep -f 'sleep 60[0]' || true").isEmpty, "the hanging plugin was killed")
+
+        let missing = try CNINetworkList.parse(Array(#"{"cniVersion":"1.0.0","name":"gone","plugins":[{"type":"no-such-plugin"}]}"#.utf8), source: "gone.conflist")
+        let noPlugin = PodNetworkAttachments(network: missing, plugins: CNIPlugins(directories: [base + "/bin", "/usr/lib/cni"]), cacheDirectory: base + "/cache2")
+        #expect {
+            _ = try noPlugin.add(.init(sandboxID: id, namespace: "default", name: "gone", uid: id, networkNamespace: sandbox.networkNamespace))
+        } throws: { "\($0)".contains("CNI plugin \"no-such-plugin\" not found in \(base)/bin, /usr/lib/cni") }
+        // Its DEL cannot run either: the attachment stays recorded (without a result) so that it is
+        // released once the plugin is there.
+        #expect(noPlugin.attachedSandboxIDs == [id] && noPlugin.attachment(sandboxID: id) == nil)
+    }
+}
+
+/// Configuration files and ranges, without root.
+@Suite struct CNIConfigurationTests {
+    @Test(arguments: [
+        ("{", "not valid JSON"),
+        ("[]", "not a JSON object"),
+        (#"{"cniVersion":"1.0.0","plugins":[{"type":"bridge"}]}"#, "\"name\" is missing"),
+        (#"{"name":"n","plugins":[]}"#, "\"plugins\" must be a non-empty array"),
+        (#"{"name":"n","plugins":[{"type":"../../bin/sh"}]}"#, "plugins[0].type must be a plugin file name"),
+        (#"{"name":"n"}"#, "neither \"plugins\" nor \"type\""),
+    ])
+    func badConfigurations(_ text: String, _ message: String) {
+        #expect {
+            _ = try CNINetworkList.parse(Array(text.utf8), source: "/etc/cni/net.d/10-test.conflist")
+        } throws: { "\($0)".contains("CNI configuration /etc/cni/net.d/10-test.conflist: \(message)") }
+    }
+
+    @Test func loadsTheFirstFileAndReadsASingleConf() throws {
+        let directory = NSTemporaryDirectory() + "iotkube-netd-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        #expect { _ = try CNINetworkList.load(directory: directory) } throws: { "\($0)".contains("no CNI configuration in \(directory)") }
+        try #"{"cniVersion":"0.4.0","name":"single","type":"bridge","bridge":"br9"}"#.write(toFile: directory + "/20-single.conf", atomically: true, encoding: .utf8)
+        try #"{"cniVersion":"1.0.0","name":"later","plugins":[{"type":"bridge"}]}"#.write(toFile: directory + "/30-later.conflist", atomically: true, encoding: .utf8)
+        let list = try CNINetworkList.load(directory: directory)
+        #expect(list.name == "single" && list.cniVersion == "0.4.0" && list.plugins.count == 1 && list.source == directory + "/20-single.conf")
+    }
+
+    @Test func podCIDRsAreCheckedAgainstTheHost() throws {
+        #expect { _ = try PodCIDR("10.1.2.3/24") } throws: { "\($0)".contains("has host bits set (the network is 10.1.2.0/24)") }
+        #expect { _ = try PodCIDR("fd00::/64") } throws: { "\($0)".contains("is not an IPv4 network") }
+        #expect { _ = try PodCIDR("10.0.0.0/33") } throws: { "\($0)".contains("is not an IPv4 network") }
+        #expect(try PodCIDR("10.244.0.0/16").overlaps(PodCIDR("10.244.3.0/24")))
+        #expect(try !PodCIDR("10.244.0.0/24").overlaps(PodCIDR("10.244.1.0/24")))
+        // A range covering the node's own network is refused, naming the interface.
+        let (interface, hostNetwork) = try #require(PodCIDR.hostNetworks().first)
+        let covering = try PodCIDR(hostNetwork.description)
+        #expect { try covering.checkNoOverlapWithHost(ownInterfaces: []) } throws: { "\($0)".contains("overlaps the host network \(hostNetwork) on \(interface)") }
+        try covering.checkNoOverlapWithHost(ownInterfaces: Set(PodCIDR.hostNetworks().map(\.interface)))
+    }
+}
