@@ -1,3 +1,4 @@
+import CRuntime
 import KubeModel
 import SystemSupport
 
@@ -143,8 +144,11 @@ public struct PodNetworkAttachments: Sendable {
     }
 
     func invocation(_ command: String, _ entry: CacheEntry) -> CNIPlugins.Invocation {
-        CNIPlugins.Invocation(command: command, containerID: entry.sandboxID, networkNamespace: entry.networkNamespace,
-                              interfaceName: Self.interfaceName, arguments: entry.arguments)
+        // DEL of a sandbox whose namespace is gone (a reboot) passes an empty CNI_NETNS, as the
+        // spec asks: plugins then release what lives outside it (the address lease).
+        let namespace = command == "DEL" && iotkube_is_namespace_file(entry.networkNamespace) != 1 ? "" : entry.networkNamespace
+        return CNIPlugins.Invocation(command: command, containerID: entry.sandboxID, networkNamespace: namespace,
+                                     interfaceName: Self.interfaceName, arguments: entry.arguments)
     }
 
     func save(_ entry: CacheEntry) throws(NetworkError) {

@@ -92,20 +92,31 @@ struct PodNetworkTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: network.base + "/sandboxes").isEmpty)
     }
 
-    /// After an unclean stop the next start releases attachments whose sandboxes are gone.
+    /// After an unclean stop the next start releases attachments of pods that are no longer
+    /// wanted (their sandboxes still mounted: DEL removes veth, rules and lease), and the lease of
+    /// a sandbox that vanished with a reboot (empty CNI_NETNS).
     @Test func staleAttachmentsAreReleasedOnTheNextStart() throws {
         let network = try NetworkFixture.network()
         defer { NetworkFixture.tearDown(network) }
-        let kept = NetworkFixture.sandboxID("kept"), lost = NetworkFixture.sandboxID("lost")
-        for id in [kept, lost] {
+        let kept = NetworkFixture.sandboxID("kept"), lost = NetworkFixture.sandboxID("lost"), rebooted = NetworkFixture.sandboxID("rebooted")
+        for id in [kept, lost, rebooted] {
             let sandbox = try NetworkFixture.sandbox(network, id)
             _ = try network.attachments.add(.init(sandboxID: id, namespace: "default", name: id, uid: id, networkNamespace: sandbox.networkNamespace))
         }
-        // The crash: the lost pod's sandbox disappears without a DEL.
-        try PodSandbox(directory: network.base + "/sandboxes/" + lost).remove(helper: NetworkFixture.helper)
+        // The crash: the lost pod was deleted while the agent was down. The rebooted one's
+        // namespace went away without a DEL (a reboot also clears iptables, which the test
+        // cannot do to its host: the test removes its masquerade rules by hand).
+        let rebootedAddress = try #require(network.attachments.attachment(sandboxID: rebooted)?.ips.first)
+        try PodSandbox(directory: network.base + "/sandboxes/" + rebooted).remove(helper: NetworkFixture.helper)
         let restarted = PodNetworkAttachments(network: network.attachments.network, plugins: network.attachments.plugins, cacheDirectory: network.attachments.cacheDirectory)
         let released = restarted.releaseStale(keeping: [kept])
-        #expect(released.released == [lost])
+        #expect(released.released == [lost, rebooted].sorted())
+        #expect(try NetworkFixture.shell("ip -o link show master \(network.bridge)").split(separator: "\n").count == 1, "only the kept pod's veth")
+        _ = try NetworkFixture.shell("""
+            chain=$(iptables-save -t nat | grep -- '-s \(rebootedAddress)/32' | grep -o 'CNI-[0-9a-f]*' | head -1)
+            iptables-save -t nat | grep -- '-s \(rebootedAddress)/32' | sed 's/^-A/-D/' | while read -r rule; do eval iptables -t nat $rule; done
+            [ -n "$chain" ] && iptables -t nat -F $chain && iptables -t nat -X $chain
+            """)
         #expect(released.failures.isEmpty, "\(released.failures)")
         #expect(restarted.attachedSandboxIDs == [kept])
         let leases = try FileManager.default.contentsOfDirectory(atPath: network.base + "/ipam/iotkube").filter { $0.first?.isNumber == true }
