@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import SystemSupport
 import HTTPServing
+import KubeModel
 
 /// `iotkube-server run`: serves the Kubernetes API over HTTPS.
 struct RunCommand: AsyncParsableCommand {
@@ -30,6 +31,22 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Delete the pods of a node unreachable for this many more seconds (default: never; edge boards keep their pods).")
     var evictUnreachableAfter: Int64?
 
+    @Option(help: "The pod range each node's podCIDR is taken from (empty: no allocation; nodes bring their own).")
+    var clusterCIDR = "10.42.0.0/16"
+
+    @Option(help: "The prefix length of each node's pod range.")
+    var nodeCIDRMaskSize = 24
+
+    func validate() throws {
+        if !clusterCIDR.isEmpty {
+            let network: IPv4Network
+            do { network = try IPv4Network(clusterCIDR, prefixes: 8...30) } catch { throw ValidationError("--cluster-cidr: \(error)") }
+            guard (network.prefixLength...30).contains(nodeCIDRMaskSize) else {
+                throw ValidationError("--node-cidr-mask-size \(nodeCIDRMaskSize) must be between the cluster CIDR's prefix (\(network.prefixLength)) and 30")
+            }
+        }
+    }
+
     func run() async throws {
         let files = ClusterFiles(directory: dataDir)
         FileLimits.raiseOpenFileLimit()
@@ -52,8 +69,11 @@ struct RunCommand: AsyncParsableCommand {
         let nodeLifecycle = NodeLifecycleService(
             store: store, logger: logger, gracePeriodSeconds: nodeMonitorGracePeriod,
             checkInterval: .seconds(max(1, min(5, nodeMonitorGracePeriod / 4))), evictAfterSeconds: evictUnreachableAfter)
-        let group = ServiceGroup(
-            services: [http, scheduler, nodeLifecycle], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var services: [any Service] = [http, scheduler, nodeLifecycle]
+        if let network = try? IPv4Network(clusterCIDR, prefixes: 8...30) {
+            services.append(NodeIPAMService(store: store, logger: logger, clusterCIDR: network, nodeMaskSize: nodeCIDRMaskSize))
+        }
+        let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }
 

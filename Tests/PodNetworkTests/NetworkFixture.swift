@@ -16,7 +16,7 @@ enum NetworkFixture {
         let suffix = String(UUID().uuidString.prefix(6)).lowercased()
         for _ in 0..<50 {
             let candidate = "10.\(Int.random(in: 150...249)).\(Int.random(in: 0...255)).0/24"
-            let cidr = try PodCIDR(candidate)
+            let cidr = try PodCIDR.parse(candidate)
             if !PodCIDR.hostNetworks().contains(where: { $0.network.overlaps(cidr) }) { return ("iotk" + suffix, candidate) }
         }
         throw TestFailure("no free pod range")

@@ -19,7 +19,7 @@ struct PodNetworkTests {
             portMappings: [PortMapping(hostPort: hostPort, containerPort: 8080)]))
         let clientAttachment = try network.attachments.add(.init(
             sandboxID: clientID, namespace: "default", name: "client", uid: "uid-client", networkNamespace: client.networkNamespace))
-        let cidr = try PodCIDR(network.cidr)
+        let cidr = try PodCIDR.parse(network.cidr)
         let webIP = try #require(webAttachment.ips.first)
         let clientIP = try #require(clientAttachment.ips.first)
         #expect(webIP != clientIP)
@@ -213,15 +213,18 @@ struct PodNetworkTests {
     }
 
     @Test func podCIDRsAreCheckedAgainstTheHost() throws {
-        #expect { _ = try PodCIDR("10.1.2.3/24") } throws: { "\($0)".contains("has host bits set (the network is 10.1.2.0/24)") }
-        #expect { _ = try PodCIDR("fd00::/64") } throws: { "\($0)".contains("is not an IPv4 network") }
-        #expect { _ = try PodCIDR("10.0.0.0/33") } throws: { "\($0)".contains("is not an IPv4 network") }
-        #expect(try PodCIDR("10.244.0.0/16").overlaps(PodCIDR("10.244.3.0/24")))
-        #expect(try !PodCIDR("10.244.0.0/24").overlaps(PodCIDR("10.244.1.0/24")))
+        #expect { _ = try PodCIDR.parse("10.1.2.3/24") } throws: { "\($0)".contains("pod CIDR \"10.1.2.3/24\" has host bits set (the network is 10.1.2.0/24)") }
+        #expect { _ = try PodCIDR.parse("fd00::/64") } throws: { "\($0)".contains("is not an IPv4 network") }
+        #expect { _ = try PodCIDR.parse("10.0.0.0/31") } throws: { "\($0)".contains("prefix 8 to 30") }
+        #expect(try PodCIDR.parse("10.244.0.0/16").overlaps(PodCIDR.parse("10.244.3.0/24")))
+        #expect(try !PodCIDR.parse("10.244.0.0/24").overlaps(PodCIDR.parse("10.244.1.0/24")))
+        #expect(try Array(IPv4Network("10.42.0.0/16").subnets(prefixLength: 24).prefix(2)).map(\.description) == ["10.42.0.0/24", "10.42.1.0/24"])
+        #expect(try Array(IPv4Network("10.42.0.0/16").subnets(prefixLength: 24)).count == 256)
         // A range covering the node's own network is refused, naming the interface.
         let (interface, hostNetwork) = try #require(PodCIDR.hostNetworks().first)
-        let covering = try PodCIDR(hostNetwork.description)
-        #expect { try covering.checkNoOverlapWithHost(ownInterfaces: []) } throws: { "\($0)".contains("overlaps the host network \(hostNetwork) on \(interface)") }
-        try covering.checkNoOverlapWithHost(ownInterfaces: Set(PodCIDR.hostNetworks().map(\.interface)))
+        #expect { try PodCIDR.checkNoOverlapWithHost(hostNetwork, ownInterfaces: []) } throws: {
+            "\($0)".contains("overlaps the host network \(hostNetwork) on \(interface)")
+        }
+        try PodCIDR.checkNoOverlapWithHost(hostNetwork, ownInterfaces: Set(PodCIDR.hostNetworks().map(\.interface)))
     }
 }
