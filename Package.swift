@@ -109,6 +109,7 @@ let package = Package(
             dependencies: [
                 "KubeModel",
                 "ImageStore",
+                "PodNetwork",
                 "KubeClient",
                 "SystemSupport",
                 "HTTPServing",
@@ -210,7 +211,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentCLITests",
-            dependencies: ["iotkube-agent", "Agent", "ImageStore", "OCI", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
+            dependencies: ["iotkube-agent", "Agent", "ImageStore", "OCI", "PodNetwork", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),
     ],
     swiftLanguageModes: [.v6]

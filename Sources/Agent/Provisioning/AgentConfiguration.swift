@@ -31,6 +31,17 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     /// Resources kept for the system and the agent: allocatable = capacity − these
     /// (e.g. `cpu: 100m`, `memory: 128Mi`).
     public var systemReserved: [String: Quantity]?
+    /// This node's pod range when the API server assigns none (`spec.podCIDR` wins when set).
+    public var podCIDR: String?
+    /// Where a CNI configuration list is looked for (default `/etc/cni/net.d`); without one the
+    /// agent's default bridge network over the pod range is used.
+    public var cniConfigDirectory: String?
+    /// Where CNI plugins are looked for (default `/usr/lib/cni`, `/opt/cni/bin`).
+    public var cniBinDirectories: [String]?
+    /// The cluster DNS servers for ClusterFirst pods (kubelet `clusterDNS`).
+    public var clusterDNS: [String]?
+    /// The cluster's DNS domain (default `cluster.local`).
+    public var clusterDomain: String?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -51,11 +62,16 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         registryAuthFile = try container.decodeIfPresent(String.self, forKey: .registryAuthFile)
         imageGCHighThresholdPercent = try container.decodeIfPresent(Int.self, forKey: .imageGCHighThresholdPercent)
         imageGCLowThresholdPercent = try container.decodeIfPresent(Int.self, forKey: .imageGCLowThresholdPercent)
+        podCIDR = try container.decodeIfPresent(String.self, forKey: .podCIDR)
+        cniConfigDirectory = try container.decodeIfPresent(String.self, forKey: .cniConfigDirectory)
+        cniBinDirectories = try container.decodeIfPresent([String].self, forKey: .cniBinDirectories)
+        clusterDNS = try container.decodeIfPresent([String].self, forKey: .clusterDNS)
+        clusterDomain = try container.decodeIfPresent(String.self, forKey: .clusterDomain)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, unknownFields
+        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -71,6 +87,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             guard (0...100).contains(high), (0...100).contains(low), low < high else {
                 throw ProvisioningError("\(path): imageGCLowThresholdPercent (\(low)) must be below imageGCHighThresholdPercent (\(high)), both 0-100")
             }
+            try configuration.validateNetwork(path)
             return configuration
         } catch let error as KubeDecodingError {
             throw ProvisioningError("\(path): \(error)")
@@ -120,6 +137,11 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let systemReserved, !systemReserved.isEmpty {
             text += "systemReserved:\n" + systemReserved.keys.sorted().map { "  \(quote($0)): \(quote(systemReserved[$0]!.description))\n" }.joined()
         }
+        if let podCIDR { text += "podCIDR: \(quote(podCIDR))\n" }
+        if let cniConfigDirectory { text += "cniConfigDirectory: \(quote(cniConfigDirectory))\n" }
+        if let cniBinDirectories, !cniBinDirectories.isEmpty { text += "cniBinDirectories:\n" + cniBinDirectories.map { "  - \(quote($0))\n" }.joined() }
+        if let clusterDNS, !clusterDNS.isEmpty { text += "clusterDNS:\n" + clusterDNS.map { "  - \(quote($0))\n" }.joined() }
+        if let clusterDomain { text += "clusterDomain: \(quote(clusterDomain))\n" }
         return text
     }
 }
