@@ -37,6 +37,14 @@ public struct ImageConfiguration: Codable, Sendable {
         public var labels: [String: String]?
         public var stopSignal: String?
 
+        public init(entrypoint: [String]? = nil, cmd: [String]? = nil, env: [String]? = nil, workingDir: String? = nil, user: String? = nil) {
+            self.entrypoint = entrypoint
+            self.cmd = cmd
+            self.env = env
+            self.workingDir = workingDir
+            self.user = user
+        }
+
         enum CodingKeys: String, CodingKey {
             case user = "User", exposedPorts = "ExposedPorts", env = "Env", entrypoint = "Entrypoint", cmd = "Cmd"
             case volumes = "Volumes", workingDir = "WorkingDir", labels = "Labels", stopSignal = "StopSignal"
