@@ -110,6 +110,7 @@ let package = Package(
                 "KubeModel",
                 "ImageStore",
                 "PodNetwork",
+                "Runtime",
                 "KubeClient",
                 "SystemSupport",
                 "HTTPServing",

@@ -112,7 +112,11 @@ public struct BuiltinRuntime: Sendable {
         }
         var cgroupCreated: String?
         do throws(RuntimeError) {
-            guard mkfifo("\(state)/exec.fifo", 0o600) == 0 else { throw RuntimeError("exec fifo: \(String(cString: strerror(errno)))") }
+            // 0622 like runc: a container process that is not root opens it (through the
+            // descriptor it inherited; the state directory itself is closed to it) to wait for start.
+            guard mkfifo("\(state)/exec.fifo", 0o622) == 0, chmod("\(state)/exec.fifo", 0o622) == 0 else {
+                throw RuntimeError("exec fifo: \(String(cString: strerror(errno)))")
+            }
             let seccompPath = try spec.linux?.seccomp.map { (seccomp) throws(RuntimeError) in
                 try SeccompFilter.compiled(seccomp, cacheDirectory: "\(root)/.seccomp")
             }

@@ -14,8 +14,8 @@ public enum Capabilities {
 
     /// The capabilities containers get by default: containerd's set without CAP_NET_RAW (raw
     /// sockets are refused unless a pod adds it, as Kubernetes' restricted profile wants) and
-    /// without CAP_MKNOD (on cgroup v2 there is no device filter yet, so a device node made in
-    /// the container could reach the host's disks).
+    /// without CAP_MKNOD (hardly any container needs it; the device rules would refuse a host
+    /// disk node anyway, and a pod that needs it adds it).
     public static let defaultSet = [
         "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_SETGID",
         "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",

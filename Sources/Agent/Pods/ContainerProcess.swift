@@ -11,6 +11,13 @@ public struct ContainerProcess: Sendable, Hashable {
     /// Problems the pod should be told about that do not stop it (skipped envFrom keys).
     public var warnings: [String]
 
+    public init(args: [String], env: [String], workingDirectory: String, warnings: [String] = []) {
+        self.args = args
+        self.env = env
+        self.workingDirectory = workingDirectory
+        self.warnings = warnings
+    }
+
     /// What `valueFrom` and `envFrom` read besides the pod: ConfigMaps and Secrets of the pod's
     /// namespace (nil = does not exist), the pod's IPs and the node's allocatable resources.
     public struct Context: Sendable {
