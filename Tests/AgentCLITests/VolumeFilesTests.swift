@@ -1,6 +1,7 @@
 import Foundation
 import Agent
 import KubeModel
+import IotkubeTestSupport
 import Testing
 
 /// configMap, secret, downwardAPI and projected volumes: their files, and how updates land.
@@ -81,5 +82,58 @@ import Testing
         #expect(files["namespace"]?.bytes == Array("edge".utf8) && files["memory_limit"]?.bytes == Array("64".utf8))
         projected.projected?.sources = [downward, downward]
         #expect { _ = try VolumePayload.files(for: projected, pod: pod, sources: sources) } throws: { "\($0)".contains("two projected sources write") }
+    }
+}
+
+/// Volumes on the node and as container mounts.
+@Suite(.enabled(if: getuid() == 0, "needs root (tmpfs mounts)"))
+struct PodVolumesTests {
+    @Test func volumesAreSetUpCheckedAndMounted() throws {
+        let base = NSTemporaryDirectory() + "iotkube-podvol-\(UUID().uuidString)"
+        let host = base + "/host"
+        try FileManager.default.createDirectory(atPath: host + "/data", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: host + "/data/escape", withDestinationPath: "/etc")
+        var pod = Pod(metadata: ObjectMeta(name: "reader", namespace: "edge"), spec: PodSpec(containers: [Container(name: "app")]))
+        var memory = Volume(name: "scratch")
+        memory.emptyDir = EmptyDirVolumeSource(medium: .memory, sizeLimit: try Quantity(parsing: "1Mi"))
+        var disk = Volume(name: "cache")
+        disk.emptyDir = EmptyDirVolumeSource()
+        var data = Volume(name: "data")
+        data.hostPath = HostPathVolumeSource(path: host + "/data", type: .directory)
+        var created = Volume(name: "created")
+        created.hostPath = HostPathVolumeSource(path: host + "/new/dir", type: .directoryOrCreate)
+        var settings = Volume(name: "settings")
+        settings.configMap = ConfigMapVolumeSource(name: "settings")
+        pod.spec?.volumes = [memory, disk, data, created, settings]
+        let volumes = PodVolumes(podDirectory: base + "/pod")
+        let sources = VolumePayload.Sources(configMap: { _ in ConfigMap(metadata: ObjectMeta(name: "settings"), data: ["level": "debug"]) })
+        let paths = try volumes.prepare(pod, sources: sources, memoryLimit: 1 << 30)
+        defer { try? volumes.tearDown() }
+        #expect(paths["data"] == host + "/data" && FileManager.default.fileExists(atPath: host + "/new/dir"))
+        #expect(try String(contentsOfFile: paths["settings"]! + "/level", encoding: .utf8) == "debug")
+        // The Memory emptyDir is a 1 MiB tmpfs: a 2 MiB file does not fit.
+        let fill = try ServerProcess.run("/bin/sh", ["-c", "head -c 2097152 /dev/zero > \(paths["scratch"]!)/big; echo $?; df -k \(paths["scratch"]!) | tail -1"])
+        #expect(fill.output.contains("No space left on device") && fill.output.contains("\n1\n") && fill.output.contains("tmpfs"), "\(fill.output)")
+
+        var wrongType = Volume(name: "wrong")
+        wrongType.hostPath = HostPathVolumeSource(path: host + "/data", type: .file)
+        pod.spec?.volumes = [wrongType]
+        #expect { _ = try volumes.prepare(pod, sources: sources, memoryLimit: 1 << 30) } throws: {
+            "\($0)" == "volume wrong: hostPath type check failed: \(host)/data is not a file"
+        }
+
+        var container = Container(name: "app")
+        container.volumeMounts = [VolumeMount(name: "settings", mountPath: "/etc/app", readOnly: true), VolumeMount(name: "data", mountPath: "/data", subPath: "logs")]
+        let mounts = try PodVolumes.mounts(for: container, volumes: paths)
+        #expect(mounts.map(\.destination) == ["/etc/app", "/data"])
+        #expect(mounts[0].options == ["rbind", "ro", "rprivate"] && mounts[1].source == host + "/data/logs")
+        container.volumeMounts = [VolumeMount(name: "data", mountPath: "/x", subPath: "escape")]
+        #expect { _ = try PodVolumes.mounts(for: container, volumes: paths) } throws: { "\($0)".contains("subPath \"escape\" leads outside the volume") }
+        container.volumeMounts = [VolumeMount(name: "data", mountPath: "/x", subPath: "../../etc")]
+        #expect { _ = try PodVolumes.mounts(for: container, volumes: paths) } throws: { "\($0)".contains("must stay inside the volume") }
+        container.volumeMounts = [VolumeMount(name: "nope", mountPath: "/x")]
+        #expect { _ = try PodVolumes.mounts(for: container, volumes: paths) } throws: { "\($0)" == "container app: volumeMount nope: the pod has no volume \"nope\"" }
+        try volumes.tearDown()
+        #expect(!FileManager.default.fileExists(atPath: base + "/pod/volumes"))
     }
 }
