@@ -1,0 +1,98 @@
+import KubeModel
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// The network probe actions, as the kubelet performs them from the node: `tcpSocket` opens a
+/// connection; `httpGet` sends a GET (HTTPS without certificate verification) and succeeds on a
+/// status from 200 to 399. Each try is bounded by the probe's timeout.
+public enum ProbeActions {
+    public enum Outcome: Sendable, Hashable {
+        case success
+        case failure(String)
+    }
+
+    /// A port by number, or by the name of one of the container's ports.
+    public static func port(_ value: IntOrString, in container: Container) throws(PodSetupError) -> Int {
+        switch value {
+        case .int(let number):
+            guard (1...65535).contains(number) else { throw PodSetupError("container \(container.name): probe port \(number) is out of range") }
+            return Int(number)
+        case .string(let name):
+            if let number = Int(name), (1...65535).contains(number) { return number }
+            guard let port = container.ports?.first(where: { $0.name == name }) else {
+                throw PodSetupError("container \(container.name): probe port \"\(name)\" names none of its ports")
+            }
+            return Int(port.containerPort)
+        }
+    }
+
+    public static func tcp(host: String, port: Int, timeoutSeconds: Int64) async -> Outcome {
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.seconds(timeoutSeconds))
+                .connect(host: host, port: port).get()
+            try? await channel.close()
+            return .success
+        } catch {
+            return .failure("dial tcp \(host):\(port): \(error)")
+        }
+    }
+
+    /// The kubelet's version string in the User-Agent (`kube-probe/<major>.<minor>`).
+    static let userAgent = "kube-probe/1.31"
+
+    public static func http(
+        secure: Bool, host: String, port: Int, path: String, headers: [HTTPHeader] = [], timeoutSeconds: Int64
+    ) async -> Outcome {
+        let target = "\(secure ? "https" : "http")://\(host):\(port)\(path.hasPrefix("/") ? path : "/" + path)"
+        do {
+            let context: NIOSSLContext? = secure ? try {
+                var configuration = TLSConfiguration.makeClientConfiguration()
+                configuration.certificateVerification = .none
+                return try NIOSSLContext(configuration: configuration)
+            }() : nil
+            let status = try await withThrowingTaskGroup(of: Int.self) { group in
+                group.addTask {
+                    let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                        .connectTimeout(.seconds(timeoutSeconds))
+                        .connect(host: host, port: port) { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil)) }
+                                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                            }
+                        }
+                    var requestHeaders = HTTPHeaders()
+                    requestHeaders.add(name: "Host", value: port == (secure ? 443 : 80) ? host : "\(host):\(port)")
+                    requestHeaders.add(name: "User-Agent", value: userAgent)
+                    requestHeaders.add(name: "Accept", value: "*/*")
+                    requestHeaders.add(name: "Connection", value: "close")
+                    for header in headers {
+                        requestHeaders.remove(name: header.name)
+                        requestHeaders.add(name: header.name, value: header.value)
+                    }
+                    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path.hasPrefix("/") ? path : "/" + path, headers: requestHeaders)
+                    return try await connection.executeThenClose { inbound, outbound in
+                        try await outbound.write(.head(head))
+                        try await outbound.write(.end(nil))
+                        for try await part in inbound {
+                            if case .head(let response) = part { return Int(response.status.code) }
+                        }
+                        throw PodSetupError("the connection closed without a response")
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(timeoutSeconds))
+                    throw PodSetupError("timeout after \(timeoutSeconds)s")
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+            return (200..<400).contains(status) ? .success : .failure("HTTP probe failed with statuscode: \(status)")
+        } catch {
+            return .failure("Get \"\(target)\": \(error)")
+        }
+    }
+}

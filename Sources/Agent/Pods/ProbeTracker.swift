@@ -1,0 +1,72 @@
+import KubeModel
+
+/// One probe of one container as the kubelet runs it: not before `initialDelaySeconds`, every
+/// `periodSeconds`, each try bounded by `timeoutSeconds`; the result flips after
+/// `successThreshold` successes or `failureThreshold` failures in a row. Liveness and readiness
+/// wait until the startup probe has succeeded.
+public struct ProbeTracker: Sendable, Hashable {
+    public enum Kind: String, Sendable { case startup, liveness, readiness }
+    public enum Result: Sendable, Hashable { case unknown, success, failure }
+
+    public let kind: Kind
+    public let initialDelay: Int64
+    public let period: Int64
+    public let timeout: Int64
+    public let successThreshold: Int
+    public let failureThreshold: Int
+
+    /// The current verdict: readiness starts as failure (not ready), the others as unknown
+    /// (startup unknown = not yet started; liveness unknown = alive).
+    public private(set) var result: Result
+    private var successes = 0
+    private var failures = 0
+    private var lastRun: Int64?
+    /// The message of the last failed try (for the event and the container status).
+    public private(set) var lastFailure: String?
+
+    /// The API's defaults: period 10 s, timeout 1 s, thresholds 1 and 3 (success is always 1
+    /// for liveness and startup).
+    public init(_ probe: Probe, kind: Kind) {
+        self.kind = kind
+        initialDelay = Int64(max(0, probe.initialDelaySeconds ?? 0))
+        period = Int64(max(1, probe.periodSeconds ?? 10))
+        timeout = Int64(max(1, probe.timeoutSeconds ?? 1))
+        successThreshold = kind == .readiness ? Int(max(1, probe.successThreshold ?? 1)) : 1
+        failureThreshold = Int(max(1, probe.failureThreshold ?? 3))
+        result = kind == .readiness ? .failure : .unknown
+    }
+
+    /// Whether a try is due at `now` for a container started at `started`.
+    public func isDue(now: Int64, started: Int64) -> Bool {
+        guard now - started >= initialDelay else { return false }
+        guard let lastRun else { return true }
+        return now - lastRun >= period
+    }
+
+    /// Records a try's outcome; returns true when the verdict changed.
+    @discardableResult
+    public mutating func record(success: Bool, message: String? = nil, at now: Int64) -> Bool {
+        lastRun = now
+        let before = result
+        if success {
+            successes += 1
+            failures = 0
+            if successes >= successThreshold { result = .success }
+        } else {
+            failures += 1
+            successes = 0
+            lastFailure = message
+            if failures >= failureThreshold { result = .failure }
+        }
+        return result != before
+    }
+
+    /// After a restart of the container the probe starts over.
+    public mutating func reset() {
+        successes = 0
+        failures = 0
+        lastRun = nil
+        lastFailure = nil
+        result = kind == .readiness ? .failure : .unknown
+    }
+}

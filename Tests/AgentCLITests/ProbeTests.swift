@@ -1,0 +1,96 @@
+import Foundation
+import Agent
+import IotkubeTestSupport
+import KubeModel
+import Testing
+
+/// Probe timing and thresholds, crash-loop back-off, and the network probe actions against
+/// real servers.
+@Suite struct ProbeTests {
+    @Test func backoffDoublesToFiveMinutesAndResetsAfterTenMinutesOfRunning() {
+        var backoff = RestartBackoff()
+        var now: Int64 = 1000
+        var delays: [Int64] = []
+        for _ in 0..<7 {
+            delays.append(backoff.recordExit(started: now, exited: now + 1))
+            now += 1 + backoff.delay
+        }
+        #expect(delays == [10, 20, 40, 80, 160, 300, 300])
+        #expect(backoff.isBackingOff(at: now - 1) && !backoff.isBackingOff(at: now))
+        #expect(backoff.message(container: "app", pod: "reader_edge(uid)") == "back-off 5m0s restarting failed container=app pod=reader_edge(uid)")
+        let afterLongRun = backoff.recordExit(started: now, exited: now + 600)
+        #expect(afterLongRun == 10, "ran 10 minutes: starts over")
+    }
+
+    @Test func thresholdsDelaysAndDefaults() {
+        var probe = Probe()
+        probe.initialDelaySeconds = 5
+        probe.periodSeconds = 2
+        probe.failureThreshold = 2
+        probe.successThreshold = 3
+        var liveness = ProbeTracker(probe, kind: .liveness)
+        #expect(liveness.successThreshold == 1 && liveness.timeout == 1 && liveness.result == .unknown)
+        #expect(!liveness.isDue(now: 104, started: 100) && liveness.isDue(now: 105, started: 100))
+        let firstChange = liveness.record(success: true, at: 105)
+        #expect(firstChange)
+        #expect(!liveness.isDue(now: 106, started: 100) && liveness.isDue(now: 107, started: 100))
+        let oneFailure = liveness.record(success: false, message: "connection refused", at: 107)
+        #expect(!oneFailure, "one failure is not enough")
+        let twoFailures = liveness.record(success: false, message: "connection refused", at: 109)
+        #expect(twoFailures && liveness.result == .failure)
+        #expect(liveness.lastFailure == "connection refused")
+        var readiness = ProbeTracker(probe, kind: .readiness)
+        #expect(readiness.result == .failure, "not ready until proven")
+        readiness.record(success: true, at: 105)
+        readiness.record(success: true, at: 107)
+        #expect(readiness.result == .failure)
+        let third = readiness.record(success: true, at: 109)
+        #expect(third && readiness.result == .success)
+        readiness.reset()
+        #expect(readiness.result == .failure && readiness.isDue(now: 105, started: 100))
+        let defaults = ProbeTracker(Probe(), kind: .startup)
+        #expect(defaults.period == 10 && defaults.failureThreshold == 3 && defaults.initialDelay == 0)
+    }
+
+    @Test func namedPorts() throws {
+        var container = Container(name: "app")
+        container.ports = [ContainerPort(containerPort: 8080, name: "http")]
+        #expect(try ProbeActions.port(.string("http"), in: container) == 8080)
+        #expect(try ProbeActions.port(.int(9090), in: container) == 9090)
+        #expect { _ = try ProbeActions.port(.string("metrics"), in: container) } throws: { "\($0)".contains("\"metrics\" names none of its ports") }
+    }
+
+    @Test(.enabled(if: toolAvailable("busybox") && toolAvailable("openssl"), "needs busybox and openssl"))
+    func networkActionsAgainstRealServers() async throws {
+        let directory = NSTemporaryDirectory() + "iotkube-probe-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory + "/www", withIntermediateDirectories: true)
+        try "ok\n".write(toFile: directory + "/www/healthz", atomically: true, encoding: .utf8)
+        let httpPort = try ServerProcess.freePort(), tlsPort = try ServerProcess.freePort(), silentPort = try ServerProcess.freePort()
+        let http = try BackgroundProcess("/bin/busybox", ["httpd", "-f", "-p", "127.0.0.1:\(httpPort)", "-h", directory + "/www"], logPath: directory + "/httpd.log")
+        defer { http.stop() }
+        _ = try ServerProcess.run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                                                       "-subj", "/CN=probe", "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem"])
+        let tls = try BackgroundProcess("/usr/bin/openssl", ["s_server", "-accept", "127.0.0.1:\(tlsPort)", "-cert", directory + "/cert.pem", "-key", directory + "/key.pem", "-www", "-quiet"], logPath: directory + "/tls.log")
+        defer { tls.stop() }
+        // Listens and never answers (connections wait in the backlog).
+        let silent = try BackgroundProcess("/usr/bin/python3", ["-c", "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',\(silentPort)))\ns.listen(16)\ntime.sleep(600)"], logPath: directory + "/silent.log")
+        defer { silent.stop() }
+        for port in [httpPort, tlsPort, silentPort] {
+            for _ in 0..<100 {
+                if case .success = await ProbeActions.tcp(host: "127.0.0.1", port: port, timeoutSeconds: 1) { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+
+        #expect(await ProbeActions.http(secure: false, host: "127.0.0.1", port: httpPort, path: "/healthz", headers: [HTTPHeader(name: "X-Probe", value: "1")], timeoutSeconds: 2) == .success)
+        let missing = await ProbeActions.http(secure: false, host: "127.0.0.1", port: httpPort, path: "/nope", timeoutSeconds: 2)
+        #expect(missing == .failure("HTTP probe failed with statuscode: 404"))
+        #expect(await ProbeActions.http(secure: true, host: "127.0.0.1", port: tlsPort, path: "/", timeoutSeconds: 2) == .success, "HTTPS without verification")
+        let hanging = await ProbeActions.http(secure: false, host: "127.0.0.1", port: silentPort, path: "/", timeoutSeconds: 1)
+        guard case .failure(let message) = hanging else { Issue.record("a server that never answers passed"); return }
+        #expect(message.contains("timeout after 1s"), "\(message)")
+        let closed = try ServerProcess.freePort()
+        guard case .failure(let refused) = await ProbeActions.tcp(host: "127.0.0.1", port: closed, timeoutSeconds: 1) else { Issue.record("closed port passed"); return }
+        #expect(refused.contains("dial tcp 127.0.0.1:\(closed)"))
+    }
+}
