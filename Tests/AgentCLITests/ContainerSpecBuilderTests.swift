@@ -183,3 +183,67 @@ struct ContainerSpecLaunchTests {
         #expect(run.output.hasSuffix("0\n"), "the sandbox has only loopback before CNI: \(run.output)")
     }
 }
+
+/// The node-side pieces of a pod put together by hand, as the pod worker will: an overlay root
+/// over image layers, the pod files, a configMap volume and an emptyDir, then a real launch.
+@Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (overlay, namespaces) and busybox-static"))
+struct PodAssemblyTests {
+    @Test func aContainerWritesItsOwnLayerAndSeesThePodFiles() throws {
+        let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
+        let base = NSTemporaryDirectory() + "iotkube-assembly-\(UUID().uuidString)"
+        // Two "image layers": busybox below, a config file above that shadows one from below.
+        let bottom = base + "/layers/1", top = base + "/layers/2"
+        for directory in ["bin", "etc", "proc", "sys", "dev", "tmp"] { try FileManager.default.createDirectory(atPath: bottom + "/" + directory, withIntermediateDirectories: true) }
+        try FileManager.default.createDirectory(atPath: top + "/etc", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: bottom + "/bin/busybox")
+        for applet in ["sh", "cat", "echo", "hostname"] { try FileManager.default.createSymbolicLink(atPath: bottom + "/bin/" + applet, withDestinationPath: "busybox") }
+        try "from the bottom layer\n".write(toFile: bottom + "/etc/motd", atomically: true, encoding: .utf8)
+        try "from the top layer\n".write(toFile: top + "/etc/motd", atomically: true, encoding: .utf8)
+
+        var container = Container(name: "app", image: "local/test")
+        container.volumeMounts = [VolumeMount(name: "settings", mountPath: "/etc/app", readOnly: true), VolumeMount(name: "scratch", mountPath: "/scratch")]
+        var pod = Pod(metadata: ObjectMeta(name: "assembled", namespace: "edge"), spec: PodSpec(containers: [container]))
+        pod.metadata.uid = "assembly-1"
+        var settings = Volume(name: "settings")
+        settings.configMap = ConfigMapVolumeSource(name: "settings")
+        var scratch = Volume(name: "scratch")
+        scratch.emptyDir = EmptyDirVolumeSource()
+        pod.spec?.volumes = [settings, scratch]
+        pod.spec?.hostAliases = [HostAlias(ip: "192.168.1.20", hostnames: ["plc"])]
+
+        let podDirectory = base + "/pods/assembly-1"
+        let sandbox = try PodSandbox.create(directory: podDirectory + "/sandbox", hostname: PodDNS.hostname(for: pod), helper: agent)
+        defer { try? sandbox.remove(helper: agent) }
+        let volumes = PodVolumes(podDirectory: podDirectory)
+        let paths = try volumes.prepare(pod, sources: VolumePayload.Sources(configMap: { _ in ConfigMap(metadata: ObjectMeta(name: "settings"), data: ["level": "debug"]) }), memoryLimit: 1 << 20)
+        defer { try? volumes.tearDown() }
+        let files = PodFiles(podDirectory: podDirectory)
+        _ = try files.write(for: pod, dns: PodDNS(hostResolvConf: "nameserver 192.0.2.53\n"), podIPs: ["10.42.0.9"], nodeHosts: "", nodeHostname: "board")
+        let containerDirectory = podDirectory + "/containers/app"
+        let rootfs = try ContainerRootfs.mount(.layers([bottom, top]), containerDirectory: containerDirectory)
+        defer { try? ContainerRootfs.remove(containerDirectory: containerDirectory) }
+        #expect(try ContainerRootfs.mount(.layers([bottom, top]), containerDirectory: containerDirectory) == rootfs, "mounting again finds it mounted")
+
+        let process = ContainerProcess(
+            args: ["sh", "-c", "cat /etc/motd /etc/app/level; echo; grep -h assembled /etc/hosts; grep plc /etc/hosts; cat /etc/resolv.conf; hostname; echo written > /etc/motd; echo kept > /scratch/out; echo 'gave up' > /dev/termination-log"],
+            env: ["PATH=/bin"], workingDirectory: "/")
+        var mounts = try files.mounts(for: container)
+        mounts += try PodVolumes.mounts(for: container, volumes: paths)
+        let spec = try ContainerSpecBuilder.build(ContainerSpecBuilder.Input(
+            pod: pod, container: container, process: process, imageUser: nil, rootfs: rootfs, sandbox: sandbox,
+            cgroupsPath: "/iotkube-test/assembly-\(UUID().uuidString)", mounts: mounts, seccompProfileRoot: base, nodeMemoryCapacity: 1 << 30))
+        let bundle = base + "/bundle"
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
+        try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        let run = try ServerProcess.run(agent, ["runtime", "--root", base + "/state", "run", "--bundle", bundle, "assembled"])
+        #expect(run.status == 0, "\(run.output)")
+        #expect(run.output.hasPrefix("from the top layer\ndebug\n"), "\(run.output)")
+        #expect(run.output.contains("10.42.0.9\tassembled\n") && run.output.contains("192.168.1.20\tplc"), "\(run.output)")
+        #expect(run.output.contains("nameserver 192.0.2.53\n") && run.output.hasSuffix("assembled\n"), "\(run.output)")
+        // The write went to the container's own layer; the image layers are untouched.
+        #expect(try String(contentsOfFile: top + "/etc/motd", encoding: .utf8) == "from the top layer\n")
+        #expect(try String(contentsOfFile: containerDirectory + "/upper/etc/motd", encoding: .utf8) == "written\n")
+        #expect(try String(contentsOfFile: paths["scratch"]! + "/out", encoding: .utf8) == "kept\n")
+        #expect(try String(contentsOfFile: files.terminationMessagePath(container: "app"), encoding: .utf8) == "gave up\n")
+    }
+}
