@@ -238,13 +238,11 @@ public enum ContainerSpecBuilder {
     /// The QoS class's OOM score: Guaranteed −997, BestEffort 1000, Burstable by the
     /// container's memory request (the kubelet's policy).
     static func oomScoreAdjust(_ pod: Pod, container: Container, nodeMemoryCapacity: Int64) -> Int {
-        let containers = (pod.spec?.initContainers ?? []) + (pod.spec?.containers ?? [])
-        let all = containers.map { ($0.resources?.requests ?? [:], $0.resources?.limits ?? [:]) }
-        if all.allSatisfy({ $0.0.isEmpty && $0.1.isEmpty }) { return 1000 }
-        let guaranteed = all.allSatisfy { requests, limits in
-            ["cpu", "memory"].allSatisfy { key in limits[key] != nil && (requests[key] ?? limits[key]) == limits[key] }
+        switch PodStatusBuilder.qosClass(pod) {
+        case .bestEffort: return 1000
+        case .guaranteed: return -997
+        case .burstable: break
         }
-        if guaranteed { return -997 }
         let request = container.resources?.requests?["memory"]?.byteCount ?? 0
         guard nodeMemoryCapacity > 0 else { return 999 }
         let score = 1000 - Int(1000 * request / nodeMemoryCapacity)
