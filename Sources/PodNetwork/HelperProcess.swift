@@ -26,7 +26,8 @@ enum HelperProcess {
         }
         let pid: pid_t
         do {
-            pid = try ProcessSpawner.spawn(executable, arguments, descriptors: [0: stdin[0], 1: stdout[1], 2: stderr[1]], environment: environment)
+            pid = try ProcessSpawner.spawn(
+                executable, arguments, descriptors: [0: stdin[0], 1: stdout[1], 2: stderr[1]], environment: environment, newProcessGroup: true)
         } catch {
             for fd in stdin + stdout + stderr { close(fd) }
             throw NetworkError("\(error)")
@@ -66,7 +67,8 @@ enum HelperProcess {
                 }
             }
         }
-        if timedOut { kill(pid, SIGKILL) }
+        // An overrunning helper goes with everything it started (a plugin's iptables, sleep, …).
+        if timedOut { kill(-pid, SIGKILL) }
         if writeFD >= 0 { close(writeFD) }
         for fd in readFDs where fd >= 0 { close(fd) }
         let status = ProcessSpawner.wait(pid)

@@ -18,9 +18,11 @@ public enum ProcessSpawner {
     /// Starts `executable arguments…`. `descriptors` maps child descriptor numbers to ours
     /// (e.g. `[1: logFile, 3: reportPipe]`); unmapped stdio is inherited, with `nullInput` stdin is
     /// /dev/null, and every other descriptor is closed in the child. `environment` (NAME=value)
-    /// replaces ours when given.
+    /// replaces ours when given. `newProcessGroup`: the child leads its own process group, so
+    /// everything it starts can be killed together.
     public static func spawn(
-        _ executable: String, _ arguments: [String], descriptors: [Int32: Int32] = [:], nullInput: Bool = false, environment: [String]? = nil
+        _ executable: String, _ arguments: [String], descriptors: [Int32: Int32] = [:], nullInput: Bool = false, environment: [String]? = nil,
+        newProcessGroup: Bool = false
     ) throws(RuntimeError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -28,6 +30,13 @@ public enum ProcessSpawner {
         if nullInput { posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0) }
         for (target, source) in descriptors.sorted(by: { $0.key < $1.key }) { posix_spawn_file_actions_adddup2(&actions, source, target) }
         iotkube_spawn_close_from(&actions, max(3, (descriptors.keys.max() ?? 0) + 1))
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        if newProcessGroup {
+            posix_spawnattr_setpgroup(&attributes, 0)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        }
         var pid: pid_t = 0
         var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) }
         argv.append(nil)
@@ -37,9 +46,9 @@ public enum ProcessSpawner {
             var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) }
             envp.append(nil)
             defer { for variable in envp { free(variable) } }
-            result = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+            result = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         } else {
-            result = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+            result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         }
         guard result == 0 else { throw RuntimeError("cannot start \(executable): \(String(cString: strerror(result)))") }
         return pid

@@ -160,7 +160,8 @@ struct PodNetworkTests {
         let base = NSTemporaryDirectory() + "iotkube-cni-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: base + "/bin", withIntermediateDirectories: true)
         // A plugin that never answers, and a configuration naming a plugin that does not exist.
-        try "#!/bin/sh\nexec sleep 600\n".write(toFile: base + "/bin/hang", atomically: true, encoding: .utf8)
+        // (a child of its own, as plugins start iptables: it must go too)
+        try "#!/bin/sh\nsleep 600 &\nwait\n".write(toFile: base + "/bin/hang", atomically: true, encoding: .utf8)
         chmod(base + "/bin/hang", 0o755)
         let sandbox = try PodSandbox.create(directory: base + "/sandbox", hostname: "broken", helper: NetworkFixture.helper)
         defer { try? sandbox.remove(helper: NetworkFixture.helper) }
