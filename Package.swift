@@ -215,7 +215,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentCLITests",
-            dependencies: ["iotkube-agent", "Agent", "ImageStore", "OCI", "PodNetwork", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
+            dependencies: ["iotkube-agent", "Agent", "ImageStore", "OCI", "PodNetwork", "Runtime", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -4,6 +4,7 @@
     import Musl
 #endif
 import KubeModel
+import Runtime
 
 /// Finds and executes CNI plugin binaries (CNI spec: environment `CNI_*`, configuration on
 /// stdin, result or error JSON on stdout).
@@ -42,7 +43,7 @@ public struct CNIPlugins: Sendable {
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         ]
         let what = "CNI plugin \(type) \(invocation.command) (network \(network), container \(invocation.containerID))"
-        let outcome = try HelperProcess.run(executable, [], environment: environment, input: input, timeoutSeconds: timeoutSeconds)
+        let outcome = try captured(executable, [], environment: environment, input: input, timeoutSeconds: timeoutSeconds)
         if outcome.timedOut { throw NetworkError("\(what): no answer within \(Int(timeoutSeconds)) s; killed") }
         guard outcome.status == 0 else {
             // The spec's error object: {"code": N, "msg": "...", "details": "..."}.
@@ -51,7 +52,7 @@ public struct CNIPlugins: Sendable {
                 let details = error["details"]?.stringValue.map { $0.isEmpty ? "" : ": \($0)" } ?? ""
                 throw NetworkError("\(what) failed (code \(code)): \(message)\(details)")
             }
-            let text = (outcome.output.text + " " + outcome.errorOutput.text)
+            let text = (outcome.output.trimmedText + " " + outcome.errorOutput.trimmedText)
             throw NetworkError("\(what) failed with exit status \(outcome.status): \(String(text.prefix(500)))")
         }
         guard invocation.command == "ADD" else { return nil }

@@ -29,14 +29,14 @@ public struct PodSandbox: Sendable, Hashable {
         if let slash = directory.lastIndex(of: "/"), slash != directory.startIndex {
             do { try FileTree.makeDirectories(String(directory[..<slash]), mode: 0o700) } catch { throw NetworkError("pod sandbox \(directory): \(error)") }
         }
-        let outcome = try HelperProcess.run(helper, ["__iotkube-sandbox", "create", directory, hostname], timeoutSeconds: 30)
-        guard outcome.status == 0 else { throw NetworkError("pod sandbox: \(outcome.errorOutput.text)") }
+        let outcome = try captured(helper, ["__iotkube-sandbox", "create", directory, hostname], timeoutSeconds: 30)
+        guard outcome.status == 0 else { throw NetworkError("pod sandbox: \(outcome.errorOutput.trimmedText)") }
         return PodSandbox(directory: directory)
     }
 
     /// Releases the namespaces (they end when no container uses them any more).
     public func remove(helper: String = ProcessSpawner.currentExecutable()) throws(NetworkError) {
-        let outcome = try HelperProcess.run(helper, ["__iotkube-sandbox", "remove", directory], timeoutSeconds: 30)
-        guard outcome.status == 0 else { throw NetworkError("pod sandbox: \(outcome.errorOutput.text)") }
+        let outcome = try captured(helper, ["__iotkube-sandbox", "remove", directory], timeoutSeconds: 30)
+        guard outcome.status == 0 else { throw NetworkError("pod sandbox: \(outcome.errorOutput.trimmedText)") }
     }
 }

@@ -289,6 +289,21 @@ public struct BuiltinRuntime: Sendable {
 
     /// Runs `process` inside the running container `id` with our stdio; its exit code.
     public func exec(id: String, process: RuntimeSpec.Process) throws(RuntimeError) -> Int32 {
+        let (planPath, arguments) = try execPlan(id: id, process: process)
+        defer { unlink(planPath) }
+        let pid = try ProcessSpawner.spawn(helper, arguments)
+        return ProcessSpawner.wait(pid)
+    }
+
+    /// Runs `process` inside the running container `id` with stdin from /dev/null and its output
+    /// captured (an exec probe, a lifecycle hook); killed with what it started after `timeoutSeconds`.
+    public func execCapturing(id: String, process: RuntimeSpec.Process, timeoutSeconds: Double) throws(RuntimeError) -> CapturedProcess.Outcome {
+        let (planPath, arguments) = try execPlan(id: id, process: process)
+        defer { unlink(planPath) }
+        return try CapturedProcess.run(helper, arguments, timeoutSeconds: timeoutSeconds)
+    }
+
+    private func execPlan(id: String, process: RuntimeSpec.Process) throws(RuntimeError) -> (String, [String]) {
         let record = try record(id: id)
         guard status(of: record) == .running else { throw RuntimeError("container \(id) is not running") }
         let spec = try Self.loadSpec(bundle: record.bundle)
@@ -302,9 +317,7 @@ public struct BuiltinRuntime: Sendable {
         try plan.addProcess(process, seccompPath: seccompPath)
         let planPath = "\(directory(id))/exec-\(token).plan"
         do { try AtomicFile.write(plan.bytes, to: planPath, mode: 0o600) } catch { throw RuntimeError("writing the exec plan: \(error)") }
-        defer { unlink(planPath) }
-        let pid = try ProcessSpawner.spawn(helper, ["__iotkube-exec", planPath])
-        return ProcessSpawner.wait(pid)
+        return (planPath, ["__iotkube-exec", planPath])
     }
 
     static func now() -> Int64 {

@@ -2,6 +2,8 @@ import Foundation
 import Agent
 import IotkubeTestSupport
 import KubeModel
+import OCI
+import Runtime
 import Testing
 
 /// Probe timing and thresholds, crash-loop back-off, and the network probe actions against
@@ -92,5 +94,39 @@ import Testing
         let closed = try ServerProcess.freePort()
         guard case .failure(let refused) = await ProbeActions.tcp(host: "127.0.0.1", port: closed, timeoutSeconds: 1) else { Issue.record("closed port passed"); return }
         #expect(refused.contains("dial tcp 127.0.0.1:\(closed)"))
+    }
+}
+
+/// exec probes run inside a real container.
+@Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces) and busybox-static"))
+struct ExecProbeTests {
+    @Test func execProbesPassFailAndTimeOut() throws {
+        let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
+        let base = NSTemporaryDirectory() + "iotkube-execprobe-\(UUID().uuidString)"
+        let rootfs = base + "/rootfs"
+        for directory in ["bin", "proc", "sys", "dev", "tmp"] { try FileManager.default.createDirectory(atPath: rootfs + "/" + directory, withIntermediateDirectories: true) }
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
+        for applet in ["sh", "cat", "sleep", "touch"] { try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox") }
+        var spec = DefaultSpec.make(args: ["sh", "-c", "trap 'exit 0' TERM; touch /tmp/healthy; while :; do sleep 1; done"])
+        spec.root = RuntimeSpec.Root(path: rootfs, readonly: false)
+        spec.process?.env = ["PATH=/bin"]
+        spec.linux?.cgroupsPath = "/iotkube-test/execprobe-\(UUID().uuidString)"
+        let bundle = base + "/bundle"
+        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
+        try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        let runtime = BuiltinRuntime(root: base + "/state", helper: agent)
+        let _: ContainerRecord = try runtime.create(id: "probed", bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
+        try runtime.start(id: "probed")
+        defer { try? runtime.delete(id: "probed", force: true) }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: rootfs + "/tmp/healthy") { Thread.sleep(forTimeInterval: 0.05) }
+        let user = RuntimeSpec.User()
+        #expect(ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/healthy"], env: ["PATH=/bin"], user: user, timeoutSeconds: 5) == .success)
+        let failed = ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/missing"], env: ["PATH=/bin"], user: user, timeoutSeconds: 5)
+        #expect(failed == .failure("command [\"cat\", \"/tmp/missing\"] exited with 1: cat: can't open '/tmp/missing': No such file or directory"), "\(failed)")
+        let started = Date()
+        let slow = ProbeActions.exec(runtime, id: "probed", command: ["sleep", "30"], env: ["PATH=/bin"], user: user, timeoutSeconds: 1)
+        #expect(slow == .failure("command [\"sleep\", \"30\"] timed out after 1s"))
+        #expect(Date().timeIntervalSince(started) < 20, "the overrunning command is killed, not waited for")
+        #expect(try ServerProcess.run("/bin/sh", ["-c", "pgrep -f 'sleep 3[0]' || true"]).output.isEmpty, "nothing of it is left running")
     }
 }

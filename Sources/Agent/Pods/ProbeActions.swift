@@ -3,10 +3,13 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import OCI
+import Runtime
 
-/// The network probe actions, as the kubelet performs them from the node: `tcpSocket` opens a
-/// connection; `httpGet` sends a GET (HTTPS without certificate verification) and succeeds on a
-/// status from 200 to 399. Each try is bounded by the probe's timeout.
+/// The probe actions, as the kubelet performs them: `exec` runs a command inside the container
+/// (exit status 0 passes); from the node, `tcpSocket` opens a connection and `httpGet` sends a GET
+/// (HTTPS without certificate verification) that passes on a status from 200 to 399. Each try is
+/// bounded by the probe's timeout.
 public enum ProbeActions {
     public enum Outcome: Sendable, Hashable {
         case success
@@ -26,6 +29,24 @@ public enum ProbeActions {
             }
             return Int(port.containerPort)
         }
+    }
+
+    /// `command` in container `id` with the container's environment and user.
+    public static func exec(
+        _ runtime: BuiltinRuntime, id: String, command: [String], env: [String], user: RuntimeSpec.User, timeoutSeconds: Int64
+    ) -> Outcome {
+        guard !command.isEmpty else { return .failure("exec probe: no command") }
+        var process = RuntimeSpec.Process(args: command, user: user)
+        process.env = env
+        let outcome: CapturedProcess.Outcome
+        do { outcome = try runtime.execCapturing(id: id, process: process, timeoutSeconds: Double(timeoutSeconds)) } catch {
+            return .failure("exec probe: \(error)")
+        }
+        if outcome.timedOut { return .failure("command \(command) timed out after \(timeoutSeconds)s") }
+        if outcome.status == 0 { return .success }
+        // The kubelet keeps the start of the output for the event.
+        let output = String((outcome.output + outcome.errorOutput).trimmedText.prefix(1024))
+        return .failure("command \(command) exited with \(outcome.status)" + (output.isEmpty ? "" : ": \(output)"))
     }
 
     public static func tcp(host: String, port: Int, timeoutSeconds: Int64) async -> Outcome {

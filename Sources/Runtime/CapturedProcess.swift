@@ -4,25 +4,25 @@
     import Musl
 #endif
 import CRuntime
-import Runtime
 
-/// Runs a short-lived helper (a CNI plugin, the sandbox helper) with a given environment, feeds
-/// it `input`, collects stdout and stderr, and kills it when it overruns `timeout`.
-enum HelperProcess {
-    struct Outcome {
-        var status: Int32
-        var output: [UInt8]
-        var errorOutput: [UInt8]
-        var timedOut: Bool
+/// Runs a short-lived helper (a CNI plugin, the sandbox helper, a probe's command in a
+/// container) with a given environment, feeds it `input`, collects stdout and stderr (4 MiB
+/// each at most), and kills it — with everything it started — when it overruns its deadline.
+public enum CapturedProcess {
+    public struct Outcome: Sendable {
+        public var status: Int32
+        public var output: [UInt8]
+        public var errorOutput: [UInt8]
+        public var timedOut: Bool
     }
 
-    static func run(
+    public static func run(
         _ executable: String, _ arguments: [String], environment: [String]? = nil, input: [UInt8] = [], timeoutSeconds: Double
-    ) throws(NetworkError) -> Outcome {
+    ) throws(RuntimeError) -> Outcome {
         var stdin: [Int32] = [-1, -1], stdout: [Int32] = [-1, -1], stderr: [Int32] = [-1, -1]
         guard iotkube_pipe_cloexec(&stdin) == 0, iotkube_pipe_cloexec(&stdout) == 0, iotkube_pipe_cloexec(&stderr) == 0 else {
             for fd in stdin + stdout + stderr where fd >= 0 { close(fd) }
-            throw NetworkError("pipe: \(String(cString: strerror(errno)))")
+            throw RuntimeError("pipe: \(String(cString: strerror(errno)))")
         }
         let pid: pid_t
         do {
@@ -30,7 +30,7 @@ enum HelperProcess {
                 executable, arguments, descriptors: [0: stdin[0], 1: stdout[1], 2: stderr[1]], environment: environment, newProcessGroup: true)
         } catch {
             for fd in stdin + stdout + stderr { close(fd) }
-            throw NetworkError("\(error)")
+            throw error
         }
         close(stdin[0]); close(stdout[1]); close(stderr[1])
         _ = fcntl(stdin[1], F_SETFL, fcntl(stdin[1], F_GETFL) | O_NONBLOCK)
@@ -78,7 +78,7 @@ enum HelperProcess {
 
 extension [UInt8] {
     /// The bytes as text, trimmed, for error messages.
-    var text: String {
+    public var trimmedText: String {
         let text = String(decoding: self, as: UTF8.self)
         let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
         return String(text.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
