@@ -128,3 +128,58 @@ struct ExecProbeTests {
         #expect(try ServerProcess.run("/bin/sh", ["-c", "pgrep -x -f 'sleep 31' || true"]).output.isEmpty, "the overrunning command was killed")
     }
 }
+
+/// Stopping real containers: preStop hooks, stop signals and the grace period.
+@Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces) and busybox-static"))
+struct ContainerStopperTests {
+    static func start(_ script: String) throws -> (BuiltinRuntime, String, String) {
+        let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
+        let base = NSTemporaryDirectory() + "iotkube-stop-\(UUID().uuidString)"
+        let rootfs = base + "/rootfs"
+        for directory in ["bin", "proc", "sys", "dev", "tmp"] { try FileManager.default.createDirectory(atPath: rootfs + "/" + directory, withIntermediateDirectories: true) }
+        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
+        for applet in ["sh", "sleep", "touch", "echo"] { try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox") }
+        var spec = DefaultSpec.make(args: ["sh", "-c", "touch /tmp/up; " + script])
+        spec.root = RuntimeSpec.Root(path: rootfs, readonly: false)
+        spec.process?.env = ["PATH=/bin"]
+        spec.linux?.cgroupsPath = "/iotkube-test/stop-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/bundle", withIntermediateDirectories: true)
+        try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: base + "/bundle/config.json"))
+        let runtime = BuiltinRuntime(root: base + "/state", helper: agent)
+        let _: ContainerRecord = try runtime.create(id: "c", bundle: base + "/bundle", options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
+        try runtime.start(id: "c")
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: rootfs + "/tmp/up") { Thread.sleep(forTimeInterval: 0.05) }
+        return (runtime, rootfs, base + "/log")
+    }
+
+    static let context = ContainerStopper.HookContext(env: ["PATH=/bin"], user: RuntimeSpec.User(), podIP: nil, container: Container(name: "c"))
+
+    @Test func theStopSignalEndsAContainerThatHandlesIt() async throws {
+        // STOPSIGNAL SIGUSR1 (the image's); the preStop hook runs first, inside the container.
+        let (runtime, rootfs, log) = try Self.start("trap 'echo stopping; exit 0' USR1; while :; do sleep 0.2; done")
+        defer { try? runtime.delete(id: "c", force: true) }
+        var hook = LifecycleHandler()
+        hook.exec = ExecAction(command: ["touch", "/tmp/prestop-ran"])
+        let outcome = await ContainerStopper.stop(runtime, id: "c", stopSignal: "SIGUSR1", gracePeriodSeconds: 20, preStop: hook, context: Self.context)
+        #expect(!outcome.killed && outcome.hookFailure == nil)
+        #expect(FileManager.default.fileExists(atPath: rootfs + "/tmp/prestop-ran"))
+        #expect(try String(contentsOfFile: log, encoding: .utf8).contains("stdout F stopping"))
+        #expect(runtime.exitRecord(id: "c")?.exitCode == 0)
+    }
+
+    @Test func aContainerIgnoringTheSignalIsKilledAfterTheGracePeriod() async throws {
+        let (runtime, _, _) = try Self.start("trap '' TERM; while :; do sleep 0.2; done")
+        defer { try? runtime.delete(id: "c", force: true) }
+        var hook = LifecycleHandler()
+        hook.exec = ExecAction(command: ["sh", "-c", "exit 3"])
+        let outcome = await ContainerStopper.stop(runtime, id: "c", stopSignal: nil, gracePeriodSeconds: 1, preStop: hook, context: Self.context)
+        #expect(outcome.killed)
+        #expect(outcome.hookFailure == "command [\"sh\", \"-c\", \"exit 3\"] exited with 3", "\(String(describing: outcome.hookFailure))")
+        #expect(runtime.exitRecord(id: "c")?.signal == SIGKILL)
+    }
+
+    @Test func signalNames() {
+        #expect(ContainerStopper.signalNumber(nil) == SIGTERM && ContainerStopper.signalNumber("SIGQUIT") == SIGQUIT)
+        #expect(ContainerStopper.signalNumber("usr2") == SIGUSR2 && ContainerStopper.signalNumber("9") == 9 && ContainerStopper.signalNumber("SIGRTMIN+3") == 37)
+    }
+}
