@@ -79,15 +79,15 @@ import Testing
         defer { silent.stop() }
         for port in [httpPort, tlsPort, silentPort] {
             for _ in 0..<100 {
-                if case .success = await ProbeActions.tcp(host: "127.0.0.1", port: port, timeoutSeconds: 1) { break }
+                if case .success = await ProbeActions.tcp(host: "127.0.0.1", port: port, timeoutSeconds: 5) { break }
                 try await Task.sleep(for: .milliseconds(50))
             }
         }
 
-        #expect(await ProbeActions.http(secure: false, host: "127.0.0.1", port: httpPort, path: "/healthz", headers: [HTTPHeader(name: "X-Probe", value: "1")], timeoutSeconds: 2) == .success)
-        let missing = await ProbeActions.http(secure: false, host: "127.0.0.1", port: httpPort, path: "/nope", timeoutSeconds: 2)
+        #expect(await ProbeActions.http(secure: false, host: "127.0.0.1", port: httpPort, path: "/healthz", headers: [HTTPHeader(name: "X-Probe", value: "1")], timeoutSeconds: 30) == .success)
+        let missing = await ProbeActions.http(secure: false, host: "127.0.0.1", port: httpPort, path: "/nope", timeoutSeconds: 30)
         #expect(missing == .failure("HTTP probe failed with statuscode: 404"))
-        #expect(await ProbeActions.http(secure: true, host: "127.0.0.1", port: tlsPort, path: "/", timeoutSeconds: 2) == .success, "HTTPS without verification")
+        #expect(await ProbeActions.http(secure: true, host: "127.0.0.1", port: tlsPort, path: "/", timeoutSeconds: 30) == .success, "HTTPS without verification")
         let hanging = await ProbeActions.http(secure: false, host: "127.0.0.1", port: silentPort, path: "/", timeoutSeconds: 1)
         guard case .failure(let message) = hanging else { Issue.record("a server that never answers passed"); return }
         #expect(message.contains("timeout after 1s"), "\(message)")
@@ -118,10 +118,10 @@ struct ExecProbeTests {
         let _: ContainerRecord = try runtime.create(id: "probed", bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
         try runtime.start(id: "probed")
         defer { try? runtime.delete(id: "probed", force: true) }
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: rootfs + "/tmp/healthy") { Thread.sleep(forTimeInterval: 0.05) }
+        for _ in 0..<600 where !FileManager.default.fileExists(atPath: rootfs + "/tmp/healthy") { Thread.sleep(forTimeInterval: 0.05) }
         let user = RuntimeSpec.User()
-        #expect(ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/healthy"], env: ["PATH=/bin"], user: user, timeoutSeconds: 5) == .success)
-        let failed = ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/missing"], env: ["PATH=/bin"], user: user, timeoutSeconds: 5)
+        #expect(ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/healthy"], env: ["PATH=/bin"], user: user, timeoutSeconds: 60) == .success)
+        let failed = ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/missing"], env: ["PATH=/bin"], user: user, timeoutSeconds: 60)
         #expect(failed == .failure("command [\"cat\", \"/tmp/missing\"] exited with 1: cat: can't open '/tmp/missing': No such file or directory"), "\(failed)")
         let slow = ProbeActions.exec(runtime, id: "probed", command: ["sleep", "31"], env: ["PATH=/bin"], user: user, timeoutSeconds: 1)
         #expect(slow == .failure("command [\"sleep\", \"31\"] timed out after 1s"))
@@ -148,7 +148,7 @@ struct ContainerStopperTests {
         let runtime = BuiltinRuntime(root: base + "/state", helper: agent)
         let _: ContainerRecord = try runtime.create(id: "c", bundle: base + "/bundle", options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
         try runtime.start(id: "c")
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: rootfs + "/tmp/up") { Thread.sleep(forTimeInterval: 0.05) }
+        for _ in 0..<600 where !FileManager.default.fileExists(atPath: rootfs + "/tmp/up") { Thread.sleep(forTimeInterval: 0.05) }
         return (runtime, rootfs, base + "/log")
     }
 
@@ -172,7 +172,8 @@ struct ContainerStopperTests {
         defer { try? runtime.delete(id: "c", force: true) }
         var hook = LifecycleHandler()
         hook.exec = ExecAction(command: ["sh", "-c", "exit 3"])
-        let outcome = await ContainerStopper.stop(runtime, id: "c", stopSignal: nil, gracePeriodSeconds: 1, preStop: hook, context: Self.context)
+        // A grace period long enough for the hook under load, short enough to wait out.
+        let outcome = await ContainerStopper.stop(runtime, id: "c", stopSignal: nil, gracePeriodSeconds: 8, preStop: hook, context: Self.context)
         #expect(outcome.killed)
         #expect(outcome.hookFailure == "command [\"sh\", \"-c\", \"exit 3\"] exited with 3", "\(String(describing: outcome.hookFailure))")
         #expect(runtime.exitRecord(id: "c")?.signal == SIGKILL)
