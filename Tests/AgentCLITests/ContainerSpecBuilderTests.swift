@@ -144,14 +144,10 @@ import Testing
 @Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces) and busybox-static"))
 struct ContainerSpecLaunchTests {
     @Test func theContainerSeesWhatThePodSays() throws {
-        let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
-        let base = NSTemporaryDirectory() + "iotkube-podlaunch-\(UUID().uuidString)"
+        let agent = ContainerFixture.agent
+        let base = ContainerFixture.base("podlaunch")
         let rootfs = base + "/rootfs"
-        for directory in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
-            try FileManager.default.createDirectory(atPath: rootfs + "/" + directory, withIntermediateDirectories: true)
-        }
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        for applet in ["sh", "id", "hostname", "grep", "cat", "ip"] { try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox") }
+        try ContainerFixture.busyboxRoot(at: rootfs, applets: ["sh", "id", "hostname", "grep", "cat", "ip"])
         try "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n".write(toFile: rootfs + "/etc/passwd", atomically: true, encoding: .utf8)
         try "root:x:0:\napp:x:1000:\ngpio:x:997:app\n".write(toFile: rootfs + "/etc/group", atomically: true, encoding: .utf8)
         let sandbox = try PodSandbox.create(directory: base + "/sandbox", hostname: "sensor-reader", helper: agent)
@@ -170,9 +166,7 @@ struct ContainerSpecLaunchTests {
         let spec = try ContainerSpecBuilder.build(ContainerSpecBuilder.Input(
             pod: pod, container: container, process: process, imageUser: nil, rootfs: rootfs, sandbox: sandbox,
             cgroupsPath: "/iotkube-test/launch-\(UUID().uuidString)", seccompProfileRoot: base, nodeMemoryCapacity: 1 << 30))
-        let bundle = base + "/bundle"
-        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
-        try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        let bundle = try ContainerFixture.bundle(spec, in: base)
         let run = try ServerProcess.run(agent, ["runtime", "--root", base + "/state", "run", "--bundle", bundle, "launch"])
         #expect(run.status == 0, "\(run.output)")
         #expect(run.output.contains("uid=1000(app) gid=1000(app) groups=997(gpio)") || run.output.contains("uid=1000(app) gid=1000(app) groups=1000(app),997(gpio)"), "\(run.output)")
@@ -189,14 +183,12 @@ struct ContainerSpecLaunchTests {
 @Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (overlay, namespaces) and busybox-static"))
 struct PodAssemblyTests {
     @Test func aContainerWritesItsOwnLayerAndSeesThePodFiles() throws {
-        let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
-        let base = NSTemporaryDirectory() + "iotkube-assembly-\(UUID().uuidString)"
+        let agent = ContainerFixture.agent
+        let base = ContainerFixture.base("assembly")
         // Two "image layers": busybox below, a config file above that shadows one from below.
         let bottom = base + "/layers/1", top = base + "/layers/2"
-        for directory in ["bin", "etc", "proc", "sys", "dev", "tmp"] { try FileManager.default.createDirectory(atPath: bottom + "/" + directory, withIntermediateDirectories: true) }
+        try ContainerFixture.busyboxRoot(at: bottom, applets: ["sh", "cat", "echo", "hostname"])
         try FileManager.default.createDirectory(atPath: top + "/etc", withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: bottom + "/bin/busybox")
-        for applet in ["sh", "cat", "echo", "hostname"] { try FileManager.default.createSymbolicLink(atPath: bottom + "/bin/" + applet, withDestinationPath: "busybox") }
         try "from the bottom layer\n".write(toFile: bottom + "/etc/motd", atomically: true, encoding: .utf8)
         try "from the top layer\n".write(toFile: top + "/etc/motd", atomically: true, encoding: .utf8)
 
@@ -232,9 +224,7 @@ struct PodAssemblyTests {
         let spec = try ContainerSpecBuilder.build(ContainerSpecBuilder.Input(
             pod: pod, container: container, process: process, imageUser: nil, rootfs: rootfs, sandbox: sandbox,
             cgroupsPath: "/iotkube-test/assembly-\(UUID().uuidString)", mounts: mounts, seccompProfileRoot: base, nodeMemoryCapacity: 1 << 30))
-        let bundle = base + "/bundle"
-        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
-        try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        let bundle = try ContainerFixture.bundle(spec, in: base)
         let run = try ServerProcess.run(agent, ["runtime", "--root", base + "/state", "run", "--bundle", bundle, "assembled"])
         #expect(run.status == 0, "\(run.output)")
         #expect(run.output.hasPrefix("from the top layer\ndebug\n"), "\(run.output)")

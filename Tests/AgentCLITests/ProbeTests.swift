@@ -101,20 +101,15 @@ import Testing
 @Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces) and busybox-static"))
 struct ExecProbeTests {
     @Test func execProbesPassFailAndTimeOut() throws {
-        let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
-        let base = NSTemporaryDirectory() + "iotkube-execprobe-\(UUID().uuidString)"
+        let base = ContainerFixture.base("execprobe")
         let rootfs = base + "/rootfs"
-        for directory in ["bin", "proc", "sys", "dev", "tmp"] { try FileManager.default.createDirectory(atPath: rootfs + "/" + directory, withIntermediateDirectories: true) }
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        for applet in ["sh", "cat", "sleep", "touch"] { try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox") }
+        try ContainerFixture.busyboxRoot(at: rootfs, applets: ["sh", "cat", "sleep", "touch"])
         var spec = DefaultSpec.make(args: ["sh", "-c", "trap 'exit 0' TERM; touch /tmp/healthy; while :; do sleep 1; done"])
         spec.root = RuntimeSpec.Root(path: rootfs, readonly: false)
         spec.process?.env = ["PATH=/bin"]
         spec.linux?.cgroupsPath = "/iotkube-test/execprobe-\(UUID().uuidString)"
-        let bundle = base + "/bundle"
-        try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
-        try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: bundle + "/config.json"))
-        let runtime = BuiltinRuntime(root: base + "/state", helper: agent)
+        let bundle = try ContainerFixture.bundle(spec, in: base)
+        let runtime = BuiltinRuntime(root: base + "/state", helper: ContainerFixture.agent)
         let _: ContainerRecord = try runtime.create(id: "probed", bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
         try runtime.start(id: "probed")
         defer { try? runtime.delete(id: "probed", force: true) }
@@ -133,20 +128,16 @@ struct ExecProbeTests {
 @Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces) and busybox-static"))
 struct ContainerStopperTests {
     static func start(_ script: String) throws -> (BuiltinRuntime, String, String) {
-        let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
-        let base = NSTemporaryDirectory() + "iotkube-stop-\(UUID().uuidString)"
+        let base = ContainerFixture.base("stop")
         let rootfs = base + "/rootfs"
-        for directory in ["bin", "proc", "sys", "dev", "tmp"] { try FileManager.default.createDirectory(atPath: rootfs + "/" + directory, withIntermediateDirectories: true) }
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        for applet in ["sh", "sleep", "touch", "echo"] { try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/" + applet, withDestinationPath: "busybox") }
+        try ContainerFixture.busyboxRoot(at: rootfs, applets: ["sh", "sleep", "touch", "echo"])
         var spec = DefaultSpec.make(args: ["sh", "-c", "touch /tmp/up; " + script])
         spec.root = RuntimeSpec.Root(path: rootfs, readonly: false)
         spec.process?.env = ["PATH=/bin"]
         spec.linux?.cgroupsPath = "/iotkube-test/stop-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: base + "/bundle", withIntermediateDirectories: true)
-        try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: base + "/bundle/config.json"))
-        let runtime = BuiltinRuntime(root: base + "/state", helper: agent)
-        let _: ContainerRecord = try runtime.create(id: "c", bundle: base + "/bundle", options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
+        let bundle = try ContainerFixture.bundle(spec, in: base)
+        let runtime = BuiltinRuntime(root: base + "/state", helper: ContainerFixture.agent)
+        let _: ContainerRecord = try runtime.create(id: "c", bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
         try runtime.start(id: "c")
         for _ in 0..<600 where !FileManager.default.fileExists(atPath: rootfs + "/tmp/up") { Thread.sleep(forTimeInterval: 0.05) }
         return (runtime, rootfs, base + "/log")

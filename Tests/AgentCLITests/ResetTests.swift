@@ -9,8 +9,8 @@ import Testing
 @Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces, mounts) and busybox-static"))
 struct ResetTests {
     @Test func resetUndoesJoinAndEverythingTheAgentMade() throws {
-        let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
-        let base = NSTemporaryDirectory() + "iotkube-reset-\(UUID().uuidString)"
+        let agent = ContainerFixture.agent
+        let base = ContainerFixture.base("reset")
         let config = base + "/etc", state = base + "/state with space", runtimeRoot = base + "/runtime"
         try FileManager.default.createDirectory(atPath: config, withIntermediateDirectories: true)
         try "nodeName: pi\nserver: https://192.0.2.1:6443\nkubeconfig: \(config)/kubeconfig\nstateDir: \"\(state)\"\n".write(toFile: config + "/agent.yaml", atomically: true, encoding: .utf8)
@@ -20,18 +20,15 @@ struct ResetTests {
         try FileManager.default.createDirectory(atPath: state + "/pods/p1/volumes/secret", withIntermediateDirectories: true)
         #expect(try ServerProcess.run("/bin/mount", ["-t", "tmpfs", "tmpfs", state + "/pods/p1/volumes/secret"]).status == 0)
         let rootfs = base + "/rootfs"
-        for directory in ["bin", "proc", "sys", "dev", "tmp"] { try FileManager.default.createDirectory(atPath: rootfs + "/" + directory, withIntermediateDirectories: true) }
-        try FileManager.default.copyItem(atPath: "/bin/busybox", toPath: rootfs + "/bin/busybox")
-        try FileManager.default.createSymbolicLink(atPath: rootfs + "/bin/sleep", withDestinationPath: "busybox")
+        try ContainerFixture.busyboxRoot(at: rootfs, applets: ["sleep"])
         var spec = DefaultSpec.make(args: ["sleep", "1000"])
         spec.root = RuntimeSpec.Root(path: rootfs, readonly: true)
         spec.linux?.cgroupsPath = "/iotkube-test/reset-\(UUID().uuidString)"
         let namespaces = (spec.linux?.namespaces ?? []).map { $0.type == "network" ? RuntimeSpec.Namespace(type: "network", path: sandbox.networkNamespace) : $0 }
         spec.linux?.namespaces = namespaces
-        try FileManager.default.createDirectory(atPath: base + "/bundle", withIntermediateDirectories: true)
-        try JSONEncoder().encode(spec).write(to: URL(fileURLWithPath: base + "/bundle/config.json"))
+        let bundle = try ContainerFixture.bundle(spec, in: base)
         let runtime = BuiltinRuntime(root: runtimeRoot, helper: agent)
-        let _: ContainerRecord = try runtime.create(id: "pod-container", bundle: base + "/bundle", options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
+        let _: ContainerRecord = try runtime.create(id: "pod-container", bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
         try runtime.start(id: "pod-container")
         let pid = try #require(try runtime.state(id: "pod-container").pid)
 

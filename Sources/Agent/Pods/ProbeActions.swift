@@ -61,6 +61,13 @@ public enum ProbeActions {
         }
     }
 
+    /// One TLS context for every HTTPS probe (made once: probes run every few seconds per container).
+    static let unverifiedTLS: NIOSSLContext? = {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateVerification = .none
+        return try? NIOSSLContext(configuration: configuration)
+    }()
+
     /// The kubelet's version string in the User-Agent (`kube-probe/<major>.<minor>`).
     static let userAgent = "kube-probe/1.31"
 
@@ -69,11 +76,13 @@ public enum ProbeActions {
     ) async -> Outcome {
         let target = "\(secure ? "https" : "http")://\(host):\(port)\(path.hasPrefix("/") ? path : "/" + path)"
         do {
-            let context: NIOSSLContext? = secure ? try {
-                var configuration = TLSConfiguration.makeClientConfiguration()
-                configuration.certificateVerification = .none
-                return try NIOSSLContext(configuration: configuration)
-            }() : nil
+            let context: NIOSSLContext?
+            if secure {
+                guard let shared = unverifiedTLS else { return .failure("Get \"\(target)\": no TLS context") }
+                context = shared
+            } else {
+                context = nil
+            }
             let status = try await withThrowingTaskGroup(of: Int.self) { group in
                 group.addTask {
                     let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
