@@ -5,6 +5,7 @@ import ImageStore
 import KubeClient
 import KubeModel
 import Logging
+import Runtime
 import ServiceLifecycle
 import SystemSupport
 
@@ -67,8 +68,34 @@ struct RunCommand: AsyncParsableCommand {
         let imageGC = ImageGarbageCollectionService(
             store: imageStore, highPercent: configuration.imageGCHighThresholdPercent ?? 85,
             lowPercent: configuration.imageGCLowThresholdPercent ?? 80, logger: Logger(label: "iotkube-agent.images"))
+        let pods: PodWorkers
+        let podSource: APIPodSource
+        let statusService: PodStatusService
+        do {
+            let client: @Sendable () -> KubeAPIClient? = { credentials.client }
+            let podLogger = Logger(label: "iotkube-agent.pods")
+            let reporter = PodStatusReporter(client: client, logger: podLogger)
+            let capacity = host.memory().total
+            let podHost = PodHost(
+                configuration: configuration, runtime: BuiltinRuntime(root: configuration.runtimeRoot ?? "/run/iotkube/runtime"),
+                images: imageStore, registry: try configuration.registryConfiguration(),
+                network: PodNetworkProvider(configuration: configuration, client: client),
+                dns: configuration.podDNS(hostResolvConf: FileTree.readText("/etc/resolv.conf") ?? ""),
+                nodeHosts: FileTree.readText("/etc/hosts") ?? "127.0.0.1\tlocalhost\n", nodeHostname: HostReader.hostname(),
+                hostIPs: [host.internalIPv4()].compactMap { $0 },
+                nodeAllocatable: NodeStatusBuilder(configuration: configuration, host: host).status(previous: nil, now: .now()).allocatable ?? [:],
+                nodeMemoryCapacity: capacity, logDirectory: configuration.podLogDirectory ?? "/var/log/pods",
+                client: client, status: reporter, logger: podLogger)
+            pods = PodWorkers(host: podHost, checkpointPath: configuration.stateDir + "/pods-checkpoint.json")
+            podSource = APIPodSource(nodeName: configuration.nodeName, client: client, workers: pods, logger: podLogger)
+            statusService = PodStatusService(reporter: reporter)
+        } catch {
+            printToStandardError("iotkube-agent: \(error)")
+            throw ExitCode.failure
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: endpoint), .init(service: heartbeat), .init(service: imageGC)],
+            services: [.init(service: endpoint), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
+                       .init(service: podSource), .init(service: statusService)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

@@ -103,6 +103,13 @@ public struct HostReader: Sendable {
         return withUnsafeBytes(of: &names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
 
+    /// This machine's host name (what hostNetwork pods see as theirs).
+    public static func hostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The first non-loopback IPv4 address of an interface that is up.
     public func internalIPv4() -> String? {
         var addresses: UnsafeMutablePointer<ifaddrs>?

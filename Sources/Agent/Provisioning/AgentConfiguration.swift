@@ -42,6 +42,10 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var clusterDNS: [String]?
     /// The cluster's DNS domain (default `cluster.local`).
     public var clusterDomain: String?
+    /// Where container logs go (default `/var/log/pods`).
+    public var podLogDirectory: String?
+    /// The container runtime's state (default `/run/iotkube/runtime`; a tmpfs, gone after a reboot).
+    public var runtimeRoot: String?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -67,11 +71,13 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         cniBinDirectories = try container.decodeIfPresent([String].self, forKey: .cniBinDirectories)
         clusterDNS = try container.decodeIfPresent([String].self, forKey: .clusterDNS)
         clusterDomain = try container.decodeIfPresent(String.self, forKey: .clusterDomain)
+        podLogDirectory = try container.decodeIfPresent(String.self, forKey: .podLogDirectory)
+        runtimeRoot = try container.decodeIfPresent(String.self, forKey: .runtimeRoot)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, unknownFields
+        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -142,6 +148,8 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let cniBinDirectories, !cniBinDirectories.isEmpty { text += "cniBinDirectories:\n" + cniBinDirectories.map { "  - \(quote($0))\n" }.joined() }
         if let clusterDNS, !clusterDNS.isEmpty { text += "clusterDNS:\n" + clusterDNS.map { "  - \(quote($0))\n" }.joined() }
         if let clusterDomain { text += "clusterDomain: \(quote(clusterDomain))\n" }
+        if let podLogDirectory { text += "podLogDirectory: \(quote(podLogDirectory))\n" }
+        if let runtimeRoot { text += "runtimeRoot: \(quote(runtimeRoot))\n" }
         return text
     }
 }

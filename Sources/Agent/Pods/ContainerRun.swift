@@ -1,0 +1,55 @@
+import KubeModel
+
+/// What a pod worker knows about one container of its pod: the current run in the runtime,
+/// its state as reported, restart and pull back-offs, probes and what hooks and exec probes
+/// need to reach it.
+struct ContainerRun: Sendable {
+    typealias State = PodStatusBuilder.Observation.State
+
+    /// The runtime's container ID of the current (or last) run.
+    var id: String?
+    /// Runs that ended and were replaced (the API's restartCount).
+    var restartCount: Int32 = 0
+    /// Whether the current ID is a run that was started (restartCount counts from the second one).
+    var hasRun = false
+    var imageID = ""
+    var state: State = .waiting(reason: "ContainerCreating", message: nil)
+    var lastTermination: State?
+    var backoff = RestartBackoff()
+    var pullBackoff = RestartBackoff()
+    var pullFailures = 0
+    /// When the current run started (seconds), for the probes' initial delays.
+    var startedAt: Int64 = 0
+    var startup: ProbeTracker?
+    var liveness: ProbeTracker?
+    var readiness: ProbeTracker?
+    var hook: ContainerStopper.HookContext?
+    var stopSignal: String?
+
+    init(container: Container) {
+        resetProbes(container)
+    }
+
+    mutating func resetProbes(_ container: Container) {
+        startup = container.startupProbe.map { ProbeTracker($0, kind: .startup) }
+        liveness = container.livenessProbe.map { ProbeTracker($0, kind: .liveness) }
+        readiness = container.readinessProbe.map { ProbeTracker($0, kind: .readiness) }
+    }
+
+    var isRunning: Bool {
+        if case .running = state { return true }
+        return false
+    }
+
+    /// The exit code of a finished run (nil while running or waiting).
+    var exitCode: Int32? {
+        if case .terminated(let code, _, _, _, _, _, _) = state { return code }
+        return nil
+    }
+
+    /// Startup probe passed (or none).
+    var started: Bool { isRunning && (startup == nil || startup?.result == .success) }
+
+    /// Readiness as the API reports it.
+    var ready: Bool { started && (readiness == nil || readiness?.result == .success) }
+}

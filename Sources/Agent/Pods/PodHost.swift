@@ -1,0 +1,69 @@
+import ImageStore
+import KubeClient
+import KubeModel
+import Logging
+import PodNetwork
+import Runtime
+
+/// What every pod worker of this node shares: the runtime, the image store, the pod network,
+/// DNS settings, node facts for the downward API, the API client (nil while standalone) and
+/// the status reporter.
+public struct PodHost: Sendable {
+    public var configuration: AgentConfiguration
+    public var runtime: BuiltinRuntime
+    public var images: ImageStore
+    public var registry: RegistryConfiguration
+    public var network: PodNetworkProvider
+    public var dns: PodDNS
+    /// The node's /etc/hosts (hostNetwork pods get it with their own entries).
+    public var nodeHosts: String
+    public var nodeHostname: String
+    public var hostIPs: [String]
+    public var nodeAllocatable: [String: Quantity]
+    public var nodeMemoryCapacity: Int64
+    /// Container logs: `<logDirectory>/<namespace>_<pod>_<uid>/<container>/<restart>.log`.
+    public var logDirectory: String
+    public var client: @Sendable () -> KubeAPIClient?
+    public var status: PodStatusReporter
+    public var logger: Logger
+    /// How often a running pod's containers are looked at (exits, probes, volume contents).
+    public var syncInterval: Duration = .seconds(1)
+
+    public init(
+        configuration: AgentConfiguration, runtime: BuiltinRuntime, images: ImageStore, registry: RegistryConfiguration,
+        network: PodNetworkProvider, dns: PodDNS, nodeHosts: String, nodeHostname: String, hostIPs: [String],
+        nodeAllocatable: [String: Quantity], nodeMemoryCapacity: Int64, logDirectory: String,
+        client: @escaping @Sendable () -> KubeAPIClient?, status: PodStatusReporter, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.runtime = runtime
+        self.images = images
+        self.registry = registry
+        self.network = network
+        self.dns = dns
+        self.nodeHosts = nodeHosts
+        self.nodeHostname = nodeHostname
+        self.hostIPs = hostIPs
+        self.nodeAllocatable = nodeAllocatable
+        self.nodeMemoryCapacity = nodeMemoryCapacity
+        self.logDirectory = logDirectory
+        self.client = client
+        self.status = status
+        self.logger = logger
+    }
+
+    /// Where a pod's sandbox, volumes, files and container roots live.
+    public func podDirectory(uid: String) -> String { configuration.stateDir + "/pods/" + uid }
+
+    /// Where `Localhost` seccomp profiles are looked for.
+    public var seccompProfileRoot: String { configuration.stateDir + "/seccomp" }
+
+    /// The log file of one run of a container.
+    public func logPath(_ pod: Pod, container: String, restartCount: Int32) -> String {
+        logDirectory + "/" + PodHost.logFolder(pod) + "/" + container + "/\(restartCount).log"
+    }
+
+    static func logFolder(_ pod: Pod) -> String {
+        "\(pod.metadata.namespace ?? "default")_\(pod.metadata.name ?? "")_\(pod.metadata.uid ?? "")"
+    }
+}

@@ -1,0 +1,136 @@
+import KubeClient
+import KubeModel
+import Logging
+import ServiceLifecycle
+
+/// The kubelet's status manager: keeps the newest status of every pod, writes it to the API
+/// (`pods/status`, merge patch) only when it differs from what was last written, and holds it
+/// while the API is unreachable, flushing once it is back. Finished pods that the API asked to
+/// delete are deleted (grace period 0) after their final status. Nothing is written locally.
+public actor PodStatusReporter {
+    struct Entry {
+        var namespace: String
+        var name: String
+        var uid: String
+        var status: PodStatus
+        var written: PodStatus?
+        var deleteWhenWritten = false
+        var deleted = false
+    }
+
+    let client: @Sendable () -> KubeAPIClient?
+    let logger: Logger
+    var entries: [String: Entry] = [:]
+    var wake: AsyncStream<Void>.Continuation?
+    let wakeups: AsyncStream<Void>
+    public private(set) var failures = 0
+
+    public init(client: @escaping @Sendable () -> KubeAPIClient?, logger: Logger) {
+        self.client = client
+        self.logger = logger
+        var continuation: AsyncStream<Void>.Continuation?
+        wakeups = AsyncStream(bufferingPolicy: .bufferingNewest(1)) { continuation = $0 }
+        wake = continuation
+    }
+
+    /// Records the status of `pod` (from its worker); written soon when it changed.
+    public func report(_ pod: Pod, status: PodStatus) {
+        guard let uid = pod.metadata.uid else { return }
+        var entry = entries[uid] ?? Entry(namespace: pod.metadata.namespace ?? "default", name: pod.metadata.name ?? "", uid: uid, status: status)
+        entry.status = status
+        entries[uid] = entry
+        if entry.written != status { wake?.yield() }
+    }
+
+    /// The pod's containers are gone and the API asked for its deletion: delete the object once
+    /// its final status is written.
+    public func finish(uid: String, deleteFromAPI: Bool) {
+        guard deleteFromAPI else {
+            entries[uid] = nil
+            return
+        }
+        entries[uid]?.deleteWhenWritten = true
+        wake?.yield()
+    }
+
+    /// The status last recorded for `uid` (what the agent endpoint reports).
+    public func status(uid: String) -> PodStatus? { entries[uid]?.status }
+
+    /// Pods whose status is not written yet.
+    public var pending: Int { entries.values.filter { $0.written != $0.status || $0.deleteWhenWritten }.count }
+
+    /// Writes what changed; false when the API could not be reached (try again later).
+    public func flush() async -> Bool {
+        guard let client = client() else { return true }
+        var reachable = true
+        for uid in entries.keys.sorted() {
+            guard var entry = entries[uid] else { continue }
+            do {
+                if entry.written != entry.status {
+                    let patch: JSONValue = ["metadata": ["uid": .string(entry.uid)], "status": try KubeJSON.tree(entry.status)]
+                    _ = try await client.mergePatch(Pod.self, namespace: entry.namespace, name: entry.name, patch: patch, subresource: "status")
+                    entry.written = entry.status
+                }
+                if entry.deleteWhenWritten && !entry.deleted {
+                    let current = try await client.get(Pod.self, namespace: entry.namespace, name: entry.name)
+                    if current.metadata.uid == entry.uid {
+                        try await client.delete(Pod.self, namespace: entry.namespace, name: entry.name, gracePeriodSeconds: 0)
+                    }
+                    entry.deleted = true
+                }
+            } catch {
+                let code = (error as? KubeClientError)?.statusCode
+                if code == 404 || code == 409 {
+                    // The object is gone or is another pod of the same name now: nothing to write.
+                    entry.written = entry.status
+                    entry.deleted = entry.deleteWhenWritten
+                } else {
+                    reachable = false
+                    failures += 1
+                    if failures == 1 || failures % 20 == 0 {
+                        logger.warning("pod status for \(entry.namespace)/\(entry.name) not written (kept until the API is back): \(error)")
+                    }
+                }
+            }
+            if entry.deleted { entries[uid] = nil } else if entries[uid] != nil { entries[uid] = entry }
+            if !reachable { break }
+        }
+        if reachable { failures = 0 }
+        return reachable
+    }
+
+    nonisolated func waitForWork() async {
+        for await _ in wakeups { return }
+    }
+}
+
+/// Runs the reporter's writes: soon after a change, retried with back-off while the API is away.
+public struct PodStatusService: Service {
+    let reporter: PodStatusReporter
+
+    public init(reporter: PodStatusReporter) { self.reporter = reporter }
+
+    public func run() async throws {
+        var backoff = Backoff()
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let reachable = await reporter.flush()
+            if reachable {
+                backoff.reset()
+                // Changes come in bursts (a pod's containers starting): gather them briefly.
+                try? await cancelWhenGracefulShutdown {
+                    await withTaskGroup(of: Void.self) { group in
+                        group.addTask { await reporter.waitForWork() }
+                        group.addTask { try? await Task.sleep(for: .seconds(10)) }
+                        await group.next()
+                        group.cancelAll()
+                    }
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+            } else {
+                let delay = backoff.next()
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+            }
+        }
+        _ = await reporter.flush()
+    }
+}

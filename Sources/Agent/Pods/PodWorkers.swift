@@ -1,0 +1,144 @@
+import KubeModel
+import Logging
+import PodNetwork
+import ServiceLifecycle
+import SystemSupport
+
+/// The desired pods of this node, merged from the pod sources (the API, static manifests),
+/// and one ``PodWorker`` per pod UID. The API's set is checkpointed (only when it changes) and
+/// read back at start, so a board that reboots without its server runs its pods again. On
+/// start, what the agent left behind for pods no longer wanted (containers, network
+/// attachments after an unclean stop) is released.
+public final class PodWorkers: Service, Sendable {
+    enum Command: Sendable {
+        case desired(source: String, pods: [Pod])
+        case finished(uid: String)
+    }
+
+    let host: PodHost
+    let checkpointPath: String
+    let commands: AsyncStream<Command>
+    let continuation: AsyncStream<Command>.Continuation
+
+    public init(host: PodHost, checkpointPath: String) {
+        self.host = host
+        self.checkpointPath = checkpointPath
+        (commands, continuation) = AsyncStream.makeStream(of: Command.self)
+    }
+
+    /// Replaces the pods of one source ("api", "file") with `pods` (those bound to this node).
+    public func apply(source: String, pods: [Pod]) {
+        continuation.yield(.desired(source: source, pods: pods))
+    }
+
+    public func run() async throws {
+        var checkpoint = PodCheckpoint(path: checkpointPath)
+        var saved: [Pod] = []
+        do {
+            saved = try checkpoint.load()
+            if !saved.isEmpty { host.logger.info("\(saved.count) pods from the local checkpoint until the API answers") }
+            // Without a readable checkpoint nothing is known to be unwanted: keep everything.
+            await releaseLeftovers(keeping: Set(saved.compactMap(\.metadata.uid)))
+        } catch {
+            host.logger.error("\(error)")
+        }
+        let initial = saved, kept = checkpoint
+        try? await cancelWhenGracefulShutdown { [self] in
+            await self.runWorkers(initial: initial, checkpoint: kept)
+        }
+    }
+
+    /// The loop that owns the desired set and the workers' tasks.
+    private func runWorkers(initial: [Pod], checkpoint: PodCheckpoint) async {
+        var checkpoint = checkpoint
+        var sources: [String: [Pod]] = initial.isEmpty ? [:] : ["api": initial]
+        var workers: [String: PodWorker] = [:]
+        var finished: Set<String> = []
+        let continuation = self.continuation
+        let host = self.host
+        await withDiscardingTaskGroup { group in
+            func reconcile() async {
+                var desired: [String: Pod] = [:]
+                for source in sources.keys.sorted() {
+                    for pod in sources[source] ?? [] {
+                        guard let uid = pod.metadata.uid, !uid.isEmpty, pod.spec != nil else { continue }
+                        desired[uid] = pod
+                    }
+                }
+                finished.formIntersection(desired.keys)
+                for (uid, pod) in desired where !finished.contains(uid) {
+                    if let worker = workers[uid] {
+                        await worker.update(pod)
+                    } else {
+                        let worker = PodWorker(pod: pod, host: host)
+                        workers[uid] = worker
+                        group.addTask {
+                            await worker.run()
+                            if !Task.isCancelled { continuation.yield(.finished(uid: uid)) }
+                        }
+                    }
+                }
+                for (uid, worker) in workers where desired[uid] == nil { await worker.remove() }
+            }
+            await reconcile()
+            for await command in commands {
+                switch command {
+                case .desired(let source, let pods):
+                    sources[source] = pods
+                    if source == "api" {
+                        do {
+                            if try checkpoint.save(pods) { host.logger.debug("pod checkpoint written (\(pods.count) pods)") }
+                        } catch {
+                            host.logger.warning("pod checkpoint not written: \(error)")
+                        }
+                    }
+                case .finished(let uid):
+                    workers[uid] = nil
+                    finished.insert(uid)
+                }
+                await reconcile()
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// Containers and network attachments of pods that are no longer wanted (the agent was
+    /// stopped while they were being deleted, or crashed): removed before workers start.
+    func releaseLeftovers(keeping live: Set<String>) async {
+        let runtime = host.runtime
+        for state in runtime.list() {
+            guard let uid = state.annotations?["io.kubernetes.pod.uid"], !live.contains(uid) else { continue }
+            do {
+                try runtime.delete(id: state.id, force: true)
+                host.logger.info("removed container \(state.id) of a pod that is no longer here")
+            } catch {
+                host.logger.warning("container \(state.id): \(error)")
+            }
+        }
+        defer { removeLeftoverFiles(keeping: live) }
+        var known = await host.network.cached()
+        if known == nil { known = try? await host.network.network() }
+        guard let network = known else { return }
+        let released = network.releaseStale(keeping: live)
+        for id in released.released { host.logger.info("released the network of pod \(id), which is no longer here") }
+        for (id, error) in released.failures { host.logger.warning("releasing the network of pod \(id): \(error)") }
+    }
+
+    /// Mounts and files of pods that are no longer wanted.
+    func removeLeftoverFiles(keeping live: Set<String>) {
+        let runtime = host.runtime
+        for uid in FileTree.list(host.configuration.stateDir + "/pods") where !live.contains(uid) {
+            let directory = host.podDirectory(uid: uid)
+            for run in FileTree.list(directory + "/runs") { try? ContainerRootfs.remove(containerDirectory: directory + "/runs/" + run) }
+            try? PodVolumes(podDirectory: directory).tearDown()
+            let sandbox = PodSandbox(directory: directory + "/sandbox")
+            if sandbox.exists { try? sandbox.remove(helper: runtime.helper) }
+            do {
+                try FileTree.remove(directory)
+                host.logger.info("removed the files of pod \(uid), which is no longer here")
+            } catch {
+                host.logger.warning("pod \(uid): \(error)")
+            }
+        }
+    }
+}
