@@ -15,9 +15,13 @@ struct ContainerRun: Sendable {
     var imageID = ""
     var state: State = .waiting(reason: "ContainerCreating", message: nil)
     var lastTermination: State?
+    /// The container ID of the run `lastTermination` describes.
+    var lastID: String?
     var backoff = RestartBackoff()
     var pullBackoff = RestartBackoff()
     var pullFailures = 0
+    /// No new try before this (seconds), after a configuration error.
+    var retryAt: Int64 = 0
     /// When the current run started (seconds), for the probes' initial delays.
     var startedAt: Int64 = 0
     var startup: ProbeTracker?

@@ -22,6 +22,8 @@ public enum PodStatusBuilder {
         public var state: State
         /// The previous run's end (after a restart).
         public var lastTermination: State?
+        /// The previous run's container ID (default: `containerID`).
+        public var lastContainerID: String?
         public var restartCount: Int32
         /// Readiness probe verdict (true without a readiness probe once running).
         public var ready: Bool
@@ -64,7 +66,7 @@ public enum PodStatusBuilder {
                                      ready: observation.ready, restartCount: observation.restartCount)
         status.containerID = observation.containerID
         status.state = containerState(observation.state, containerID: observation.containerID)
-        status.lastState = observation.lastTermination.map { containerState($0, containerID: observation.containerID) } ?? ContainerState()
+        status.lastState = observation.lastTermination.map { containerState($0, containerID: observation.lastContainerID ?? observation.containerID) } ?? ContainerState()
         if case .running = observation.state { status.started = observation.started } else { status.started = false }
         return status
     }

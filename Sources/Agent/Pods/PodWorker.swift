@@ -192,7 +192,7 @@ public actor PodWorker {
         // Init containers in order; sidecars (restartPolicy Always) keep running.
         for container in pod.spec?.initContainers ?? [] {
             let sidecar = container.restartPolicy == .always
-            var run = runs[container.name] ?? ContainerRun(container: container)
+            var run = runs[container.name] ?? freshRun(container)
             if sidecar {
                 await keepRunning(container, &run, restart: true, now: now)
                 runs[container.name] = run
@@ -219,7 +219,7 @@ public actor PodWorker {
         }
         let policy = pod.spec?.restartPolicy ?? .always
         for container in pod.spec?.containers ?? [] {
-            var run = runs[container.name] ?? ContainerRun(container: container)
+            var run = runs[container.name] ?? freshRun(container)
             let restart: Bool
             switch policy {
             case .always: restart = true
@@ -240,6 +240,22 @@ public actor PodWorker {
         }
     }
 
+    /// A container without a run here yet. Runs before a reboot left their log files (and the
+    /// API may remember their count): the next run continues the restart count.
+    func freshRun(_ container: Container) -> ContainerRun {
+        var run = ContainerRun(container: container)
+        let folder = host.logDirectory + "/" + PodHost.logFolder(pod) + "/" + container.name
+        let logged = FileTree.list(folder).compactMap { name in name.hasSuffix(".log") ? Int32(name.dropLast(4)) : nil }.max()
+        let reported = ((pod.status?.containerStatuses ?? []) + (pod.status?.initContainerStatuses ?? [])).first { $0.name == container.name }?.restartCount
+        if let previous = [logged, reported].compactMap({ $0 }).max() {
+            run.restartCount = previous
+            run.hasRun = true
+            run.lastTermination = .terminated(exitCode: 255, signal: 0, oomKilled: false, execError: nil, startedAt: nil, finishedAt: .now(),
+                                              message: "the container's previous run ended with the node (reboot or runtime state lost)")
+        }
+        return run
+    }
+
     /// Starts a container that has not run, or restarts one that ended when `restart` allows
     /// and the back-off has passed.
     func keepRunning(_ container: Container, _ run: inout ContainerRun, restart: Bool, now: Int64) async {
@@ -249,11 +265,12 @@ public actor PodWorker {
         case .terminated:
             guard restart else { return }
             run.lastTermination = run.state
+            run.lastID = run.id
             run.state = .waiting(reason: "CrashLoopBackOff", message: run.backoff.message(container: container.name, pod: podLabel))
             changed = true
             fallthrough
         case .waiting:
-            if run.backoff.isBackingOff(at: now) || run.pullBackoff.isBackingOff(at: now) { return }
+            if run.backoff.isBackingOff(at: now) || run.pullBackoff.isBackingOff(at: now) || now < run.retryAt { return }
             await start(container, &run)
         }
     }
@@ -432,8 +449,8 @@ public actor PodWorker {
             run.pullFailures += 1
             run.pullBackoff.recordExit(started: now, exited: now)
             let reason = problem.reason == "ErrImagePull" && run.pullFailures > 1 ? "ImagePullBackOff" : problem.reason
+            if run.pullFailures == 1 || run.pullFailures % 10 == 0 { logger.warning("\(label): \(problem.message)") }
             run.state = .waiting(reason: reason, message: problem.message)
-            logger.warning("\(label): \(problem.message)")
             changed = true
             return
         } catch {
@@ -443,7 +460,8 @@ public actor PodWorker {
         }
         run.pullFailures = 0
         run.pullBackoff = RestartBackoff()
-        // 2. The process against the image's configuration.
+        // 2. The process against the image's configuration, with current ConfigMaps and Secrets.
+        if case .waiting(let reason, _) = run.state, reason == "CreateContainerConfigError" { await fetchReferences() }
         let configuration: ImageConfiguration
         let process: ContainerProcess
         do {
@@ -456,9 +474,12 @@ public actor PodWorker {
                 podIPs: podIPs, hostIPs: host.hostIPs, nodeAllocatable: host.nodeAllocatable)
             process = try ContainerProcess.resolve(container, of: pod, image: configuration.config, context: context)
         } catch {
+            let repeated: Bool
+            if case .waiting(_, let message) = run.state { repeated = message == "\(error)" } else { repeated = false }
             run.state = .waiting(reason: "CreateContainerConfigError", message: "\(error)")
-            run.backoff.recordExit(started: now, exited: now)
-            logger.warning("\(label): \(error)")
+            // Not a crash: tried again soon (a missing ConfigMap may appear any moment).
+            run.retryAt = now + 5
+            if !repeated { logger.warning("\(error)") }
             changed = true
             return
         }
@@ -484,7 +505,12 @@ public actor PodWorker {
             if let signal = configuration.config?.stopSignal { spec.annotations?[Self.stopSignalAnnotation] = signal }
             try AtomicFile.write(try KubeJSON.encode(spec), to: runDirectory + "/config.json", mode: 0o600)
             let logPath = host.logPath(pod, container: container.name, restartCount: restartCount)
-            try FileTree.makeDirectories(String(logPath[..<logPath.lastIndex(of: "/")!]), mode: 0o755)
+            let logFolder = String(logPath[..<logPath.lastIndex(of: "/")!])
+            try FileTree.makeDirectories(logFolder, mode: 0o755)
+            // The previous run's log stays (`logs --previous`); older ones go.
+            for name in FileTree.list(logFolder) {
+                if let index = Int32(name.split(separator: ".").first ?? ""), index < restartCount - 1 { unlink(logFolder + "/" + name) }
+            }
             let runtime = host.runtime
             try await blocking {
                 let _: ContainerRecord = try runtime.create(id: id, bundle: runDirectory, options: BuiltinRuntime.CreateOptions(logPath: logPath))
@@ -650,10 +676,12 @@ public actor PodWorker {
             state = .waiting(reason: setupProblem.reason, message: setupProblem.message)
         }
         let run = runs[container.name]
-        return PodStatusBuilder.Observation(
+        var observed = PodStatusBuilder.Observation(
             name: container.name, image: container.image ?? "", imageID: run?.imageID ?? "",
             containerID: run?.hasRun == true ? run?.id.map { "iotkube://" + $0 } : nil, state: state,
             lastTermination: run?.lastTermination, restartCount: run?.restartCount ?? 0, ready: run?.ready ?? false, started: run?.started ?? false)
+        observed.lastContainerID = run?.lastID.map { "iotkube://" + $0 }
+        return observed
     }
 
     func currentStatus() -> PodStatus {

@@ -1,0 +1,274 @@
+import Foundation
+import IotkubeTestSupport
+import KubeModel
+import Testing
+
+/// The kubelet loop end to end: pods submitted with real kubectl to a real iotkube-server, run
+/// by a real agent process from an image in a real registry, in real namespaces on a real CNI
+/// bridge; statuses read back with kubectl and checked against the official schemas.
+@Suite(.serialized, .enabled(if: PodNode.available, "needs root, kubectl, the CNI plugins, docker-registry, umoci, skopeo, busybox-static and curl"))
+struct PodLifecycleTests {
+    var image: String { (try? PodImageRegistry.shared.get().busybox) ?? "" }
+
+    @Test func aPodWithInitContainersVolumesEnvAndProbesRunsAndIsDeletedCleanly() throws {
+        let node = try PodNode(name: "pod-board")
+        try node.kubectl(["create", "configmap", "settings", "--from-literal=level=debug", "--from-literal=mode=edge"])
+        try node.kubectl(["create", "secret", "generic", "creds", "--from-literal=password=s3cret"])
+        try node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: web}
+            spec:
+              terminationGracePeriodSeconds: 2
+              initContainers:
+              - name: first
+                image: \(image)
+                command: ["sh", "-c", "echo one >> /work/order"]
+                volumeMounts: [{name: work, mountPath: /work}]
+              - name: second
+                image: \(image)
+                command: ["sh", "-c", "echo two >> /work/order; cp /work/order /www/order.txt; echo served by busybox > /www/index.html"]
+                volumeMounts: [{name: work, mountPath: /work}, {name: www, mountPath: /www}]
+              containers:
+              - name: web
+                image: \(image)
+                command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+                ports: [{containerPort: 8080, name: http}]
+                readinessProbe:
+                  httpGet: {path: /index.html, port: http}
+                  periodSeconds: 1
+                volumeMounts: [{name: www, mountPath: /www}]
+              - name: env
+                image: \(image)
+                command: ["sh", "-c", "echo LEVEL=$LEVEL PASSWORD=$PASSWORD MODE=$CFG_mode NODE=$NODE POD_IP=$POD_IP; cat /settings/level; echo; sleep 100000"]
+                env:
+                - {name: LEVEL, valueFrom: {configMapKeyRef: {name: settings, key: level}}}
+                - {name: PASSWORD, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+                - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+                - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+                envFrom: [{prefix: CFG_, configMapRef: {name: settings}}]
+                volumeMounts: [{name: settings, mountPath: /settings}]
+              - name: toggle
+                image: \(image)
+                command: ["sh", "-c", "sleep 2; touch /tmp/ready; sleep 4; rm /tmp/ready; sleep 100000"]
+                readinessProbe:
+                  exec: {command: ["test", "-f", "/tmp/ready"]}
+                  periodSeconds: 1
+              volumes:
+              - {name: work, emptyDir: {}}
+              - {name: www, emptyDir: {medium: Memory}}
+              - {name: settings, configMap: {name: settings}}
+            """)
+
+        // The readiness file comes and goes: the container is seen ready, then not.
+        try node.waitForPod("web", seconds: 90) { PodNode.status($0, "toggle")?.ready == true }
+        let running = try node.waitForPod("web", seconds: 30) { PodNode.status($0, "toggle")?.ready == false && PodNode.status($0, "web")?.ready == true }
+        #expect(running.status?.phase == .running)
+        #expect(running.status?.conditions?.first { $0.type == "ContainersReady" }?.status == .false)
+        #expect(running.status?.conditions?.first { $0.type == "Initialized" }?.status == .true)
+        #expect(running.status?.initContainerStatuses?.map { $0.state?.terminated?.reason } == ["Completed", "Completed"])
+        #expect(running.status?.qosClass == .bestEffort)
+        let podIP = try #require(running.status?.podIP)
+        let prefix = node.podCIDR.split(separator: ".").prefix(3).joined(separator: ".") + "."
+        #expect(podIP.hasPrefix(prefix), "\(podIP) is not in \(node.podCIDR)")
+        let web = try #require(PodNode.status(running, "web"))
+        #expect(web.containerID?.hasPrefix("iotkube://") == true && web.imageID.contains("@sha256:") && web.started == true)
+
+        // The init containers ran in order, and the web server answers on the pod IP.
+        let page = try ServerProcess.run("/usr/bin/curl", ["-sf", "--max-time", "5", "http://\(podIP):8080/order.txt"])
+        #expect(page.output == "one\ntwo\n", "\(page.output)")
+
+        // Environment from the ConfigMap, the Secret and the downward API, in the CRI log file.
+        let logFolder = "\(node.logDirectory)/default_web_\(running.metadata.uid ?? "")"
+        let log = try String(contentsOfFile: logFolder + "/env/0.log", encoding: .utf8)
+        #expect(log.contains("stdout F LEVEL=debug PASSWORD=s3cret MODE=edge NODE=pod-board POD_IP=\(podIP)"), "\(log)")
+        #expect(log.contains("stdout F debug"), "\(log)")
+
+        // Every object the server returns for the pod passes the official schema.
+        let failures = try SchemaCheck.failures([("pod", Array(try node.kubectl(["get", "pod", "web", "-o", "json"]).utf8))])
+        #expect(failures.isEmpty, "\(failures)")
+        let table = try node.kubectl(["get", "pod", "web", "-o", "wide"])
+        #expect(table.range(of: #"web\s+2/3\s+Running\s+0"#, options: .regularExpression) != nil, "\(table)")
+
+        // Deletion: gone from the API within the grace period, nothing left on the board.
+        let started = Date()
+        try node.kubectl(["delete", "pod", "web", "--timeout=30s"])
+        #expect(Date().timeIntervalSince(started) < 20)
+        #expect(try node.runtimeContainers().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: node.stateDirectory + "/pods/" + (running.metadata.uid ?? "")))
+        let veths = try ServerProcess.run("/bin/sh", ["-c", "ls /sys/class/net/\(node.bridge)/brif 2>/dev/null | wc -l"])
+        #expect(veths.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(veths.output)")
+    }
+
+    @Test func crashLoopsBackOffAndFailingProbesRestartContainers() throws {
+        let node = try PodNode(name: "crash-board")
+        try node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: crash}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: crash
+                image: \(image)
+                command: ["sh", "-c", "echo giving up > /dev/termination-log; exit 3"]
+              - name: unhealthy
+                image: \(image)
+                command: ["sh", "-c", "touch /tmp/alive; sleep 3; rm /tmp/alive; sleep 100000"]
+                livenessProbe:
+                  exec: {command: ["test", "-f", "/tmp/alive"]}
+                  periodSeconds: 1
+                  failureThreshold: 2
+              - name: slow-start
+                image: \(image)
+                command: ["sh", "-c", "sleep 4; touch /tmp/started; sleep 100000"]
+                startupProbe:
+                  exec: {command: ["test", "-f", "/tmp/started"]}
+                  periodSeconds: 1
+                  failureThreshold: 30
+                livenessProbe:
+                  exec: {command: ["test", "-f", "/tmp/started"]}
+                  periodSeconds: 1
+                  failureThreshold: 1
+            """)
+        // Restarts of the crashing container, timed as they are reported.
+        var seen: [Int32: Date] = [:]
+        let deadline = Date().addingTimeInterval(120)
+        var last = try node.pod("crash")
+        while (PodNode.status(last, "crash")?.restartCount ?? 0) < 3 && Date() < deadline {
+            let count = PodNode.status(last, "crash")?.restartCount ?? 0
+            if seen[count] == nil { seen[count] = Date() }
+            Thread.sleep(forTimeInterval: 0.2)
+            last = try node.pod("crash")
+        }
+        let crash = try #require(PodNode.status(last, "crash"))
+        try #require(crash.restartCount >= 3, "restarts: \(crash.restartCount)\n\(node.agentLogTail)")
+        seen[crash.restartCount] = seen[crash.restartCount] ?? Date()
+        // 10 s, then 20 s between restarts (the reported times carry the polling's jitter).
+        let first = try #require(seen[2]).timeIntervalSince(try #require(seen[1]))
+        let second = try #require(seen[3]).timeIntervalSince(try #require(seen[2]))
+        #expect(first >= 8 && second >= 17 && second > first * 1.5, "intervals \(first) s and \(second) s")
+        #expect(crash.lastState?.terminated?.exitCode == 3 && crash.lastState?.terminated?.reason == "Error")
+        #expect(crash.lastState?.terminated?.message == "giving up\n")
+        #expect(last.status?.phase == .running)
+
+        // The liveness probe restarted the unhealthy container; the startup probe held the
+        // slow one's liveness probe off, so it was never restarted.
+        let unhealthy = try #require(PodNode.status(last, "unhealthy"))
+        #expect(unhealthy.restartCount >= 1)
+        #expect(unhealthy.lastState?.terminated?.exitCode == 137)
+        if unhealthy.state?.running != nil {
+            #expect(unhealthy.lastState?.terminated?.containerID != unhealthy.containerID, "the last state names the run that ended")
+        }
+        let slow = try #require(PodNode.status(last, "slow-start"))
+        #expect(slow.restartCount == 0 && slow.started == true && slow.ready == true, "\(slow)")
+
+        // Never: a failed container fails the pod; OnFailure: a success completes it.
+        try node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: once}
+            spec:
+              restartPolicy: Never
+              containers: [{name: once, image: \(image), command: ["sh", "-c", "exit 4"]}]
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: job}
+            spec:
+              restartPolicy: OnFailure
+              containers: [{name: job, image: \(image), command: ["sh", "-c", "echo done"]}]
+            """)
+        let once = try node.waitForPod("once", seconds: 60) { $0.status?.phase == .failed }
+        #expect(PodNode.status(once, "once")?.state?.terminated?.exitCode == 4 && PodNode.status(once, "once")?.restartCount == 0)
+        let job = try node.waitForPod("job", seconds: 60) { $0.status?.phase == .succeeded }
+        #expect(PodNode.status(job, "job")?.state?.terminated?.reason == "Completed")
+        let failures = try SchemaCheck.failures(try ["crash", "once", "job"].map { ($0, Array(try node.kubectl(["get", "pod", $0, "-o", "json"]).utf8)) })
+        #expect(failures.isEmpty, "\(failures)")
+    }
+
+    @Test func badPodsWaitWithClearReasonsAndTheAgentStaysHealthy() throws {
+        let node = try PodNode(name: "bad-board")
+        try node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: missing-image}
+            spec:
+              containers: [{name: app, image: "\(try PodImageRegistry.shared.get().address)/test/nothing:1"}]
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: missing-config}
+            spec:
+              containers:
+              - name: app
+                image: \(image)
+                command: ["sleep", "100000"]
+                env: [{name: X, valueFrom: {configMapKeyRef: {name: absent, key: x}}}]
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: never-pull}
+            spec:
+              containers: [{name: app, image: "\(try PodImageRegistry.shared.get().address)/test/other:1", imagePullPolicy: Never}]
+            """)
+        let missing = try node.waitForPod("missing-image", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "ImagePullBackOff" }
+        #expect(PodNode.status(missing, "app")?.state?.waiting?.message?.contains("test/nothing:1") == true)
+        let config = try node.waitForPod("missing-config", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "CreateContainerConfigError" }
+        #expect(PodNode.status(config, "app")?.state?.waiting?.message?.contains("absent") == true, "\(String(describing: PodNode.status(config, "app")))")
+        let never = try node.waitForPod("never-pull", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "ErrImageNeverPull" }
+        #expect(never.status?.phase == .pending)
+        // The ConfigMap appears: the pod starts without being recreated.
+        try node.kubectl(["create", "configmap", "absent", "--from-literal=x=1"])
+        try node.waitForPod("missing-config", seconds: 60) { PodNode.status($0, "app")?.state?.running != nil }
+        #expect(try node.kubectl(["get", "node", "bad-board"]).contains("Ready"))
+    }
+
+    @Test func containersSurviveAnAgentCrashAndAnOfflineRebootRestartsPods() throws {
+        let node = try PodNode(name: "edge-board")
+        try node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: steady}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers: [{name: app, image: \(image), command: ["sleep", "100000"]}]
+            """)
+        let before = try node.waitForPod("steady") { PodNode.status($0, "app")?.state?.running != nil }
+        let containerID = try #require(PodNode.status(before, "app")?.containerID)
+
+        // kill -9 of the agent: the container keeps running and is adopted, not restarted.
+        node.killAgent()
+        try node.startAgent()
+        Thread.sleep(forTimeInterval: 4)
+        let adopted = try node.waitForPod("steady") { PodNode.isReady($0) }
+        #expect(PodNode.status(adopted, "app")?.containerID == containerID)
+        #expect(PodNode.status(adopted, "app")?.restartCount == 0)
+        #expect(try String(contentsOfFile: node.agentLog, encoding: .utf8).contains("adopted container app"))
+
+        // The board reboots while its server is down: the pod comes back from the checkpoint.
+        node.server.process.terminate()
+        node.server.process.waitUntilExit()
+        try node.simulateReboot()
+        #expect(try node.runtimeContainers().isEmpty)
+        try node.startAgent()
+        var restarted: [String] = []
+        for _ in 0..<100 {
+            restarted = try node.runtimeContainers()
+            if !restarted.isEmpty { break }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        #expect(restarted.count == 1, "\(node.agentLogTail)")
+        #expect(try String(contentsOfFile: node.agentLog, encoding: .utf8).contains("1 pods from the local checkpoint"))
+
+        // The server is back: the status catches up with the new container.
+        try node.server.restart()
+        let after = try node.waitForPod("steady", seconds: 60) { pod in
+            PodNode.status(pod, "app")?.containerID != containerID && PodNode.status(pod, "app")?.state?.running != nil
+        }
+        #expect(PodNode.status(after, "app")?.containerID == "iotkube://" + (restarted.first ?? ""))
+        // The run before the reboot counts as a restart, as with the kubelet.
+        #expect(PodNode.status(after, "app")?.restartCount == 1)
+        #expect(PodNode.status(after, "app")?.lastState?.terminated?.exitCode == 255)
+    }
+}

@@ -1,0 +1,182 @@
+import Foundation
+import IotkubeTestSupport
+import KubeModel
+import PodNetwork
+
+/// A board for the pod tests: a real iotkube-server, an agent joined to it and running as its
+/// own process (`iotkube-agent run`) with its own state, runtime root, log directory and a pod
+/// network on a bridge of its own, and the busybox image in a real registry.
+final class PodNode {
+    let server: ServerProcess
+    let registry: PodImageRegistry
+    let name: String
+    let base: String
+    let bridge: String
+    let podCIDR: String
+    private(set) var agent: Process?
+    var configDirectory: String { base + "/etc" }
+    var stateDirectory: String { base + "/state" }
+    var runtimeRoot: String { base + "/run" }
+    var logDirectory: String { base + "/logs" }
+    var agentLog: String { base + "/agent.log" }
+    let port: Int
+
+    static var available: Bool {
+        getuid() == 0 && PodImageRegistry.toolsPresent && toolAvailable("kubectl")
+            && FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/bridge") && toolAvailable("curl")
+    }
+
+    init(name: String, serverArguments: [String] = []) throws {
+        registry = try PodImageRegistry.shared.get()
+        server = try ServerProcess(arguments: serverArguments)
+        self.name = name
+        base = NSTemporaryDirectory() + "iotkube-node-\(UUID().uuidString.prefix(8))"
+        port = try ServerProcess.freePort()
+        let suffix = String(UUID().uuidString.prefix(6)).lowercased()
+        bridge = "iotkn" + suffix
+        var chosen: String?
+        for _ in 0..<50 {
+            let candidate = "10.\(Int.random(in: 150...249)).\(Int.random(in: 0...255)).0/24"
+            let cidr = try PodCIDR.parse(candidate)
+            if !PodCIDR.hostNetworks().contains(where: { $0.network.overlaps(cidr) }) { chosen = candidate; break }
+        }
+        guard let chosen else { throw TestFailure("no free pod range") }
+        podCIDR = chosen
+        try FileManager.default.createDirectory(atPath: base + "/cni", withIntermediateDirectories: true)
+        let network = CNINetworkList.standard(podCIDR: podCIDR, bridge: bridge, ipamDataDirectory: stateDirectory + "/network/ipam")
+        try Data(KubeJSON.serialize(network.json)).write(to: URL(fileURLWithPath: base + "/cni/10-pods.conflist"))
+
+        let token = try JoinTests.token(server)
+        let joined = try ServerProcess.run(JoinTests.agent, [
+            "join", token, "--node-name", name, "--config-dir", configDirectory, "--state-dir", stateDirectory,
+            "--port", String(port), "--no-start", "--insecure-registry", registry.address,
+        ])
+        guard joined.status == 0 else { throw TestFailure("join: \(joined.output)") }
+        let extra = """
+            podLogDirectory: "\(logDirectory)"
+            runtimeRoot: "\(runtimeRoot)"
+            cniConfigDirectory: "\(base)/cni"
+
+            """
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: configDirectory + "/agent.yaml"))
+        handle.seekToEndOfFile()
+        handle.write(Data(extra.utf8))
+        try handle.close()
+        FileManager.default.createFile(atPath: agentLog, contents: nil)
+        try startAgent()
+    }
+
+    /// Starts `iotkube-agent run` (its output appended to `agentLog`).
+    func startAgent() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: JoinTests.agent)
+        process.arguments = ["run", "--config", configDirectory + "/agent.yaml", "--heartbeat-interval", "2"]
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: agentLog))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        agent = process
+    }
+
+    /// Kills the agent with SIGKILL (no shutdown at all), as a crash or OOM kill would.
+    func killAgent() {
+        guard let agent, agent.isRunning else { return }
+        kill(agent.processIdentifier, SIGKILL)
+        agent.waitUntilExit()
+    }
+
+    /// What a reboot does to the board: every container and mount gone, the runtime's tmpfs
+    /// emptied, the pod bridge gone; the state directory (the SD card) stays.
+    func simulateReboot() throws {
+        killAgent()
+        _ = try ServerProcess.run(JoinTests.agent, ["runtime", "--root", runtimeRoot, "list"])
+        for id in (try? FileManager.default.contentsOfDirectory(atPath: runtimeRoot))?.filter({ !$0.hasPrefix(".") }) ?? [] {
+            _ = try ServerProcess.run(JoinTests.agent, ["runtime", "--root", runtimeRoot, "delete", "--force", id])
+        }
+        try? FileManager.default.removeItem(atPath: runtimeRoot)
+        unmountState()
+        _ = try ServerProcess.run("/bin/sh", ["-c", "ip link del \(bridge) 2>/dev/null; true"])
+    }
+
+    private func unmountState() {
+        let script = "grep -F ' \(stateDirectory)/' /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l"
+        _ = try? ServerProcess.run("/bin/sh", ["-c", script])
+    }
+
+    deinit {
+        // Pods first (graceful, through the agent), then whatever a failed test left behind.
+        if agent?.isRunning == true {
+            _ = try? server.kubectl(["delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=false"])
+            for _ in 0..<60 {
+                if (try? server.kubectl(["get", "pods", "-A", "-o", "name"]).output.isEmpty) ?? true { break }
+                Thread.sleep(forTimeInterval: 0.25)
+            }
+            agent?.terminate()
+            agent?.waitUntilExit()
+        }
+        if let ids = try? FileManager.default.contentsOfDirectory(atPath: runtimeRoot) {
+            for id in ids where !id.hasPrefix(".") {
+                _ = try? ServerProcess.run(JoinTests.agent, ["runtime", "--root", runtimeRoot, "delete", "--force", id])
+            }
+        }
+        let cache = stateDirectory + "/network/cache"
+        if FileManager.default.fileExists(atPath: cache) {
+            let network = CNINetworkList.standard(podCIDR: podCIDR, bridge: bridge, ipamDataDirectory: stateDirectory + "/network/ipam")
+            _ = PodNetworkAttachments(network: network, plugins: CNIPlugins(), cacheDirectory: cache).releaseStale(keeping: [])
+        }
+        unmountState()
+        _ = try? ServerProcess.run("/bin/sh", ["-c", "ip link del \(bridge) 2>/dev/null; true"])
+        try? FileManager.default.removeItem(atPath: base)
+    }
+
+    // MARK: kubectl helpers
+
+    @discardableResult
+    func kubectl(_ arguments: [String], input: String? = nil) throws -> String {
+        let result = try server.kubectl(arguments, input: input)
+        guard result.status == 0 else { throw TestFailure("kubectl \(arguments.joined(separator: " ")): \(result.output)\nagent log:\n\(agentLogTail)") }
+        return result.output
+    }
+
+    func apply(_ yaml: String) throws { try kubectl(["apply", "-f", "-"], input: yaml) }
+
+    func pod(_ name: String, namespace: String = "default") throws -> Pod {
+        try KubeJSON.decode(Pod.self, from: Array(try kubectl(["get", "pod", name, "-n", namespace, "-o", "json"]).utf8))
+    }
+
+    /// Polls `condition` on the pod until it holds or `seconds` pass; the last pod.
+    @discardableResult
+    func waitForPod(_ name: String, seconds: TimeInterval = 60, _ condition: (Pod) -> Bool) throws -> Pod {
+        let deadline = Date().addingTimeInterval(seconds)
+        var last = try pod(name)
+        while !condition(last) {
+            guard Date() < deadline else {
+                throw TestFailure("pod \(name) did not reach the expected state in \(Int(seconds)) s; last status: \(String(decoding: try KubeJSON.encode(last.status), as: UTF8.self))\nagent log:\n\(agentLogTail)")
+            }
+            Thread.sleep(forTimeInterval: 0.3)
+            last = try pod(name)
+        }
+        return last
+    }
+
+    var agentLogTail: String {
+        let text = (try? String(contentsOfFile: agentLog, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(30).joined(separator: "\n")
+    }
+
+    /// Containers in this node's runtime root.
+    func runtimeContainers() throws -> [String] {
+        let result = try ServerProcess.run(JoinTests.agent, ["runtime", "--root", runtimeRoot, "list"])
+        return result.output.split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) }
+    }
+
+    static func status(_ pod: Pod, _ container: String) -> ContainerStatus? {
+        ((pod.status?.containerStatuses ?? []) + (pod.status?.initContainerStatuses ?? [])).first { $0.name == container }
+    }
+
+    static func isReady(_ pod: Pod) -> Bool {
+        pod.status?.conditions?.first { $0.type == "Ready" }?.status == .true
+    }
+}
