@@ -160,6 +160,7 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "KubeModel",
+                "KubeClient",
                 "CSQLite",
                 "SystemSupport",
                 "HTTPServing",

@@ -170,7 +170,7 @@ struct HTTPSTransport: Sendable {
     /// Sends a GET and delivers the response body line by line (watch streams) until the
     /// server ends it or the task is cancelled. Returns the status; a non-200 body is returned
     /// whole in `errorBody`.
-    func stream(_ path: String, onLine: @Sendable ([UInt8]) async throws -> Void) async throws(KubeClientError) -> (status: Int, errorBody: [UInt8]) {
+    func stream(_ path: String, keepEmptyLines: Bool = false, onLine: @Sendable ([UInt8]) async throws -> Void) async throws(KubeClientError) -> (status: Int, errorBody: [UInt8]) {
         let connection = try await connect()
         do {
             return try await withTaskCancellationHandler {
@@ -188,7 +188,7 @@ struct HTTPSTransport: Sendable {
                             while let newline = pending.firstIndex(of: 0x0A) {
                                 let line = Array(pending[..<newline])
                                 pending.removeSubrange(...newline)
-                                if !line.isEmpty { try await onLine(line) }
+                                if keepEmptyLines || !line.isEmpty { try await onLine(line) }
                             }
                         case .end:
                             if status == 200, !pending.isEmpty { try await onLine(pending) }

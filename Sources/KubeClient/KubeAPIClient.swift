@@ -98,6 +98,18 @@ public struct KubeAPIClient: Sendable {
         }
     }
 
+    /// A GET of any path on the server (endpoints outside the typed API, such as a kubelet's):
+    /// the status and the body.
+    public func getRaw(_ path: String) async throws(KubeClientError) -> (status: Int, body: [UInt8]) {
+        try await transport.send(.GET, path)
+    }
+
+    /// A GET of any path whose body is delivered line by line (without the newline, empty lines
+    /// included) until the server ends it or the task is cancelled; a non-200 body is returned whole.
+    public func streamLines(_ path: String, onLine: @escaping @Sendable ([UInt8]) async throws -> Void) async throws(KubeClientError) -> (status: Int, errorBody: [UInt8]) {
+        try await transport.stream(path, keepEmptyLines: true, onLine: onLine)
+    }
+
     private func encode<T: Encodable>(_ object: T) throws(KubeClientError) -> [UInt8] {
         do {
             return try KubeJSON.encode(object)

@@ -54,7 +54,8 @@ struct RunCommand: AsyncParsableCommand {
             nodeName: configuration.nodeName, addresses: [host.internalIPv4()].compactMap { $0 },
             clusterCAPEM: try Kubeconfig.parse(try AtomicFile.read(configuration.kubeconfig) ?? []).certificateAuthorityPEM ?? [])
         let endpoint = HTTPService(
-            server: APIHTTPServer(handler: AgentEndpoint(nodeName: configuration.nodeName, host: host, counters: counters), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
+            server: APIHTTPServer(handler: AgentEndpoint(nodeName: configuration.nodeName, host: host, counters: counters,
+                                                             logs: ContainerLogReader(directory: configuration.podLogDirectory ?? "/var/log/pods")), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
             host: "0.0.0.0", port: Int(configuration.port))
         let heartbeat = HeartbeatService(
             credentials: credentials, configuration: configuration, host: host,

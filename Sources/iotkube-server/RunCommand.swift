@@ -58,7 +58,8 @@ struct RunCommand: AsyncParsableCommand {
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let store = try ObjectStore(path: files.storePath)
         let signer = CSRSigner(authority: try files.certificateAuthority(), store: store, autoApprove: autoApproveNodes)
-        let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer, logger: logger)
+        let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer,
+                                kubeletClient: try files.kubeletClientCredentials(), logger: logger)
         let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger, requestTimeoutSeconds: max(1, requestTimeout))
         let startupLogger = logger
         let http = HTTPService(server: server, host: host, port: port) { boundPort in

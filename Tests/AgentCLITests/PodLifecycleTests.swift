@@ -84,6 +84,17 @@ struct PodLifecycleTests {
         #expect(log.contains("stdout F LEVEL=debug PASSWORD=s3cret MODE=edge NODE=pod-board POD_IP=\(podIP)"), "\(log)")
         #expect(log.contains("stdout F debug"), "\(log)")
 
+        // kubectl logs, through the server and the agent's endpoint: plain, tail, timestamps, follow.
+        #expect(try node.kubectl(["logs", "web", "-c", "env"]).contains("LEVEL=debug PASSWORD=s3cret"))
+        #expect(try node.kubectl(["logs", "web", "-c", "env", "--tail=1"]) == "debug\n")
+        let stamped = try node.kubectl(["logs", "web", "-c", "env", "--timestamps", "--tail=1"])
+        #expect(stamped.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z debug\n$"#, options: .regularExpression) != nil, "\(stamped)")
+        let kubectl = try #require(ServerProcess.kubectlPath)
+        let followed = try ServerProcess.run("/bin/sh", ["-c", "timeout 4 '\(kubectl)' --kubeconfig '\(node.server.kubeconfig)' logs -f web -c env; true"])
+        #expect(followed.output.contains("LEVEL=debug") && followed.output.contains("debug\n"), "\(followed.output)")
+        #expect(try node.server.kubectl(["get", "--raw", "/api/v1/namespaces/default/pods/web/log"]).output.contains("a container name must be specified"))
+        #expect(try node.server.kubectl(["logs", "web", "-c", "env", "--previous"]).output.contains("previous terminated container"))
+
         // Every object the server returns for the pod passes the official schema.
         let failures = try SchemaCheck.failures([("pod", Array(try node.kubectl(["get", "pod", "web", "-o", "json"]).utf8))])
         #expect(failures.isEmpty, "\(failures)")
@@ -111,7 +122,7 @@ struct PodLifecycleTests {
               containers:
               - name: crash
                 image: \(image)
-                command: ["sh", "-c", "echo giving up > /dev/termination-log; exit 3"]
+                command: ["sh", "-c", "echo attempt; echo giving up > /dev/termination-log; exit 3"]
               - name: unhealthy
                 image: \(image)
                 command: ["sh", "-c", "touch /tmp/alive; sleep 3; rm /tmp/alive; sleep 100000"]
@@ -151,6 +162,7 @@ struct PodLifecycleTests {
         #expect(crash.lastState?.terminated?.exitCode == 3 && crash.lastState?.terminated?.reason == "Error")
         #expect(crash.lastState?.terminated?.message == "giving up\n")
         #expect(last.status?.phase == .running)
+        #expect(try node.kubectl(["logs", "crash", "-c", "crash", "--previous"]) == "attempt\n")
 
         // The liveness probe restarted the unhealthy container; the startup probe held the
         // slow one's liveness probe off, so it was never restarted.

@@ -9,13 +9,16 @@ public struct AgentEndpoint: HTTPRequestHandler {
     let nodeName: String
     let host: HostReader
     let counters: HeartbeatCounters
+    /// Container logs for `kubectl logs` (through the API server).
+    let logs: ContainerLogReader?
     /// When the agent started (the summary's `startTime`).
     let started = Timestamp.now()
 
-    public init(nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters) {
+    public init(nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters, logs: ContainerLogReader? = nil) {
         self.nodeName = nodeName
         self.host = host
         self.counters = counters
+        self.logs = logs
     }
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
@@ -27,6 +30,7 @@ public struct AgentEndpoint: HTTPRequestHandler {
             return .json(405, APIHTTPServer.statusBytes(Status(code: 405, reason: "MethodNotAllowed", message: "only GET is served")))
         }
         let now = Timestamp.now()
+        if request.path.hasPrefix("/containerLogs/") { return containerLogs(request) }
         switch request.path {
         case "/metrics/resource": return prometheus(resourceMetrics(now: now))
         case "/metrics": return prometheus(agentMetrics())
@@ -34,6 +38,34 @@ public struct AgentEndpoint: HTTPRequestHandler {
             return .json(200, KubeJSON.serialize(summary(now: now), pretty: true))
         default:
             return .json(404, APIHTTPServer.statusBytes(Status(code: 404, reason: "NotFound", message: "\(request.path) is not served by this agent")))
+        }
+    }
+
+    /// `/containerLogs/<namespace>/<pod>/<container>`: only for the API server's kubelet client
+    /// (a cluster administrator's certificate), not for other nodes.
+    func containerLogs(_ request: HTTPRequest) -> HTTPResponse {
+        func failure(_ code: Int, _ message: String) -> HTTPResponse {
+            let reason = code == 404 ? "NotFound" : code == 403 ? "Forbidden" : "BadRequest"
+            return .json(code, APIHTTPServer.statusBytes(Status(code: Int32(code), reason: reason, message: message)))
+        }
+        guard request.clientCertificate?.groups.contains("system:masters") == true else {
+            return failure(403, "container logs are served to the API server only")
+        }
+        guard let logs else { return failure(404, "this agent serves no container logs") }
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count == 4 else { return failure(404, "use /containerLogs/<namespace>/<pod>/<container>") }
+        do throws(ContainerLogReader.LogError) {
+            let query = try ContainerLogReader.Request(namespace: parts[1], pod: parts[2], container: parts[3], query: request.query)
+            let file = try logs.file(for: query)
+            let headers = [("Content-Type", "text/plain; charset=utf-8")]
+            if query.follow {
+                return HTTPResponse(status: 200, headers: headers, body: .stream { writer in
+                    try await logs.follow(query, file: file) { bytes in try await writer.write(bytes) }
+                })
+            }
+            return HTTPResponse(status: 200, headers: headers, body: .bytes(logs.read(query, file: file)))
+        } catch {
+            return failure(error.status, error.description)
         }
     }
 

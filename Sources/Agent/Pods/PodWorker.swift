@@ -246,7 +246,8 @@ public actor PodWorker {
         var run = ContainerRun(container: container)
         let folder = host.logDirectory + "/" + PodHost.logFolder(pod) + "/" + container.name
         let logged = FileTree.list(folder).compactMap { name in name.hasSuffix(".log") ? Int32(name.dropLast(4)) : nil }.max()
-        let reported = ((pod.status?.containerStatuses ?? []) + (pod.status?.initContainerStatuses ?? [])).first { $0.name == container.name }?.restartCount
+        let reported = ((pod.status?.containerStatuses ?? []) + (pod.status?.initContainerStatuses ?? []))
+            .first { $0.name == container.name && $0.containerID != nil }?.restartCount
         if let previous = [logged, reported].compactMap({ $0 }).max() {
             run.restartCount = previous
             run.hasRun = true

@@ -6,9 +6,6 @@ import HTTPServing
 extension APIServer {
     func get(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {
         guard let name = route.name else { throw APIError.badRequest("a name is required") }
-        if route.subresource == "log" {
-            throw APIError(code: 503, reason: "ServiceUnavailable", message: "pod logs are served by the node's agent, which is not connected")
-        }
         guard let object = try store.get(route.resource, namespace: try Self.namespace(of: route), name: name) else {
             throw APIError.notFound(route.resource, name)
         }

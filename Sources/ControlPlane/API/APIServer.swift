@@ -13,8 +13,13 @@ public final class APIServer: HTTPRequestHandler {
     /// Namespaces every cluster has.
     static let systemNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease"]
 
-    public init(store: ObjectStore, authenticator: Authenticator, signer: CSRSigner? = nil, logger: Logger) throws {
+    /// The client certificate and key for the agents' endpoints (`pods/log`); nil: logs unavailable.
+    let kubeletClient: (certificatePEM: [UInt8], keyPEM: [UInt8])?
+
+    public init(store: ObjectStore, authenticator: Authenticator, signer: CSRSigner? = nil,
+                kubeletClient: (certificatePEM: [UInt8], keyPEM: [UInt8])? = nil, logger: Logger) throws {
         self.store = store
+        self.kubeletClient = kubeletClient
         self.authenticator = authenticator
         self.signer = signer
         self.logger = logger
@@ -81,7 +86,9 @@ public final class APIServer: HTTPRequestHandler {
         try Authorizer(store: store).authorize(identity, verb: verb, route: route, request: request)
         if route.resource.isMetrics { return try metrics(route, request, verb: verb) }
         switch verb {
-        case "get": return try get(route, request)
+        case "get":
+            if route.subresource == "log" { return try await podLog(route, request) }
+            return try get(route, request)
         case "list": return try list(route, request)
         case "watch": return try watch(route, request)
         case "create": return try create(route, request, identity: identity)

@@ -94,6 +94,16 @@ public struct ClusterFiles: Sendable {
         return try CertificateAuthority(certificatePEM: String(decoding: certificate, as: UTF8.self), keyPEM: String(decoding: key, as: UTF8.self))
     }
 
+    /// A client certificate (and key) the API server presents to the nodes' agents when it
+    /// proxies `pods/log` (the kube-apiserver's kubelet client identity), issued for this run.
+    public func kubeletClientCredentials() throws -> (certificatePEM: [UInt8], keyPEM: [UInt8]) {
+        let key = P256.Signing.PrivateKey()
+        let certificate = try certificateAuthority().issue(
+            commonName: "kube-apiserver-kubelet-client", organizations: [Authorizer.adminGroup], publicKey: .init(key.publicKey),
+            serverAuth: false, clientAuth: true, validity: 365 * 86400)
+        return (Array(try certificate.serializeAsPEM().pemString.utf8), Array(key.pemRepresentation.utf8))
+    }
+
     /// `sha256:<hex>` of the cluster CA's public key (the pin join tokens carry).
     public func caPublicKeyPin() throws -> String {
         guard let pem = try AtomicFile.read(caCertificatePath) else { throw APIError.internalError("\(directory) is not initialised") }
