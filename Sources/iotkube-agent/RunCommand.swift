@@ -25,6 +25,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var renewCertificateAfter: Int64?
 
+    @Option(help: .hidden)
+    var staticPodInterval: Double = 20
+
     func run() async throws {
         let configuration: AgentConfiguration
         let credentials: CertificateRotation
@@ -71,6 +74,7 @@ struct RunCommand: AsyncParsableCommand {
             lowPercent: configuration.imageGCLowThresholdPercent ?? 80, logger: Logger(label: "iotkube-agent.images"))
         let pods: PodWorkers
         let podSource: APIPodSource
+        let staticPods: StaticPodSource
         let statusService: PodStatusService
         do {
             let client: @Sendable () -> KubeAPIClient? = { credentials.client }
@@ -89,6 +93,9 @@ struct RunCommand: AsyncParsableCommand {
                 client: client, status: reporter, logger: podLogger)
             pods = PodWorkers(host: podHost, checkpointPath: configuration.stateDir + "/pods-checkpoint.json")
             podSource = APIPodSource(nodeName: configuration.nodeName, client: client, workers: pods, logger: podLogger)
+            staticPods = StaticPodSource(directory: configuration.staticPodPath ?? "/etc/iotkube/manifests", nodeName: configuration.nodeName,
+                                         client: client, workers: pods, status: reporter, logger: podLogger,
+                                         interval: .milliseconds(Int64(max(0.1, staticPodInterval) * 1000)))
             statusService = PodStatusService(reporter: reporter)
         } catch {
             printToStandardError("iotkube-agent: \(error)")
@@ -96,7 +103,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: endpoint), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
-                       .init(service: podSource), .init(service: statusService)],
+                       .init(service: podSource), .init(service: staticPods),
+                       .init(service: statusService)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

@@ -283,4 +283,41 @@ struct PodLifecycleTests {
         #expect(PodNode.status(after, "app")?.restartCount == 1)
         #expect(PodNode.status(after, "app")?.lastState?.terminated?.exitCode == 255)
     }
+
+    @Test func staticPodsRunFromManifestsAndAreMirroredInTheAPI() throws {
+        let node = try PodNode(name: "static-board")
+        try """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: sensor, labels: {app: sensor}}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers: [{name: sensor, image: \(image), command: ["sh", "-c", "while true; do echo reading; sleep 1; done"]}]
+            """.write(toFile: node.manifestDirectory + "/sensor.yaml", atomically: true, encoding: .utf8)
+        try "kind: Pod\nmetadata: [broken\n".write(toFile: node.manifestDirectory + "/broken.yaml", atomically: true, encoding: .utf8)
+
+        let mirror = try node.waitForPodToExist("sensor-static-board") { PodNode.isReady($0) }
+        let annotations = mirror.metadata.annotations ?? [:]
+        #expect(annotations["kubernetes.io/config.source"] == "file")
+        #expect(annotations["kubernetes.io/config.mirror"] != nil && annotations["kubernetes.io/config.mirror"] == annotations["kubernetes.io/config.hash"])
+        #expect(mirror.metadata.ownerReferences?.first?.kind == "Node")
+        #expect(try node.kubectl(["logs", "sensor-static-board"]).contains("reading"))
+        #expect(try String(contentsOfFile: node.agentLog, encoding: .utf8).contains("broken.yaml"))
+
+        // A deleted mirror comes back (with the status); the static pod never stopped.
+        let containers = try node.runtimeContainers()
+        try node.kubectl(["delete", "pod", "sensor-static-board", "--wait=false"])
+        let again = try node.waitForPodToExist("sensor-static-board") { $0.metadata.uid != mirror.metadata.uid && PodNode.isReady($0) }
+        #expect(again.status?.podIP == mirror.status?.podIP)
+        #expect(try node.runtimeContainers() == containers)
+
+        // The manifest goes: so do the pod and its mirror.
+        try FileManager.default.removeItem(atPath: node.manifestDirectory + "/sensor.yaml")
+        var gone = false
+        for _ in 0..<100 {
+            if try node.runtimeContainers().isEmpty, try node.server.kubectl(["get", "pod", "sensor-static-board"]).status != 0 { gone = true; break }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        #expect(gone, "\(node.agentLogTail)")
+    }
 }

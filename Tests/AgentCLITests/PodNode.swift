@@ -19,6 +19,7 @@ final class PodNode {
     var runtimeRoot: String { base + "/run" }
     var logDirectory: String { base + "/logs" }
     var agentLog: String { base + "/agent.log" }
+    var manifestDirectory: String { base + "/manifests" }
     let port: Int
 
     static var available: Bool {
@@ -43,6 +44,7 @@ final class PodNode {
         guard let chosen else { throw TestFailure("no free pod range") }
         podCIDR = chosen
         try FileManager.default.createDirectory(atPath: base + "/cni", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: base + "/manifests", withIntermediateDirectories: true)
         let network = CNINetworkList.standard(podCIDR: podCIDR, bridge: bridge, ipamDataDirectory: stateDirectory + "/network/ipam")
         try Data(KubeJSON.serialize(network.json)).write(to: URL(fileURLWithPath: base + "/cni/10-pods.conflist"))
 
@@ -56,6 +58,7 @@ final class PodNode {
             podLogDirectory: "\(logDirectory)"
             runtimeRoot: "\(runtimeRoot)"
             cniConfigDirectory: "\(base)/cni"
+            staticPodPath: "\(manifestDirectory)"
 
             """
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: configDirectory + "/agent.yaml"))
@@ -70,7 +73,7 @@ final class PodNode {
     func startAgent() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: JoinTests.agent)
-        process.arguments = ["run", "--config", configDirectory + "/agent.yaml", "--heartbeat-interval", "2"]
+        process.arguments = ["run", "--config", configDirectory + "/agent.yaml", "--heartbeat-interval", "2", "--static-pod-interval", "1"]
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: agentLog))
         log.seekToEndOfFile()
         process.standardOutput = log
@@ -159,6 +162,18 @@ final class PodNode {
             last = try pod(name)
         }
         return last
+    }
+
+    /// Like ``waitForPod`` for a pod that may not exist yet (a mirror pod).
+    @discardableResult
+    func waitForPodToExist(_ name: String, seconds: TimeInterval = 60, _ condition: (Pod) -> Bool) throws -> Pod {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let result = try server.kubectl(["get", "pod", name, "-o", "json"])
+            if result.status == 0, let pod = try? KubeJSON.decode(Pod.self, from: Array(result.output.utf8)), condition(pod) { return pod }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        throw TestFailure("pod \(name) did not appear in the expected state in \(Int(seconds)) s\nagent log:\n\(agentLogTail)")
     }
 
     var agentLogTail: String {

@@ -34,7 +34,9 @@ public struct APIPodSource: Service {
             let known = Known()
             do {
                 let list = try await client.list(Pod.self, fieldSelector: selector)
-                let pods = Dictionary(list.items.compactMap { pod in pod.metadata.uid.map { ($0, pod) } }, uniquingKeysWith: { $1 })
+                // Mirror pods stand for static pods, which run from their manifests.
+                let pods = Dictionary(list.items.filter { !StaticPodSource.isMirror($0) }.compactMap { pod in pod.metadata.uid.map { ($0, pod) } },
+                                      uniquingKeysWith: { $1 })
                 known.state.withLock { $0 = (pods, list.metadata.resourceVersion ?? "0") }
                 workers.apply(source: "api", pods: Array(pods.values))
                 if failures > 0 { logger.notice("pod source reconnected after \(failures) failures: \(pods.count) pods") }
@@ -49,7 +51,7 @@ public struct APIPodSource: Service {
                             guard let pod = event.object else { return }
                             let pods = known.state.withLock { state -> [Pod]? in
                                 if let version = pod.metadata.resourceVersion { state.version = version }
-                                guard let uid = pod.metadata.uid else { return nil }
+                                guard let uid = pod.metadata.uid, !StaticPodSource.isMirror(pod) else { return nil }
                                 switch event.type {
                                 case .added, .modified: state.pods[uid] = pod
                                 case .deleted: state.pods[uid] = nil

@@ -13,6 +13,8 @@ public actor PodStatusReporter {
         var name: String
         var uid: String
         var status: PodStatus
+        /// A static pod: its status goes to its mirror pod, whose UID is the API's.
+        var isStatic = false
         var written: PodStatus?
         var deleteWhenWritten = false
         var deleted = false
@@ -38,6 +40,7 @@ public actor PodStatusReporter {
         guard let uid = pod.metadata.uid else { return }
         var entry = entries[uid] ?? Entry(namespace: pod.metadata.namespace ?? "default", name: pod.metadata.name ?? "", uid: uid, status: status)
         entry.status = status
+        entry.isStatic = pod.metadata.annotations?[StaticPodSource.sourceAnnotation] == "file"
         entries[uid] = entry
         if entry.written != status { wake?.yield() }
     }
@@ -50,6 +53,12 @@ public actor PodStatusReporter {
             return
         }
         entries[uid]?.deleteWhenWritten = true
+        wake?.yield()
+    }
+
+    /// Writes the status of `uid` again (its API object was recreated, as a mirror pod is).
+    public func rewrite(uid: String) {
+        entries[uid]?.written = nil
         wake?.yield()
     }
 
@@ -67,7 +76,8 @@ public actor PodStatusReporter {
             guard var entry = entries[uid] else { continue }
             do {
                 if entry.written != entry.status {
-                    let patch: JSONValue = ["metadata": ["uid": .string(entry.uid)], "status": try KubeJSON.tree(entry.status)]
+                    var patch: JSONValue = ["status": try KubeJSON.tree(entry.status)]
+                    if !entry.isStatic { patch.set(["metadata"], ["uid": .string(entry.uid)]) }
                     _ = try await client.mergePatch(Pod.self, namespace: entry.namespace, name: entry.name, patch: patch, subresource: "status")
                     entry.written = entry.status
                 }
@@ -80,7 +90,9 @@ public actor PodStatusReporter {
                 }
             } catch {
                 let code = (error as? KubeClientError)?.statusCode
-                if code == 404 || code == 409 {
+                if code == 404, entry.isStatic {
+                    // The mirror pod is not there yet: written once it is.
+                } else if code == 404 || code == 409 {
                     // The object is gone or is another pod of the same name now: nothing to write.
                     entry.written = entry.status
                     entry.deleted = entry.deleteWhenWritten

@@ -44,6 +44,8 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var clusterDomain: String?
     /// Where container logs go (default `/var/log/pods`).
     public var podLogDirectory: String?
+    /// Static pod manifests (default `/etc/iotkube/manifests`).
+    public var staticPodPath: String?
     /// The container runtime's state (default `/run/iotkube/runtime`; a tmpfs, gone after a reboot).
     public var runtimeRoot: String?
     public var unknownFields = UnknownFields()
@@ -73,11 +75,12 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         clusterDomain = try container.decodeIfPresent(String.self, forKey: .clusterDomain)
         podLogDirectory = try container.decodeIfPresent(String.self, forKey: .podLogDirectory)
         runtimeRoot = try container.decodeIfPresent(String.self, forKey: .runtimeRoot)
+        staticPodPath = try container.decodeIfPresent(String.self, forKey: .staticPodPath)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, unknownFields
+        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -150,6 +153,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let clusterDomain { text += "clusterDomain: \(quote(clusterDomain))\n" }
         if let podLogDirectory { text += "podLogDirectory: \(quote(podLogDirectory))\n" }
         if let runtimeRoot { text += "runtimeRoot: \(quote(runtimeRoot))\n" }
+        if let staticPodPath { text += "staticPodPath: \(quote(staticPodPath))\n" }
         return text
     }
 }
