@@ -76,10 +76,13 @@ struct RunCommand: AsyncParsableCommand {
         let podSource: APIPodSource
         let staticPods: StaticPodSource
         let statusService: PodStatusService
+        let eventService: PodEventService
         do {
             let client: @Sendable () -> KubeAPIClient? = { credentials.client }
             let podLogger = Logger(label: "iotkube-agent.pods")
             let reporter = PodStatusReporter(client: client, logger: podLogger)
+            let recorder = PodEventRecorder(nodeName: configuration.nodeName)
+            eventService = PodEventService(recorder: recorder, client: client)
             let capacity = host.memory().total
             let podHost = PodHost(
                 configuration: configuration, runtime: BuiltinRuntime(root: configuration.runtimeRoot ?? "/run/iotkube/runtime"),
@@ -90,7 +93,7 @@ struct RunCommand: AsyncParsableCommand {
                 hostIPs: [host.internalIPv4()].compactMap { $0 },
                 nodeAllocatable: NodeStatusBuilder(configuration: configuration, host: host).status(previous: nil, now: .now()).allocatable ?? [:],
                 nodeMemoryCapacity: capacity, logDirectory: configuration.podLogDirectory ?? "/var/log/pods",
-                client: client, status: reporter, logger: podLogger)
+                client: client, status: reporter, events: recorder, logger: podLogger)
             pods = PodWorkers(host: podHost, checkpointPath: configuration.stateDir + "/pods-checkpoint.json")
             podSource = APIPodSource(nodeName: configuration.nodeName, client: client, workers: pods, logger: podLogger)
             staticPods = StaticPodSource(directory: configuration.staticPodPath ?? "/etc/iotkube/manifests", nodeName: configuration.nodeName,
@@ -104,7 +107,7 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: endpoint), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
                        .init(service: podSource), .init(service: staticPods),
-                       .init(service: statusService)],
+                       .init(service: statusService), .init(service: eventService)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

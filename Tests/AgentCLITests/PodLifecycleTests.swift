@@ -195,7 +195,18 @@ struct PodLifecycleTests {
         #expect(PodNode.status(once, "once")?.state?.terminated?.exitCode == 4 && PodNode.status(once, "once")?.restartCount == 0)
         let job = try node.waitForPod("job", seconds: 60) { $0.status?.phase == .succeeded }
         #expect(PodNode.status(job, "job")?.state?.terminated?.reason == "Completed")
-        let failures = try SchemaCheck.failures(try ["crash", "once", "job"].map { ($0, Array(try node.kubectl(["get", "pod", $0, "-o", "json"]).utf8)) })
+        var documents = try ["crash", "once", "job"].map { ($0, Array(try node.kubectl(["get", "pod", $0, "-o", "json"]).utf8)) }
+
+        // Events tell the story (aggregated: a repeated event counts up instead of piling up).
+        let eventsJSON = try node.kubectl(["get", "events", "-o", "json"])
+        let events = try KubeJSON.decode(KubeList<Event>.self, from: Array(eventsJSON.utf8)).items
+            .filter { $0.involvedObject.name == "crash" && $0.source?.component == "kubelet" }
+        for (index, event) in events.enumerated() { documents.append(("event-\(index)", try KubeJSON.encode(event))) }
+        let reasons = Set(events.compactMap(\.reason))
+        #expect(reasons.isSuperset(of: ["Pulled", "Created", "Started", "BackOff", "Unhealthy", "Killing"]), "\(reasons)")
+        #expect(events.contains { $0.reason == "Killing" && $0.message?.contains("failed liveness probe") == true && $0.involvedObject.fieldPath == "spec.containers{unhealthy}" })
+        #expect(events.allSatisfy { $0.source?.host == "crash-board" })
+        let failures = try SchemaCheck.failures(documents)
         #expect(failures.isEmpty, "\(failures)")
     }
 

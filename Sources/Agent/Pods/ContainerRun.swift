@@ -20,6 +20,8 @@ struct ContainerRun: Sendable {
     var backoff = RestartBackoff()
     var pullBackoff = RestartBackoff()
     var pullFailures = 0
+    /// The current crash-loop back-off has been announced as an event.
+    var backoffReported = false
     /// No new try before this (seconds), after a configuration error.
     var retryAt: Int64 = 0
     /// When the current run started (seconds), for the probes' initial delays.

@@ -25,6 +25,8 @@ public struct PodHost: Sendable {
     public var logDirectory: String
     public var client: @Sendable () -> KubeAPIClient?
     public var status: PodStatusReporter
+    /// Where pod events go (nil: none are recorded).
+    public var events: PodEventRecorder?
     public var logger: Logger
     /// How often a running pod's containers are looked at (exits, probes, volume contents).
     public var syncInterval: Duration = .seconds(1)
@@ -33,8 +35,9 @@ public struct PodHost: Sendable {
         configuration: AgentConfiguration, runtime: BuiltinRuntime, images: ImageStore, registry: RegistryConfiguration,
         network: PodNetworkProvider, dns: PodDNS, nodeHosts: String, nodeHostname: String, hostIPs: [String],
         nodeAllocatable: [String: Quantity], nodeMemoryCapacity: Int64, logDirectory: String,
-        client: @escaping @Sendable () -> KubeAPIClient?, status: PodStatusReporter, logger: Logger
+        client: @escaping @Sendable () -> KubeAPIClient?, status: PodStatusReporter, events: PodEventRecorder? = nil, logger: Logger
     ) {
+        self.events = events
         self.configuration = configuration
         self.runtime = runtime
         self.images = images

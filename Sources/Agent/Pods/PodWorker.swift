@@ -97,6 +97,16 @@ public actor PodWorker {
 
     static func now() -> Int64 { Timestamp.now().seconds }
 
+    /// Records an event about the pod (or one of its containers).
+    func event(_ reason: String, _ message: String, warning: Bool = false, container: Container? = nil) async {
+        var fieldPath: String?
+        if let container {
+            let isInit = pod.spec?.initContainers?.contains { $0.name == container.name } == true
+            fieldPath = "spec.\(isInit ? "initContainers" : "containers"){\(container.name)}"
+        }
+        await host.events?.record(pod, type: warning ? "Warning" : "Normal", reason: reason, message: message, fieldPath: fieldPath)
+    }
+
     static func timestamp(nanoseconds: Int64) -> Timestamp {
         Timestamp(seconds: nanoseconds / 1_000_000_000, nanoseconds: Int32(nanoseconds % 1_000_000_000))
     }
@@ -271,7 +281,15 @@ public actor PodWorker {
             changed = true
             fallthrough
         case .waiting:
-            if run.backoff.isBackingOff(at: now) || run.pullBackoff.isBackingOff(at: now) || now < run.retryAt { return }
+            if run.backoff.isBackingOff(at: now) {
+                if case .waiting(let reason, _) = run.state, reason == "CrashLoopBackOff", !run.backoffReported {
+                    run.backoffReported = true
+                    await event("BackOff", "Back-off restarting failed container \(container.name) in pod \(pod.metadata.name ?? "")", warning: true, container: container)
+                }
+                return
+            }
+            if run.pullBackoff.isBackingOff(at: now) || now < run.retryAt { return }
+            run.backoffReported = false
             await start(container, &run)
         }
     }
@@ -349,6 +367,8 @@ public actor PodWorker {
             return true
         } catch let problem as PodSetupProblem {
             if setupProblem?.message != problem.message { logger.warning("pod setup: \(problem.message)") }
+            let reason = problem.message.hasPrefix("MountVolume") ? "FailedMount" : "FailedCreatePodSandBox"
+            await event(reason, problem.message, warning: true)
             setupProblem = (problem.reason, problem.message)
             setupBackoff.recordExit(started: now, exited: now)
             changed = true
@@ -451,6 +471,8 @@ public actor PodWorker {
             run.pullBackoff.recordExit(started: now, exited: now)
             let reason = problem.reason == "ErrImagePull" && run.pullFailures > 1 ? "ImagePullBackOff" : problem.reason
             if run.pullFailures == 1 || run.pullFailures % 10 == 0 { logger.warning("\(label): \(problem.message)") }
+            if reason == "ImagePullBackOff" { await event("BackOff", "Back-off pulling image \"\(container.image ?? "")\"", warning: true, container: container) }
+            if problem.reason == "ErrImageNeverPull" || problem.reason == "InvalidImageName" { await event("Failed", problem.message, warning: true, container: container) }
             run.state = .waiting(reason: reason, message: problem.message)
             changed = true
             return
@@ -481,6 +503,7 @@ public actor PodWorker {
             // Not a crash: tried again soon (a missing ConfigMap may appear any moment).
             run.retryAt = now + 5
             if !repeated { logger.warning("\(error)") }
+            await event("Failed", "Error: \(error)", warning: true, container: container)
             changed = true
             return
         }
@@ -531,12 +554,15 @@ public actor PodWorker {
             run.state = .running(startedAt: startedAt)
             changed = true
             logger.info("started container \(container.name) (\(id))")
+            await event("Created", "Created container \(container.name)", container: container)
+            await event("Started", "Started container \(container.name)", container: container)
         } catch {
             removeRun(id)
             let reason = error is RuntimeError ? "RunContainerError" : "CreateContainerError"
             run.state = .waiting(reason: reason, message: "\(error)")
             run.backoff.recordExit(started: now, exited: now)
             logger.warning("\(label) could not start: \(error)")
+            await event("Failed", "Error: \(error)", warning: true, container: container)
             changed = true
             return
         }
@@ -545,6 +571,7 @@ public actor PodWorker {
             let deadline = ContinuousClock.now + .seconds(max(1, gracePeriod))
             if let failure = await ContainerStopper.run(postStart, runtime: host.runtime, id: id, context: hook, until: deadline) {
                 logger.warning("\(label): postStart hook failed: \(failure)")
+                await event("FailedPostStartHook", failure, warning: true, container: container)
                 _ = await ContainerStopper.stop(host.runtime, id: id, stopSignal: run.stopSignal, gracePeriodSeconds: gracePeriod, preStop: nil, context: hook)
             }
         }
@@ -571,7 +598,10 @@ public actor PodWorker {
         }
         let latest = reference.digest == nil && (reference.tag ?? "latest") == "latest"
         let policy = container.imagePullPolicy ?? (latest ? .always : .ifNotPresent)
-        if policy != .always, let present = try host.images.lookup(text) { return present }
+        if policy != .always, let present = try host.images.lookup(text) {
+            await event("Pulled", "Container image \"\(text)\" already present on machine", container: container)
+            return present
+        }
         if policy == .never {
             throw PodSetupProblem(reason: "ErrImageNeverPull", message: "Container image \"\(text)\" is not present with pull policy of Never")
         }
@@ -581,12 +611,17 @@ public actor PodWorker {
                 registry.credentials.merge(credentials)
             }
         }
+        await event("Pulling", "Pulling image \"\(text)\"", container: container)
+        let began = ContinuousClock.now
         do {
             let result = try await host.images.pull(reference, registry: registry)
             logger.info("pulled image \(text) (\(result.downloadedBytes) bytes downloaded)")
+            await event("Pulled", "Successfully pulled image \"\(text)\" in \(ContinuousClock.now - began) (\(result.image.size) bytes)", container: container)
             return result.image
         } catch {
-            throw PodSetupProblem(reason: "ErrImagePull", message: "Failed to pull image \"\(text)\": \(error)")
+            let message = "Failed to pull image \"\(text)\": \(error)"
+            await event("Failed", message, warning: true, container: container)
+            throw PodSetupProblem(reason: "ErrImagePull", message: message)
         }
     }
 
@@ -600,6 +635,7 @@ public actor PodWorker {
             if startup.isDue(now: now, started: run.startedAt) {
                 let outcome = await perform(container.startupProbe!, container: container, run: run, timeout: startup.timeout)
                 startup.record(success: outcome.success, message: outcome.message, at: now)
+                if !outcome.success { await event("Unhealthy", "Startup probe failed: \(outcome.message ?? "")", warning: true, container: container) }
                 if startup.result == .failure { kill = "Startup probe failed: \(outcome.message ?? "")" }
                 run.startup = startup
             }
@@ -607,11 +643,13 @@ public actor PodWorker {
             if var liveness = run.liveness, liveness.isDue(now: now, started: run.startedAt) {
                 let outcome = await perform(container.livenessProbe!, container: container, run: run, timeout: liveness.timeout)
                 liveness.record(success: outcome.success, message: outcome.message, at: now)
+                if !outcome.success { await event("Unhealthy", "Liveness probe failed: \(outcome.message ?? "")", warning: true, container: container) }
                 if liveness.result == .failure { kill = "Liveness probe failed: \(outcome.message ?? "")" }
                 run.liveness = liveness
             }
             if var readiness = run.readiness, readiness.isDue(now: now, started: run.startedAt) {
                 let outcome = await perform(container.readinessProbe!, container: container, run: run, timeout: readiness.timeout)
+                if !outcome.success, run.started { await event("Unhealthy", "Readiness probe failed: \(outcome.message ?? "")", warning: true, container: container) }
                 if readiness.record(success: outcome.success, message: outcome.message, at: now) {
                     logger.info("container \(container.name) readiness: \(outcome.success ? "ready" : "not ready (\(outcome.message ?? ""))")")
                 }
@@ -622,6 +660,8 @@ public actor PodWorker {
         runs[container.name] = run
         if let kill {
             logger.notice("container \(container.name): \(kill); restarting it")
+            let which = kill.hasPrefix("Startup") ? "startup" : "liveness"
+            await event("Killing", "Container \(container.name) failed \(which) probe, will be restarted", container: container)
             let probe = container.startupProbe != nil && !startedBefore ? container.startupProbe : container.livenessProbe
             let grace = probe?.terminationGracePeriodSeconds ?? gracePeriod
             if let hook = run.hook {
@@ -722,6 +762,9 @@ public actor PodWorker {
     /// sidecars, within the grace period.
     func stopAll(gracePeriod: Int64) async {
         let runtime = host.runtime
+        for container in allContainers where runs[container.name]?.isRunning == true {
+            await event("Killing", "Stopping container \(container.name)", container: container)
+        }
         let deadline = Self.now() + gracePeriod
         let groups = [pod.spec?.containers ?? [], (pod.spec?.initContainers ?? []).reversed()]
         for containers in groups {
