@@ -10,6 +10,12 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     public var path: String
     public var code: Int32
     public var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
+
+    public init(operation: String, path: String, code: Int32) {
+        self.operation = operation
+        self.path = path
+        self.code = code
+    }
 }
 
 /// Power-loss-safe file writes and plain reads with POSIX calls.

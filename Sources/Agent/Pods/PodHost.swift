@@ -28,6 +28,10 @@ public struct PodHost: Sendable {
     /// Where pod events go (nil: none are recorded).
     public var events: PodEventRecorder?
     public var logger: Logger
+    /// Rotation of running containers' logs.
+    public var logRotation: ContainerLogRotation {
+        ContainerLogRotation(maxBytes: configuration.containerLogMaxSize?.byteCount ?? 10 << 20, maxFiles: configuration.containerLogMaxFiles ?? 5)
+    }
     /// How often a running pod's containers are looked at (exits, probes, volume contents).
     public var syncInterval: Duration = .seconds(1)
 

@@ -36,6 +36,7 @@ public actor PodWorker {
     var podIPs: [String] = []
     var volumePaths: [String: String]?
     var lastVolumeRefresh: Int64 = 0
+    var lastLogCheck: Int64 = 0
     var setupProblem: (reason: String, message: String)?
     var setupBackoff = RestartBackoff()
     var configMaps: [String: ConfigMap] = [:]
@@ -241,6 +242,15 @@ public actor PodWorker {
         }
         for container in allContainers where runs[container.name]?.isRunning == true {
             await probe(container, now: now)
+        }
+        if now - lastLogCheck >= 10 {
+            lastLogCheck = now
+            let rotation = host.logRotation
+            for container in allContainers {
+                guard let run = runs[container.name], run.isRunning else { continue }
+                let path = host.logPath(pod, container: container.name, restartCount: run.restartCount)
+                do { try rotation.rotateIfNeeded(path) } catch { logger.warning("rotating \(path): \(error)") }
+            }
         }
         // Every container ended for good (Never / OnFailure after success): the pod is done.
         let apps = (pod.spec?.containers ?? []).compactMap { runs[$0.name] }

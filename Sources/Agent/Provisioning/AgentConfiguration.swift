@@ -44,6 +44,10 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var clusterDomain: String?
     /// Where container logs go (default `/var/log/pods`).
     public var podLogDirectory: String?
+    /// A running container's log is rotated when it grows past this (default 10Mi)…
+    public var containerLogMaxSize: Quantity?
+    /// …keeping this many files per run, the live one included (default 5).
+    public var containerLogMaxFiles: Int?
     /// Static pod manifests (default `/etc/iotkube/manifests`).
     public var staticPodPath: String?
     /// The container runtime's state (default `/run/iotkube/runtime`; a tmpfs, gone after a reboot).
@@ -76,11 +80,13 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         podLogDirectory = try container.decodeIfPresent(String.self, forKey: .podLogDirectory)
         runtimeRoot = try container.decodeIfPresent(String.self, forKey: .runtimeRoot)
         staticPodPath = try container.decodeIfPresent(String.self, forKey: .staticPodPath)
+        containerLogMaxSize = try container.decodeIfPresent(Quantity.self, forKey: .containerLogMaxSize)
+        containerLogMaxFiles = try container.decodeIfPresent(Int.self, forKey: .containerLogMaxFiles)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, unknownFields
+        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, containerLogMaxSize, containerLogMaxFiles, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -154,6 +160,8 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let podLogDirectory { text += "podLogDirectory: \(quote(podLogDirectory))\n" }
         if let runtimeRoot { text += "runtimeRoot: \(quote(runtimeRoot))\n" }
         if let staticPodPath { text += "staticPodPath: \(quote(staticPodPath))\n" }
+        if let containerLogMaxSize { text += "containerLogMaxSize: \(quote(containerLogMaxSize.description))\n" }
+        if let containerLogMaxFiles { text += "containerLogMaxFiles: \(containerLogMaxFiles)\n" }
         return text
     }
 }

@@ -1,0 +1,75 @@
+import Foundation
+import KubeModel
+import Testing
+
+@testable import Agent
+
+/// The CRI log files as `kubectl logs` reads them, and their rotation.
+@Suite struct ContainerLogTests {
+    static func folder() throws -> String {
+        let base = NSTemporaryDirectory() + "iotkube-logs-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/edge_meter_uid-1/app", withIntermediateDirectories: true)
+        return base
+    }
+
+    @Test func partialLinesJoinTailsAndTimestamps() throws {
+        let base = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let log = """
+            2026-11-24T00:00:01.000000001Z stdout F first
+            2026-11-24T00:00:02.000000002Z stdout P sec
+            2026-11-24T00:00:02.500000000Z stdout F ond
+            2026-11-24T00:00:03.000000003Z stderr F 
+            2026-11-24T00:00:04.000000004Z stdout F fourth with  spaces
+            2026-11-24T00:00:05.000000005Z stdout P unfinish
+            """
+        try (log + "\n").write(toFile: base + "/edge_meter_uid-1/app/0.log", atomically: true, encoding: .utf8)
+        try "2026-11-24T00:00:00Z stdout F old run\n".write(toFile: base + "/edge_meter_uid-1/app/1.log", atomically: false, encoding: .utf8)
+        try FileManager.default.moveItem(atPath: base + "/edge_meter_uid-1/app/1.log", toPath: base + "/edge_meter_uid-1/app/1.log.tmp")
+        let reader = ContainerLogReader(directory: base)
+        var request = ContainerLogReader.Request(namespace: "edge", pod: "meter", container: "app")
+        let file = try reader.file(for: request)
+        #expect(file.hasSuffix("/app/0.log"))
+        // The unfinished partial line waits for its end.
+        #expect(String(decoding: reader.read(request, file: file), as: UTF8.self) == "first\nsecond\n\nfourth with  spaces\n")
+        request.tailLines = 2
+        request.timestamps = true
+        #expect(String(decoding: reader.read(request, file: file), as: UTF8.self)
+            == "2026-11-24T00:00:03.000000003Z \n2026-11-24T00:00:04.000000004Z fourth with  spaces\n")
+        request.tailLines = nil
+        request.timestamps = false
+        request.limitBytes = 8
+        #expect(String(decoding: reader.read(request, file: file), as: UTF8.self) == "first\nse")
+        request.previous = true
+        #expect(throws: ContainerLogReader.LogError.self) { try reader.file(for: request) }
+        #expect(throws: ContainerLogReader.LogError.self) { try reader.file(for: ContainerLogReader.Request(namespace: "edge", pod: "other", container: "app")) }
+        #expect(throws: ContainerLogReader.LogError.self) {
+            try ContainerLogReader.Request(namespace: "edge", pod: "meter", container: "app", query: ["tailLines": "-3"])
+        }
+    }
+
+    @Test func previousRunAndRotation() throws {
+        let base = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let folder = base + "/edge_meter_uid-1/app"
+        try "2026-11-24T00:00:00Z stdout F run zero\n".write(toFile: folder + "/0.log", atomically: true, encoding: .utf8)
+        let line = "2026-11-24T00:00:01Z stdout F " + String(repeating: "x", count: 100) + "\n"
+        try String(repeating: line, count: 60).write(toFile: folder + "/1.log", atomically: true, encoding: .utf8)
+        let reader = ContainerLogReader(directory: base)
+        var request = ContainerLogReader.Request(namespace: "edge", pod: "meter", container: "app")
+        request.previous = true
+        #expect(String(decoding: reader.read(request, file: try reader.file(for: request)), as: UTF8.self) == "run zero\n")
+
+        let rotation = ContainerLogRotation(maxBytes: 4096, maxFiles: 3)
+        #expect(try !rotation.rotateIfNeeded(folder + "/0.log"))
+        for minute in 0..<4 {
+            try String(repeating: line, count: 60).write(toFile: folder + "/1.log", atomically: true, encoding: .utf8)
+            #expect(try rotation.rotateIfNeeded(folder + "/1.log", now: Timestamp(seconds: 1_795_000_000 + Int64(minute) * 60)))
+            #expect(try FileManager.default.attributesOfItem(atPath: folder + "/1.log")[.size] as? Int == 0)
+        }
+        let rotated = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("1.log.") }.sorted()
+        #expect(rotated.count == 2, "\(rotated)")
+        #expect(rotated.last == "1.log." + ContainerLogRotation.stamp(Timestamp(seconds: 1_795_000_180)))
+        #expect(try String(contentsOfFile: folder + "/" + rotated[0], encoding: .utf8).count == 60 * line.count)
+    }
+}
