@@ -283,6 +283,9 @@ struct PodLifecycleTests {
         }
         #expect(restarted.count == 1, "\(node.agentLogTail)")
         #expect(try String(contentsOfFile: node.agentLog, encoding: .utf8).contains("1 pods from the local checkpoint"))
+        // `status` tells what runs from the board itself while the server is away.
+        let status = try ServerProcess.run(JoinTests.agent, ["status", "--config", node.configDirectory + "/agent.yaml"])
+        #expect(status.status != 0 && status.output.contains("1 running") && status.output.contains("default/steady  app  running"), "\(status.output)")
 
         // The server is back: the status catches up with the new container.
         try node.server.restart()

@@ -1,6 +1,7 @@
 import FoundationEssentials
 import KubeClient
 import KubeModel
+import Runtime
 import SystemSupport
 import X509
 
@@ -51,6 +52,15 @@ public struct AgentStatusReport: Sendable {
             }
         } catch {
             report.add("Connection", "unreachable: \(error)", healthy: false)
+        }
+        // What runs on the board, from the runtime's own records (also when the API is away).
+        let containers = BuiltinRuntime(root: configuration.runtimeRoot ?? "/run/iotkube/runtime").list()
+        let running = containers.filter { $0.status == .running }.count
+        report.add("Containers", "\(running) running, \(containers.count - running) stopped (local runtime)")
+        for container in containers.sorted(by: { $0.id < $1.id }) {
+            let annotations = container.annotations ?? [:]
+            let pod = "\(annotations["io.kubernetes.pod.namespace"] ?? "?")/\(annotations["io.kubernetes.pod.name"] ?? "?")"
+            report.lines.append("  \(pod)  \(annotations["io.kubernetes.container.name"] ?? container.id)  \(container.status.rawValue)")
         }
         return report
     }
