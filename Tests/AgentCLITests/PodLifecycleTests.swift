@@ -10,11 +10,11 @@ import Testing
 struct PodLifecycleTests {
     var image: String { (try? PodImageRegistry.shared.get().busybox) ?? "" }
 
-    @Test func aPodWithInitContainersVolumesEnvAndProbesRunsAndIsDeletedCleanly() throws {
-        let node = try PodNode(name: "pod-board")
-        try node.kubectl(["create", "configmap", "settings", "--from-literal=level=debug", "--from-literal=mode=edge"])
-        try node.kubectl(["create", "secret", "generic", "creds", "--from-literal=password=s3cret"])
-        try node.apply("""
+    @Test func aPodWithInitContainersVolumesEnvAndProbesRunsAndIsDeletedCleanly() async throws {
+        let node = try await PodNode.make(name: "pod-board")
+        try await node.kubectl(["create", "configmap", "settings", "--from-literal=level=debug", "--from-literal=mode=edge"])
+        try await node.kubectl(["create", "secret", "generic", "creds", "--from-literal=password=s3cret"])
+        try await node.apply("""
             apiVersion: v1
             kind: Pod
             metadata: {name: web}
@@ -61,8 +61,8 @@ struct PodLifecycleTests {
             """)
 
         // The readiness file comes and goes: the container is seen ready, then not.
-        try node.waitForPod("web", seconds: 90) { PodNode.status($0, "toggle")?.ready == true }
-        let running = try node.waitForPod("web", seconds: 30) { PodNode.status($0, "toggle")?.ready == false && PodNode.status($0, "web")?.ready == true }
+        try await node.waitForPod("web", seconds: 90) { PodNode.status($0, "toggle")?.ready == true }
+        let running = try await node.waitForPod("web", seconds: 30) { PodNode.status($0, "toggle")?.ready == false && PodNode.status($0, "web")?.ready == true }
         #expect(running.status?.phase == .running)
         #expect(running.status?.conditions?.first { $0.type == "ContainersReady" }?.status == .false)
         #expect(running.status?.conditions?.first { $0.type == "Initialized" }?.status == .true)
@@ -75,7 +75,7 @@ struct PodLifecycleTests {
         #expect(web.containerID?.hasPrefix("iotkube://") == true && web.imageID.contains("@sha256:") && web.started == true)
 
         // The init containers ran in order, and the web server answers on the pod IP.
-        let page = try ServerProcess.run("/usr/bin/curl", ["-sf", "--max-time", "5", "http://\(podIP):8080/order.txt"])
+        let page = try await ServerProcess.runAsync("/usr/bin/curl", ["-sf", "--max-time", "5", "http://\(podIP):8080/order.txt"])
         #expect(page.output == "one\ntwo\n", "\(page.output)")
 
         // Environment from the ConfigMap, the Secret and the downward API, in the CRI log file.
@@ -85,35 +85,39 @@ struct PodLifecycleTests {
         #expect(log.contains("stdout F debug"), "\(log)")
 
         // kubectl logs, through the server and the agent's endpoint: plain, tail, timestamps, follow.
-        #expect(try node.kubectl(["logs", "web", "-c", "env"]).contains("LEVEL=debug PASSWORD=s3cret"))
-        #expect(try node.kubectl(["logs", "web", "-c", "env", "--tail=1"]) == "debug\n")
-        let stamped = try node.kubectl(["logs", "web", "-c", "env", "--timestamps", "--tail=1"])
+        #expect(try await node.kubectl(["logs", "web", "-c", "env"]).contains("LEVEL=debug PASSWORD=s3cret"))
+        #expect(try await node.kubectl(["logs", "web", "-c", "env", "--tail=1"]) == "debug\n")
+        let stamped = try await node.kubectl(["logs", "web", "-c", "env", "--timestamps", "--tail=1"])
         #expect(stamped.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z debug\n$"#, options: .regularExpression) != nil, "\(stamped)")
         let kubectl = try #require(ServerProcess.kubectlPath)
-        let followed = try ServerProcess.run("/bin/sh", ["-c", "timeout 4 '\(kubectl)' --kubeconfig '\(node.server.kubeconfig)' logs -f web -c env; true"])
+        let followed = try await ServerProcess.runAsync("/bin/sh", ["-c", "timeout 4 '\(kubectl)' --kubeconfig '\(node.server.kubeconfig)' logs -f web -c env; true"])
         #expect(followed.output.contains("LEVEL=debug") && followed.output.contains("debug\n"), "\(followed.output)")
-        #expect(try node.server.kubectl(["get", "--raw", "/api/v1/namespaces/default/pods/web/log"]).output.contains("a container name must be specified"))
-        #expect(try node.server.kubectl(["logs", "web", "-c", "env", "--previous"]).output.contains("previous terminated container"))
+        #expect(try await node.serverKubectl(["get", "--raw", "/api/v1/namespaces/default/pods/web/log"]).output.contains("a container name must be specified"))
+        #expect(try await node.serverKubectl(["logs", "web", "-c", "env", "--previous"]).output.contains("previous terminated container"))
 
         // Every object the server returns for the pod passes the official schema.
-        let failures = try SchemaCheck.failures([("pod", Array(try node.kubectl(["get", "pod", "web", "-o", "json"]).utf8))])
+        let podJSON = Array(try await node.kubectl(["get", "pod", "web", "-o", "json"]).utf8)
+        let failures = try await onOwnThread { try SchemaCheck.failures([("pod", podJSON)]) }
         #expect(failures.isEmpty, "\(failures)")
-        let table = try node.kubectl(["get", "pod", "web", "-o", "wide"])
+        let table = try await node.kubectl(["get", "pod", "web", "-o", "wide"])
         #expect(table.range(of: #"web\s+2/3\s+Running\s+0"#, options: .regularExpression) != nil, "\(table)")
 
         // Deletion: gone from the API within the grace period, nothing left on the board.
-        let started = Date()
-        try node.kubectl(["delete", "pod", "web", "--timeout=30s"])
-        #expect(Date().timeIntervalSince(started) < 20)
-        #expect(try node.runtimeContainers().isEmpty)
+        let deleted = try await node.serverKubectl(["delete", "pod", "web", "--timeout=90s"])
+        if deleted.status != 0 {
+            let left = try await node.serverKubectl(["get", "pod", "web", "-o", "json"]).output
+            Issue.record("kubectl delete: \(deleted.output)\npod: \(left)\nagent log:\n\(node.agentLogTail)")
+        }
+        #expect(try await node.runtimeContainers().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: node.stateDirectory + "/pods/" + (running.metadata.uid ?? "")))
-        let veths = try ServerProcess.run("/bin/sh", ["-c", "ls /sys/class/net/\(node.bridge)/brif 2>/dev/null | wc -l"])
+        let veths = try await ServerProcess.runAsync("/bin/sh", ["-c", "ls /sys/class/net/\(node.bridge)/brif 2>/dev/null | wc -l"])
         #expect(veths.output.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(veths.output)")
+        await node.shutdown()
     }
 
-    @Test func crashLoopsBackOffAndFailingProbesRestartContainers() throws {
-        let node = try PodNode(name: "crash-board")
-        try node.apply("""
+    @Test func crashLoopsBackOffAndFailingProbesRestartContainers() async throws {
+        let node = try await PodNode.make(name: "crash-board")
+        try await node.apply("""
             apiVersion: v1
             kind: Pod
             metadata: {name: crash}
@@ -145,12 +149,12 @@ struct PodLifecycleTests {
         // Restarts of the crashing container, timed as they are reported.
         var seen: [Int32: Date] = [:]
         let deadline = Date().addingTimeInterval(120)
-        var last = try node.pod("crash")
+        var last = try await node.pod("crash")
         while (PodNode.status(last, "crash")?.restartCount ?? 0) < 3 && Date() < deadline {
             let count = PodNode.status(last, "crash")?.restartCount ?? 0
             if seen[count] == nil { seen[count] = Date() }
-            Thread.sleep(forTimeInterval: 0.2)
-            last = try node.pod("crash")
+            try await Task.sleep(for: .seconds(0.2))
+            last = try await node.pod("crash")
         }
         let crash = try #require(PodNode.status(last, "crash"))
         try #require(crash.restartCount >= 3, "restarts: \(crash.restartCount)\n\(node.agentLogTail)")
@@ -162,7 +166,7 @@ struct PodLifecycleTests {
         #expect(crash.lastState?.terminated?.exitCode == 3 && crash.lastState?.terminated?.reason == "Error")
         #expect(crash.lastState?.terminated?.message == "giving up\n")
         #expect(last.status?.phase == .running)
-        #expect(try node.kubectl(["logs", "crash", "-c", "crash", "--previous"]) == "attempt\n")
+        #expect(try await node.kubectl(["logs", "crash", "-c", "crash", "--previous"]) == "attempt\n")
 
         // The liveness probe restarted the unhealthy container; the startup probe held the
         // slow one's liveness probe off, so it was never restarted.
@@ -176,7 +180,7 @@ struct PodLifecycleTests {
         #expect(slow.restartCount == 0 && slow.started == true && slow.ready == true, "\(slow)")
 
         // Never: a failed container fails the pod; OnFailure: a success completes it.
-        try node.apply("""
+        try await node.apply("""
             apiVersion: v1
             kind: Pod
             metadata: {name: once}
@@ -191,14 +195,15 @@ struct PodLifecycleTests {
               restartPolicy: OnFailure
               containers: [{name: job, image: \(image), command: ["sh", "-c", "echo done"]}]
             """)
-        let once = try node.waitForPod("once", seconds: 60) { $0.status?.phase == .failed }
+        let once = try await node.waitForPod("once", seconds: 60) { $0.status?.phase == .failed }
         #expect(PodNode.status(once, "once")?.state?.terminated?.exitCode == 4 && PodNode.status(once, "once")?.restartCount == 0)
-        let job = try node.waitForPod("job", seconds: 60) { $0.status?.phase == .succeeded }
+        let job = try await node.waitForPod("job", seconds: 60) { $0.status?.phase == .succeeded }
         #expect(PodNode.status(job, "job")?.state?.terminated?.reason == "Completed")
-        var documents = try ["crash", "once", "job"].map { ($0, Array(try node.kubectl(["get", "pod", $0, "-o", "json"]).utf8)) }
+        var documents: [(name: String, json: [UInt8])] = []
+        for name in ["crash", "once", "job"] { documents.append((name, Array(try await node.kubectl(["get", "pod", name, "-o", "json"]).utf8))) }
 
         // Events tell the story (aggregated: a repeated event counts up instead of piling up).
-        let eventsJSON = try node.kubectl(["get", "events", "-o", "json"])
+        let eventsJSON = try await node.kubectl(["get", "events", "-o", "json"])
         let events = try KubeJSON.decode(KubeList<Event>.self, from: Array(eventsJSON.utf8)).items
             .filter { $0.involvedObject.name == "crash" && $0.source?.component == "kubelet" }
         for (index, event) in events.enumerated() { documents.append(("event-\(index)", try KubeJSON.encode(event))) }
@@ -206,13 +211,15 @@ struct PodLifecycleTests {
         #expect(reasons.isSuperset(of: ["Pulled", "Created", "Started", "BackOff", "Unhealthy", "Killing"]), "\(reasons)")
         #expect(events.contains { $0.reason == "Killing" && $0.message?.contains("failed liveness probe") == true && $0.involvedObject.fieldPath == "spec.containers{unhealthy}" })
         #expect(events.allSatisfy { $0.source?.host == "crash-board" })
-        let failures = try SchemaCheck.failures(documents)
+        let checked = documents
+        let failures = try await onOwnThread { try SchemaCheck.failures(checked) }
         #expect(failures.isEmpty, "\(failures)")
+        await node.shutdown()
     }
 
-    @Test func badPodsWaitWithClearReasonsAndTheAgentStaysHealthy() throws {
-        let node = try PodNode(name: "bad-board")
-        try node.apply("""
+    @Test func badPodsWaitWithClearReasonsAndTheAgentStaysHealthy() async throws {
+        let node = try await PodNode.make(name: "bad-board")
+        try await node.apply("""
             apiVersion: v1
             kind: Pod
             metadata: {name: missing-image}
@@ -235,21 +242,22 @@ struct PodLifecycleTests {
             spec:
               containers: [{name: app, image: "\(try PodImageRegistry.shared.get().address)/test/other:1", imagePullPolicy: Never}]
             """)
-        let missing = try node.waitForPod("missing-image", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "ImagePullBackOff" }
+        let missing = try await node.waitForPod("missing-image", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "ImagePullBackOff" }
         #expect(PodNode.status(missing, "app")?.state?.waiting?.message?.contains("test/nothing:1") == true)
-        let config = try node.waitForPod("missing-config", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "CreateContainerConfigError" }
+        let config = try await node.waitForPod("missing-config", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "CreateContainerConfigError" }
         #expect(PodNode.status(config, "app")?.state?.waiting?.message?.contains("absent") == true, "\(String(describing: PodNode.status(config, "app")))")
-        let never = try node.waitForPod("never-pull", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "ErrImageNeverPull" }
+        let never = try await node.waitForPod("never-pull", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "ErrImageNeverPull" }
         #expect(never.status?.phase == .pending)
         // The ConfigMap appears: the pod starts without being recreated.
-        try node.kubectl(["create", "configmap", "absent", "--from-literal=x=1"])
-        try node.waitForPod("missing-config", seconds: 60) { PodNode.status($0, "app")?.state?.running != nil }
-        #expect(try node.kubectl(["get", "node", "bad-board"]).contains("Ready"))
+        try await node.kubectl(["create", "configmap", "absent", "--from-literal=x=1"])
+        try await node.waitForPod("missing-config", seconds: 60) { PodNode.status($0, "app")?.state?.running != nil }
+        #expect(try await node.kubectl(["get", "node", "bad-board"]).contains("Ready"))
+        await node.shutdown()
     }
 
-    @Test func containersSurviveAnAgentCrashAndAnOfflineRebootRestartsPods() throws {
-        let node = try PodNode(name: "edge-board")
-        try node.apply("""
+    @Test func containersSurviveAnAgentCrashAndAnOfflineRebootRestartsPods() async throws {
+        let node = try await PodNode.make(name: "edge-board")
+        try await node.apply("""
             apiVersion: v1
             kind: Pod
             metadata: {name: steady}
@@ -257,14 +265,14 @@ struct PodLifecycleTests {
               terminationGracePeriodSeconds: 1
               containers: [{name: app, image: \(image), command: ["sleep", "100000"]}]
             """)
-        let before = try node.waitForPod("steady") { PodNode.status($0, "app")?.state?.running != nil }
+        let before = try await node.waitForPod("steady") { PodNode.status($0, "app")?.state?.running != nil }
         let containerID = try #require(PodNode.status(before, "app")?.containerID)
 
         // kill -9 of the agent: the container keeps running and is adopted, not restarted.
         node.killAgent()
         try node.startAgent()
-        Thread.sleep(forTimeInterval: 4)
-        let adopted = try node.waitForPod("steady") { PodNode.isReady($0) }
+        try await Task.sleep(for: .seconds(4))
+        let adopted = try await node.waitForPod("steady") { PodNode.isReady($0) }
         #expect(PodNode.status(adopted, "app")?.containerID == containerID)
         #expect(PodNode.status(adopted, "app")?.restartCount == 0)
         #expect(try String(contentsOfFile: node.agentLog, encoding: .utf8).contains("adopted container app"))
@@ -272,34 +280,35 @@ struct PodLifecycleTests {
         // The board reboots while its server is down: the pod comes back from the checkpoint.
         node.server.process.terminate()
         node.server.process.waitUntilExit()
-        try node.simulateReboot()
-        #expect(try node.runtimeContainers().isEmpty)
+        try await onOwnThread { try node.simulateReboot() }
+        #expect(try await node.runtimeContainers().isEmpty)
         try node.startAgent()
         var restarted: [String] = []
         for _ in 0..<100 {
-            restarted = try node.runtimeContainers()
+            restarted = try await node.runtimeContainers()
             if !restarted.isEmpty { break }
-            Thread.sleep(forTimeInterval: 0.3)
+            try await Task.sleep(for: .seconds(0.3))
         }
         #expect(restarted.count == 1, "\(node.agentLogTail)")
         #expect(try String(contentsOfFile: node.agentLog, encoding: .utf8).contains("1 pods from the local checkpoint"))
         // `status` tells what runs from the board itself while the server is away.
-        let status = try ServerProcess.run(JoinTests.agent, ["status", "--config", node.configDirectory + "/agent.yaml"])
+        let status = try await ServerProcess.runAsync(JoinTests.agent, ["status", "--config", node.configDirectory + "/agent.yaml"])
         #expect(status.status != 0 && status.output.contains("1 running") && status.output.contains("default/steady  app  running"), "\(status.output)")
 
         // The server is back: the status catches up with the new container.
-        try node.server.restart()
-        let after = try node.waitForPod("steady", seconds: 60) { pod in
+        try await onOwnThread { try node.server.restart() }
+        let after = try await node.waitForPod("steady", seconds: 60) { pod in
             PodNode.status(pod, "app")?.containerID != containerID && PodNode.status(pod, "app")?.state?.running != nil
         }
         #expect(PodNode.status(after, "app")?.containerID == "iotkube://" + (restarted.first ?? ""))
         // The run before the reboot counts as a restart, as with the kubelet.
         #expect(PodNode.status(after, "app")?.restartCount == 1)
         #expect(PodNode.status(after, "app")?.lastState?.terminated?.exitCode == 255)
+        await node.shutdown()
     }
 
-    @Test func staticPodsRunFromManifestsAndAreMirroredInTheAPI() throws {
-        let node = try PodNode(name: "static-board")
+    @Test func staticPodsRunFromManifestsAndAreMirroredInTheAPI() async throws {
+        let node = try await PodNode.make(name: "static-board")
         try """
             apiVersion: v1
             kind: Pod
@@ -310,28 +319,29 @@ struct PodLifecycleTests {
             """.write(toFile: node.manifestDirectory + "/sensor.yaml", atomically: true, encoding: .utf8)
         try "kind: Pod\nmetadata: [broken\n".write(toFile: node.manifestDirectory + "/broken.yaml", atomically: true, encoding: .utf8)
 
-        let mirror = try node.waitForPodToExist("sensor-static-board") { PodNode.isReady($0) }
+        let mirror = try await node.waitForPodToExist("sensor-static-board") { PodNode.isReady($0) }
         let annotations = mirror.metadata.annotations ?? [:]
         #expect(annotations["kubernetes.io/config.source"] == "file")
         #expect(annotations["kubernetes.io/config.mirror"] != nil && annotations["kubernetes.io/config.mirror"] == annotations["kubernetes.io/config.hash"])
         #expect(mirror.metadata.ownerReferences?.first?.kind == "Node")
-        #expect(try node.kubectl(["logs", "sensor-static-board"]).contains("reading"))
+        #expect(try await node.kubectl(["logs", "sensor-static-board"]).contains("reading"))
         #expect(try String(contentsOfFile: node.agentLog, encoding: .utf8).contains("broken.yaml"))
 
         // A deleted mirror comes back (with the status); the static pod never stopped.
-        let containers = try node.runtimeContainers()
-        try node.kubectl(["delete", "pod", "sensor-static-board", "--wait=false"])
-        let again = try node.waitForPodToExist("sensor-static-board") { $0.metadata.uid != mirror.metadata.uid && PodNode.isReady($0) }
+        let containers = try await node.runtimeContainers()
+        try await node.kubectl(["delete", "pod", "sensor-static-board", "--wait=false"])
+        let again = try await node.waitForPodToExist("sensor-static-board") { $0.metadata.uid != mirror.metadata.uid && PodNode.isReady($0) }
         #expect(again.status?.podIP == mirror.status?.podIP)
-        #expect(try node.runtimeContainers() == containers)
+        #expect(try await node.runtimeContainers() == containers)
 
         // The manifest goes: so do the pod and its mirror.
         try FileManager.default.removeItem(atPath: node.manifestDirectory + "/sensor.yaml")
         var gone = false
         for _ in 0..<100 {
-            if try node.runtimeContainers().isEmpty, try node.server.kubectl(["get", "pod", "sensor-static-board"]).status != 0 { gone = true; break }
-            Thread.sleep(forTimeInterval: 0.3)
+            if try await node.runtimeContainers().isEmpty, try await node.serverKubectl(["get", "pod", "sensor-static-board"]).status != 0 { gone = true; break }
+            try await Task.sleep(for: .seconds(0.3))
         }
         #expect(gone, "\(node.agentLogTail)")
+        await node.shutdown()
     }
 }

@@ -6,7 +6,7 @@ import PodNetwork
 /// A board for the pod tests: a real iotkube-server, an agent joined to it and running as its
 /// own process (`iotkube-agent run`) with its own state, runtime root, log directory and a pod
 /// network on a bridge of its own, and the busybox image in a real registry.
-final class PodNode {
+final class PodNode: @unchecked Sendable {
     let server: ServerProcess
     let registry: PodImageRegistry
     let name: String
@@ -27,7 +27,12 @@ final class PodNode {
             && FileManager.default.isExecutableFile(atPath: "/usr/lib/cni/bridge") && toolAvailable("curl")
     }
 
-    init(name: String, serverArguments: [String] = []) throws {
+    /// A node, built off the concurrency threads.
+    static func make(name: String) async throws -> PodNode {
+        try await onOwnThread { try PodNode(name: name) }
+    }
+
+    private init(name: String, serverArguments: [String] = []) throws {
         registry = try PodImageRegistry.shared.get()
         server = try ServerProcess(arguments: serverArguments)
         self.name = name
@@ -108,7 +113,20 @@ final class PodNode {
         _ = try? ServerProcess.run("/bin/sh", ["-c", script])
     }
 
+    private var shutDown = false
+
+    /// Deletes the pods (gracefully, through the agent), stops everything and removes what is left.
+    func shutdown() async {
+        _ = try? await onOwnThread { [self] in self.cleanUp() }
+    }
+
     deinit {
+        if !shutDown { cleanUp() }
+    }
+
+    private func cleanUp() {
+        guard !shutDown else { return }
+        shutDown = true
         // Pods first (graceful, through the agent), then whatever a failed test left behind.
         if agent?.isRunning == true {
             _ = try? server.kubectl(["delete", "pods", "--all", "--all-namespaces", "--grace-period=1", "--wait=false"])
@@ -131,47 +149,53 @@ final class PodNode {
         }
         unmountState()
         _ = try? ServerProcess.run("/bin/sh", ["-c", "ip link del \(bridge) 2>/dev/null; true"])
-        try? FileManager.default.removeItem(atPath: base)
+        // IOTKUBE_KEEP_TEST_NODES=1 keeps the node's files (agent log, state) for a look afterwards.
+        if ProcessInfo.processInfo.environment["IOTKUBE_KEEP_TEST_NODES"] != "1" { try? FileManager.default.removeItem(atPath: base) }
     }
 
-    // MARK: kubectl helpers
+    // MARK: kubectl helpers (async: the waits run off the concurrency threads)
 
     @discardableResult
-    func kubectl(_ arguments: [String], input: String? = nil) throws -> String {
-        let result = try server.kubectl(arguments, input: input)
+    func kubectl(_ arguments: [String], input: String? = nil) async throws -> String {
+        let result = try await serverKubectl(arguments, input: input)
         guard result.status == 0 else { throw TestFailure("kubectl \(arguments.joined(separator: " ")): \(result.output)\nagent log:\n\(agentLogTail)") }
         return result.output
     }
 
-    func apply(_ yaml: String) throws { try kubectl(["apply", "-f", "-"], input: yaml) }
+    /// kubectl against this node's server: status and output.
+    func serverKubectl(_ arguments: [String], input: String? = nil) async throws -> (status: Int32, output: String) {
+        return try await onOwnThread { [self] in try self.server.kubectl(arguments, input: input) }
+    }
 
-    func pod(_ name: String, namespace: String = "default") throws -> Pod {
-        try KubeJSON.decode(Pod.self, from: Array(try kubectl(["get", "pod", name, "-n", namespace, "-o", "json"]).utf8))
+    func apply(_ yaml: String) async throws { try await kubectl(["apply", "-f", "-"], input: yaml) }
+
+    func pod(_ name: String, namespace: String = "default") async throws -> Pod {
+        try KubeJSON.decode(Pod.self, from: Array(try await kubectl(["get", "pod", name, "-n", namespace, "-o", "json"]).utf8))
     }
 
     /// Polls `condition` on the pod until it holds or `seconds` pass; the last pod.
     @discardableResult
-    func waitForPod(_ name: String, seconds: TimeInterval = 60, _ condition: (Pod) -> Bool) throws -> Pod {
+    func waitForPod(_ name: String, seconds: TimeInterval = 60, _ condition: (Pod) -> Bool) async throws -> Pod {
         let deadline = Date().addingTimeInterval(seconds)
-        var last = try pod(name)
+        var last = try await pod(name)
         while !condition(last) {
             guard Date() < deadline else {
                 throw TestFailure("pod \(name) did not reach the expected state in \(Int(seconds)) s; last status: \(String(decoding: try KubeJSON.encode(last.status), as: UTF8.self))\nagent log:\n\(agentLogTail)")
             }
-            Thread.sleep(forTimeInterval: 0.3)
-            last = try pod(name)
+            try await Task.sleep(for: .milliseconds(300))
+            last = try await pod(name)
         }
         return last
     }
 
     /// Like ``waitForPod`` for a pod that may not exist yet (a mirror pod).
     @discardableResult
-    func waitForPodToExist(_ name: String, seconds: TimeInterval = 60, _ condition: (Pod) -> Bool) throws -> Pod {
+    func waitForPodToExist(_ name: String, seconds: TimeInterval = 60, _ condition: (Pod) -> Bool) async throws -> Pod {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            let result = try server.kubectl(["get", "pod", name, "-o", "json"])
+            let result = try await serverKubectl(["get", "pod", name, "-o", "json"])
             if result.status == 0, let pod = try? KubeJSON.decode(Pod.self, from: Array(result.output.utf8)), condition(pod) { return pod }
-            Thread.sleep(forTimeInterval: 0.3)
+            try await Task.sleep(for: .milliseconds(300))
         }
         throw TestFailure("pod \(name) did not appear in the expected state in \(Int(seconds)) s\nagent log:\n\(agentLogTail)")
     }
@@ -182,8 +206,8 @@ final class PodNode {
     }
 
     /// Containers in this node's runtime root.
-    func runtimeContainers() throws -> [String] {
-        let result = try ServerProcess.run(JoinTests.agent, ["runtime", "--root", runtimeRoot, "list"])
+    func runtimeContainers() async throws -> [String] {
+        let result = try await ServerProcess.runAsync(JoinTests.agent, ["runtime", "--root", runtimeRoot, "list"])
         return result.output.split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) }
     }
 

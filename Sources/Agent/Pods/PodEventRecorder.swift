@@ -28,15 +28,10 @@ public actor PodEventRecorder {
     var aggregates: [String: Aggregate] = [:]
     var tokens = 25.0
     var lastRefill = ContinuousClock.now
-    var wake: AsyncStream<Void>.Continuation?
-    let wakeups: AsyncStream<Void>
     public private(set) var dropped = 0
 
     public init(nodeName: String) {
         self.nodeName = nodeName
-        var continuation: AsyncStream<Void>.Continuation?
-        wakeups = AsyncStream(bufferingPolicy: .bufferingNewest(1)) { continuation = $0 }
-        wake = continuation
     }
 
     /// Records an event about `pod` (`fieldPath` names a container: `spec.containers{name}`).
@@ -71,7 +66,6 @@ public actor PodEventRecorder {
             dropped += 1
         }
         queue.append(Pending(event: event, key: key))
-        wake?.yield()
         if aggregates.count > 2000 { aggregates = aggregates.filter { now.seconds - $0.value.first.seconds < 600 } }
     }
 
@@ -113,9 +107,8 @@ public actor PodEventRecorder {
         return true
     }
 
-    nonisolated func waitForWork() async {
-        for await _ in wakeups { return }
-    }
+    /// Events waiting to be sent.
+    var queued: Int { queue.count }
 }
 
 /// Delivers recorded events in the background.
@@ -131,13 +124,10 @@ public struct PodEventService: Service {
     public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             if let client = client() { _ = await recorder.deliver(client: client) }
-            try? await cancelWhenGracefulShutdown {
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { await recorder.waitForWork() }
-                    group.addTask { try? await Task.sleep(for: .seconds(2)) }
-                    await group.next()
-                    group.cancelAll()
-                }
+            for _ in 0..<10 {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
+                if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                if await recorder.queued > 0 { break }
             }
         }
     }

@@ -18,21 +18,19 @@ public actor PodStatusReporter {
         var written: PodStatus?
         var deleteWhenWritten = false
         var deleted = false
+        /// Not tried again before this (a static pod whose mirror is not there yet).
+        var retryAfter: ContinuousClock.Instant?
+        var due: Bool { (written != status || deleteWhenWritten) && (retryAfter.map { $0 <= .now } ?? true) }
     }
 
     let client: @Sendable () -> KubeAPIClient?
     let logger: Logger
     var entries: [String: Entry] = [:]
-    var wake: AsyncStream<Void>.Continuation?
-    let wakeups: AsyncStream<Void>
     public private(set) var failures = 0
 
     public init(client: @escaping @Sendable () -> KubeAPIClient?, logger: Logger) {
         self.client = client
         self.logger = logger
-        var continuation: AsyncStream<Void>.Continuation?
-        wakeups = AsyncStream(bufferingPolicy: .bufferingNewest(1)) { continuation = $0 }
-        wake = continuation
     }
 
     /// Records the status of `pod` (from its worker); written soon when it changed.
@@ -42,7 +40,6 @@ public actor PodStatusReporter {
         entry.status = status
         entry.isStatic = pod.metadata.annotations?[StaticPodSource.sourceAnnotation] == "file"
         entries[uid] = entry
-        if entry.written != status { wake?.yield() }
     }
 
     /// The pod's containers are gone and the API asked for its deletion: delete the object once
@@ -53,49 +50,55 @@ public actor PodStatusReporter {
             return
         }
         entries[uid]?.deleteWhenWritten = true
-        wake?.yield()
     }
 
     /// Writes the status of `uid` again (its API object was recreated, as a mirror pod is).
     public func rewrite(uid: String) {
         entries[uid]?.written = nil
-        wake?.yield()
     }
 
     /// The status last recorded for `uid` (what the agent endpoint reports).
     public func status(uid: String) -> PodStatus? { entries[uid]?.status }
 
     /// Pods whose status is not written yet.
-    public var pending: Int { entries.values.filter { $0.written != $0.status || $0.deleteWhenWritten }.count }
+    public var pending: Int { entries.values.filter(\.due).count }
 
     /// Writes what changed; false when the API could not be reached (try again later).
     public func flush() async -> Bool {
         guard let client = client() else { return true }
         var reachable = true
         for uid in entries.keys.sorted() {
-            guard var entry = entries[uid] else { continue }
+            // A copy: workers report newer statuses (and finish pods) while a write is under way,
+            // so only what was sent is recorded afterwards, never the copy as a whole.
+            guard let entry = entries[uid], entry.due else { continue }
+            let status = entry.status
+            var written: PodStatus?, deleted = false, retryAfter: ContinuousClock.Instant?
             do {
-                if entry.written != entry.status {
-                    var patch: JSONValue = ["status": try KubeJSON.tree(entry.status)]
+                if entry.written != status {
+                    var patch: JSONValue = ["status": try KubeJSON.tree(status)]
                     if !entry.isStatic { patch.set(["metadata"], ["uid": .string(entry.uid)]) }
                     _ = try await client.mergePatch(Pod.self, namespace: entry.namespace, name: entry.name, patch: patch, subresource: "status")
-                    entry.written = entry.status
+                    written = status
                 }
-                if entry.deleteWhenWritten && !entry.deleted {
+                // Deleted only once the status the worker ended with is written.
+                if entry.deleteWhenWritten && !entry.deleted && entries[uid]?.status == status {
                     let current = try await client.get(Pod.self, namespace: entry.namespace, name: entry.name)
                     if current.metadata.uid == entry.uid {
                         try await client.delete(Pod.self, namespace: entry.namespace, name: entry.name, gracePeriodSeconds: 0)
+                        logger.info("pod \(entry.namespace)/\(entry.name) deleted from the API after its containers stopped")
                     }
-                    entry.deleted = true
+                    deleted = true
                 }
             } catch {
                 let code = (error as? KubeClientError)?.statusCode
+                logger.debug("pod \(entry.namespace)/\(entry.name): status write answered \(code.map(String.init) ?? "no response"): \(error)")
                 if code == 404, entry.isStatic {
                     // The mirror pod is not there yet: written once it is.
+                    retryAfter = .now + .seconds(5)
                 } else if code == 404 || code == 409 {
                     // The object is gone or is another pod of the same name now: nothing to write.
-                    entry.written = entry.status
-                    entry.deleted = entry.deleteWhenWritten
+                    written = status
+                    deleted = entry.deleteWhenWritten
                 } else {
                     reachable = false
                     failures += 1
@@ -104,16 +107,20 @@ public actor PodStatusReporter {
                     }
                 }
             }
-            if entry.deleted { entries[uid] = nil } else if entries[uid] != nil { entries[uid] = entry }
+            if deleted {
+                entries[uid] = nil
+            } else if var current = entries[uid] {
+                if let written { current.written = written }
+                current.retryAfter = retryAfter
+                entries[uid] = current
+            }
             if !reachable { break }
         }
         if reachable { failures = 0 }
         return reachable
     }
 
-    nonisolated func waitForWork() async {
-        for await _ in wakeups { return }
-    }
+
 }
 
 /// Runs the reporter's writes: soon after a change, retried with back-off while the API is away.
@@ -128,15 +135,11 @@ public struct PodStatusService: Service {
             let reachable = await reporter.flush()
             if reachable {
                 backoff.reset()
-                // Changes come in bursts (a pod's containers starting): gather them briefly.
-                try? await cancelWhenGracefulShutdown {
-                    await withTaskGroup(of: Void.self) { group in
-                        group.addTask { await reporter.waitForWork() }
-                        group.addTask { try? await Task.sleep(for: .seconds(10)) }
-                        await group.next()
-                        group.cancelAll()
-                    }
-                    try await Task.sleep(for: .milliseconds(200))
+                // Look for changes every 200 ms (changes come in bursts: a pod's containers starting).
+                for _ in 0..<50 {
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
+                    if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                if await reporter.pending > 0 { break }
                 }
             } else {
                 let delay = backoff.next()

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Builds the packages from a release build with the Swift runtime linked statically:
+#   <out>/iotkube_<version>_<arch>.deb            for Debian / Raspberry Pi OS (dpkg, apt)
+#   <out>/iotkube-<version>-linux-<arch>.tar.gz   for boards without apt (unpack, run install.sh)
+# Usage: packaging/build-deb.sh [OUT_DIR]   (default .build/package)
+# Other architectures are built the same way with a Swift SDK for the target
+# (`swift build --swift-sdk <aarch64 or armv7 SDK> ...`) and DEB_ARCH=arm64|armhf; see README.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+out=${1:-$top/.build/package}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+
+version=$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' Sources/KubeModel/Version.swift)
+arch=${DEB_ARCH:-$(dpkg --print-architecture)}
+build=(swift build -c release --static-swift-stdlib)
+started=$(date +%s)
+"${build[@]}" --product iotkube-agent
+"${build[@]}" --product iotkube-server
+bin=$("${build[@]}" --show-bin-path)
+echo "release build: $(( $(date +%s) - started )) s"
+
+# Only what every Debian-based board has may remain dynamically linked.
+for program in iotkube-agent iotkube-server; do
+    unexpected=$(ldd "$bin/$program" | awk '{print $1}' | grep -Ev '^(linux-vdso\.so|/lib.*/ld-linux|libc\.so|libm\.so|libstdc\+\+\.so|libgcc_s\.so|libdl\.so|libpthread\.so|librt\.so|libutil\.so)' || true)
+    if [ -n "$unexpected" ]; then
+        echo "error: $program links libraries a stock board may lack: $unexpected" >&2
+        exit 1
+    fi
+done
+
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+install -d "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/share/doc/iotkube" "$root/usr/share/iotkube/seccomp" "$root/DEBIAN"
+for program in iotkube-agent iotkube-server; do
+    install -m 0755 "$bin/$program" "$root/usr/bin/$program"
+    strip --strip-unneeded "$root/usr/bin/$program"
+done
+install -m 0644 systemd/iotkube-agent.service systemd/iotkube-server.service systemd/iotkube-provision.service "$root/lib/systemd/system/"
+install -m 0644 configs/agent.yaml.example "$root/usr/share/doc/iotkube/agent.yaml.example"
+install -m 0644 README.md "$root/usr/share/doc/iotkube/README.md"
+cat > "$root/usr/share/doc/iotkube/copyright" <<'EOF'
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: iotkube
+Files: *
+Copyright: the iotkube authors
+License: Apache-2.0
+ The statically linked Swift runtime and packages (swift-nio, swift-crypto, swift-certificates,
+ swift-log, swift-argument-parser, swift-service-lifecycle) are Apache-2.0; libseccomp is
+ LGPL-2.1, libcap BSD-3-Clause, libyaml MIT, zlib Zlib, zstd BSD-3-Clause, SQLite public domain.
+EOF
+# The RuntimeDefault seccomp profile pods get, as JSON (a starting point for Localhost profiles).
+spec=$(mktemp -d)
+"$root/usr/bin/iotkube-agent" runtime spec --bundle "$spec"
+python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["linux"]["seccomp"], indent=2))' "$spec/config.json" \
+    > "$root/usr/share/iotkube/seccomp/runtime-default.json"
+rm -rf "$spec"
+
+installed_size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+cat > "$root/DEBIAN/control" <<EOF
+Package: iotkube
+Version: $version
+Architecture: $arch
+Maintainer: iotkube developers <iotkube@localhost>
+Installed-Size: $installed_size
+Depends: libc6 (>= 2.31), libstdc++6, libgcc-s1, containernetworking-plugins, iptables
+Recommends: systemd
+Section: admin
+Priority: optional
+Homepage: https://github.com/iotkube/iotkube
+Description: lightweight Kubernetes node agent and control plane for IoT boards
+ iotkube-agent joins a board to a Kubernetes API (iotkube-server or k3s/kubeadm), pulls OCI
+ images and runs pods itself: namespaces, cgroups v2 (and v1), seccomp, capabilities, CNI
+ networking, probes, restarts, logs, static pods, and pods that restart after a reboot while
+ the server is unreachable. iotkube-server is a small Kubernetes API server with SQLite storage.
+EOF
+
+cat > "$root/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+# Enables the units; the agent starts only once the board has joined (its unit requires
+# /etc/iotkube/agent.yaml). An upgrade restarts a running agent: its containers keep running.
+set -e
+if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    systemctl enable iotkube-agent.service iotkube-provision.service >/dev/null
+    if [ -n "$2" ]; then
+        systemctl try-restart iotkube-agent.service || true
+    fi
+fi
+exit 0
+EOF
+cat > "$root/DEBIAN/prerm" <<'EOF'
+#!/bin/sh
+# Removal stops the agent (its containers keep running until `iotkube-agent reset` or a
+# reboot); an upgrade leaves it to postinst to restart.
+set -e
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+    systemctl stop iotkube-agent.service iotkube-server.service || true
+    systemctl disable iotkube-agent.service iotkube-provision.service iotkube-server.service >/dev/null 2>&1 || true
+fi
+exit 0
+EOF
+cat > "$root/DEBIAN/postrm" <<'EOF'
+#!/bin/sh
+# Only purge removes state: node credentials, configuration, pods, images and logs.
+set -e
+if [ "$1" = purge ]; then
+    rm -rf /etc/iotkube /var/lib/iotkube /run/iotkube /var/log/pods
+fi
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || true
+fi
+exit 0
+EOF
+chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
+
+deb="$out/iotkube_${version}_${arch}.deb"
+dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+
+# The tarball: the same files and an installer.
+tar_root=$(mktemp -d)
+mkdir -p "$tar_root/iotkube-$version"
+cp -a "$root/usr" "$root/lib" "$tar_root/iotkube-$version/"
+install -m 0755 packaging/install.sh "$tar_root/iotkube-$version/install.sh"
+tarball="$out/iotkube-$version-linux-$arch.tar.gz"
+tar -C "$tar_root" --owner=0 --group=0 -czf "$tarball" "iotkube-$version"
+rm -rf "$tar_root"
+
+printf '%-40s %s\n' "agent binary (stripped)" "$(stat -c %s "$root/usr/bin/iotkube-agent") bytes" \
+    "server binary (stripped)" "$(stat -c %s "$root/usr/bin/iotkube-server") bytes" \
+    "$(basename "$deb")" "$(stat -c %s "$deb") bytes" \
+    "$(basename "$tarball")" "$(stat -c %s "$tarball") bytes"
