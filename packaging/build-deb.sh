@@ -4,7 +4,7 @@
 #   <out>/iotkube-<version>-linux-<arch>.tar.gz   for boards without apt (unpack, run install.sh)
 # Usage: packaging/build-deb.sh [OUT_DIR]   (default .build/package)
 # Other architectures are built the same way with a Swift SDK for the target
-# (`swift build --swift-sdk <aarch64 or armv7 SDK> ...`) and DEB_ARCH=arm64|armhf; see README.
+# (SWIFT_SDK=<aarch64 or armv7 Linux SDK> DEB_ARCH=arm64|armhf packaging/build-deb.sh); see README.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -14,16 +14,18 @@ out=$(cd "$out" && pwd)
 
 version=$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' Sources/KubeModel/Version.swift)
 arch=${DEB_ARCH:-$(dpkg --print-architecture)}
-build=(swift build -c release --static-swift-stdlib)
+build=(swift build -c release --static-swift-stdlib ${SWIFT_SDK:+--swift-sdk "$SWIFT_SDK"})
 started=$(date +%s)
 "${build[@]}" --product iotkube-agent
 "${build[@]}" --product iotkube-server
 bin=$("${build[@]}" --show-bin-path)
 echo "release build: $(( $(date +%s) - started )) s"
 
-# Only what every Debian-based board has may remain dynamically linked.
+# Only what every Debian-based board has may remain dynamically linked (read from the ELF
+# headers, so this works for a cross-compiled binary too).
 for program in iotkube-agent iotkube-server; do
-    unexpected=$(ldd "$bin/$program" | awk '{print $1}' | grep -Ev '^(linux-vdso\.so|/lib.*/ld-linux|libc\.so|libm\.so|libstdc\+\+\.so|libgcc_s\.so|libdl\.so|libpthread\.so|librt\.so|libutil\.so)' || true)
+    unexpected=$(readelf -d "$bin/$program" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' \
+        | grep -Ev '^(libc\.so|libm\.so|libstdc\+\+\.so|libgcc_s\.so|libdl\.so|libpthread\.so|librt\.so|libutil\.so|ld-linux)' || true)
     if [ -n "$unexpected" ]; then
         echo "error: $program links libraries a stock board may lack: $unexpected" >&2
         exit 1
@@ -52,7 +54,8 @@ License: Apache-2.0
 EOF
 # The RuntimeDefault seccomp profile pods get, as JSON (a starting point for Localhost profiles).
 spec=$(mktemp -d)
-"$root/usr/bin/iotkube-agent" runtime spec --bundle "$spec"
+# (A cross-compiled binary cannot run here: a native build writes the same profile.)
+"$bin/iotkube-agent" runtime spec --bundle "$spec" 2>/dev/null || swift run -q iotkube-agent runtime spec --bundle "$spec"
 python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["linux"]["seccomp"], indent=2))' "$spec/config.json" \
     > "$root/usr/share/iotkube/seccomp/runtime-default.json"
 rm -rf "$spec"

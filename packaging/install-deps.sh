@@ -32,6 +32,8 @@ $want_test_tools && apt_packages+=(docker-registry skopeo umoci busybox-static a
 # The runtime: libseccomp and libcap (linked statically), gcc for the in-container probe, crun as
 # the external-runtime peer.
 apt_packages+=(libseccomp-dev libcap-dev)
+# Packaging: strip and dpkg-deb for the .deb and tarball (packaging/build-deb.sh).
+apt_packages+=(binutils dpkg)
 $want_test_tools && apt_packages+=(gcc libc6-dev crun)
 # Pod networking: the standard CNI plugins (bridge, host-local, portmap) and iptables they drive.
 apt_packages+=(containernetworking-plugins iptables)

@@ -7,4 +7,6 @@ cd "$top"
 packaging/install-deps.sh --test
 export PATH="$top/.build/test-tools/bin:$PATH"
 swift build --build-tests
+# The release packages (static Swift runtime) that the VM end-to-end test installs.
+packaging/build-deb.sh "$top/.build/package"
 swift test --skip-build

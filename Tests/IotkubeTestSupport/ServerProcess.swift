@@ -15,10 +15,15 @@ public final class ServerProcess {
 
     public var kubeconfig: String { directory.appendingPathComponent("admin.kubeconfig").path }
 
-    public init(arguments extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// The address agents are told to reach the server at (`init --advertise-address`); the
+    /// tests' own kubectl always goes to 127.0.0.1. A VM guest reaches the host as 10.0.2.2.
+    public let advertiseAddress: String
+
+    public init(arguments extraArguments: [String] = [], environment: [String: String] = [:], advertiseAddress: String = "127.0.0.1") throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("iotkube-server-\(UUID().uuidString)")
         port = try Self.freePort()
-        let initResult = try Self.run(Self.serverBinary.path, ["init", "--data-dir", directory.path, "--port", String(port)])
+        self.advertiseAddress = advertiseAddress
+        let initResult = try Self.run(Self.serverBinary.path, ["init", "--data-dir", directory.path, "--port", String(port), "--advertise-address", advertiseAddress])
         guard initResult.status == 0 else { throw TestFailure("init failed: \(initResult.output)") }
         log = directory.appendingPathComponent("server.log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -72,7 +77,8 @@ public final class ServerProcess {
     @discardableResult
     public func kubectl(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
         guard let kubectl = Self.kubectlPath else { throw TestFailure("kubectl is not installed") }
-        return try Self.run(kubectl, ["--kubeconfig", kubeconfig] + arguments, input: input)
+        let server = advertiseAddress == "127.0.0.1" ? [] : ["--server", "https://127.0.0.1:\(port)"]
+        return try Self.run(kubectl, ["--kubeconfig", kubeconfig] + server + arguments, input: input)
     }
 
     public static var kubectlPath: String? { findExecutable("kubectl") }

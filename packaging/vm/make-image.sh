@@ -40,7 +40,8 @@ unmount_all
 rm -rf "$root"
 mkdir -p "$out/debs"
 
-packages=systemd,systemd-sysv,dbus,udev,kmod,iproute2,procps,linux-image-amd64,initramfs-tools,busybox-static,ca-certificates
+# The agent package's dependencies are preinstalled: the tests install the .deb with dpkg, offline.
+packages=systemd,systemd-sysv,dbus,udev,kmod,iproute2,procps,linux-image-amd64,initramfs-tools,busybox-static,ca-certificates,containernetworking-plugins,iptables,libstdc++6
 echo "vm image: debootstrap bookworm from $mirror"
 if ! debootstrap --variant=minbase --cache-dir="$out/debs" --include="$packages" bookworm "$root" "$mirror" >"$out/debootstrap.log" 2>&1; then
     tail -30 "$out/debootstrap.log" >&2

@@ -1,0 +1,158 @@
+import Foundation
+import IotkubeTestSupport
+import KubeModel
+import Testing
+
+/// The field path end to end in a Debian VM with systemd as PID 1 and pure cgroup v2: the .deb
+/// from `packaging/build-deb.sh` installed with dpkg, `iotkube-agent join` against an
+/// iotkube-server on the host, pods from a registry on the host, an OOM kill, a liveness
+/// restart, `systemctl restart` keeping containers, and a reboot while the server is down.
+@Suite(.enabled(if: VirtualMachine.ready && PodNode.available, "\(VirtualMachine.reason); and what the pod tests need"), .serialized)
+struct PackageVMTests {
+    /// The package built by `packaging/test.sh` (packaging/build-deb.sh .build/package).
+    static var package: String? {
+        let directory = VirtualMachine.packageRoot + "/.build/package"
+        let name = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasSuffix(".deb") }.sorted().last
+        return name.map { directory + "/" + $0 }
+    }
+
+    /// Steps print their time: the VM is slow (software emulation) and CI wants to see where it goes.
+    static func step(_ name: String, since start: Date) {
+        print("[vm e2e] \(name) after \(Int(Date().timeIntervalSince(start))) s")
+    }
+
+    @Test func theDebInstallsJoinsAndRunsPodsThroughRestartsAndAnOfflineReboot() async throws {
+        guard let package = Self.package else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                Issue.record("no package in .build/package: packaging/test.sh builds it with packaging/build-deb.sh")
+            } else {
+                print("[vm e2e] skipped: no .deb in .build/package (run packaging/build-deb.sh)")
+            }
+            return
+        }
+        let start = Date()
+        let registry = try PodImageRegistry.shared.get()
+        let guestRegistry = registry.address.replacingOccurrences(of: "127.0.0.1", with: "10.0.2.2")
+        let image = "\(guestRegistry)/test/busybox:1"
+        let server = try await onOwnThread { try ServerProcess(arguments: ["--node-monitor-grace-period", "120"], advertiseAddress: "10.0.2.2") }
+        let vm = try await onOwnThread { try VirtualMachine() }
+        defer { vm.stop() }
+        Self.step("VM booted", since: start)
+        func guest(_ script: String, timeout: TimeInterval = 600) async throws -> String {
+            try await onOwnThread { try vm.check(script, timeout: timeout) }
+        }
+        func kubectl(_ arguments: [String], input: String? = nil) async throws -> String {
+            let result = try await onOwnThread { try server.kubectl(arguments, input: input) }
+            guard result.status == 0 else { throw TestFailure("kubectl \(arguments.joined(separator: " ")): \(result.output)") }
+            return result.output
+        }
+        func pod(_ name: String) async throws -> Pod? {
+            let result = try await onOwnThread { try server.kubectl(["get", "pod", name, "-o", "json"]) }
+            return result.status == 0 ? try? KubeJSON.decode(Pod.self, from: Array(result.output.utf8)) : nil
+        }
+        func waitFor(_ name: String, seconds: TimeInterval, _ condition: (Pod) -> Bool) async throws -> Pod {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if let current = try await pod(name), condition(current) { return current }
+                try await Task.sleep(for: .seconds(1))
+            }
+            let journal = (try? await guest("journalctl -u iotkube-agent --no-pager -n 40")) ?? ""
+            throw TestFailure("pod \(name): not in the expected state after \(Int(seconds)) s: \(String(describing: try await pod(name)?.status))\n\(journal)")
+        }
+
+        // Install: enabled, not started before join.
+        try FileManager.default.copyItem(atPath: package, toPath: vm.share + "/iotkube.deb")
+        let installed = try await guest("dpkg -i iotkube.deb && systemctl is-enabled iotkube-agent; systemctl is-active iotkube-agent; iotkube-agent version")
+        #expect(installed.contains("enabled\ninactive"), "\(installed)")
+        Self.step("package installed", since: start)
+
+        // Join with a token: the unit starts, the node becomes Ready.
+        let token = try JoinTests.token(server)
+        _ = try await guest("iotkube-agent join '\(token)' --node-name vm-board --insecure-registry \(guestRegistry)")
+        let deadline = Date().addingTimeInterval(300)
+        var ready = false
+        while Date() < deadline && !ready {
+            ready = (try? await kubectl(["get", "node", "vm-board"]))?.range(of: #"vm-board\s+Ready"#, options: .regularExpression) != nil
+            if !ready { try await Task.sleep(for: .seconds(2)) }
+        }
+        #expect(ready, "the node did not become Ready: \((try? await guest("systemctl status iotkube-agent --no-pager; journalctl -u iotkube-agent --no-pager -n 30")) ?? "")")
+        Self.step("node Ready", since: start)
+
+        try await kubectl(["apply", "-f", "-"], input: """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: hungry}
+            spec:
+              restartPolicy: Never
+              containers:
+              - name: hungry
+                image: \(image)
+                command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=96M", "count=1"]
+                resources: {limits: {memory: 32Mi}}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: unhealthy}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: app
+                image: \(image)
+                command: ["sh", "-c", "touch /tmp/alive; sleep 20; rm /tmp/alive; sleep 100000"]
+                livenessProbe:
+                  exec: {command: ["test", "-f", "/tmp/alive"]}
+                  periodSeconds: 3
+                  failureThreshold: 2
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: steady}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers: [{name: app, image: \(image), command: ["sleep", "100000"]}]
+            """)
+        let hungry = try await waitFor("hungry", seconds: 300) { $0.status?.phase == .failed }
+        let terminated = PodNode.status(hungry, "hungry")?.state?.terminated
+        #expect(terminated?.reason == "OOMKilled" && terminated?.exitCode == 137, "\(String(describing: terminated))")
+        Self.step("OOM kill reported", since: start)
+        let restarted = try await waitFor("unhealthy", seconds: 300) { (PodNode.status($0, "app")?.restartCount ?? 0) >= 1 }
+        #expect(PodNode.status(restarted, "app")?.lastState?.terminated?.exitCode == 137)
+        Self.step("liveness restart", since: start)
+        let steady = try await waitFor("steady", seconds: 300) { PodNode.isReady($0) }
+        let steadyID = PodNode.status(steady, "app")?.containerID
+
+        // systemctl restart: the containers keep running and are adopted.
+        _ = try await guest("systemctl restart iotkube-agent && systemctl is-active iotkube-agent")
+        try await Task.sleep(for: .seconds(10))
+        let adopted = try await waitFor("steady", seconds: 120) { PodNode.isReady($0) }
+        #expect(PodNode.status(adopted, "app")?.containerID == steadyID)
+        #expect(PodNode.status(adopted, "app")?.restartCount == 0)
+        let journal = try await guest("journalctl -u iotkube-agent -o json --no-pager | grep -c '\"IOTKUBE_LOGGER\"' || true; journalctl -u iotkube-agent --no-pager | grep -c 'adopted container' || true")
+        let counts = journal.split(separator: "\n").compactMap { Int($0) }
+        #expect(counts.count == 2 && counts[0] > 0 && counts[1] > 0, "structured records and adoption in the journal: \(journal)")
+        Self.step("agent restarted, containers adopted", since: start)
+
+        // The server goes away and the board reboots: the pods come back from the checkpoint.
+        server.process.terminate()
+        server.process.waitUntilExit()
+        try await onOwnThread { try vm.reboot() }
+        Self.step("rebooted without a server", since: start)
+        var running = ""
+        for _ in 0..<120 {
+            // `status` lists the local runtime's containers (and exits 1: the server is away).
+            running = (try? await guest("iotkube-agent status || true")) ?? ""
+            if running.contains("default/steady  app  running") { break }
+            try await Task.sleep(for: .seconds(2))
+        }
+        #expect(running.contains("default/steady  app  running"), "no container after the reboot: \(running)\n\((try? await guest("journalctl -u iotkube-agent -b --no-pager -n 30")) ?? "")")
+        Self.step("pods running again from the checkpoint", since: start)
+
+        // The server is back: the status catches up.
+        try await onOwnThread { try server.restart() }
+        let caughtUp = try await waitFor("steady", seconds: 300) { current in
+            PodNode.status(current, "app")?.containerID != steadyID && PodNode.status(current, "app")?.state?.running != nil
+        }
+        #expect(PodNode.status(caughtUp, "app")?.restartCount == 1)
+        Self.step("statuses caught up", since: start)
+    }
+}
