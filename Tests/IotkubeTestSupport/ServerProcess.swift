@@ -2,7 +2,7 @@ import Foundation
 
 /// A real `iotkube-server` process on a loopback port with a fresh data directory, and helpers
 /// to drive it with real kubectl.
-public final class ServerProcess {
+public final class ServerProcess: @unchecked Sendable {
     public let directory: URL
     public let port: Int
     public private(set) var process = Process()
