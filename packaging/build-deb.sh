@@ -34,6 +34,7 @@ done
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
+chmod 0755 "$root"   # the package's "./" is the target's /
 install -d "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/share/doc/iotkube" "$root/usr/share/iotkube/seccomp" "$root/DEBIAN"
 for program in iotkube-agent iotkube-server; do
     install -m 0755 "$bin/$program" "$root/usr/bin/$program"
@@ -71,7 +72,6 @@ Depends: libc6 (>= 2.31), libstdc++6, libgcc-s1, containernetworking-plugins, ip
 Recommends: systemd
 Section: admin
 Priority: optional
-Homepage: https://github.com/iotkube/iotkube
 Description: lightweight Kubernetes node agent and control plane for IoT boards
  iotkube-agent joins a board to a Kubernetes API (iotkube-server or k3s/kubeadm), pulls OCI
  images and runs pods itself: namespaces, cgroups v2 (and v1), seccomp, capabilities, CNI
@@ -123,6 +123,7 @@ dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
 
 # The tarball: the same files and an installer.
 tar_root=$(mktemp -d)
+chmod 0755 "$tar_root"
 mkdir -p "$tar_root/iotkube-$version"
 cp -a "$root/usr" "$root/lib" "$tar_root/iotkube-$version/"
 install -m 0755 packaging/install.sh "$tar_root/iotkube-$version/install.sh"

@@ -149,6 +149,9 @@ struct PackageVMTests {
         let bootLog = back ? "" : ((try? await guest("journalctl -u iotkube-agent -b --no-pager -n 30")) ?? "")
         #expect(back, "no container after the reboot: \(running)\n\(bootLog)")
         Self.step("pods running again from the checkpoint", since: start)
+        // Offline, the agent still tells systemd it is up: no start timeout, no restarts.
+        let unit = try await guest("systemctl is-active iotkube-agent; systemctl show -p NRestarts --value iotkube-agent")
+        #expect(unit == "active\n0\n", "\(unit)")
 
         // The server is back: the status catches up.
         try await onOwnThread { try server.restart() }

@@ -41,13 +41,16 @@ public struct HeartbeatService: Service {
         var backoff = Backoff()
         let state = BeatState()
         var announcedReady = false
+        var notifiedReady = false
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let delay: Duration
             do {
                 try await beat(state)
                 counters.recordBeat()
                 if !announcedReady {
-                    ServiceNotifier.notify("READY=1\nSTATUS=node \(configuration.nodeName) registered with \(configuration.server)")
+                    if !notifiedReady { ServiceNotifier.notify("READY=1") }
+                    notifiedReady = true
+                    ServiceNotifier.notify("STATUS=node \(configuration.nodeName) registered with \(configuration.server)")
                     logger.info("node \(configuration.nodeName) registered with \(configuration.server)")
                     announcedReady = true
                 } else if state.failures > 0 {
@@ -63,7 +66,13 @@ public struct HeartbeatService: Service {
                 // The server may have marked the node Unknown meanwhile: report in full once back.
                 state.lastStatusWrite = nil
                 if state.failures == 1 || state.failures % 10 == 0 { logger.warning("heartbeat failed (\(state.failures)): \(error)") }
-                ServiceNotifier.notify((ServiceNotifier.watchdogEnabled ? "WATCHDOG=1\n" : "") + "STATUS=cannot reach \(configuration.server): retrying")
+                // A board that boots without its server runs its pods from the checkpoint: it is
+                // up, so systemd is told (else the start would time out and the agent be killed).
+                if !notifiedReady, state.failures >= 3 {
+                    ServiceNotifier.notify("READY=1")
+                    notifiedReady = true
+                }
+                ServiceNotifier.notify((ServiceNotifier.watchdogEnabled ? "WATCHDOG=1\n" : "") + "STATUS=cannot reach \(configuration.server): retrying (pods run from the local checkpoint)")
                 delay = min(backoff.next(), interval)
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
