@@ -344,4 +344,82 @@ struct PodLifecycleTests {
         #expect(gone, "\(node.agentLogTail)")
         await node.shutdown()
     }
+
+    @Test func podsReachEachOtherTheHostAndHostPortsAndABrokenNetworkIsAClearReason() async throws {
+        let node = try await PodNode.make(name: "net-board")
+        let hostPort = try ServerProcess.freePort(), hostNetworkPort = try ServerProcess.freePort()
+        try await node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: server}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: httpd
+                image: \(image)
+                command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+                ports: [{containerPort: 8080, hostPort: \(hostPort)}]
+                readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: on-host}
+            spec:
+              hostNetwork: true
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: httpd
+                image: \(image)
+                command: ["httpd", "-f", "-p", "\(hostNetworkPort)", "-h", "/www"]
+                readinessProbe: {tcpSocket: {port: \(hostNetworkPort)}, periodSeconds: 1}
+            """)
+        let server = try await node.waitForPod("server") { PodNode.isReady($0) }
+        let serverIP = try #require(server.status?.podIP)
+        let hostIP = try #require(server.status?.hostIP)
+        // Another pod reaches it by pod IP.
+        try await node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: client}
+            spec:
+              terminationGracePeriodSeconds: 1
+              restartPolicy: OnFailure
+              containers:
+              - name: wget
+                image: \(image)
+                command: ["sh", "-c", "timeout 5 wget -q -O - http://\(serverIP):8080/index.html"]
+            """)
+        try await node.waitForPod("client") { $0.status?.phase == .succeeded }
+        #expect(try await node.kubectl(["logs", "client"]) == "served by busybox\n")
+        // The host reaches the hostPort on loopback and on the node's address.
+        for address in ["127.0.0.1", hostIP] {
+            let page = try await ServerProcess.runAsync("/usr/bin/curl", ["-sf", "--max-time", "5", "http://\(address):\(hostPort)/index.html"])
+            #expect(page.output == "served by busybox\n", "hostPort on \(address): \(page.output)")
+        }
+        // A hostNetwork pod listens on the host itself and reports the host's address.
+        let onHost = try await node.waitForPod("on-host") { PodNode.isReady($0) }
+        #expect(onHost.status?.podIP == onHost.status?.hostIP)
+        let direct = try await ServerProcess.runAsync("/usr/bin/curl", ["-sf", "--max-time", "5", "http://127.0.0.1:\(hostNetworkPort)/index.html"])
+        #expect(direct.output == "served by busybox\n", "\(direct.output)")
+        try await node.kubectl(["delete", "pod", "server", "client", "on-host", "--timeout=90s"])
+
+        // A broken CNI configuration: the pod waits in ContainerCreating saying why; the node stays Ready.
+        try "{ not json".write(toFile: node.base + "/cni/00-broken.conflist", atomically: true, encoding: .utf8)
+        node.killAgent()
+        try node.startAgent()
+        try await node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: stranded}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers: [{name: app, image: \(image), command: ["sleep", "100000"]}]
+            """)
+        let stranded = try await node.waitForPod("stranded") { PodNode.status($0, "app")?.state?.waiting?.message?.contains("00-broken.conflist") == true }
+        #expect(PodNode.status(stranded, "app")?.state?.waiting?.reason == "ContainerCreating")
+        #expect(stranded.status?.conditions?.first { $0.type == "PodReadyToStartContainers" }?.status == .false)
+        #expect(try await node.kubectl(["get", "node", "net-board"]).range(of: #"net-board\s+Ready"#, options: .regularExpression) != nil)
+        try FileManager.default.removeItem(atPath: node.base + "/cni/00-broken.conflist")
+        await node.shutdown()
+    }
 }
