@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import ImageStore
+import KubeClient
+import KubeModel
+import Logging
+import NIOPosix
+import OCI
+import PodNetwork
+import Runtime
+import SystemSupport
+
+// The pod status the worker reports.
+extension PodWorker {
+    func report() async {
+        let status = currentStatus()
+        guard status != lastStatus else { return }
+        lastStatus = status
+        await host.status.report(pod, status: status)
+    }
+
+    func observation(_ container: Container) -> PodStatusBuilder.Observation {
+        var state = runs[container.name]?.state ?? .waiting(reason: "ContainerCreating", message: nil)
+        if runs[container.name] == nil || runs[container.name]?.hasRun == false, case .waiting(let reason, _) = state, reason == "ContainerCreating",
+           let setupProblem {
+            state = .waiting(reason: setupProblem.reason, message: setupProblem.message)
+        }
+        let run = runs[container.name]
+        var observed = PodStatusBuilder.Observation(
+            name: container.name, image: container.image ?? "", imageID: run?.imageID ?? "",
+            containerID: run?.hasRun == true ? run?.id.map { "iotkube://" + $0 } : nil, state: state,
+            lastTermination: run?.lastTermination, restartCount: run?.restartCount ?? 0, ready: run?.ready ?? false, started: run?.started ?? false)
+        observed.lastContainerID = run?.lastID.map { "iotkube://" + $0 }
+        return observed
+    }
+
+    func currentStatus() -> PodStatus {
+        let initContainers = pod.spec?.initContainers ?? []
+        let initializing = initContainers.contains { container in
+            let run = runs[container.name]
+            return container.restartPolicy == .always ? run?.started != true && run?.hasRun != true : run?.exitCode != 0
+        }
+        var initObservations = initContainers.map(observation)
+        // Init containers not reached yet wait for the ones before them.
+        if let firstWaiting = initContainers.firstIndex(where: { runs[$0.name]?.exitCode != 0 && $0.restartPolicy != .always }) {
+            for index in initObservations.indices where index > firstWaiting && runs[initContainers[index].name] == nil {
+                initObservations[index].state = .waiting(reason: "PodInitializing", message: nil)
+            }
+        }
+        var containerObservations = (pod.spec?.containers ?? []).map(observation)
+        if initializing {
+            for index in containerObservations.indices where runs[containerObservations[index].name] == nil {
+                containerObservations[index].state = .waiting(reason: "PodInitializing", message: nil)
+            }
+        }
+        var status = PodStatusBuilder.build(
+            pod: pod, previous: lastStatus, initContainers: initObservations, containers: containerObservations,
+            initializing: initializing && finalPhase == nil, sandboxReady: hostNetwork ? volumePaths != nil : networkReady,
+            podIPs: podIPs, hostIPs: host.hostIPs, startTime: startTime, now: .now())
+        if let finalPhase {
+            status.phase = finalPhase.phase
+            status.reason = finalPhase.reason
+            status.message = finalPhase.message
+        }
+        return status
+    }
+}

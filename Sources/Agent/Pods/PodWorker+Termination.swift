@@ -1,0 +1,100 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import ImageStore
+import KubeClient
+import KubeModel
+import Logging
+import NIOPosix
+import OCI
+import PodNetwork
+import Runtime
+import SystemSupport
+
+// Stopping a pod and releasing what it held.
+extension PodWorker {
+    /// Stops every running container: app containers first (each with its preStop hook), then
+    /// sidecars, within the grace period.
+    func stopAll(gracePeriod: Int64) async {
+        let runtime = host.runtime
+        for container in allContainers where runs[container.name]?.isRunning == true {
+            await event("Killing", "Stopping container \(container.name)", container: container)
+        }
+        let deadline = Self.now() + gracePeriod
+        let groups = [pod.spec?.containers ?? [], (pod.spec?.initContainers ?? []).reversed()]
+        for containers in groups {
+            let targets = containers.compactMap { container -> (Container, ContainerRun)? in
+                guard let run = runs[container.name], run.isRunning, run.id != nil, run.hook != nil else { return nil }
+                return (container, run)
+            }
+            let left = max(0, deadline - Self.now())
+            await withTaskGroup(of: Void.self) { group in
+                for (container, run) in targets {
+                    group.addTask {
+                        _ = await ContainerStopper.stop(runtime, id: run.id!, stopSignal: run.stopSignal, gracePeriodSeconds: left,
+                                                        preStop: container.lifecycle?.preStop, context: run.hook!)
+                    }
+                }
+            }
+        }
+        // Runs adopted without a hook context: stop them by signal alone.
+        for container in allContainers {
+            guard let run = runs[container.name], run.isRunning, let id = run.id, run.hook == nil else { continue }
+            let context = ContainerStopper.HookContext(env: [], user: RuntimeSpec.User(uid: 0, gid: 0), podIP: nil, container: container)
+            _ = await ContainerStopper.stop(runtime, id: id, stopSignal: run.stopSignal, gracePeriodSeconds: max(0, deadline - Self.now()), preStop: nil, context: context)
+        }
+        observeExits(now: Self.now())
+    }
+
+    func releaseNetwork() async {
+        var known = await host.network.cached()
+        if known == nil { known = try? await host.network.network() }
+        if networkReady, let attachments = known {
+            let uid = self.uid
+            do {
+                try await blocking { try attachments.delete(sandboxID: uid) }
+                networkReady = false
+            } catch {
+                logger.warning("releasing the pod network: \(error)")
+            }
+        }
+        if let sandbox {
+            let helper = host.runtime.helper
+            do {
+                try await blocking { try sandbox.remove(helper: helper) }
+                self.sandbox = nil
+            } catch {
+                logger.warning("removing the pod sandbox: \(error)")
+            }
+        }
+        podIPs = hostNetwork ? podIPs : []
+    }
+
+    /// The pod is deleted (or unwanted): containers stopped within the grace period, their
+    /// runs, network, sandbox, volumes and files removed, the final status written and the
+    /// API object deleted when the API asked for the deletion.
+    func terminate() async {
+        logger.info("stopping pod (grace period \(gracePeriod)s)")
+        await stopAll(gracePeriod: gracePeriod)
+        await report()
+        for container in allContainers {
+            if let id = runs[container.name]?.id { removeRun(id) }
+        }
+        for id in FileTree.list(directory + "/runs") { removeRun(id) }
+        // Anything the runtime still has of this pod (runs of containers no longer in the spec).
+        for state in host.runtime.list() where state.annotations?["io.kubernetes.pod.uid"] == uid { removeRun(state.id) }
+        let attached = await host.network.cached()?.attachment(sandboxID: uid) != nil
+        networkReady = networkReady || attached
+        await releaseNetwork()
+        do {
+            try volumes.tearDown()
+            try FileTree.remove(directory)
+        } catch {
+            logger.warning("removing the pod's files: \(error)")
+        }
+        await host.status.finish(uid: uid, deleteFromAPI: !unwanted && pod.metadata.deletionTimestamp != nil)
+        logger.info("pod stopped and removed")
+    }
+}
