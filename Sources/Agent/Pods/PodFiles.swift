@@ -23,9 +23,11 @@ public struct PodFiles: Sendable {
         let hostname = pod.spec?.hostNetwork == true ? nodeHostname : PodDNS.hostname(for: pod)
         do {
             try FileTree.makeDirectories(podDirectory, mode: 0o755)
-            try AtomicFile.write(dns.hosts(for: pod, podIPs: podIPs, nodeHosts: nodeHosts), to: podDirectory + "/etc-hosts", mode: 0o644)
-            try AtomicFile.write(resolv.text, to: podDirectory + "/resolv.conf", mode: 0o644)
-            try AtomicFile.write(hostname + "\n", to: podDirectory + "/hostname", mode: 0o644)
+            // Rewritten only when they change (the pod is set up again every minute; flash wears).
+            for (name, text) in [("etc-hosts", dns.hosts(for: pod, podIPs: podIPs, nodeHosts: nodeHosts)), ("resolv.conf", resolv.text), ("hostname", hostname + "\n")] {
+                let path = podDirectory + "/" + name
+                if FileTree.readText(path) != text { try AtomicFile.write(text, to: path, mode: 0o644) }
+            }
         } catch { throw PodSetupError("pod files in \(podDirectory): \(error)") }
         return resolv.warning
     }

@@ -94,6 +94,8 @@ extension PodWorker {
         } catch {
             logger.warning("removing the pod's files: \(error)")
         }
+        // The pod's logs go with it (the kubelet's behaviour; `logs` of a deleted pod has nothing to read).
+        try? FileTree.remove(host.logDirectory + "/" + PodHost.logFolder(pod))
         await host.status.finish(uid: uid, deleteFromAPI: !unwanted && pod.metadata.deletionTimestamp != nil)
         logger.info("pod stopped and removed")
     }
