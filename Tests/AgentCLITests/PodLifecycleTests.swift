@@ -146,23 +146,13 @@ struct PodLifecycleTests {
                   periodSeconds: 1
                   failureThreshold: 1
             """)
-        // Restarts of the crashing container, timed as they are reported.
-        var seen: [Int32: Date] = [:]
-        let deadline = Date().addingTimeInterval(120)
-        var last = try await node.pod("crash")
-        while (PodNode.status(last, "crash")?.restartCount ?? 0) < 3 && Date() < deadline {
-            let count = PodNode.status(last, "crash")?.restartCount ?? 0
-            if seen[count] == nil { seen[count] = Date() }
-            try await Task.sleep(for: .seconds(0.2))
-            last = try await node.pod("crash")
-        }
+        let last = try await node.waitForPod("crash", seconds: 150) { (PodNode.status($0, "crash")?.restartCount ?? 0) >= 3 }
         let crash = try #require(PodNode.status(last, "crash"))
-        try #require(crash.restartCount >= 3, "restarts: \(crash.restartCount)\n\(node.agentLogTail)")
-        seen[crash.restartCount] = seen[crash.restartCount] ?? Date()
-        // 10 s, then 20 s between restarts (the reported times carry the polling's jitter).
-        let first = try #require(seen[2]).timeIntervalSince(try #require(seen[1]))
-        let second = try #require(seen[3]).timeIntervalSince(try #require(seen[2]))
-        #expect(first >= 8 && second >= 17 && second > first * 1.5, "intervals \(first) s and \(second) s")
+        // The back-off between an exit and the next start, from the agent's own log: 10 s, 20 s, 40 s.
+        let delays = try node.restartDelays(container: "crash")
+        try #require(delays.count >= 3, "\(delays)\n\(node.agentLogTail)")
+        #expect(delays[0] >= 9 && delays[1] >= 19 && delays[2] >= 38, "\(delays)")
+        #expect(delays[1] >= delays[0] * 1.5 && delays[2] >= delays[1] * 1.5, "the delays double: \(delays)")
         #expect(crash.lastState?.terminated?.exitCode == 3 && crash.lastState?.terminated?.reason == "Error")
         #expect(crash.lastState?.terminated?.message == "giving up\n")
         #expect(last.status?.phase == .running)

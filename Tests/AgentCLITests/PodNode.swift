@@ -200,6 +200,22 @@ final class PodNode: @unchecked Sendable {
         throw TestFailure("pod \(name) did not appear in the expected state in \(Int(seconds)) s\nagent log:\n\(agentLogTail)")
     }
 
+    /// Seconds from each exit of `container` to its next start, from the agent's log lines
+    /// ("container X exited with N", "started container X (…)"; one-second resolution).
+    func restartDelays(container: String) throws -> [Double] {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd'T'HH:mm:ssZ"
+        var exits: [Date] = [], starts: [Date] = []
+        for line in try String(contentsOfFile: agentLog, encoding: .utf8).split(separator: "\n") {
+            guard let stamp = line.split(separator: " ").first, let time = formatter.date(from: String(stamp)) else { continue }
+            if line.contains("] container \(container) exited with ") { exits.append(time) }
+            if line.contains("] started container \(container) (") { starts.append(time) }
+        }
+        // The first start has no exit before it.
+        return zip(exits, starts.dropFirst()).map { $1.timeIntervalSince($0) }
+    }
+
     var agentLogTail: String {
         let text = (try? String(contentsOfFile: agentLog, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").suffix(30).joined(separator: "\n")
