@@ -238,6 +238,22 @@ struct PodLifecycleTests {
         #expect(PodNode.status(config, "app")?.state?.waiting?.message?.contains("absent") == true, "\(String(describing: PodNode.status(config, "app")))")
         let never = try await node.waitForPod("never-pull", seconds: 60) { PodNode.status($0, "app")?.state?.waiting?.reason == "ErrImageNeverPull" }
         #expect(never.status?.phase == .pending)
+        // Bound straight to the node (no scheduler) and larger than the node: admission refuses it.
+        try await node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: too-big}
+            spec:
+              nodeName: bad-board
+              containers:
+              - name: app
+                image: \(image)
+                command: ["sleep", "100000"]
+                resources: {requests: {memory: 100Ti}}
+            """)
+        let tooBig = try await node.waitForPod("too-big", seconds: 60) { $0.status?.phase == .failed }
+        #expect(tooBig.status?.reason == "OutOfmemory", "\(String(describing: tooBig.status))")
+        #expect(tooBig.status?.message?.contains("Node didn't have enough resource: memory") == true)
         // The ConfigMap appears: the pod starts without being recreated.
         try await node.kubectl(["create", "configmap", "absent", "--from-literal=x=1"])
         try await node.waitForPod("missing-config", seconds: 60) { PodNode.status($0, "app")?.state?.running != nil }

@@ -47,7 +47,8 @@ public actor PodWorker {
     var finalPhase: (phase: PodPhase, reason: String?, message: String?)?
     var changed = true
 
-    public init(pod: Pod, host: PodHost) {
+    /// `rejection`: admission refused the pod; it is reported Failed with the reason and not run.
+    public init(pod: Pod, host: PodHost, rejection: PodAdmission.Rejection? = nil) {
         uid = pod.metadata.uid ?? ""
         self.pod = pod
         self.host = host
@@ -59,6 +60,10 @@ public actor PodWorker {
         startTime = pod.status?.startTime
         if let phase = pod.status?.phase, phase == .succeeded || phase == .failed {
             finalPhase = (phase, pod.status?.reason, pod.status?.message)
+        }
+        if let rejection {
+            finalPhase = (.failed, rejection.reason, rejection.message)
+            logger.warning("pod rejected: \(rejection.message)")
         }
     }
 

@@ -53,6 +53,7 @@ public final class PodWorkers: Service, Sendable {
         var checkpoint = checkpoint
         var sources: [String: [Pod]] = initial.isEmpty ? [:] : ["api": initial]
         var workers: [String: PodWorker] = [:]
+        var admitted: [String: Pod] = [:]
         var finished: Set<String> = []
         let continuation = self.continuation
         let host = self.host
@@ -66,11 +67,19 @@ public final class PodWorkers: Service, Sendable {
                     }
                 }
                 finished.formIntersection(desired.keys)
-                for (uid, pod) in desired where !finished.contains(uid) {
+                // Older pods first, as the kubelet admits them.
+                let ordered = desired.sorted { ($0.value.metadata.creationTimestamp ?? .now(), $0.key) < ($1.value.metadata.creationTimestamp ?? .now(), $1.key) }
+                for (uid, pod) in ordered where !finished.contains(uid) {
                     if let worker = workers[uid] {
                         await worker.update(pod)
+                        if admitted[uid] != nil { admitted[uid] = pod }
                     } else {
-                        let worker = PodWorker(pod: pod, host: host)
+                        // Admission against the pods already running here (none of them finished).
+                        let running = admitted.values.filter { $0.status?.phase != .succeeded && $0.status?.phase != .failed }
+                        let rejection = PodAdmission.check(pod, admitted: Array(running), allocatable: host.nodeAllocatable)
+                        if rejection == nil { admitted[uid] = pod }
+                        if let rejection { await host.events?.record(pod, type: "Warning", reason: rejection.reason, message: rejection.message) }
+                        let worker = PodWorker(pod: pod, host: host, rejection: rejection)
                         workers[uid] = worker
                         group.addTask {
                             await worker.run()
@@ -94,6 +103,7 @@ public final class PodWorkers: Service, Sendable {
                     }
                 case .finished(let uid):
                     workers[uid] = nil
+                    admitted[uid] = nil
                     finished.insert(uid)
                 }
                 await reconcile()

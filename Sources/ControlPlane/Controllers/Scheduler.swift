@@ -64,18 +64,6 @@ struct Scheduler {
         return toleration.operator == .exists || (toleration.value ?? "") == (taint.value ?? "")
     }
 
-    /// The pod's effective requests: the larger of the sum of app containers and any init container.
-    static func requests(_ pod: Pod) -> (milliCPU: Int64, memory: Int64) {
-        func request(_ container: Container, _ resource: String) -> Quantity? {
-            container.resources?.requests?[resource] ?? container.resources?.limits?[resource]
-        }
-        let containers = pod.spec?.containers ?? []
-        var cpu = containers.reduce(Int64(0)) { $0 + (request($1, "cpu")?.milliValue ?? 0) }
-        var memory = containers.reduce(Int64(0)) { $0 + (request($1, "memory")?.value ?? 0) }
-        for initContainer in pod.spec?.initContainers ?? [] {
-            cpu = max(cpu, request(initContainer, "cpu")?.milliValue ?? 0)
-            memory = max(memory, request(initContainer, "memory")?.value ?? 0)
-        }
-        return (cpu, memory)
-    }
+    /// The pod's effective requests (shared with the agent's admission).
+    static func requests(_ pod: Pod) -> (milliCPU: Int64, memory: Int64) { pod.effectiveRequests }
 }
