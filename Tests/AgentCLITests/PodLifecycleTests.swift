@@ -428,4 +428,46 @@ struct PodLifecycleTests {
         try FileManager.default.removeItem(atPath: node.base + "/cni/00-broken.conflist")
         await node.shutdown()
     }
+
+    @Test func everyVolumeKindReachesTheContainer() async throws {
+        let node = try await PodNode.make(name: "volume-board")
+        let hostDirectory = node.base + "/host-data"
+        try FileManager.default.createDirectory(atPath: hostDirectory, withIntermediateDirectories: true)
+        try "from the host\n".write(toFile: hostDirectory + "/note", atomically: true, encoding: .utf8)
+        try await node.kubectl(["create", "configmap", "app-config", "--from-literal=mode=edge"])
+        try await node.kubectl(["create", "secret", "generic", "app-secret", "--from-literal=token=t0ken"])
+        try await node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: volumes, labels: {tier: sensor}}
+            spec:
+              restartPolicy: Never
+              containers:
+              - name: show
+                image: \(image)
+                command: ["sh", "-c", "cat /host/note /secret/token; echo; cat /info/labels; echo; cat /all/mode /all/token /all/name; echo; stat -c '%a' /secret/..data/token; echo out > /host/written"]
+                volumeMounts:
+                - {name: host, mountPath: /host}
+                - {name: secret, mountPath: /secret, readOnly: true}
+                - {name: info, mountPath: /info}
+                - {name: all, mountPath: /all}
+              volumes:
+              - {name: host, hostPath: {path: "\(hostDirectory)", type: Directory}}
+              - {name: secret, secret: {secretName: app-secret, defaultMode: 0400}}
+              - name: info
+                downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}
+              - name: all
+                projected:
+                  sources:
+                  - configMap: {name: app-config}
+                  - secret: {name: app-secret}
+                  - downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}
+            """)
+        let done = try await node.waitForPod("volumes", seconds: 90) { $0.status?.phase == .succeeded || $0.status?.phase == .failed }
+        #expect(done.status?.phase == .succeeded, "\(String(describing: done.status))")
+        let output = try await node.kubectl(["logs", "volumes"])
+        #expect(output == "from the host\nt0ken\ntier=\"sensor\"\nedget0kenvolumes\n400\n", "\(output)")
+        #expect(try String(contentsOfFile: hostDirectory + "/written", encoding: .utf8) == "out\n")
+        await node.shutdown()
+    }
 }
