@@ -31,15 +31,14 @@ struct PackageVMTests {
             return
         }
         let start = Date()
-        let registry = try PodImageRegistry.shared.get()
+        let registry = try await onOwnThread { try PodImageRegistry.shared.get() }
         let guestRegistry = registry.address.replacingOccurrences(of: "127.0.0.1", with: "10.0.2.2")
         let image = "\(guestRegistry)/test/busybox:1"
         let server = try await onOwnThread { try ServerProcess(arguments: ["--node-monitor-grace-period", "120"], advertiseAddress: "10.0.2.2") }
-        let vm = try await onOwnThread { try VirtualMachine() }
-        defer { vm.stop() }
+        let vm = try await VirtualMachine.make()
         Self.step("VM booted", since: start)
         func guest(_ script: String, timeout: TimeInterval = 600) async throws -> String {
-            try await onOwnThread { try vm.check(script, timeout: timeout) }
+            try await vm.checkAsync(script, timeout: timeout)
         }
         func kubectl(_ arguments: [String], input: String? = nil) async throws -> String {
             let result = try await onOwnThread { try server.kubectl(arguments, input: input) }
@@ -67,7 +66,7 @@ struct PackageVMTests {
         Self.step("package installed", since: start)
 
         // Join with a token: the unit starts, the node becomes Ready.
-        let token = try JoinTests.token(server)
+        let token = try await onOwnThread { try JoinTests.token(server) }
         _ = try await guest("iotkube-agent join '\(token)' --node-name vm-board --insecure-registry \(guestRegistry)")
         let deadline = Date().addingTimeInterval(300)
         var ready = false
@@ -136,7 +135,7 @@ struct PackageVMTests {
         // The server goes away and the board reboots: the pods come back from the checkpoint.
         server.process.terminate()
         server.process.waitUntilExit()
-        try await onOwnThread { try vm.reboot() }
+        try await vm.rebootAsync()
         Self.step("rebooted without a server", since: start)
         var running = ""
         for _ in 0..<120 {
@@ -160,5 +159,6 @@ struct PackageVMTests {
         }
         #expect(PodNode.status(caughtUp, "app")?.restartCount == 1)
         Self.step("statuses caught up", since: start)
+        await vm.stopAsync()
     }
 }

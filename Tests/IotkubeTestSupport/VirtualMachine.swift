@@ -79,15 +79,65 @@ public final class VirtualMachine: @unchecked Sendable {
     /// A clean poweroff, then a boot of the same disk (the guest keeps its files).
     public func reboot() throws {
         stop()
+        stopped.reset()
         try boot()
     }
 
+    private let stopped = StopFlag()
+
     public func stop() {
+        guard stopped.set() else { return }
         _ = try? ServerProcess.run(Self.script, ["stop", control], timeout: 120)
+    }
+
+    // Async forms for async tests: the VM's long waits run on threads of their own, so they do
+    // not hold the few Swift concurrency threads other suites' async code needs.
+
+    /// Builds the image when needed and boots the VM.
+    public static func make(kernelArguments: String = "") async throws -> VirtualMachine {
+        try await onOwnThread { try VirtualMachine(kernelArguments: kernelArguments) }
+    }
+
+    public func runAsync(_ script: String, timeout: TimeInterval = 600) async throws -> (status: Int32, output: String) {
+        try await onOwnThread { [self] in try self.run(script, timeout: timeout) }
+    }
+
+    @discardableResult
+    public func checkAsync(_ script: String, timeout: TimeInterval = 600) async throws -> String {
+        try await onOwnThread { [self] in try self.check(script, timeout: timeout) }
+    }
+
+    public func rebootAsync() async throws {
+        try await onOwnThread { [self] in try self.reboot() }
+    }
+
+    public func stopAsync() async {
+        _ = try? await onOwnThread { [self] in self.stop() }
     }
 
     deinit {
         stop()
         try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: control).deletingLastPathComponent().path)
+    }
+}
+
+/// Whether a VM was stopped (so `stop` and `deinit` power it off once).
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+
+    /// Sets the flag; false when it was already set.
+    func set() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if value { return false }
+        value = true
+        return true
+    }
+
+    func reset() {
+        lock.lock()
+        value = false
+        lock.unlock()
     }
 }

@@ -37,11 +37,10 @@ struct CgroupV2VMTests {
     }
 
     @Test("memory.max OOM kill, cpu.max throttling, pids.max, the BPF device filter, cgroup.kill, journald")
-    func limitsOnPureCgroupV2() throws {
-        let vm = try VirtualMachine()
-        defer { vm.stop() }
-        try Self.prepare(vm)
-        let facts = try vm.check("stat -fc %T /sys/fs/cgroup; cat /sys/fs/cgroup/cgroup.controllers; ps -p 1 -o comm=")
+    func limitsOnPureCgroupV2() async throws {
+        let vm = try await VirtualMachine.make()
+        try await onOwnThread { try Self.prepare(vm) }
+        let facts = try await vm.checkAsync("stat -fc %T /sys/fs/cgroup; cat /sys/fs/cgroup/cgroup.controllers; ps -p 1 -o comm=")
         #expect(facts.contains("cgroup2fs") && facts.contains("memory") && facts.contains("systemd"), "\(facts)")
         let runtime = "iotkube-agent runtime --root /run/iotkube-vm-test"
 
@@ -49,7 +48,7 @@ struct CgroupV2VMTests {
         try Self.bundle(vm, "oom", ["/bin/probe", "alloc", "256"]) { spec in
             spec.linux?.resources = Self.resources { $0.memory = .init(limit: 32 << 20); $0.memory?.swap = 32 << 20 }
         }
-        let oom = try vm.run("\(runtime) run --keep -b bundles/oom oom; echo status=$?; cat /sys/fs/cgroup/iotkube-test/oom/memory.max /sys/fs/cgroup/iotkube-test/oom/memory.swap.max; grep oom_kill /sys/fs/cgroup/iotkube-test/oom/memory.events; \(runtime) delete oom")
+        let oom = try await vm.runAsync("\(runtime) run --keep -b bundles/oom oom; echo status=$?; cat /sys/fs/cgroup/iotkube-test/oom/memory.max /sys/fs/cgroup/iotkube-test/oom/memory.swap.max; grep oom_kill /sys/fs/cgroup/iotkube-test/oom/memory.events; \(runtime) delete oom")
         #expect(oom.output.contains("status=137"), "\(oom.output)")
         #expect(oom.output.contains("killed by the OOM killer"), "\(oom.output)")
         #expect(oom.output.contains("33554432\n0\n"), "memory.max and memory.swap.max: \(oom.output)")
@@ -60,7 +59,7 @@ struct CgroupV2VMTests {
         try Self.bundle(vm, "cpu", ["/bin/probe", "spin", "3"]) { spec in
             spec.linux?.resources = Self.resources { $0.cpu = .init(); $0.cpu?.quota = 20_000; $0.cpu?.period = 100_000; $0.cpu?.shares = 512 }
         }
-        let cpu = try vm.check("\(runtime) run --keep -b bundles/cpu cpu; cat /sys/fs/cgroup/iotkube-test/cpu/cpu.max /sys/fs/cgroup/iotkube-test/cpu/cpu.weight; grep nr_throttled /sys/fs/cgroup/iotkube-test/cpu/cpu.stat; \(runtime) delete cpu")
+        let cpu = try await vm.checkAsync("\(runtime) run --keep -b bundles/cpu cpu; cat /sys/fs/cgroup/iotkube-test/cpu/cpu.max /sys/fs/cgroup/iotkube-test/cpu/cpu.weight; grep nr_throttled /sys/fs/cgroup/iotkube-test/cpu/cpu.stat; \(runtime) delete cpu")
         #expect(cpu.contains("20000 100000\n"), "\(cpu)")
         #expect(cpu.contains("\n20\n"), "cpu.weight from 512 shares: \(cpu)")
         let cpuMilliseconds = Self.number(after: "cpu_ms=", in: cpu), wallMilliseconds = Self.number(after: "wall_ms=", in: cpu)
@@ -71,7 +70,7 @@ struct CgroupV2VMTests {
         try Self.bundle(vm, "pids", ["/bin/probe", "forks", "20"]) { spec in
             spec.linux?.resources = Self.resources { $0.pids = .init(limit: 8) }
         }
-        let pids = try vm.check("\(runtime) run --keep -b bundles/pids pids; cat /sys/fs/cgroup/iotkube-test/pids/pids.max; grep max /sys/fs/cgroup/iotkube-test/pids/pids.events; \(runtime) delete pids")
+        let pids = try await vm.checkAsync("\(runtime) run --keep -b bundles/pids pids; cat /sys/fs/cgroup/iotkube-test/pids/pids.max; grep max /sys/fs/cgroup/iotkube-test/pids/pids.events; \(runtime) delete pids")
         #expect(pids.contains("forked=7 failed=13 error=EAGAIN"), "\(pids)")
         #expect(pids.contains("8\nmax 13"), "\(pids)")
 
@@ -85,7 +84,7 @@ struct CgroupV2VMTests {
                 $0.devices = [.init(allow: true, type: "c", major: 1, minor: 3, access: "rwm"), .init(allow: true, type: "c", major: 1, minor: 5, access: "r")]
             }
         }
-        let devices = try vm.check("\(runtime) run -b bundles/devices devices")
+        let devices = try await vm.checkAsync("\(runtime) run -b bundles/devices devices")
         #expect(devices.contains("mknod_block=EPERM") && devices.contains("open_null=OK") && devices.contains("write_zero=EPERM"), "\(devices)")
         // A privileged-style rule set ("allow everything") attaches no filter: mknod works, and
         // opening the node reaches the (absent) device.
@@ -95,14 +94,14 @@ struct CgroupV2VMTests {
             spec.process?.capabilities?.permitted?.append("CAP_MKNOD")
             spec.linux?.resources = Self.resources { $0.devices = [.init(allow: true, type: "a", major: nil, minor: nil, access: "rwm")] }
         }
-        let privileged = try vm.check("\(runtime) run -b bundles/privileged privileged")
+        let privileged = try await vm.checkAsync("\(runtime) run -b bundles/privileged privileged")
         #expect(privileged.contains("mknod_block=OK") && privileged.contains("open_block=ENXIO") && privileged.contains("write_zero=OK"), "\(privileged)")
 
         // delete --force goes through cgroup.kill: every process of the container is gone, the
         // init (a PID 1 without a TERM handler) and children in another session included. The
         // shell execs its last command: three processes.
         try Self.bundle(vm, "kill", ["sh", "-c", "trap '' TERM; (setsid sleep 1001 &); sleep 1002 & sleep 1003"])
-        let killed = try vm.check("""
+        let killed = try await vm.checkAsync("""
             \(runtime) create -b bundles/kill --container-log /tmp/kill.log --journal kill && \(runtime) start kill
             for i in $(seq 1 100); do [ "$(cat /sys/fs/cgroup/iotkube-test/kill/cgroup.procs | wc -l)" -ge 3 ] && break; sleep 0.1; done
             echo procs=$(cat /sys/fs/cgroup/iotkube-test/kill/cgroup.procs | wc -l)
@@ -116,7 +115,7 @@ struct CgroupV2VMTests {
 
         // Output reaches the system journal (systemd-journald as PID 1 runs it) with the container's ID.
         try Self.bundle(vm, "journal", ["sh", "-c", "echo hello from the journal test; echo on stderr >&2"])
-        let journal = try vm.check("""
+        let journal = try await vm.checkAsync("""
             \(runtime) create -b bundles/journal --container-log /tmp/journal.log --journal journal && \(runtime) start journal
             for i in $(seq 1 100); do \(runtime) state journal | grep -q stopped && break; sleep 0.1; done
             \(runtime) delete journal
@@ -124,22 +123,23 @@ struct CgroupV2VMTests {
             """)
         #expect(journal.contains("MESSAGE=hello from the journal test\nCONTAINER_STREAM=stdout") || journal.contains("CONTAINER_STREAM=stdout"), "\(journal)")
         #expect(journal.contains("MESSAGE=on stderr"), "\(journal)")
+        await vm.stopAsync()
     }
 
     @Test("a missing memory controller is a clear error naming the kernel command line; other containers still run")
-    func missingMemoryController() throws {
-        let vm = try VirtualMachine(kernelArguments: "cgroup_disable=memory")
-        defer { vm.stop() }
-        try Self.prepare(vm)
-        #expect(try !vm.check("cat /sys/fs/cgroup/cgroup.controllers").contains("memory"))
+    func missingMemoryController() async throws {
+        let vm = try await VirtualMachine.make(kernelArguments: "cgroup_disable=memory")
+        try await onOwnThread { try Self.prepare(vm) }
+        #expect(try await !vm.checkAsync("cat /sys/fs/cgroup/cgroup.controllers").contains("memory"))
         try Self.bundle(vm, "limited", ["true"]) { spec in
             spec.linux?.resources = Self.resources { $0.memory = .init(limit: 32 << 20) }
         }
         try Self.bundle(vm, "unlimited", ["sh", "-c", "echo ran"])
-        let limited = try vm.run("iotkube-agent runtime --root /run/t run -b bundles/limited limited")
+        let limited = try await vm.runAsync("iotkube-agent runtime --root /run/t run -b bundles/limited limited")
         #expect(limited.status != 0)
         #expect(limited.output.contains("the memory cgroup controller is not available") && limited.output.contains("cgroup_enable=memory"), "\(limited.output)")
-        #expect(try vm.check("iotkube-agent runtime --root /run/t run -b bundles/unlimited unlimited").contains("ran"))
+        #expect(try await vm.checkAsync("iotkube-agent runtime --root /run/t run -b bundles/unlimited unlimited").contains("ran"))
+        await vm.stopAsync()
     }
 
     static func number(after prefix: String, in text: String) -> Int {
