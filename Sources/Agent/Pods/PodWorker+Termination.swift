@@ -79,12 +79,10 @@ extension PodWorker {
         logger.info("stopping pod (grace period \(gracePeriod)s)")
         await stopAll(gracePeriod: gracePeriod)
         await report()
-        for container in allContainers {
-            if let id = runs[container.name]?.id { removeRun(id) }
-        }
-        for id in FileTree.list(directory + "/runs") { removeRun(id) }
-        // Anything the runtime still has of this pod (runs of containers no longer in the spec).
+        // Every run the runtime has of this pod, and every run root on disk (the runtime's own
+        // state may be gone after a reboot while a root is still mounted).
         for state in host.runtime.list() where state.annotations?["io.kubernetes.pod.uid"] == uid { removeRun(state.id) }
+        for id in FileTree.list(directory + "/runs") { removeRun(id) }
         let attached = await host.network.cached()?.attachment(sandboxID: uid) != nil
         networkReady = networkReady || attached
         await releaseNetwork()
