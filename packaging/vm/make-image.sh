@@ -13,6 +13,9 @@ out=${1:?usage: make-image.sh OUT_DIR}
 extra=${VM_EXTRA_PACKAGES:-}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
+# One build at a time per OUT_DIR: test suites running side by side wait for the first one's image.
+exec 9>"$out/.lock"
+flock 9
 stamp="$(sha256sum "$0" | cut -d' ' -f1) $extra"
 if [ -f "$out/stamp" ] && [ "$(cat "$out/stamp")" = "$stamp" ] \
     && [ -f "$out/rootfs.img" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
