@@ -28,6 +28,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var staticPodInterval: Double = 20
 
+    @Option(help: .hidden)
+    var housekeepingInterval: Double = 10
+
     func run() async throws {
         let configuration: AgentConfiguration
         let credentials: CertificateRotation
@@ -53,6 +56,13 @@ struct RunCommand: AsyncParsableCommand {
         let logger = Logger(label: "iotkube-agent")
         let counters = HeartbeatCounters()
         let host = HostReader()
+        let pressure = NodePressure()
+        let nodeLabels = NodeLabels()
+        let evictionSettings: EvictionSettings
+        do { evictionSettings = try configuration.evictionSettings() } catch {
+            printToStandardError("iotkube-agent: \(config): \(error)")
+            throw ExitCode.failure
+        }
         let endpointTLS = try ServingCertificate.tlsContext(
             nodeName: configuration.nodeName, addresses: [host.internalIPv4()].compactMap { $0 },
             clusterCAPEM: try Kubeconfig.parse(try AtomicFile.read(configuration.kubeconfig) ?? []).certificateAuthorityPEM ?? [])
@@ -63,7 +73,7 @@ struct RunCommand: AsyncParsableCommand {
         let heartbeat = HeartbeatService(
             credentials: credentials, configuration: configuration, host: host,
             interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
-            logger: logger, counters: counters)
+            logger: logger, counters: counters, pressure: pressure, labels: nodeLabels)
         let imageStore: ImageStore
         do { imageStore = try ImageStore(stateDirectory: configuration.stateDir) } catch {
             printToStandardError("iotkube-agent: the image store in \(configuration.stateDir): \(error)")
@@ -77,6 +87,7 @@ struct RunCommand: AsyncParsableCommand {
         let staticPods: StaticPodSource
         let statusService: PodStatusService
         let eventService: PodEventService
+        let eviction: EvictionService
         do {
             let client: @Sendable () -> KubeAPIClient? = { credentials.client }
             let podLogger = Logger(label: "iotkube-agent.pods")
@@ -84,7 +95,7 @@ struct RunCommand: AsyncParsableCommand {
             let recorder = PodEventRecorder(nodeName: configuration.nodeName)
             eventService = PodEventService(recorder: recorder, client: client)
             let capacity = host.memory().total
-            let podHost = PodHost(
+            var podHost = PodHost(
                 configuration: configuration, runtime: BuiltinRuntime(root: configuration.runtimeRoot ?? "/run/iotkube/runtime"),
                 images: imageStore, registry: try configuration.registryConfiguration(),
                 network: PodNetworkProvider(configuration: configuration, client: client),
@@ -94,12 +105,16 @@ struct RunCommand: AsyncParsableCommand {
                 nodeAllocatable: NodeStatusBuilder(configuration: configuration, host: host).status(previous: nil, now: .now()).allocatable ?? [:],
                 nodeMemoryCapacity: capacity, logDirectory: configuration.podLogDirectory ?? "/var/log/pods",
                 client: client, status: reporter, events: recorder, logger: podLogger)
+            podHost.pressure = pressure
+            podHost.nodeLabels = nodeLabels
             pods = PodWorkers(host: podHost, checkpointPath: configuration.stateDir + "/pods-checkpoint.json")
             podSource = APIPodSource(nodeName: configuration.nodeName, client: client, workers: pods, logger: podLogger)
             staticPods = StaticPodSource(directory: configuration.staticPodPath ?? "/etc/iotkube/manifests", nodeName: configuration.nodeName,
                                          client: client, workers: pods, status: reporter, logger: podLogger,
                                          interval: .milliseconds(Int64(max(0.1, staticPodInterval) * 1000)))
             statusService = PodStatusService(reporter: reporter)
+            eviction = EvictionService(settings: evictionSettings, host: host, pods: pods, podHost: podHost, images: imageStore,
+                                       interval: .milliseconds(Int64(max(0.1, housekeepingInterval) * 1000)), logger: Logger(label: "iotkube-agent.eviction"))
         } catch {
             printToStandardError("iotkube-agent: \(error)")
             throw ExitCode.failure
@@ -107,7 +122,7 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: endpoint), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
                        .init(service: podSource), .init(service: staticPods),
-                       .init(service: statusService), .init(service: eventService)],
+                       .init(service: statusService), .init(service: eventService), .init(service: eviction)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

@@ -214,7 +214,15 @@ struct HeartbeatTests {
         configuration.nodeName = "pi"
         configuration.labels = ["zone": "lab"]
         configuration.systemReserved = ["memory": "128Mi", "cpu": "100m", "gpu": "1"]
-        let builder = NodeStatusBuilder(configuration: configuration, host: HostReader(root: root.path))
+        // The eviction manager decides the pressure conditions from the same host's signals.
+        let pressure = NodePressure()
+        var tracker = EvictionThresholdTracker(settings: EvictionSettings(pressureTransitionPeriod: .zero))
+        func observePressure() {
+            let observation = NodeResourceObservation.observe(host: HostReader(root: root.path), nodefsPath: "/", imagefsPath: "/")
+            pressure.set(tracker.update(observation, now: .now).conditions)
+        }
+        observePressure()
+        let builder = NodeStatusBuilder(configuration: configuration, host: HostReader(root: root.path), pressure: pressure)
         let now = try Timestamp(rfc3339: "2026-11-23T10:00:00Z")
         let status = builder.status(previous: nil, now: now)
         #expect(status.capacity?["memory"]?.byteCount == Int64(3_884_140 * 1024))
@@ -237,6 +245,7 @@ struct HeartbeatTests {
         #expect(later.conditions?.first { $0.type == "Ready" }?.lastHeartbeatTime == now.adding(seconds: 10))
         #expect(!NodeStatusBuilder.differs(status, later))
         try write("/proc/meminfo", "MemTotal:        3884140 kB\nMemAvailable:     900000 kB\n")
+        observePressure()
         let relieved = builder.status(previous: later, now: now.adding(seconds: 20))
         #expect(NodeStatusBuilder.differs(later, relieved))
         #expect(relieved.conditions?.first { $0.type == "MemoryPressure" }?.lastTransitionTime == now.adding(seconds: 20))

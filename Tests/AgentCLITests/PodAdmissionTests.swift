@@ -36,3 +36,49 @@ import Testing
         #expect(PodAdmission.check(Self.pod(), admitted: admitted + [Self.pod()], allocatable: allocatable)?.reason == "OutOfpods")
     }
 }
+
+/// Admission under node pressure and against the node's labels.
+@Suite struct PodAdmissionPressureTests {
+    let allocatable: [String: Quantity] = ["cpu": "2", "memory": "1Gi", "pods": "10"]
+
+    @Test func memoryPressureRefusesOnlyBestEffortPods() {
+        let bestEffort = PodAdmissionTests.pod()
+        let burstable = PodAdmissionTests.pod(memory: "64Mi")
+        let refused = PodAdmission.check(bestEffort, admitted: [], allocatable: allocatable, conditions: ["MemoryPressure"])
+        #expect(refused?.reason == "Evicted")
+        #expect(refused?.message == "The node had condition: [MemoryPressure]. ")
+        #expect(PodAdmission.check(burstable, admitted: [], allocatable: allocatable, conditions: ["MemoryPressure"]) == nil)
+        // A BestEffort pod tolerating the memory-pressure taint is admitted.
+        var tolerant = bestEffort
+        tolerant.spec?.tolerations = [Toleration(key: "node.kubernetes.io/memory-pressure", operator: .exists, effect: .noSchedule)]
+        #expect(PodAdmission.check(tolerant, admitted: [], allocatable: allocatable, conditions: ["MemoryPressure"]) == nil)
+    }
+
+    @Test func diskAndPIDPressureRefuseEveryPodButCriticalOnes() {
+        let burstable = PodAdmissionTests.pod(memory: "64Mi")
+        let refused = PodAdmission.check(burstable, admitted: [], allocatable: allocatable, conditions: ["DiskPressure", "MemoryPressure"])
+        #expect(refused?.message == "The node had condition: [DiskPressure, MemoryPressure]. ")
+        #expect(PodAdmission.check(burstable, admitted: [], allocatable: allocatable, conditions: ["PIDPressure"])?.reason == "Evicted")
+        var staticPod = burstable
+        staticPod.metadata.annotations = ["kubernetes.io/config.source": "file"]
+        #expect(PodAdmission.check(staticPod, admitted: [], allocatable: allocatable, conditions: ["DiskPressure"]) == nil)
+        var critical = burstable
+        critical.spec?.priority = 2_000_001_000
+        #expect(PodAdmission.check(critical, admitted: [], allocatable: allocatable, conditions: ["DiskPressure"]) == nil)
+    }
+
+    @Test func nodeSelectorIsCheckedAgainstTheNodesLabels() {
+        var pod = PodAdmissionTests.pod()
+        pod.spec?.nodeSelector = ["disktype": "ssd", "kubernetes.io/os": "linux"]
+        let labels = ["kubernetes.io/os": "linux", "disktype": "sd"]
+        let refused = PodAdmission.check(pod, admitted: [], allocatable: allocatable, nodeLabels: labels)
+        #expect(refused?.reason == "NodeAffinity")
+        #expect(refused?.message.contains("disktype=ssd") == true)
+        #expect(PodAdmission.check(pod, admitted: [], allocatable: allocatable, nodeLabels: labels.merging(["disktype": "ssd"]) { $1 }) == nil)
+        // Labels not known yet (the API has not answered): the scheduler's choice stands.
+        #expect(PodAdmission.check(pod, admitted: [], allocatable: allocatable, nodeLabels: nil) == nil)
+        var windows = PodAdmissionTests.pod()
+        windows.spec?.os = PodOS(name: "windows")
+        #expect(PodAdmission.check(windows, admitted: [], allocatable: allocatable)?.reason == "PodOSNotSupported")
+    }
+}

@@ -28,11 +28,20 @@ final class PodNode: @unchecked Sendable {
     }
 
     /// A node, built off the concurrency threads.
-    static func make(name: String) async throws -> PodNode {
-        try await onOwnThread { try PodNode(name: name) }
+    /// `stateFilesystemBytes`: the state directory is a tmpfs of that size (a small SD card);
+    /// `configuration`: more agent.yaml lines; `agentArguments`: more `run` options.
+    static func make(name: String, stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = []) async throws -> PodNode {
+        try await onOwnThread {
+            try PodNode(name: name, stateFilesystemBytes: stateFilesystemBytes, configuration: configuration, agentArguments: agentArguments)
+        }
     }
 
-    private init(name: String, serverArguments: [String] = []) throws {
+    let agentArguments: [String]
+    let stateIsTmpfs: Bool
+
+    private init(name: String, serverArguments: [String] = [], stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = []) throws {
+        self.agentArguments = agentArguments
+        stateIsTmpfs = stateFilesystemBytes != nil
         registry = try PodImageRegistry.shared.get()
         server = try ServerProcess(arguments: serverArguments)
         self.name = name
@@ -48,6 +57,11 @@ final class PodNode: @unchecked Sendable {
         }
         guard let chosen else { throw TestFailure("no free pod range") }
         podCIDR = chosen
+        if let stateFilesystemBytes {
+            try FileManager.default.createDirectory(atPath: base + "/state", withIntermediateDirectories: true)
+            let mounted = try ServerProcess.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(stateFilesystemBytes)", "iotkube-test-state", base + "/state"])
+            guard mounted.status == 0 else { throw TestFailure("mounting the state tmpfs: \(mounted.output)") }
+        }
         try FileManager.default.createDirectory(atPath: base + "/cni", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: base + "/manifests", withIntermediateDirectories: true)
         let network = CNINetworkList.standard(podCIDR: podCIDR, bridge: bridge, ipamDataDirectory: stateDirectory + "/network/ipam")
@@ -64,6 +78,7 @@ final class PodNode: @unchecked Sendable {
             runtimeRoot: "\(runtimeRoot)"
             cniConfigDirectory: "\(base)/cni"
             staticPodPath: "\(manifestDirectory)"
+            \(configuration)
 
             """
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: configDirectory + "/agent.yaml"))
@@ -78,7 +93,7 @@ final class PodNode: @unchecked Sendable {
     func startAgent() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: JoinTests.agent)
-        process.arguments = ["run", "--config", configDirectory + "/agent.yaml", "--heartbeat-interval", "2", "--static-pod-interval", "1"]
+        process.arguments = ["run", "--config", configDirectory + "/agent.yaml", "--heartbeat-interval", "2", "--static-pod-interval", "1"] + agentArguments
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: agentLog))
         log.seekToEndOfFile()
         process.standardOutput = log
@@ -148,6 +163,7 @@ final class PodNode: @unchecked Sendable {
             _ = PodNetworkAttachments(network: network, plugins: CNIPlugins(), cacheDirectory: cache).releaseStale(keeping: [])
         }
         unmountState()
+        if stateIsTmpfs { _ = try? ServerProcess.run("/bin/umount", ["-l", stateDirectory]) }
         _ = try? ServerProcess.run("/bin/sh", ["-c", "ip link del \(bridge) 2>/dev/null; true"])
         // IOTKUBE_KEEP_TEST_NODES=1 keeps the node's files (agent log, state) for a look afterwards.
         if ProcessInfo.processInfo.environment["IOTKUBE_KEEP_TEST_NODES"] != "1" { try? FileManager.default.removeItem(atPath: base) }

@@ -20,16 +20,19 @@ public struct HeartbeatService: Service {
     let statusInterval: Duration
     let logger: Logger
     let counters: HeartbeatCounters
+    /// Updated with the Node's labels whenever the API returns the Node.
+    let labels: NodeLabels
 
     public init(
         credentials: CertificateRotation, configuration: AgentConfiguration, host: HostReader = HostReader(),
         interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), logger: Logger,
-        counters: HeartbeatCounters = HeartbeatCounters()
+        counters: HeartbeatCounters = HeartbeatCounters(), pressure: NodePressure = NodePressure(), labels: NodeLabels = NodeLabels()
     ) {
         self.credentials = credentials
         self.counters = counters
         self.configuration = configuration
-        builder = NodeStatusBuilder(configuration: configuration, host: host)
+        self.labels = labels
+        builder = NodeStatusBuilder(configuration: configuration, host: host, pressure: pressure)
         self.interval = interval
         self.statusInterval = statusInterval
         var logger = logger
@@ -103,15 +106,17 @@ public struct HeartbeatService: Service {
         }
         try await renewLease(state, now: now)
         state.beats += 1
-        if state.beats % Self.verifyEvery == 0,
-           try await client.get(Node.self, name: configuration.nodeName).status?.conditions?.first(where: { $0.type == "Ready" })?.status != .true {
-            state.lastStatusWrite = nil
+        if state.beats % Self.verifyEvery == 0 {
+            let node = try await client.get(Node.self, name: configuration.nodeName)
+            labels.set(node.metadata.labels)
+            if node.status?.conditions?.first(where: { $0.type == "Ready" })?.status != .true { state.lastStatusWrite = nil }
         }
         let status = builder.status(previous: state.lastStatus, now: now)
         let due = state.lastStatusWrite.map { ContinuousClock.now - $0 >= statusInterval } ?? true
         if due || NodeStatusBuilder.differs(status, state.lastStatus) {
             let patch: JSONValue = ["status": try KubeJSON.tree(status)]
-            _ = try await client.mergePatch(Node.self, name: configuration.nodeName, patch: patch, subresource: "status")
+            let node = try await client.mergePatch(Node.self, name: configuration.nodeName, patch: patch, subresource: "status")
+            labels.set(node.metadata.labels)
             state.lastStatus = status
             state.lastStatusWrite = .now
         }

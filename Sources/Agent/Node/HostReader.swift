@@ -52,6 +52,22 @@ public struct HostReader: Sendable {
         return (Int64(stats.f_blocks) * Int64(stats.f_frsize), Int64(stats.f_bavail) * Int64(stats.f_frsize))
     }
 
+    /// Total and free (for unprivileged users) inodes of the filesystem holding `path`.
+    public func inodes(_ path: String) -> (total: Int64, free: Int64)? {
+        var stats = statvfs()
+        guard statvfs(root + path, &stats) == 0 else { return nil }
+        return (Int64(stats.f_files), Int64(stats.f_favail))
+    }
+
+    /// The process (task) limit — the smaller of `pid_max` and `threads-max` — and the tasks
+    /// that exist now (the second figure of /proc/loadavg's "running/total").
+    public func processes() -> (limit: Int64, current: Int64)? {
+        let limits = ["/proc/sys/kernel/pid_max", "/proc/sys/kernel/threads-max"].compactMap { text($0).flatMap { Int64($0) } }
+        guard let limit = limits.min(), let fields = text("/proc/loadavg")?.split(separator: " "), fields.count >= 4,
+              let slash = fields[3].firstIndex(of: "/"), let current = Int64(fields[3][fields[3].index(after: slash)...]) else { return nil }
+        return (limit, current)
+    }
+
     /// 1-minute load average.
     public func loadAverage() -> Double? {
         text("/proc/loadavg")?.split(separator: " ").first.flatMap { Double($0) }

@@ -6,17 +6,17 @@ import KubeModel
 public struct NodeStatusBuilder: Sendable {
     public static let kubeletVersion = "v1.30.0-iotkube-\(IotkubeVersion.current)"
     public static let runtimeVersion = "iotkube://\(IotkubeVersion.current)"
-    /// Eviction thresholds the kubelet uses by default.
-    static let memoryPressureBytes: Int64 = 100 << 20
-    static let diskPressureFraction = 0.10
     public static let maximumPods: Int64 = 110
 
     let configuration: AgentConfiguration
     let host: HostReader
+    /// The pressure conditions the eviction manager decided.
+    let pressure: NodePressure
 
-    public init(configuration: AgentConfiguration, host: HostReader = HostReader()) {
+    public init(configuration: AgentConfiguration, host: HostReader = HostReader(), pressure: NodePressure = NodePressure()) {
         self.configuration = configuration
         self.host = host
+        self.pressure = pressure
     }
 
     /// The labels a kubelet puts on its node, plus the configured ones and the board model.
@@ -77,14 +77,15 @@ public struct NodeStatusBuilder: Sendable {
         info.architecture = HostReader.architecture
         status.nodeInfo = info
 
-        let memoryPressure = memory.total > 0 && memory.available < Self.memoryPressureBytes
-        let diskPressure = disk.map { $0.total > 0 && Double($0.available) / Double($0.total) < Self.diskPressureFraction } ?? false
+        let pressed = pressure.conditions
+        let memoryPressure = pressed.contains("MemoryPressure"), diskPressure = pressed.contains("DiskPressure"), pidPressure = pressed.contains("PIDPressure")
         let conditions = [
             condition("MemoryPressure", memoryPressure ? .true : .false, memoryPressure ? "KubeletHasInsufficientMemory" : "KubeletHasSufficientMemory",
-                      memoryPressure ? "available memory is below 100Mi" : "kubelet has sufficient memory available", previous, now),
+                      memoryPressure ? "kubelet has insufficient memory available" : "kubelet has sufficient memory available", previous, now),
             condition("DiskPressure", diskPressure ? .true : .false, diskPressure ? "KubeletHasDiskPressure" : "KubeletHasNoDiskPressure",
-                      diskPressure ? "less than 10% of the state filesystem is free" : "kubelet has no disk pressure", previous, now),
-            condition("PIDPressure", .false, "KubeletHasSufficientPID", "kubelet has sufficient PID available", previous, now),
+                      diskPressure ? "kubelet has disk pressure" : "kubelet has no disk pressure", previous, now),
+            condition("PIDPressure", pidPressure ? .true : .false, pidPressure ? "KubeletHasInsufficientPID" : "KubeletHasSufficientPID",
+                      pidPressure ? "kubelet has insufficient PID available" : "kubelet has sufficient PID available", previous, now),
             condition("Ready", .true, "KubeletReady", "iotkube-agent is posting ready status", previous, now),
         ]
         status.conditions = conditions

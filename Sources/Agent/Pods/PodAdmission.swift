@@ -9,7 +9,19 @@ public enum PodAdmission {
         public var message: String
     }
 
-    public static func check(_ pod: Pod, admitted: [Pod], allocatable: [String: Quantity]) -> Rejection? {
+    /// `conditions`: the node's pressure conditions now; `nodeLabels`: its labels from the API
+    /// (nil while unknown: the nodeSelector is then not checked — the scheduler did).
+    public static func check(_ pod: Pod, admitted: [Pod], allocatable: [String: Quantity], conditions: Set<String> = [],
+                             nodeLabels: [String: String]? = nil) -> Rejection? {
+        if let rejection = pressureRejection(pod, conditions: conditions) { return rejection }
+        if let os = pod.spec?.os?.name, os != "linux" {
+            return Rejection(reason: "PodOSNotSupported", message: "Pod was rejected: Failed to admit pod as the OS field doesn't match node OS")
+        }
+        if let selector = pod.spec?.nodeSelector, !selector.isEmpty, let nodeLabels,
+           selector.contains(where: { nodeLabels[$0.key] != $0.value }) {
+            let missing = selector.filter { nodeLabels[$0.key] != $0.value }.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: ",")
+            return Rejection(reason: "NodeAffinity", message: "Pod was rejected: Predicate NodeAffinity failed: the node has no label \(missing)")
+        }
         func rejection(_ resource: String, requested: Int64, used: Int64, capacity: Int64) -> Rejection {
             Rejection(reason: "OutOf\(resource)",
                       message: "Pod was rejected: Node didn't have enough resource: \(resource), requested: \(requested), used: \(used), capacity: \(capacity)")
@@ -30,5 +42,21 @@ public enum PodAdmission {
             return rejection("memory", requested: request.memory, used: used.memory, capacity: memory)
         }
         return nil
+    }
+
+    /// The eviction manager's admission: under memory pressure no BestEffort pod (unless it
+    /// tolerates the memory-pressure taint), under any other pressure no pod at all; critical
+    /// pods (static, system-critical priority) are always admitted.
+    static func pressureRejection(_ pod: Pod, conditions: Set<String>) -> Rejection? {
+        guard !conditions.isEmpty, !EvictionRanking.isCritical(pod) else { return nil }
+        if conditions == ["MemoryPressure"] {
+            if PodStatusBuilder.qosClass(pod) != .bestEffort { return nil }
+            let tolerated = pod.spec?.tolerations?.contains { toleration in
+                (toleration.key == "node.kubernetes.io/memory-pressure" || (toleration.key == nil && toleration.operator == .exists))
+                    && (toleration.effect == nil || toleration.effect == .all || toleration.effect == .noSchedule)
+            } ?? false
+            if tolerated { return nil }
+        }
+        return Rejection(reason: "Evicted", message: "The node had condition: [\(conditions.sorted().joined(separator: ", "))]. ")
     }
 }

@@ -32,6 +32,10 @@ public struct PodHost: Sendable {
     public var logRotation: ContainerLogRotation {
         ContainerLogRotation(maxBytes: configuration.containerLogMaxSize?.byteCount ?? 10 << 20, maxFiles: configuration.containerLogMaxFiles ?? 5)
     }
+    /// The node's pressure conditions (admission refuses pods under pressure).
+    public var pressure = NodePressure()
+    /// The node's labels from the API, for admission's nodeSelector check.
+    public var nodeLabels = NodeLabels()
     /// How often a running pod's containers are looked at (exits, probes, volume contents).
     public var syncInterval: Duration = .seconds(1)
 

@@ -64,6 +64,14 @@ extension PodWorker {
             status.phase = finalPhase.phase
             status.reason = finalPhase.reason
             status.message = finalPhase.message
+            if finalPhase.reason == "Evicted", let message = finalPhase.message {
+                // Kubernetes ≥ 1.26: the disruption is named on the pod.
+                let previous = lastStatus?.conditions?.first { $0.type == "DisruptionTarget" }
+                var conditions = status.conditions ?? []
+                conditions.append(PodCondition(type: "DisruptionTarget", status: .true, lastTransitionTime: previous?.lastTransitionTime ?? .now(),
+                                               reason: "TerminationByKubelet", message: message))
+                status.conditions = conditions
+            }
         }
         return status
     }

@@ -46,6 +46,10 @@ public actor PodWorker {
     /// Succeeded or Failed: nothing is started any more.
     var finalPhase: (phase: PodPhase, reason: String?, message: String?)?
     var changed = true
+    /// Asked by the eviction manager: the message and the grace period to stop with.
+    var pendingEviction: (message: String, gracePeriod: Int64)?
+    /// The pod was stopped by eviction and its volumes released.
+    var evictionDone = false
 
     /// `rejection`: admission refused the pod; it is reported Failed with the reason and not run.
     public init(pod: Pod, host: PodHost, rejection: PodAdmission.Rejection? = nil) {
@@ -80,6 +84,20 @@ public actor PodWorker {
     }
 
     var terminating: Bool { unwanted || pod.metadata.deletionTimestamp != nil }
+
+    /// Evicts the pod (node pressure): it is stopped within `gracePeriod`, reported Failed with
+    /// reason Evicted and `message`, and its volumes are released. The next sync does it.
+    public func evict(message: String, gracePeriod: Int64) {
+        guard finalPhase == nil, pendingEviction == nil else { return }
+        pendingEviction = (message, max(0, min(gracePeriod, self.gracePeriod)))
+        changed = true
+    }
+
+    /// Running (not yet Succeeded, Failed or evicted).
+    public var isActive: Bool { finalPhase == nil && pendingEviction == nil && !terminating }
+
+    /// The eviction asked for has been carried out (or the pod ended meanwhile).
+    public var isEvictionDone: Bool { evictionDone || (pendingEviction == nil && finalPhase != nil) || terminating }
 
     /// Runs until the pod is terminated (or the task is cancelled: the agent stops, the
     /// containers keep running and are adopted by the next agent).
@@ -191,6 +209,13 @@ public actor PodWorker {
             await stopAll(gracePeriod: gracePeriod)
             observeExits(now: Self.now())
         }
+        if finalPhase == nil, let eviction = pendingEviction {
+            logger.warning("evicted: \(eviction.message)")
+            finalPhase = (.failed, "Evicted", eviction.message)
+            await event("Evicted", eviction.message, warning: true)
+            await stopAll(gracePeriod: eviction.gracePeriod)
+            observeExits(now: Self.now())
+        }
         if finalPhase == nil {
             await syncContainers(now: now)
         }
@@ -200,6 +225,12 @@ public actor PodWorker {
             logger.info("pod \(finalPhase.phase.rawValue): releasing its network")
             await stopAll(gracePeriod: gracePeriod)
             await releaseNetwork()
+        }
+        if finalPhase != nil, pendingEviction != nil, !evictionDone {
+            // An evicted pod gives back its local storage (the kubelet tears its volumes down).
+            do { try volumes.tearDown() } catch { logger.warning("releasing the volumes of the evicted pod: \(error)") }
+            volumePaths = nil
+            evictionDone = true
         }
     }
 

@@ -2,6 +2,7 @@ import KubeModel
 import Logging
 import PodNetwork
 import ServiceLifecycle
+import Synchronization
 import SystemSupport
 
 /// The desired pods of this node, merged from the pod sources (the API, static manifests),
@@ -19,11 +20,18 @@ public final class PodWorkers: Service, Sendable {
     let checkpointPath: String
     let commands: AsyncStream<Command>
     let continuation: AsyncStream<Command>.Continuation
+    /// Admitted pods with their workers, for the eviction manager.
+    private let admittedWorkers = Mutex<[String: (pod: Pod, worker: PodWorker)]>([:])
 
     public init(host: PodHost, checkpointPath: String) {
         self.host = host
         self.checkpointPath = checkpointPath
         (commands, continuation) = AsyncStream.makeStream(of: Command.self)
+    }
+
+    /// The admitted pods and their workers (finished ones included; ask the worker).
+    public func admittedPods() -> [(pod: Pod, worker: PodWorker)] {
+        admittedWorkers.withLock { Array($0.values) }
     }
 
     /// Replaces the pods of one source ("api", "file") with `pods` (those bound to this node).
@@ -32,7 +40,7 @@ public final class PodWorkers: Service, Sendable {
     }
 
     public func run() async throws {
-        var checkpoint = PodCheckpoint(path: checkpointPath)
+        let checkpoint = PodCheckpoint(path: checkpointPath)
         var saved: [Pod] = []
         do {
             saved = try checkpoint.load()
@@ -76,7 +84,8 @@ public final class PodWorkers: Service, Sendable {
                     } else {
                         // Admission against the pods already running here (none of them finished).
                         let running = admitted.values.filter { $0.status?.phase != .succeeded && $0.status?.phase != .failed }
-                        let rejection = PodAdmission.check(pod, admitted: Array(running), allocatable: host.nodeAllocatable)
+                        let rejection = PodAdmission.check(pod, admitted: Array(running), allocatable: host.nodeAllocatable,
+                                                           conditions: host.pressure.conditions, nodeLabels: host.nodeLabels.current)
                         if rejection == nil { admitted[uid] = pod }
                         if let rejection { await host.events?.record(pod, type: "Warning", reason: rejection.reason, message: rejection.message) }
                         let worker = PodWorker(pod: pod, host: host, rejection: rejection)
@@ -88,6 +97,8 @@ public final class PodWorkers: Service, Sendable {
                     }
                 }
                 for (uid, worker) in workers where desired[uid] == nil { await worker.remove() }
+                let published = admitted.compactMap { uid, pod in workers[uid].map { (uid, (pod: pod, worker: $0)) } }
+                admittedWorkers.withLock { $0 = Dictionary(uniqueKeysWithValues: published) }
             }
             await reconcile()
             for await command in commands {

@@ -52,6 +52,16 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var staticPodPath: String?
     /// The container runtime's state (default `/run/iotkube/runtime`; a tmpfs, gone after a reboot).
     public var runtimeRoot: String?
+    /// Eviction thresholds as the kubelet names them (`memory.available: 100Mi`,
+    /// `nodefs.available: 10%`); given, they replace the defaults; `{}` turns hard eviction off.
+    public var evictionHard: [String: String]?
+    public var evictionSoft: [String: String]?
+    public var evictionSoftGracePeriod: [String: String]?
+    public var evictionMinimumReclaim: [String: String]?
+    /// How long a pressure condition stays after its threshold was last met (default 5m).
+    public var evictionPressureTransitionPeriod: String?
+    /// The longest grace period a soft eviction gives a pod, in seconds (default: the pod's own).
+    public var evictionMaxPodGracePeriod: Int64?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -82,11 +92,18 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         staticPodPath = try container.decodeIfPresent(String.self, forKey: .staticPodPath)
         containerLogMaxSize = try container.decodeIfPresent(Quantity.self, forKey: .containerLogMaxSize)
         containerLogMaxFiles = try container.decodeIfPresent(Int.self, forKey: .containerLogMaxFiles)
+        evictionHard = try container.decodeIfPresent([String: String].self, forKey: .evictionHard)
+        evictionSoft = try container.decodeIfPresent([String: String].self, forKey: .evictionSoft)
+        evictionSoftGracePeriod = try container.decodeIfPresent([String: String].self, forKey: .evictionSoftGracePeriod)
+        evictionMinimumReclaim = try container.decodeIfPresent([String: String].self, forKey: .evictionMinimumReclaim)
+        evictionPressureTransitionPeriod = try container.decodeIfPresent(String.self, forKey: .evictionPressureTransitionPeriod)
+        evictionMaxPodGracePeriod = try container.decodeIfPresent(Int64.self, forKey: .evictionMaxPodGracePeriod)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, containerLogMaxSize, containerLogMaxFiles, unknownFields
+        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, containerLogMaxSize, containerLogMaxFiles
+        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -103,6 +120,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
                 throw ProvisioningError("\(path): imageGCLowThresholdPercent (\(low)) must be below imageGCHighThresholdPercent (\(high)), both 0-100")
             }
             try configuration.validateNetwork(path)
+            do { _ = try configuration.evictionSettings() } catch { throw ProvisioningError("\(path): \(error)") }
             return configuration
         } catch let error as KubeDecodingError {
             throw ProvisioningError("\(path): \(error)")
@@ -162,6 +180,13 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let staticPodPath { text += "staticPodPath: \(quote(staticPodPath))\n" }
         if let containerLogMaxSize { text += "containerLogMaxSize: \(quote(containerLogMaxSize.description))\n" }
         if let containerLogMaxFiles { text += "containerLogMaxFiles: \(containerLogMaxFiles)\n" }
+        for (field, map) in [("evictionHard", evictionHard), ("evictionSoft", evictionSoft), ("evictionSoftGracePeriod", evictionSoftGracePeriod),
+                             ("evictionMinimumReclaim", evictionMinimumReclaim)] {
+            guard let map else { continue }
+            text += map.isEmpty ? "\(field): {}\n" : "\(field):\n" + map.sorted { $0.key < $1.key }.map { "  \(quote($0.key)): \(quote($0.value))\n" }.joined()
+        }
+        if let evictionPressureTransitionPeriod { text += "evictionPressureTransitionPeriod: \(quote(evictionPressureTransitionPeriod))\n" }
+        if let evictionMaxPodGracePeriod { text += "evictionMaxPodGracePeriod: \(evictionMaxPodGracePeriod)\n" }
         return text
     }
 }
@@ -170,4 +195,13 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
 public struct ProvisioningError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension AgentConfiguration {
+    /// The eviction manager's settings from the `eviction*` fields (the kubelet's defaults where absent).
+    public func evictionSettings() throws(EvictionSettingsError) -> EvictionSettings {
+        try EvictionSettings.parse(
+            hard: evictionHard, soft: evictionSoft, softGracePeriod: evictionSoftGracePeriod, minimumReclaim: evictionMinimumReclaim,
+            transitionPeriod: evictionPressureTransitionPeriod, maximumPodGracePeriod: evictionMaxPodGracePeriod)
+    }
 }
