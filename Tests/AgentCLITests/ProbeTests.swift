@@ -1,5 +1,5 @@
 import Foundation
-import Agent
+@testable import Agent
 import IotkubeTestSupport
 import KubeModel
 import OCI
@@ -94,6 +94,88 @@ import Testing
         let closed = try ServerProcess.freePort()
         guard case .failure(let refused) = await ProbeActions.tcp(host: "127.0.0.1", port: closed, timeoutSeconds: 1) else { Issue.record("closed port passed"); return }
         #expect(refused.contains("dial tcp 127.0.0.1:\(closed)"))
+    }
+}
+
+/// gRPC probes against the official gRPC health service (Python grpcio + grpcio-health-checking).
+@Suite struct GRPCProbeTests {
+    static let python = ServerProcess.findExecutable("python3") ?? "/usr/bin/python3"
+    static var healthServerAvailable: Bool {
+        (try? ServerProcess.run(python, ["-c", "import grpc, grpc_health.v1.health"]).status) == 0
+    }
+
+    static let server = """
+        import sys, time
+        from concurrent import futures
+        import grpc
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+        servicer = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+        server.add_insecure_port("127.0.0.1:" + sys.argv[1])
+        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        servicer.set("ready", health_pb2.HealthCheckResponse.SERVING)
+        servicer.set("down", health_pb2.HealthCheckResponse.NOT_SERVING)
+        server.start()
+        print("serving", flush=True)
+        time.sleep(600)
+        """
+
+    @Test(.enabled(if: healthServerAvailable, "needs python3 with grpcio and grpcio-health-checking (packaging/install-deps.sh --test)"))
+    func healthChecksAgainstTheOfficialServer() async throws {
+        let directory = NSTemporaryDirectory() + "iotkube-grpc-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try ServerProcess.freePort()
+        let server = try BackgroundProcess(Self.python, ["-c", Self.server, String(port)], logPath: directory + "/server.log")
+        defer { server.stop() }
+        for _ in 0..<200 {
+            if case .success = await ProbeActions.tcp(host: "127.0.0.1", port: port, timeoutSeconds: 5) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(await GRPCHealthProbe.check(host: "127.0.0.1", port: port, service: "", timeoutSeconds: 10) == .success)
+        #expect(await GRPCHealthProbe.check(host: "127.0.0.1", port: port, service: "ready", timeoutSeconds: 10) == .success)
+        #expect(await GRPCHealthProbe.check(host: "127.0.0.1", port: port, service: "down", timeoutSeconds: 10)
+            == .failure("service unhealthy (responded with \"NOT_SERVING\")"))
+        // An unknown service: grpcio answers NOT_FOUND with an empty message.
+        guard case .failure(let unknown) = await GRPCHealthProbe.check(host: "127.0.0.1", port: port, service: "nope", timeoutSeconds: 10) else {
+            Issue.record("an unknown service passed"); return
+        }
+        #expect(unknown.contains("UNKNOWN") || unknown.contains("without a health status"), "\(unknown)")
+        let closed = try ServerProcess.freePort()
+        guard case .failure(let refused) = await GRPCHealthProbe.check(host: "127.0.0.1", port: closed, service: "", timeoutSeconds: 2) else {
+            Issue.record("a closed port passed"); return
+        }
+        #expect(refused.contains("failed to connect"), "\(refused)")
+    }
+
+    @Test(.enabled(if: toolAvailable("busybox"), "needs busybox"))
+    func anHTTP1ServerIsNotAHealthServer() async throws {
+        let directory = NSTemporaryDirectory() + "iotkube-grpc-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try ServerProcess.freePort()
+        let http = try BackgroundProcess("/bin/busybox", ["httpd", "-f", "-p", "127.0.0.1:\(port)", "-h", directory], logPath: directory + "/httpd.log")
+        defer { http.stop() }
+        for _ in 0..<100 {
+            if case .success = await ProbeActions.tcp(host: "127.0.0.1", port: port, timeoutSeconds: 5) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard case .failure = await GRPCHealthProbe.check(host: "127.0.0.1", port: port, service: "", timeoutSeconds: 3) else {
+            Issue.record("an HTTP/1 server passed a gRPC health check"); return
+        }
+    }
+
+    @Test func requestFramingAndAnswers() {
+        let request = GRPCHealthProbe.request(authority: "10.0.0.2:9000", service: "db")
+        #expect(Array(request.prefix(24)) == Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8))
+        // The DATA frame at the end: END_STREAM on stream 1, a 4-byte message "\n\u{2}db" behind the gRPC prefix.
+        #expect(Array(request.suffix(18)) == [0, 0, 9, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 4, 0x0a, 2, 0x64, 0x62])
+        #expect(GRPCHealthProbe.decode([0, 0, 0, 0, 2, 0x08, 1]) == .success)
+        #expect(GRPCHealthProbe.decode([0, 0, 0, 0, 2, 0x08, 2]) == .failure("service unhealthy (responded with \"NOT_SERVING\")"))
+        #expect(GRPCHealthProbe.decode([0, 0, 0, 0, 0]) == .failure("service unhealthy (responded with \"UNKNOWN\")"))
+        #expect(GRPCHealthProbe.decode([0, 0, 0, 0, 2, 0x08]) == nil)
+        #expect(GRPCHealthProbe.integer(1337, prefixBits: 5, pattern: 0) == [31, 154, 10])  // RFC 7541 C.1.2
     }
 }
 

@@ -80,8 +80,7 @@ extension PodWorker {
                 outcome = await ProbeActions.tcp(host: tcp.host ?? address, port: port, timeoutSeconds: timeout)
             } catch { outcome = .failure("\(error)") }
         } else if let grpc = probe.grpc {
-            // gRPC health checking speaks HTTP/2; until it is built, a listening port is the best sign.
-            outcome = await ProbeActions.tcp(host: address, port: Int(grpc.port), timeoutSeconds: timeout)
+            outcome = await GRPCHealthProbe.check(host: address, port: Int(grpc.port), service: grpc.service ?? "", timeoutSeconds: timeout)
         } else {
             outcome = .failure("the probe has no handler")
         }
