@@ -1,3 +1,4 @@
+import Foundation
 import KubeModel
 import Testing
 
@@ -80,5 +81,42 @@ import Testing
         var windows = PodAdmissionTests.pod()
         windows.spec?.os = PodOS(name: "windows")
         #expect(PodAdmission.check(windows, admitted: [], allocatable: allocatable)?.reason == "PodOSNotSupported")
+    }
+}
+
+/// hostPath volumes against the node's allowedHostPaths.
+@Suite struct HostPathAdmissionTests {
+    static func pod(hostPath: String) -> Pod {
+        var pod = PodAdmissionTests.pod()
+        var volume = Volume(name: "data")
+        volume.hostPath = HostPathVolumeSource(path: hostPath)
+        pod.spec?.volumes = [volume]
+        return pod
+    }
+
+    @Test func onlyPathsUnderTheAllowedOnesAreAdmitted() throws {
+        let allowedBase = NSTemporaryDirectory() + "iotkube-allowed-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: allowedBase + "/data", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: allowedBase) }
+        // A link inside the allowed directory that leads out of it.
+        try FileManager.default.createSymbolicLink(atPath: allowedBase + "/data/escape", withDestinationPath: "/etc")
+        let allowed = [allowedBase + "/data", "/dev/i2c-1"]
+        let allocatable: [String: Quantity] = ["pods": "10"]
+        func check(_ path: String) -> PodAdmission.Rejection? {
+            PodAdmission.check(Self.pod(hostPath: path), admitted: [], allocatable: allocatable, allowedHostPaths: allowed)
+        }
+        #expect(check(allowedBase + "/data") == nil)
+        #expect(check(allowedBase + "/data/sub/file") == nil)
+        #expect(check("/dev/i2c-1") == nil)
+        let refused = check("/etc")
+        #expect(refused?.reason == "HostPathNotAllowed")
+        #expect(refused?.message.contains("hostPath volume \"data\" uses /etc") == true)
+        #expect(check(allowedBase + "/database")?.reason == "HostPathNotAllowed")
+        #expect(check(allowedBase + "/data/../../etc")?.reason == "HostPathNotAllowed")
+        #expect(check(allowedBase + "/data/escape")?.reason == "HostPathNotAllowed")
+        #expect(check("/dev/i2c-10")?.reason == "HostPathNotAllowed")
+        // Without the setting any path goes; an empty list allows none.
+        #expect(PodAdmission.check(Self.pod(hostPath: "/etc"), admitted: [], allocatable: allocatable) == nil)
+        #expect(PodAdmission.check(Self.pod(hostPath: "/srv"), admitted: [], allocatable: allocatable, allowedHostPaths: [])?.message.contains("none are allowed") == true)
     }
 }

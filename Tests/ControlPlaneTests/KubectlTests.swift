@@ -151,6 +151,27 @@ struct KubectlTests {
         let duplicate = "apiVersion: v1\nkind: Pod\nmetadata: {name: dup}\nspec: {containers: [{name: c, image: a}, {name: c, image: b}]}\n"
         #expect(try server.kubectl(["create", "-f", "-"], input: duplicate).output.contains("Duplicate value"))
 
+        // Ports out of range and probes without a handler or with a bad named port.
+        let badProbes = """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: probes}
+            spec:
+              containers:
+              - name: c
+                image: a
+                ports: [{containerPort: 70000}]
+                livenessProbe: {tcpSocket: {port: 0}}
+                readinessProbe: {httpGet: {port: Not_A_Name}}
+                startupProbe: {periodSeconds: 5}
+            """
+        let probes = try server.kubectl(["create", "-f", "-"], input: badProbes)
+        #expect(probes.status != 0)
+        for field in ["spec.containers[0].ports[0].containerPort: Invalid value: 70000", "spec.containers[0].livenessProbe.tcpSocket.port: Invalid value: 0",
+                      "spec.containers[0].readinessProbe.httpGet.port: Invalid value: \"Not_A_Name\"", "spec.containers[0].startupProbe: Required value"] {
+            #expect(probes.output.contains(field), "\(field) in \(probes.output)")
+        }
+
         let badQuantity = "apiVersion: v1\nkind: Pod\nmetadata: {name: q}\nspec: {containers: [{name: c, image: a, resources: {limits: {memory: 12Qi}}}]}\n"
         let quantity = try server.kubectl(["create", "-f", "-"], input: badQuantity)
         #expect(quantity.status != 0)

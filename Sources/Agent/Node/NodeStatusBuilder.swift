@@ -51,7 +51,7 @@ public struct NodeStatusBuilder: Sendable {
         let memory = host.memory()
         let disk = host.filesystem(configuration.stateDir) ?? host.filesystem("/")
         var capacity: [String: Quantity] = [
-            "cpu": Quantity(Int64(host.cpuCount())), "memory": .bytes(memory.total), "pods": Quantity(Self.maximumPods),
+            "cpu": Quantity(Int64(host.cpuCount())), "memory": .bytes(memory.total), "pods": Quantity(Int64(configuration.maxPods ?? Int(Self.maximumPods))),
         ]
         if let disk { capacity["ephemeral-storage"] = .bytes(disk.total) }
         status.capacity = capacity

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 import KubeModel
 
 /// The kubelet's admission of a pod bound to this node (pods bound without the scheduler,
@@ -11,9 +16,22 @@ public enum PodAdmission {
 
     /// `conditions`: the node's pressure conditions now; `nodeLabels`: its labels from the API
     /// (nil while unknown: the nodeSelector is then not checked — the scheduler did).
+    /// `allowedHostPaths`: hostPath volumes must lie under one of these (nil: anywhere).
     public static func check(_ pod: Pod, admitted: [Pod], allocatable: [String: Quantity], conditions: Set<String> = [],
-                             nodeLabels: [String: String]? = nil) -> Rejection? {
+                             nodeLabels: [String: String]? = nil, allowedHostPaths: [String]? = nil) -> Rejection? {
         if let rejection = pressureRejection(pod, conditions: conditions) { return rejection }
+        if let allowedHostPaths {
+            for volume in pod.spec?.volumes ?? [] {
+                guard let path = volume.hostPath?.path else { continue }
+                // Symbolic links are followed where the path exists: a link inside an allowed
+                // directory must not lead out of it.
+                let resolved = resolvedPath(path) ?? path
+                if allowedHostPaths.contains(where: { isWithin(path, $0) }), allowedHostPaths.contains(where: { isWithin(resolved, resolvedPath($0) ?? $0) }) { continue }
+                let allowed = allowedHostPaths.isEmpty ? "none are allowed" : "allowed: \(allowedHostPaths.joined(separator: ", "))"
+                return Rejection(reason: "HostPathNotAllowed",
+                                 message: "Pod was rejected: hostPath volume \"\(volume.name)\" uses \(path), which the node's allowedHostPaths do not include (\(allowed))")
+            }
+        }
         if let os = pod.spec?.os?.name, os != "linux" {
             return Rejection(reason: "PodOSNotSupported", message: "Pod was rejected: Failed to admit pod as the OS field doesn't match node OS")
         }
@@ -42,6 +60,26 @@ public enum PodAdmission {
             return rejection("memory", requested: request.memory, used: used.memory, capacity: memory)
         }
         return nil
+    }
+
+    /// Whether `path` is `prefix` or below it, by whole path components after resolving `.` and
+    /// `..` lexically ("/srv/data/x" is within "/srv/data"; "/srv/database" and "/srv/data/../etc" are not).
+    static func isWithin(_ path: String, _ prefix: String) -> Bool {
+        func components(_ text: String) -> [Substring] {
+            var result: [Substring] = []
+            for part in text.split(separator: "/") where part != "." {
+                if part == ".." { _ = result.popLast() } else { result.append(part) }
+            }
+            return result
+        }
+        let (inside, base) = (components(path), components(prefix))
+        return inside.count >= base.count && Array(inside.prefix(base.count)) == base
+    }
+
+    static func resolvedPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// The eviction manager's admission: under memory pressure no BestEffort pod (unless it

@@ -85,7 +85,8 @@ public final class PodWorkers: Service, Sendable {
                         // Admission against the pods already running here (none of them finished).
                         let running = admitted.values.filter { $0.status?.phase != .succeeded && $0.status?.phase != .failed }
                         let rejection = PodAdmission.check(pod, admitted: Array(running), allocatable: host.nodeAllocatable,
-                                                           conditions: host.pressure.conditions, nodeLabels: host.nodeLabels.current)
+                                                           conditions: host.pressure.conditions, nodeLabels: host.nodeLabels.current,
+                                                           allowedHostPaths: host.configuration.allowedHostPaths)
                         if rejection == nil { admitted[uid] = pod }
                         if let rejection { await host.events?.record(pod, type: "Warning", reason: rejection.reason, message: rejection.message) }
                         let worker = PodWorker(pod: pod, host: host, rejection: rejection)

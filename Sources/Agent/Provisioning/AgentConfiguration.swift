@@ -62,6 +62,10 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var evictionPressureTransitionPeriod: String?
     /// The longest grace period a soft eviction gives a pod, in seconds (default: the pod's own).
     public var evictionMaxPodGracePeriod: Int64?
+    /// The most pods this node runs (kubelet `maxPods`, default 110).
+    public var maxPods: Int?
+    /// hostPath volumes must be under one of these paths (nil: any path; `[]`: no hostPath).
+    public var allowedHostPaths: [String]?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -98,12 +102,14 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         evictionMinimumReclaim = try container.decodeIfPresent([String: String].self, forKey: .evictionMinimumReclaim)
         evictionPressureTransitionPeriod = try container.decodeIfPresent(String.self, forKey: .evictionPressureTransitionPeriod)
         evictionMaxPodGracePeriod = try container.decodeIfPresent(Int64.self, forKey: .evictionMaxPodGracePeriod)
+        maxPods = try container.decodeIfPresent(Int.self, forKey: .maxPods)
+        allowedHostPaths = try container.decodeIfPresent([String].self, forKey: .allowedHostPaths)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, containerLogMaxSize, containerLogMaxFiles
-        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, unknownFields
+        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -121,6 +127,10 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             }
             try configuration.validateNetwork(path)
             do { _ = try configuration.evictionSettings() } catch { throw ProvisioningError("\(path): \(error)") }
+            if let maxPods = configuration.maxPods, maxPods < 1 { throw ProvisioningError("\(path): maxPods (\(maxPods)) must be at least 1") }
+            for allowed in configuration.allowedHostPaths ?? [] where !allowed.hasPrefix("/") {
+                throw ProvisioningError("\(path): allowedHostPaths: \"\(allowed)\" is not an absolute path")
+            }
             return configuration
         } catch let error as KubeDecodingError {
             throw ProvisioningError("\(path): \(error)")
@@ -187,6 +197,8 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         }
         if let evictionPressureTransitionPeriod { text += "evictionPressureTransitionPeriod: \(quote(evictionPressureTransitionPeriod))\n" }
         if let evictionMaxPodGracePeriod { text += "evictionMaxPodGracePeriod: \(evictionMaxPodGracePeriod)\n" }
+        if let maxPods { text += "maxPods: \(maxPods)\n" }
+        if let allowedHostPaths { text += allowedHostPaths.isEmpty ? "allowedHostPaths: []\n" : "allowedHostPaths:\n" + allowedHostPaths.map { "  - \(quote($0))\n" }.joined() }
         return text
     }
 }

@@ -45,6 +45,17 @@ enum ObjectValidation {
             : "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com')"
     }
 
+    /// IANA service names (named ports): 1-15 lowercase alphanumerics or '-', at least one letter,
+    /// no leading, trailing or double '-'.
+    static func portNameProblem(_ text: String) -> String? {
+        if text.isEmpty || text.count > 15 { return "must be no more than 15 characters" }
+        if !text.utf8.allSatisfy(isLowerAlphanumericOrDash) { return "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)" }
+        if !text.utf8.contains(where: { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") }) { return "must contain at least one letter (a-z)" }
+        if text.hasPrefix("-") || text.hasSuffix("-") { return "must not begin or end with a hyphen" }
+        if text.contains("--") { return "must not contain consecutive hyphens" }
+        return nil
+    }
+
     /// Label keys: an optional DNS subdomain prefix and a name of at most 63 characters.
     static func qualifiedNameProblem(_ key: String) -> String? {
         let parts = key.split(separator: "/", omittingEmptySubsequences: false)

@@ -37,6 +37,19 @@ enum PodValidation {
                         add("\(field).\(kind)", handlers == 0 ? "Required value: must specify a handler type" : "Forbidden: may not specify more than 1 handler type",
                             reason: handlers == 0 ? "FieldValueRequired" : "FieldValueForbidden")
                     }
+                    var ports: [(String, IntOrString)] = []
+                    if let port = probe.httpGet?.port { ports.append(("httpGet.port", port)) }
+                    if let port = probe.tcpSocket?.port { ports.append(("tcpSocket.port", port)) }
+                    if let port = probe.grpc?.port { ports.append(("grpc.port", .int(port))) }
+                    for (name, port) in ports {
+                        switch port {
+                        case .int(let number) where !(1...65535).contains(number):
+                            add("\(field).\(kind).\(name)", "Invalid value: \(number): must be between 1 and 65535, inclusive")
+                        case .string(let text) where Int(text) == nil && ObjectValidation.portNameProblem(text) != nil:
+                            add("\(field).\(kind).\(name)", "Invalid value: \"\(text)\": \(ObjectValidation.portNameProblem(text)!)")
+                        default: break
+                        }
+                    }
                     for (number, name) in [(probe.periodSeconds, "periodSeconds"), (probe.timeoutSeconds, "timeoutSeconds"), (probe.failureThreshold, "failureThreshold"), (probe.successThreshold, "successThreshold")] {
                         if let number, number < 1 { add("\(field).\(kind).\(name)", "Invalid value: \(number): must be greater than or equal to 1") }
                     }
