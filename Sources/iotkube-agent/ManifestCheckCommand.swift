@@ -36,6 +36,12 @@ struct ManifestCheckCommand: ParsableCommand {
                         print("\(file): document \(position + 1): kind is \(pod.kind ?? "missing"), expected Pod")
                         continue
                     }
+                    let problems = PodValidation.problems(pod)
+                    guard problems.isEmpty else {
+                        failed = true
+                        for problem in problems { print("\(file): pod \(pod.metadata.name ?? "(unnamed)"): \(problem.field ?? ""): \(problem.message ?? "")") }
+                        continue
+                    }
                     print("\(file): pod \(pod.metadata.name ?? "(unnamed)"): ok")
                 }
             } catch {

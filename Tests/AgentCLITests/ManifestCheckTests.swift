@@ -35,6 +35,25 @@ struct ManifestCheckTests {
         #expect(result.output.split(separator: "\n").filter { $0.hasSuffix(": ok") }.count == files.count)
     }
 
+    @Test func rulesOfTheAPIServerAreChecked() throws {
+        let file = try Self.temporaryFile("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: probes}
+            spec:
+              containers:
+              - name: app
+                image: busybox
+                livenessProbe: {httpGet: {port: 70000}}
+                readinessProbe: {periodSeconds: 2}
+            """)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let result = try Self.run(["check-manifest", file])
+        #expect(result.status == 1)
+        #expect(result.output.contains("spec.containers[0].livenessProbe.httpGet.port: Invalid value: 70000: must be between 1 and 65535"), "\(result.output)")
+        #expect(result.output.contains("spec.containers[0].readinessProbe: Required value: must specify a handler type"), "\(result.output)")
+    }
+
     @Test func reportsFileDocumentAndFieldPath() throws {
         let file = try Self.temporaryFile("""
             apiVersion: v1
@@ -67,7 +86,7 @@ struct ManifestCheckTests {
     }
 
     @Test func strictModeNamesUnknownFields() throws {
-        let file = try Self.temporaryFile("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, imagePullPolicyy: Always}]}\n")
+        let file = try Self.temporaryFile("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a, image: busybox, imagePullPolicyy: Always}]}\n")
         defer { try? FileManager.default.removeItem(atPath: file) }
         #expect(try Self.run(["check-manifest", file]).status == 0)
         let strict = try Self.run(["check-manifest", "--strict", file])

@@ -68,6 +68,11 @@ public struct StaticPodSource: Service {
                 guard pod.kind == Pod.kind else { throw ProvisioningError("kind is \(pod.kind ?? "missing"), expected Pod") }
                 guard let base = pod.metadata.name, !base.isEmpty else { throw ProvisioningError("metadata.name is missing") }
                 guard pod.spec != nil, !(pod.spec?.containers.isEmpty ?? true) else { throw ProvisioningError("spec.containers is empty") }
+                // The API server's rules, as the kubelet applies them to static pods.
+                let problems = PodValidation.problems(pod)
+                if !problems.isEmpty {
+                    throw ProvisioningError("invalid pod: " + problems.map { "\($0.field ?? ""): \($0.message ?? "")" }.joined(separator: "; "))
+                }
                 let hash = Self.hash(bytes, node: nodeName)
                 pod.metadata.name = base + "-" + nodeName
                 pod.metadata.namespace = pod.metadata.namespace ?? "default"

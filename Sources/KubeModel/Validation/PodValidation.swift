@@ -1,9 +1,8 @@
-import KubeModel
-
 /// The pod rules the API server enforces that a decoder cannot: required values, unique
 /// names, one probe handler, sane numbers.
-enum PodValidation {
-    static func problems(_ pod: Pod) -> [StatusCause] {
+public enum PodValidation {
+    /// Every problem of the pod, with the field path, as the API server reports them (422 causes).
+    public static func problems(_ pod: Pod) -> [StatusCause] {
         var causes: [StatusCause] = []
         func add(_ field: String, _ message: String, reason: String = "FieldValueInvalid") {
             causes.append(StatusCause(reason: reason, message: message, field: field))
@@ -21,7 +20,7 @@ enum PodValidation {
                 let field = "\(prefix)[\(index)]"
                 if container.name.isEmpty {
                     add("\(field).name", "Required value", reason: "FieldValueRequired")
-                } else if let problem = ObjectValidation.dnsLabelProblem(container.name) {
+                } else if let problem = NameValidation.dnsLabelProblem(container.name) {
                     add("\(field).name", "Invalid value: \"\(container.name)\": \(problem)")
                 } else if !names.insert(container.name).inserted {
                     add("\(field).name", "Duplicate value: \"\(container.name)\"", reason: "FieldValueDuplicate")
@@ -45,8 +44,8 @@ enum PodValidation {
                         switch port {
                         case .int(let number) where !(1...65535).contains(number):
                             add("\(field).\(kind).\(name)", "Invalid value: \(number): must be between 1 and 65535, inclusive")
-                        case .string(let text) where Int(text) == nil && ObjectValidation.portNameProblem(text) != nil:
-                            add("\(field).\(kind).\(name)", "Invalid value: \"\(text)\": \(ObjectValidation.portNameProblem(text)!)")
+                        case .string(let text) where Int(text) == nil && NameValidation.portNameProblem(text) != nil:
+                            add("\(field).\(kind).\(name)", "Invalid value: \"\(text)\": \(NameValidation.portNameProblem(text)!)")
                         default: break
                         }
                     }
@@ -73,31 +72,5 @@ enum PodValidation {
             add("spec.terminationGracePeriodSeconds", "Invalid value: \(grace): must be greater than or equal to 0")
         }
         return causes
-    }
-}
-
-extension PodValidation {
-    /// Kubernetes allows a pod's spec to change only in container images, activeDeadlineSeconds,
-    /// added tolerations and terminationGracePeriodSeconds; everything else is immutable.
-    static func updateProblems(old: Pod, new: Pod) -> [StatusCause] {
-        guard var oldSpec = old.spec, var newSpec = new.spec else { return [] }
-        func maskImages(_ containers: [Container]?, like other: [Container]?) -> [Container]? {
-            guard var containers, let other, containers.count == other.count else { return containers }
-            for index in containers.indices { containers[index].image = other[index].image }
-            return containers
-        }
-        newSpec.containers = maskImages(newSpec.containers, like: oldSpec.containers) ?? []
-        newSpec.initContainers = maskImages(newSpec.initContainers, like: oldSpec.initContainers)
-        newSpec.activeDeadlineSeconds = oldSpec.activeDeadlineSeconds
-        newSpec.terminationGracePeriodSeconds = oldSpec.terminationGracePeriodSeconds
-        let oldTolerations = oldSpec.tolerations ?? []
-        if (newSpec.tolerations ?? []).starts(with: oldTolerations) { newSpec.tolerations = oldSpec.tolerations }
-        // Binding sets nodeName once; the scheduler does that, not an update.
-        if oldSpec.nodeName == nil { oldSpec.nodeName = newSpec.nodeName }
-        guard oldSpec != newSpec else { return [] }
-        return [StatusCause(
-            reason: "FieldValueForbidden",
-            message: "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds`",
-            field: "spec")]
     }
 }
