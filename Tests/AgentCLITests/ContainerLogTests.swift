@@ -1,5 +1,6 @@
 import Foundation
 import KubeModel
+import Synchronization
 import Testing
 
 @testable import Agent
@@ -71,5 +72,30 @@ import Testing
         #expect(rotated.count == 2, "\(rotated)")
         #expect(rotated.last == "1.log." + ContainerLogRotation.stamp(Timestamp(seconds: 1_795_000_180)))
         #expect(try String(contentsOfFile: folder + "/" + rotated[0], encoding: .utf8).count == 60 * line.count)
+    }
+
+    @Test func followReadsOnAfterTheFileIsRotated() async throws {
+        let base = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let file = base + "/edge_meter_uid-1/app/0.log"
+        let line = "2026-11-24T00:00:01Z stdout F " + String(repeating: "x", count: 100) + "\n"
+        try (String(repeating: line, count: 50) + "2026-11-24T00:00:02Z stdout F before\n").write(toFile: file, atomically: true, encoding: .utf8)
+        let reader = ContainerLogReader(directory: base)
+        var request = ContainerLogReader.Request(namespace: "edge", pod: "meter", container: "app")
+        request.tailLines = 1
+        let received = Mutex<String>("")
+        let following = Task {
+            try await reader.follow(request, file: file) { bytes in received.withLock { $0 += String(decoding: bytes, as: UTF8.self) } }
+        }
+        defer { following.cancel() }
+        for _ in 0..<40 where !received.withLock({ $0.contains("before") }) { try await Task.sleep(for: .milliseconds(100)) }
+        // Rotation (copy + truncate), then the container writes on into the emptied file.
+        #expect(try ContainerLogRotation(maxBytes: 1024, maxFiles: 2).rotateIfNeeded(file))
+        let handle = try #require(FileHandle(forWritingAtPath: file))
+        handle.seekToEndOfFile()
+        handle.write(Data("2026-11-24T00:00:03Z stdout F after\n".utf8))
+        try handle.close()
+        for _ in 0..<40 where !received.withLock({ $0.contains("after") }) { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(received.withLock { $0 } == "before\nafter\n")
     }
 }

@@ -47,7 +47,7 @@ import Testing
         let burstable = PodAdmissionTests.pod(memory: "64Mi")
         let refused = PodAdmission.check(bestEffort, admitted: [], allocatable: allocatable, conditions: ["MemoryPressure"])
         #expect(refused?.reason == "Evicted")
-        #expect(refused?.message == "The node had condition: [MemoryPressure]. ")
+        #expect(refused?.message == "Pod was rejected: The node had condition: [MemoryPressure]. ")
         #expect(PodAdmission.check(burstable, admitted: [], allocatable: allocatable, conditions: ["MemoryPressure"]) == nil)
         // A BestEffort pod tolerating the memory-pressure taint is admitted.
         var tolerant = bestEffort
@@ -58,7 +58,7 @@ import Testing
     @Test func diskAndPIDPressureRefuseEveryPodButCriticalOnes() {
         let burstable = PodAdmissionTests.pod(memory: "64Mi")
         let refused = PodAdmission.check(burstable, admitted: [], allocatable: allocatable, conditions: ["DiskPressure", "MemoryPressure"])
-        #expect(refused?.message == "The node had condition: [DiskPressure, MemoryPressure]. ")
+        #expect(refused?.message == "Pod was rejected: The node had condition: [DiskPressure MemoryPressure]. ")
         #expect(PodAdmission.check(burstable, admitted: [], allocatable: allocatable, conditions: ["PIDPressure"])?.reason == "Evicted")
         var staticPod = burstable
         staticPod.metadata.annotations = ["kubernetes.io/config.source": "file"]

@@ -106,7 +106,7 @@ struct PodEvictionTests {
             """)
         let refused = try await node.waitForPod("late", seconds: 30) { $0.status?.phase == .failed }
         #expect(refused.status?.reason == "Evicted")
-        #expect(refused.status?.message == "The node had condition: [DiskPressure]. ")
+        #expect(refused.status?.message == "Pod was rejected: The node had condition: [DiskPressure]. ")
 
         // Pods that were not chosen run on, never restarted.
         for name in ["guaranteed", "quiet"] {

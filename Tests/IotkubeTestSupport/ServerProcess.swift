@@ -49,8 +49,19 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Stops the server (SIGTERM) and starts it again on the same data directory.
     public func restart() throws {
+        stop()
+        try start()
+    }
+
+    /// Stops the server (SIGTERM); `resume` starts it again on the same port and data.
+    public func stop() {
+        guard process.isRunning else { return }
         process.terminate()
         process.waitUntilExit()
+    }
+
+    public func resume() throws {
+        guard !process.isRunning else { return }
         try start()
     }
 

@@ -82,6 +82,11 @@ public struct ContainerLogReader: Sendable {
         return folder + "/" + request.container + "/\(current).log"
     }
 
+    static func size(_ path: String) -> Int {
+        var info = stat()
+        return stat(path, &info) == 0 ? Int(info.st_size) : 0
+    }
+
     static func modified(_ path: String) -> Int {
         var info = stat()
         return stat(path, &info) == 0 ? Int(info.st_mtim.tv_sec) : 0
@@ -141,6 +146,8 @@ public struct ContainerLogReader: Sendable {
         while !Task.isCancelled {
             try await Task.sleep(for: .milliseconds(250))
             guard FileTree.exists(file) else { return }
+            // Rotation copies the file away and truncates it: read on from its new start.
+            if Self.size(file) < offset { offset = 0 }
             let bytes = Self.read(file, from: offset)
             if !bytes.isEmpty {
                 let more = Self.messages(bytes[...], timestamps: request.timestamps)

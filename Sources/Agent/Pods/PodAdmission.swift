@@ -95,6 +95,6 @@ public enum PodAdmission {
             } ?? false
             if tolerated { return nil }
         }
-        return Rejection(reason: "Evicted", message: "The node had condition: [\(conditions.sorted().joined(separator: ", "))]. ")
+        return Rejection(reason: "Evicted", message: "Pod was rejected: The node had condition: [\(conditions.sorted().joined(separator: " "))]. ")
     }
 }

@@ -11,7 +11,9 @@ public struct PodCheckpoint: Sendable {
 
     public init(path: String) { self.path = path }
 
-    /// The pod as checkpointed: identity, labels, annotations, owner, deletion mark and spec.
+    /// The pod as checkpointed: identity, labels, annotations, owner, deletion mark and spec, and
+    /// for a pod that has ended (Succeeded, Failed — evicted, rejected) that final phase, so it
+    /// is not run again after a reboot. A final phase changes once: the file is rewritten once.
     public static func essential(_ pod: Pod) -> Pod {
         var metadata = ObjectMeta(name: pod.metadata.name, namespace: pod.metadata.namespace, labels: pod.metadata.labels, annotations: pod.metadata.annotations)
         metadata.uid = pod.metadata.uid
@@ -19,7 +21,15 @@ public struct PodCheckpoint: Sendable {
         metadata.deletionTimestamp = pod.metadata.deletionTimestamp
         metadata.deletionGracePeriodSeconds = pod.metadata.deletionGracePeriodSeconds
         metadata.ownerReferences = pod.metadata.ownerReferences
-        return Pod(metadata: metadata, spec: pod.spec)
+        var essential = Pod(metadata: metadata, spec: pod.spec)
+        if let phase = pod.status?.phase, phase == .succeeded || phase == .failed {
+            var status = PodStatus()
+            status.phase = phase
+            status.reason = pod.status?.reason
+            status.message = pod.status?.message
+            essential.status = status
+        }
+        return essential
     }
 
     /// Reads the checkpoint; a missing file is an empty set, a damaged one is an error naming it.

@@ -16,6 +16,13 @@ import SystemSupport
 // The pod status the worker reports.
 extension PodWorker {
     func report() async {
+        if alreadyReported {
+            // Only on deletion: its unchanged final status goes through the reporter, which then
+            // removes the API object.
+            guard terminating, let known = pod.status else { return }
+            await host.status.report(pod, status: known)
+            return
+        }
         let status = currentStatus()
         guard status != lastStatus else { return }
         lastStatus = status
@@ -38,6 +45,15 @@ extension PodWorker {
     }
 
     func currentStatus() -> PodStatus {
+        if rejected, let finalPhase {
+            // As the kubelet reports a pod it did not admit (kubectl shows the reason).
+            var status = PodStatus()
+            status.phase = finalPhase.phase
+            status.reason = finalPhase.reason
+            status.message = finalPhase.message
+            status.qosClass = PodStatusBuilder.qosClass(pod)
+            return status
+        }
         let initContainers = pod.spec?.initContainers ?? []
         let initializing = initContainers.contains { container in
             let run = runs[container.name]

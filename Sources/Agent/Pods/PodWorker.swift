@@ -48,6 +48,10 @@ public actor PodWorker {
     var changed = true
     /// Asked by the eviction manager: the message and the grace period to stop with.
     var pendingEviction: (message: String, gracePeriod: Int64)?
+    /// Refused by admission: never run, its status is only phase, reason, message and QoS class.
+    var rejected = false
+    /// The pod had ended before this worker started: its status is not written again.
+    var alreadyReported = false
     /// The pod was stopped by eviction and its volumes released.
     var evictionDone = false
 
@@ -64,8 +68,11 @@ public actor PodWorker {
         startTime = pod.status?.startTime
         if let phase = pod.status?.phase, phase == .succeeded || phase == .failed {
             finalPhase = (phase, pod.status?.reason, pod.status?.message)
+            // Its final status was written before (by an earlier agent): nothing to add.
+            alreadyReported = rejection == nil
         }
         if let rejection {
+            rejected = true
             finalPhase = (.failed, rejection.reason, rejection.message)
             logger.warning("pod rejected: \(rejection.message)")
         }

@@ -62,6 +62,7 @@ public final class PodWorkers: Service, Sendable {
         var sources: [String: [Pod]] = initial.isEmpty ? [:] : ["api": initial]
         var workers: [String: PodWorker] = [:]
         var admitted: [String: Pod] = [:]
+        var given: [String: Pod] = [:]
         var finished: Set<String> = []
         let continuation = self.continuation
         let host = self.host
@@ -79,6 +80,9 @@ public final class PodWorkers: Service, Sendable {
                 let ordered = desired.sorted { ($0.value.metadata.creationTimestamp ?? .now(), $0.key) < ($1.value.metadata.creationTimestamp ?? .now(), $1.key) }
                 for (uid, pod) in ordered where !finished.contains(uid) {
                     if let worker = workers[uid] {
+                        // Only a pod that changed wakes its worker (a watch event carries the whole set).
+                        guard given[uid] != pod else { continue }
+                        given[uid] = pod
                         await worker.update(pod)
                         if admitted[uid] != nil { admitted[uid] = pod }
                     } else {
@@ -91,6 +95,7 @@ public final class PodWorkers: Service, Sendable {
                         if let rejection { await host.events?.record(pod, type: "Warning", reason: rejection.reason, message: rejection.message) }
                         let worker = PodWorker(pod: pod, host: host, rejection: rejection)
                         workers[uid] = worker
+                        given[uid] = pod
                         group.addTask {
                             await worker.run()
                             if !Task.isCancelled { continuation.yield(.finished(uid: uid)) }
@@ -115,6 +120,7 @@ public final class PodWorkers: Service, Sendable {
                     }
                 case .finished(let uid):
                     workers[uid] = nil
+                    given[uid] = nil
                     admitted[uid] = nil
                     finished.insert(uid)
                 }

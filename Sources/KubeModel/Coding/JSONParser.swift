@@ -54,7 +54,7 @@ struct JSONParser {
         while true {
             skipWhitespace()
             guard peek(UInt8(ascii: "\"")) else { throw syntaxError("expected a string as object key") }
-            let keyLine = position().line
+            let keyStart = index
             let key = try parseString()
             skipWhitespace()
             guard peek(UInt8(ascii: ":")) else { throw syntaxError("expected ':' after object key \"\(key)\"") }
@@ -64,7 +64,7 @@ struct JSONParser {
             if seen.insert(key).inserted {
                 object.appendUnchecked(key, value)
             } else {
-                duplicateKeys.append("line \(keyLine): \"\(key)\"")
+                duplicateKeys.append("line \(position(at: keyStart).line): \"\(key)\"")
                 object[key] = value  // the last one wins, as in Go's encoding/json
             }
             skipWhitespace()
@@ -219,10 +219,12 @@ struct JSONParser {
         return "byte 0x" + String(byte, radix: 16)
     }
 
-    private func position() -> (line: Int, column: Int) {
+    /// Line and column of `offset` (the current index by default). Linear in the offset: only
+    /// for error messages, never on the success path.
+    private func position(at offset: Int? = nil) -> (line: Int, column: Int) {
         var line = 1
         var column = 1
-        for byte in bytes[0..<min(index, bytes.count)] {
+        for byte in bytes[0..<min(offset ?? index, bytes.count)] {
             if byte == 0x0A { line += 1; column = 1 } else { column += 1 }
         }
         return (line, column)
