@@ -2,6 +2,7 @@ import KubeClient
 import KubeModel
 import Logging
 import ServiceLifecycle
+import SystemSupport
 
 /// The kubelet's status manager: keeps the newest status of every pod, writes it to the API
 /// (`pods/status`, merge patch) only when it differs from what was last written, and holds it
@@ -24,6 +25,8 @@ public actor PodStatusReporter {
     }
 
     let client: @Sendable () -> KubeAPIClient?
+    /// Signalled on every report, so the status service writes at once instead of polling.
+    let wake = WakeSignal()
     let logger: Logger
     var entries: [String: Entry] = [:]
     public private(set) var failures = 0
@@ -40,6 +43,7 @@ public actor PodStatusReporter {
         entry.status = status
         entry.isStatic = pod.metadata.annotations?[StaticPodSource.sourceAnnotation] == "file"
         entries[uid] = entry
+        wake.signal()
     }
 
     /// The pod's containers are gone and the API asked for its deletion: delete the object once
@@ -50,6 +54,7 @@ public actor PodStatusReporter {
             return
         }
         entries[uid]?.deleteWhenWritten = true
+        wake.signal()
     }
 
     /// Writes the status of `uid` again (its API object was recreated, as a mirror pod is).
@@ -135,12 +140,11 @@ public struct PodStatusService: Service {
             let reachable = await reporter.flush()
             if reachable {
                 backoff.reset()
-                // Look for changes every 200 ms (changes come in bursts: a pod's containers starting).
-                for _ in 0..<50 {
-                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
-                    if Task.isShuttingDownGracefully || Task.isCancelled { break }
-                if await reporter.pending > 0 { break }
-                }
+                // Until a worker reports a change (at the latest in 10 s); then a moment for the
+                // rest of the burst (a pod's containers start together) before writing.
+                let waitFor: Duration = await reporter.pending > 0 ? .milliseconds(200) : .seconds(10)
+                await cancelWhenGracefulShutdown { await reporter.wake.wait(upTo: waitFor) }
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(5)) }
             } else {
                 let delay = backoff.next()
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }

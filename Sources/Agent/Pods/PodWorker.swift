@@ -46,6 +46,8 @@ public actor PodWorker {
     /// Succeeded or Failed: nothing is started any more.
     var finalPhase: (phase: PodPhase, reason: String?, message: String?)?
     var changed = true
+    /// Ends the pause between syncs when something arrives from outside.
+    let wake = WakeSignal()
     /// Asked by the eviction manager: the message and the grace period to stop with.
     var pendingEviction: (message: String, gracePeriod: Int64)?
     /// Refused by admission: never run, its status is only phase, reason, message and QoS class.
@@ -82,12 +84,14 @@ public actor PodWorker {
     public func update(_ newer: Pod) {
         pod = newer
         changed = true
+        wake.signal()
     }
 
     /// The pod is not wanted here any more: stop it (without deleting it from the API).
     public func remove() {
         unwanted = true
         changed = true
+        wake.signal()
     }
 
     var terminating: Bool { unwanted || pod.metadata.deletionTimestamp != nil }
@@ -98,6 +102,7 @@ public actor PodWorker {
         guard finalPhase == nil, pendingEviction == nil else { return }
         pendingEviction = (message, max(0, min(gracePeriod, self.gracePeriod)))
         changed = true
+        wake.signal()
     }
 
     /// Running (not yet Succeeded, Failed or evicted).
@@ -116,13 +121,9 @@ public actor PodWorker {
                 return
             }
             await sync()
-            // Wake early when a newer spec or a deletion arrives.
+            // Wake early when a newer spec, a deletion or an eviction arrives.
             changed = false
-            var waited: Duration = .zero
-            while waited < host.syncInterval && !changed && !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(100))
-                waited += .milliseconds(100)
-            }
+            await wake.wait(upTo: host.syncInterval)
         }
     }
 
