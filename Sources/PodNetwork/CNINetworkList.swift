@@ -57,8 +57,9 @@ public struct CNINetworkList: Sendable, Hashable {
         return try parse(bytes, source: path)
     }
 
-    /// The agent's default network: a bridge with host-local addresses from the node's podCIDR,
-    /// outgoing traffic masqueraded, and hostPorts through portmap.
+    /// The agent's default network: a bridge with host-local addresses from the node's podCIDR
+    /// and hostPorts through portmap. Outgoing traffic is masqueraded by the node-wide rules of
+    /// ``PodEgressMasquerade``, not per pod by the bridge plugin.
     public static func standard(podCIDR: String, bridge: String = "iotkube0", ipamDataDirectory: String) -> CNINetworkList {
         var ipam = JSONObject()
         ipam["type"] = .string("host-local")
@@ -69,7 +70,7 @@ public struct CNINetworkList: Sendable, Hashable {
         bridgePlugin["type"] = .string("bridge")
         bridgePlugin["bridge"] = .string(bridge)
         bridgePlugin["isGateway"] = .bool(true)
-        bridgePlugin["ipMasq"] = .bool(true)
+        bridgePlugin["ipMasq"] = .bool(false)
         bridgePlugin["hairpinMode"] = .bool(true)
         bridgePlugin["ipam"] = .object(ipam)
         var portmap = JSONObject()

@@ -229,3 +229,27 @@ struct PodNetworkTests {
         try PodCIDR.checkNoOverlapWithHost(hostNetwork, ownInterfaces: Set(PodCIDR.hostNetworks().map(\.interface)))
     }
 }
+
+/// The node-wide egress masquerade of the default network, in the host's real nat table.
+@Suite(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/iptables"), "needs root and iptables"))
+struct PodEgressMasqueradeTests {
+    static func rules() throws -> String {
+        try ServerProcess.run("/usr/sbin/iptables", ["-w", "5", "-t", "nat", "-S"]).output
+    }
+
+    @Test func rulesAreMadeOnceAndRemoved() throws {
+        let range = "10.253.\(Int.random(in: 0...255)).0/24"
+        let chain = PodEgressMasquerade.chain(for: range)
+        #expect(chain.count <= 28 && chain.hasPrefix("IOTKUBE-EG-0AFD"))
+        defer { PodEgressMasquerade.remove(podCIDR: range) }
+        try PodEgressMasquerade.ensure(podCIDR: range)
+        try PodEgressMasquerade.ensure(podCIDR: range)  // a restart of the agent
+        let rules = try Self.rules().split(separator: "\n")
+        #expect(rules.filter { $0.hasPrefix("-A POSTROUTING") && $0.contains("-j \(chain)") }.count == 1, "\(rules)")
+        #expect(rules.filter { $0.hasPrefix("-A \(chain) ") } == [
+            "-A \(chain) -d \(range) -j RETURN", "-A \(chain) -d 224.0.0.0/4 -j RETURN", "-A \(chain) -j MASQUERADE",
+        ])
+        PodEgressMasquerade.remove(podCIDR: range)
+        #expect(try !Self.rules().contains(chain))
+    }
+}

@@ -37,6 +37,7 @@ extension AgentConfiguration {
         let bridge = "iotkube0"
         try PodCIDR.checkNoOverlapWithHost(range, ownInterfaces: [bridge])
         let list = CNINetworkList.standard(podCIDR: range.description, bridge: bridge, ipamDataDirectory: stateDir + "/network/ipam")
+        try PodEgressMasquerade.ensure(podCIDR: range.description)
         return PodNetworkAttachments(network: list, plugins: plugins, cacheDirectory: cache)
     }
 

@@ -56,6 +56,11 @@ public struct NodeReset: Sendable {
                 clean = false
             }
         }
+        // The default network's egress rules (made for the range the node had).
+        if let range = FileTree.readText(stateDirectory + "/network/node-pod-cidr").map({ Array($0.utf8).trimmedText }), !range.isEmpty {
+            PodEgressMasquerade.remove(podCIDR: range)
+            lines.append("removed the egress masquerade of \(range)")
+        }
         for mountPoint in Self.mountPoints(under: stateDirectory) {
             if umount2(mountPoint, Int32(MNT_DETACH)) == 0 {
                 lines.append("unmounted \(mountPoint)")
