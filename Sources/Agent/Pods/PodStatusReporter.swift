@@ -68,60 +68,76 @@ public actor PodStatusReporter {
     /// Pods whose status is not written yet.
     public var pending: Int { entries.values.filter(\.due).count }
 
-    /// Writes what changed; false when the API could not be reached (try again later).
+    /// Writes what changed; false when the API could not be reached (try again later). Up to
+    /// eight pods are written at once (pods that start together are reported together).
     public func flush() async -> Bool {
         guard let client = client() else { return true }
+        let due = entries.keys.sorted().filter { entries[$0]?.due == true }
         var reachable = true
-        for uid in entries.keys.sorted() {
-            // A copy: workers report newer statuses (and finish pods) while a write is under way,
-            // so only what was sent is recorded afterwards, never the copy as a whole.
-            guard let entry = entries[uid], entry.due else { continue }
-            let status = entry.status
-            var written: PodStatus?, deleted = false, retryAfter: ContinuousClock.Instant?
-            do {
-                if entry.written != status {
-                    var patch: JSONValue = ["status": try KubeJSON.tree(status)]
-                    if !entry.isStatic { patch.set(["metadata"], ["uid": .string(entry.uid)]) }
-                    _ = try await client.mergePatch(Pod.self, namespace: entry.namespace, name: entry.name, patch: patch, subresource: "status")
-                    written = status
-                }
-                // Deleted only once the status the worker ended with is written.
-                if entry.deleteWhenWritten && !entry.deleted && entries[uid]?.status == status {
-                    let current = try await client.get(Pod.self, namespace: entry.namespace, name: entry.name)
-                    if current.metadata.uid == entry.uid {
-                        try await client.delete(Pod.self, namespace: entry.namespace, name: entry.name, gracePeriodSeconds: 0)
-                        logger.info("pod \(entry.namespace)/\(entry.name) deleted from the API after its containers stopped")
-                    }
-                    deleted = true
-                }
-            } catch {
-                let code = (error as? KubeClientError)?.statusCode
-                logger.debug("pod \(entry.namespace)/\(entry.name): status write answered \(code.map(String.init) ?? "no response"): \(error)")
-                if code == 404, entry.isStatic {
-                    // The mirror pod is not there yet: written once it is.
-                    retryAfter = .now + .seconds(5)
-                } else if code == 404 || code == 409 {
-                    // The object is gone or is another pod of the same name now: nothing to write.
-                    written = status
-                    deleted = entry.deleteWhenWritten
-                } else {
-                    reachable = false
-                    failures += 1
-                    if failures == 1 || failures % 20 == 0 {
-                        logger.warning("pod status for \(entry.namespace)/\(entry.name) not written (kept until the API is back): \(error)")
-                    }
-                }
+        var next = 0
+        while reachable && next < due.count {
+            let batch = due[next..<min(due.count, next + 8)]
+            next += batch.count
+            reachable = await withTaskGroup(of: Bool.self) { group in
+                for uid in batch { group.addTask { await self.write(uid, client: client) } }
+                var all = true
+                for await written in group where !written { all = false }
+                return all
             }
-            if deleted {
-                entries[uid] = nil
-            } else if var current = entries[uid] {
-                if let written { current.written = written }
-                current.retryAfter = retryAfter
-                entries[uid] = current
-            }
-            if !reachable { break }
         }
         if reachable { failures = 0 }
+        return reachable
+    }
+
+    /// Writes one pod's status (and deletes it when asked); false when the API was unreachable.
+    private func write(_ uid: String, client: KubeAPIClient) async -> Bool {
+        var reachable = true
+        // A copy: workers report newer statuses (and finish pods) while a write is under way,
+        // so only what was sent is recorded afterwards, never the copy as a whole.
+        guard let entry = entries[uid], entry.due else { return true }
+        let status = entry.status
+        var written: PodStatus?, deleted = false, retryAfter: ContinuousClock.Instant?
+        do {
+            if entry.written != status {
+                var patch: JSONValue = ["status": try KubeJSON.tree(status)]
+                if !entry.isStatic { patch.set(["metadata"], ["uid": .string(entry.uid)]) }
+                _ = try await client.mergePatch(Pod.self, namespace: entry.namespace, name: entry.name, patch: patch, subresource: "status")
+                written = status
+            }
+            // Deleted only once the status the worker ended with is written.
+            if entry.deleteWhenWritten && !entry.deleted && entries[uid]?.status == status {
+                let current = try await client.get(Pod.self, namespace: entry.namespace, name: entry.name)
+                if current.metadata.uid == entry.uid {
+                    try await client.delete(Pod.self, namespace: entry.namespace, name: entry.name, gracePeriodSeconds: 0)
+                    logger.info("pod \(entry.namespace)/\(entry.name) deleted from the API after its containers stopped")
+                }
+                deleted = true
+            }
+        } catch {
+            let code = (error as? KubeClientError)?.statusCode
+            logger.debug("pod \(entry.namespace)/\(entry.name): status write answered \(code.map(String.init) ?? "no response"): \(error)")
+            if code == 404, entry.isStatic {
+                // The mirror pod is not there yet: written once it is.
+                retryAfter = .now + .seconds(5)
+            } else if code == 404 || code == 409 {
+                // The object is gone or is another pod of the same name now: nothing to write.
+                written = status
+                deleted = entry.deleteWhenWritten
+            } else {
+                reachable = false
+                failures += 1
+                if failures == 1 || failures % 20 == 0 {
+                    logger.warning("pod status for \(entry.namespace)/\(entry.name) not written (kept until the API is back): \(error)")
+                }
+            }
+        }
+        if deleted {
+            entries[uid] = nil
+        } else if var current = entries[uid] {
+            if let written { current.written = written }
+            current.retryAfter = retryAfter
+            entries[uid] = current
+        }
         return reachable
     }
 
