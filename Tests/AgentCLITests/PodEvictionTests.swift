@@ -92,7 +92,13 @@ struct PodEvictionTests {
         #expect(fill?.state?.terminated != nil, "\(String(describing: fill))")
         // The hard threshold gave it a second, not its 30 s grace period; its emptyDir went with it.
         #expect(fill?.state?.terminated?.exitCode == 137 || fill?.state?.terminated?.exitCode == 143)
-        #expect(freeFraction(node.stateDirectory) > 0.8, "storage not given back: \(freeFraction(node.stateDirectory))")
+        // The status comes first; the volumes are released right after it.
+        var released = false
+        for _ in 0..<60 {
+            if freeFraction(node.stateDirectory) > 0.8 { released = true; break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        #expect(released, "storage not given back: \(freeFraction(node.stateDirectory))")
 
         // DiskPressure on the Node, and a pod bound while it lasts is refused by admission.
         #expect(try await waitForNodeCondition(node, "DiskPressure", "True", seconds: 20), "\(node.agentLogTail)")
