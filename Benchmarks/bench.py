@@ -275,6 +275,17 @@ class Cluster:
                     run([self.bin("iotkube-agent"), "runtime", "--root", self.runtime_root, "delete", "--force", container], check=False)
         run(["/bin/sh", "-c", f"grep -F ' {self.work}/' /proc/self/mountinfo | awk '{{print $5}}' | sort -r | xargs -r -n1 umount -l"], check=False)
         run(["ip", "link", "del", "iotkube0"], check=False)
+        # The default network's node-wide egress chain (what `iotkube-agent reset` removes).
+        try:
+            cidr = open(os.path.join(self.state_dir, "network", "node-pod-cidr")).read().strip()
+        except (OSError, AttributeError):
+            cidr = ""
+        if cidr:
+            address, prefix = cidr.split("/")
+            chain = "IOTKUBE-EG-" + "".join(f"{int(octet):02X}" for octet in address.split(".")) + "-" + prefix
+            run(["iptables", "-w", "5", "-t", "nat", "-D", "POSTROUTING", "-s", cidr, "-m", "comment", "--comment", "iotkube pod egress", "-j", chain], check=False)
+            run(["iptables", "-w", "5", "-t", "nat", "-F", chain], check=False)
+            run(["iptables", "-w", "5", "-t", "nat", "-X", chain], check=False)
 
 
 class ReadyWatch:
