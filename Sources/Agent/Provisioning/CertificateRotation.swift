@@ -39,6 +39,24 @@ public final class CertificateRotation: Sendable {
     public var client: KubeAPIClient { state.withLock { $0.client } }
     public var expiry: Timestamp { state.withLock { $0.notAfter } }
 
+    /// The certificate expired (the board was offline past its end): a new one is requested with
+    /// the bootstrap token join kept, as the kubelet does with its bootstrap kubeconfig. Without a
+    /// usable token the error says what to do.
+    func rebootstrap(expiredAt notAfter: Timestamp, log: @Sendable (String) -> Void) async throws -> NodeCredentials {
+        let rejoin = "join again with a new token: `iotkube-agent join --force <token>` (from `iotkube-server token create` or `kubeadm token create`)"
+        guard let path = configuration.bootstrapKubeconfig, let bytes = try AtomicFile.read(path) else {
+            throw ProvisioningError("the client certificate expired at \(notAfter) and there is no bootstrap kubeconfig to renew it with: \(rejoin)")
+        }
+        let directory = String(path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/"))
+        let bootstrap = try KubeAPIClient(configuration: try Kubeconfig.parse(bytes, directory: directory.isEmpty ? "." : directory))
+        log("the client certificate expired at \(notAfter): requesting a new one with the bootstrap token in \(path)")
+        do {
+            return try await NodeCredentials.request(nodeName: configuration.nodeName, client: bootstrap)
+        } catch let error as KubeClientError where error.statusCode == 401 || error.statusCode == 403 {
+            throw ProvisioningError("the client certificate expired at \(notAfter) and the bootstrap token in \(path) is no longer accepted (\(error)): \(rejoin)")
+        }
+    }
+
     /// When to renew: a random point between 70 and 90 % of the certificate's life.
     static func threshold(notBefore: Timestamp, notAfter: Timestamp, override: Timestamp?) -> Timestamp {
         if let override { return override }
@@ -57,10 +75,12 @@ public final class CertificateRotation: Sendable {
     public func renewIfDue(now: Timestamp = .now(), log: @Sendable (String) -> Void) async throws -> Bool {
         let (client, renewAt, notAfter) = state.withLock { ($0.client, $0.renewAt, $0.notAfter) }
         guard now >= renewAt else { return false }
+        let credentials: NodeCredentials
         if now >= notAfter {
-            log("the client certificate expired at \(notAfter): this board must join again (`iotkube-agent join --force <new token>`)")
+            credentials = try await rebootstrap(expiredAt: notAfter, log: log)
+        } else {
+            credentials = try await NodeCredentials.request(nodeName: configuration.nodeName, client: client)
         }
-        let credentials = try await NodeCredentials.request(nodeName: configuration.nodeName, client: client)
         guard let old = try AtomicFile.read(configuration.kubeconfig) else { throw ProvisioningError("\(configuration.kubeconfig) disappeared") }
         var renewedConfiguration = try Kubeconfig.parse(old, directory: kubeconfigDirectory)
         renewedConfiguration.clientCertificatePEM = Array(credentials.certificatePEM.utf8)

@@ -26,6 +26,7 @@ public struct Joiner: Sendable {
 
     public var configurationPath: String { "\(configDirectory)/agent.yaml" }
     public var kubeconfigPath: String { "\(configDirectory)/kubeconfig" }
+    public var bootstrapKubeconfigPath: String { "\(configDirectory)/bootstrap-kubeconfig" }
 
     /// What join did.
     public enum Outcome: Sendable, Equatable {
@@ -48,10 +49,15 @@ public struct Joiner: Sendable {
         try AtomicFile.makeDirectory(configDirectory, mode: 0o700)
         let kubeconfig = Self.kubeconfig(server: server, caPEM: caPEM, nodeName: nodeName, credentials: credentials)
         try AtomicFile.write(kubeconfig, to: kubeconfigPath, mode: 0o600)
+        // Kept (0600), as the kubelet keeps its bootstrap kubeconfig: a board offline past its
+        // certificate's expiry joins again with it while the token is still valid.
+        try AtomicFile.write(ClientKubeconfig.render(server: server, caPEM: caPEM, user: "bootstrap-\(token.id)", token: token.description),
+                             to: bootstrapKubeconfigPath, mode: 0o600)
         var configuration = AgentConfiguration()
         configuration.nodeName = nodeName
         configuration.server = server
         configuration.kubeconfig = kubeconfigPath
+        configuration.bootstrapKubeconfig = bootstrapKubeconfigPath
         configuration.stateDir = stateDirectory
         configuration.port = port
         configuration.labels = labels.isEmpty ? nil : labels

@@ -44,6 +44,8 @@ public struct NodeCredentials: Sendable {
         do {
             created = try await client.create(csr)
         } catch {
+            // An unauthenticated or forbidden requester is told as such (the caller says what to do).
+            if error.statusCode == 401 || error.statusCode == 403 { throw error }
             throw ProvisioningError("the server refused the certificate request: \(error)")
         }
         let name = created.metadata.name ?? ""

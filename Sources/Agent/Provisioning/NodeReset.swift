@@ -73,7 +73,7 @@ public struct NodeReset: Sendable {
             let status = SystemdUnit.run(["ip", "link", "delete", "iotkube0"])
             lines.append(status == 0 ? "removed the pod bridge iotkube0" : "ip link delete iotkube0: exit \(status)")
         }
-        for file in [configDirectory + "/agent.yaml", configDirectory + "/kubeconfig"] where FileTree.exists(file) {
+        for file in [configDirectory + "/agent.yaml", configDirectory + "/kubeconfig", configDirectory + "/bootstrap-kubeconfig"] where FileTree.exists(file) {
             if unlink(file) == 0 { lines.append("removed \(file)") } else {
                 lines.append("removing \(file): \(String(cString: strerror(errno)))")
                 clean = false

@@ -29,6 +29,32 @@ public enum ClientKubeconfig {
     }
 }
 
+extension ClientKubeconfig {
+    /// A kubeconfig authenticating with a bearer token (the kubelet's bootstrap kubeconfig).
+    public static func render(server: String, caPEM: [UInt8], user: String, token: String) -> String {
+        """
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: iotkube
+          cluster:
+            server: \(server)
+            certificate-authority-data: \(Data(caPEM).base64EncodedString())
+        users:
+        - name: \(user)
+          user:
+            token: \(token)
+        contexts:
+        - name: \(user)@iotkube
+          context:
+            cluster: iotkube
+            user: \(user)
+        current-context: \(user)@iotkube
+
+        """
+    }
+}
+
 /// base64url without padding (RFC 4648 §5), as JWS and join tokens use it.
 public enum Base64URL {
     public static func encode(_ bytes: [UInt8]) -> String {
