@@ -1,37 +1,20 @@
 import FoundationEssentials
 
-/// Writes the kubeconfig files iotkube hands out (admin, nodes): one cluster, one user with a
-/// client certificate, one context.
+/// Writes the kubeconfig files iotkube hands out (admin, nodes, the bootstrap token): one
+/// cluster, one user with a client certificate or a token, one context.
 public enum ClientKubeconfig {
     public static func render(server: String, caPEM: [UInt8], user: String, certificatePEM: [UInt8], keyPEM: [UInt8]) -> String {
-        func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
-        return """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: iotkube
-              cluster:
-                server: \(server)
-                certificate-authority-data: \(base64(caPEM))
-            users:
-            - name: \(user)
-              user:
-                client-certificate-data: \(base64(certificatePEM))
-                client-key-data: \(base64(keyPEM))
-            contexts:
-            - name: \(user)@iotkube
-              context:
-                cluster: iotkube
-                user: \(user)
-            current-context: \(user)@iotkube
-
-            """
+        render(server: server, caPEM: caPEM, user: user, credentials: [
+            "client-certificate-data: \(Data(certificatePEM).base64EncodedString())", "client-key-data: \(Data(keyPEM).base64EncodedString())",
+        ])
     }
-}
 
-extension ClientKubeconfig {
     /// A kubeconfig authenticating with a bearer token (the kubelet's bootstrap kubeconfig).
     public static func render(server: String, caPEM: [UInt8], user: String, token: String) -> String {
+        render(server: server, caPEM: caPEM, user: user, credentials: ["token: \(token)"])
+    }
+
+    private static func render(server: String, caPEM: [UInt8], user: String, credentials: [String]) -> String {
         """
         apiVersion: v1
         kind: Config
@@ -43,8 +26,7 @@ extension ClientKubeconfig {
         users:
         - name: \(user)
           user:
-            token: \(token)
-        contexts:
+        \(credentials.map { "    " + $0 + "\n" }.joined())contexts:
         - name: \(user)@iotkube
           context:
             cluster: iotkube
