@@ -71,6 +71,21 @@ struct HTTPSTransport: Sendable {
         }
     }
 
+    /// Writes a request. A failed TLS handshake closes the channel under the write; the inbound
+    /// stream then ends with the reason (an untrusted certificate, say), which is thrown instead
+    /// of "I/O on closed channel".
+    private static func write(
+        _ parts: [HTTPClientRequestPart], to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>,
+        reasonFrom inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>
+    ) async throws {
+        do {
+            for part in parts { try await outbound.write(part) }
+        } catch {
+            for try await _ in inbound {}
+            throw error
+        }
+    }
+
     private func head(_ method: HTTPMethod, _ path: String, contentType: String?, bodyLength: Int) -> HTTPRequestHead {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: serverHostname.map { "\($0):\(port)" } ?? "\(host):\(port)")
@@ -130,9 +145,10 @@ struct HTTPSTransport: Sendable {
             return try await withThrowingTaskGroup(of: (Int, [UInt8])?.self) { group in
                 group.addTask {
                     try await connection.executeThenClose { inbound, outbound in
-                        try await outbound.write(.head(head(method, path, contentType: contentType, bodyLength: body?.count ?? 0)))
-                        if let body, !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                        try await outbound.write(.end(nil))
+                        try await Self.write(
+                            [.head(head(method, path, contentType: contentType, bodyLength: body?.count ?? 0))]
+                                + (body.map { $0.isEmpty ? [] : [.body(.byteBuffer(ByteBuffer(bytes: $0)))] } ?? []) + [.end(nil)],
+                            to: outbound, reasonFrom: inbound)
                         var status = 0
                         var collected: [UInt8] = []
                         for try await part in inbound {
@@ -175,8 +191,7 @@ struct HTTPSTransport: Sendable {
         do {
             return try await withTaskCancellationHandler {
                 try await connection.executeThenClose { inbound, outbound in
-                    try await outbound.write(.head(head(.GET, path, contentType: nil, bodyLength: 0)))
-                    try await outbound.write(.end(nil))
+                    try await Self.write([.head(head(.GET, path, contentType: nil, bodyLength: 0)), .end(nil)], to: outbound, reasonFrom: inbound)
                     var status = 0
                     var pending: [UInt8] = []
                     for try await part in inbound {

@@ -4,8 +4,8 @@ import SystemSupport
 /// Outgoing traffic of the default pod network, masqueraded by one node-wide rule set instead
 /// of the bridge plugin's per-pod chain (which runs iptables nine times on every pod start and
 /// again on every stop — most of a pod's start time on a small board): POSTROUTING sends the
-/// pod range to the chain IOTKUBE-EGRESS, which leaves traffic within the range and multicast
-/// alone and masquerades the rest. Made idempotently when the network is set up.
+/// pod range to the range's chain (``chain(for:)``), which leaves traffic within the range and
+/// multicast alone and masquerades the rest. Made idempotently when the network is set up.
 public enum PodEgressMasquerade {
     static let comment = "iotkube pod egress"
 

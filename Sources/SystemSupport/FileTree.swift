@@ -22,10 +22,18 @@ public enum FileTree {
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            let name = entryName(entry)
             if name != "." && name != ".." { names.append(name) }
         }
         return names.sorted()
+    }
+
+    /// The name in a directory entry, read in place: the kernel packs entries as tight as their
+    /// names, so copying the whole 256-byte `d_name` field of the last entry in readdir's buffer
+    /// can read past its end into an unmapped page.
+    static func entryName(_ entry: UnsafeMutablePointer<dirent>) -> String {
+        let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
     }
 
     /// Removes a file or a whole tree; a missing path is fine. Directories without write or

@@ -31,6 +31,8 @@ import Testing
         #expect { _ = try configuration.podNetwork(nodePodCIDR: nil) } throws: {
             "\($0)" == "no pod network: no CNI configuration in \(netd), the Node has no spec.podCIDR (yet) and agent.yaml sets no podCIDR"
         }
+        // Setting up the default network installs its egress chain on the host: removed after.
+        defer { for range in ["10.199.0.0/24", "10.198.3.0/24"] { PodEgressMasquerade.remove(podCIDR: range) } }
         // The Node's range wins over the configured one.
         configuration.podCIDR = "10.199.0.0/24"
         let fromNode = try configuration.podNetwork(nodePodCIDR: "10.198.3.0/24")

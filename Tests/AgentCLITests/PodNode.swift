@@ -165,6 +165,7 @@ final class PodNode: @unchecked Sendable {
         unmountState()
         if stateIsTmpfs { _ = try? ServerProcess.run("/bin/umount", ["-l", stateDirectory]) }
         _ = try? ServerProcess.run("/bin/sh", ["-c", "ip link del \(bridge) 2>/dev/null; true"])
+        PodEgressMasquerade.remove(podCIDR: podCIDR)
         // IOTKUBE_KEEP_TEST_NODES=1 keeps the node's files (agent log, state) for a look afterwards.
         if ProcessInfo.processInfo.environment["IOTKUBE_KEEP_TEST_NODES"] != "1" { try? FileManager.default.removeItem(atPath: base) }
     }

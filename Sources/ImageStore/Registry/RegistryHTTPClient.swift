@@ -138,8 +138,15 @@ final class RegistryHTTPClient: Sendable {
         var failure: ImageStoreError?
         do {
             try await connection.executeThenClose { inbound, outbound in
-                try await outbound.write(.head(head))
-                try await outbound.write(.end(nil))
+                do {
+                    try await outbound.write(.head(head))
+                    try await outbound.write(.end(nil))
+                } catch {
+                    // A failed TLS handshake closes the channel under the write; the inbound
+                    // stream ends with the reason (an untrusted certificate, say): report that.
+                    for try await _ in inbound {}
+                    throw error
+                }
                 for try await part in inbound {
                     switch part {
                     case .head(let received):
