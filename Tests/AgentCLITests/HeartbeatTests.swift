@@ -4,6 +4,7 @@ import Foundation
 import IotkubeTestSupport
 import KubeClient
 import KubeModel
+import PodNetwork
 import Testing
 import X509
 
@@ -42,7 +43,8 @@ struct HeartbeatTests {
         /// `start: false` only joins; `start()` runs the agent later.
         init(server: ServerProcess, name: String, environment: [String: String] = [:], extraArguments: [String] = [], token: String? = nil,
              start: Bool = true) throws {
-            let joined = try ServerProcess.run(JoinTests.agent, ["join", try token ?? JoinTests.token(server), "--node-name", name, "--config-dir", directory.path, "--port", String(port), "--no-start"])
+            let joined = try ServerProcess.run(JoinTests.agent, ["join", try token ?? JoinTests.token(server), "--node-name", name, "--config-dir", directory.path,
+                                                             "--state-dir", directory.appendingPathComponent("state").path, "--port", String(port), "--no-start"])
             guard joined.status == 0 else { throw TestFailure("join: \(joined.output)") }
             process.executableURL = URL(fileURLWithPath: JoinTests.agent)
             process.arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"] + extraArguments
@@ -90,6 +92,10 @@ struct HeartbeatTests {
             if process.isRunning {
                 process.terminate()
                 process.waitUntilExit()
+            }
+            // The default pod network's egress chain stays on the host until reset: removed here.
+            if let range = try? String(contentsOf: directory.appendingPathComponent("state/network/node-pod-cidr"), encoding: .utf8) {
+                PodEgressMasquerade.remove(podCIDR: range.trimmingCharacters(in: .whitespacesAndNewlines))
             }
             try? FileManager.default.removeItem(at: directory)
         }

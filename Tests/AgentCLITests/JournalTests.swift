@@ -18,7 +18,8 @@ struct JournalTests {
         let server = try ServerProcess()
         let directory = JoinTests.configDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
-        let joined = try ServerProcess.run(JoinTests.agent, ["join", try JoinTests.token(server), "--node-name", "pi-journal", "--config-dir", directory.path, "--port", String(try ServerProcess.freePort()), "--no-start"])
+        let joined = try ServerProcess.run(JoinTests.agent, ["join", try JoinTests.token(server), "--node-name", "pi-journal", "--config-dir", directory.path,
+                                                             "--state-dir", directory.appendingPathComponent("state").path, "--port", String(try ServerProcess.freePort()), "--no-start"])
         #expect(joined.status == 0, "\(joined.output)")
         server.process.terminate()  // the agent will log failed heartbeats (warnings)
         server.process.waitUntilExit()
