@@ -12,4 +12,14 @@ ssize_t iotkube_lgetxattr(const char *path, const char *name, void *value, size_
 /// syncfs(2): flushes the file system holding `fd`.
 int iotkube_syncfs(int fd);
 
+/// openat2(2) with `resolve` flags (IOTKUBE_RESOLVE_*); O_CLOEXEC is always added.
+/// Resolves `path` relative to `directory` without leaving it, as the flags demand.
+int iotkube_openat2(int directory, const char *path, int flags, mode_t mode, unsigned long long resolve);
+/// The RESOLVE_* flags of <linux/openat2.h>, for Swift.
+#define IOTKUBE_RESOLVE_NO_XDEV 0x01ULL
+#define IOTKUBE_RESOLVE_NO_MAGICLINKS 0x02ULL
+#define IOTKUBE_RESOLVE_NO_SYMLINKS 0x04ULL
+#define IOTKUBE_RESOLVE_BENEATH 0x08ULL
+#define IOTKUBE_RESOLVE_IN_ROOT 0x10ULL
+
 #endif
