@@ -109,7 +109,7 @@ let package = Package(
         // Host plumbing shared by both programs: atomic file writes, sd_notify, resource limits.
         .target(
             name: "SystemSupport",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["CFileSystem", .product(name: "Logging", package: "swift-log")]
         ),
         // The agent's logic: provisioning (join), and later heartbeat, pods, probes.
         .target(
@@ -121,6 +121,7 @@ let package = Package(
                 "Runtime",
                 "KubeClient",
                 "SystemSupport",
+                "CFileSystem",
                 "HTTPServing",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),

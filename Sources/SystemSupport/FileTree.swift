@@ -36,18 +36,20 @@ public enum FileTree {
         return String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
     }
 
-    /// Removes a file or a whole tree; a missing path is fine. Directories without write or
-    /// search permission (read-only image directories) are opened up first.
+    /// Removes a file or a whole tree; a missing path is fine. The tree is read through
+    /// descriptors and no symlink is followed, so a container racing the removal (swapping a
+    /// directory for a link) cannot redirect it; a mount point inside is refused, not emptied.
+    /// Directories without write or search permission (read-only image directories) are opened up.
     public static func remove(_ path: String) throws(FileError) {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
         var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        if info.st_mode & S_IFMT == S_IFDIR {
-            chmod(path, 0o700)
-            for name in list(path) { try remove(path + "/" + name) }
-            guard rmdir(path) == 0 || errno == ENOENT else { throw FileError(operation: "rmdir", path: path, code: errno) }
-        } else {
-            guard unlink(path) == 0 || errno == ENOENT else { throw FileError(operation: "unlink", path: path, code: errno) }
-        }
+        guard lstat(String(trimmed), &info) == 0 else { return }
+        let slash = trimmed.lastIndex(of: "/")
+        let parentPath = slash.map { $0 == trimmed.startIndex ? "/" : String(trimmed[..<$0]) } ?? "."
+        let name = slash.map { String(trimmed[trimmed.index(after: $0)...]) } ?? String(trimmed)
+        guard DirectoryHandle.isPlainName(name) else { throw FileError(operation: "remove", path: path, code: EINVAL) }
+        try DirectoryHandle(path: parentPath, followingSymlinks: true).remove(name)
     }
 
     /// Whether something (even a dangling symlink) is at `path`.

@@ -220,7 +220,7 @@ struct PodAssemblyTests {
             args: ["sh", "-c", "cat /etc/motd /etc/app/level; echo; grep -h assembled /etc/hosts; grep plc /etc/hosts; cat /etc/resolv.conf; hostname; echo written > /etc/motd; echo kept > /scratch/out; echo 'gave up' > /dev/termination-log"],
             env: ["PATH=/bin"], workingDirectory: "/")
         var mounts = try files.mounts(for: container)
-        mounts += try PodVolumes.mounts(for: container, volumes: paths)
+        mounts += try volumes.mounts(for: container, volumes: paths)
         let spec = try ContainerSpecBuilder.build(ContainerSpecBuilder.Input(
             pod: pod, container: container, process: process, imageUser: nil, rootfs: rootfs, sandbox: sandbox,
             cgroupsPath: "/iotkube-test/assembly-\(UUID().uuidString)", mounts: mounts, seccompProfileRoot: base, nodeMemoryCapacity: 1 << 30))
@@ -233,7 +233,7 @@ struct PodAssemblyTests {
         // The write went to the container's own layer; the image layers are untouched.
         #expect(try String(contentsOfFile: top + "/etc/motd", encoding: .utf8) == "from the top layer\n")
         #expect(try String(contentsOfFile: containerDirectory + "/upper/etc/motd", encoding: .utf8) == "written\n")
-        #expect(try String(contentsOfFile: paths["scratch"]! + "/out", encoding: .utf8) == "kept\n")
+        #expect(try String(contentsOfFile: paths["scratch"]!.path + "/out", encoding: .utf8) == "kept\n")
         #expect(try String(contentsOfFile: files.terminationMessagePath(container: "app"), encoding: .utf8) == "gave up\n")
     }
 }

@@ -109,10 +109,12 @@ struct PodVolumesTests {
         let sources = VolumePayload.Sources(configMap: { _ in ConfigMap(metadata: ObjectMeta(name: "settings"), data: ["level": "debug"]) })
         let paths = try volumes.prepare(pod, sources: sources, memoryLimit: 1 << 30)
         defer { try? volumes.tearDown() }
-        #expect(paths["data"] == host + "/data" && FileManager.default.fileExists(atPath: host + "/new/dir"))
-        #expect(try String(contentsOfFile: paths["settings"]! + "/level", encoding: .utf8) == "debug")
+        // hostPath volumes are the agent's bind mounts of what it opened and checked.
+        #expect(paths["data"]?.path == base + "/pod/volume-hostpaths/data" && FileManager.default.fileExists(atPath: host + "/new/dir"))
+        #expect(paths["settings"]?.apiData == true && paths["data"]?.apiData == false)
+        #expect(try String(contentsOfFile: paths["settings"]!.path + "/level", encoding: .utf8) == "debug")
         // The Memory emptyDir is a 1 MiB tmpfs: a 2 MiB file does not fit.
-        let fill = try ServerProcess.run("/bin/sh", ["-c", "head -c 2097152 /dev/zero > \(paths["scratch"]!)/big; echo $?; df -k \(paths["scratch"]!) | tail -1"])
+        let fill = try ServerProcess.run("/bin/sh", ["-c", "head -c 2097152 /dev/zero > \(paths["scratch"]!.path)/big; echo $?; df -k \(paths["scratch"]!.path) | tail -1"])
         #expect(fill.output.contains("No space left on device") && fill.output.contains("\n1\n") && fill.output.contains("tmpfs"), "\(fill.output)")
 
         var wrongType = Volume(name: "wrong")
@@ -124,15 +126,18 @@ struct PodVolumesTests {
 
         var container = Container(name: "app")
         container.volumeMounts = [VolumeMount(name: "settings", mountPath: "/etc/app", readOnly: true), VolumeMount(name: "data", mountPath: "/data", subPath: "logs")]
-        let mounts = try PodVolumes.mounts(for: container, volumes: paths)
+        let mounts = try volumes.mounts(for: container, volumes: paths)
+        #expect(FileManager.default.fileExists(atPath: host + "/data/logs"), "a missing subPath is made inside the volume")
+        try "kept".write(toFile: host + "/data/logs/marker", atomically: true, encoding: .utf8)
         #expect(mounts.map(\.destination) == ["/etc/app", "/data"])
-        #expect(mounts[0].options == ["rbind", "ro", "rprivate"] && mounts[1].source == host + "/data/logs")
+        #expect(mounts[0].options == ["rbind", "ro", "rprivate"] && mounts[1].source == base + "/pod/volume-subpaths/data/app/1")
+        #expect(try String(contentsOfFile: (mounts[1].source ?? "") + "/marker", encoding: .utf8) == "kept", "the subPath's bind mount")
         container.volumeMounts = [VolumeMount(name: "data", mountPath: "/x", subPath: "escape")]
-        #expect { _ = try PodVolumes.mounts(for: container, volumes: paths) } throws: { "\($0)".contains("subPath \"escape\" leads outside the volume") }
+        #expect { _ = try volumes.mounts(for: container, volumes: paths) } throws: { "\($0)".contains("subPath \"escape\" leads outside the volume") }
         container.volumeMounts = [VolumeMount(name: "data", mountPath: "/x", subPath: "../../etc")]
-        #expect { _ = try PodVolumes.mounts(for: container, volumes: paths) } throws: { "\($0)".contains("must stay inside the volume") }
+        #expect { _ = try volumes.mounts(for: container, volumes: paths) } throws: { "\($0)".contains("must stay inside the volume") }
         container.volumeMounts = [VolumeMount(name: "nope", mountPath: "/x")]
-        #expect { _ = try PodVolumes.mounts(for: container, volumes: paths) } throws: { "\($0)" == "container app: volumeMount nope: the pod has no volume \"nope\"" }
+        #expect { _ = try volumes.mounts(for: container, volumes: paths) } throws: { "\($0)" == "container app: volumeMount nope: the pod has no volume \"nope\"" }
         try volumes.tearDown()
         #expect(!FileManager.default.fileExists(atPath: base + "/pod/volumes"))
     }

@@ -125,7 +125,7 @@ extension PodWorker {
             let terminationLog = files.terminationMessagePath(container: container.name)
             if FileTree.exists(terminationLog) { truncate(terminationLog, 0) }
             var mounts = try files.mounts(for: container)
-            mounts += try PodVolumes.mounts(for: container, volumes: volumePaths ?? [:])
+            mounts += try volumes.mounts(for: container, volumes: volumePaths ?? [:])
             var spec = try ContainerSpecBuilder.build(ContainerSpecBuilder.Input(
                 pod: pod, container: container, process: process, imageUser: configuration.config?.user, rootfs: rootfs,
                 sandbox: hostNetwork ? nil : sandbox, cgroupsPath: id, mounts: mounts, seccompProfileRoot: host.seccompProfileRoot,

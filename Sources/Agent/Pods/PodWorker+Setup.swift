@@ -95,9 +95,10 @@ extension PodWorker {
         } catch { throw PodSetupProblem(reason: "ContainerCreating", message: "\(error)") }
         let configMaps = self.configMaps, secrets = self.secrets
         let sources = VolumePayload.Sources(configMap: { configMaps[$0] }, secret: { secrets[$0] })
-        let memoryLimit = (pod.spec?.containers ?? []).compactMap { $0.resources?.limits?["memory"]?.byteCount }.reduce(0, +)
+        let memoryLimit = (pod.spec?.containers ?? []).compactMap { $0.resources?.limits?["memory"]?.byteCount }.saturatingSum()
         do {
-            volumePaths = try volumes.prepare(pod, sources: sources, memoryLimit: memoryLimit > 0 ? memoryLimit : host.nodeMemoryCapacity / 2)
+            volumePaths = try volumes.prepare(pod, sources: sources, memoryLimit: memoryLimit > 0 ? memoryLimit : host.nodeMemoryCapacity / 2,
+                                              allowedHostPaths: host.configuration.allowedHostPaths)
             lastVolumeRefresh = now
         } catch {
             throw PodSetupProblem(reason: "ContainerCreating", message: "MountVolume.SetUp failed: \(error)")

@@ -34,7 +34,7 @@ public actor PodWorker {
     var sandbox: PodSandbox?
     var networkReady = false
     var podIPs: [String] = []
-    var volumePaths: [String: String]?
+    var volumePaths: [String: PreparedVolume]?
     var lastVolumeRefresh: Int64 = 0
     var lastLogCheck: Int64 = 0
     var setupProblem: (reason: String, message: String)?
@@ -351,6 +351,6 @@ public actor PodWorker {
     var podLabel: String { "\(pod.metadata.name ?? "")_\(pod.metadata.namespace ?? "default")(\(uid))" }
 
     var gracePeriod: Int64 {
-        max(0, pod.metadata.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30)
+        SpecSeconds.bounded(pod.metadata.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30)
     }
 }

@@ -34,76 +34,58 @@ public struct VolumeDirectoryWriter: Sendable {
 
     /// Makes the directory show exactly `payload`; false when it already did (nothing written).
     /// `group`: the pod's fsGroup, which then owns the files (and may read them).
+    ///
+    /// Everything below `directory` is reached through descriptors, one element at a time, and
+    /// no link text is trusted: the published directory is the `..data` link's target only when
+    /// that is a plain `..<time>` directory beside it, and old directories are found by listing.
     @discardableResult
     public func write(_ payload: [String: File], group: gid_t? = nil) throws(PodSetupError) -> Bool {
         for path in payload.keys { try Self.validate(path) }
-        do { try FileTree.makeDirectories(directory, mode: 0o755) } catch { throw PodSetupError("volume directory \(directory): \(error)") }
-        let data = directory + "/..data"
-        let current = Self.readLink(data)
-        let expected = group == nil ? payload : payload.mapValues { File($0.bytes, mode: $0.mode | 0o040) }
-        if let current, (try? Self.read(directory + "/" + current)) == expected { return false }
+        do {
+            try FileTree.makeDirectories(directory, mode: 0o755)
+            let root = try DirectoryHandle(path: directory)
+            let current = Self.publishedDirectory(in: root)
+            let expected = group == nil ? payload : payload.mapValues { File($0.bytes, mode: $0.mode | 0o040) }
+            if let current, (try? Self.read(root.openDirectory(current))) == expected { return false }
 
-        let stamp = Self.timestamp()
-        let target = "..\(stamp)"
-        for (path, file) in payload.sorted(by: { $0.key < $1.key }) {
-            let full = directory + "/" + target + "/" + path
-            let parent = String(full[..<full.lastIndex(of: "/")!])
-            do { try FileTree.makeDirectories(parent, mode: 0o755) } catch { throw PodSetupError("volume \(directory): \(error)") }
-            let descriptor = open(full, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, file.mode)
-            guard descriptor >= 0 else { throw PodSetupError("volume \(directory): creating \(path): \(String(cString: strerror(errno)))") }
-            var offset = 0
-            while offset < file.bytes.count {
-                let written = file.bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-                if written < 0 && errno == EINTR { continue }
-                guard written > 0 else { close(descriptor); throw PodSetupError("volume \(directory): writing \(path): \(String(cString: strerror(errno)))") }
-                offset += written
+            let target = "..\(Self.timestamp())"
+            let published = try root.makeDirectories(target)
+            for (path, file) in payload.sorted(by: { $0.key < $1.key }) {
+                let elements = path.split(separator: "/")
+                let parent = try published.makeDirectories(elements.dropLast().joined(separator: "/"))
+                try parent.createFile(String(elements.last!), bytes: file.bytes, mode: group == nil ? file.mode : file.mode | 0o040, group: group)
             }
-            var mode = file.mode
-            if let group {
-                _ = fchown(descriptor, uid_t.max, group)
-                mode |= 0o040
+            // Swap ..data in one rename, then make the visible names match the new payload.
+            try root.replaceWithSymlink("..data", target: target)
+            let wanted = Set(payload.keys.map { String($0.split(separator: "/").first!) })
+            for name in try root.entries() where !name.hasPrefix("..") && !wanted.contains(name) { try root.remove(name) }
+            for name in wanted.sorted() where root.readLink(name) != "..data/" + name {
+                try root.replaceWithSymlink(name, target: "..data/" + name)
             }
-            fchmod(descriptor, mode)
-            close(descriptor)
+            for name in try root.entries() where name.hasPrefix("..") && name != "..data" && name != target { try root.remove(name) }
+        } catch {
+            throw PodSetupError("volume \(directory): \(error)")
         }
-        // Swap ..data in one rename, then make the visible names match the new payload.
-        let temporary = directory + "/..data_tmp"
-        unlink(temporary)
-        guard symlink(target, temporary) == 0, rename(temporary, data) == 0 else {
-            throw PodSetupError("volume \(directory): switching ..data: \(String(cString: strerror(errno)))")
-        }
-        let wanted = Set(payload.keys.map { String($0.split(separator: "/").first!) })
-        for name in FileTree.list(directory) where !name.hasPrefix("..") && !wanted.contains(name) {
-            unlink(directory + "/" + name)
-        }
-        for name in wanted.sorted() where Self.readLink(directory + "/" + name) != "..data/" + name {
-            unlink(directory + "/" + name)
-            guard symlink("..data/" + name, directory + "/" + name) == 0 else {
-                throw PodSetupError("volume \(directory): linking \(name): \(String(cString: strerror(errno)))")
-            }
-        }
-        if let current, current != target { try? FileTree.remove(directory + "/" + current) }
         return true
     }
 
-    static func readLink(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink(path, &buffer, buffer.count - 1)
-        guard length > 0 else { return nil }
-        return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    /// The `..<time>` directory `..data` points at, when the link is exactly that.
+    static func publishedDirectory(in root: DirectoryHandle) -> String? {
+        guard let target = root.readLink("..data"), DirectoryHandle.isPlainName(target), target.hasPrefix(".."),
+              target != "..data", root.kind(target) == S_IFDIR else { return nil }
+        return target
     }
 
-    /// The files under a published directory, as a payload (to skip unchanged updates).
-    static func read(_ root: String, prefix: String = "") throws -> [String: File] {
+    /// The files under a published directory, as a payload (to skip unchanged updates); only
+    /// regular files and directories count, read without following anything.
+    static func read(_ root: DirectoryHandle, prefix: String = "") throws(FileError) -> [String: File] {
         var files: [String: File] = [:]
-        for name in FileTree.list(root) {
-            let path = root + "/" + name
-            var info = stat()
-            guard lstat(path, &info) == 0 else { continue }
-            if info.st_mode & S_IFMT == S_IFDIR {
-                files.merge(try read(path, prefix: prefix + name + "/")) { $1 }
-            } else if let bytes = try AtomicFile.read(path) {
-                files[prefix + name] = File(bytes, mode: info.st_mode & 0o7777)
+        for name in try root.entries() {
+            switch root.kind(name) {
+            case S_IFDIR: files.merge(try read(root.openDirectory(name), prefix: prefix + name + "/")) { $1 }
+            case S_IFREG:
+                if let file = try root.readFile(name) { files[prefix + name] = File(file.bytes, mode: file.mode) }
+            default: continue
             }
         }
         return files
