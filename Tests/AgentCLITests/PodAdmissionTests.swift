@@ -25,6 +25,24 @@ import Testing
 
     let allocatable: [String: Quantity] = ["cpu": "2", "memory": "1Gi", "pods": "3"]
 
+    /// Valid quantities that no board has: sums and products saturate instead of stopping the
+    /// agent (before, two such pods trapped it, and it trapped again from its checkpoint).
+    @Test func absurdRequestsAreRefusedWithoutStoppingTheAgent() throws {
+        let huge = "9223372036854775807"
+        let admitted = [Self.pod(cpu: huge, memory: "8Ei"), Self.pod(cpu: huge, memory: "8Ei")]
+        let rejection = PodAdmission.check(Self.pod(cpu: huge, memory: "8Ei"), admitted: admitted, allocatable: ["cpu": "1e15", "memory": "8Ei", "pods": "110"])
+        #expect(rejection?.reason == "OutOfcpu")
+        var container = Container(name: "app", image: "busybox")
+        container.resources = ResourceRequirements(limits: ["cpu": "100G", "memory": "8Ei"], requests: ["cpu": Quantity(stringLiteral: huge), "memory": "7Ei"])
+        let resources = ContainerSpecBuilder.resources(container)
+        #expect(resources.cpu?.shares == 262_144 && resources.cpu?.quota == (1 << 44) - 1 && resources.cpu?.period == 100_000)
+        var pod = Pod(metadata: ObjectMeta(name: "p"), spec: PodSpec(containers: [container, container]))
+        pod.spec?.containers[1].name = "second"
+        #expect(ContainerSpecBuilder.oomScoreAdjust(pod, container: container, nodeMemoryCapacity: 1 << 30) == 2)
+        #expect(pod.effectiveRequests.milliCPU == Int64.max)
+        #expect(EvictionRanking.request(pod, "memory") == Int64.max)
+    }
+
     @Test func fitsUntilTheNodeIsFull() {
         #expect(PodAdmission.check(Self.pod(cpu: "500m", memory: "256Mi"), admitted: [], allocatable: allocatable) == nil)
         let admitted = [Self.pod(cpu: "1500m"), Self.pod(memory: "900Mi")]

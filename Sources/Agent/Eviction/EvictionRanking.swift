@@ -23,15 +23,15 @@ public enum EvictionRanking {
     /// Use minus request of the signal's resource (requests from the app containers' specs).
     static func excess(_ usage: PodResourceUsage, _ signal: EvictionSignal) -> Int64 {
         switch signal {
-        case .memoryAvailable: return usage.memoryBytes - request(usage.pod, "memory")
-        case .nodefsAvailable, .imagefsAvailable: return usage.diskBytes - request(usage.pod, "ephemeral-storage")
+        case .memoryAvailable: return usage.memoryBytes.subtractingSaturated(request(usage.pod, "memory"))
+        case .nodefsAvailable, .imagefsAvailable: return usage.diskBytes.subtractingSaturated(request(usage.pod, "ephemeral-storage"))
         case .nodefsInodesFree, .imagefsInodesFree: return usage.inodes
         case .pidAvailable: return usage.processes
         }
     }
 
     static func request(_ pod: Pod, _ resource: String) -> Int64 {
-        (pod.spec?.containers ?? []).reduce(0) { $0 + ($1.resources?.requests?[resource]?.value ?? $1.resources?.limits?[resource]?.value ?? 0) }
+        (pod.spec?.containers ?? []).map { $0.resources?.requests?[resource]?.value ?? $0.resources?.limits?[resource]?.value ?? 0 }.saturatingSum()
     }
 
     /// Pods eviction never picks: static (and mirror) pods and pods of system-critical priority

@@ -215,17 +215,21 @@ public enum ContainerSpecBuilder {
 
     // MARK: resources
 
-    /// The kubelet's conversions: CPU request → shares (min 2), CPU limit → quota over a
-    /// 100 ms period (min 1 ms), memory limit → limit with no swap.
+    /// The kubelet's conversions: CPU request → shares (2 to 262144), CPU limit → quota over a
+    /// 100 ms period (min 1 ms, at most the kernel's 2⁴⁴−1 µs), memory limit → limit with no
+    /// swap. Products saturate: `limits.cpu: 100G` is a valid quantity, not a reason to trap.
+    static let maximumShares: Int64 = 262_144
+    static let maximumQuota: Int64 = (1 << 44) - 1
+
     static func resources(_ container: Container) -> RuntimeSpec.Resources {
         var resources = RuntimeSpec.Resources()
         let requests = container.resources?.requests ?? [:], limits = container.resources?.limits ?? [:]
         var cpu = RuntimeSpec.Resources.CPU()
         let requestMilli = (requests["cpu"] ?? limits["cpu"])?.milliValue ?? 0
-        cpu.shares = UInt64(max(2, requestMilli * 1024 / 1000))
+        cpu.shares = UInt64(min(Self.maximumShares, max(2, requestMilli.multipliedSaturated(by: 1024) / 1000)))
         if let limit = limits["cpu"], !limit.isZero {
             cpu.period = 100_000
-            cpu.quota = max(1000, limit.milliValue * 100_000 / 1000)
+            cpu.quota = min(Self.maximumQuota, max(1000, limit.milliValue.multipliedSaturated(by: 100_000) / 1000))
         }
         resources.cpu = cpu
         if let memory = limits["memory"], !memory.isZero {
@@ -245,7 +249,7 @@ public enum ContainerSpecBuilder {
         }
         let request = container.resources?.requests?["memory"]?.byteCount ?? 0
         guard nodeMemoryCapacity > 0 else { return 999 }
-        let score = 1000 - Int(1000 * request / nodeMemoryCapacity)
-        return min(999, max(2, score))
+        let share = min(1000, max(0, request.multipliedSaturated(by: 1000) / nodeMemoryCapacity))
+        return min(999, max(2, 1000 - Int(share)))
     }
 }

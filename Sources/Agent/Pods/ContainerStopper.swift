@@ -35,7 +35,7 @@ public enum ContainerStopper {
     public static func stop(
         _ runtime: BuiltinRuntime, id: String, stopSignal: String?, gracePeriodSeconds: Int64, preStop: LifecycleHandler?, context: HookContext
     ) async -> Outcome {
-        let deadline = ContinuousClock.now + .seconds(max(0, gracePeriodSeconds))
+        let deadline = ContinuousClock.now + .seconds(SpecSeconds.bounded(gracePeriodSeconds))
         var hookFailure: String?
         if let preStop, isRunning(runtime, id) {
             hookFailure = await run(preStop, runtime: runtime, id: id, context: context, until: deadline)

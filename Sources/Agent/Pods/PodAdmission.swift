@@ -51,12 +51,12 @@ public enum PodAdmission {
         let request = pod.effectiveRequests
         let used = admitted.reduce((milliCPU: Int64(0), memory: Int64(0))) { total, other in
             let requests = other.effectiveRequests
-            return (total.milliCPU + requests.milliCPU, total.memory + requests.memory)
+            return (total.milliCPU.addingSaturated(requests.milliCPU), total.memory.addingSaturated(requests.memory))
         }
-        if request.milliCPU > 0, let cpu = allocatable["cpu"]?.milliValue, used.milliCPU + request.milliCPU > cpu {
+        if request.milliCPU > 0, let cpu = allocatable["cpu"]?.milliValue, used.milliCPU.addingSaturated(request.milliCPU) > cpu {
             return rejection("cpu", requested: request.milliCPU, used: used.milliCPU, capacity: cpu)
         }
-        if request.memory > 0, let memory = allocatable["memory"]?.value, used.memory + request.memory > memory {
+        if request.memory > 0, let memory = allocatable["memory"]?.value, used.memory.addingSaturated(request.memory) > memory {
             return rejection("memory", requested: request.memory, used: used.memory, capacity: memory)
         }
         return nil

@@ -22,7 +22,7 @@ extension PodWorker {
         for container in allContainers where runs[container.name]?.isRunning == true {
             await event("Killing", "Stopping container \(container.name)", container: container)
         }
-        let deadline = Self.now() + gracePeriod
+        let deadline = Self.now() + SpecSeconds.bounded(gracePeriod)
         let groups = [pod.spec?.containers ?? [], (pod.spec?.initContainers ?? []).reversed()]
         for containers in groups {
             let targets = containers.compactMap { container -> (Container, ContainerRun)? in

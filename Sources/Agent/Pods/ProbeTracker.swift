@@ -28,9 +28,9 @@ public struct ProbeTracker: Sendable, Hashable {
     /// for liveness and startup).
     public init(_ probe: Probe, kind: Kind) {
         self.kind = kind
-        initialDelay = Int64(max(0, probe.initialDelaySeconds ?? 0))
-        period = Int64(max(1, probe.periodSeconds ?? 10))
-        timeout = Int64(max(1, probe.timeoutSeconds ?? 1))
+        initialDelay = SpecSeconds.bounded(Int64(probe.initialDelaySeconds ?? 0))
+        period = max(1, SpecSeconds.bounded(Int64(probe.periodSeconds ?? 10)))
+        timeout = max(1, SpecSeconds.bounded(Int64(probe.timeoutSeconds ?? 1)))
         successThreshold = kind == .readiness ? Int(max(1, probe.successThreshold ?? 1)) : 1
         failureThreshold = Int(max(1, probe.failureThreshold ?? 3))
         result = kind == .readiness ? .failure : .unknown
