@@ -137,15 +137,19 @@ extension APIServer {
             throw APIError.conflict(route.resource, name, "Precondition failed: ResourceVersion in precondition: \(expectedVersion), ResourceVersion in object meta: \(current.string(at: ["metadata", "resourceVersion"]) ?? "")")
         }
         let expectedUID = options.string(at: ["preconditions", "uid"])
-        let requestedGrace: Int64? = request.query["gracePeriodSeconds"].flatMap { Int64($0) }
-            ?? options.int64(at: ["gracePeriodSeconds"])
+        let requestedGrace: Int64?
+        do {
+            requestedGrace = try DeleteOptionsValidation.gracePeriodSeconds(query: request.query["gracePeriodSeconds"], body: options)
+        } catch {
+            throw APIError(code: 422, reason: "Invalid", message: "DeleteOptions \"\" is invalid: [\(error.cause.field ?? ""): \(error.cause.message ?? "")]",
+                           details: StatusDetails(group: "meta.k8s.io", kind: "DeleteOptions", causes: [error.cause]))
+        }
         let hasFinalizers = Self.hasFinalizers(current)
 
         // Pods bound to a node terminate gracefully: the node's agent stops them and then deletes.
         var grace: Int64 = 0
         if route.resource == .pods, current.string(at: ["spec", "nodeName"]) != nil {
-            let podDefault = current.int64(at: ["spec", "terminationGracePeriodSeconds"]) ?? 30
-            grace = max(0, requestedGrace ?? podDefault)
+            grace = DeleteOptionsValidation.podGracePeriod(requested: requestedGrace, podDefault: current.int64(at: ["spec", "terminationGracePeriodSeconds"]))
         }
         if route.resource == .namespaces {
             if Self.systemNamespaces.contains(name) { throw APIError.forbidden("namespace \"\(name)\" is a system namespace and cannot be deleted") }

@@ -42,11 +42,11 @@ public struct NodeLifecycleService: Service {
             let lease = try store.get(.leases, namespace: "kube-node-lease", name: name).flatMap { try? KubeJSON.decode(Lease.self, from: $0) }
             let lastHeartbeat = [lease?.spec?.renewTime?.timestamp, node.status?.conditions?.first { $0.type == "Ready" }?.lastHeartbeatTime, node.metadata.creationTimestamp]
                 .compactMap { $0 }.max() ?? now
-            let silent = now.seconds - lastHeartbeat.seconds
+            let silent = now.seconds.subtractingSaturated(lastHeartbeat.seconds)
             let ready = node.status?.conditions?.first { $0.type == "Ready" }
             if silent > gracePeriod {
                 if ready?.status != .unknown || !hasUnreachableTaint(node) { try markUnreachable(name, now: now) }
-                if let evictAfter, silent > gracePeriod + evictAfter { try evictPods(of: name) }
+                if let evictAfter, silent > gracePeriod.addingSaturated(evictAfter) { try evictPods(of: name) }
             } else if ready?.status == .true, hasUnreachableTaint(node) {
                 try clearUnreachable(name)
             }

@@ -20,7 +20,8 @@ struct Scheduler {
                 reasons[reason, default: 0] += 1
                 continue
             }
-            let free = (node.status?.allocatable?["cpu"]?.milliValue ?? 0) - (podsByNode[name] ?? []).reduce(0) { $0 + requests($1).milliCPU }
+            let used = (podsByNode[name] ?? []).map { requests($0).milliCPU }.saturatingSum()
+            let free = (node.status?.allocatable?["cpu"]?.milliValueClamped ?? 0).subtractingSaturated(used)
             if best == nil || free > best!.freeMilliCPU || (free == best!.freeMilliCPU && name < best!.name) {
                 best = (name, free)
             }
@@ -45,13 +46,13 @@ struct Scheduler {
             }
         }
         let allocatable = node.status?.allocatable ?? [:]
-        let used = running.reduce((milliCPU: Int64(0), memory: Int64(0))) { total, other in
-            let otherRequest = requests(other)
-            return (total.milliCPU + otherRequest.milliCPU, total.memory + otherRequest.memory)
-        }
-        if let pods = allocatable["pods"]?.value, Int64(running.count) + 1 > pods { return "Too many pods" }
-        if let cpu = allocatable["cpu"]?.milliValue, used.milliCPU + request.milliCPU > cpu { return "Insufficient cpu" }
-        if let memory = allocatable["memory"]?.value, used.memory + request.memory > memory { return "Insufficient memory" }
+        // Sums saturate: a pod (or node) with absurd amounts is refused, never a trap.
+        let runningRequests = running.map { requests($0) }
+        let usedCPU = runningRequests.map(\.milliCPU).saturatingSum()
+        let usedMemory = runningRequests.map(\.memory).saturatingSum()
+        if let pods = allocatable["pods"]?.valueClamped, Int64(running.count).addingSaturated(1) > pods { return "Too many pods" }
+        if let cpu = allocatable["cpu"]?.milliValueClamped, usedCPU.addingSaturated(request.milliCPU) > cpu { return "Insufficient cpu" }
+        if let memory = allocatable["memory"]?.valueClamped, usedMemory.addingSaturated(request.memory) > memory { return "Insufficient memory" }
         return nil
     }
 

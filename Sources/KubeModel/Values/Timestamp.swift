@@ -38,8 +38,19 @@ public struct Timestamp: Sendable, Hashable, Comparable, Codable, CustomStringCo
         (lhs.seconds, lhs.nanoseconds) < (rhs.seconds, rhs.nanoseconds)
     }
 
-    /// This time plus a number of seconds.
-    public func adding(seconds delta: Int64) -> Timestamp { Timestamp(seconds: seconds + delta, nanoseconds: nanoseconds) }
+    /// The first instant RFC 3339 can write (0000-01-01T00:00:00Z).
+    public static let earliestRepresentable = Timestamp(seconds: -62_167_219_200)
+    /// The last instant RFC 3339 can write (9999-12-31T23:59:59Z).
+    public static let latestRepresentable = Timestamp(seconds: 253_402_300_799)
+
+    /// This time plus a number of seconds, clamped to the years RFC 3339 can write (0000–9999),
+    /// so any delta from outside gives a time that can be stored and read back; never traps.
+    public func adding(seconds delta: Int64) -> Timestamp {
+        let sum = seconds.addingSaturated(delta)
+        if sum > Self.latestRepresentable.seconds { return Self.latestRepresentable }
+        if sum < Self.earliestRepresentable.seconds { return Self.earliestRepresentable }
+        return Timestamp(seconds: sum, nanoseconds: nanoseconds)
+    }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()

@@ -1,0 +1,125 @@
+import Foundation
+import IotkubeTestSupport
+import KubeModel
+import Testing
+
+@testable import ControlPlane
+
+/// One number from an authenticated client, or one already in the store, never stops the
+/// server: delete grace periods and resource sums saturate, absurd fields get a 422.
+@Suite(.serialized)
+struct NumericBoundsTests {
+    static let hugeCPUPod = #"""
+    {"apiVersion":"v1","kind":"Pod","metadata":{"name":"NAME"},"spec":{NODE"containers":[
+     {"name":"a","image":"busybox","resources":{"requests":{"cpu":"9223372036854775807","memory":"9223372036854775807"}}},
+     {"name":"b","image":"busybox","resources":{"requests":{"cpu":"9223372036854775807","memory":"9223372036854775807"}}}]}}
+    """#
+
+    static func pod(_ name: String, nodeName: String? = nil) -> String {
+        hugeCPUPod.replacingOccurrences(of: "NAME", with: name)
+            .replacingOccurrences(of: "NODE", with: nodeName.map { #""nodeName":"\#($0)","# } ?? "")
+    }
+
+    static let node = #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"}}"#
+
+    @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
+    func deleteWithTheLargestGracePeriodKeepsTheServerUp() throws {
+        let server = try ServerProcess()
+        let api = try APIRequester(server)
+        #expect(try api.send("POST", "/api/v1/nodes", body: Self.node).code == 201)
+        #expect(try api.send("POST", "/api/v1/namespaces/default/pods", body: Self.pod("bound", nodeName: "n1")).code == 201)
+
+        let deleted = try api.send("DELETE", "/api/v1/namespaces/default/pods/bound?gracePeriodSeconds=9223372036854775807")
+        #expect(deleted.code == 200, "\(deleted.body)")
+        #expect(deleted.body.contains(#""deletionTimestamp":"9999-12-31T23:59:59Z""#), "\(deleted.body)")
+        #expect(server.process.isRunning, "\(server.serverLog.suffix(2000))")
+
+        // kube-apiserver's pod strategy: a negative period becomes 1 second.
+        #expect(try api.send("POST", "/api/v1/namespaces/default/pods", body: Self.pod("negative", nodeName: "n1")).code == 201)
+        let negative = try api.send("DELETE", "/api/v1/namespaces/default/pods/negative", body: #"{"gracePeriodSeconds":-9223372036854775808}"#)
+        #expect(negative.code == 200 && negative.body.contains(#""deletionGracePeriodSeconds":1"#), "\(negative.body)")
+
+        // Not an Int64: a 422 naming the field, and the pod is left alone.
+        #expect(try api.send("POST", "/api/v1/namespaces/default/pods", body: Self.pod("kept", nodeName: "n1")).code == 201)
+        for (query, body) in [("?gracePeriodSeconds=9223372036854775808", nil), ("", #"{"gracePeriodSeconds":1e308}"#), ("", #"{"gracePeriodSeconds":"10"}"#)] {
+            let refused = try api.send("DELETE", "/api/v1/namespaces/default/pods/kept\(query)", body: body)
+            #expect(refused.code == 422 && refused.body.contains(#""field":"gracePeriodSeconds""#), "\(refused.body)")
+        }
+        let kept = try api.send("GET", "/api/v1/namespaces/default/pods/kept")
+        #expect(kept.code == 200 && !kept.body.contains("deletionTimestamp"), "\(kept.body)")
+        #expect(server.process.isRunning)
+    }
+
+    @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
+    func absurdRequestsLeaveAPodPendingAndTheServerUp() throws {
+        let server = try ServerProcess()
+        let api = try APIRequester(server)
+        #expect(try api.send("POST", "/api/v1/nodes", body: Self.node).code == 201)
+        #expect(try api.send("POST", "/api/v1/namespaces/default/pods", body: Self.pod("greedy")).code == 201)
+        try Self.waitForUnschedulable(api, "greedy")
+        #expect(server.process.isRunning, "\(server.serverLog.suffix(2000))")
+    }
+
+    /// Objects an older server stored without bounds do not crash-loop a new one at start.
+    @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
+    func absurdObjectsAlreadyStoredDoNotStopTheServerAtStart() throws {
+        let server = try ServerProcess()
+        server.stop()
+        let store = try ObjectStore(path: server.directory.appendingPathComponent("state.db").path)
+        func tree(_ text: String, namespace: String = "default") throws -> JSONValue {
+            var object = try KubeJSON.parse(Array(text.utf8))
+            object.set(["metadata", "namespace"], namespace.isEmpty ? nil : .string(namespace))
+            return object
+        }
+        _ = try store.create(.nodes, namespace: "", name: "n1", object: try tree(
+            #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"},"status":{"allocatable":{"cpu":"170000000000000000000000000000","memory":"9999999999999999999Ei","pods":"9223372036854775807"},"#
+                + #""conditions":[{"type":"Ready","status":"True","lastHeartbeatTime":"0000-01-01T00:00:00Z"}]}}"#, namespace: ""))
+        _ = try store.create(.pods, namespace: "default", name: "greedy", object: try tree(Self.pod("greedy")))
+        let bound = Self.pod("bound", nodeName: "n1").replacingOccurrences(of: #""spec":{"#, with: #""spec":{"terminationGracePeriodSeconds":9223372036854775807,"#)
+        _ = try store.create(.pods, namespace: "default", name: "bound", object: try tree(bound))
+        try server.resume()
+        let api = try APIRequester(server)
+        try Self.waitForUnschedulable(api, "greedy", orBoundTo: "n1")
+        let deleted = try api.send("DELETE", "/api/v1/namespaces/default/pods/bound")
+        #expect(deleted.code == 200 && deleted.body.contains("9999-12-31T23:59:59Z"), "\(deleted.body)")
+        Thread.sleep(forTimeInterval: 1)
+        #expect(server.process.isRunning, "\(server.serverLog.suffix(2000))")
+    }
+
+    /// Waits until the scheduler has looked at the pod and left it pending (PodScheduled=False),
+    /// or bound it to `node`.
+    static func waitForUnschedulable(_ api: APIRequester, _ name: String, orBoundTo node: String? = nil) throws {
+        for _ in 0..<100 {
+            let pod = try api.send("GET", "/api/v1/namespaces/default/pods/\(name)")
+            if pod.body.contains(#""reason":"Unschedulable""#) { return }
+            if let node, pod.body.contains(#""nodeName":"\#(node)""#) { return }
+            guard api.server.process.isRunning else { throw TestFailure("the server stopped: \(api.server.serverLog.suffix(2000))") }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw TestFailure("the scheduler never marked \(name) unschedulable")
+    }
+}
+
+/// Real HTTPS requests with the admin's client certificate (curl), answering code and body;
+/// a dropped connection is code 0.
+struct APIRequester {
+    let server: ServerProcess
+    let credentials: [String]
+
+    init(_ server: ServerProcess) throws {
+        self.server = server
+        credentials = try RobustnessTests.adminCredentials(server)
+    }
+
+    func send(_ method: String, _ path: String, body: String? = nil, contentType: String = "application/json") throws -> (code: Int, body: String) {
+        var arguments = credentials + ["-X", method, "-H", "Content-Type: \(contentType)", "https://127.0.0.1:\(server.port)\(path)"]
+        if let body {
+            let file = server.directory.appendingPathComponent("body-\(UUID().uuidString)")
+            try body.write(to: file, atomically: true, encoding: .utf8)
+            arguments += ["--data-binary", "@\(file.path)"]
+        }
+        let output = try RobustnessTests.curl(server, arguments).output
+        guard let marker = output.range(of: "\nHTTP ", options: .backwards) else { return (0, output) }
+        return (Int(output[marker.upperBound...].prefix(3)) ?? 0, String(output[..<marker.lowerBound]))
+    }
+}
