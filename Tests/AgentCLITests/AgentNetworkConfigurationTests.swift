@@ -23,6 +23,21 @@ import Testing
         #expect { _ = try AgentConfiguration.load(path) } throws: { "\($0)".contains("\(path): \(message)") }
     }
 
+    /// Numbers in agent.yaml are bounded when it is read, so none reaches arithmetic unchecked
+    /// (before, the durations below stopped the agent with an overflow trap at every start).
+    @Test(arguments: [
+        ("port: 99999", "port (99999) must be 1 to 65535"),
+        ("containerLogMaxFiles: 0", "containerLogMaxFiles (0) must be 1 to 1000"),
+        ("containerLogMaxSize: 2Ti", "containerLogMaxSize (2Ti) must be more than 0 and at most 1Ti"),
+        ("maxPods: 9223372036854775807", "maxPods (9223372036854775807) must be 1 to 100000"),
+        ("evictionPressureTransitionPeriod: 9999999999999999999999h", "evictionPressureTransitionPeriod"),
+        ("evictionSoft: {memory.available: 1Gi}\nevictionSoftGracePeriod: {memory.available: 1e300h}", "evictionSoftGracePeriod"),
+    ])
+    func absurdNumbersAreRefusedByName(_ line: String, _ message: String) throws {
+        let path = try Self.file(line + "\n")
+        #expect { _ = try AgentConfiguration.load(path) } throws: { "\($0)".contains("\(path): ") && "\($0)".contains(message) }
+    }
+
     @Test func theNodeRangeOrACNIConfigurationMakesThePodNetwork() throws {
         let state = NSTemporaryDirectory() + "iotkube-state-\(UUID().uuidString)"
         let netd = state + "/net.d"

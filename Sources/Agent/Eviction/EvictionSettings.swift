@@ -97,7 +97,10 @@ public struct EvictionSettings: Sendable, Equatable {
             case "ms": seconds = 0.001
             default: return nil
             }
-            total += .milliseconds(Int64((value * seconds * 1000).rounded()))
+            // Bounded before the conversion, which traps past Int64 (Go's ParseDuration errs there too).
+            let milliseconds = (value * seconds * 1000).rounded()
+            guard milliseconds.isFinite, milliseconds < 1e15 else { return nil }
+            total += .milliseconds(Int64(milliseconds))
         }
         return total
     }

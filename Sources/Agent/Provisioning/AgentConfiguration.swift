@@ -131,7 +131,17 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             }
             try configuration.validateNetwork(path)
             do { _ = try configuration.evictionSettings() } catch { throw ProvisioningError("\(path): \(error)") }
-            if let maxPods = configuration.maxPods, maxPods < 1 { throw ProvisioningError("\(path): maxPods (\(maxPods)) must be at least 1") }
+            if let maxPods = configuration.maxPods, !(1...100_000).contains(maxPods) { throw ProvisioningError("\(path): maxPods (\(maxPods)) must be 1 to 100000") }
+            guard (1...65535).contains(configuration.port) else { throw ProvisioningError("\(path): port (\(configuration.port)) must be 1 to 65535") }
+            if let files = configuration.containerLogMaxFiles, !(1...1000).contains(files) {
+                throw ProvisioningError("\(path): containerLogMaxFiles (\(files)) must be 1 to 1000")
+            }
+            if let size = configuration.containerLogMaxSize, size.sign <= 0 || size.byteCount > 1 << 40 {
+                throw ProvisioningError("\(path): containerLogMaxSize (\(size)) must be more than 0 and at most 1Ti")
+            }
+            if let grace = configuration.evictionMaxPodGracePeriod, grace < 0 {
+                throw ProvisioningError("\(path): evictionMaxPodGracePeriod (\(grace)) must not be negative")
+            }
             for allowed in configuration.allowedHostPaths ?? [] where !allowed.hasPrefix("/") {
                 throw ProvisioningError("\(path): allowedHostPaths: \"\(allowed)\" is not an absolute path")
             }

@@ -1,20 +1,24 @@
 extension Quantity {
     /// The sum; the format is the left side's unless it is zero (then the right side's), as in Kubernetes.
-    /// Traps on overflow beyond ±1.7·10²⁹, far outside any resource amount.
+    /// Saturates beyond ±1.7·10²⁹ (far outside any resource amount) instead of trapping: the
+    /// operands come from manifests, the API and agent.yaml.
     public static func + (lhs: Quantity, rhs: Quantity) -> Quantity {
-        Quantity(nanoUnits: lhs.nanoUnits + rhs.nanoUnits, format: lhs.isZero ? rhs.format : lhs.format)
+        let (sum, overflow) = lhs.nanoUnits.addingReportingOverflow(rhs.nanoUnits)
+        return Quantity(nanoUnits: overflow ? (rhs.nanoUnits > 0 ? .max : .min) : sum, format: lhs.isZero ? rhs.format : lhs.format)
     }
 
     public static func - (lhs: Quantity, rhs: Quantity) -> Quantity {
-        Quantity(nanoUnits: lhs.nanoUnits - rhs.nanoUnits, format: lhs.isZero ? rhs.format : lhs.format)
+        let (difference, overflow) = lhs.nanoUnits.subtractingReportingOverflow(rhs.nanoUnits)
+        return Quantity(nanoUnits: overflow ? (rhs.nanoUnits < 0 ? .max : .min) : difference, format: lhs.isZero ? rhs.format : lhs.format)
     }
 
     public static prefix func - (operand: Quantity) -> Quantity {
-        Quantity(nanoUnits: -operand.nanoUnits, format: operand.format)
+        Quantity(nanoUnits: operand.nanoUnits == .min ? .max : -operand.nanoUnits, format: operand.format)
     }
 
     public static func * (lhs: Quantity, rhs: Int64) -> Quantity {
-        Quantity(nanoUnits: lhs.nanoUnits * Int128(rhs), format: lhs.format)
+        let (product, overflow) = lhs.nanoUnits.multipliedReportingOverflow(by: Int128(rhs))
+        return Quantity(nanoUnits: overflow ? ((lhs.nanoUnits < 0) == (rhs < 0) ? .max : .min) : product, format: lhs.format)
     }
 
     public static func += (lhs: inout Quantity, rhs: Quantity) { lhs = lhs + rhs }
