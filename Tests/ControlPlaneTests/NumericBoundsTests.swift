@@ -123,3 +123,63 @@ struct APIRequester {
         return (Int(output[marker.upperBound...].prefix(3)) ?? 0, String(output[..<marker.lowerBound]))
     }
 }
+
+/// Every numeric field kube-apiserver bounds is refused out of range with a 422 naming it,
+/// and a refused object is not stored.
+@Suite(.serialized)
+struct NumericFieldRulesTests {
+    /// A pod whose spec (after `containers`) and first container carry the given JSON members.
+    static func pod(spec: String = "", container: String = "") -> String {
+        #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"busybox""#
+            + (container.isEmpty ? "" : ",\(container)") + "}]" + (spec.isEmpty ? "" : ",\(spec)") + "}}"
+    }
+
+    static let cases: [(path: String, body: String, field: String)] = {
+        let pods = "/api/v1/namespaces/default/pods"
+        let volume = { (source: String) in #""volumes":[{"name":"v",\#(source)}]"# }
+        return [
+            (pods, pod(spec: #""terminationGracePeriodSeconds":-1"#), "spec.terminationGracePeriodSeconds"),
+            (pods, pod(spec: #""activeDeadlineSeconds":0"#), "spec.activeDeadlineSeconds"),
+            (pods, pod(spec: #""activeDeadlineSeconds":9223372036854775807"#), "spec.activeDeadlineSeconds"),
+            (pods, pod(spec: #""securityContext":{"runAsUser":2147483648}"#), "spec.securityContext.runAsUser"),
+            (pods, pod(spec: #""securityContext":{"runAsGroup":-1}"#), "spec.securityContext.runAsGroup"),
+            (pods, pod(spec: #""securityContext":{"fsGroup":9223372036854775807}"#), "spec.securityContext.fsGroup"),
+            (pods, pod(spec: #""securityContext":{"supplementalGroups":[-5]}"#), "spec.securityContext.supplementalGroups[0]"),
+            (pods, pod(container: #""securityContext":{"runAsUser":-1}"#), "spec.containers[0].securityContext.runAsUser"),
+            (pods, pod(container: #""ports":[{"containerPort":65536}]"#), "spec.containers[0].ports[0].containerPort"),
+            (pods, pod(container: #""ports":[{"containerPort":80,"hostPort":70000}]"#), "spec.containers[0].ports[0].hostPort"),
+            (pods, pod(container: #""livenessProbe":{"exec":{"command":["true"]},"initialDelaySeconds":-1}"#), "spec.containers[0].livenessProbe.initialDelaySeconds"),
+            (pods, pod(container: #""livenessProbe":{"exec":{"command":["true"]},"periodSeconds":-2147483648}"#), "spec.containers[0].livenessProbe.periodSeconds"),
+            (pods, pod(container: #""livenessProbe":{"exec":{"command":["true"]},"terminationGracePeriodSeconds":0}"#), "spec.containers[0].livenessProbe.terminationGracePeriodSeconds"),
+            (pods, pod(container: #""lifecycle":{"preStop":{"sleep":{"seconds":9223372036854775807}}}"#), "spec.containers[0].lifecycle.preStop.sleep.seconds"),
+            (pods, pod(container: #""resources":{"requests":{"cpu":"-1"}}"#), "spec.containers[0].resources.requests[cpu]"),
+            (pods, pod(container: #""env":[{"name":"X","valueFrom":{"resourceFieldRef":{"resource":"limits.cpu","divisor":"0"}}}]"#), "spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor"),
+            (pods, pod(spec: volume(#""emptyDir":{"sizeLimit":"-1Gi"}"#)), "spec.volumes[0].emptyDir.sizeLimit"),
+            (pods, pod(spec: volume(#""configMap":{"name":"x","defaultMode":512}"#)), "spec.volumes[0].configMap.defaultMode"),
+            (pods, pod(spec: volume(#""secret":{"secretName":"x","items":[{"key":"k","path":"p","mode":-1}]}"#)), "spec.volumes[0].secret.items[0].mode"),
+            (pods, pod(spec: volume(#""downwardAPI":{"items":[{"path":"p","resourceFieldRef":{"resource":"limits.memory","divisor":"3"}}]}"#)), "spec.volumes[0].downwardAPI.items[0].resourceFieldRef.divisor"),
+            (pods, pod(spec: volume(#""projected":{"sources":[{"serviceAccountToken":{"path":"t","expirationSeconds":1}}]}"#)), "spec.volumes[0].projected.sources[0].serviceAccountToken.expirationSeconds"),
+            ("/api/v1/nodes", #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n"},"status":{"capacity":{"cpu":"-1"}}}"#, "status.capacity[cpu]"),
+            ("/api/v1/nodes", #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n"},"status":{"daemonEndpoints":{"kubeletEndpoint":{"Port":70000}}}}"#, "status.daemonEndpoints.kubeletEndpoint.Port"),
+            ("/apis/coordination.k8s.io/v1/namespaces/default/leases", #"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"l"},"spec":{"leaseDurationSeconds":0}}"#, "spec.leaseDurationSeconds"),
+            ("/apis/coordination.k8s.io/v1/namespaces/default/leases", #"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"l"},"spec":{"leaseTransitions":-1}}"#, "spec.leaseTransitions"),
+            ("/apis/certificates.k8s.io/v1/certificatesigningrequests",
+             #"{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{"name":"c"},"spec":{"request":"","signerName":"kubernetes.io/kube-apiserver-client","usages":["client auth"],"expirationSeconds":599}}"#,
+             "spec.expirationSeconds"),
+        ]
+    }()
+
+    @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
+    func outOfRangeNumbersAreRefusedNamingTheField() throws {
+        let server = try ServerProcess()
+        let api = try APIRequester(server)
+        for (path, body, field) in Self.cases {
+            let answer = try api.send("POST", path, body: body)
+            #expect(answer.code == 422 && answer.body.contains(#""field":"\#(field)""#), "\(field): \(answer.code) \(answer.body.prefix(600))")
+        }
+        for path in ["/api/v1/namespaces/default/pods/p", "/api/v1/nodes/n", "/apis/coordination.k8s.io/v1/namespaces/default/leases/l"] {
+            #expect(try api.send("GET", path).code == 404, "a refused object was stored: \(path)")
+        }
+        #expect(server.process.isRunning)
+    }
+}

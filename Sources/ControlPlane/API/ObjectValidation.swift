@@ -17,6 +17,15 @@ enum ObjectValidation {
         if resource == .pods, let pod = try? KubeJSON.decode(Pod.self, from: object) {
             causes += PodValidation.problems(pod)
         }
+        if resource == .nodes, let node = try? KubeJSON.decode(Node.self, from: object) {
+            causes += ClusterObjectValidation.problems(node)
+        }
+        if resource == .leases, let lease = try? KubeJSON.decode(Lease.self, from: object) {
+            causes += ClusterObjectValidation.problems(lease)
+        }
+        if resource == .certificateSigningRequests, let request = try? KubeJSON.decode(CertificateSigningRequest.self, from: object) {
+            causes += ClusterObjectValidation.problems(request)
+        }
         if !causes.isEmpty { throw APIError.invalid(resource, name, causes) }
     }
 

@@ -68,9 +68,6 @@ public enum PodValidation {
         for (index, volume) in (spec.volumes ?? []).enumerated() where !seenVolumes.insert(volume.name).inserted {
             add("spec.volumes[\(index)].name", "Duplicate value: \"\(volume.name)\"", reason: "FieldValueDuplicate")
         }
-        if let grace = spec.terminationGracePeriodSeconds, grace < 0 {
-            add("spec.terminationGracePeriodSeconds", "Invalid value: \(grace): must be greater than or equal to 0")
-        }
-        return causes
+        return causes + PodNumericValidation.problems(spec)
     }
 }
