@@ -87,7 +87,7 @@ struct BootstrapTests {
         #expect(try asBootstrap(["get", "secrets", "-n", "kube-system"]).output.contains("Forbidden"))
         // without credentials only cluster-info is readable
         let anonymous = try ServerProcess.run(curl, ["-sS", "--cacert", ca, "\(join.server)/api/v1/namespaces/kube-system/secrets"])
-        #expect(anonymous.output.contains("\"code\":401"), "\(anonymous.output)")
+        #expect(anonymous.output.contains("\"code\":403"), "\(anonymous.output)")
 
         // a request for another identity is not auto-approved
         let (otherPEM, _) = try Self.nodeRequest("pi2", organization: "system:masters")

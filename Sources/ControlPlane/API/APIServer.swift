@@ -13,6 +13,9 @@ public final class APIServer: HTTPRequestHandler {
     /// Namespaces every cluster has.
     static let systemNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease"]
 
+    /// Who sent the request being handled (for admission deep in the write path).
+    @TaskLocal static var requester: RequestIdentity?
+
     /// The client certificate and key for the agents' endpoints (`pods/log`); nil: logs unavailable.
     let kubeletClient: (certificatePEM: [UInt8], keyPEM: [UInt8])?
 
@@ -76,6 +79,9 @@ public final class APIServer: HTTPRequestHandler {
         }
         let identity = try authenticator.authenticate(request)
         let path = request.path.hasSuffix("/") && request.path.count > 1 ? String(request.path.dropLast()) : request.path
+        if identity == Authenticator.anonymous, (try? RequestRoute.parse(path)) == nil {
+            try Authorizer.authorizeNonResource(identity, method: request.method, path: request.path)
+        }
         if request.method == "GET", let document = try discovery(path) {
             return Self.objectResponse(200, document)
         }
@@ -84,6 +90,10 @@ public final class APIServer: HTTPRequestHandler {
         }
         let verb = Self.verb(request, route)
         try Authorizer(store: store).authorize(identity, verb: verb, route: route, request: request)
+        return try await Self.$requester.withValue(identity) { try await perform(verb, route, request, identity: identity) }
+    }
+
+    private func perform(_ verb: String, _ route: RequestRoute, _ request: HTTPRequest, identity: RequestIdentity) async throws -> HTTPResponse {
         if route.resource.isMetrics { return try metrics(route, request, verb: verb) }
         switch verb {
         case "get":
@@ -97,6 +107,12 @@ public final class APIServer: HTTPRequestHandler {
         case "delete": return try delete(route, request)
         default: throw APIError.methodNotAllowed("the server does not allow this method on the requested resource")
         }
+    }
+
+    /// NodeRestriction admission for a create (`old` nil) or update by a node; others pass.
+    func admitNodeWrite(_ route: RequestRoute, old: JSONValue?, new: JSONValue) throws {
+        guard let identity = Self.requester, let node = NodeRestriction.nodeName(of: identity) else { return }
+        try NodeRestriction(store: store, node: node).admit(route, old: old, new: new)
     }
 
     /// The Kubernetes verb a request stands for.

@@ -5,7 +5,10 @@ import HTTPServing
 /// cluster admins (`system:masters`) may do everything; bootstrap tokens may create and read
 /// certificate signing requests; nodes get the node authorizer's rules (their own Node and
 /// Lease, the pods bound to them and the secrets and configmaps those pods use, events);
-/// anonymous callers may only read `cluster-info`.
+/// anonymous callers may only read `cluster-info` (and the unauthenticated `/version`,
+/// `/healthz`, `/readyz`, `/livez`, answered before authentication), as the default RBAC roles
+/// `system:public-info-viewer` and the bootstrap signer's `cluster-info` role allow: anything
+/// else, discovery and OpenAPI included, is 403 Forbidden for them, as kube-apiserver answers.
 struct Authorizer {
     static let adminGroup = "system:masters"
     static let nodesGroup = "system:nodes"
@@ -16,8 +19,11 @@ struct Authorizer {
     func authorize(_ identity: RequestIdentity, verb: String, route: RequestRoute, request: HTTPRequest) throws {
         if identity.groups.contains(Self.adminGroup) { return }
         if identity == Authenticator.anonymous {
-            if verb == "get", route.resource == .configMaps, route.namespace == "kube-public", route.name == "cluster-info" { return }
-            throw APIError.unauthorized()
+            if verb == "get", route.resource == .configMaps, route.namespace == "kube-public", route.name == "cluster-info",
+               route.subresource == nil {
+                return
+            }
+            throw forbidden(identity, verb, route)
         }
         if route.resource == .certificateSigningRequests, ["create", "get", "list", "watch"].contains(verb), route.subresource == nil,
            identity.groups.contains("system:bootstrappers") || identity.groups.contains(Self.nodesGroup) {
@@ -28,6 +34,14 @@ struct Authorizer {
             return
         }
         throw forbidden(identity, verb, route)
+    }
+
+    /// Requests outside the resource API (discovery, OpenAPI, unknown paths): every
+    /// authenticated identity may read them (`system:discovery`), anonymous callers may not.
+    static func authorizeNonResource(_ identity: RequestIdentity, method: String, path: String) throws {
+        guard identity == Authenticator.anonymous else { return }
+        throw APIError(code: 403, reason: "Forbidden",
+                       message: "forbidden: User \"\(identity.user)\" cannot \(method.lowercased()) path \"\(path)\"", details: StatusDetails())
     }
 
     /// The node authorizer: what the agent of `node` needs and nothing more.
@@ -55,7 +69,12 @@ struct Authorizer {
             case "list", "watch": return selects(request, field: "spec.nodeName", value: node)
             case "create":  // mirror pods of static pods
                 return (try? APIServer.body(request))?.string(at: ["spec", "nodeName"]) == node
-            case "get", "delete": return try podNode(route) == node
+            case "get":
+                guard route.subresource == nil || route.subresource == "status" else { return false }
+                return try podNode(route) == node
+            case "delete":
+                guard route.subresource == nil else { return false }
+                return try podNode(route) == node
             case "update", "patch":
                 guard route.subresource == "status" else { return false }
                 return try podNode(route) == node
