@@ -26,6 +26,7 @@ extension APIServer {
         }
         let (mode, warn) = try Self.fieldValidation(request)
         var decoded = try ResourceCodec(resource: route.resource).decode(tree, validation: mode)
+        try admitNodeWrite(route, old: nil, new: decoded.object)
         decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
         try ObjectValidation.validate(decoded.object, resource: route.resource)
         let name = decoded.object.string(at: ["metadata", "name"]) ?? ""
@@ -104,6 +105,7 @@ extension APIServer {
             warnings = decoded.droppedFields
             decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
             try ObjectValidation.validate(decoded.object, resource: route.resource)
+            try admitNodeWrite(route, old: current, new: decoded.object)
             if route.resource == .pods, route.subresource == nil, let old = try? KubeJSON.decode(Pod.self, from: current),
                let new = try? KubeJSON.decode(Pod.self, from: decoded.object) {
                 let causes = PodValidation.updateProblems(old: old, new: new)
