@@ -57,6 +57,62 @@ struct HostileImageTests {
         #expect(!FileManager.default.fileExists(atPath: "/etc/iotkube-contained"))
     }
 
+    /// A host file and directory (next to the registry's layout, where the hostile layers point)
+    /// with known metadata; returns what `stat` says of each.
+    func plantHostTargets(_ fixture: RegistryFixture) throws -> [String: stat] {
+        let file = fixture.directory + "/host-victim", directory = fixture.directory + "/host-victim-dir/sub"
+        try? FileManager.default.removeItem(atPath: file)
+        try? FileManager.default.removeItem(atPath: fixture.directory + "/host-victim-dir")
+        try "host data\n".write(toFile: file, atomically: false, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        #expect(chmod(file, 0o640) == 0 && chmod(directory, 0o750) == 0)
+        return try [file, directory].reduce(into: [:]) { result, path in result[path] = try metadata(path) }
+    }
+
+    func metadata(_ path: String) throws -> stat {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw TestFailure("lstat \(path): \(errno)") }
+        return info
+    }
+
+    /// A directory entry (6777, uid 4242) that the same layer then replaces with a symlink to a host
+    /// file, or whose parent it replaces with a symlink to a host directory: the metadata applied
+    /// after the layer must not reach the host (it did through `fchmodat` by path).
+    @Test func directoryMetadataStaysInsideTheImage() throws {
+        let fixture = try RegistryFixture.get()
+        // One after the other: both images point at the same host paths.
+        let modes = getuid() == 0 ? ["overlay", "flattened"] : ["flattened"]
+        for tag in ["chmod-via-symlink", "chmod-via-parent"] { for mode in modes {
+            let before = try plantHostTargets(fixture)
+            let root = fixture.newStateDirectory()
+            let result = try fixture.pull(tag, root: root, extra: ["--unpack-mode", mode])
+            #expect(result.status == 0, "\(tag) \(mode): \(result.output)")
+            for (path, old) in before {
+                let now = try metadata(path)
+                #expect(now.st_mode == old.st_mode, "\(tag) \(mode): \(path) mode \(String(now.st_mode, radix: 8))")
+                #expect(now.st_uid == old.st_uid && now.st_gid == old.st_gid, "\(tag) \(mode): \(path) owner \(now.st_uid):\(now.st_gid)")
+                #expect(now.st_mtim.tv_sec == old.st_mtim.tv_sec, "\(tag) \(mode): \(path) mtime")
+            }
+        } }
+    }
+
+    /// A lower layer's symlink to a host directory must not lend that directory's mode and owner
+    /// to the directory the next layer creates at the same path (overlay mode looks below).
+    @Test(.enabled(if: getuid() == 0, "overlay mode needs root")) func lowerLayerSymlinksAreNotFollowed() throws {
+        let fixture = try RegistryFixture.get()
+        let hostDirectory = fixture.directory + "/host-peek-dir/sub"
+        try FileManager.default.createDirectory(atPath: hostDirectory, withIntermediateDirectories: true)
+        #expect(chmod(hostDirectory, 0o701) == 0 && chown(hostDirectory, 4243, 4243) == 0)
+        let root = fixture.newStateDirectory()
+        let result = try fixture.pull("lower-symlink", root: root, extra: ["--unpack-mode", "overlay"])
+        #expect(result.status == 0, "\(result.output)")
+        let layers = try FileManager.default.contentsOfDirectory(atPath: root + "/images/layers")
+        // The top layer's own peek/sub (the lower layer's peek is the symlink).
+        let created = try #require(layers.map { "\(root)/images/layers/\($0)/peek" }.first { (try? metadata($0).st_mode & S_IFMT) == S_IFDIR })
+        let info = try metadata(created + "/sub")
+        #expect(info.st_mode & 0o7777 == 0o755 && info.st_uid == 0, "took the host directory's metadata: \(String(info.st_mode, radix: 8)) \(info.st_uid)")
+    }
+
     @Test func devicesAreDroppedAndSetuidCleared() throws {
         let fixture = try RegistryFixture.get()
         let root = fixture.newStateDirectory()

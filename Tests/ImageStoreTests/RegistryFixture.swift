@@ -35,7 +35,7 @@ final class RegistryFixture: @unchecked Sendable {
     /// Every tag make_layout.py writes; multi-platform ones are pushed with --all.
     static let tags = ["busybox", "layered", "many", "plain", "zstd", "multi", "armonly", "arm64", "traversal", "absolute",
                        "symlink-escape", "symlink-absolute", "hardlink-escape", "hardlink-via-symlink", "devices",
-                       "wrong-diffid", "bomb"]
+                       "wrong-diffid", "bomb", "chmod-via-symlink", "chmod-via-parent", "lower-symlink"]
 
     private init() throws {
         directory = NSTemporaryDirectory() + "iotkube-registry-\(UUID().uuidString)"

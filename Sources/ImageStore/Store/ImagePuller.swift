@@ -130,6 +130,7 @@ struct ImagePuller: Sendable {
                 result.report.droppedDevices += report.droppedDevices
                 result.report.clearedSetuid += report.clearedSetuid
                 result.report.skippedAttributes += report.skippedAttributes
+                result.report.skippedDirectories += report.skippedDirectories
             }
             if store.unpackMode == .flattened {
                 let final = store.rootfsPath(manifest.config.digest)

@@ -31,6 +31,9 @@ public struct UnpackReport: Sendable {
     public var droppedDevices: [String] = []
     public var clearedSetuid: [String] = []
     public var skippedAttributes: [String] = []
+    /// Directories whose mode, owner and times were not applied: a later entry of the layer
+    /// replaced them (or a parent) with something else, such as a symlink.
+    public var skippedDirectories: [String] = []
 }
 
 /// Applies one layer tarball to a directory, refusing anything that would write outside it:
@@ -47,8 +50,7 @@ struct LayerUnpacker {
     var lowerDirectories: [String] = []
     private var rootDescriptor: Int32 = -1
     private var createdPaths: Set<String> = []
-    private var directoryTimes: [(String, timespec)] = []
-    private var directoryModes: [(String, UInt32, UInt32, UInt32)] = []
+    private var directoryMetadata = DirectoryMetadata()
     var report = UnpackReport()
 
     init(target: String, mode: UnpackMode, policy: UnpackPolicy) {
@@ -74,16 +76,7 @@ struct LayerUnpacker {
             report.entries += 1
             try apply(entry, &tar)
         }
-        // Directory modes and times last: children changed them, and a read-only directory
-        // must not block its own contents.
-        for (path, permissions, uid, gid) in directoryModes.reversed() {
-            if isRoot { _ = fchownat(rootDescriptor, path.isEmpty ? "." : path, uid, gid, AT_SYMLINK_NOFOLLOW) }
-            guard fchmodat(rootDescriptor, path.isEmpty ? "." : path, mode_t(permissions), 0) == 0 else { throw failed("chmod", path) }
-        }
-        for (path, time) in directoryTimes.reversed() {
-            var times = [time, time]
-            _ = utimensat(rootDescriptor, path.isEmpty ? "." : path, &times, AT_SYMLINK_NOFOLLOW)
-        }
+        report.skippedDirectories += try directoryMetadata.apply(root: rootDescriptor, changeOwners: isRoot, target: target)
     }
 
     /// `./a//b/` → ["a", "b"]; absolute names and `..` are refused.
@@ -120,14 +113,8 @@ struct LayerUnpacker {
                 guard errno == ENOENT else { throw failed("stat", candidate) }
                 guard mkdirat(rootDescriptor, candidate, 0o755) == 0 else { throw failed("mkdir", candidate) }
                 createdPaths.insert(candidate)
-                for lower in lowerDirectories {
-                    var below = stat()
-                    if lstat("\(lower)/\(candidate)", &below) == 0 {
-                        if below.st_mode & S_IFMT == S_IFDIR {
-                            directoryModes.append((candidate, UInt32(below.st_mode & 0o7777), below.st_uid, below.st_gid))
-                        }
-                        break
-                    }
+                if let below = lowerDirectory(candidate) {
+                    directoryMetadata.record(candidate, permissions: UInt32(below.st_mode & 0o7777), uid: below.st_uid, gid: below.st_gid)
                 }
                 resolved.append(component)
                 continue
@@ -151,10 +138,32 @@ struct LayerUnpacker {
         return resolved.joined(separator: "/")
     }
 
+    /// Overlay mode: the directory the topmost lower layer holding `path` has there, found as a
+    /// mounted overlay would (a symlink or file in any component of that layer ends the search).
+    private func lowerDirectory(_ path: String) -> stat? {
+        for lower in lowerDirectories {
+            let layer = open(lower, IOTKUBE_O_PATH | O_DIRECTORY | O_CLOEXEC)
+            guard layer >= 0 else { continue }
+            defer { close(layer) }
+            let found = iotkube_openat2(layer, path, IOTKUBE_O_PATH | O_NOFOLLOW, 0, IOTKUBE_RESOLVE_NO_SYMLINKS | IOTKUBE_RESOLVE_BENEATH)
+            if found < 0 {
+                if errno == ENOENT { continue }
+                return nil
+            }
+            defer { close(found) }
+            var info = stat()
+            guard fstat(found, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { return nil }
+            return info
+        }
+        return nil
+    }
+
     private func join(_ parent: String, _ name: String) -> String { parent.isEmpty ? name : parent + "/" + name }
 
-    /// Removes whatever is at `path` (not following symlinks).
-    private func removeExisting(_ path: String) throws(ImageStoreError) {
+    /// Removes whatever is at `path` (not following symlinks) and forgets the metadata recorded
+    /// for the directories it held.
+    private mutating func removeExisting(_ path: String) throws(ImageStoreError) {
+        if existingKind(path) == S_IFDIR { directoryMetadata.forget(under: path) }
         try FileSystem.removeTree("\(target)/\(path)")
     }
 
@@ -169,8 +178,8 @@ struct LayerUnpacker {
         guard let name = parts.last else {
             // The archive's root ("./"): its mode and owner apply to the target directory.
             if entry.kind == .directory {
-                directoryModes.append(("", entry.mode, entry.uid, entry.gid))
-                directoryTimes.append(("", timespec(tv_sec: Int(entry.modificationTime), tv_nsec: entry.modificationNanoseconds)))
+                directoryMetadata.record("", permissions: entry.mode, uid: entry.uid, gid: entry.gid,
+                                         time: timespec(tv_sec: Int(entry.modificationTime), tv_nsec: entry.modificationNanoseconds))
             }
             else { throw invalid(entry.path, "the root must be a directory") }
             return
@@ -203,8 +212,8 @@ struct LayerUnpacker {
             if existing != S_IFDIR {
                 guard mkdirat(rootDescriptor, path, 0o700) == 0 else { throw failed("mkdir", path) }
             }
-            directoryModes.append((path, permissions, entry.uid, entry.gid))
-            directoryTimes.append((path, timespec(tv_sec: Int(entry.modificationTime), tv_nsec: entry.modificationNanoseconds)))
+            directoryMetadata.record(path, permissions: permissions, uid: entry.uid, gid: entry.gid,
+                                     time: timespec(tv_sec: Int(entry.modificationTime), tv_nsec: entry.modificationNanoseconds))
         case .regular:
             let file = openat(rootDescriptor, path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
             guard file >= 0 else { throw failed("create", path) }

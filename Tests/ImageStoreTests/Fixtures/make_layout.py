@@ -182,6 +182,25 @@ image("devices", [base, layer([
     {"name": "bin/setuid-tool", "data": b"#!/bin/sh\n", "mode": 0o4755},
     {"name": "bin/setgid-tool", "data": b"#!/bin/sh\n", "mode": 0o2755},
 ])])
+# Layers that try to change files outside the image through the directory metadata applied
+# after the layer (a directory replaced by a symlink, itself or a parent) or to copy the
+# metadata of a host directory through a symlink in a lower layer. The targets sit next to
+# the layout; the tests create them.
+HOST = os.path.dirname(os.path.abspath(LAYOUT))
+image("chmod-via-symlink", [base, layer([
+    {"name": "late", "type": tarfile.DIRTYPE, "mode": 0o6777, "uid": 4242, "gid": 4242, "mtime": 1000},
+    {"name": "late", "type": tarfile.SYMTYPE, "linkname": HOST + "/host-victim"},
+])])
+image("chmod-via-parent", [base, layer([
+    {"name": "deep", "type": tarfile.DIRTYPE},
+    {"name": "deep/sub", "type": tarfile.DIRTYPE, "mode": 0o6777, "uid": 4242, "gid": 4242, "mtime": 1000},
+    {"name": "deep", "type": tarfile.SYMTYPE, "linkname": HOST + "/host-victim-dir"},
+])])
+image("lower-symlink", [base, layer([
+    {"name": "peek", "type": tarfile.SYMTYPE, "linkname": HOST + "/host-peek-dir"},
+]), layer([
+    {"name": "peek/sub/file", "data": b"x\n"},
+])])
 image("wrong-diffid", [base, layer([{"name": "x", "data": b"x\n"}])],
       diff_ids=[base[1], "sha256:" + "0" * 64])
 # 300 MiB of zeros: about 300 KiB compressed, far past 100x its size and the 256 MiB floor.
