@@ -104,11 +104,15 @@ public enum ContainerSpecBuilder {
     // MARK: user
 
     /// runAsUser/runAsGroup (container over pod) or the image's user, resolved in the image's
-    /// /etc/passwd and /etc/group; runAsNonRoot is enforced here, as the kubelet does.
+    /// /etc/passwd and /etc/group (read inside the rootfs, see ``ImageRootFile``); runAsNonRoot is
+    /// enforced here, as the kubelet does.
     static func user(_ input: Input, label: String) throws(PodSetupError) -> RuntimeSpec.User {
         let context = input.container.securityContext, podContext = input.pod.spec?.securityContext
-        let passwd = FileTree.readText(input.rootfs + "/etc/passwd") ?? ""
-        let groupFile = FileTree.readText(input.rootfs + "/etc/group") ?? ""
+        let passwd: String, groupFile: String
+        do {
+            passwd = try ImageRootFile.readText("/etc/passwd", rootfs: input.rootfs) ?? ""
+            groupFile = try ImageRootFile.readText("/etc/group", rootfs: input.rootfs) ?? ""
+        } catch { throw PodSetupError("\(label): \(error)") }
         let users = passwd.split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }.filter { $0.count >= 4 }
         let groups = groupFile.split(separator: "\n").map { $0.split(separator: ":", omittingEmptySubsequences: false).map(String.init) }.filter { $0.count >= 3 }
         var uid: UInt32 = 0
