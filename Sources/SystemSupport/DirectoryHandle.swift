@@ -100,14 +100,18 @@ public final class DirectoryHandle {
     /// a FIFO or a device is never opened for reading). Reads at most `limit` bytes.
     public func readFile(_ name: String, limit: Int = 64 << 20) throws(FileError) -> (bytes: [UInt8], mode: mode_t)? {
         try checkName(name)
-        let file = openat(descriptor, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        guard file >= 0 else {
-            if errno == ENOENT || errno == ELOOP { return nil }
+        // Looked at before it is opened for reading: opening a device or FIFO has effects.
+        let object = openat(descriptor, name, IOTKUBE_O_PATH | O_NOFOLLOW | O_CLOEXEC)
+        guard object >= 0 else {
+            if errno == ENOENT { return nil }
             throw FileError(operation: "open", path: child(name), code: errno)
         }
-        defer { close(file) }
+        defer { close(object) }
         var info = stat()
-        guard fstat(file, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        guard fstat(object, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
+        let file = open("/proc/self/fd/\(object)", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard file >= 0 else { throw FileError(operation: "open", path: child(name), code: errno) }
+        defer { close(file) }
         guard info.st_size <= limit else { throw FileError(operation: "read", path: child(name), code: EFBIG) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16384)
@@ -149,41 +153,78 @@ public final class DirectoryHandle {
     }
 
     /// Removes `name`: a file, a symlink (never what it points to), or a directory tree read
-    /// through descriptors. A directory on another mount is refused (EXDEV), never emptied: an
-    /// unmount that failed must not turn into deleting what the mount shows. Missing is fine.
+    /// through descriptors, without recursion (a container can nest directories deeper than any
+    /// stack) and at most `maximumDepth` levels deep. A directory on another mount, or whose
+    /// mount cannot be told, is refused (EXDEV), never emptied: an unmount that failed must not
+    /// turn into deleting what the mount shows. Missing is fine.
     public func remove(_ name: String) throws(FileError) {
         try checkName(name)
         guard let kind = kind(name) else { return }
-        if kind != S_IFDIR {
+        guard kind == S_IFDIR else {
             guard unlinkat(descriptor, name, 0) == 0 || errno == ENOENT else { throw FileError(operation: "unlink", path: child(name), code: errno) }
             return
         }
+        struct Level {
+            let parent: DirectoryHandle
+            let name: String
+            let directory: DirectoryHandle
+            var remaining: [String]
+        }
+        func level(_ parent: DirectoryHandle, _ name: String) throws(FileError) -> Level? {
+            guard let directory = try parent.openForRemoval(name) else { return nil }
+            return Level(parent: parent, name: name, directory: directory, remaining: try directory.entries().reversed())
+        }
+        guard let first = try level(self, name) else { return }
+        var stack = [first]
+        while !stack.isEmpty {
+            let top = stack.count - 1
+            guard let entry = stack[top].remaining.popLast() else {
+                let done = stack.removeLast()
+                guard unlinkat(done.parent.descriptor, done.name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
+                    throw FileError(operation: "rmdir", path: done.parent.child(done.name), code: errno)
+                }
+                continue
+            }
+            let directory = stack[top].directory
+            if directory.kind(entry) == S_IFDIR {
+                guard stack.count < Self.maximumDepth else { throw FileError(operation: "remove (deeper than \(Self.maximumDepth) levels)", path: directory.path, code: ELOOP) }
+                if let next = try level(directory, entry) { stack.append(next) }
+            } else if unlinkat(directory.descriptor, entry, 0) != 0 && errno != ENOENT {
+                // A directory that appeared in the meantime is taken on the next pass.
+                if errno == EISDIR, let next = try level(directory, entry) { stack.append(next); continue }
+                throw FileError(operation: "unlink", path: directory.child(entry), code: errno)
+            }
+        }
+    }
+
+    /// How deep a tree `remove` takes apart.
+    public static let maximumDepth = 4096
+
+    /// The subdirectory `name`, opened for removal on this directory's mount and made
+    /// writable and searchable; nil when it is gone.
+    private func openForRemoval(_ name: String) throws(FileError) -> DirectoryHandle? {
         let directory: DirectoryHandle
         do { directory = try openDirectory(name) } catch {
-            // No search permission (read-only image directories): open it up, then try again.
-            guard error.code == EACCES, fchmodat(descriptor, name, 0o700, 0) == 0 else {
-                if error.code == ENOENT { return }
-                throw error
-            }
+            if error.code == ENOENT { return nil }
+            // No search permission (read-only image directories): open it up through an O_PATH
+            // descriptor of the directory itself (never a link put there since), then again.
+            guard error.code == EACCES else { throw error }
+            let object = openat(descriptor, name, IOTKUBE_O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard object >= 0 else { throw FileError(operation: "open", path: child(name), code: errno) }
+            defer { close(object) }
+            guard chmod("/proc/self/fd/\(object)", 0o700) == 0 else { throw FileError(operation: "chmod", path: child(name), code: errno) }
             directory = try openDirectory(name)
         }
         try directory.checkSameMount(as: self)
         fchmod(directory.descriptor, 0o700)
-        for entry in try directory.entries() { try directory.remove(entry) }
-        guard unlinkat(descriptor, name, AT_REMOVEDIR) == 0 || errno == ENOENT else {
-            throw FileError(operation: "rmdir", path: child(name), code: errno)
-        }
+        return directory
     }
 
-    /// Throws EXDEV when this directory lies on another mount than `parent`.
+    /// Throws EXDEV when this directory lies on another mount than `parent`, or when the mount
+    /// cannot be told (a bind mount of the same file system has the same `st_dev`).
     func checkSameMount(as parent: DirectoryHandle) throws(FileError) {
         var own: UInt64 = 0, theirs: UInt64 = 0
-        if iotkube_mount_id(descriptor, &own) == 0, iotkube_mount_id(parent.descriptor, &theirs) == 0 {
-            guard own == theirs else { throw FileError(operation: "remove (a mount point)", path: path, code: EXDEV) }
-            return
-        }
-        var a = stat(), b = stat()
-        guard fstat(descriptor, &a) == 0, fstat(parent.descriptor, &b) == 0, a.st_dev == b.st_dev else {
+        guard iotkube_mount_id(descriptor, &own) == 0, iotkube_mount_id(parent.descriptor, &theirs) == 0, own == theirs else {
             throw FileError(operation: "remove (a mount point)", path: path, code: EXDEV)
         }
     }

@@ -7,6 +7,46 @@ import Testing
 
 /// Directory listing without Foundation, as the agent does it.
 @Suite struct FileTreeTests {
+    /// Nests `depth` directories named "d" below `base` (through descriptors: the path would be
+    /// longer than PATH_MAX), as a container can in its emptyDir.
+    static func nest(_ base: String, depth: Int) throws {
+        var parent = open(base, O_RDONLY | O_DIRECTORY)
+        for _ in 0..<depth {
+            #expect(mkdirat(parent, "d", 0o755) == 0)
+            let child = openat(parent, "d", O_RDONLY | O_DIRECTORY)
+            close(parent)
+            parent = child
+        }
+        #expect(openat(parent, "leaf", O_CREAT | O_WRONLY, 0o644) >= 0)
+        close(parent)
+    }
+
+    /// Removal takes a deep tree apart without recursion, and refuses (instead of overflowing
+    /// its stack, or silently stopping at PATH_MAX as before) one deeper than it handles.
+    @Test func deepTreesAreRemovedOrRefusedWithoutRecursion() throws {
+        let base = NSTemporaryDirectory() + "iotkube-deep-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/ok", withIntermediateDirectories: true)
+        try Self.nest(base + "/ok", depth: 3000)
+        try FileTree.remove(base + "/ok")
+        #expect(!FileTree.exists(base + "/ok"), "3000 levels removed")
+        try FileManager.default.createDirectory(atPath: base + "/deep", withIntermediateDirectories: true)
+        try Self.nest(base + "/deep", depth: DirectoryHandle.maximumDepth + 10)
+        #expect { try FileTree.remove(base + "/deep") } throws: { "\($0)".contains("deeper than \(DirectoryHandle.maximumDepth) levels") }
+    }
+
+    /// A mount inside a tree being removed is refused, never emptied.
+    @Test(.enabled(if: getuid() == 0, "needs root (bind mounts)"))
+    func aMountInsideATreeIsNotEmptied() throws {
+        let base = NSTemporaryDirectory() + "iotkube-mounted-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/host", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: base + "/pod/volume", withIntermediateDirectories: true)
+        try "kept".write(toFile: base + "/host/file", atomically: true, encoding: .utf8)
+        #expect(mount(base + "/host", base + "/pod/volume", nil, UInt(MS_BIND), nil) == 0)
+        defer { umount2(base + "/pod/volume", Int32(MNT_DETACH)) }
+        #expect { try FileTree.remove(base + "/pod") } throws: { "\($0)".contains("a mount point") }
+        #expect(try String(contentsOfFile: base + "/host/file", encoding: .utf8) == "kept", "a same-file-system bind mount is told apart by its mount id")
+    }
+
     /// readdir packs entries as tight as their names: the last one in its buffer may end a few
     /// bytes before an unmapped page. Reading its name must stop at the name's end (copying the
     /// whole 256-byte field faults here).

@@ -255,5 +255,7 @@ struct ContainerStopperTests {
     @Test func signalNames() {
         #expect(ContainerStopper.signalNumber(nil) == SIGTERM && ContainerStopper.signalNumber("SIGQUIT") == SIGQUIT)
         #expect(ContainerStopper.signalNumber("usr2") == SIGUSR2 && ContainerStopper.signalNumber("9") == 9 && ContainerStopper.signalNumber("SIGRTMIN+3") == 37)
+        // The image's STOPSIGNAL is outside input: an offset past the real-time signals used to trap.
+        #expect(ContainerStopper.signalNumber("SIGRTMIN+2147483647") == SIGTERM && ContainerStopper.signalNumber("RTMIN+31") == SIGTERM)
     }
 }

@@ -38,7 +38,8 @@ enum BindMount {
         }
     }
 
-    /// Whether `path` (not followed if a symlink) is the root of a mount.
+    /// Whether `path` (not followed if a symlink) is the root of a mount; true when that cannot
+    /// be told (nothing is then mounted again or removed there).
     static func isMountPoint(_ path: String) -> Bool {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return true }
         let object = open(path, IOTKUBE_O_PATH | O_NOFOLLOW | O_CLOEXEC)
@@ -48,13 +49,16 @@ enum BindMount {
         guard parent >= 0 else { return false }
         defer { close(parent) }
         var own: UInt64 = 0, theirs: UInt64 = 0
-        if iotkube_mount_id(object, &own) == 0, iotkube_mount_id(parent, &theirs) == 0 { return own != theirs }
-        var a = stat(), b = stat()
-        return fstat(object, &a) == 0 && fstat(parent, &b) == 0 && a.st_dev != b.st_dev
+        guard iotkube_mount_id(object, &own) == 0, iotkube_mount_id(parent, &theirs) == 0 else { return true }
+        return own != theirs
     }
 
-    /// Detaches every mount at or below `directory`, deepest first (from /proc/self/mountinfo).
+    /// Detaches every mount at or below `directory` (by its real path), deepest first, each
+    /// until nothing is mounted there any more (mounts stacked on one point go one at a time).
     static func unmountAll(under directory: String) {
+        guard let real = realpath(directory, nil) else { return }
+        let directory = String(cString: real)
+        free(real)
         guard let table = FileTree.readText("/proc/self/mountinfo", limit: 64 << 20) else { return }
         let points = table.split(separator: "\n").compactMap { line -> String? in
             let fields = line.split(separator: " ", omittingEmptySubsequences: false)
@@ -62,7 +66,10 @@ enum BindMount {
             let point = unescape(fields[4])
             return point == directory || point.hasPrefix(directory + "/") ? point : nil
         }
-        for point in Set(points).sorted(by: { $0.utf8.count > $1.utf8.count }) { umount2(point, Int32(MNT_DETACH)) }
+        for point in Set(points).sorted(by: { $0.utf8.count > $1.utf8.count }) {
+            var detached = 0
+            while detached < 64, umount2(point, Int32(MNT_DETACH | UMOUNT_NOFOLLOW)) == 0 { detached += 1 }
+        }
     }
 
     /// mountinfo escapes space, tab, newline and backslash as `\ooo`.

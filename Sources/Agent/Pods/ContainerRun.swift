@@ -10,6 +10,8 @@ struct ContainerRun: Sendable {
     var id: String?
     /// Runs that ended and were replaced (the API's restartCount).
     var restartCount: Int32 = 0
+    /// Counts taken from outside (the API's status, log file names) are capped here.
+    static let maximumRestartCount: Int32 = 1_000_000
     /// Whether the current ID is a run that was started (restartCount counts from the second one).
     var hasRun = false
     var imageID = ""

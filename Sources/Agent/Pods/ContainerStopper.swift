@@ -92,7 +92,8 @@ public enum ContainerStopper {
             "PWR": SIGPWR, "WINCH": SIGWINCH, "STOP": SIGSTOP, "CONT": SIGCONT, "ABRT": SIGABRT, "ALRM": SIGALRM,
         ]
         if let number = names[text] { return number }
-        if text.hasPrefix("RTMIN+"), let offset = Int32(text.dropFirst(6)) { return 34 + offset }
+        // The image says which; only SIGRTMIN+0…+30 exist (an offset past them used to trap).
+        if text.hasPrefix("RTMIN+"), let offset = Int32(text.dropFirst(6)), (0...30).contains(offset) { return 34 + offset }
         if text == "RTMIN" { return 34 }
         return SIGTERM
     }

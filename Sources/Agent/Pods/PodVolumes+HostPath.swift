@@ -16,16 +16,20 @@ extension PodVolumes {
     func prepareHostPath(_ source: HostPathVolumeSource, volume: String, allowed: [String]?, label: String) throws(PodSetupError) -> String {
         let target = podDirectory + "/volume-hostpaths/" + volume
         if BindMount.isMountPoint(target) { return target }
-        let descriptor = try Self.openHostPath(source, label: label)
+        let descriptor = try Self.openHostPath(source, allowed: allowed, label: label)
         defer { close(descriptor) }
-        if let allowed {
-            guard let real = Self.realPath(of: descriptor),
-                  allowed.contains(where: { PodAdmission.isWithin(real, PodAdmission.resolvedPath($0) ?? $0) }) else {
-                throw PodSetupError("\(label): hostPath \(source.path) leads outside the node's allowedHostPaths")
-            }
+        guard Self.isAllowed(descriptor, allowed) else {
+            throw PodSetupError("\(label): hostPath \(source.path) leads outside the node's allowedHostPaths")
         }
         try BindMount.bind(descriptor, onto: target, label: label)
         return target
+    }
+
+    /// Whether the object open at `descriptor` really is under one of `allowed` (nil: anywhere).
+    static func isAllowed(_ descriptor: Int32, _ allowed: [String]?) -> Bool {
+        guard let allowed else { return true }
+        guard let real = realPath(of: descriptor) else { return false }
+        return allowed.contains { PodAdmission.isWithin(real, PodAdmission.resolvedPath($0) ?? $0) }
     }
 
     /// Where an open descriptor's object is (`/proc/self/fd/N`).
@@ -40,14 +44,14 @@ extension PodVolumes {
     /// Opens the hostPath (IOTKUBE_O_PATH; the host's own symlinks are followed, as the kubelet does)
     /// after the kubelet's type checks; DirectoryOrCreate and FileOrCreate create what is missing
     /// without following a symlink in what they create.
-    static func openHostPath(_ source: HostPathVolumeSource, label: String) throws(PodSetupError) -> Int32 {
+    static func openHostPath(_ source: HostPathVolumeSource, allowed: [String]? = nil, label: String) throws(PodSetupError) -> Int32 {
         let path = source.path
         func fail(_ what: String) -> PodSetupError { PodSetupError("\(label): hostPath type check failed: \(path) \(what)") }
         guard path.hasPrefix("/") else { throw PodSetupError("\(label): hostPath \"\(path)\" is not absolute") }
         let type = source.type ?? .unset
         var descriptor = open(path, IOTKUBE_O_PATH | O_CLOEXEC)
         if descriptor < 0 && errno == ENOENT && (type == .directoryOrCreate || type == .fileOrCreate) {
-            try create(path, directory: type == .directoryOrCreate, fail: fail)
+            try create(path, directory: type == .directoryOrCreate, allowed: allowed, fail: fail)
             descriptor = open(path, IOTKUBE_O_PATH | O_CLOEXEC)
         }
         guard descriptor >= 0 else {
@@ -70,8 +74,9 @@ extension PodVolumes {
         return descriptor
     }
 
-    /// Creates the missing end of `path` below its deepest existing directory.
-    private static func create(_ path: String, directory: Bool, fail: (String) -> PodSetupError) throws(PodSetupError) {
+    /// Creates the missing end of `path` below its deepest existing directory, which must itself
+    /// be under `allowed` (nothing is made before that is known).
+    private static func create(_ path: String, directory: Bool, allowed: [String]?, fail: (String) -> PodSetupError) throws(PodSetupError) {
         var existing = path
         var missing: [String] = []
         while !FileTree.exists(existing), let slash = existing.lastIndex(of: "/") {
@@ -80,6 +85,7 @@ extension PodVolumes {
         }
         do {
             let base = try DirectoryHandle(path: existing, followingSymlinks: true)
+            guard isAllowed(base.descriptor, allowed) else { throw fail("cannot be created: \(existing) is outside the node's allowedHostPaths") }
             if directory {
                 _ = try base.makeDirectories(missing.joined(separator: "/"))
             } else {

@@ -115,7 +115,7 @@ extension PodWorker {
             return
         }
         // 3. Replace the previous run (its log stays for `logs --previous`).
-        let restartCount = run.hasRun ? run.restartCount + 1 : run.restartCount
+        let restartCount = run.hasRun ? min(run.restartCount, ContainerRun.maximumRestartCount) + 1 : run.restartCount
         let id = "\(uid)-\(container.name)-\(restartCount)"
         if let previous = run.id { removeRun(previous) }
         removeRun(id)

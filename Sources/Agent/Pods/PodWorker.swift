@@ -312,8 +312,9 @@ public actor PodWorker {
         let logged = FileTree.list(folder).compactMap { name in name.hasSuffix(".log") ? Int32(name.dropLast(4)) : nil }.max()
         let reported = ((pod.status?.containerStatuses ?? []) + (pod.status?.initContainerStatuses ?? []))
             .first { $0.name == container.name && $0.containerID != nil }?.restartCount
+        // The API's count is any client's to write: bounded, so `+ 1` cannot trap.
         if let previous = [logged, reported].compactMap({ $0 }).max() {
-            run.restartCount = previous
+            run.restartCount = min(max(0, previous), ContainerRun.maximumRestartCount)
             run.hasRun = true
             run.lastTermination = .terminated(exitCode: 255, signal: 0, oomKilled: false, execError: nil, startedAt: nil, finishedAt: .now(),
                                               message: "the container's previous run ended with the node (reboot or runtime state lost)")

@@ -15,7 +15,7 @@ int iotkube_syncfs(int fd);
 /// openat2(2) with `resolve` flags (IOTKUBE_RESOLVE_*); O_CLOEXEC is always added.
 /// Resolves `path` relative to `directory` without leaving it, as the flags demand.
 int iotkube_openat2(int directory, const char *path, int flags, mode_t mode, unsigned long long resolve);
-/// The id of the mount `fd` lies on (statx STATX_MNT_ID); -1 with errno when unknown.
+/// The id of the mount `fd` lies on (statx STATX_MNT_ID, else /proc/self/fdinfo); -1 with errno when unknown.
 int iotkube_mount_id(int fd, unsigned long long *id);
 /// O_PATH (glibc hides it from Swift without _GNU_SOURCE); checked against <fcntl.h> in openat2.c.
 #define IOTKUBE_O_PATH 010000000
