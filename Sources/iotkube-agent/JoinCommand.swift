@@ -11,16 +11,21 @@ struct JoinCommand: AsyncParsableCommand {
         discussion: """
             With an iotkube join token (from `iotkube-server token create`), or kubeadm-style with \
             --server, --token and --discovery-token-ca-cert-hash. The server's CA is checked against \
-            the pin before any secret is sent; the node key is made here and never leaves the board.
+            the pin before any secret is sent; the node key is made here and never leaves the board. \
+            A token given on the command line is visible to every local user (ps, /proc/*/cmdline) while \
+            join runs: give it with --token-file (a file, or - for standard input) instead.
             """)
 
-    @Argument(help: "An iotkube join token (iotkube1.…).")
+    @Argument(help: "An iotkube join token (iotkube1.…); visible to other local users while join runs, see --token-file.")
     var joinToken: String?
+
+    @Option(help: "Read the join token (or, with --server, the bootstrap token) from this file; - reads standard input.")
+    var tokenFile: String?
 
     @Option(help: "The API server URL (kubeadm-style join).")
     var server: String?
 
-    @Option(help: "A bootstrap token abcdef.0123456789abcdef (kubeadm-style join).")
+    @Option(help: "A bootstrap token abcdef.0123456789abcdef (kubeadm-style join); visible to other local users, see --token-file.")
     var token: String?
 
     @Option(help: "sha256:<hex> of the cluster CA's public key (kubeadm-style join).")
@@ -82,6 +87,12 @@ struct JoinCommand: AsyncParsableCommand {
     }
 
     private func credentials() throws -> (String, String, BootstrapToken) {
+        var joinToken = joinToken, token = token
+        if let tokenFile {
+            guard joinToken == nil, token == nil else { throw ValidationError("give the token either on the command line or with --token-file, not both") }
+            let text = try TokenFile.token(from: tokenFile)
+            if server == nil { joinToken = text } else { token = text }
+        }
         if let joinToken {
             do {
                 let parsed = try JoinToken(parsing: joinToken)

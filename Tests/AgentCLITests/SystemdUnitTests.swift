@@ -40,6 +40,13 @@ struct SystemdUnitTests {
         let status = try ServerProcess.run(ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path, ["status", "--config", example])
         #expect(status.output.contains("Node:           pi-kitchen") && status.output.contains("Credentials:"), "\(status.output)")
 
+        // the join token is read from its file by the agent, never put on a command line
+        // (every local user reads /proc/*/cmdline); JoinTokenFileTests runs the command
+        let provision = units.first { $0.0 == "iotkube-provision.service" }!.1
+        let commands = provision.split(separator: "\n").filter { $0.hasPrefix("Exec") }
+        #expect(commands.contains { $0.hasPrefix("ExecStart=/usr/bin/iotkube-agent join ") && $0.contains(" --token-file ${IOTKUBE_JOIN_FILE}") }, "\(commands)")
+        #expect(!commands.contains { $0.contains("$(") || $0.contains("`") || $0.contains("$token") || $0.contains("sh -c") }, "\(commands)")
+
         // the check itself notices a broken unit
         let broken = try Self.verify([("broken.service", agent.replacingOccurrences(of: "Type=notify", with: "Type=notifyy"))])
         #expect(!broken.output.isEmpty)
