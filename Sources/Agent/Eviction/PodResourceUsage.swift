@@ -66,23 +66,27 @@ public struct PodResourceUsage: Sendable {
 }
 
 /// Bytes and inodes under a directory on its own filesystem (other mounts — tmpfs volumes,
-/// the overlay rootfs — are not crossed).
+/// the overlay rootfs — are not crossed). The tree is the pod's to change while it is read:
+/// it is walked through descriptors, never following a link, depth first (one descriptor per
+/// level) and bounded in entries and depth.
 enum DiskUsage {
     static func measure(_ path: String) -> (bytes: Int64, inodes: Int64) {
-        var top = stat()
-        guard lstat(path, &top) == 0 else { return (0, 0) }
+        guard let top = try? DirectoryHandle(path: path, followingSymlinks: true) else { return (0, 0) }
+        var device = stat()
+        guard fstat(top.descriptor, &device) == 0 else { return (0, 0) }
         var total: (bytes: Int64, inodes: Int64) = (0, 0)
-        var pending = [path]
+        var stack: [(directory: DirectoryHandle, remaining: [String])] = [(top, (try? top.entries()) ?? [])]
         var budget = 1_000_000  // entries: a bound for hostile trees
-        while let directory = pending.popLast(), budget > 0 {
-            for name in FileTree.list(directory) {
-                budget -= 1
-                let child = directory + "/" + name
-                var info = stat()
-                guard lstat(child, &info) == 0, info.st_dev == top.st_dev else { continue }
-                total.inodes += 1
-                total.bytes += Int64(info.st_blocks) * 512
-                if (info.st_mode & S_IFMT) == S_IFDIR { pending.append(child) }
+        while !stack.isEmpty, budget > 0 {
+            guard let name = stack[stack.count - 1].remaining.popLast() else { stack.removeLast(); continue }
+            budget -= 1
+            let directory = stack[stack.count - 1].directory
+            var info = stat()
+            guard fstatat(directory.descriptor, name, &info, AT_SYMLINK_NOFOLLOW) == 0, info.st_dev == device.st_dev else { continue }
+            total.inodes += 1
+            total.bytes = total.bytes.addingSaturated(Int64(info.st_blocks) * 512)
+            if info.st_mode & S_IFMT == S_IFDIR, stack.count < DirectoryHandle.maximumDepth, let child = try? directory.openDirectory(name) {
+                stack.append((child, (try? child.entries()) ?? []))
             }
         }
         return total
