@@ -19,6 +19,7 @@ struct HTTPSTransport: Sendable {
     let port: Int
     let tls: NIOSSLContext
     let serverHostname: String?
+    let serverCertificateCheck: (@Sendable ([UInt8]) -> String?)?
     let bearerToken: String?
     /// Connecting and answering a non-streaming request must take less than this.
     let timeout: TimeAmount
@@ -27,6 +28,7 @@ struct HTTPSTransport: Sendable {
         (host, port) = try configuration.endpoint()
         self.timeout = timeout
         bearerToken = configuration.bearerToken
+        serverCertificateCheck = configuration.serverCertificateCheck
         var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
         do {
             if let ca = configuration.certificateAuthorityPEM {
@@ -54,6 +56,7 @@ struct HTTPSTransport: Sendable {
     private func connect() async throws(KubeClientError) -> Connection {
         let tls = self.tls
         let serverHostname = self.serverHostname
+        let serverCertificateCheck = self.serverCertificateCheck
         do {
             return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(timeout)
@@ -62,6 +65,7 @@ struct HTTPSTransport: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverHostname)
                         try channel.pipeline.syncOperations.addHandler(handler)
+                        if let serverCertificateCheck { try channel.pipeline.syncOperations.addHandler(ServerCertificateCheck(check: serverCertificateCheck)) }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try Connection(wrappingChannelSynchronously: channel)
                     }

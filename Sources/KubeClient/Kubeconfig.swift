@@ -15,6 +15,9 @@ public struct ClientConfiguration: Sendable {
     /// Skips server certificate verification (only for fetching data whose integrity is
     /// checked otherwise, like kubeadm's signed `cluster-info`).
     public var insecureSkipVerify = false
+    /// A further check of the server's certificate (DER) after the chain was verified, such as
+    /// the identity it must name; a returned reason refuses the server before the request.
+    public var serverCertificateCheck: (@Sendable ([UInt8]) -> String?)?
 
     public init(server: String, certificateAuthorityPEM: [UInt8]? = nil, clientCertificatePEM: [UInt8]? = nil, clientKeyPEM: [UInt8]? = nil, bearerToken: String? = nil) {
         self.server = server

@@ -63,9 +63,12 @@ struct RunCommand: AsyncParsableCommand {
             printToStandardError("iotkube-agent: \(config): \(error)")
             throw ExitCode.failure
         }
-        let endpointTLS = try ServingCertificate.tlsContext(
-            nodeName: configuration.nodeName, addresses: [host.internalIPv4()].compactMap { $0 },
+        let servingCertificate = try ServingCertificate(
+            nodeName: configuration.nodeName, addresses: [host.internalIPv4()].compactMap { $0 }, stateDirectory: configuration.stateDir)
+        let endpointTLS = try servingCertificate.tlsContext(
             clusterCAPEM: try Kubeconfig.parse(try AtomicFile.read(configuration.kubeconfig) ?? []).certificateAuthorityPEM ?? [])
+        let servingCertificateService = ServingCertificateService(
+            certificate: servingCertificate, client: { credentials.client }, logger: Logger(label: "iotkube-agent.endpoint"))
         let endpoint = HTTPService(
             server: APIHTTPServer(handler: AgentEndpoint(nodeName: configuration.nodeName, host: host, counters: counters,
                                                              logs: ContainerLogReader(directory: configuration.podLogDirectory ?? "/var/log/pods")), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
@@ -120,7 +123,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: endpoint), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
+            services: [.init(service: endpoint), .init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
                        .init(service: podSource), .init(service: staticPods),
                        .init(service: statusService), .init(service: eventService), .init(service: eviction)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

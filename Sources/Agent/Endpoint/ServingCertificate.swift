@@ -1,21 +1,121 @@
 import Crypto
 import FoundationEssentials
+import NIOCore
 import NIOSSL
 import SwiftASN1
+import Synchronization
 import SystemSupport
 import X509
 
-/// The agent endpoint's TLS: a self-signed serving certificate made at start (as the kubelet
-/// does by default) and client certificates verified against the cluster CA.
-public enum ServingCertificate {
-    public static func tlsContext(nodeName: String, addresses: [String], clusterCAPEM: [UInt8]) throws -> NIOSSLContext {
+/// The agent endpoint's serving certificate. As the kubelet with `serverTLSBootstrap`, the
+/// agent asks the cluster to sign one for `system:node:<name>` (``ServingCertificateService``)
+/// and serves a self-signed one until it is issued — the API server refuses that one, so
+/// `kubectl logs` works once the cluster signed. The signed certificate is kept in the state
+/// directory (key 0600) for the next start; each TLS hello takes the current certificate.
+public final class ServingCertificate: Sendable {
+    /// A certificate in use and its key.
+    struct Identity: Sendable {
+        var certificate: Certificate
+        var certificatePEM: String
+        var keyPEM: String
+        /// Whether the cluster CA signed it (false: self-signed).
+        var clusterSigned: Bool
+    }
+
+    let nodeName: String
+    let addresses: [String]
+    let certificatePath: String
+    let keyPath: String
+    private let current: Mutex<Identity>
+
+    /// Takes the stored cluster-signed certificate when it is still valid for `nodeName` and
+    /// `addresses`, else makes a self-signed one.
+    public init(nodeName: String, addresses: [String], stateDirectory: String) throws {
+        self.nodeName = nodeName
+        self.addresses = addresses
+        certificatePath = stateDirectory + "/pki/kubelet-serving.crt"
+        keyPath = stateDirectory + "/pki/kubelet-serving.key"
+        var identity = try Self.selfSigned(nodeName: nodeName, addresses: addresses)
+        if let certificate = try? AtomicFile.read(certificatePath), let key = try? AtomicFile.read(keyPath),
+           let stored = try? Self.signed(String(decoding: certificate, as: UTF8.self), keyPEM: String(decoding: key, as: UTF8.self)),
+           Self.problem(stored.certificate, nodeName: nodeName, addresses: addresses, now: Date()) == nil {
+            identity = stored
+        }
+        current = Mutex(identity)
+    }
+
+    var identity: Identity { current.withLock { $0 } }
+
+    /// Whether a cluster-signed certificate is in use and not yet due for renewal (80 % of its life).
+    func signedAndFresh(now: Date) -> Bool {
+        let identity = self.identity
+        guard identity.clusterSigned else { return false }
+        let start = identity.certificate.notValidBefore, end = identity.certificate.notValidAfter
+        return now < start.addingTimeInterval(end.timeIntervalSince(start) * 0.8)
+            && Self.problem(identity.certificate, nodeName: nodeName, addresses: addresses, now: now) == nil
+    }
+
+    /// Stores a certificate the cluster signed and serves it from the next connection on.
+    func install(certificatePEM: String, keyPEM: String) throws {
+        let identity = try Self.signed(certificatePEM, keyPEM: keyPEM)
+        if let problem = Self.problem(identity.certificate, nodeName: nodeName, addresses: addresses, now: Date()) {
+            throw ProvisioningError("the issued serving certificate does not fit this node: \(problem)")
+        }
+        try FileTree.makeDirectories(String(keyPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")), mode: 0o700)
+        try AtomicFile.write(keyPEM, to: keyPath, mode: 0o600)
+        try AtomicFile.write(certificatePEM, to: certificatePath, mode: 0o644)
+        current.withLock { $0 = identity }
+    }
+
+    /// The endpoint's TLS: the current certificate per connection; client certificates are
+    /// verified against the cluster CA when presented.
+    public func tlsContext(clusterCAPEM: [UInt8]) throws -> NIOSSLContext {
+        let start = identity
+        var configuration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(start.certificatePEM.utf8), format: .pem))],
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(start.keyPEM.utf8), format: .pem)))
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(clusterCAPEM))
+        configuration.certificateVerification = .optionalVerification
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.sslContextCallback = { [self] _, promise in
+            let identity = self.identity
+            do {
+                var override = NIOSSLContextConfigurationOverride()
+                override.certificateChain = [.certificate(try NIOSSLCertificate(bytes: Array(identity.certificatePEM.utf8), format: .pem))]
+                override.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(identity.keyPEM.utf8), format: .pem))
+                promise.succeed(override)
+            } catch {
+                promise.fail(error)
+            }
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// Why a certificate does not serve this node now (expired, another name, an address
+    /// missing), or nil.
+    static func problem(_ certificate: Certificate, nodeName: String, addresses: [String], now: Date) -> String? {
+        guard now >= certificate.notValidBefore, now < certificate.notValidAfter else { return "it is not valid now" }
+        let commonNames = certificate.subject.flatMap { $0 }.filter { $0.type == .RDNAttributeType.commonName }.map { String(describing: $0.value) }
+        guard commonNames == ["system:node:\(nodeName)"] else { return "it is for \(certificate.subject), not system:node:\(nodeName)" }
+        let names = (try? certificate.extensions.subjectAlternativeNames).map(Array.init) ?? []
+        for address in addresses {
+            guard let bytes = ipv4Bytes(address), names.contains(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes)))) else {
+                return "it does not cover \(address)"
+            }
+        }
+        return nil
+    }
+
+    static func signed(_ certificatePEM: String, keyPEM: String) throws -> Identity {
+        Identity(certificate: try Certificate(pemEncoded: certificatePEM), certificatePEM: certificatePEM, keyPEM: keyPEM, clusterSigned: true)
+    }
+
+    /// A self-signed certificate for the node's name and IPv4 addresses (the kubelet's default).
+    static func selfSigned(nodeName: String, addresses: [String]) throws -> Identity {
         let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName { CommonName("\(nodeName)@iotkube-agent") }
         var sans: [GeneralName] = [.dnsName(nodeName), .dnsName("localhost"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))]
-        for address in addresses {
-            let parts = address.split(separator: ".").compactMap { UInt8($0) }
-            if parts.count == 4 { sans.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(parts)))) }
-        }
+        for address in addresses { if let bytes = ipv4Bytes(address) { sans.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes)))) } }
         let now = Date()
         let certificate = try Certificate(
             version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
@@ -27,12 +127,15 @@ public enum ServingCertificate {
                 SubjectAlternativeNames(sans)
             },
             issuerPrivateKey: .init(key))
-        var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: [.certificate(try NIOSSLCertificate(bytes: Array(try certificate.serializeAsPEM().pemString.utf8), format: .pem))],
-            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(key.pemRepresentation.utf8), format: .pem)))
-        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(clusterCAPEM))
-        configuration.certificateVerification = .optionalVerification
-        configuration.minimumTLSVersion = .tlsv12
-        return try NIOSSLContext(configuration: configuration)
+        return Identity(certificate: certificate, certificatePEM: try certificate.serializeAsPEM().pemString,
+                        keyPEM: key.pemRepresentation, clusterSigned: false)
+    }
+
+    /// Dotted IPv4 text as bytes; nil when it is not one.
+    static func ipv4Bytes(_ text: String) -> [UInt8]? {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4 else { return nil }
+        let bytes = parts.compactMap { UInt8($0) }
+        return bytes.count == 4 ? bytes : nil
     }
 }

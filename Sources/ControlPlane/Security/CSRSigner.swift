@@ -2,8 +2,9 @@ import FoundationEssentials
 import KubeModel
 import X509
 
-/// Approves node client certificate requests that Kubernetes would auto-approve and signs
-/// approved requests with the cluster CA (the kube-controller-manager's approver and signer).
+/// Approves node client and serving certificate requests that Kubernetes (or, for serving
+/// certificates, k3s and kubelet-csr-approver) would auto-approve and signs approved requests
+/// with the cluster CA (the kube-controller-manager's approver and signer).
 public struct CSRSigner: Sendable {
     static let kubeletClientSigner = "kubernetes.io/kube-apiserver-client-kubelet"
     static let allowedUsages: Set = ["digital signature", "key encipherment", "client auth"]
@@ -23,13 +24,17 @@ public struct CSRSigner: Sendable {
 
     /// Approves the named request if it qualifies and signs it once approved; returns it as stored.
     func process(name: String) throws -> JSONValue {
-        try store.update(.certificateSigningRequests, namespace: "", name: name) { current in
+        // Approving a serving certificate reads the Nodes: decided before the request is locked.
+        let servingApproval = try store.get(.certificateSigningRequests, namespace: "", name: name)
+            .flatMap { try? KubeJSON.decode(KubeModel.CertificateSigningRequest.self, from: $0) }
+            .flatMap { KubeletServingApproval(store: store).reason($0) }
+        return try store.update(.certificateSigningRequests, namespace: "", name: name) { current in
             guard var csr = try? KubeJSON.decode(KubeModel.CertificateSigningRequest.self, from: current) else { return nil }
             var status = csr.status ?? CertificateSigningRequestStatus()
             var conditions = status.conditions ?? []
             let decided = conditions.contains { $0.type == "Approved" || $0.type == "Denied" || $0.type == "Failed" }
             var changed = false
-            if !decided, autoApprove, let reason = autoApprovalReason(csr) {
+            if !decided, autoApprove, let reason = autoApprovalReason(csr, servingApproval: servingApproval) {
                 var approval = CertificateSigningRequestCondition(type: "Approved", reason: "AutoApproved", message: reason)
                 approval.lastUpdateTime = .now()
                 approval.lastTransitionTime = .now()
@@ -38,7 +43,8 @@ public struct CSRSigner: Sendable {
             }
             let approved = conditions.contains { $0.type == "Approved" && $0.status == .true }
             let denied = conditions.contains { $0.type == "Denied" || $0.type == "Failed" }
-            if approved, !denied, status.certificate == nil, csr.spec.signerName == Self.kubeletClientSigner {
+            if approved, !denied, status.certificate == nil,
+               csr.spec.signerName == Self.kubeletClientSigner || csr.spec.signerName == KubeletServingApproval.signerName {
                 do {
                     status.certificate = Base64Bytes(Array(try sign(csr).utf8))
                 } catch {
@@ -58,7 +64,9 @@ public struct CSRSigner: Sendable {
 
     /// Why a request may be approved without a person: a node client certificate for
     /// `system:node:<name>` / `system:nodes`, requested with a bootstrap token or by that node.
-    func autoApprovalReason(_ csr: KubeModel.CertificateSigningRequest) -> String? {
+    /// `servingApproval` is ``KubeletServingApproval``'s verdict for a serving certificate request.
+    func autoApprovalReason(_ csr: KubeModel.CertificateSigningRequest, servingApproval: String?) -> String? {
+        if csr.spec.signerName == KubeletServingApproval.signerName { return servingApproval }
         guard csr.spec.signerName == Self.kubeletClientSigner,
               let request = try? X509.CertificateSigningRequest(pemEncoded: csr.spec.request.text) else { return nil }
         let (commonName, organizations) = Self.names(request.subject)
@@ -71,7 +79,9 @@ public struct CSRSigner: Sendable {
         return nil
     }
 
-    /// Signs the request with the CA after checking its own signature; returns the PEM certificate.
+    /// Signs the request with the CA after checking its own signature; returns the PEM certificate:
+    /// a client certificate, or for `kubernetes.io/kubelet-serving` a serving certificate for the
+    /// DNS names and IPs the request asks for.
     func sign(_ csr: KubeModel.CertificateSigningRequest) throws -> String {
         let request = try X509.CertificateSigningRequest(pemEncoded: csr.spec.request.text)
         guard request.publicKey.isValidSignature(request.signature, for: request) else {
@@ -79,9 +89,17 @@ public struct CSRSigner: Sendable {
         }
         let (commonName, organizations) = Self.names(request.subject)
         let validity = min(Int64(csr.spec.expirationSeconds ?? Int32(Self.defaultValidity)), Self.defaultValidity)
+        let serving = csr.spec.signerName == KubeletServingApproval.signerName
+        guard let names = serving ? KubeletServingApproval.names(request) : KubeletServingApproval.Names() else {
+            throw APIError.badRequest("a kubelet serving certificate may name only DNS names and IP addresses")
+        }
+        if serving, !(commonName ?? "").hasPrefix(Authorizer.nodeUserPrefix) || organizations != [Authorizer.nodesGroup] {
+            throw APIError.badRequest("a kubelet serving certificate must be for \(Authorizer.nodeUserPrefix)<node> in \(Authorizer.nodesGroup)")
+        }
         let certificate = try authority.issue(
             commonName: commonName ?? "", organizations: organizations, publicKey: request.publicKey,
-            serverAuth: false, clientAuth: true, validity: TimeInterval(max(600, validity)))
+            dnsNames: names.dnsNames, ipAddresses: names.ipAddresses,
+            serverAuth: serving, clientAuth: !serving, validity: TimeInterval(max(600, validity)))
         return try certificate.serializeAsPEM().pemString
     }
 
