@@ -134,7 +134,8 @@ extension PodWorker {
             spec.annotations?[Self.restartCountAnnotation] = String(restartCount)
             spec.annotations?[Self.imageIDAnnotation] = imageID
             if let signal = configuration.config?.stopSignal { spec.annotations?[Self.stopSignalAnnotation] = signal }
-            try AtomicFile.write(try KubeJSON.encode(spec), to: runDirectory + "/config.json", mode: 0o600)
+            // The configuration carries Secret values: on tmpfs, never on the flash with the rootfs.
+            let bundle = try ContainerBundle.write(spec, runtimeRoot: host.runtime.root, id: id)
             let logPath = host.logPath(pod, container: container.name, restartCount: restartCount)
             let logFolder = String(logPath[..<logPath.lastIndex(of: "/")!])
             try FileTree.makeDirectories(logFolder, mode: 0o755)
@@ -144,7 +145,7 @@ extension PodWorker {
             }
             let runtime = host.runtime
             try await blocking {
-                let _: ContainerRecord = try runtime.create(id: id, bundle: runDirectory, options: BuiltinRuntime.CreateOptions(logPath: logPath))
+                let _: ContainerRecord = try runtime.create(id: id, bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: logPath))
                 try runtime.start(id: id)
             }
             try? host.images.markUsed(image.id, by: id)
@@ -191,6 +192,7 @@ extension PodWorker {
             if let record = try? host.images.lookup(image) { try? host.images.release(record.id, by: id) }
         }
         try? runtime.delete(id: id, force: true)
+        ContainerBundle.remove(runtimeRoot: runtime.root, id: id)
         try? ContainerRootfs.remove(containerDirectory: directory + "/runs/" + id)
     }
 

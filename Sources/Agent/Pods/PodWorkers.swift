@@ -157,7 +157,10 @@ public final class PodWorkers: Service, Sendable {
         let runtime = host.runtime
         for uid in FileTree.list(host.configuration.stateDir + "/pods") where !live.contains(uid) {
             let directory = host.podDirectory(uid: uid)
-            for run in FileTree.list(directory + "/runs") { try? ContainerRootfs.remove(containerDirectory: directory + "/runs/" + run) }
+            for run in FileTree.list(directory + "/runs") {
+                ContainerBundle.remove(runtimeRoot: runtime.root, id: run)
+                try? ContainerRootfs.remove(containerDirectory: directory + "/runs/" + run)
+            }
             try? PodVolumes(podDirectory: directory).tearDown()
             let sandbox = PodSandbox(directory: directory + "/sandbox")
             if sandbox.exists { try? sandbox.remove(helper: runtime.helper) }
