@@ -49,6 +49,19 @@ import Testing
         }
     }
 
+    /// A pod that can write the log folder (a hostPath over /var/log) swaps its live log for a
+    /// link to a host file: rotation neither copies nor truncates what the link names.
+    @Test func rotationDoesNotFollowALinkInTheLogFolder() throws {
+        let base = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let folder = base + "/edge_meter_uid-1/app"
+        let host = base + "/host-file"
+        try String(repeating: "host data\n", count: 1000).write(toFile: host, atomically: true, encoding: .utf8)
+        try FileManager.default.createSymbolicLink(atPath: folder + "/0.log", withDestinationPath: host)
+        #expect(try !ContainerLogRotation(maxBytes: 4096, maxFiles: 3).rotateIfNeeded(folder + "/0.log"))
+        #expect(try String(contentsOfFile: host, encoding: .utf8).count == 10_000, "the host file is untouched")
+    }
+
     @Test func previousRunAndRotation() throws {
         let base = try Self.folder()
         defer { try? FileManager.default.removeItem(atPath: base) }

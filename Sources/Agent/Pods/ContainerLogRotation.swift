@@ -20,19 +20,33 @@ public struct ContainerLogRotation: Sendable {
         self.maxFiles = max(2, maxFiles)
     }
 
-    /// Rotates `path` when it is larger than the limit; true when it did.
+    /// Rotates `path` when it is larger than the limit; true when it did. The log is opened
+    /// once without following a link (a pod that can write the log folder through a hostPath
+    /// must not turn the copy or the truncation onto another file) and truncated through that
+    /// descriptor.
     @discardableResult
     public func rotateIfNeeded(_ path: String, now: Timestamp = .now()) throws -> Bool {
-        var info = stat()
-        guard stat(path, &info) == 0, Int64(info.st_size) > maxBytes else { return false }
-        let rotated = path + "." + Self.stamp(now)
-        guard let bytes = try AtomicFile.read(path) else { return false }
-        try AtomicFile.write(bytes, to: rotated, mode: 0o640)
-        guard truncate(path, 0) == 0 else { throw FileError(operation: "truncate", path: path, code: errno) }
         let slash = path.lastIndex(of: "/")!
-        let folder = String(path[..<slash]), name = String(path[path.index(after: slash)...])
-        let older = FileTree.list(folder).filter { $0.hasPrefix(name + ".") }.sorted()
-        for file in older.dropLast(maxFiles - 1) { unlink(folder + "/" + file) }
+        let folderPath = String(path[..<slash]), name = String(path[path.index(after: slash)...])
+        let folder = try DirectoryHandle(path: folderPath, followingSymlinks: true)
+        let log = openat(folder.descriptor, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        guard log >= 0 else { return false }
+        defer { close(log) }
+        var info = stat()
+        guard fstat(log, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int64(info.st_size) > maxBytes else { return false }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(log, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else { throw FileError(operation: "read", path: path, code: errno) }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[..<count])
+        }
+        try AtomicFile.write(bytes, to: path + "." + Self.stamp(now), mode: 0o640)
+        guard ftruncate(log, 0) == 0 else { throw FileError(operation: "truncate", path: path, code: errno) }
+        let older = try folder.entries().filter { $0.hasPrefix(name + ".") }.sorted()
+        for file in older.dropLast(maxFiles - 1) { unlinkat(folder.descriptor, file, 0) }
         return true
     }
 
