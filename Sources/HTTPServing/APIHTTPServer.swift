@@ -19,9 +19,20 @@ public final class APIHTTPServer: Sendable {
     private let requestTimeout: TimeAmount
     /// A keep-alive connection with no request in flight is closed after this time.
     private let idleTimeout: TimeAmount
+    /// Connections per address and watches per client.
+    private let limits: ClientLimits
 
-    public init(handler: any HTTPRequestHandler, tls: NIOSSLContext?, logger: Logger, requestTimeoutSeconds: Int64 = 30, idleTimeoutSeconds: Int64 = 120) {
+    /// A server with the default ``ClientLimits``.
+    public convenience init(handler: any HTTPRequestHandler, tls: NIOSSLContext?, logger: Logger, requestTimeoutSeconds: Int64 = 30, idleTimeoutSeconds: Int64 = 120) {
+        self.init(handler: handler, tls: tls, logger: logger, requestTimeoutSeconds: requestTimeoutSeconds, idleTimeoutSeconds: idleTimeoutSeconds, limits: ClientLimits())
+    }
+
+    public init(
+        handler: any HTTPRequestHandler, tls: NIOSSLContext?, logger: Logger, requestTimeoutSeconds: Int64, idleTimeoutSeconds: Int64 = 120,
+        limits: ClientLimits
+    ) {
         self.handler = handler
+        self.limits = limits
         self.tls = tls
         self.logger = logger
         requestTimeout = .seconds(requestTimeoutSeconds)
@@ -65,6 +76,10 @@ public final class APIHTTPServer: Sendable {
         // The TLS handshake is done once the first request has arrived; look the peer up then.
         var identity: RequestIdentity?
         var identityResolved = false
+        // A connection over the per-address bound gets one 429 answer, then is closed.
+        let address = connection.channel.remoteAddress?.ipAddress ?? "unknown"
+        let admitted = limits.openConnection(from: address)
+        defer { if admitted { limits.closeConnection(from: address) } }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -89,18 +104,33 @@ public final class APIHTTPServer: Sendable {
                     case .end:
                         guard let requestHead = head else { continue }
                         let response: HTTPResponse
+                        var watchClient: String?
                         if tooLarge {
                             response = .json(413, Self.statusBytes(Status(code: 413, reason: "RequestEntityTooLarge",
                                 message: "the request body exceeds \(Self.maximumBodySize) bytes")))
+                        } else if !admitted {
+                            response = ClientLimits.tooManyRequests("too many connections from \(address) (at most \(limits.connectionsPerAddress))")
                         } else {
                             let (path, query) = HTTPRequest.splitTarget(requestHead.uri)
                             var headers: [String: String] = [:]
                             for (name, value) in requestHead.headers { headers[name.lowercased()] = value }
                             let request = HTTPRequest(method: requestHead.method.rawValue, path: path, query: query, headers: headers, body: body, clientCertificate: identity)
-                            response = await handler.handle(request)
+                            let client = ClientLimits.watchClient(request, address: address)
+                            if ClientLimits.isWatch(request), !limits.startWatch(client) {
+                                response = ClientLimits.tooManyRequests("too many watches for this client (at most \(limits.watchesPerClient))")
+                            } else {
+                                if ClientLimits.isWatch(request) { watchClient = client }
+                                response = await handler.handle(request)
+                            }
                         }
-                        let keepAlive = requestHead.isKeepAlive && !tooLarge
-                        try await write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound)
+                        let keepAlive = requestHead.isKeepAlive && !tooLarge && admitted
+                        do {
+                            try await write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound, on: connection.channel)
+                        } catch {
+                            if let watchClient { limits.endWatch(watchClient) }
+                            throw error
+                        }
+                        if let watchClient { limits.endWatch(watchClient) }
                         if !keepAlive { return }
                         head = nil
                     }
@@ -111,7 +141,9 @@ public final class APIHTTPServer: Sendable {
         }
     }
 
-    private func write(_ response: HTTPResponse, version: HTTPVersion, keepAlive: Bool, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>) async throws {
+    private func write(
+        _ response: HTTPResponse, version: HTTPVersion, keepAlive: Bool, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, on channel: any Channel
+    ) async throws {
         var headers = HTTPHeaders(response.headers)
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         switch response.body {
@@ -123,7 +155,11 @@ public final class APIHTTPServer: Sendable {
         case .stream(let produce):
             headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
             try await outbound.write(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
-            try await produce(ChunkWriter { chunk in try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk)))) })
+            // A client that goes away ends the stream at once (a quiet watch would otherwise hold
+            // its slot until its next event).
+            let producer = Task { try await produce(ChunkWriter { chunk in try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk)))) }) }
+            channel.closeFuture.whenComplete { _ in producer.cancel() }
+            try await withTaskCancellationHandler { try await producer.value } onCancel: { producer.cancel() }
             try await outbound.write(.end(nil))
         }
     }

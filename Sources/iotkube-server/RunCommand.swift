@@ -37,7 +37,26 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The prefix length of each node's pod range.")
     var nodeCIDRMaskSize = 24
 
+    @Option(help: "Seconds between passes that delete finished and abandoned certificate signing requests.")
+    var csrCleanupInterval: Int64 = 3600
+
+    @Option(help: "Open connections allowed from one client address (more get 429 TooManyRequests).")
+    var maxConnectionsPerAddress = 512
+
+    @Option(help: "Concurrent watches allowed for one client (more get 429 TooManyRequests).")
+    var maxWatchesPerClient = 100
+
+    @Option(help: "Bytes of recent changes kept for watches to resume from (older resource versions get 410 Gone).")
+    var watchCacheBytes = 64 << 20
+
     func validate() throws {
+        guard (1...86_400).contains(requestTimeout) else { throw ValidationError("--request-timeout must be between 1 and 86400 seconds") }
+        guard (1...31_536_000).contains(nodeMonitorGracePeriod) else { throw ValidationError("--node-monitor-grace-period must be between 1 and 31536000 seconds") }
+        guard (0...31_536_000).contains(evictUnreachableAfter ?? 0) else { throw ValidationError("--evict-unreachable-after must be between 0 and 31536000 seconds") }
+        guard (1...86_400).contains(csrCleanupInterval) else { throw ValidationError("--csr-cleanup-interval must be between 1 and 86400 seconds") }
+        guard (1...1_000_000).contains(maxConnectionsPerAddress) else { throw ValidationError("--max-connections-per-address must be between 1 and 1000000") }
+        guard (1...1_000_000).contains(maxWatchesPerClient) else { throw ValidationError("--max-watches-per-client must be between 1 and 1000000") }
+        guard (1 << 20...1 << 34).contains(watchCacheBytes) else { throw ValidationError("--watch-cache-bytes must be between 1 MiB and 16 GiB") }
         if !clusterCIDR.isEmpty {
             let network: IPv4Network
             do { network = try IPv4Network(clusterCIDR, prefixes: 8...30) } catch { throw ValidationError("--cluster-cidr: \(error)") }
@@ -56,11 +75,12 @@ struct RunCommand: AsyncParsableCommand {
         let (host, port) = try listenAddress(defaultPort: try files.settings().port)
         var logger = Logger(label: "iotkube-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let store = try ObjectStore(path: files.storePath)
+        let store = try ObjectStore(path: files.storePath, feedByteLimit: watchCacheBytes)
         let signer = CSRSigner(authority: try files.certificateAuthority(), store: store, autoApprove: autoApproveNodes)
         let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer,
                                 kubeletClient: try files.kubeletClientCredentials(), logger: logger)
-        let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger, requestTimeoutSeconds: max(1, requestTimeout))
+        let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger, requestTimeoutSeconds: requestTimeout,
+                                   limits: ClientLimits(connectionsPerAddress: maxConnectionsPerAddress, watchesPerClient: maxWatchesPerClient))
         let startupLogger = logger
         let http = HTTPService(server: server, host: host, port: port) { boundPort in
             startupLogger.info("serving the Kubernetes API on https://\(host):\(boundPort)")
@@ -70,7 +90,8 @@ struct RunCommand: AsyncParsableCommand {
         let nodeLifecycle = NodeLifecycleService(
             store: store, logger: logger, gracePeriodSeconds: nodeMonitorGracePeriod,
             checkInterval: .seconds(max(1, min(5, nodeMonitorGracePeriod / 4))), evictAfterSeconds: evictUnreachableAfter)
-        var services: [any Service] = [http, scheduler, nodeLifecycle]
+        let csrCleaner = CSRCleanerService(store: store, logger: logger, interval: .seconds(csrCleanupInterval))
+        var services: [any Service] = [http, scheduler, nodeLifecycle, csrCleaner]
         if let network = try? IPv4Network(clusterCIDR, prefixes: 8...30) {
             services.append(NodeIPAMService(store: store, logger: logger, clusterCIDR: network, nodeMaskSize: nodeCIDRMaskSize))
         }

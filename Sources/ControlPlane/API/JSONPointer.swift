@@ -4,6 +4,9 @@ import KubeModel
 struct JSONPointer {
     var tokens: [String]
 
+    /// How many levels below the document's root the pointer reaches.
+    var depth: Int { tokens.count }
+
     init(_ text: String) throws {
         guard text.isEmpty || text.hasPrefix("/") else { throw APIError.badRequest("invalid JSON pointer \"\(text)\"") }
         tokens = text.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map {

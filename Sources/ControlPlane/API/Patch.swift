@@ -134,26 +134,51 @@ enum Patch {
         }
     }
 
+    /// kube-apiserver's bound on the operations of one JSON patch.
+    static let maximumJSONPatchOperations = 10_000
+    /// kube-apiserver's bound on the bytes `copy` operations may add (its request body limit).
+    static let maximumCopiedBytes = 3 << 20
+    /// The deepest document a patch may produce (the JSON parser's own limit).
+    static let maximumDepth = 256
+
     /// RFC 6902 JSON Patch: add, remove, replace, move, copy and test with JSON Pointers.
+    /// Growth is bounded as kube-apiserver bounds it: at most 10,000 operations and 3 MiB copied
+    /// (413), and no deeper than the parser reads (422), so `copy` cannot double a document per op.
     static func jsonPatch(_ target: JSONValue, _ patch: JSONValue) throws -> JSONValue {
         guard case .array(let operations) = patch else { throw APIError.badRequest("a JSON patch must be an array of operations") }
+        guard operations.count <= maximumJSONPatchOperations else {
+            throw APIError(code: 413, reason: "RequestEntityTooLarge",
+                           message: "The allowed maximum operations in a JSON patch is \(maximumJSONPatchOperations), got \(operations.count)")
+        }
         var document = target
+        var copiedBytes = 0
         for operation in operations {
             guard let op = operation["op"]?.stringValue, let path = operation["path"]?.stringValue else {
                 throw APIError.badRequest("a JSON patch operation needs \"op\" and \"path\"")
             }
             let pointer = try JSONPointer(path)
             switch op {
-            case "add": document = try pointer.adding(operation["value"] ?? .null, to: document)
+            case "add":
+                try checkDepth(of: operation["value"] ?? .null, at: pointer, path: path)
+                document = try pointer.adding(operation["value"] ?? .null, to: document)
             case "remove": document = try pointer.removing(from: document)
             case "replace":
                 _ = try pointer.value(in: document)
+                try checkDepth(of: operation["value"] ?? .null, at: pointer, path: path)
                 document = try pointer.removing(from: document)
                 document = try pointer.adding(operation["value"] ?? .null, to: document)
             case "move", "copy":
                 guard let from = operation["from"]?.stringValue else { throw APIError.badRequest("\(op) needs \"from\"") }
                 let source = try JSONPointer(from)
                 let value = try source.value(in: document)
+                if op == "copy" {
+                    copiedBytes += KubeJSON.serialize(value).count
+                    guard copiedBytes <= maximumCopiedBytes else {
+                        throw APIError(code: 413, reason: "RequestEntityTooLarge",
+                                       message: "JSON patch copy operations would add more than \(maximumCopiedBytes) bytes")
+                    }
+                }
+                try checkDepth(of: value, at: pointer, path: path)
                 if op == "move" { document = try source.removing(from: document) }
                 document = try pointer.adding(value, to: document)
             case "test":
@@ -165,5 +190,22 @@ enum Patch {
             }
         }
         return document
+    }
+
+    /// A value placed at `pointer` must not make the document deeper than ``maximumDepth``.
+    private static func checkDepth(of value: JSONValue, at pointer: JSONPointer, path: String) throws {
+        guard pointer.depth + depth(of: value, limit: maximumDepth) <= maximumDepth else {
+            throw APIError(code: 422, reason: "Invalid", message: "JSON patch at \(path) would nest the object deeper than \(maximumDepth) levels")
+        }
+    }
+
+    /// The nesting depth of a value, counting stops past `limit`.
+    private static func depth(of value: JSONValue, limit: Int) -> Int {
+        guard limit >= 0 else { return 1 }
+        switch value {
+        case .object(let object): return 1 + (object.map { depth(of: $0.value, limit: limit - 1) }.max() ?? 0)
+        case .array(let items): return 1 + (items.map { depth(of: $0, limit: limit - 1) }.max() ?? 0)
+        default: return 0
+        }
     }
 }

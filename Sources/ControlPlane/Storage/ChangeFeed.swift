@@ -24,7 +24,9 @@ public struct WatchSubscription: Sendable {
 /// The recent changes kept in memory for watches (the "watch cache"), and who is listening.
 ///
 /// Watching from a revision older than the buffer answers 410 Gone, and clients relist, as
-/// they do against Kubernetes when etcd has compacted.
+/// they do against Kubernetes when etcd has compacted. The buffer is bounded by a number of
+/// changes and by their size (the serialized bytes of the objects they hold): large objects
+/// shorten the history a watch can resume from, never the memory limit.
 struct ChangeFeed {
     private struct Subscriber {
         var resource: String
@@ -33,8 +35,12 @@ struct ChangeFeed {
     }
 
     private let capacity: Int
-    private var ring: [Change] = []
+    private let byteLimit: Int
+    /// Buffered changes, oldest first from `head`, with their sizes; the front is dropped lazily.
+    private var ring: [(change: Change, bytes: Int)] = []
     private var head = 0
+    /// The bytes of the changes from `head` on.
+    private(set) var bufferedBytes = 0
     /// Changes with a revision above this are in the ring.
     private(set) var compactedThrough: Int64
     private var subscribers: [Int: Subscriber] = [:]
@@ -43,21 +49,33 @@ struct ChangeFeed {
     /// How many undelivered changes a watcher may lag behind before it is cut off.
     static let subscriberBacklog = 20_000
 
-    init(capacity: Int, startRevision: Int64) {
+    init(capacity: Int, byteLimit: Int = ChangeFeed.defaultByteLimit, startRevision: Int64) {
         self.capacity = max(1, capacity)
+        self.byteLimit = max(1, byteLimit)
         compactedThrough = startRevision
         ring.reserveCapacity(min(capacity, 1024))
     }
 
-    var subscriberCount: Int { subscribers.count }
+    /// The default bound on the bytes of buffered changes.
+    static let defaultByteLimit = 64 << 20
 
-    mutating func publish(_ change: Change) {
-        if ring.count < capacity {
-            ring.append(change)
-        } else {
-            compactedThrough = ring[head].revision
-            ring[head] = change
-            head = (head + 1) % capacity
+    var subscriberCount: Int { subscribers.count }
+    /// How many changes are buffered.
+    var bufferedCount: Int { ring.count - head }
+
+    /// Buffers a change of `bytes` bytes (dropping the oldest past either bound; the newest
+    /// change always stays) and hands it to every matching watcher.
+    mutating func publish(_ change: Change, bytes: Int) {
+        ring.append((change, bytes))
+        bufferedBytes += bytes
+        while bufferedCount > 1, bufferedCount > capacity || bufferedBytes > byteLimit {
+            compactedThrough = ring[head].change.revision
+            bufferedBytes -= ring[head].bytes
+            head += 1
+        }
+        if head > 1024, head * 2 > ring.count {
+            ring.removeFirst(head)
+            head = 0
         }
         for (id, subscriber) in subscribers where Self.matches(subscriber.resource, subscriber.namespace, change) {
             if case .dropped = subscriber.continuation.yield(change) {
@@ -72,8 +90,7 @@ struct ChangeFeed {
             throw APIError.gone("too old resource version: \(revision) (\(compactedThrough + 1))")
         }
         let (stream, continuation) = AsyncStream.makeStream(of: Change.self, bufferingPolicy: .bufferingOldest(Self.subscriberBacklog))
-        for index in 0..<ring.count {
-            let change = ring[(head + index) % ring.count]
+        for (change, _) in ring[head...] {
             if change.revision > revision, Self.matches(resource, namespace, change) { continuation.yield(change) }
         }
         nextID += 1

@@ -23,8 +23,13 @@ public final class ObjectStore: Sendable {
 
     private let state: Mutex<State>
 
-    /// Opens or creates the store at `path`.
-    public init(path: String, feedCapacity: Int = 10_000) throws(StorageError) {
+    /// The largest object the store keeps (etcd's default request limit, 1.5 MiB): a patch that
+    /// grows an object past it is refused with 413 and the stored object stays as it was.
+    public static let maximumObjectBytes = 3 << 19
+
+    /// Opens or creates the store at `path`; watches can resume from the last `feedCapacity`
+    /// changes as long as they hold no more than `feedByteLimit` bytes of objects.
+    public init(path: String, feedCapacity: Int = 10_000, feedByteLimit: Int = 64 << 20) throws(StorageError) {
         let database = try SQLiteDatabase(path: path)
         try database.execute("""
             CREATE TABLE IF NOT EXISTS objects (
@@ -38,7 +43,7 @@ public final class ObjectStore: Sendable {
         read.bind([])
         let revision = try read.step() ? read.integer(0) : 1
         state = Mutex(State(
-            database: database, revision: revision, feed: ChangeFeed(capacity: feedCapacity, startRevision: revision),
+            database: database, revision: revision, feed: ChangeFeed(capacity: feedCapacity, byteLimit: feedByteLimit, startRevision: revision),
             selectOne: try database.prepare("SELECT revision, body FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
             insert: try database.prepare("INSERT INTO objects (resource, namespace, name, revision, body) VALUES (?, ?, ?, ?, ?)"),
             update: try database.prepare("UPDATE objects SET revision = ?, body = ? WHERE resource = ? AND namespace = ? AND name = ?"),
@@ -126,6 +131,7 @@ public final class ObjectStore: Sendable {
             }
             var revision: Int64 = 0
             var snapshot = current
+            let bytes = KubeJSON.serialize(current).count
             try state.database.transaction {
                 revision = try Self.nextRevision(&state)
                 snapshot.set(["metadata", "resourceVersion"], .string(String(revision)))
@@ -133,7 +139,7 @@ public final class ObjectStore: Sendable {
                 try state.setRevision.run([.integer(revision)])
             }
             state.revision = revision
-            state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: .deleted, object: snapshot, previous: current))
+            state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: .deleted, object: snapshot, previous: current), bytes: 2 * bytes)
             return snapshot
         }
     }
@@ -166,10 +172,16 @@ public final class ObjectStore: Sendable {
     ) throws -> JSONValue {
         var revision: Int64 = 0
         var stored = object
+        var bytes = 0
         try state.database.transaction {
             revision = try Self.nextRevision(&state)
             stored.set(["metadata", "resourceVersion"], .string(String(revision)))
             let body = KubeJSON.serialize(stored)
+            bytes = body.count
+            guard bytes <= Self.maximumObjectBytes else {
+                throw APIError(code: 413, reason: "RequestEntityTooLarge",
+                               message: "\(resource.qualifiedName) \"\(name)\" would be \(bytes) bytes, more than the \(Self.maximumObjectBytes) an object may have")
+            }
             if previous == nil {
                 try state.insert.run([.text(resource.storageKey), .text(namespace), .text(name), .integer(revision), .blob(body)])
             } else {
@@ -178,7 +190,8 @@ public final class ObjectStore: Sendable {
             try state.setRevision.run([.integer(revision)])
         }
         state.revision = revision
-        state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: type, object: stored, previous: previous))
+        state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: type, object: stored, previous: previous),
+                           bytes: previous == nil ? bytes : 2 * bytes)
         return stored
     }
 

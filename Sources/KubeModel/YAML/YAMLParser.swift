@@ -4,7 +4,9 @@ import CYAML
 /// Kubernetes tooling does (YAML 1.1 core types: `0644` is octal, `yes` is a boolean).
 ///
 /// Anchors and aliases are supported with a budget on the expanded size, so a "billion laughs"
-/// document fails cleanly instead of exhausting memory; nesting depth is limited likewise.
+/// document fails cleanly instead of exhausting memory; nesting depth is limited likewise, and an
+/// alias counts with the depth of what it expands to (an anchor nested inside another cannot
+/// build a tree deeper than the limit).
 struct YAMLParser {
     static let maximumDepth = 256
     /// The most nodes a stream may expand to through aliases.
@@ -12,9 +14,11 @@ struct YAMLParser {
 
     private let parser: UnsafeMutablePointer<yaml_parser_t>
     private let event: UnsafeMutablePointer<yaml_event_t>
-    private var anchors: [String: (value: JSONValue, size: Int)] = [:]
+    private var anchors: [String: (value: JSONValue, size: Int, height: Int)] = [:]
     private var expandedNodes = 0
     private var depth = 0
+    /// The nesting levels of the node ``node()`` returned last (0 for a scalar).
+    private var lastHeight = 0
 
     /// Parses every document of `bytes`; empty documents are skipped.
     static func parseStream(_ bytes: [UInt8]) throws(KubeDecodingError) -> [JSONValue] {
@@ -70,7 +74,9 @@ struct YAMLParser {
         case YAML_ALIAS_EVENT:
             let name = Self.string(event.pointee.data.alias.anchor) ?? ""
             guard let anchored = anchors[name] else { throw error("unknown alias *\(name)") }
+            if depth + anchored.height > Self.maximumDepth { throw error("alias *\(name) nests deeper than \(Self.maximumDepth) levels") }
             try count(anchored.size)
+            lastHeight = anchored.height
             return anchored.value
         case YAML_SCALAR_EVENT:
             let scalar = event.pointee.data.scalar
@@ -87,40 +93,48 @@ struct YAMLParser {
                 throw self.error("\(error)")
             }
             try count(1)
-            if let anchor { anchors[anchor] = (value, 1) }
+            if let anchor { anchors[anchor] = (value, 1, 0) }
+            lastHeight = 0
             return value
         case YAML_SEQUENCE_START_EVENT:
             let anchor = Self.string(event.pointee.data.sequence_start.anchor)
             let before = expandedNodes
             try enter()
             var items: [JSONValue] = []
+            var height = 1
             while true {
                 try next()
                 if event.pointee.type == YAML_SEQUENCE_END_EVENT { break }
                 items.append(try node())
+                height = max(height, lastHeight + 1)
             }
             depth -= 1
             try count(1)
             let value = JSONValue.array(items)
-            if let anchor { anchors[anchor] = (value, expandedNodes - before) }
+            if let anchor { anchors[anchor] = (value, expandedNodes - before, height) }
+            lastHeight = height
             return value
         case YAML_MAPPING_START_EVENT:
             let anchor = Self.string(event.pointee.data.mapping_start.anchor)
             let before = expandedNodes
             try enter()
-            let value = JSONValue.object(try mapping())
+            let (members, height) = try mapping()
+            let value = JSONValue.object(members)
             depth -= 1
             try count(1)
-            if let anchor { anchors[anchor] = (value, expandedNodes - before) }
+            if let anchor { anchors[anchor] = (value, expandedNodes - before, height) }
+            lastHeight = height
             return value
         default:
             throw error("expected a value")
         }
     }
 
-    /// The members of a mapping, after the MAPPING-START event; handles `<<` merge keys.
-    private mutating func mapping() throws(KubeDecodingError) -> JSONObject {
+    /// The members of a mapping, after the MAPPING-START event, and its nesting levels; handles
+    /// `<<` merge keys.
+    private mutating func mapping() throws(KubeDecodingError) -> (JSONObject, height: Int) {
         var object = JSONObject()
+        var height = 1
         var merged = JSONObject()
         while true {
             try next()
@@ -140,6 +154,7 @@ struct YAMLParser {
             }
             try next()
             let value = try node()
+            height = max(height, lastHeight + 1)
             if isMergeKey {
                 let sources: [JSONValue]
                 switch value {
@@ -157,7 +172,7 @@ struct YAMLParser {
             object.appendUnchecked(key, value)
         }
         for member in merged where object[member.key] == nil { object.appendUnchecked(member.key, member.value) }
-        return object
+        return (object, height)
     }
 
     private mutating func next() throws(KubeDecodingError) {
