@@ -41,21 +41,26 @@ struct DirectoryMetadata {
         func depth(_ path: String) -> Int { path.isEmpty ? 0 : 1 + path.utf8.count(where: { $0 == UInt8(ascii: "/") }) }
         for (path, entry) in entries.sorted(by: { (depth($0.key), $0.key) > (depth($1.key), $1.key) }) {
             let name = path.isEmpty ? "." : path
-            let directory = iotkube_openat2(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0,
-                                            IOTKUBE_RESOLVE_NO_SYMLINKS | IOTKUBE_RESOLVE_BENEATH)
+            let resolve = IOTKUBE_RESOLVE_NO_SYMLINKS | IOTKUBE_RESOLVE_BENEATH
+            var directory = iotkube_openat2(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, resolve)
+            // A directory its owner may not read (unprivileged unpack): changed through an
+            // O_PATH descriptor's /proc link, which names that directory and nothing else.
+            let unreadable = directory < 0 && errno == EACCES
+            if unreadable { directory = iotkube_openat2(root, name, IOTKUBE_O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, resolve) }
             guard directory >= 0 else {
                 guard errno == ELOOP || errno == ENOTDIR || errno == ENOENT else { throw FileSystem.error("open", "\(target)/\(path)") }
                 skipped.append(path)
                 continue
             }
             defer { close(directory) }
-            if changeOwners, let owner = entry.owner { _ = fchown(directory, owner.uid, owner.gid) }
-            if let permissions = entry.permissions, fchmod(directory, mode_t(permissions)) != 0 {
+            let link = "/proc/self/fd/\(directory)"
+            if changeOwners, let owner = entry.owner { _ = unreadable ? chown(link, owner.uid, owner.gid) : fchown(directory, owner.uid, owner.gid) }
+            if let permissions = entry.permissions, (unreadable ? chmod(link, mode_t(permissions)) : fchmod(directory, mode_t(permissions))) != 0 {
                 throw FileSystem.error("chmod", "\(target)/\(path)")
             }
             if let time = entry.time {
                 var times = [time, time]
-                _ = futimens(directory, &times)
+                _ = unreadable ? utimensat(AT_FDCWD, link, &times, 0) : futimens(directory, &times)
             }
         }
         return skipped
