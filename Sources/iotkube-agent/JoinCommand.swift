@@ -125,6 +125,10 @@ struct JoinCommand: AsyncParsableCommand {
             guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--labels must be k=v,k2=v2, got \"\(pair)\"") }
             result[parts[0]] = parts[1]
         }
+        let forbidden = KubeletLabels.forbidden(result.keys)
+        guard forbidden.isEmpty else {
+            throw ValidationError("--labels: a node may not set \(forbidden.joined(separator: ", ")) on itself (the API server's NodeRestriction refuses them); label the Node with kubectl instead")
+        }
         return result
     }
 

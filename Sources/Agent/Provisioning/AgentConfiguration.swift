@@ -132,6 +132,11 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             try configuration.validateNetwork(path)
             do { _ = try configuration.evictionSettings() } catch { throw ProvisioningError("\(path): \(error)") }
             if let maxPods = configuration.maxPods, !(1...100_000).contains(maxPods) { throw ProvisioningError("\(path): maxPods (\(maxPods)) must be 1 to 100000") }
+            // As the kubelet refuses --node-labels the API server's NodeRestriction would refuse.
+            let forbidden = KubeletLabels.forbidden((configuration.labels ?? [:]).keys)
+            if !forbidden.isEmpty {
+                throw ProvisioningError("\(path): labels: a node may not set \(forbidden.joined(separator: ", ")) on itself (NodeRestriction); an administrator labels the Node instead")
+            }
             guard (1...65535).contains(configuration.port) else { throw ProvisioningError("\(path): port (\(configuration.port)) must be 1 to 65535") }
             if let files = configuration.containerLogMaxFiles, !(1...1000).contains(files) {
                 throw ProvisioningError("\(path): containerLogMaxFiles (\(files)) must be 1 to 1000")

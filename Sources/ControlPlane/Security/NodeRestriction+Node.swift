@@ -1,17 +1,6 @@
 import KubeModel
 
 extension NodeRestriction {
-    /// Labels a kubelet may set on its own Node (`k8s.io/kubelet/pkg/apis` IsKubeletLabel).
-    static let kubeletLabels: Set = [
-        "kubernetes.io/hostname", "kubernetes.io/arch", "kubernetes.io/os",
-        "beta.kubernetes.io/arch", "beta.kubernetes.io/os", "beta.kubernetes.io/instance-type",
-        "node.kubernetes.io/instance-type",
-        "failure-domain.beta.kubernetes.io/region", "failure-domain.beta.kubernetes.io/zone",
-        "topology.kubernetes.io/region", "topology.kubernetes.io/zone",
-    ]
-    /// Label namespaces (and their subdomains) a kubelet may use freely.
-    static let kubeletLabelNamespaces = ["kubelet.kubernetes.io", "node.kubernetes.io"]
-
     /// Its own Node only; on create no configSource, no pod range and no forbidden label; on
     /// update no change to configSource, taints, forbidden labels, pod range, owners, or a
     /// providerID already set.
@@ -61,32 +50,6 @@ extension NodeRestriction {
         return modified
     }
 
-    /// Of the modified labels, those a node may not add, remove or change, sorted:
-    /// `node-restriction.kubernetes.io/` ones and `kubernetes.io`/`k8s.io` ones a kubelet does not set.
-    static func forbiddenLabels(_ modified: Set<String>) -> [String] {
-        modified.filter { key in
-            let namespace = labelNamespace(key)
-            if within(namespace, "node-restriction.kubernetes.io") { return true }
-            let isKubernetes = within(namespace, "kubernetes.io") || within(namespace, "k8s.io")
-            return isKubernetes && !isKubeletLabel(key)
-        }.sorted()
-    }
-
-    /// Whether a kubelet may set the label on its Node.
-    static func isKubeletLabel(_ key: String) -> Bool {
-        if kubeletLabels.contains(key) { return true }
-        let namespace = labelNamespace(key)
-        return kubeletLabelNamespaces.contains { within(namespace, $0) }
-    }
-
-    /// The prefix of a label key before `/`, "" without one.
-    static func labelNamespace(_ key: String) -> String {
-        guard let slash = key.firstIndex(of: "/") else { return "" }
-        return String(key[..<slash])
-    }
-
-    /// Whether `namespace` is `domain` or a subdomain of it.
-    private static func within(_ namespace: String, _ domain: String) -> Bool {
-        namespace == domain || namespace.hasSuffix("." + domain)
-    }
+    /// Of the modified labels, those a node may not add, remove or change.
+    static func forbiddenLabels(_ modified: Set<String>) -> [String] { KubeletLabels.forbidden(modified) }
 }
