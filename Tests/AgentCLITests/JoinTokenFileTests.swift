@@ -75,6 +75,23 @@ struct JoinTokenFileTests {
         #expect(help.output.contains("visible to every local user"), "\(help.output)")
     }
 
+    /// kubeadm-style: with --server and the CA hash, the file holds the bootstrap token.
+    @Test func kubeadmStyleTakesTheBootstrapTokenFromAFile() throws {
+        let server = try ServerProcess()
+        let created = try ServerProcess.run(ServerProcess.serverBinary.path, ["token", "create", "--data-dir", server.directory.path])
+        let line = try #require(created.output.split(separator: "\n").first { $0.hasPrefix("kubeadm-style discovery:") })
+        var flags = line.dropFirst("kubeadm-style discovery: ".count).split(separator: " ").map(String.init)
+        let index = try #require(flags.firstIndex(of: "--token"))
+        let bootstrap = flags[index + 1]
+        flags.removeSubrange(index...(index + 1))
+        let directory = JoinTests.configDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let joined = try Self.runWatched([JoinTests.agent, "join", "--token-file", "-", "--no-start"] + flags + Self.joinArguments(directory, node: "pi-kubeadm-file"),
+                                         input: bootstrap + "\n", secret: String(try #require(bootstrap.split(separator: ".").last)))
+        #expect(joined.status == 0 && joined.output.contains("as node pi-kubeadm-file."), "\(joined.output)")
+        #expect(!joined.exposed)
+    }
+
     /// The shipped provisioning unit's command, run as systemd would (its environment expanded),
     /// joins with the token file from the boot partition without the token on any command line.
     @Test func theProvisioningUnitPassesTheTokenAsAFile() throws {
