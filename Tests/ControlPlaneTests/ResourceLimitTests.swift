@@ -188,6 +188,21 @@ struct ResourceLimitTests {
         #expect(try api.send("GET", "/api/v1/configmaps?watch=true&timeoutSeconds=1").code == 200)
     }
 
+    /// The store holds every Secret: it and its WAL files are owner-only whatever the umask.
+    @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
+    func theStoreIsOwnerOnlyWhateverTheUmask() throws {
+        let previous = umask(0o022)
+        defer { umask(previous) }
+        let server = try ServerProcess()
+        let api = try APIRequester(server)
+        #expect(try api.send("POST", Self.configMaps, body: Self.configMap).code == 201)
+        for suffix in ["", "-wal", "-shm"] {
+            let path = server.directory.appendingPathComponent("state.db\(suffix)").path
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+            #expect(mode == 0o600, "state.db\(suffix) has mode \(String(mode, radix: 8))")
+        }
+    }
+
     static func connect(port: Int) -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()

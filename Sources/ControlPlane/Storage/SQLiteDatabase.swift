@@ -1,5 +1,11 @@
 import CSQLite
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 /// Why a storage operation failed.
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     public var operation: String
@@ -15,7 +21,16 @@ final class SQLiteDatabase {
     private let handle: OpaquePointer
 
     /// Opens (creating if needed) the database at `path` in WAL mode.
+    ///
+    /// The file holds every Secret and bootstrap token, so it is created (or tightened to)
+    /// mode 0600 before SQLite opens it, whatever the umask and whoever made the directory;
+    /// SQLite gives its `-wal` and `-shm` files the database file's mode.
+    ///
+    /// `synchronous=FULL`: a commit is on disk before the API answers, as etcd fsyncs before it
+    /// acknowledges a write, so an acknowledged object survives a power cut. In WAL mode
+    /// NORMAL would only sync at checkpoints and could lose the last acknowledged writes.
     init(path: String) throws(StorageError) {
+        try Self.restrictPermissions(path)
         var connection: OpaquePointer?
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &connection, flags, nil)
@@ -26,14 +41,33 @@ final class SQLiteDatabase {
         }
         handle = connection
         sqlite3_busy_timeout(handle, 5000)
-        // WAL keeps the store consistent when the process is killed mid-write; NORMAL sync is
-        // durable across process crashes and only risks the last commits on power loss.
+        // WAL keeps the store consistent when the process is killed mid-write; FULL makes each
+        // commit durable across power loss (see above).
         try execute("PRAGMA journal_mode=WAL")
-        try execute("PRAGMA synchronous=NORMAL")
+        try execute("PRAGMA synchronous=FULL")
         try execute("PRAGMA foreign_keys=ON")
     }
 
     deinit { sqlite3_close_v2(handle) }
+
+    /// Creates `path` (and tightens it and any existing `-wal`/`-shm`) to owner-only 0600.
+    private static func restrictPermissions(_ path: String) throws(StorageError) {
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        guard descriptor >= 0 else {
+            throw StorageError(operation: "create \(path)", code: errno, message: String(cString: strerror(errno)))
+        }
+        defer { close(descriptor) }
+        guard fchmod(descriptor, 0o600) == 0 else {
+            throw StorageError(operation: "chmod \(path)", code: errno, message: String(cString: strerror(errno)))
+        }
+        for suffix in ["-wal", "-shm"] {
+            let companion = open(path + suffix, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+            if companion >= 0 {
+                _ = fchmod(companion, 0o600)
+                close(companion)
+            }
+        }
+    }
 
     func execute(_ sql: String) throws(StorageError) {
         var errorMessage: UnsafeMutablePointer<CChar>?
