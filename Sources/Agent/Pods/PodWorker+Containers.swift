@@ -141,7 +141,7 @@ extension PodWorker {
             try FileTree.makeDirectories(logFolder, mode: 0o755)
             // The previous run's log stays (`logs --previous`); older ones go.
             for name in FileTree.list(logFolder) {
-                if let index = Int32(name.split(separator: ".").first ?? ""), index < restartCount - 1 { unlink(logFolder + "/" + name) }
+                if let index = Int32(name.split(separator: ".").first ?? ""), index < restartCount &- 1 { unlink(logFolder + "/" + name) }
             }
             let runtime = host.runtime
             try await blocking {
