@@ -199,7 +199,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KubeModelTests",
-            dependencies: ["KubeModel"],
+            dependencies: ["KubeModel", "IotkubeTestSupport"],
             exclude: ["Fixtures"]
         ),
         // Test helpers: real server processes and tools (used by tests only).

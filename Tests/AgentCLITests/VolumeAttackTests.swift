@@ -57,6 +57,18 @@ struct VolumeMountAttackTests {
         return result.output
     }
 
+    /// A pod whose container mounts `subPath` of an emptyDir named "shared" at /data.
+    static func sharedVolumePod(_ name: String, subPath: String) -> (Pod, Container) {
+        var container = Container(name: "app", image: "busybox")
+        container.volumeMounts = [VolumeMount(name: "shared", mountPath: "/data", subPath: subPath)]
+        var pod = Pod(metadata: ObjectMeta(name: name, namespace: "edge"), spec: PodSpec(containers: [container]))
+        pod.metadata.uid = name + "-1"
+        var shared = Volume(name: "shared")
+        shared.emptyDir = EmptyDirVolumeSource()
+        pod.spec?.volumes = [shared]
+        return (pod, container)
+    }
+
     /// configMap volumes are read-only even when the pod asks for a writable mount.
     @Test func aContainerCannotRewriteItsConfigMapVolume() throws {
         let base = ContainerFixture.base("cmro")
@@ -86,13 +98,7 @@ struct VolumeMountAttackTests {
         let secrets = base + "/host-secrets"
         try FileManager.default.createDirectory(atPath: secrets, withIntermediateDirectories: true)
         try "host-secret".write(toFile: secrets + "/key", atomically: true, encoding: .utf8)
-        var container = Container(name: "app", image: "busybox")
-        container.volumeMounts = [VolumeMount(name: "shared", mountPath: "/data", subPath: "logs")]
-        var pod = Pod(metadata: ObjectMeta(name: "swapper", namespace: "edge"), spec: PodSpec(containers: [container]))
-        pod.metadata.uid = "subpath-1"
-        var shared = Volume(name: "shared")
-        shared.emptyDir = EmptyDirVolumeSource()
-        pod.spec?.volumes = [shared]
+        let (pod, container) = Self.sharedVolumePod("swapper", subPath: "logs")
         let volumes = PodVolumes(podDirectory: base + "/pod")
         let paths = try volumes.prepare(pod, sources: VolumePayload.Sources(), memoryLimit: 1 << 20)
         defer { try? volumes.tearDown() }
@@ -146,13 +152,7 @@ struct VolumeMountAttackTests {
         defer { try? FileManager.default.removeItem(atPath: base) }
         let outside = base + "/outside"
         try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
-        var container = Container(name: "app", image: "busybox")
-        container.volumeMounts = [VolumeMount(name: "shared", mountPath: "/data", subPath: "a/b/c")]
-        var pod = Pod(metadata: ObjectMeta(name: "mkdir", namespace: "edge"), spec: PodSpec(containers: [container]))
-        pod.metadata.uid = "mkdir-1"
-        var shared = Volume(name: "shared")
-        shared.emptyDir = EmptyDirVolumeSource()
-        pod.spec?.volumes = [shared]
+        let (pod, container) = Self.sharedVolumePod("mkdir", subPath: "a/b/c")
         let volumes = PodVolumes(podDirectory: base + "/pod")
         let paths = try volumes.prepare(pod, sources: VolumePayload.Sources(), memoryLimit: 1 << 20)
         defer { try? volumes.tearDown() }
