@@ -76,6 +76,25 @@ struct RobustnessTests {
         #expect(try Self.curl(server, ["\(base)/healthz"]).output.contains("HTTP 200"))
     }
 
+    /// A protobuf body's timestamp is any Int64 of seconds: Int64.min in a ConfigMap's
+    /// creationTimestamp stopped the server (the date arithmetic trapped). Refused with 400 now.
+    @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
+    func aProtobufTimeOutsideTheCalendarIsRefused() throws {
+        let server = try ServerProcess()
+        func field(_ number: UInt8, _ bytes: [UInt8]) -> [UInt8] { [number << 3 | 2, UInt8(bytes.count)] + bytes }
+        let minimumSeconds: [UInt8] = [0x08] + Array(repeating: 0x80, count: 9) + [0x01]  // field 1, varint 2^63
+        let metadata = field(1, Array("dated".utf8)) + field(8, minimumSeconds)
+        let body = ProtobufBody.magic + field(1, field(1, Array("v1".utf8)) + field(2, Array("ConfigMap".utf8))) + field(2, field(1, metadata))
+        let file = server.directory.appendingPathComponent("time.pb")
+        try Data(body).write(to: file)
+        let answer = try Self.curl(server, try Self.adminCredentials(server) + [
+            "-X", "POST", "-H", "Content-Type: application/vnd.kubernetes.protobuf", "--data-binary", "@\(file.path)",
+            "https://127.0.0.1:\(server.port)/api/v1/namespaces/default/configmaps"])
+        #expect(answer.output.contains("HTTP 400") && answer.output.contains("outside the years 0000-9999"), "\(answer.output)")
+        #expect(try Self.curl(server, ["https://127.0.0.1:\(server.port)/healthz"]).output.contains("HTTP 200"), "the server is still up")
+        #expect(Timestamp(seconds: Int64.min).description == "0000-01-01T00:00:00Z", "formatting clamps instead of trapping")
+    }
+
     @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
     func clientCertificatesFromAnotherCAAreRejected() throws {
         let server = try ServerProcess()

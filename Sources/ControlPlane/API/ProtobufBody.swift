@@ -148,6 +148,9 @@ enum ProtobufBody {
                 else if field == 2 { nanos = Int32(truncatingIfNeeded: try time.varint()) }
                 else { try time.skip(fieldWire) }
             }
+            guard (Timestamp.earliestRepresentable.seconds...Timestamp.latestRepresentable.seconds).contains(seconds), (0..<1_000_000_000).contains(nanos) else {
+                throw APIError.badRequest("the time at \(path) is outside the years 0000-9999")
+            }
             return .string(Timestamp(seconds: seconds, nanoseconds: nanos).description)
         case .message(let schema): return try message(try reader.lengthDelimited(), schema, path: path)
         case .map, .repeated: throw APIError.badRequest("nested protobuf collections at \(path) are not supported")

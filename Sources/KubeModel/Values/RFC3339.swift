@@ -66,14 +66,17 @@ enum RFC3339 {
         return Timestamp(seconds: seconds, nanoseconds: Int32(nanos))
     }
 
+    /// The RFC 3339 text, for times within years 0000–9999 (others are clamped to those ends:
+    /// a protobuf body can carry any Int64 seconds, and the day arithmetic must not trap).
     static func format(_ timestamp: Timestamp, fractionDigits: Int) -> String {
-        let days = timestamp.seconds >= 0 ? timestamp.seconds / 86400 : (timestamp.seconds - 86399) / 86400
-        let secondOfDay = Int(timestamp.seconds - days * 86400)
+        let seconds = min(max(timestamp.seconds, Timestamp.earliestRepresentable.seconds), Timestamp.latestRepresentable.seconds)
+        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+        let secondOfDay = Int(seconds - days * 86400)
         let (year, month, day) = civilFromDays(Int(days))
         var text = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T"
         text += pad(secondOfDay / 3600, 2) + ":" + pad(secondOfDay / 60 % 60, 2) + ":" + pad(secondOfDay % 60, 2)
         if fractionDigits > 0 {
-            var fraction = Int(timestamp.nanoseconds)
+            var fraction = min(max(Int(timestamp.nanoseconds), 0), 999_999_999)
             for _ in fractionDigits..<9 { fraction /= 10 }
             text += "." + pad(fraction, fractionDigits)
         }
