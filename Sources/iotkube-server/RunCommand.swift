@@ -76,7 +76,8 @@ struct RunCommand: AsyncParsableCommand {
         var logger = Logger(label: "iotkube-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let store = try ObjectStore(path: files.storePath, feedByteLimit: watchCacheBytes)
-        let signer = CSRSigner(authority: try files.certificateAuthority(), store: store, autoApprove: autoApproveNodes)
+        let signer = CSRSigner(authority: try files.certificateAuthority(), store: store, autoApprove: autoApproveNodes,
+                               serverNames: try files.serverCertificateNames())
         let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer,
                                 kubeletClient: try files.kubeletClientCredentials(), logger: logger)
         let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger, requestTimeoutSeconds: requestTimeout,

@@ -193,6 +193,32 @@ struct KubeletServingTests {
         for answer in unapproved {
             #expect(answer?[path: ["status", "certificate"]] == nil && answer?[path: ["status", "conditions"]] == nil, "\(String(describing: answer))")
         }
+
+        // The same CA signs the API server's certificate: a node that lists the server's names
+        // or loopback among its own addresses must not get them (it could pose as the server).
+        #expect(try node.mergePatch("/api/v1/nodes/pi1/status", #"{"status":{"addresses":[{"type":"InternalIP","address":"10.0.0.5"},{"type":"Hostname","address":"pi1"},{"type":"Hostname","address":"iotkube-server"},{"type":"Hostname","address":"kubernetes.default"},{"type":"InternalIP","address":"127.0.0.1"}]}}"#).status == 200)
+        for answer in [try request("server-name", by: node, dns: ["pi1", "iotkube-server"]), try request("api-name", by: node, dns: ["kubernetes.default"]),
+                       try request("loopback", by: node, ips: [[127, 0, 0, 1]])] {
+            #expect(answer?[path: ["status", "certificate"]] == nil && answer?[path: ["status", "conditions"]] == nil, "\(String(describing: answer))")
+        }
+
+        // A kubelet client request for system:masters, approved by mistake, is still not signed.
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName {
+            OrganizationName("system:masters")
+            CommonName("system:node:pi9")
+        }
+        let csr = try X509.CertificateSigningRequest(version: .v1, subject: subject, privateKey: .init(key), attributes: .init())
+        let pem = Data(try csr.serializeAsPEM().pemString.utf8).base64EncodedString()
+        let path = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+        #expect(try admin.post(path, #"{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{"name":"masters"},"spec":{"request":"\#(pem)","signerName":"kubernetes.io/kube-apiserver-client-kubelet","usages":["digital signature","client auth"]}}"#).status == 201)
+        var pending = try #require(try admin.get(path + "/masters").json)
+        pending.set(["status", "conditions"], .array([.object(["type": .string("Approved"), "status": .string("True"), "reason": .string("Mistake")])]))
+        let approved = try admin.call("PUT", path + "/masters/approval", body: String(decoding: KubeJSON.serialize(pending), as: UTF8.self))
+        #expect(approved.status == 200, "\(approved.body)")
+        let signed = try #require(try admin.get(path + "/masters").json)
+        #expect(signed[path: ["status", "certificate"]] == nil, "\(signed)")
+        #expect(String(describing: signed[path: ["status", "conditions"]]).contains("must be for system:node:<node> in system:nodes only"), "\(signed)")
     }
 }
 

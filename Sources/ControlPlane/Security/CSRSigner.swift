@@ -15,11 +15,15 @@ public struct CSRSigner: Sendable {
     let store: ObjectStore
     /// Whether qualifying node requests are approved without a person (`kubectl certificate approve`).
     let autoApprove: Bool
+    /// The API server certificate's DNS names and IPv4 addresses, which no node may be given.
+    let serverNames: (dnsNames: [String], ipAddresses: [[UInt8]])
 
-    public init(authority: CertificateAuthority, store: ObjectStore, autoApprove: Bool = true) {
+    public init(authority: CertificateAuthority, store: ObjectStore, autoApprove: Bool = true,
+                serverNames: (dnsNames: [String], ipAddresses: [[UInt8]]) = ([], [])) {
         self.authority = authority
         self.store = store
         self.autoApprove = autoApprove
+        self.serverNames = serverNames
     }
 
     /// Approves the named request if it qualifies and signs it once approved; returns it as stored.
@@ -27,7 +31,7 @@ public struct CSRSigner: Sendable {
         // Approving a serving certificate reads the Nodes: decided before the request is locked.
         let servingApproval = try store.get(.certificateSigningRequests, namespace: "", name: name)
             .flatMap { try? KubeJSON.decode(KubeModel.CertificateSigningRequest.self, from: $0) }
-            .flatMap { KubeletServingApproval(store: store).reason($0) }
+            .flatMap { KubeletServingApproval(store: store, reserved: .init(dnsNames: serverNames.dnsNames, ipAddresses: serverNames.ipAddresses)).reason($0) }
         return try store.update(.certificateSigningRequests, namespace: "", name: name) { current in
             guard var csr = try? KubeJSON.decode(KubeModel.CertificateSigningRequest.self, from: current) else { return nil }
             var status = csr.status ?? CertificateSigningRequestStatus()
@@ -93,8 +97,14 @@ public struct CSRSigner: Sendable {
         guard let names = serving ? KubeletServingApproval.names(request) : KubeletServingApproval.Names() else {
             throw APIError.badRequest("a kubelet serving certificate may name only DNS names and IP addresses")
         }
-        if serving, !(commonName ?? "").hasPrefix(Authorizer.nodeUserPrefix) || organizations != [Authorizer.nodesGroup] {
-            throw APIError.badRequest("a kubelet serving certificate must be for \(Authorizer.nodeUserPrefix)<node> in \(Authorizer.nodesGroup)")
+        // Both kubelet signers issue only node identities, whoever approved the request
+        // (kube's signer refuses the rest: an approved system:masters request stays unsigned).
+        if !(commonName ?? "").hasPrefix(Authorizer.nodeUserPrefix) || organizations != [Authorizer.nodesGroup] {
+            throw APIError.badRequest("a kubelet \(serving ? "serving" : "client") certificate must be for \(Authorizer.nodeUserPrefix)<node> in \(Authorizer.nodesGroup) only")
+        }
+        let usages = Set(csr.spec.usages ?? [])
+        guard usages.isSubset(of: serving ? KubeletServingApproval.allowedUsages : Self.allowedUsages) else {
+            throw APIError.badRequest("usages \(usages.sorted()) are not allowed for \(csr.spec.signerName)")
         }
         let certificate = try authority.issue(
             commonName: commonName ?? "", organizations: organizations, publicKey: request.publicKey,

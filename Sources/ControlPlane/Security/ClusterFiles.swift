@@ -63,6 +63,22 @@ public struct ClusterFiles: Sendable {
 
     static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 
+    /// The serving certificate's DNS names and IPv4 addresses (no node may be given them).
+    public func serverCertificateNames() throws -> (dnsNames: [String], ipAddresses: [[UInt8]]) {
+        guard let pem = try AtomicFile.read(serverCertificatePath) else { return ([], []) }
+        let certificate = try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
+        var names: (dnsNames: [String], ipAddresses: [[UInt8]]) = ([], [])
+        guard let alternatives = try certificate.extensions.subjectAlternativeNames else { return names }
+        for name in alternatives {
+            switch name {
+            case .dnsName(let text): names.dnsNames.append(text)
+            case .ipAddress(let bytes): names.ipAddresses.append(Array(bytes.bytes))
+            default: continue
+            }
+        }
+        return names
+    }
+
     /// The TLS configuration for serving: our certificate, client certificates optional but
     /// verified against the cluster CA when presented.
     public func serverTLSContext() throws -> NIOSSLContext {

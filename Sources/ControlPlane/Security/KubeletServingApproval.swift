@@ -12,6 +12,13 @@ struct KubeletServingApproval {
     static let allowedUsages: Set = ["digital signature", "key encipherment", "server auth"]
 
     let store: ObjectStore
+    /// Names no node's serving certificate may carry: the API server's own (its certificate's
+    /// SANs; the same CA signs both, so a node holding one could pose as the API server).
+    var reserved = Names()
+
+    /// DNS names that always belong to the control plane, and loopback/unspecified IPs.
+    static let reservedDNSNames: Set = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "iotkube-server"]
+    static func isReservedIP(_ bytes: [UInt8]) -> Bool { bytes.first == 127 || bytes.first == 0 || bytes == [255, 255, 255, 255] }
 
     /// The names a serving certificate request asks for.
     struct Names: Equatable {
@@ -47,10 +54,22 @@ struct KubeletServingApproval {
         guard let names = Self.names(request), !(names.dnsNames.isEmpty && names.ipAddresses.isEmpty),
               let owned = try? ownedNames(of: node) else { return nil }
         guard names.dnsNames.allSatisfy(owned.dnsNames.contains), names.ipAddresses.allSatisfy(owned.ipAddresses.contains) else { return nil }
+        guard !names.dnsNames.contains(where: isReserved), !names.ipAddresses.contains(where: isReserved) else { return nil }
         return "Auto approving kubelet serving certificate: requested by \(commonName) for its own names and addresses."
     }
 
-    /// The node's name and Hostname addresses, and its IP addresses that no other node lists.
+    /// Whether a DNS name is the control plane's (its own, or under `kubernetes.default.svc`).
+    func isReserved(_ name: String) -> Bool {
+        let lowered = name.lowercased()
+        return Self.reservedDNSNames.contains(lowered) || lowered.hasPrefix("kubernetes.default.svc.")
+            || reserved.dnsNames.contains { $0.lowercased() == lowered }
+    }
+
+    /// Whether an IP is the API server's or loopback/unspecified.
+    func isReserved(_ bytes: [UInt8]) -> Bool { Self.isReservedIP(bytes) || reserved.ipAddresses.contains(bytes) }
+
+    /// The node's name and Hostname addresses equal to it, and its IP addresses that no other
+    /// node lists (a node writes its own addresses: other Hostname values are not proof).
     func ownedNames(of node: String) throws -> Names? {
         guard let tree = try store.get(.nodes, namespace: "", name: node), let own = try? KubeJSON.decode(Node.self, from: tree) else { return nil }
         var others: Set<[UInt8]> = []
@@ -60,7 +79,6 @@ struct KubeletServingApproval {
         }
         var names = Names(dnsNames: [node])
         for address in own.status?.addresses ?? [] {
-            if address.type == "Hostname" { names.dnsNames.append(address.address) }
             if address.type == "InternalIP" || address.type == "ExternalIP", let bytes = ipBytes(address.address), !others.contains(bytes) {
                 names.ipAddresses.append(bytes)
             }
