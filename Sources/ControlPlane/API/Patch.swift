@@ -102,22 +102,30 @@ enum Patch {
         return .object(result)
     }
 
+    /// Merges `patchItems` into `current` element by element, matching on `mergeKey`. The slots of
+    /// each merge key value are indexed, so a list of n elements merges in O(n), not O(n²).
     private static func mergeList(_ current: [JSONValue], _ patchItems: [JSONValue], by mergeKey: String) throws -> [JSONValue] {
-        var result = current
+        var result: [JSONValue?] = current
+        // Slots holding each merge key value, first first (the first match is the one patched).
+        var slots: [JSONValue: ArraySlice<Int>] = [:]
+        for (slot, element) in current.enumerated() {
+            if let keyValue = element[mergeKey] { slots[keyValue, default: []].append(slot) }
+        }
         for item in patchItems {
             guard let keyValue = item[mergeKey] else {
                 throw APIError.badRequest("strategic merge patch: list element without merge key \"\(mergeKey)\"")
             }
-            let index = result.firstIndex { $0[mergeKey] == keyValue }
+            let slot = slots[keyValue]?.first
             if item["$patch"] == "delete" {
-                if let index { result.remove(at: index) }
-            } else if let index {
-                result[index] = try strategicMerge(result[index], item)
+                if let slot { result[slot] = nil; slots[keyValue]?.removeFirst() }
+            } else if let slot, let element = result[slot] {
+                result[slot] = try strategicMerge(element, item)
             } else {
                 result.append(try strip(item))
+                slots[keyValue, default: []].append(result.count - 1)
             }
         }
-        return result
+        return result.compactMap { $0 }
     }
 
     /// Removes directive keys from a value that is inserted as a whole.

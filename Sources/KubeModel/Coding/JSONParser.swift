@@ -9,8 +9,16 @@ struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
     private var depth = 0
-    /// Object keys that appeared twice, as "line L: key" descriptions (strict decoding reports them).
+    /// Object keys that appeared twice, as "line L: key" descriptions (strict decoding reports them);
+    /// at most ``maximumReportedDuplicates``, so reporting stays linear in the body.
     private(set) var duplicateKeys: [String] = []
+    /// Duplicates past this many are not described: the report already names enough to fix the input.
+    static let maximumReportedDuplicates = 100
+    /// Offset up to which ``linesBeforeScanned`` counted newlines; duplicate positions only move forward.
+    private var scannedOffset = 0
+    private var linesBeforeScanned = 1
+    /// Bytes read to compute duplicate-key lines (at most the body once).
+    private(set) var positionBytesScanned = 0
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 
@@ -59,12 +67,16 @@ struct JSONParser {
             skipWhitespace()
             guard peek(UInt8(ascii: ":")) else { throw syntaxError("expected ':' after object key \"\(key)\"") }
             index += 1
+            // Checked before the value is parsed, so duplicates are recorded in document order.
+            let isNew = seen.insert(key).inserted
+            if !isNew, duplicateKeys.count < Self.maximumReportedDuplicates {
+                duplicateKeys.append("line \(line(at: keyStart)): \"\(key)\"")
+            }
             skipWhitespace()
             let value = try parseValue()
-            if seen.insert(key).inserted {
+            if isNew {
                 object.appendUnchecked(key, value)
             } else {
-                duplicateKeys.append("line \(position(at: keyStart).line): \"\(key)\"")
                 object[key] = value  // the last one wins, as in Go's encoding/json
             }
             skipWhitespace()
@@ -217,6 +229,16 @@ struct JSONParser {
     private func describe(_ byte: UInt8) -> String {
         if byte >= 0x21 && byte < 0x7F { return "'\(Character(Unicode.Scalar(byte)))'" }
         return "byte 0x" + String(byte, radix: 16)
+    }
+
+    /// Line of `offset`, counting on from the last offset asked for: duplicates are recorded in
+    /// document order, so all their lines together cost one pass over the body.
+    private mutating func line(at offset: Int) -> Int {
+        if offset < scannedOffset { scannedOffset = 0; linesBeforeScanned = 1 }
+        for byte in bytes[scannedOffset..<offset] where byte == 0x0A { linesBeforeScanned += 1 }
+        positionBytesScanned += offset - scannedOffset
+        scannedOffset = offset
+        return linesBeforeScanned
     }
 
     /// Line and column of `offset` (the current index by default). Linear in the offset: only
