@@ -19,6 +19,9 @@ public final class APIHTTPServer: Sendable {
     private let requestTimeout: TimeAmount
     /// A keep-alive connection with no request in flight is closed after this time.
     private let idleTimeout: TimeAmount
+    /// A response write that the client does not take within this time closes the connection
+    /// (a watcher that stops reading would otherwise hold its connection and slot forever).
+    private let writeTimeout: TimeAmount
     /// Connections per address and watches per client.
     private let limits: ClientLimits
 
@@ -29,7 +32,7 @@ public final class APIHTTPServer: Sendable {
 
     public init(
         handler: any HTTPRequestHandler, tls: NIOSSLContext?, logger: Logger, requestTimeoutSeconds: Int64, idleTimeoutSeconds: Int64 = 120,
-        limits: ClientLimits
+        writeTimeoutSeconds: Int64 = 60, limits: ClientLimits
     ) {
         self.handler = handler
         self.limits = limits
@@ -37,6 +40,7 @@ public final class APIHTTPServer: Sendable {
         self.logger = logger
         requestTimeout = .seconds(requestTimeoutSeconds)
         idleTimeout = .seconds(idleTimeoutSeconds)
+        writeTimeout = .seconds(writeTimeoutSeconds)
     }
 
     /// Binds and serves until cancelled; calls `onListening` with the bound port once listening.
@@ -144,23 +148,30 @@ public final class APIHTTPServer: Sendable {
     private func write(
         _ response: HTTPResponse, version: HTTPVersion, keepAlive: Bool, to outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>, on channel: any Channel
     ) async throws {
+        let writeTimeout = self.writeTimeout
+        /// Writes one part; closes the connection if the client does not take it in time.
+        @Sendable func send(_ part: HTTPServerResponsePart) async throws {
+            let deadline = channel.eventLoop.scheduleTask(in: writeTimeout) { channel.close(promise: nil) }
+            defer { deadline.cancel() }
+            try await outbound.write(part)
+        }
         var headers = HTTPHeaders(response.headers)
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         switch response.body {
         case .bytes(let bytes):
             headers.replaceOrAdd(name: "Content-Length", value: String(bytes.count))
-            try await outbound.write(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
-            if !bytes.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: bytes)))) }
-            try await outbound.write(.end(nil))
+            try await send(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
+            if !bytes.isEmpty { try await send(.body(.byteBuffer(ByteBuffer(bytes: bytes)))) }
+            try await send(.end(nil))
         case .stream(let produce):
             headers.replaceOrAdd(name: "Transfer-Encoding", value: "chunked")
-            try await outbound.write(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
+            try await send(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
             // A client that goes away ends the stream at once (a quiet watch would otherwise hold
             // its slot until its next event).
-            let producer = Task { try await produce(ChunkWriter { chunk in try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: chunk)))) }) }
+            let producer = Task { try await produce(ChunkWriter { chunk in try await send(.body(.byteBuffer(ByteBuffer(bytes: chunk)))) }) }
             channel.closeFuture.whenComplete { _ in producer.cancel() }
             try await withTaskCancellationHandler { try await producer.value } onCancel: { producer.cancel() }
-            try await outbound.write(.end(nil))
+            try await send(.end(nil))
         }
     }
 

@@ -2,6 +2,9 @@ import Crypto
 import Foundation
 import IotkubeTestSupport
 import KubeModel
+import HTTPServing
+import Logging
+import Synchronization
 import Testing
 
 @testable import ControlPlane
@@ -203,6 +206,54 @@ struct ResourceLimitTests {
         }
     }
 
+    /// A watcher that stops reading is cut off once it lags more than its byte budget behind:
+    /// what is held for it stays bounded however much is published, and its stream ends so
+    /// the client relists. A watcher that keeps up is never cut off.
+    @Test func aWatcherThatStopsReadingIsCutOffAtItsByteBudget() async throws {
+        let object: JSONValue = ["data": .string(String(repeating: "n", count: 1 << 10))]
+        let megabyte = 1 << 20
+        var feed = ChangeFeed(capacity: 10_000, byteLimit: 8 * megabyte, subscriberByteBudget: 4 * megabyte, startRevision: 1)
+        let stalled = try feed.subscribe(resource: "nodes", namespace: nil, after: 1)
+        let reading = try feed.subscribe(resource: "nodes", namespace: nil, after: 1)
+        var received = 0
+        var iterator = reading.changes.makeAsyncIterator()
+        // 700 changes of 1.4 MB each, as a node PUTting its own large Node would publish.
+        for revision in Int64(2)...701 {
+            feed.publish(Change(revision: revision, resource: "nodes", namespace: "", type: .modified, object: object, previous: object), bytes: 1_400_000)
+            if await iterator.next() != nil { received += 1 }
+            #expect((feed.pendingBytes(of: stalled) ?? 0) <= 4 * megabyte + 1_400_000)
+        }
+        #expect(feed.cutOffCount == 1 && feed.subscriberCount == 1 && received == 700)
+        // Taken changes are counted off at the next publish: at most the newest one is pending.
+        #expect(feed.pendingBytes(of: reading) == 1_400_000)
+        // What the stalled watcher's stream still holds (ended here in case it was not cut off).
+        feed.unsubscribe(stalled.id)
+        var held = 0
+        for await _ in stalled.changes { held += 1 }
+        #expect(held <= 4, "the stalled watcher held \(held) changes")
+    }
+
+    /// A client that stops reading a streamed response (a TCP zero window) has its connection
+    /// closed once a write makes no progress for the write timeout, freeing the connection and
+    /// its watch slot.
+    @Test func aStreamThatTheClientStopsReadingIsClosed() async throws {
+        let ended = StreamEnd()
+        let server = APIHTTPServer(handler: EndlessStream(ended: ended), tls: nil, logger: Logger(label: "test"), requestTimeoutSeconds: 30,
+                                   writeTimeoutSeconds: 1, limits: ClientLimits())
+        let port = Mutex(0)
+        let serving = Task { try await server.run(host: "127.0.0.1", port: 0) { bound in port.withLock { $0 = bound } } }
+        defer { serving.cancel() }
+        while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        let client = Self.connect(port: port.withLock { $0 })
+        #expect(client >= 0)
+        defer { close(client) }
+        let request = Array("GET /watch HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
+        #expect(request.withUnsafeBytes { send(client, $0.baseAddress, $0.count, 0) } == request.count)
+        // The client never reads; the server's writes stall once the socket buffers are full.
+        for _ in 0..<300 where !ended.value { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(ended.value, "the stalled stream is still held open")
+    }
+
     static func connect(port: Int) -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
@@ -213,5 +264,25 @@ struct ResourceLimitTests {
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Foundation.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         return connected == 0 ? descriptor : -1
+    }
+}
+
+/// Streams 64 KiB chunks until a write fails, then records that the stream ended.
+private struct EndlessStream: HTTPRequestHandler {
+    let ended: StreamEnd
+    func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        HTTPResponse(status: 200, headers: [], body: .stream { writer in
+            defer { ended.value = true }
+            let chunk = [UInt8](repeating: 0x78, count: 64 << 10)
+            while true { try await writer.write(chunk) }
+        })
+    }
+}
+
+private final class StreamEnd: Sendable {
+    private let ended = Atomic(false)
+    var value: Bool {
+        get { ended.load(ordering: .relaxed) }
+        set { ended.store(newValue, ordering: .relaxed) }
     }
 }
