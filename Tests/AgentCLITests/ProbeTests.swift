@@ -129,6 +129,12 @@ import Testing
         let port = try ServerProcess.freePort()
         let server = try BackgroundProcess(Self.python, ["-c", Self.server, String(port)], logPath: directory + "/server.log")
         defer { server.stop() }
+        // A cold Python importing grpcio on a loaded 2-core CI machine takes tens of seconds:
+        // wait for the server to say it serves (up to 3 minutes), then for its port.
+        for _ in 0..<1800 {
+            if (try? String(contentsOfFile: directory + "/server.log", encoding: .utf8))?.contains("serving") == true { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
         for _ in 0..<200 {
             if case .success = await ProbeActions.tcp(host: "127.0.0.1", port: port, timeoutSeconds: 5) { break }
             try await Task.sleep(for: .milliseconds(50))
