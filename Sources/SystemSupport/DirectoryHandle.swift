@@ -107,23 +107,7 @@ public final class DirectoryHandle {
             throw FileError(operation: "open", path: child(name), code: errno)
         }
         defer { close(object) }
-        var info = stat()
-        guard fstat(object, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return nil }
-        let file = open("/proc/self/fd/\(object)", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        guard file >= 0 else { throw FileError(operation: "open", path: child(name), code: errno) }
-        defer { close(file) }
-        guard info.st_size <= limit else { throw FileError(operation: "read", path: child(name), code: EFBIG) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw FileError(operation: "read", path: child(name), code: errno) }
-            if count == 0 { break }
-            guard bytes.count + count <= limit else { throw FileError(operation: "read", path: child(name), code: EFBIG) }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-        return (bytes, info.st_mode & 0o7777)
+        return try RegularFile.contents(object, path: child(name), limit: limit)
     }
 
     /// Creates `name` (which must not exist), writes `bytes` and sets its mode and group.

@@ -4,6 +4,7 @@
     import Musl
 #endif
 import CFileSystem
+import SystemSupport
 
 /// Why a file of a container's root file system could not be read.
 public enum ImageRootFileError: Error, Equatable, CustomStringConvertible, Sendable {
@@ -24,7 +25,7 @@ public enum ImageRootFileError: Error, Equatable, CustomStringConvertible, Senda
 
 /// Reads small files of an image's root file system the way runc reads its /etc/passwd:
 /// the path resolved inside the root (an absolute symlink means the image's own root, `..`
-/// stops at it), opened without blocking and accepted only as a regular file of bounded size.
+/// stops at it), looked at before it is opened, and read only as a regular file of bounded size.
 /// The image is untrusted: a FIFO must not hang the reader, a symlink must not reach the host.
 public enum ImageRootFile {
     /// The text of `path` (absolute inside the image) under `rootfs`, or nil when it does not exist.
@@ -32,27 +33,19 @@ public enum ImageRootFile {
         let root = open(rootfs, IOTKUBE_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard root >= 0 else { throw .unreadable("/", errno: errno) }
         defer { close(root) }
-        let file = iotkube_openat2(root, path, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0, IOTKUBE_RESOLVE_IN_ROOT | IOTKUBE_RESOLVE_NO_MAGICLINKS)
-        guard file >= 0 else {
+        // Looked at through O_PATH before it is opened: an image's device node (a watchdog)
+        // or FIFO at that path must never be opened for reading.
+        let object = iotkube_openat2(root, path, IOTKUBE_O_PATH, 0, IOTKUBE_RESOLVE_IN_ROOT | IOTKUBE_RESOLVE_NO_MAGICLINKS)
+        guard object >= 0 else {
             if errno == ENOENT || errno == ENOTDIR { return nil }
             throw .unreadable(path, errno: errno)
         }
-        defer { close(file) }
-        var info = stat()
-        guard fstat(file, &info) == 0 else { throw .unreadable(path, errno: errno) }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw .notRegularFile(path) }
-        guard info.st_size <= limit else { throw .tooLarge(path, limit: limit) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw .unreadable(path, errno: errno) }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[..<count])
-            // The file may grow after fstat (a running container shares an overlay upper dir).
-            guard bytes.count <= limit else { throw .tooLarge(path, limit: limit) }
+        defer { close(object) }
+        let read: (bytes: [UInt8], mode: mode_t)?
+        do { read = try RegularFile.contents(object, path: path, limit: limit) } catch {
+            throw error.code == EFBIG ? .tooLarge(path, limit: limit) : .unreadable(path, errno: error.code)
         }
+        guard let bytes = read?.bytes else { throw .notRegularFile(path) }
         return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -21,7 +21,7 @@ struct Scheduler {
                 continue
             }
             let used = (podsByNode[name] ?? []).map { requests($0).milliCPU }.saturatingSum()
-            let free = (node.status?.allocatable?["cpu"]?.milliValueClamped ?? 0).subtractingSaturated(used)
+            let free = (node.status?.allocatable?["cpu"]?.milliValue ?? 0).subtractingSaturated(used)
             if best == nil || free > best!.freeMilliCPU || (free == best!.freeMilliCPU && name < best!.name) {
                 best = (name, free)
             }
@@ -50,9 +50,9 @@ struct Scheduler {
         let runningRequests = running.map { requests($0) }
         let usedCPU = runningRequests.map(\.milliCPU).saturatingSum()
         let usedMemory = runningRequests.map(\.memory).saturatingSum()
-        if let pods = allocatable["pods"]?.valueClamped, Int64(running.count).addingSaturated(1) > pods { return "Too many pods" }
-        if let cpu = allocatable["cpu"]?.milliValueClamped, usedCPU.addingSaturated(request.milliCPU) > cpu { return "Insufficient cpu" }
-        if let memory = allocatable["memory"]?.valueClamped, usedMemory.addingSaturated(request.memory) > memory { return "Insufficient memory" }
+        if let pods = allocatable["pods"]?.value, Int64(running.count).addingSaturated(1) > pods { return "Too many pods" }
+        if let cpu = allocatable["cpu"]?.milliValue, usedCPU.addingSaturated(request.milliCPU) > cpu { return "Insufficient cpu" }
+        if let memory = allocatable["memory"]?.value, usedMemory.addingSaturated(request.memory) > memory { return "Insufficient memory" }
         return nil
     }
 

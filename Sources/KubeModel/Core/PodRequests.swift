@@ -7,8 +7,8 @@ extension Pod {
             container.resources?.requests?[resource] ?? container.resources?.limits?[resource]
         }
         let containers = spec?.containers ?? []
-        var cpu = containers.map { request($0, "cpu")?.milliValueClamped ?? 0 }.saturatingSum()
-        var memory = containers.map { request($0, "memory")?.valueClamped ?? 0 }.saturatingSum()
+        var cpu = containers.map { request($0, "cpu")?.milliValue ?? 0 }.saturatingSum()
+        var memory = containers.map { request($0, "memory")?.value ?? 0 }.saturatingSum()
         for initContainer in spec?.initContainers ?? [] {
             cpu = max(cpu, request(initContainer, "cpu")?.milliValue ?? 0)
             memory = max(memory, request(initContainer, "memory")?.value ?? 0)
