@@ -4,6 +4,7 @@
     import Musl
 #endif
 import ArgumentParser
+import KubeModel
 
 /// Reads a join or bootstrap token from a file or standard input (`-`), so that it never
 /// appears on a command line, where every local user can read it (kubeadm takes it from a
@@ -34,10 +35,3 @@ enum TokenFile {
     }
 }
 
-extension String {
-    fileprivate func trimmingWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(self[first...last])
-    }
-}

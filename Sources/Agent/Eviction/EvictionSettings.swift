@@ -79,7 +79,7 @@ public struct EvictionSettings: Sendable, Equatable {
 
     /// A Go-style duration: a sequence of numbers with units h, m, s, ms ("1m30s", "500ms", "2h").
     public static func parseDuration(_ text: String) -> Duration? {
-        var rest = Substring(text.trimmingSpaces)
+        var rest = Substring(text.trimmingWhitespace())
         guard !rest.isEmpty else { return nil }
         if rest == "0" { return .zero }
         var total = Duration.zero

@@ -75,7 +75,7 @@ public struct EvictionThreshold: Sendable, Hashable, CustomStringConvertible {
     /// A threshold value from its text: a quantity ("100Mi", "1000") or a percentage ("10%").
     /// `field` names where it came from for the error.
     static func parseValue(_ text: String, field: String) throws(EvictionSettingsError) -> Value {
-        let trimmed = text.trimmingSpaces
+        let trimmed = text.trimmingWhitespace()
         if trimmed.hasSuffix("%") {
             guard let percent = Double(trimmed.dropLast()), percent >= 0, percent <= 100 else {
                 throw EvictionSettingsError("\(field): \"\(text)\" is not a percentage between 0% and 100%")
@@ -95,13 +95,4 @@ public struct EvictionThreshold: Sendable, Hashable, CustomStringConvertible {
 public struct EvictionSettingsError: Error, Sendable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-extension String {
-    var trimmingSpaces: String {
-        var text = Substring(self)
-        while text.first == " " { text = text.dropFirst() }
-        while text.last == " " { text = text.dropLast() }
-        return String(text)
-    }
 }

@@ -158,7 +158,7 @@ public final class APIServer: HTTPRequestHandler {
     /// Parses a request body as JSON or YAML by its content type.
     static func body(_ request: HTTPRequest) throws -> JSONValue {
         let contentType = request.headers["content-type"] ?? "application/json"
-        let mediaType = contentType.split(separator: ";").first.map { String($0).trimmingSpaces().lowercased() } ?? ""
+        let mediaType = contentType.split(separator: ";").first.map { String($0).trimmingWhitespace().lowercased() } ?? ""
         if mediaType == "application/vnd.kubernetes.protobuf" { return try ProtobufBody.decode(request.body) }
         guard ["application/json", "application/yaml", "application/x-yaml", "text/yaml", ""].contains(mediaType) else {
             // Protobuf and CBOR clients fall back to JSON on 415.

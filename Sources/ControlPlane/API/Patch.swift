@@ -8,7 +8,7 @@ enum PatchFormat {
     case json
 
     init?(contentType: String) {
-        let type = contentType.split(separator: ";").first.map { String($0).trimmingSpaces().lowercased() } ?? ""
+        let type = contentType.split(separator: ";").first.map { String($0).trimmingWhitespace().lowercased() } ?? ""
         switch type {
         case "application/merge-patch+json": self = .merge
         case "application/strategic-merge-patch+json": self = .strategicMerge

@@ -41,33 +41,33 @@ struct LabelSelector: Sendable {
             if character == "(" { depth += 1 }
             if character == ")" { depth -= 1 }
             if character == "," && depth == 0 {
-                terms.append(current.trimmingSpaces())
+                terms.append(current.trimmingWhitespace())
                 current = ""
             } else {
                 current.append(character)
             }
         }
-        terms.append(current.trimmingSpaces())
+        terms.append(current.trimmingWhitespace())
         return terms
     }
 
     private static func requirement(_ term: String) throws -> Requirement {
         let invalid = APIError.badRequest("unable to parse requirement: invalid label selector term \"\(term)\"")
-        if term.hasPrefix("!") { return .doesNotExist(String(term.dropFirst()).trimmingSpaces()) }
+        if term.hasPrefix("!") { return .doesNotExist(String(term.dropFirst()).trimmingWhitespace()) }
         for (operatorText, isNegated) in [(" notin ", true), (" in ", false)] {
             if let range = term.firstRange(of: operatorText) {
-                let key = String(term[..<range.lowerBound]).trimmingSpaces()
-                var list = String(term[range.upperBound...]).trimmingSpaces()
+                let key = String(term[..<range.lowerBound]).trimmingWhitespace()
+                var list = String(term[range.upperBound...]).trimmingWhitespace()
                 guard list.hasPrefix("("), list.hasSuffix(")") else { throw invalid }
                 list = String(list.dropFirst().dropLast())
-                let values = Set(list.split(separator: ",").map { String($0).trimmingSpaces() })
+                let values = Set(list.split(separator: ",").map { String($0).trimmingWhitespace() })
                 return isNegated ? .notIn(key, values) : .isIn(key, values)
             }
         }
         for (operatorText, kind) in [("!=", 0), ("==", 1), ("=", 1)] {
             if let range = term.firstRange(of: operatorText) {
-                let key = String(term[..<range.lowerBound]).trimmingSpaces()
-                let value = String(term[range.upperBound...]).trimmingSpaces()
+                let key = String(term[..<range.lowerBound]).trimmingWhitespace()
+                let value = String(term[range.upperBound...]).trimmingWhitespace()
                 guard !key.isEmpty else { throw invalid }
                 return kind == 0 ? .notEquals(key, value) : .equals(key, value)
             }
@@ -86,11 +86,11 @@ struct FieldSelector: Sendable {
             let negated = term.contains("!=")
             let parts = term.splitting(on: negated ? "!=" : (term.contains("==") ? "==" : "="))
             guard parts.count == 2 else { throw APIError.badRequest("invalid field selector: \"\(term)\"") }
-            let field = parts[0].trimmingSpaces()
+            let field = parts[0].trimmingWhitespace()
             guard Self.supportedFields(resource).contains(field) else {
                 throw APIError.badRequest("field label not supported: \(field)")
             }
-            requirements.append((field, parts[1].trimmingSpaces(), negated))
+            requirements.append((field, parts[1].trimmingWhitespace(), negated))
         }
     }
 
@@ -123,13 +123,6 @@ struct FieldSelector: Sendable {
 }
 
 extension String {
-    func trimmingSpaces() -> String {
-        var text = Substring(self)
-        while text.first == " " { text.removeFirst() }
-        while text.last == " " { text.removeLast() }
-        return String(text)
-    }
-
     func splitting(on separator: String) -> [String] {
         var parts: [String] = []
         var rest = Substring(self)
