@@ -107,21 +107,21 @@ struct APIFuzzTests {
     enum Operation: CaseIterable { case update, mergePatch, strategicPatch, jsonPatch }
 
     @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
-    func extremeNumbersNeverStopTheServerOrTheManifestReader() throws {
+    func extremeNumbersNeverStopTheServerOrTheManifestReader() async throws {
         let seed = ProcessInfo.processInfo.environment["IOTKUBE_FUZZ_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 0 ... .max)
         print("API fuzz seed: \(seed) (replay with IOTKUBE_FUZZ_SEED=\(seed))")
         var generator = SeededGenerator(seed: seed)
         let server = try ServerProcess()
         let client = try FuzzClient(server)
         let started = Date()
-        try client.expectNoServerErrors([.init("POST", "/api/v1/nodes", body: #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"}}"#, label: "node")], seed: seed)
+        try await client.expectNoServerErrors([.init("POST", "/api/v1/nodes", body: #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"}}"#, label: "node")], seed: seed)
 
         var batch: [FuzzClient.Request] = []
         for (index, field) in Self.fields.enumerated() {
             let base = "base-\(index)"
             batch.append(.init("POST", field.collection, body: field.object(name: base, value: field.valid), label: "\(field.path) base"))
         }
-        try client.expectNoServerErrors(batch, seed: seed)
+        try await client.expectNoServerErrors(batch, seed: seed)
 
         var manifests: [(field: String, files: [String])] = []
         for (index, field) in Self.fields.enumerated() {
@@ -151,7 +151,7 @@ struct APIFuzzTests {
                 }
             }
             let batchStarted = Date()
-            try client.expectNoServerErrors(batch, seed: seed)
+            try await client.expectNoServerErrors(batch, seed: seed)
             print("API fuzz: \(field.path): \(batch.count) requests in \(Int(Date().timeIntervalSince(batchStarted) * 1000)) ms")
             if !files.isEmpty { manifests.append((field.path, files)) }
         }
@@ -165,13 +165,13 @@ struct APIFuzzTests {
             batch.append(.init("DELETE", "\(Self.pods)/d\(index)?gracePeriodSeconds=\(query)", label: "delete ?gracePeriodSeconds=\(value.prefix(40))"))
             batch.append(.init("DELETE", "\(Self.pods)/d\(index)", body: #"{"gracePeriodSeconds":\#(value)}"#, label: "delete {gracePeriodSeconds:\(value.prefix(40))}"))
         }
-        try client.expectNoServerErrors(batch, seed: seed)
+        try await client.expectNoServerErrors(batch, seed: seed)
         print("API fuzz: \(client.sent) requests in \(Int(Date().timeIntervalSince(started))) s")
 
         let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
         #expect(FileManager.default.isExecutableFile(atPath: agent), "build iotkube-agent first (swift build)")
         for (field, files) in manifests {
-            let result = try ServerProcess.run(agent, ["check-manifest"] + files)
+            let result = try await ServerProcess.runAsync(agent, ["check-manifest"] + files)
             #expect(result.status == 0 || result.status == 1, "seed \(seed): check-manifest \(field) exited \(result.status): \(result.output.suffix(800))")
         }
         #expect(server.process.isRunning, "seed \(seed): \(server.serverLog.suffix(2000))")
@@ -213,8 +213,10 @@ final class FuzzClient {
         return file.path
     }
 
-    /// Sends the batch; every answer must be 2xx–4xx and the server must still run.
-    func expectNoServerErrors(_ requests: [Request], seed: UInt64) throws {
+    /// Sends the batch; every answer must be 2xx–4xx and the server must still run. curl runs
+    /// on a thread of its own: a minute of waiting must not hold a Swift concurrency thread
+    /// (two on CI) that other suites' async code needs.
+    func expectNoServerErrors(_ requests: [Request], seed: UInt64) async throws {
         let ca = server.directory.appendingPathComponent("pki/ca.crt").path
         var config = ""
         for (index, request) in requests.enumerated() {
@@ -226,7 +228,7 @@ final class FuzzClient {
         }
         let configFile = try writeBody(config)
         let curl = try #require(ServerProcess.findExecutable("curl"))
-        let output = try ServerProcess.run(curl, ["-K", configFile], timeout: 120).output
+        let output = try await ServerProcess.runAsync(curl, ["-K", configFile], timeout: 120).output
         let codes = output.split(separator: "\n").compactMap { Int($0) }
         sent += requests.count
         for (request, code) in zip(requests, codes) where !(200..<500).contains(code) {
