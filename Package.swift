@@ -205,6 +205,7 @@ let package = Package(
         // Test helpers: real server processes and tools (used by tests only).
         .target(
             name: "IotkubeTestSupport",
+            dependencies: ["CRuntime"],
             path: "Tests/IotkubeTestSupport"
         ),
         .testTarget(

@@ -1,11 +1,12 @@
 import Foundation
+import IotkubeTestSupport
 import Agent
 import KubeModel
 import PodNetwork
 import Testing
 
 /// The networking part of agent.yaml: checked on load, and turned into the node's pod network.
-@Suite struct AgentNetworkConfigurationTests {
+@Suite(.ownThread) struct AgentNetworkConfigurationTests {
     static func file(_ extra: String) throws -> String {
         let path = NSTemporaryDirectory() + "iotkube-agent-\(UUID().uuidString).yaml"
         try ("nodeName: pi\nserver: https://192.0.2.1:6443\nkubeconfig: /etc/iotkube/kubeconfig\n" + extra).write(toFile: path, atomically: true, encoding: .utf8)

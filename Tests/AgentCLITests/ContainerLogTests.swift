@@ -1,4 +1,5 @@
 import Foundation
+import IotkubeTestSupport
 import KubeModel
 import Synchronization
 import Testing
@@ -6,7 +7,7 @@ import Testing
 @testable import Agent
 
 /// The CRI log files as `kubectl logs` reads them, and their rotation.
-@Suite struct ContainerLogTests {
+@Suite(.ownThread) struct ContainerLogTests {
     static func folder() throws -> String {
         let base = NSTemporaryDirectory() + "iotkube-logs-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: base + "/edge_meter_uid-1/app", withIntermediateDirectories: true)

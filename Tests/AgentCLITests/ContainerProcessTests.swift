@@ -1,10 +1,11 @@
+import IotkubeTestSupport
 import Agent
 import KubeModel
 import OCI
 import Testing
 
 /// Command lines and environments as the kubelet and a CRI runtime compute them.
-@Suite struct ContainerProcessTests {
+@Suite(.ownThread) struct ContainerProcessTests {
     static let image = ImageConfiguration.ExecutionConfiguration(
         entrypoint: ["/entrypoint.sh"], cmd: ["serve", "--port=80"], env: ["PATH=/usr/local/bin:/usr/bin:/bin", "MODE=image", "EMPTY"], workingDir: "/srv")
 

@@ -7,7 +7,7 @@ import IotkubeTestSupport
 import Testing
 
 /// Pod and container settings as the OCI configuration the runtime gets.
-@Suite struct ContainerSpecBuilderTests {
+@Suite(.ownThread) struct ContainerSpecBuilderTests {
     static let rootfs: String = {
         let root = NSTemporaryDirectory() + "iotkube-specroot-\(UUID().uuidString)"
         try? FileManager.default.createDirectory(atPath: root + "/etc", withIntermediateDirectories: true)
@@ -141,7 +141,7 @@ import Testing
 
 /// The built configuration launched for real: user, groups, capabilities, the sandbox's
 /// hostname and network, environment and OOM score as the process sees them.
-@Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces) and busybox-static"))
+@Suite(.ownThread, .enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces) and busybox-static"))
 struct ContainerSpecLaunchTests {
     @Test func theContainerSeesWhatThePodSays() throws {
         let agent = ContainerFixture.agent
@@ -180,7 +180,7 @@ struct ContainerSpecLaunchTests {
 
 /// The node-side pieces of a pod put together by hand, as the pod worker will: an overlay root
 /// over image layers, the pod files, a configMap volume and an emptyDir, then a real launch.
-@Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (overlay, namespaces) and busybox-static"))
+@Suite(.ownThread, .enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (overlay, namespaces) and busybox-static"))
 struct PodAssemblyTests {
     @Test func aContainerWritesItsOwnLayerAndSeesThePodFiles() throws {
         let agent = ContainerFixture.agent

@@ -1,3 +1,4 @@
+import IotkubeTestSupport
 import KubeModel
 import Testing
 import FoundationEssentials
@@ -7,7 +8,7 @@ import FoundationEssentials
 /// The eviction manager's decisions: settings as the kubelet reads them, thresholds over time
 /// (grace periods, minimum reclaim, the pressure transition period), the order pods are
 /// evicted in, and the messages they carry.
-@Suite struct EvictionTests {
+@Suite(.ownThread) struct EvictionTests {
     @Test func defaultsAndConfiguredThresholds() throws {
         let defaults = try EvictionSettings.parse(hard: nil, soft: nil, softGracePeriod: nil, minimumReclaim: nil, transitionPeriod: nil, maximumPodGracePeriod: nil)
         #expect(defaults.thresholds == EvictionThreshold.defaults)

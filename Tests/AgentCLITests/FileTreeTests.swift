@@ -2,11 +2,12 @@
     import Glibc
 #endif
 import Foundation
+import IotkubeTestSupport
 @testable import SystemSupport
 import Testing
 
 /// Directory listing without Foundation, as the agent does it.
-@Suite struct FileTreeTests {
+@Suite(.ownThread) struct FileTreeTests {
     /// Nests `depth` directories named "d" below `base` (through descriptors: the path would be
     /// longer than PATH_MAX), as a container can in its emptyDir.
     static func nest(_ base: String, depth: Int) throws {

@@ -31,7 +31,7 @@ struct AdminCredentials {
 
 /// The agent daemon against a real server: registration, lease renewal, status, metrics,
 /// sd_notify, and riding out a server outage.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct HeartbeatTests {
     /// A joined board: its config directory and a running `iotkube-agent run`.
     final class RunningAgent {

@@ -1,4 +1,5 @@
 import Foundation
+import IotkubeTestSupport
 import Agent
 import KubeModel
 import OCI
@@ -7,7 +8,7 @@ import Testing
 /// The image's user and groups come from its own /etc/passwd and /etc/group, read inside the
 /// root file system: an image cannot hang the agent with a FIFO there nor make it read the
 /// host's files through an absolute symlink.
-@Suite struct ImageUserLookupTests {
+@Suite(.ownThread) struct ImageUserLookupTests {
     /// A root file system with /etc and the given passwd entry (a closure creating it).
     static func rootfs(_ plant: (String) throws -> Void) throws -> String {
         let root = NSTemporaryDirectory() + "iotkube-userroot-\(UUID().uuidString)"

@@ -6,7 +6,7 @@ import Testing
 
 /// `iotkube-agent join` against a real iotkube-server: token discovery with the CA pin, the
 /// CSR flow, the files it writes, and refusals that leave nothing behind.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct JoinTests {
     static let agent = ServerProcess.buildDirectory.appendingPathComponent("iotkube-agent").path
 

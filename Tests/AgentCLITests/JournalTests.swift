@@ -5,6 +5,7 @@ import Testing
 
 /// The agent's logs in a real systemd-journald (started in a private mount namespace, so the
 /// host's journal is untouched), read back with journalctl.
+@Suite(.ownThread)
 struct JournalTests {
     static let journald = "/lib/systemd/systemd-journald"
     static var canRun: Bool {

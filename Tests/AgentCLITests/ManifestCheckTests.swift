@@ -1,23 +1,16 @@
 import Foundation
+import IotkubeTestSupport
 import Testing
 
 /// The built `iotkube-agent` binary, run as a user runs it.
+@Suite(.ownThread)
 struct ManifestCheckTests {
     static let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("iotkube-agent")
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("KubeModelTests/Fixtures")
 
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+        try ServerProcess.run(binary.path, arguments)
     }
 
     static func temporaryFile(_ content: String) throws -> String {

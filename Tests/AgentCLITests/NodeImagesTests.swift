@@ -1,10 +1,11 @@
+import IotkubeTestSupport
 @testable import Agent
 @testable import ImageStore
 import OCI
 import Testing
 
 /// `status.images`: what the node reports from its image store.
-@Suite struct NodeImagesTests {
+@Suite(.ownThread) struct NodeImagesTests {
     func record(_ hex: Character, size: Int64, names: [String]) throws -> ImageRecord {
         let digest = try Digest("sha256:" + String(repeating: hex, count: 64))
         return ImageRecord(id: digest, names: names, repoDigests: ["r.io/app@\(digest)"], manifestDigest: digest, platform: "linux/amd64",

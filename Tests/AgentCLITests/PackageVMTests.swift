@@ -7,7 +7,7 @@ import Testing
 /// from `packaging/build-deb.sh` installed with dpkg, `iotkube-agent join` against an
 /// iotkube-server on the host, pods from a registry on the host, an OOM kill, a liveness
 /// restart, `systemctl restart` keeping containers, and a reboot while the server is down.
-@Suite(.enabled(if: VirtualMachine.ready && PodNode.available, "\(VirtualMachine.reason); and what the pod tests need"), .serialized)
+@Suite(.ownThread, .heavy, .enabled(if: VirtualMachine.ready && PodNode.available, "\(VirtualMachine.reason); and what the pod tests need"), .serialized)
 struct PackageVMTests {
     /// The package built by `packaging/test.sh` (packaging/build-deb.sh .build/package).
     static var package: String? {

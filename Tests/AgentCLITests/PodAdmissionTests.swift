@@ -1,11 +1,12 @@
 import Foundation
+import IotkubeTestSupport
 import KubeModel
 import Testing
 
 @testable import Agent
 
 /// The kubelet's admission: pods, CPU and memory left after the pods already admitted.
-@Suite struct PodAdmissionTests {
+@Suite(.ownThread) struct PodAdmissionTests {
     static func pod(cpu: String? = nil, memory: String? = nil, initMemory: String? = nil) -> Pod {
         var container = Container(name: "app", image: "busybox")
         var requests: [String: Quantity] = [:]
@@ -57,7 +58,7 @@ import Testing
 }
 
 /// Admission under node pressure and against the node's labels.
-@Suite struct PodAdmissionPressureTests {
+@Suite(.ownThread) struct PodAdmissionPressureTests {
     let allocatable: [String: Quantity] = ["cpu": "2", "memory": "1Gi", "pods": "10"]
 
     @Test func memoryPressureRefusesOnlyBestEffortPods() {
@@ -103,7 +104,7 @@ import Testing
 }
 
 /// hostPath volumes against the node's allowedHostPaths.
-@Suite struct HostPathAdmissionTests {
+@Suite(.ownThread) struct HostPathAdmissionTests {
     static func pod(hostPath: String) -> Pod {
         var pod = PodAdmissionTests.pod()
         var volume = Volume(name: "data")

@@ -8,7 +8,7 @@ import Testing
 /// eviction manager: DiskPressure on the Node, the largest BestEffort user evicted with the
 /// kubelet's reason and message, its storage given back, other pods untouched, new pods refused
 /// while the pressure lasts.
-@Suite(.serialized, .enabled(if: PodNode.available, "needs root, kubectl, the CNI plugins, docker-registry, umoci, skopeo, busybox-static and curl"))
+@Suite(.ownThread, .heavy, .serialized, .enabled(if: PodNode.available, "needs root, kubectl, the CNI plugins, docker-registry, umoci, skopeo, busybox-static and curl"))
 struct PodEvictionTests {
     var image: String { (try? PodImageRegistry.shared.get().busybox) ?? "" }
 

@@ -6,7 +6,7 @@ import Testing
 /// The kubelet loop end to end: pods submitted with real kubectl to a real iotkube-server, run
 /// by a real agent process from an image in a real registry, in real namespaces on a real CNI
 /// bridge; statuses read back with kubectl and checked against the official schemas.
-@Suite(.serialized, .enabled(if: PodNode.available, "needs root, kubectl, the CNI plugins, docker-registry, umoci, skopeo, busybox-static and curl"))
+@Suite(.ownThread, .heavy, .serialized, .enabled(if: PodNode.available, "needs root, kubectl, the CNI plugins, docker-registry, umoci, skopeo, busybox-static and curl"))
 struct PodLifecycleTests {
     var image: String { (try? PodImageRegistry.shared.get().busybox) ?? "" }
 

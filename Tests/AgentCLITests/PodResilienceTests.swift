@@ -6,7 +6,7 @@ import Testing
 /// The kubelet loop under stress, end to end: graceful deletion with preStop hooks, a crash
 /// loop that goes on while the server is down for two minutes, and 200 pods bound to one board
 /// at once.
-@Suite(.serialized, .enabled(if: PodNode.available, "needs root, kubectl, the CNI plugins, docker-registry, umoci, skopeo, busybox-static and curl"))
+@Suite(.ownThread, .heavy, .serialized, .enabled(if: PodNode.available, "needs root, kubectl, the CNI plugins, docker-registry, umoci, skopeo, busybox-static and curl"))
 struct PodResilienceTests {
     var image: String { (try? PodImageRegistry.shared.get().busybox) ?? "" }
 

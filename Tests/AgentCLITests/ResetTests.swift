@@ -6,7 +6,7 @@ import Runtime
 import Testing
 
 /// `iotkube-agent reset` on a board with a running container, a pod sandbox and a tmpfs volume.
-@Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces, mounts) and busybox-static"))
+@Suite(.ownThread, .enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces, mounts) and busybox-static"))
 struct ResetTests {
     @Test func resetUndoesJoinAndEverythingTheAgentMade() throws {
         let agent = ContainerFixture.agent

@@ -7,7 +7,7 @@ import Testing
 /// tmpfs (the runtime root under /run), never the state directory on the SD card, where they
 /// would outlive the Secret and the board's owner: a real agent runs a pod whose env comes from
 /// a Secret (one key by secretKeyRef, all by envFrom), and the whole state directory is searched.
-@Suite(.serialized, .enabled(if: PodNode.available, "needs root, kubectl, the CNI plugins, docker-registry, umoci, skopeo, busybox-static and curl"))
+@Suite(.ownThread, .heavy, .serialized, .enabled(if: PodNode.available, "needs root, kubectl, the CNI plugins, docker-registry, umoci, skopeo, busybox-static and curl"))
 struct SecretPersistenceTests {
     /// Files under `directory` holding `value` (grep, not following symlinks, devices skipped;
     /// the sandbox's namespace files cannot be read and are no files).

@@ -3,6 +3,7 @@ import IotkubeTestSupport
 import Testing
 
 /// The shipped unit files, checked by systemd's own parser (`systemd-analyze verify`).
+@Suite(.ownThread)
 struct SystemdUnitTests {
     static let unitDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("systemd")

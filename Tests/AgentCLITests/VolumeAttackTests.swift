@@ -7,7 +7,7 @@ import Testing
 
 /// A container attacking the node through its volumes: link text it planted, directories it
 /// swapped for symlinks between the agent's check and the mount.
-@Suite struct VolumeWriterAttackTests {
+@Suite(.ownThread) struct VolumeWriterAttackTests {
     /// A container that could write its configMap volume replaced `..data` with a link that
     /// climbs to a host directory; the next update used to remove that directory as root.
     @Test func aPlantedDataLinkIsNeitherFollowedNorRemoved() throws {
@@ -37,7 +37,7 @@ import Testing
 }
 
 /// The same attacks with real containers: what the container can do, and what the agent mounts.
-@Suite(.enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (mounts, namespaces) and busybox-static"))
+@Suite(.ownThread, .enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (mounts, namespaces) and busybox-static"))
 struct VolumeMountAttackTests {
     let agent = ContainerFixture.agent
 

@@ -5,7 +5,7 @@ import IotkubeTestSupport
 import Testing
 
 /// configMap, secret, downwardAPI and projected volumes: their files, and how updates land.
-@Suite struct VolumeFilesTests {
+@Suite(.ownThread) struct VolumeFilesTests {
     static func directory() -> String { NSTemporaryDirectory() + "iotkube-volume-\(UUID().uuidString)" }
     static func text(_ path: String) -> String? { try? String(contentsOfFile: path, encoding: .utf8) }
     static func link(_ path: String) -> String? { try? FileManager.default.destinationOfSymbolicLink(atPath: path) }
@@ -86,7 +86,7 @@ import Testing
 }
 
 /// Volumes on the node and as container mounts.
-@Suite(.enabled(if: getuid() == 0, "needs root (tmpfs mounts)"))
+@Suite(.ownThread, .enabled(if: getuid() == 0, "needs root (tmpfs mounts)"))
 struct PodVolumesTests {
     @Test func volumesAreSetUpCheckedAndMounted() throws {
         let base = NSTemporaryDirectory() + "iotkube-podvol-\(UUID().uuidString)"

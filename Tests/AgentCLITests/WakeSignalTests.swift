@@ -1,9 +1,10 @@
+import IotkubeTestSupport
 import SystemSupport
 import Testing
 
 /// The wake-up call the pod workers and the status service sleep on. Each case would hang
 /// (and hit the time limit) if the wait did not end the way it should.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.ownThread, .timeLimit(.minutes(1)))
 struct WakeSignalTests {
     @Test func aSignalBeforeTheWaitIsKept() async {
         let wake = WakeSignal()

@@ -6,7 +6,7 @@ import Testing
 /// every write path of a real server (create, update, merge/strategic/JSON patch, delete
 /// options) and through the agent's manifest reader: every answer is a 2xx or 4xx, the server
 /// stays up, and `check-manifest` exits 0 or 1. Replay a failure with `IOTKUBE_FUZZ_SEED=<seed>`.
-@Suite(.serialized)
+@Suite(.ownThread, .heavy, .serialized)
 struct APIFuzzTests {
     /// A numeric field: its dotted path, the object around it (`@V` the value, `@N` the name) and a valid value.
     struct Field {

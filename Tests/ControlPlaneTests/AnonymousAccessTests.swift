@@ -9,7 +9,7 @@ import Testing
 /// (`system:public-info-viewer` and the `cluster-info` role), they reach `/version`, the health
 /// endpoints and `cluster-info` only; discovery, OpenAPI and every resource are 403 Forbidden
 /// for `system:anonymous`. Bad credentials stay 401.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct AnonymousAccessTests {
     @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
     func anonymousCallersGetPublicInfoOnly() throws {

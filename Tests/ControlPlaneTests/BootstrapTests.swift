@@ -9,7 +9,7 @@ import X509
 
 /// Join tokens, bootstrap-token authentication, CSR auto-approval and signing, and the node
 /// authorizer, driven with real kubectl the way an agent would act.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct BootstrapTests {
     @Test func joinTokensRoundTripAndRejectGarbage() throws {
         let token = JoinToken(server: "https://[fe80::1]:6443", caPinHex: String(repeating: "ab", count: 32), bootstrapToken: BootstrapToken("abcdef.0123456789abcdef")!)

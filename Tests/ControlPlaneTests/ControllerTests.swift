@@ -7,7 +7,7 @@ import Testing
 
 /// The scheduler and the node lifecycle controller in a real server, driven with kubectl the
 /// way agents and users would.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct ControllerTests {
     static func nodeManifest(_ name: String, labels: String) -> String {
         "apiVersion: v1\nkind: Node\nmetadata: {name: \(name), labels: {\(labels)}}\n"

@@ -7,7 +7,7 @@ import Testing
 @testable import KubeClient
 
 /// The client against a real iotkube-server process over HTTPS with client certificates.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct KubeAPIClientTests {
     static func adminConfiguration(_ server: ServerProcess) throws -> ClientConfiguration {
         try Kubeconfig.parse([UInt8](try Data(contentsOf: URL(fileURLWithPath: server.kubeconfig))))

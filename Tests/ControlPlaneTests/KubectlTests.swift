@@ -4,7 +4,7 @@ import IotkubeTestSupport
 import Testing
 
 /// Real kubectl against a real iotkube-server process: the commands people type.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct KubectlTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("KubeModelTests/Fixtures")

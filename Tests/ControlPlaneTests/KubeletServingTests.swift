@@ -12,7 +12,7 @@ import X509
 /// (a Python HTTPS listener) stands at the address a Node names. The server sends only
 /// validated, escaped options, and talks only to an agent whose serving certificate the
 /// cluster CA signed for that node; the CA signs one only for a node's own names.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct KubeletServingTests {
     static let fakeAgent = """
         import http.server, ssl, sys

@@ -8,7 +8,7 @@ import Testing
 /// A node's own credential tries what a hostile node would, over real HTTPS: read Secrets
 /// through pods it makes, give itself the control-plane role, taints or a pod range, or
 /// change another node. NodeRestriction refuses each with kube-apiserver's 403.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct NodeRestrictionTests {
     static let nodeManifest = #"{"apiVersion":"v1","kind":"Node","metadata":{"name":"pi1","labels":{"kubernetes.io/hostname":"pi1","kubernetes.io/os":"linux","beta.kubernetes.io/arch":"arm64","iotkube.io/board-model":"pi4"}},"spec":{"taints":[{"key":"iotkube.io/new","effect":"NoSchedule"}]}}"#
 

@@ -7,7 +7,7 @@ import Testing
 
 /// One number from an authenticated client, or one already in the store, never stops the
 /// server: delete grace periods and resource sums saturate, absurd fields get a 422.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct NumericBoundsTests {
     static let hugeCPUPod = #"""
     {"apiVersion":"v1","kind":"Pod","metadata":{"name":"NAME"},"spec":{NODE"containers":[
@@ -126,7 +126,7 @@ struct APIRequester {
 
 /// Every numeric field kube-apiserver bounds is refused out of range with a 422 naming it,
 /// and a refused object is not stored.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct NumericFieldRulesTests {
     /// A pod whose spec (after `containers`) and first container carry the given JSON members.
     static func pod(spec: String = "", container: String = "") -> String {

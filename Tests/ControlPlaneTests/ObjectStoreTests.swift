@@ -6,6 +6,7 @@ import Testing
 @testable import ControlPlane
 
 /// The store: revisions, optimistic concurrency, the watch feed, durability across reopen.
+@Suite(.ownThread)
 struct ObjectStoreTests {
     static func temporaryStore(feedCapacity: Int = 100) throws -> (ObjectStore, String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)")

@@ -5,7 +5,7 @@ import Testing
 
 /// Clients other than the newest kubectl: kubectl 1.20 (from before OpenAPI v3 and aggregated
 /// discovery) and the official Python client, whose models reject objects missing required fields.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct OtherClientTests {
     static func fixture(_ name: String) -> String { KubectlTests.fixture(name) }
 

@@ -5,6 +5,7 @@ import Testing
 @testable import ControlPlane
 
 /// Patch formats, selectors, routes and the scheduler's decisions, without a server.
+@Suite(.ownThread)
 struct PatchAndSelectorTests {
     static func tree(_ text: String) throws -> JSONValue { try KubeJSON.parse(Array(text.utf8)) }
 

@@ -1,9 +1,11 @@
+import IotkubeTestSupport
 import KubeModel
 import Testing
 
 @testable import ControlPlane
 
 /// A strategic merge patch of a list keyed by a merge key costs linear work in the list's length.
+@Suite(.ownThread)
 struct QuadraticPatchTests {
     /// 50,000 containers patched by name: each patch item once searched the whole list.
     @Test(.timeLimit(.minutes(1))) func mergeByKeyIsLinear() throws {

@@ -11,7 +11,7 @@ import Testing
 
 /// Growth from outside is bounded: JSON patches, YAML aliases, objects, the watch history,
 /// certificate requests, connections and watches per client. Each is attacked on a real server.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct ResourceLimitTests {
     static let configMap = #"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"cm"},"data":{"a":"0123456789abcdef"}}"#
     static let configMaps = "/api/v1/namespaces/default/configmaps"

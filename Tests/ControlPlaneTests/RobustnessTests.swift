@@ -9,7 +9,7 @@ import X509
 
 /// Bad input and hostile clients get Kubernetes errors or a closed connection; the store
 /// survives a kill -9 in the middle of writes.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct RobustnessTests {
     /// The admin client certificate and key from the kubeconfig, as files for curl.
     static func adminCredentials(_ server: ServerProcess) throws -> [String] {

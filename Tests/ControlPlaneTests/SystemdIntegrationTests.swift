@@ -7,7 +7,7 @@ import Testing
 
 /// The server as systemd runs it: READY=1 on a real notify socket, a clean exit on SIGTERM,
 /// and metrics.k8s.io for `kubectl top`.
-@Suite(.serialized)
+@Suite(.ownThread, .serialized)
 struct SystemdIntegrationTests {
     @Test func readyNotificationAndCleanStop() throws {
         let listener = try NotifyListener()

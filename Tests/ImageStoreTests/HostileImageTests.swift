@@ -4,7 +4,7 @@ import Testing
 
 /// Hostile and broken images from a real registry: each is refused with an error naming the
 /// problem, and the store is left as it was (no image, no layer, no staging or ingest files).
-@Suite(.enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
+@Suite(.ownThread, .enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
 struct HostileImageTests {
     /// Pulls the shared base image first, so "no trace" means: exactly the base is there.
     func storeWithBase(_ fixture: RegistryFixture, mode: String) throws -> String {

@@ -4,7 +4,7 @@ import Testing
 
 /// Pulls from a real registry, compared file by file with what `umoci unpack` makes of the same
 /// image: both layouts (overlay layers and flattened), multi-arch selection, zstd, many layers.
-@Suite(.enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
+@Suite(.ownThread, .enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
 struct ImagePullTests {
     static let isRoot = getuid() == 0
 

@@ -6,7 +6,7 @@ import Testing
 
 /// Local lookup, removal, prune and garbage collection, through the library (as the pod code
 /// uses it) and the CLI.
-@Suite(.enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
+@Suite(.ownThread, .enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
 struct ImageStoreLifecycleTests {
     func registry(_ fixture: RegistryFixture) -> RegistryConfiguration {
         var configuration = RegistryConfiguration()

@@ -4,7 +4,7 @@ import Testing
 
 /// Basic (htpasswd) and bearer-token registries, credentials from a Docker config file, and a
 /// mirror configured in agent.yaml standing in for a registry that is down.
-@Suite(.enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
+@Suite(.ownThread, .enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
 struct RegistryAuthTests {
     func authFile(_ fixture: RegistryFixture, registry: String, password: String) throws -> String {
         let path = fixture.directory + "/auth-\(UUID().uuidString).json"

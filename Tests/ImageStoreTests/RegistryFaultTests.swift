@@ -4,7 +4,7 @@ import Testing
 
 /// A registry that misbehaves (the fault proxy in front of the real one), one that is down,
 /// and a disk that fills up: clear errors, nothing half-done used, resumable downloads resumed.
-@Suite(.enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
+@Suite(.ownThread, .enabled(if: RegistryFixture.toolsPresent, "needs docker-registry, skopeo, umoci, htpasswd, openssl, zstd, busybox-static, python3"))
 struct RegistryFaultTests {
     func pullThroughProxy(_ fixture: RegistryFixture, _ fault: String, _ tag: String, root: String, extra: [String] = []) throws -> (status: Int32, output: String) {
         let reference = "\(fixture.faulty)/fault/\(fault)/test/\(tag):1"

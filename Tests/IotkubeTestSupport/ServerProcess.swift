@@ -105,25 +105,14 @@ public final class ServerProcess: @unchecked Sendable {
     /// Runs a command to completion; a command still running after `timeout` seconds is killed
     /// (and reported as such) so a hanging client cannot hang the test run.
     public static func run(_ executable: String, _ arguments: [String], input: String? = nil, timeout: TimeInterval = 60) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        let stdin = Pipe()
-        process.standardInput = stdin
-        try process.run()
-        let watchdog = DispatchWorkItem { if process.isRunning { process.interrupt(); process.terminate() } }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
-        defer { watchdog.cancel() }
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try? stdin.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        var text = String(decoding: data, as: UTF8.self)
-        if process.terminationReason == .uncaughtSignal { text += "\n[killed after \(Int(timeout)) s: \(arguments.joined(separator: " "))]" }
-        return (process.terminationStatus, text)
+        let result = try ChildProcess.run(executable, arguments, input: Array((input ?? "").utf8), timeout: timeout)
+        var text = String(decoding: result.output, as: UTF8.self)
+        if result.timedOut {
+            text += "\n[killed after \(Int(timeout)) s: \(arguments.joined(separator: " "))]"
+        } else if result.signaled {
+            text += "\n[ended by signal \(result.status): \(arguments.joined(separator: " "))]"
+        }
+        return (result.status, text)
     }
 
     /// A TCP port that was free a moment ago.

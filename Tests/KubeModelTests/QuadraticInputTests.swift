@@ -1,9 +1,11 @@
+import IotkubeTestSupport
 import Testing
 
 @testable import KubeModel
 
 /// Inputs whose size a client chooses must cost linear work: a quadratic step is a denial of
 /// service any authenticated client (even a bootstrap token) can trigger.
+@Suite(.ownThread)
 struct QuadraticInputTests {
     /// `{"a":0,"a":0,...}`: the line of each duplicate once rescanned the body from its start.
     @Test func duplicateKeyLinesCostOnePassOverTheBody() throws {

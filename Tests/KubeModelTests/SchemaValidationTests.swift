@@ -1,8 +1,10 @@
+import IotkubeTestSupport
 import Testing
 
 @testable import KubeModel
 
 /// What the model encodes passes the official Kubernetes JSON schemas (strict, v1.30).
+@Suite(.ownThread)
 struct SchemaValidationTests {
     static let available = SchemaValidator.executable != nil || SchemaValidator.required
 

@@ -1,4 +1,5 @@
 import Foundation
+import IotkubeTestSupport
 import Testing
 
 @testable import KubeModel
@@ -67,19 +68,12 @@ enum SchemaValidator {
             try Data(document.json).write(to: file)
             paths.append(file.path)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["-k", kubernetesVersion, "--strict"] + paths
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        // The validator starts a cold Python and loads every schema: minutes on a loaded machine.
+        let (status, text) = try ServerProcess.run(executable, ["-k", kubernetesVersion, "--strict"] + paths, timeout: 600)
         let lines = text.split(separator: "\n").map(String.init)
         let passed = lines.filter { $0.hasPrefix("INFO") && $0.contains(" passed ") }.count
         var failures = lines.filter { !($0.hasPrefix("INFO") && $0.contains(" passed ")) && !$0.isEmpty }
-        if process.terminationStatus != 0 && failures.isEmpty { failures.append("validator exited \(process.terminationStatus)") }
+        if status != 0 && failures.isEmpty { failures.append("validator exited \(status)") }
         if passed != documents.count && failures.isEmpty { failures.append("only \(passed) of \(documents.count) documents passed") }
         return failures
     }

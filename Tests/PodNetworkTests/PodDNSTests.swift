@@ -1,9 +1,10 @@
+import IotkubeTestSupport
 import KubeModel
 import PodNetwork
 import Testing
 
 /// resolv.conf and hosts files as the kubelet writes them, per dnsPolicy.
-@Suite struct PodDNSTests {
+@Suite(.ownThread) struct PodDNSTests {
     static let nodeResolvConf = """
         # written by the board's DHCP client
         nameserver 192.168.1.1

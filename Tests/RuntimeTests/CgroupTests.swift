@@ -6,7 +6,7 @@ import Testing
 
 /// cgroup managers: v2 on a directory of plain files (mount point injected), v1 for real on
 /// hosts that have it (this build host is hybrid); the v2 kernel behaviour runs in the VM tests.
-@Suite struct CgroupManagerTests {
+@Suite(.ownThread) struct CgroupManagerTests {
     @Test func v2WritesLimitsAndEnablesControllers() throws {
         let root = NSTemporaryDirectory() + "iotkube-cgroup2-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -98,7 +98,7 @@ import Testing
 }
 
 /// Limits enforced by the kernel on this host's v1 hierarchies.
-@Suite(.enabled(if: RuntimeFixture.ready && !(CgroupDetection.detect() is CgroupV2Manager), "needs root and cgroup v1 (v2 runs in the VM tests)"))
+@Suite(.ownThread, .enabled(if: RuntimeFixture.ready && !(CgroupDetection.detect() is CgroupV2Manager), "needs root and cgroup v1 (v2 runs in the VM tests)"))
 struct CgroupV1LimitTests {
     @Test func pidsLimitStopsAForkBomb() throws {
         let cgroup = "/iotkube-test/\(UUID().uuidString)"

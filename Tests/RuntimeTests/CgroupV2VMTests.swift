@@ -6,7 +6,7 @@ import Testing
 /// cgroup v2 as the agent's target boards have it (pure v2, systemd as PID 1), in a qemu VM: this
 /// host's cgroups are hybrid. The built-in runtime's limits are checked by their effect on real
 /// processes, not only by the files written.
-@Suite(.enabled(if: VirtualMachine.ready && RuntimeFixture.ready, "\(VirtualMachine.reason); \(RuntimeFixture.reason)"), .serialized)
+@Suite(.ownThread, .heavy, .enabled(if: VirtualMachine.ready && RuntimeFixture.ready, "\(VirtualMachine.reason); \(RuntimeFixture.reason)"), .serialized)
 struct CgroupV2VMTests {
     static let guestRootfs = "/var/lib/iotkube-vm-test/rootfs"
 

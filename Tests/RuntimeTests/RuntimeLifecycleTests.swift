@@ -6,7 +6,7 @@ import Testing
 
 /// The OCI lifecycle through the CLI (create, start, state, kill, delete, exec, list), CRI logs,
 /// and bundles that must be refused with a clear error and no state left behind.
-@Suite(.enabled(if: RuntimeFixture.ready, "needs root (namespaces, mounts, cgroups), busybox-static and gcc"))
+@Suite(.ownThread, .enabled(if: RuntimeFixture.ready, "needs root (namespaces, mounts, cgroups), busybox-static and gcc"))
 struct RuntimeLifecycleTests {
     @Test func createStartStateKillDelete() throws {
         let root = RuntimeFixture.stateRoot()
@@ -166,7 +166,7 @@ struct RuntimeLifecycleTests {
 }
 
 /// The same lifecycle through an external OCI runtime (crun) behind the agent's runtime interface.
-@Suite(.enabled(if: RuntimeFixture.ready && toolAvailable("crun"), "needs root, busybox-static, gcc and crun"))
+@Suite(.ownThread, .enabled(if: RuntimeFixture.ready && toolAvailable("crun"), "needs root, busybox-static, gcc and crun"))
 struct ExternalRuntimeTests {
     @Test func crunBackendRunsTheSameBundle() throws {
         let bundle = try RuntimeFixture.bundle(["sh", "-c", "echo from-crun $(hostname); sleep 300"]) { spec in
@@ -201,7 +201,7 @@ struct ExternalRuntimeTests {
 }
 
 /// Container output in a real systemd-journald (started in a private mount namespace).
-@Suite(.enabled(if: RuntimeFixture.ready && FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd-journald"),
+@Suite(.ownThread, .enabled(if: RuntimeFixture.ready && FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd-journald"),
                 "needs root, busybox-static, gcc and systemd-journald"))
 struct ContainerJournalTests {
     @Test func outputLinesReachJournaldWithTheContainerID() throws {

@@ -6,7 +6,7 @@ import Testing
 
 /// Real containers from the built-in runtime, checked from inside: the default capability set,
 /// no_new_privs, seccomp, refused privileged operations, an invisible host.
-@Suite(.enabled(if: RuntimeFixture.ready, "needs root (namespaces, mounts, cgroups), busybox-static and gcc"))
+@Suite(.ownThread, .enabled(if: RuntimeFixture.ready, "needs root (namespaces, mounts, cgroups), busybox-static and gcc"))
 struct RuntimeSecurityTests {
     @Test func runPropagatesExitCodeAndOutput() throws {
         let bundle = try RuntimeFixture.bundle(["sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3"])
