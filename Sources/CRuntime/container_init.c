@@ -24,12 +24,12 @@
 #include <unistd.h>
 #include <grp.h>
 
-int setup_report_fd = -1;
+int iotkube_setup_report_fd = -1;
 
 /* exec: errors and the "ready" byte go to the caller over this socket. */
-void exec_child_setup(int sync_fd) { setup_report_fd = sync_fd; }
+void iotkube_exec_child_setup(int sync_fd) { iotkube_setup_report_fd = sync_fd; }
 
-void fail(int fd, const char *format, ...) {
+void iotkube_fail(int fd, const char *format, ...) {
     char message[1024];
     message[0] = 'E';
     va_list args;
@@ -38,11 +38,11 @@ void fail(int fd, const char *format, ...) {
     va_end(args);
     if (length < 0) length = 0;
     if (length > (int)sizeof message - 2) length = (int)sizeof message - 2;
-    write_all(fd, message, (size_t)length + 1);
+    iotkube_write_all(fd, message, (size_t)length + 1);
     _exit(1);
 }
 
-#define FAIL(...) fail(setup_report_fd, __VA_ARGS__)
+#define FAIL(...) iotkube_fail(iotkube_setup_report_fd, __VA_ARGS__)
 
 /* The highest capability this kernel knows (libcap's own probe may not have run: our entry is a
  * constructor too). */
@@ -138,8 +138,7 @@ static void execute(struct plan *p) {
 
 /* What a new process needs once it sees the container's filesystem: identity, capabilities,
  * cwd, umask, no_new_privs, then (after `start`) seccomp and execve. Shared with exec. */
-void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
-void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) {
+void iotkube_process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) {
     for (int i = 0; i < p->rlimit_count; i++) {
         struct rlimit limit = { p->rlimit_soft[i], p->rlimit_hard[i] };
         if (setrlimit(p->rlimit_resources[i], &limit) != 0) FAIL("rlimit %d: %s", p->rlimit_resources[i], strerror(errno));
@@ -150,7 +149,7 @@ void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) {
         int n = snprintf(value, sizeof value, "%d", p->oom_score_adj);
         /* Lowering the score needs CAP_SYS_RESOURCE; without it (a confined agent) the process
          * keeps the score it inherited, as crun does, instead of failing to start. */
-        if (fd < 0 || (write_all(fd, value, (size_t)n) < 0 && !((errno == EACCES || errno == EPERM) && p->oom_score_adj < 0)))
+        if (fd < 0 || (iotkube_write_all(fd, value, (size_t)n) < 0 && !((errno == EACCES || errno == EPERM) && p->oom_score_adj < 0)))
             FAIL("oom_score_adj: %s", strerror(errno));
         if (fd >= 0) close(fd);
     }
@@ -164,15 +163,15 @@ void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) {
     if (p->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) FAIL("no_new_privs: %s", strerror(errno));
     if (fifo_fd >= 0) {
         /* Created: tell the monitor, then block until `start` opens the fifo's other end. */
-        if (write_all(setup_report_fd, "R", 1) < 0) _exit(1);
+        if (iotkube_write_all(iotkube_setup_report_fd, "R", 1) < 0) _exit(1);
         char path[64];
-        fd_path(fifo_fd, path, sizeof path);
+        iotkube_fd_path(fifo_fd, path, sizeof path);
         int writer = open(path, O_WRONLY | O_CLOEXEC);
         if (writer < 0) FAIL("waiting for start: %s", strerror(errno));
-        if (write_all(writer, "0", 1) < 0) FAIL("waiting for start: %s", strerror(errno));
+        if (iotkube_write_all(writer, "0", 1) < 0) FAIL("waiting for start: %s", strerror(errno));
         close(writer);
         close(fifo_fd);
-    } else if (write_all(setup_report_fd, "R", 1) < 0) {
+    } else if (iotkube_write_all(iotkube_setup_report_fd, "R", 1) < 0) {
         _exit(1);
     }
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
@@ -213,8 +212,8 @@ static void setup_terminal(struct plan *p, int console_fd) {
     if (slave > 2) close(slave);
 }
 
-void container_init(struct plan *p, int sync_fd, int console_fd, int fifo_fd, int seccomp_fd) {
-    setup_report_fd = sync_fd;
+void iotkube_container_init(struct plan *p, int sync_fd, int console_fd, int fifo_fd, int seccomp_fd) {
+    iotkube_setup_report_fd = sync_fd;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     /* Nothing in the container may open this process through /proc while it runs host code. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -233,13 +232,13 @@ void container_init(struct plan *p, int sync_fd, int console_fd, int fifo_fd, in
         }
     }
     if (new_mount_namespace) {
-        setup_filesystem(p);
-        enter_rootfs(p);
-        write_sysctls(p);   /* through the container's own /proc, before /proc/sys turns read-only */
-        mask_paths(p);
+        iotkube_setup_filesystem(p);
+        iotkube_enter_rootfs(p);
+        iotkube_write_sysctls(p);   /* through the container's own /proc, before /proc/sys turns read-only */
+        iotkube_mask_paths(p);
     }
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) != 0) FAIL("hostname %s: %s", p->hostname, strerror(errno));
     if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) != 0) FAIL("domainname: %s", strerror(errno));
     if (console_fd >= 0) setup_terminal(p, console_fd);
-    process_setup_and_exec(p, fifo_fd, seccomp_fd);
+    iotkube_process_setup_and_exec(p, fifo_fd, seccomp_fd);
 }

@@ -7,6 +7,10 @@
 
 #define MAX_ITEMS 256
 
+/* Everything here is the runtime's own: prefixed so a static link with other C code cannot
+   clash, and hidden from the dynamic symbol table. */
+#pragma GCC visibility push(hidden)
+
 struct plan_mount {
     const char *source, *destination, *fstype, *data;
     unsigned long flags, propagation;
@@ -56,31 +60,39 @@ struct plan {
     pid_t join_pid;                      /* exec: the container process whose namespaces to join */
 };
 
-int plan_load(const char *path, struct plan *plan, char **error);
+int iotkube_plan_load(const char *path, struct plan *plan, char **error);
 
 /// The container's setup after clone, in the spec's order; never returns (execs or _exits).
-void container_init(struct plan *plan, int sync_fd, int console_fd, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
+void iotkube_container_init(struct plan *plan, int sync_fd, int console_fd, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
+
+/// What a new process needs once it sees the container's filesystem, then execve (shared by
+/// create and exec); never returns.
+void iotkube_process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
+/// exec: setup errors go to `sync_fd`.
+void iotkube_exec_child_setup(int sync_fd);
 
 /// Where setup errors ("E…") and the ready byte ("R") go: the socket to the monitor or exec caller.
-extern int setup_report_fd;
+extern int iotkube_setup_report_fd;
 
 /// rootfs.c: mounts and devices inside the rootfs (before pivot_root), pivot_root, sysctls
 /// through the container's /proc, masked and read-only paths.
-void setup_filesystem(struct plan *p);
+void iotkube_setup_filesystem(struct plan *p);
 /// "/proc/self/fd/N" for an fd (to mount or reopen through it).
-void fd_path(int fd, char *out, size_t size);
-void enter_rootfs(struct plan *p);
-void write_sysctls(struct plan *p);
-void mask_paths(struct plan *p);
+void iotkube_fd_path(int fd, char *out, size_t size);
+void iotkube_enter_rootfs(struct plan *p);
+void iotkube_write_sysctls(struct plan *p);
+void iotkube_mask_paths(struct plan *p);
 
-int monitor_main(int argc, char **argv);
-int exec_main(int argc, char **argv);
-int sandbox_main(int argc, char **argv);
+int iotkube_monitor_main(int argc, char **argv);
+int iotkube_exec_main(int argc, char **argv);
+int iotkube_sandbox_main(int argc, char **argv);
 
 /// Writes "error <message>" to fd and exits 1 (child side); the message names the step.
-void fail(int fd, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));
-ssize_t write_all(int fd, const void *buffer, size_t length);
-int write_file_atomic(const char *path, const char *content);
-long long now_nanoseconds(void);
+void iotkube_fail(int fd, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));
+ssize_t iotkube_write_all(int fd, const void *buffer, size_t length);
+int iotkube_write_file_atomic(const char *path, const char *content);
+long long iotkube_now_nanoseconds(void);
+
+#pragma GCC visibility pop
 
 #endif

@@ -23,11 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-void process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
-
 int iotkube_runtime_linked(void) { return 1; }
 
-ssize_t write_all(int fd, const void *buffer, size_t length) {
+ssize_t iotkube_write_all(int fd, const void *buffer, size_t length) {
     const char *cursor = buffer;
     size_t left = length;
     while (left > 0) {
@@ -40,18 +38,18 @@ ssize_t write_all(int fd, const void *buffer, size_t length) {
     return (ssize_t)length;
 }
 
-int write_file_atomic(const char *path, const char *content) {
+int iotkube_write_file_atomic(const char *path, const char *content) {
     char temporary[4200];
     snprintf(temporary, sizeof temporary, "%s.tmp-%d", path, (int)getpid());
     int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -1;
-    if (write_all(fd, content, strlen(content)) < 0 || fsync(fd) != 0) { close(fd); unlink(temporary); return -1; }
+    if (iotkube_write_all(fd, content, strlen(content)) < 0 || fsync(fd) != 0) { close(fd); unlink(temporary); return -1; }
     close(fd);
     if (rename(temporary, path) != 0) { unlink(temporary); return -1; }
     return 0;
 }
 
-long long now_nanoseconds(void) {
+long long iotkube_now_nanoseconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
@@ -61,7 +59,7 @@ static void report(int fd, const char *format, const char *text, long long numbe
     if (fd < 0) return;
     char line[1200];
     int n = text ? snprintf(line, sizeof line, format, text) : snprintf(line, sizeof line, format, number);
-    if (n > 0) write_all(fd, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
+    if (n > 0) iotkube_write_all(fd, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
 }
 
 /* --- CRI log forwarding: "<RFC3339Nano> stdout|stderr F|P <line>" ------------------------- */
@@ -112,9 +110,9 @@ static void log_line(int log, const char *stream, const char *tag, const char *d
     char prefix[96];
     int n = snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %s ", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec, stream, tag);
-    write_all(log, prefix, (size_t)n);
-    write_all(log, data, length);
-    write_all(log, "\n", 1);
+    iotkube_write_all(log, prefix, (size_t)n);
+    iotkube_write_all(log, data, length);
+    iotkube_write_all(log, "\n", 1);
 }
 
 /* Reads what is available; writes complete lines ("F") and full buffers ("P"). Returns 0 at EOF. */
@@ -152,14 +150,14 @@ static void close_inherited(int keep) {
     syscall(SYS_close_range, (unsigned)(keep >= 3 ? keep + 1 : 3), ~0U, 0U);
 }
 
-int monitor_main(int argc, char **argv) {
+int iotkube_monitor_main(int argc, char **argv) {
     if (argc < 4) return 2;
     int report_fd = atoi(argv[3]);
     close_inherited(report_fd);
     fcntl(report_fd, F_SETFD, FD_CLOEXEC);
     struct plan plan;
     char *error = NULL;
-    if (plan_load(argv[2], &plan, &error) != 0) { report(report_fd, "error plan %s: ", argv[2], 0); report(report_fd, "%s\n", error, 0); return 1; }
+    if (iotkube_plan_load(argv[2], &plan, &error) != 0) { report(report_fd, "error plan %s: ", argv[2], 0); report(report_fd, "%s\n", error, 0); return 1; }
     setsid();
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
@@ -218,10 +216,10 @@ int monitor_main(int argc, char **argv) {
         close(sync[0]);
         if (!plan.stdio_inherit && console_fd < 0) {
             int null = open("/dev/null", O_RDONLY);
-            if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) fail(sync[1], "stdio: %s", strerror(errno));
+            if (null < 0 || dup2(null, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) iotkube_fail(sync[1], "stdio: %s", strerror(errno));
             if (null > 2) close(null);
         }
-        container_init(&plan, sync[1], console_fd, fifo_fd, seccomp_fd);
+        iotkube_container_init(&plan, sync[1], console_fd, fifo_fd, seccomp_fd);
     }
     close(sync[1]);
     if (console_fd >= 0) close(console_fd);
@@ -239,7 +237,7 @@ int monitor_main(int argc, char **argv) {
         int fd = open(plan.cgroup_procs[i], O_WRONLY | O_CLOEXEC);
         char pid_text[32];
         int n = snprintf(pid_text, sizeof pid_text, "%d", (int)child);
-        if (fd < 0 || write_all(fd, pid_text, (size_t)n) < 0) {
+        if (fd < 0 || iotkube_write_all(fd, pid_text, (size_t)n) < 0) {
             report(report_fd, "error joining cgroup %s\n", plan.cgroup_procs[i], 0);
             kill(child, SIGKILL);
             waitpid(child, NULL, 0);
@@ -247,7 +245,7 @@ int monitor_main(int argc, char **argv) {
         }
         close(fd);
     }
-    if (write_all(sync[0], "g", 1) < 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); report(report_fd, "error the container init died\n", NULL, 0); return 1; }
+    if (iotkube_write_all(sync[0], "g", 1) < 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); report(report_fd, "error the container init died\n", NULL, 0); return 1; }
     char message[1100];
     ssize_t got = recv(sync[0], message, sizeof message - 1, 0);
     if (got <= 0 || message[0] != 'R') {
@@ -259,7 +257,7 @@ int monitor_main(int argc, char **argv) {
     }
     char pid_text[32];
     snprintf(pid_text, sizeof pid_text, "%d", (int)child);
-    if (plan.pid_file && write_file_atomic(plan.pid_file, pid_text) != 0) {
+    if (plan.pid_file && iotkube_write_file_atomic(plan.pid_file, pid_text) != 0) {
         kill(child, SIGKILL);
         waitpid(child, NULL, 0);
         report(report_fd, "error writing pid file %s\n", plan.pid_file, 0);
@@ -304,7 +302,7 @@ int monitor_main(int argc, char **argv) {
             }
         }
     }
-    long long finished = now_nanoseconds();
+    long long finished = iotkube_now_nanoseconds();
     /* The rest of the container's processes were killed with its pid namespace (or are orphans
      * we adopted as subreaper): reap them so no zombie keeps the cgroup busy. */
     for (int i = 0; i < 500; i++) {
@@ -326,7 +324,7 @@ int monitor_main(int argc, char **argv) {
     char record[3000];
     snprintf(record, sizeof record, "{\"pid\":%d,\"exitCode\":%d,\"signal\":%d,\"finishedAt\":%lld,\"error\":\"%s\"}\n",
              (int)child, exit_code, signal_number, finished, escaped);
-    if (plan.exit_file) write_file_atomic(plan.exit_file, record);
+    if (plan.exit_file) iotkube_write_file_atomic(plan.exit_file, record);
     if (log >= 0) close(log);
     report(report_fd, "exited %lld\n", NULL, (long long)exit_code);
     return 0;
@@ -334,17 +332,17 @@ int monitor_main(int argc, char **argv) {
 
 /* --- exec: a new process in a running container ------------------------------------------ */
 
-int exec_main(int argc, char **argv) {
+int iotkube_exec_main(int argc, char **argv) {
     if (argc < 3) return 2;
     close_inherited(-1);
     struct plan plan;
     char *error = NULL;
-    if (plan_load(argv[2], &plan, &error) != 0) { fprintf(stderr, "exec: plan %s: %s\n", argv[2], error); return 1; }
+    if (iotkube_plan_load(argv[2], &plan, &error) != 0) { fprintf(stderr, "exec: plan %s: %s\n", argv[2], error); return 1; }
     if (plan.join_pid <= 0) { fprintf(stderr, "exec: no container process\n"); return 1; }
     /* cgroups first (our children inherit), then every namespace of the container. */
     for (int i = 0; i < plan.cgroup_procs_count; i++) {
         int fd = open(plan.cgroup_procs[i], O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write_all(fd, "0", 1) < 0) { fprintf(stderr, "exec: joining cgroup %s: %s\n", plan.cgroup_procs[i], strerror(errno)); return 1; }
+        if (fd < 0 || iotkube_write_all(fd, "0", 1) < 0) { fprintf(stderr, "exec: joining cgroup %s: %s\n", plan.cgroup_procs[i], strerror(errno)); return 1; }
         close(fd);
     }
     const char *kinds[] = { "ipc", "uts", "net", "pid", "cgroup", "mnt" };
@@ -372,9 +370,8 @@ int exec_main(int argc, char **argv) {
     if (child == 0) {
         close(sync[0]);
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        extern void exec_child_setup(int sync_fd);
-        exec_child_setup(sync[1]);
-        process_setup_and_exec(&plan, -1, seccomp_fd);
+        iotkube_exec_child_setup(sync[1]);
+        iotkube_process_setup_and_exec(&plan, -1, seccomp_fd);
     }
     close(sync[1]);
     char message[1100];
@@ -390,7 +387,7 @@ int exec_main(int argc, char **argv) {
 
 __attribute__((constructor)) static void iotkube_runtime_entry(int argc, char **argv, char **envp) {
     (void)envp;
-    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_MONITOR_ARGUMENT)) _exit(monitor_main(argc, argv));
-    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_EXEC_ARGUMENT)) _exit(exec_main(argc, argv));
-    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_SANDBOX_ARGUMENT)) _exit(sandbox_main(argc, argv));
+    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_MONITOR_ARGUMENT)) _exit(iotkube_monitor_main(argc, argv));
+    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_EXEC_ARGUMENT)) _exit(iotkube_exec_main(argc, argv));
+    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_SANDBOX_ARGUMENT)) _exit(iotkube_sandbox_main(argc, argv));
 }

@@ -38,7 +38,7 @@ static char plan_error[256];
 #define STR(var) do { const char *t_ = next(&r); NEED(t_ != NULL); (var) = t_; } while (0)
 #define ROOM(count, limit) NEED((count) < (limit))
 
-int plan_load(const char *path, struct plan *plan, char **error) {
+int iotkube_plan_load(const char *path, struct plan *plan, char **error) {
     memset(plan, 0, sizeof *plan);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) { *error = "cannot open the plan"; return -1; }

@@ -14,7 +14,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#define FAIL(...) fail(setup_report_fd, __VA_ARGS__)
+#define FAIL(...) iotkube_fail(iotkube_setup_report_fd, __VA_ARGS__)
 
 static int openat2_in_root(int root, const char *path, int flags) {
     struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
@@ -58,7 +58,7 @@ static int make_inside(int root, const char *path, int directory) {
     return openat2_in_root(root, "/", O_PATH);
 }
 
-void fd_path(int fd, char *out, size_t size) { snprintf(out, size, "/proc/self/fd/%d", fd); }
+void iotkube_fd_path(int fd, char *out, size_t size) { snprintf(out, size, "/proc/self/fd/%d", fd); }
 
 static unsigned long statvfs_flags(const char *path) {
     struct statvfs info;
@@ -82,7 +82,7 @@ static void do_mount(int root, struct plan_mount *m) {
     int target = make_inside(root, m->destination, directory);
     if (target < 0) FAIL("mount %s: cannot create the mount point: %s", m->destination, strerror(errno));
     char path[64];
-    fd_path(target, path, sizeof path);
+    iotkube_fd_path(target, path, sizeof path);
     const char *source = *m->source ? m->source : m->fstype;
     const char *data = *m->data ? m->data : NULL;
     if (bind) {
@@ -93,7 +93,7 @@ static void do_mount(int root, struct plan_mount *m) {
             /* A fresh fd: the bind mount now covers the old one. */
             close(target);
             target = openat2_in_root(root, m->destination, O_PATH);
-            fd_path(target, path, sizeof path);
+            iotkube_fd_path(target, path, sizeof path);
             if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | extra | statvfs_flags(path), NULL) != 0)
                 FAIL("mount %s: remount with its options: %s", m->destination, strerror(errno));
         }
@@ -111,7 +111,7 @@ static void do_mount(int root, struct plan_mount *m) {
     if (m->propagation) {
         close(target);
         target = openat2_in_root(root, m->destination, O_PATH);
-        fd_path(target, path, sizeof path);
+        iotkube_fd_path(target, path, sizeof path);
         if (mount(NULL, path, NULL, m->propagation, NULL) != 0)
             FAIL("mount %s: propagation: %s", m->destination, strerror(errno));
     }
@@ -129,7 +129,7 @@ static void make_devices(int root, struct plan *p) {
         int parent = make_inside(root, parent_path[0] ? parent_path : "/", 1);
         if (parent < 0) FAIL("device %s: %s", d->path, strerror(errno));
         char parent_fd_path[64];
-        fd_path(parent, parent_fd_path, sizeof parent_fd_path);
+        iotkube_fd_path(parent, parent_fd_path, sizeof parent_fd_path);
         int directory = open(parent_fd_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         close(parent);
         if (directory < 0) FAIL("device %s: %s", d->path, strerror(errno));
@@ -146,7 +146,7 @@ static void make_devices(int root, struct plan *p) {
             if (file < 0) FAIL("device %s: %s", d->path, strerror(errno));
             close(file);
             char directory_path[64], target[4200];
-            fd_path(directory, directory_path, sizeof directory_path);
+            iotkube_fd_path(directory, directory_path, sizeof directory_path);
             snprintf(target, sizeof target, "%s/%s", directory_path, slash + 1);
             if (mount(d->path, target, NULL, MS_BIND, NULL) != 0)
                 FAIL("device %s: bind from the host: %s", d->path, strerror(errno));
@@ -169,20 +169,20 @@ static void make_devices(int root, struct plan *p) {
     }
 }
 
-void write_sysctls(struct plan *p) {
+void iotkube_write_sysctls(struct plan *p) {
     for (int i = 0; i < p->sysctl_count; i++) {
         char path[512];
         int n = snprintf(path, sizeof path, "/proc/sys/");
         for (const char *c = p->sysctl_keys[i]; *c && n < (int)sizeof path - 1; c++) path[n++] = *c == '.' ? '/' : *c;
         path[n] = 0;
         int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write_all(fd, p->sysctl_values[i], strlen(p->sysctl_values[i])) < 0)
+        if (fd < 0 || iotkube_write_all(fd, p->sysctl_values[i], strlen(p->sysctl_values[i])) < 0)
             FAIL("sysctl %s: %s", p->sysctl_keys[i], strerror(errno));
         close(fd);
     }
 }
 
-void enter_rootfs(struct plan *p) {
+void iotkube_enter_rootfs(struct plan *p) {
     int old_root = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
     int new_root = open(p->rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
     if (old_root < 0 || new_root < 0) FAIL("rootfs %s: %s", p->rootfs, strerror(errno));
@@ -196,7 +196,7 @@ void enter_rootfs(struct plan *p) {
     close(new_root);
 }
 
-void mask_paths(struct plan *p) {
+void iotkube_mask_paths(struct plan *p) {
     for (int i = 0; i < p->masked_count; i++) {
         struct stat st;
         if (lstat(p->masked[i], &st) != 0) continue;
@@ -215,7 +215,7 @@ void mask_paths(struct plan *p) {
         FAIL("read-only root: %s", strerror(errno));
 }
 
-void setup_filesystem(struct plan *p) {
+void iotkube_setup_filesystem(struct plan *p) {
     unsigned long propagation = p->rootfs_propagation ? p->rootfs_propagation : (MS_SLAVE | MS_REC);
     if (mount(NULL, "/", NULL, propagation, NULL) != 0) FAIL("rootfs propagation: %s", strerror(errno));
     if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) != 0) FAIL("rootfs %s: bind: %s", p->rootfs, strerror(errno));

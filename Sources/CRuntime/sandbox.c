@@ -87,7 +87,7 @@ static int create(const char *directory, const char *hostname) {
     return 0;
 }
 
-int sandbox_main(int argc, char **argv) {
+int iotkube_sandbox_main(int argc, char **argv) {
     if (argc == 5 && !strcmp(argv[2], "create")) return create(argv[3], argv[4]);
     if (argc == 4 && !strcmp(argv[2], "remove")) {
         release(argv[3]);
