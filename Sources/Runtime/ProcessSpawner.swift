@@ -4,6 +4,7 @@
     import Musl
 #endif
 import CRuntime
+import SystemSupport
 
 /// posix_spawn of the agent binary in one of its C helper modes (never fork from Swift).
 public enum ProcessSpawner {
@@ -57,9 +58,7 @@ public enum ProcessSpawner {
     /// Waits for a child; its exit code (128+signal when killed).
     public static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            if errno != EINTR { return -1 }
-        }
+        guard SystemCall.retrying({ waitpid(pid, &status, 0) }) >= 0 else { return -1 }
         if status & 0x7f == 0 { return (status >> 8) & 0xff }
         return 128 + (status & 0x7f)
     }
@@ -82,8 +81,7 @@ final class ReportReader {
                 return line
             }
             var chunk = [UInt8](repeating: 0, count: 1024)
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
+            let count = SystemCall.retrying { chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) } }
             guard count > 0 else {
                 if pending.isEmpty { return nil }
                 defer { pending = [] }

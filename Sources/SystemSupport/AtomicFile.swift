@@ -4,20 +4,6 @@
     import Musl
 #endif
 
-/// Why a file operation failed: the call, the path and errno.
-public struct FileError: Error, CustomStringConvertible, Sendable {
-    public var operation: String
-    public var path: String
-    public var code: Int32
-    public var description: String { "\(operation) \(path): \(String(cString: strerror(code)))" }
-
-    public init(operation: String, path: String, code: Int32) {
-        self.operation = operation
-        self.path = path
-        self.code = code
-    }
-}
-
 /// Power-loss-safe file writes and plain reads with POSIX calls.
 public enum AtomicFile {
     /// Writes `bytes` to a temporary file beside `path`, fsyncs it, renames it over `path` and
@@ -26,17 +12,12 @@ public enum AtomicFile {
         let temporary = path + ".tmp-\(getpid())"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard descriptor >= 0 else { throw FileError(operation: "create", path: temporary, code: errno) }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-            if written < 0 {
-                if errno == EINTR { continue }
-                let code = errno
-                close(descriptor)
-                unlink(temporary)
-                throw FileError(operation: "write", path: temporary, code: code)
-            }
-            offset += written
+        do {
+            try SystemCall.writeAll(descriptor, bytes, path: temporary)
+        } catch {
+            close(descriptor)
+            unlink(temporary)
+            throw error
         }
         fchmod(descriptor, mode)
         guard fsync(descriptor) == 0 else {
@@ -71,17 +52,7 @@ public enum AtomicFile {
             throw FileError(operation: "open", path: path, code: errno)
         }
         defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw FileError(operation: "read", path: path, code: errno)
-            }
-            if count == 0 { return bytes }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
+        return try SystemCall.readAll(descriptor, path: path)
     }
 
     /// Creates a directory (and its parents) with `mode` if missing.

@@ -116,13 +116,8 @@ public final class DirectoryHandle {
         let file = openat(descriptor, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard file >= 0 else { throw FileError(operation: "create", path: child(name), code: errno) }
         defer { close(file) }
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { throw FileError(operation: "write", path: child(name), code: errno) }
-            offset += written
-        }
+        let path = child(name)
+        try SystemCall.writeAll(file, bytes, path: path)
         if let group, fchown(file, uid_t.max, group) != 0 { throw FileError(operation: "chown", path: child(name), code: errno) }
         guard fchmod(file, mode) == 0 else { throw FileError(operation: "chmod", path: child(name), code: errno) }
     }

@@ -19,16 +19,6 @@ public enum RegularFile {
         let file = open("/proc/self/fd/\(object)", O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         guard file >= 0 else { throw FileError(operation: "open", path: path, code: errno) }
         defer { close(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(file, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw FileError(operation: "read", path: path, code: errno) }
-            if count == 0 { break }
-            guard bytes.count + count <= limit else { throw FileError(operation: "read", path: path, code: EFBIG) }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-        return (bytes, info.st_mode & 0o7777)
+        return (try SystemCall.readAll(file, path: path, limit: limit, chunkSize: 16384), info.st_mode & 0o7777)
     }
 }

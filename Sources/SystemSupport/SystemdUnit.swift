@@ -30,7 +30,7 @@ public enum SystemdUnit {
         defer { for argument in cArguments { free(argument) } }
         guard posix_spawnp(&pid, arguments[0], nil, nil, cArguments, environ) == 0 else { return 127 }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = SystemCall.retrying { waitpid(pid, &status, 0) }
         return (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
     }
 }

@@ -1,12 +1,11 @@
 import ArgumentParser
 import KubeModel
+import SystemSupport
 
 #if canImport(Glibc)
     import Glibc
-    private let systemRead = Glibc.read
 #elseif canImport(Musl)
     import Musl
-    private let systemRead = Musl.read
 #endif
 
 /// `iotkube-agent check-manifest FILE...`: decodes pod manifests (YAML or JSON) exactly as the
@@ -68,17 +67,6 @@ enum ManifestFile {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw ReadError(path: path, code: errno) }
         defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { systemRead(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw ReadError(path: path, code: errno)
-            }
-            if count == 0 { return bytes }
-            bytes.append(contentsOf: chunk[0..<count])
-            if bytes.count > maximumSize { throw ReadError(path: path, code: EFBIG) }
-        }
+        do { return try SystemCall.readAll(descriptor, path: path, limit: maximumSize) } catch { throw ReadError(path: path, code: error.code) }
     }
 }

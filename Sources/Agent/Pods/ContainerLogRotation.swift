@@ -34,15 +34,7 @@ public struct ContainerLogRotation: Sendable {
         defer { close(log) }
         var info = stat()
         guard fstat(log, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int64(info.st_size) > maxBytes else { return false }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(log, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { throw FileError(operation: "read", path: path, code: errno) }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[..<count])
-        }
+        let bytes = try SystemCall.readAll(log, path: path)
         try AtomicFile.write(bytes, to: path + "." + Self.stamp(now), mode: 0o640)
         guard ftruncate(log, 0) == 0 else { throw FileError(operation: "truncate", path: path, code: errno) }
         let older = try folder.entries().filter { $0.hasPrefix(name + ".") }.sorted()

@@ -36,8 +36,8 @@ struct BlobStore: Sendable {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 { if errno == EINTR { continue }; throw FileSystem.error("read", file) }
+            let count = SystemCall.retrying { chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) } }
+            if count < 0 { throw FileSystem.error("read", file) }
             if count == 0 { break }
             bytes.append(contentsOf: chunk[..<count])
             guard bytes.count <= limit else { throw .init(.invalidContent, "blob \(digest) is larger than \(limit) bytes") }
@@ -140,12 +140,10 @@ struct BlobStore: Sendable {
         while true {
             let file = open(partial, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
             guard file >= 0 else { throw FileSystem.error("open", partial) }
-            while flock(file, LOCK_EX) != 0 {
-                guard errno == EINTR else {
-                    let code = errno
-                    close(file)
-                    throw FileSystem.error("flock", partial, code)
-                }
+            guard SystemCall.retrying({ flock(file, LOCK_EX) }) == 0 else {
+                let code = errno
+                close(file)
+                throw FileSystem.error("flock", partial, code)
             }
             var held = stat(), current = stat()
             if fstat(file, &held) == 0, stat(partial, &current) == 0, held.st_ino == current.st_ino, held.st_dev == current.st_dev {
@@ -160,8 +158,8 @@ struct BlobStore: Sendable {
         var chunk = [UInt8](repeating: 0, count: 65536)
         var offset: Int64 = 0
         while remaining > 0 {
-            let count = chunk.withUnsafeMutableBytes { pread(file, $0.baseAddress, min($0.count, Int(remaining)), off_t(offset)) }
-            if count < 0 { if errno == EINTR { continue }; throw FileSystem.error("read", path) }
+            let count = SystemCall.retrying { chunk.withUnsafeMutableBytes { pread(file, $0.baseAddress, min($0.count, Int(remaining)), off_t(offset)) } }
+            if count < 0 { throw FileSystem.error("read", path) }
             if count == 0 { break }
             chunk.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
             remaining -= Int64(count)

@@ -26,15 +26,7 @@ enum FileSystem {
 
     /// Writes all of `raw` to `descriptor`.
     static func writeAll(_ descriptor: Int32, _ raw: UnsafeRawBufferPointer, path: String) throws(ImageStoreError) {
-        var offset = 0
-        while offset < raw.count {
-            let written = write(descriptor, raw.baseAddress! + offset, raw.count - offset)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw error("write", path)
-            }
-            offset += written
-        }
+        do { try SystemCall.writeAll(descriptor, raw, path: path) } catch { throw Self.error(error.operation, error.path, error.code) }
     }
 
     static func fsyncDirectory(_ path: String) {
@@ -75,9 +67,7 @@ enum FileSystem {
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw error("open", path) }
         defer { close(descriptor) }
-        while flock(descriptor, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw error("flock", path) }
-        }
+        guard SystemCall.retrying({ flock(descriptor, LOCK_EX) }) == 0 else { throw error("flock", path) }
         return try body()
     }
 }

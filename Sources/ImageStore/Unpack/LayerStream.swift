@@ -5,6 +5,7 @@
 #endif
 import CCompression
 import OCI
+import SystemSupport
 
 /// The uncompressed bytes of a layer blob read from a file: decompressed (gzip, zstd or none),
 /// hashed into the layer's diffID and counted against a budget so a decompression bomb stops
@@ -49,11 +50,8 @@ final class LayerStream {
     private func fill() throws(ImageStoreError) {
         guard !inputEOF else { return }
         if inputStart == inputEnd { inputStart = 0; inputEnd = 0 }
-        let count = input.withUnsafeMutableBytes { raw in Glibc.read(file, raw.baseAddress! + inputEnd, raw.count - inputEnd) }
-        if count < 0 {
-            if errno == EINTR { return }
-            throw FileSystem.error("read", path)
-        }
+        let count = SystemCall.retrying { input.withUnsafeMutableBytes { raw in Glibc.read(file, raw.baseAddress! + inputEnd, raw.count - inputEnd) } }
+        if count < 0 { throw FileSystem.error("read", path) }
         if count == 0 { inputEOF = true } else { inputEnd += count }
     }
 
