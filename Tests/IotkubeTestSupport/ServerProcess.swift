@@ -5,7 +5,7 @@ import Foundation
 public final class ServerProcess: @unchecked Sendable {
     public let directory: URL
     public let port: Int
-    public private(set) var process = Process()
+    public private(set) var process: SpawnedProcess!
     public let log: URL
     private let extraArguments: [String]
     private let environment: [String: String]
@@ -33,17 +33,8 @@ public final class ServerProcess: @unchecked Sendable {
     }
 
     private func start() throws {
-        let logHandle = try FileHandle(forWritingTo: log)
-        logHandle.seekToEndOfFile()
-        process = Process()
-        process.executableURL = Self.serverBinary
-        process.arguments = ["run", "--data-dir", directory.path, "--listen", "127.0.0.1:\(port)"] + extraArguments
-        process.standardOutput = logHandle
-        process.standardError = logHandle
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
-        try process.run()
+        process = try SpawnedProcess(Self.serverBinary.path, ["run", "--data-dir", directory.path, "--listen", "127.0.0.1:\(port)"] + extraArguments,
+                                     environment: environment, output: .file(log.path))
         try waitUntilServing()
     }
 
@@ -55,18 +46,18 @@ public final class ServerProcess: @unchecked Sendable {
 
     /// Stops the server (SIGTERM); `resume` starts it again on the same port and data.
     public func stop() {
-        guard process.isRunning else { return }
+        guard process?.isRunning == true else { return }
         process.terminate()
         process.waitUntilExit()
     }
 
     public func resume() throws {
-        guard !process.isRunning else { return }
+        guard process?.isRunning != true else { return }
         try start()
     }
 
     deinit {
-        if process.isRunning {
+        if process?.isRunning == true {
             process.terminate()
             process.waitUntilExit()
         }
