@@ -115,6 +115,72 @@ struct PodLifecycleTests {
         await node.shutdown()
     }
 
+    /// A registry that answers every request with a body that never ends, a byte at a time
+    /// (the read timeout never fires: a slow link to a big image).
+    static let tricklingRegistry = """
+        import socket, sys, threading, time
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", int(sys.argv[1])))
+        server.listen(16)
+        def trickle(connection):
+            try:
+                connection.recv(65536)
+                print("request", flush=True)
+                connection.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: application/vnd.oci.image.manifest.v1+json\\r\\nContent-Length: 4000000\\r\\n\\r\\n")
+                while True:
+                    connection.sendall(b" ")
+                    time.sleep(0.5)
+            except OSError:
+                print("closed", flush=True)
+        while True:
+            connection, _ = server.accept()
+            threading.Thread(target=trickle, args=(connection,), daemon=True).start()
+        """
+
+    /// Deleting a pod cancels the image pull in flight: the pod is gone within its grace
+    /// period, not when the download ends (here: never).
+    @Test func aPodDeletedDuringAnImagePullIsGoneWithinItsGracePeriod() async throws {
+        let port = try ServerProcess.freePort()
+        let node = try await PodNode.make(name: "pull-board", insecureRegistries: ["127.0.0.1:\(port)"])
+        let log = node.base + "/trickle.log"
+        let registry = try BackgroundProcess("/usr/bin/python3", ["-c", Self.tricklingRegistry, String(port)], logPath: log)
+        defer { registry.stop() }
+        try await node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: stuck}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers:
+              - {name: app, image: "127.0.0.1:\(port)/test/big:1"}
+            """)
+        // The pull is under way: the registry has a request and is sending.
+        for _ in 0..<600 {
+            if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("request") == true { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect((try? String(contentsOfFile: log, encoding: .utf8))?.contains("request") == true, "the agent never asked the registry\n\(node.agentLogTail)")
+        try await Task.sleep(for: .seconds(2))
+        let deleted = Date()
+        try await node.kubectl(["delete", "pod", "stuck", "--wait=false"])
+        var gone = false
+        while Date().timeIntervalSince(deleted) < 60 {
+            if try await node.serverKubectl(["get", "pod", "stuck", "-o", "name"]).status != 0 { gone = true; break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        let seconds = Date().timeIntervalSince(deleted)
+        #expect(gone && seconds < 20, "the pod was \(gone ? "gone after \(Int(seconds)) s" : "still there after 60 s")\n\(node.agentLogTail)")
+        // The agent hung up on the registry (the download stopped), and the board is clean.
+        for _ in 0..<100 {
+            if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("closed") == true { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect((try? String(contentsOfFile: log, encoding: .utf8))?.contains("closed") == true, "the download went on")
+        #expect(try await node.runtimeContainers().isEmpty)
+        await node.shutdown()
+    }
+
     @Test func crashLoopsBackOffAndFailingProbesRestartContainers() async throws {
         let node = try await PodNode.make(name: "crash-board")
         try await node.apply("""

@@ -13,7 +13,7 @@ final class PodNode: @unchecked Sendable {
     let base: String
     let bridge: String
     let podCIDR: String
-    private(set) var agent: Process?
+    private(set) var agent: SpawnedProcess?
     var configDirectory: String { base + "/etc" }
     var stateDirectory: String { base + "/state" }
     var runtimeRoot: String { base + "/run" }
@@ -29,17 +29,21 @@ final class PodNode: @unchecked Sendable {
 
     /// A node, built off the concurrency threads.
     /// `stateFilesystemBytes`: the state directory is a tmpfs of that size (a small SD card);
-    /// `configuration`: more agent.yaml lines; `agentArguments`: more `run` options.
-    static func make(name: String, stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = []) async throws -> PodNode {
+    /// `configuration`: more agent.yaml lines; `agentArguments`: more `run` options;
+    /// `insecureRegistries`: more registries reached over plain HTTP.
+    static func make(name: String, stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = [],
+                     insecureRegistries: [String] = []) async throws -> PodNode {
         try await onOwnThread {
-            try PodNode(name: name, stateFilesystemBytes: stateFilesystemBytes, configuration: configuration, agentArguments: agentArguments)
+            try PodNode(name: name, stateFilesystemBytes: stateFilesystemBytes, configuration: configuration, agentArguments: agentArguments,
+                        insecureRegistries: insecureRegistries)
         }
     }
 
     let agentArguments: [String]
     let stateIsTmpfs: Bool
 
-    private init(name: String, serverArguments: [String] = [], stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = []) throws {
+    private init(name: String, serverArguments: [String] = [], stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = [],
+                 insecureRegistries: [String] = []) throws {
         self.agentArguments = agentArguments
         stateIsTmpfs = stateFilesystemBytes != nil
         registry = try PodImageRegistry.shared.get()
@@ -71,7 +75,7 @@ final class PodNode: @unchecked Sendable {
         let joined = try ServerProcess.run(JoinTests.agent, [
             "join", token, "--node-name", name, "--config-dir", configDirectory, "--state-dir", stateDirectory,
             "--port", String(port), "--no-start", "--insecure-registry", registry.address,
-        ])
+        ] + insecureRegistries.flatMap { ["--insecure-registry", $0] })
         guard joined.status == 0 else { throw TestFailure("join: \(joined.output)") }
         let extra = """
             podLogDirectory: "\(logDirectory)"
@@ -91,22 +95,14 @@ final class PodNode: @unchecked Sendable {
 
     /// Starts `iotkube-agent run` (its output appended to `agentLog`).
     func startAgent() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: JoinTests.agent)
-        process.arguments = ["run", "--config", configDirectory + "/agent.yaml", "--heartbeat-interval", "2", "--static-pod-interval", "1"] + agentArguments
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: agentLog))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        agent = process
+        agent = try SpawnedProcess(JoinTests.agent, ["run", "--config", configDirectory + "/agent.yaml", "--heartbeat-interval", "2", "--static-pod-interval", "1"] + agentArguments,
+                                   output: .file(agentLog))
     }
 
     /// Kills the agent with SIGKILL (no shutdown at all), as a crash or OOM kill would.
     func killAgent() {
         guard let agent, agent.isRunning else { return }
-        kill(agent.processIdentifier, SIGKILL)
+        agent.signal(SIGKILL)
         agent.waitUntilExit()
     }
 
@@ -150,6 +146,9 @@ final class PodNode: @unchecked Sendable {
                 Thread.sleep(forTimeInterval: 0.25)
             }
             agent?.terminate()
+            // An agent that does not stop is a failure the test reports; it must not hang the run.
+            for _ in 0..<300 where agent?.isRunning == true { Thread.sleep(forTimeInterval: 0.1) }
+            agent?.signal(SIGKILL)
             agent?.waitUntilExit()
         }
         if let ids = try? FileManager.default.contentsOfDirectory(atPath: runtimeRoot) {

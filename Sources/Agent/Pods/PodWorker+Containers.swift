@@ -34,7 +34,6 @@ extension PodWorker {
                 logger.info("container \(container.name) exited with \(exitCode)")
             }
             runs[container.name] = run
-            changed = true
         }
     }
 
@@ -73,7 +72,12 @@ extension PodWorker {
         let label = "container \(container.name)"
         // 1. The image, per the pull policy.
         let image: ImageRecord
-        do { image = try await pullImage(container) } catch let problem as PodSetupProblem {
+        do { image = try await pullImage(container) } catch is CancellationError {
+            // The pod is going (deleted, evicted): no failure to record. What was downloaded
+            // stays in the store, and a later pull of the image continues from there.
+            logger.info("\(label): image pull stopped, the pod is going")
+            return
+        } catch let problem as PodSetupProblem {
             run.pullFailures += 1
             run.pullBackoff.recordExit(started: now, exited: now)
             let reason = problem.reason == "ErrImagePull" && run.pullFailures > 1 ? "ImagePullBackOff" : problem.reason
@@ -81,7 +85,6 @@ extension PodWorker {
             if reason == "ImagePullBackOff" { await event("BackOff", "Back-off pulling image \"\(container.image ?? "")\"", warning: true, container: container) }
             if problem.reason == "ErrImageNeverPull" || problem.reason == "InvalidImageName" { await event("Failed", problem.message, warning: true, container: container) }
             run.state = .waiting(reason: reason, message: problem.message)
-            changed = true
             return
         } catch {
             run.state = .waiting(reason: "ErrImagePull", message: "\(error)")
@@ -111,7 +114,6 @@ extension PodWorker {
             run.retryAt = now + 5
             if !repeated { logger.warning("\(error)") }
             await event("Failed", "Error: \(error)", warning: true, container: container)
-            changed = true
             return
         }
         // 3. Replace the previous run (its log stays for `logs --previous`).
@@ -160,7 +162,6 @@ extension PodWorker {
             run.resetProbes(container)
             let startedAt = (try? runtime.record(id: id)).flatMap(\.startedAt).map(Self.timestamp(nanoseconds:)) ?? .now()
             run.state = .running(startedAt: startedAt)
-            changed = true
             logger.info("started container \(container.name) (\(id))")
             await event("Created", "Created container \(container.name)", container: container)
             await event("Started", "Started container \(container.name)", container: container)
@@ -171,7 +172,6 @@ extension PodWorker {
             run.backoff.recordExit(started: now, exited: now)
             logger.warning("\(label) could not start: \(error)")
             await event("Failed", "Error: \(error)", warning: true, container: container)
-            changed = true
             return
         }
         // 4. postStart: a failure kills the container (it is then restarted per policy).
@@ -228,6 +228,7 @@ extension PodWorker {
             await event("Pulled", "Successfully pulled image \"\(text)\" in \(ContinuousClock.now - began) (\(result.image.size) bytes)", container: container)
             return result.image
         } catch {
+            if Task.isCancelled { throw CancellationError() }
             let message = "Failed to pull image \"\(text)\": \(error)"
             await event("Failed", message, warning: true, container: container)
             throw PodSetupProblem(reason: "ErrImagePull", message: message)

@@ -17,7 +17,7 @@ import SystemSupport
 extension PodWorker {
     func probe(_ container: Container, now: Int64) async {
         guard var run = runs[container.name], run.isRunning, let id = run.id else { return }
-        let startedBefore = run.started, readyBefore = run.ready
+        let startedBefore = run.started
         var kill: String?
         if var startup = run.startup, startup.result != .success {
             if startup.isDue(now: now, started: run.startedAt) {
@@ -44,7 +44,6 @@ extension PodWorker {
                 run.readiness = readiness
             }
         }
-        if run.started != startedBefore || run.ready != readyBefore { changed = true }
         runs[container.name] = run
         if let kill {
             logger.notice("container \(container.name): \(kill); restarting it")

@@ -23,7 +23,6 @@ extension PodWorker {
         if setupProblem != nil, setupBackoff.isBackingOff(at: now) { return false }
         do {
             try await setUp(now: now)
-            if setupProblem != nil { changed = true }
             setupProblem = nil
             setupBackoff = RestartBackoff()
             return true
@@ -33,7 +32,6 @@ extension PodWorker {
             await event(reason, problem.message, warning: true)
             setupProblem = (problem.reason, problem.message)
             setupBackoff.recordExit(started: now, exited: now)
-            changed = true
             // Volumes being refreshed keep the last good contents.
             return volumePaths != nil && (networkReady || hostNetwork)
         } catch {

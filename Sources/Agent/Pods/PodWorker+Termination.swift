@@ -75,7 +75,7 @@ extension PodWorker {
     /// The pod is deleted (or unwanted): containers stopped within the grace period, their
     /// runs, network, sandbox, volumes and files removed, the final status written and the
     /// API object deleted when the API asked for the deletion.
-    func terminate() async {
+    func terminate(gracePeriod: Int64, deleteFromAPI: Bool) async {
         logger.info("stopping pod (grace period \(gracePeriod)s)")
         await stopAll(gracePeriod: gracePeriod)
         await report()
@@ -94,7 +94,7 @@ extension PodWorker {
         }
         // The pod's logs go with it (the kubelet's behaviour; `logs` of a deleted pod has nothing to read).
         try? FileTree.remove(host.logDirectory + "/" + PodHost.logFolder(pod))
-        await host.status.finish(uid: uid, deleteFromAPI: !unwanted && pod.metadata.deletionTimestamp != nil)
+        await host.status.finish(uid: uid, deleteFromAPI: deleteFromAPI)
         logger.info("pod stopped and removed")
     }
 }

@@ -21,9 +21,13 @@ import SystemSupport
 /// containers of its pod instead of starting them again.
 public actor PodWorker {
     public let uid: String
+    /// The pod this sync works with; a newer version waits in `newerPod` until the next one.
     var pod: Pod
-    /// No longer wanted by any source (without an API deletion: nothing to delete there).
-    var unwanted = false
+    var newerPod: Pod?
+    /// Rejected or syncing, then terminating, then terminated.
+    var state: PodWorkerState
+    /// The sync in flight: removal, deletion and eviction cancel it (a pull, a probe, an API call).
+    var syncInFlight: Task<Void, Never>?
     let host: PodHost
     let logger: Logger
     let directory: String
@@ -45,13 +49,10 @@ public actor PodWorker {
     var lastStatus: PodStatus?
     /// Succeeded or Failed: nothing is started any more.
     var finalPhase: (phase: PodPhase, reason: String?, message: String?)?
-    var changed = true
     /// Ends the pause between syncs when something arrives from outside.
     let wake = WakeSignal()
     /// Asked by the eviction manager: the message and the grace period to stop with.
     var pendingEviction: (message: String, gracePeriod: Int64)?
-    /// Refused by admission: never run, its status is only phase, reason, message and QoS class.
-    var rejected = false
     /// The pod had ended before this worker started: its status is not written again.
     var alreadyReported = false
     /// The pod was stopped by eviction and its volumes released.
@@ -68,40 +69,59 @@ public actor PodWorker {
         directory = host.podDirectory(uid: pod.metadata.uid ?? "")
         lastStatus = pod.status
         startTime = pod.status?.startTime
+        state = rejection == nil ? .syncing : .rejected
         if let phase = pod.status?.phase, phase == .succeeded || phase == .failed {
             finalPhase = (phase, pod.status?.reason, pod.status?.message)
             // Its final status was written before (by an earlier agent): nothing to add.
             alreadyReported = rejection == nil
         }
         if let rejection {
-            rejected = true
             finalPhase = (.failed, rejection.reason, rejection.message)
             logger.warning("pod rejected: \(rejection.message)")
         }
+        // Deleted while the agent was away: the grace period counts from now.
+        if pod.metadata.deletionTimestamp != nil { state = .terminating(deadline: Self.now() + Self.gracePeriod(of: pod), deleteFromAPI: true) }
     }
 
-    /// A newer version of the pod (newest wins; the next sync uses it).
+    /// A newer version of the pod (newest wins; the next sync uses it, never one in flight).
+    /// Deleted in the API, the pod starts terminating at once.
     public func update(_ newer: Pod) {
-        pod = newer
-        changed = true
+        newerPod = newer
+        if newer.metadata.deletionTimestamp != nil {
+            beginTerminating(deleteFromAPI: true, gracePeriod: Self.gracePeriod(of: newer))
+        }
         wake.signal()
     }
 
     /// The pod is not wanted here any more: stop it (without deleting it from the API).
     public func remove() {
-        unwanted = true
-        changed = true
+        beginTerminating(deleteFromAPI: false)
         wake.signal()
     }
 
-    var terminating: Bool { unwanted || pod.metadata.deletionTimestamp != nil }
+    /// Syncing (or rejected) becomes terminating, the sync in flight is cancelled; a deletion
+    /// while terminating can only shorten the deadline.
+    func beginTerminating(deleteFromAPI: Bool, gracePeriod: Int64? = nil) {
+        let deadline = Self.now() + (gracePeriod ?? self.gracePeriod)
+        switch state {
+        case .rejected, .syncing:
+            state = .terminating(deadline: deadline, deleteFromAPI: deleteFromAPI)
+            syncInFlight?.cancel()
+        case .terminating(let current, let deleting):
+            state = .terminating(deadline: min(current, deadline), deleteFromAPI: deleting || deleteFromAPI)
+        case .terminated:
+            break
+        }
+    }
+
+    var terminating: Bool { !state.isWanted }
 
     /// Evicts the pod (node pressure): it is stopped within `gracePeriod`, reported Failed with
     /// reason Evicted and `message`, and its volumes are released. The next sync does it.
     public func evict(message: String, gracePeriod: Int64) {
         guard finalPhase == nil, pendingEviction == nil else { return }
         pendingEviction = (message, max(0, min(gracePeriod, self.gracePeriod)))
-        changed = true
+        syncInFlight?.cancel()
         wake.signal()
     }
 
@@ -116,14 +136,28 @@ public actor PodWorker {
     public func run() async {
         await adopt()
         while !Task.isCancelled {
-            if terminating {
-                await terminate()
-                return
+            if let newerPod {
+                pod = newerPod
+                self.newerPod = nil
             }
-            await sync()
-            // Wake early when a newer spec, a deletion or an eviction arrives.
-            changed = false
-            await wake.wait(upTo: host.syncInterval)
+            switch state {
+            case .terminating(let deadline, let deleteFromAPI):
+                await terminate(gracePeriod: max(0, deadline - Self.now()), deleteFromAPI: deleteFromAPI)
+                state = .terminated
+                return
+            case .terminated:
+                return
+            case .rejected, .syncing:
+                // Its own task, so that a removal or an eviction can cancel it (and the agent's
+                // shutdown, as before: the containers run on).
+                let sync = Task { await self.sync() }
+                syncInFlight = sync
+                await withTaskCancellationHandler { await sync.value } onCancel: { sync.cancel() }
+                syncInFlight = nil
+                guard state.isWanted else { continue }
+                // Wake early when a newer spec, a deletion or an eviction arrives.
+                await wake.wait(upTo: host.syncInterval)
+            }
         }
     }
 
@@ -333,7 +367,6 @@ public actor PodWorker {
             run.lastTermination = run.state
             run.lastID = run.id
             run.state = .waiting(reason: "CrashLoopBackOff", message: run.backoff.message(container: container.name, pod: podLabel))
-            changed = true
             fallthrough
         case .waiting:
             if run.backoff.isBackingOff(at: now) {
@@ -351,7 +384,10 @@ public actor PodWorker {
 
     var podLabel: String { "\(pod.metadata.name ?? "")_\(pod.metadata.namespace ?? "default")(\(uid))" }
 
-    var gracePeriod: Int64 {
+    var gracePeriod: Int64 { Self.gracePeriod(of: pod) }
+
+    /// The deletion's grace period, else the spec's, else 30 s (bounded).
+    static func gracePeriod(of pod: Pod) -> Int64 {
         SpecSeconds.bounded(pod.metadata.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30)
     }
 }

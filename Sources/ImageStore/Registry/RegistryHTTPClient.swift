@@ -102,6 +102,8 @@ final class RegistryHTTPClient: Sendable {
         onHead: (RegistryResponseHead) throws(ImageStoreError) -> Bool = { _ in false },
         onBody: (inout ByteBuffer) throws(ImageStoreError) -> Void = { _ in }
     ) async throws(ImageStoreError) -> (head: RegistryResponseHead, body: [UInt8]) {
+        // A cancelled pull starts no more requests.
+        guard !Task.isCancelled else { throw .init(.registry, "\(method) \(url): cancelled") }
         let timeout = TimeAmount.seconds(configuration.timeoutSeconds)
         let context = url.secure ? try tlsContext(for: url.authority, verify: verifyTLS) : nil
         let serverName = url.secure && !Self.isIPAddress(url.host) ? url.host : nil

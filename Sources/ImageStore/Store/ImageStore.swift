@@ -24,7 +24,8 @@ public final class ImageStore: Sendable {
     /// Free space left untouched by unpacking.
     public static let diskReserve: Int64 = 32 << 20
 
-    private let pulls = Mutex<[String: Task<PullResult, any Error>]>([:])
+    /// Pulls in flight, each with the number of callers waiting for it.
+    private let pulls = Mutex<[String: (task: Task<PullResult, any Error>, waiters: Int)]>([:])
 
     public init(stateDirectory: String, unpackMode: UnpackMode? = nil, policy: UnpackPolicy = UnpackPolicy()) throws(ImageStoreError) {
         root = stateDirectory + "/images"
@@ -172,20 +173,37 @@ public final class ImageStore: Sendable {
     // MARK: pulling (deduplicated)
 
     /// Pulls `reference` for `platform` (default: this machine). Concurrent pulls of the same
-    /// reference in this process share one download.
+    /// reference in this process share one download. A caller that is cancelled stops waiting;
+    /// when no caller waits any more the download stops (what arrived stays for a later pull).
     public func pull(_ reference: ImageReference, platform: Platform? = nil, registry: RegistryConfiguration,
                      progress: (@Sendable (String) -> Void)? = nil) async throws -> PullResult {
         let target = platform ?? HostPlatform.current()
         let key = "\(reference)|\(target)"
         let task = pulls.withLock { running -> Task<PullResult, any Error> in
-            if let existing = running[key] { return existing }
+            if let existing = running[key] {
+                running[key]?.waiters += 1
+                return existing.task
+            }
             let puller = ImagePuller(store: self, client: RegistryClient(configuration: registry), platform: target, progress: progress)
             let task = Task { try await puller.pull(reference) }
-            running[key] = task
+            running[key] = (task, 1)
             return task
         }
-        defer { pulls.withLock { _ = $0.removeValue(forKey: key) } }
-        return try await task.value
+        return try await withTaskCancellationHandler {
+            defer {
+                self.pulls.withLock { running in
+                    guard let entry = running[key], entry.task == task else { return }
+                    if entry.waiters <= 1 { running[key] = nil } else { running[key]?.waiters -= 1 }
+                }
+            }
+            let result = try await task.value
+            try Task.checkCancellation()
+            return result
+        } onCancel: {
+            // The last one waiting: nobody needs the download.
+            let last = self.pulls.withLock { running in running[key].map { $0.task == task && $0.waiters <= 1 } ?? false }
+            if last { task.cancel() }
+        }
     }
 }
 
