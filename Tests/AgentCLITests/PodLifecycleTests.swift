@@ -138,23 +138,26 @@ struct PodLifecycleTests {
             threading.Thread(target=trickle, args=(connection,), daemon=True).start()
         """
 
-    /// Deleting a pod cancels the image pull in flight: the pod is gone within its grace
-    /// period, not when the download ends (here: never).
-    @Test func aPodDeletedDuringAnImagePullIsGoneWithinItsGracePeriod() async throws {
+    /// Deleting pods cancels the image pull in flight (one download, shared by both): they are
+    /// gone within their grace period, not when the download ends (here: never).
+    @Test func podsDeletedDuringAnImagePullAreGoneWithinTheirGracePeriod() async throws {
         let port = try ServerProcess.freePort()
         let node = try await PodNode.make(name: "pull-board", insecureRegistries: ["127.0.0.1:\(port)"])
         let log = node.base + "/trickle.log"
         let registry = try BackgroundProcess("/usr/bin/python3", ["-c", Self.tricklingRegistry, String(port)], logPath: log)
         defer { registry.stop() }
-        try await node.apply("""
-            apiVersion: v1
-            kind: Pod
-            metadata: {name: stuck}
-            spec:
-              terminationGracePeriodSeconds: 1
-              containers:
-              - {name: app, image: "127.0.0.1:\(port)/test/big:1"}
-            """)
+        // Two pods of the same image share one download.
+        for name in ["stuck-a", "stuck-b"] {
+            try await node.apply("""
+                apiVersion: v1
+                kind: Pod
+                metadata: {name: \(name)}
+                spec:
+                  terminationGracePeriodSeconds: 1
+                  containers:
+                  - {name: app, image: "127.0.0.1:\(port)/test/big:1"}
+                """)
+        }
         // The pull is under way: the registry has a request and is sending.
         for _ in 0..<600 {
             if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("request") == true { break }
@@ -163,14 +166,14 @@ struct PodLifecycleTests {
         #expect((try? String(contentsOfFile: log, encoding: .utf8))?.contains("request") == true, "the agent never asked the registry\n\(node.agentLogTail)")
         try await Task.sleep(for: .seconds(2))
         let deleted = Date()
-        try await node.kubectl(["delete", "pod", "stuck", "--wait=false"])
+        try await node.kubectl(["delete", "pod", "stuck-a", "stuck-b", "--wait=false"])
         var gone = false
         while Date().timeIntervalSince(deleted) < 60 {
-            if try await node.serverKubectl(["get", "pod", "stuck", "-o", "name"]).status != 0 { gone = true; break }
+            if try await node.serverKubectl(["get", "pods", "-o", "name"]).output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { gone = true; break }
             try await Task.sleep(for: .milliseconds(250))
         }
         let seconds = Date().timeIntervalSince(deleted)
-        #expect(gone && seconds < 20, "the pod was \(gone ? "gone after \(Int(seconds)) s" : "still there after 60 s")\n\(node.agentLogTail)")
+        #expect(gone && seconds < 20, "the pods were \(gone ? "gone after \(Int(seconds)) s" : "still there after 60 s")\n\(node.agentLogTail)")
         // The agent hung up on the registry (the download stopped), and the board is clean.
         for _ in 0..<100 {
             if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("closed") == true { break }

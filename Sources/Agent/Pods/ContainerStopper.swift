@@ -35,6 +35,16 @@ public enum ContainerStopper {
     public static func stop(
         _ runtime: BuiltinRuntime, id: String, stopSignal: String?, gracePeriodSeconds: Int64, preStop: LifecycleHandler?, context: HookContext
     ) async -> Outcome {
+        // A stop once begun runs to its end: a cancelled caller (a sync cut short by a
+        // deletion) must neither cut the grace period short nor poll without sleeping.
+        await Task {
+            await stopToTheEnd(runtime, id: id, stopSignal: stopSignal, gracePeriodSeconds: gracePeriodSeconds, preStop: preStop, context: context)
+        }.value
+    }
+
+    private static func stopToTheEnd(
+        _ runtime: BuiltinRuntime, id: String, stopSignal: String?, gracePeriodSeconds: Int64, preStop: LifecycleHandler?, context: HookContext
+    ) async -> Outcome {
         let deadline = ContinuousClock.now + .seconds(SpecSeconds.bounded(gracePeriodSeconds))
         var hookFailure: String?
         if let preStop, isRunning(runtime, id) {

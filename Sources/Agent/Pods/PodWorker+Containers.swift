@@ -167,6 +167,8 @@ extension PodWorker {
             await event("Started", "Started container \(container.name)", container: container)
         } catch {
             removeRun(id)
+            // The pod is going (deleted, evicted): nothing was started and nothing failed.
+            if error is CancellationError || Task.isCancelled { return }
             let reason = error is RuntimeError ? "RunContainerError" : "CreateContainerError"
             run.state = .waiting(reason: reason, message: "\(error)")
             run.backoff.recordExit(started: now, exited: now)

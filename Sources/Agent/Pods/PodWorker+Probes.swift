@@ -22,6 +22,8 @@ extension PodWorker {
         if var startup = run.startup, startup.result != .success {
             if startup.isDue(now: now, started: run.startedAt) {
                 let outcome = await perform(container.startupProbe!, container: container, run: run, timeout: startup.timeout)
+                // Cut short by a deletion or an eviction: not a verdict on the container.
+                if Task.isCancelled { return }
                 startup.record(success: outcome.success, message: outcome.message, at: now)
                 if !outcome.success { await event("Unhealthy", "Startup probe failed: \(outcome.message ?? "")", warning: true, container: container) }
                 if startup.result == .failure { kill = "Startup probe failed: \(outcome.message ?? "")" }
@@ -30,6 +32,8 @@ extension PodWorker {
         } else {
             if var liveness = run.liveness, liveness.isDue(now: now, started: run.startedAt) {
                 let outcome = await perform(container.livenessProbe!, container: container, run: run, timeout: liveness.timeout)
+                // Cut short by a deletion or an eviction: not a verdict on the container.
+                if Task.isCancelled { return }
                 liveness.record(success: outcome.success, message: outcome.message, at: now)
                 if !outcome.success { await event("Unhealthy", "Liveness probe failed: \(outcome.message ?? "")", warning: true, container: container) }
                 if liveness.result == .failure { kill = "Liveness probe failed: \(outcome.message ?? "")" }
@@ -37,6 +41,8 @@ extension PodWorker {
             }
             if var readiness = run.readiness, readiness.isDue(now: now, started: run.startedAt) {
                 let outcome = await perform(container.readinessProbe!, container: container, run: run, timeout: readiness.timeout)
+                // Cut short by a deletion or an eviction: not a verdict on the container.
+                if Task.isCancelled { return }
                 if !outcome.success, run.started { await event("Unhealthy", "Readiness probe failed: \(outcome.message ?? "")", warning: true, container: container) }
                 if readiness.record(success: outcome.success, message: outcome.message, at: now) {
                     logger.info("container \(container.name) readiness: \(outcome.success ? "ready" : "not ready (\(outcome.message ?? ""))")")

@@ -45,7 +45,7 @@ extension PodWorker {
     }
 
     func currentStatus() -> PodStatus {
-        if state == .rejected, let finalPhase {
+        if rejected, let finalPhase {
             // As the kubelet reports a pod it did not admit (kubectl shows the reason).
             var status = PodStatus()
             status.phase = finalPhase.phase

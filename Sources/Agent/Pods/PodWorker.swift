@@ -53,6 +53,8 @@ public actor PodWorker {
     let wake = WakeSignal()
     /// Asked by the eviction manager: the message and the grace period to stop with.
     var pendingEviction: (message: String, gracePeriod: Int64)?
+    /// Refused by admission: never run; its status is only phase, reason, message and QoS class.
+    let rejected: Bool
     /// The pod had ended before this worker started: its status is not written again.
     var alreadyReported = false
     /// The pod was stopped by eviction and its volumes released.
@@ -70,6 +72,7 @@ public actor PodWorker {
         lastStatus = pod.status
         startTime = pod.status?.startTime
         state = rejection == nil ? .syncing : .rejected
+        rejected = rejection != nil
         if let phase = pod.status?.phase, phase == .succeeded || phase == .failed {
             finalPhase = (phase, pod.status?.reason, pod.status?.message)
             // Its final status was written before (by an earlier agent): nothing to add.
@@ -261,6 +264,9 @@ public actor PodWorker {
         if finalPhase == nil {
             await syncContainers(now: now)
         }
+        // Cut short by a deletion, a removal or an eviction: what it saw half-way is not
+        // reported (termination, or the next sync, reports what is true).
+        if Task.isCancelled, finalPhase == nil { return }
         await report()
         if let finalPhase, networkReady || sandbox != nil {
             // A finished pod keeps its status but not its address.

@@ -173,8 +173,9 @@ public final class ImageStore: Sendable {
     // MARK: pulling (deduplicated)
 
     /// Pulls `reference` for `platform` (default: this machine). Concurrent pulls of the same
-    /// reference in this process share one download. A caller that is cancelled stops waiting;
-    /// when no caller waits any more the download stops (what arrived stays for a later pull).
+    /// reference in this process share one download. A caller that is cancelled stops waiting
+    /// at once; when no caller waits any more the download stops (what arrived stays for a
+    /// later pull) and the next caller starts a new one.
     public func pull(_ reference: ImageReference, platform: Platform? = nil, registry: RegistryConfiguration,
                      progress: (@Sendable (String) -> Void)? = nil) async throws -> PullResult {
         let target = platform ?? HostPlatform.current()
@@ -189,21 +190,33 @@ public final class ImageStore: Sendable {
             running[key] = (task, 1)
             return task
         }
+        let waiter = PullWaiter()
         return try await withTaskCancellationHandler {
-            defer {
-                self.pulls.withLock { running in
-                    guard let entry = running[key], entry.task == task else { return }
-                    if entry.waiters <= 1 { running[key] = nil } else { running[key]?.waiters -= 1 }
+            try await withCheckedThrowingContinuation { continuation in
+                waiter.wait(continuation)
+                Task {
+                    let result = await task.result
+                    if waiter.finish(result) { self.leave(key, task, cancellingWhenLast: false) }
                 }
             }
-            let result = try await task.value
-            try Task.checkCancellation()
-            return result
         } onCancel: {
-            // The last one waiting: nobody needs the download.
-            let last = self.pulls.withLock { running in running[key].map { $0.task == task && $0.waiters <= 1 } ?? false }
-            if last { task.cancel() }
+            if waiter.finish(.failure(CancellationError())) { self.leave(key, task, cancellingWhenLast: true) }
         }
+    }
+
+    /// One caller stops waiting for the pull of `key`; the last one out removes it (and
+    /// cancels it when it is still running).
+    private func leave(_ key: String, _ task: Task<PullResult, any Error>, cancellingWhenLast: Bool) {
+        let last = pulls.withLock { running -> Bool in
+            guard let entry = running[key], entry.task == task else { return false }
+            if entry.waiters <= 1 {
+                running[key] = nil
+                return true
+            }
+            running[key]?.waiters -= 1
+            return false
+        }
+        if last && cancellingWhenLast { task.cancel() }
     }
 }
 
