@@ -10,11 +10,13 @@ public struct OwnThreadTrait: TestTrait, SuiteTrait, TestScoping {
         guard testCase != nil else { try await function(); return }
         let executor = ThreadTaskExecutor(name: test.name)
         defer { executor.shutdown() }
-        try await withTaskExecutorPreference(executor) {
-            // The preference applies from the task's next enqueue: without one, a test with no
-            // suspension before its blocking work would run it all where it already is.
-            await Task.yield()
-            try await function()
+        // A task that prefers the executor starts on it (a preference set on the running task
+        // applies only from its next enqueue, which a test may never make before it blocks).
+        // The test's task-local values (its identity, for recording issues) go with it.
+        // The task ends before this returns, so `function` does not outlive the call.
+        try await withoutActuallyEscaping(function) { function in
+            let body = Task(executorPreference: executor) { try await function() }
+            try await withTaskCancellationHandler { try await body.value } onCancel: { body.cancel() }
         }
     }
 }
