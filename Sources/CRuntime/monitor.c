@@ -49,6 +49,12 @@ int iotkube_write_file_atomic(const char *path, const char *content) {
     return 0;
 }
 
+static long long monotonic_nanoseconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 long long iotkube_now_nanoseconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -270,6 +276,7 @@ int iotkube_monitor_main(int argc, char **argv) {
     struct stream streams[2] = { { out[0], "stdout", {0}, 0 }, { err[0], "stderr", {0}, 0 } };
     char exec_error[1100] = "";
     int sync_open = 1, exited = 0, status = 0;
+    long long exited_at = 0;
     while (!exited || (streams[0].fd >= 0 || streams[1].fd >= 0)) {
         struct pollfd fds[4];
         int count = 0;
@@ -278,7 +285,9 @@ int iotkube_monitor_main(int argc, char **argv) {
         if (sync_open) { fds[count] = (struct pollfd){ sync[0], POLLIN, 0 }; index_sync = count++; }
         for (int s = 0; s < 2; s++) if (streams[s].fd >= 0) { fds[count] = (struct pollfd){ streams[s].fd, POLLIN, 0 }; index_streams[s] = count++; }
         /* After the exit, output still buffered in the pipes is drained without blocking forever:
-         * a grandchild may hold the pipe open; give it a second. */
+         * a grandchild may hold the pipe open (or keep writing); give it a second of silence and
+         * three seconds in all, so the exit is recorded soon after the reap. */
+        if (exited && monotonic_nanoseconds() - exited_at > 3000000000LL) break;
         int rc = poll(fds, (nfds_t)count, exited ? 1000 : -1);
         if (rc < 0 && errno == EINTR) continue;
         if (rc == 0 && exited) break;
@@ -298,7 +307,7 @@ int iotkube_monitor_main(int argc, char **argv) {
             int child_status;
             pid_t reaped;
             while ((reaped = waitpid(-1, &child_status, WNOHANG)) > 0) {
-                if (reaped == child) { status = child_status; exited = 1; }
+                if (reaped == child) { status = child_status; exited = 1; exited_at = monotonic_nanoseconds(); }
             }
         }
     }

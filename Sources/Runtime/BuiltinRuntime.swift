@@ -161,7 +161,7 @@ public struct BuiltinRuntime: Sendable {
             }
             let record = ContainerRecord(
                 ociVersion: spec.ociVersion, id: id, bundle: bundle, pid: pid, processStartTicks: ProcessInfoReader.startTicks(pid) ?? 0,
-                monitorPid: monitor, cgroupPath: cgroup, annotations: spec.annotations, createdAt: Self.now(), startedAt: nil,
+                monitorPid: monitor, monitorStartTicks: ProcessInfoReader.startTicks(monitor), cgroupPath: cgroup, annotations: spec.annotations, createdAt: Self.now(), startedAt: nil,
                 cgroupProcs: procs)
             try save(record)
             if let pidFile = options.pidFile {
@@ -205,9 +205,18 @@ public struct BuiltinRuntime: Sendable {
     }
 
     public func status(of record: ContainerRecord) -> ContainerStatus {
-        if FileTree.exists("\(directory(record.id))/exit.json") { return .stopped }
+        let exitFile = "\(directory(record.id))/exit.json"
+        if FileTree.exists(exitFile) { return .stopped }
         guard record.pid > 0, Glibc.kill(record.pid, 0) == 0 || errno == EPERM,
-              ProcessInfoReader.startTicks(record.pid) == record.processStartTicks else { return .stopped }
+              ProcessInfoReader.startTicks(record.pid) == record.processStartTicks else {
+            // Reaped but not yet recorded: the monitor writes exit.json right after reaping, and
+            // "stopped" promises an exit record, so the container stays running until then.
+            if let ticks = record.monitorStartTicks, ProcessInfoReader.isAlive(record.monitorPid),
+               ProcessInfoReader.startTicks(record.monitorPid) == ticks, !FileTree.exists(exitFile) {
+                return .running
+            }
+            return .stopped
+        }
         return FileTree.exists("\(directory(record.id))/exec.fifo") ? .created : .running
     }
 

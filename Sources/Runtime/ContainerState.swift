@@ -18,6 +18,8 @@ public struct ContainerRecord: Codable, Sendable, Hashable {
     /// reused pid is never mistaken for the container.
     public var processStartTicks: UInt64
     public var monitorPid: Int32
+    /// Start time of the monitor in clock ticks since boot (absent in records from older agents).
+    public var monitorStartTicks: UInt64?
     public var cgroupPath: String
     public var annotations: [String: String]?
     public var createdAt: Int64

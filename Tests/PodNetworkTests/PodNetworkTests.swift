@@ -84,7 +84,10 @@ struct PodNetworkTests {
             #expect(try NetworkFixture.shell("ip -o link show master \(network.bridge) 2>/dev/null").isEmpty, "cycle \(cycle): a veth stayed")
             // Its own rules name the sandbox or the pod range (a crashed earlier run may have left
             // rules for the same host port behind).
-            let rules = try NetworkFixture.shell("iptables-save -t nat | grep -e '\(id)' -e '\(prefix)' || true")
+            // The range as a whole address prefix: unescaped, its dots matched any character and
+            // so other tests' ranges ("10.170.3." matched 10.170.38.0/24).
+            let escaped = prefix.replacingOccurrences(of: ".", with: "\\.")
+            let rules = try NetworkFixture.shell("iptables-save -t nat | grep -E -e '\(id)' -e '(^|[^0-9])\(escaped)' || true")
             #expect(rules.isEmpty, "cycle \(cycle): iptables rules stayed: \(rules)")
         }
         #expect(network.attachments.attachedSandboxIDs.isEmpty)

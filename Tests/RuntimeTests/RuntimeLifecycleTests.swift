@@ -152,6 +152,28 @@ struct RuntimeLifecycleTests {
         #expect((try? FileManager.default.contentsOfDirectory(atPath: root))?.filter { !$0.hasPrefix(".") }.isEmpty ?? true, "no state left")
     }
 
+    /// "stopped" promises the exit record: a child the container leaves behind (no pid namespace
+    /// of its own, so it outlives the main process) holds the output pipe open after the reap,
+    /// once for a moment and once for good, and the state must not say stopped before the exit
+    /// is recorded, which must happen soon even while the child keeps writing.
+    @Test(arguments: [("(sleep 1.5; echo late) & exit 7", Int32(7)), ("(while :; do echo x; sleep 0.1; done) & exit 3", Int32(3))])
+    func aStoppedContainerAlwaysHasItsExitRecorded(_ script: String, _ code: Int32) throws {
+        let bundle = try RuntimeFixture.bundle(["sh", "-c", script]) { spec in
+            spec.linux?.namespaces?.removeAll { $0.type == "pid" }
+        }
+        let runtime = BuiltinRuntime(root: RuntimeFixture.stateRoot(), helper: RuntimeFixture.agent)
+        let _: ContainerRecord = try runtime.create(id: "left", bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: bundle + "/out.log"))
+        defer { try? runtime.delete(id: "left", force: true) }
+        try runtime.start(id: "left")
+        var status = try runtime.state(id: "left").status
+        for _ in 0..<3000 where status != .stopped {
+            Thread.sleep(forTimeInterval: 0.01)
+            status = try runtime.state(id: "left").status
+        }
+        #expect(status == .stopped, "the exit was never recorded")
+        #expect(runtime.exitRecord(id: "left")?.exitCode == code)
+    }
+
     @Test func unreadableConfig() throws {
         let bundle = NSTemporaryDirectory() + "iotkube-bundle-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)
