@@ -24,7 +24,7 @@ import Testing
         #expect(afterLongRun == 10, "ran 10 minutes: starts over")
     }
 
-    @Test func thresholdsDelaysAndDefaults() {
+    @Test func thresholdsAndDefaults() {
         var probe = Probe()
         probe.initialDelaySeconds = 5
         probe.periodSeconds = 2
@@ -32,26 +32,30 @@ import Testing
         probe.successThreshold = 3
         var liveness = ProbeTracker(probe, kind: .liveness)
         #expect(liveness.successThreshold == 1 && liveness.timeout == 1 && liveness.result == .unknown)
-        #expect(!liveness.isDue(now: 104, started: 100) && liveness.isDue(now: 105, started: 100))
-        let firstChange = liveness.record(success: true, at: 105)
+        #expect(liveness.initialDelay == 5 && liveness.period == 2)
+        let firstChange = liveness.record(success: true)
         #expect(firstChange)
-        #expect(!liveness.isDue(now: 106, started: 100) && liveness.isDue(now: 107, started: 100))
-        let oneFailure = liveness.record(success: false, message: "connection refused", at: 107)
+        let oneFailure = liveness.record(success: false, message: "connection refused")
         #expect(!oneFailure, "one failure is not enough")
-        let twoFailures = liveness.record(success: false, message: "connection refused", at: 109)
+        let twoFailures = liveness.record(success: false, message: "connection refused")
         #expect(twoFailures && liveness.result == .failure)
         #expect(liveness.lastFailure == "connection refused")
         var readiness = ProbeTracker(probe, kind: .readiness)
         #expect(readiness.result == .failure, "not ready until proven")
-        readiness.record(success: true, at: 105)
-        readiness.record(success: true, at: 107)
+        readiness.record(success: true)
+        readiness.record(success: true)
         #expect(readiness.result == .failure)
-        let third = readiness.record(success: true, at: 109)
+        let third = readiness.record(success: true)
         #expect(third && readiness.result == .success)
         readiness.reset()
-        #expect(readiness.result == .failure && readiness.isDue(now: 105, started: 100))
+        #expect(readiness.result == .failure)
         let defaults = ProbeTracker(Probe(), kind: .startup)
         #expect(defaults.period == 10 && defaults.failureThreshold == 3 && defaults.initialDelay == 0)
+        // Outside numbers are bounded before they become durations.
+        probe.periodSeconds = .max
+        probe.initialDelaySeconds = .max
+        let huge = ProbeTracker(probe, kind: .liveness)
+        #expect(huge.period == SpecSeconds.bounded(Int64(Int32.max)) && huge.initialDelay == huge.period)
     }
 
     @Test func namedPorts() throws {

@@ -39,7 +39,7 @@ extension PodWorker {
         var observed = PodStatusBuilder.Observation(
             name: container.name, image: container.image ?? "", imageID: run?.imageID ?? "",
             containerID: run?.hasRun == true ? run?.id.map { "iotkube://" + $0 } : nil, state: state,
-            lastTermination: run?.lastTermination, restartCount: run?.restartCount ?? 0, ready: run?.ready ?? false, started: run?.started ?? false)
+            lastTermination: run?.lastTermination, restartCount: run?.restartCount ?? 0, ready: ready(container), started: started(container))
         observed.lastContainerID = run?.lastID.map { "iotkube://" + $0 }
         return observed
     }
@@ -57,7 +57,7 @@ extension PodWorker {
         let initContainers = pod.spec?.initContainers ?? []
         let initializing = initContainers.contains { container in
             let run = runs[container.name]
-            return container.restartPolicy == .always ? run?.started != true && run?.hasRun != true : run?.exitCode != 0
+            return container.restartPolicy == .always ? !started(container) && run?.hasRun != true : run?.exitCode != 0
         }
         var initObservations = initContainers.map(observation)
         // Init containers not reached yet wait for the ones before them.

@@ -1,8 +1,8 @@
 import KubeModel
 
 /// What a pod worker knows about one container of its pod: the current run in the runtime,
-/// its state as reported, restart and pull back-offs, probes and what hooks and exec probes
-/// need to reach it.
+/// its state as reported, restart and pull back-offs, and what hooks and exec probes need to
+/// reach it (the probes' verdicts are in the worker's ``ProbeManager``).
 struct ContainerRun: Sendable {
     typealias State = PodStatusBuilder.Observation.State
 
@@ -28,21 +28,8 @@ struct ContainerRun: Sendable {
     var retryAt: Int64 = 0
     /// When the current run started (seconds), for the probes' initial delays.
     var startedAt: Int64 = 0
-    var startup: ProbeTracker?
-    var liveness: ProbeTracker?
-    var readiness: ProbeTracker?
     var hook: ContainerStopper.HookContext?
     var stopSignal: String?
-
-    init(container: Container) {
-        resetProbes(container)
-    }
-
-    mutating func resetProbes(_ container: Container) {
-        startup = container.startupProbe.map { ProbeTracker($0, kind: .startup) }
-        liveness = container.livenessProbe.map { ProbeTracker($0, kind: .liveness) }
-        readiness = container.readinessProbe.map { ProbeTracker($0, kind: .readiness) }
-    }
 
     var isRunning: Bool {
         if case .running = state { return true }
@@ -54,10 +41,4 @@ struct ContainerRun: Sendable {
         if case .terminated(let code, _, _, _, _, _, _) = state { return code }
         return nil
     }
-
-    /// Startup probe passed (or none).
-    var started: Bool { isRunning && (startup == nil || startup?.result == .success) }
-
-    /// Readiness as the API reports it.
-    var ready: Bool { started && (readiness == nil || readiness?.result == .success) }
 }

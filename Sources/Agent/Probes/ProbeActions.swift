@@ -31,6 +31,33 @@ public enum ProbeActions {
         }
     }
 
+    /// One try of `probe` against a container run, bounded by `timeoutSeconds`.
+    static func perform(_ probe: Probe, on target: ProbeTarget, runtime: BuiltinRuntime, timeoutSeconds: Int64) async -> Outcome {
+        if let action = probe.exec {
+            guard let context = target.exec else { return .failure("exec probe: the container's environment is not known") }
+            let id = target.containerID, command = action.command ?? []
+            return (try? await NIOThreadPool.singleton.runIfActive {
+                exec(runtime, id: id, command: command, env: context.env, user: context.user, timeoutSeconds: timeoutSeconds)
+            }) ?? .failure("exec probe could not run")
+        }
+        do {
+            if let action = probe.httpGet {
+                let port = try port(action.port, in: target.container)
+                return await http(secure: action.scheme == .https, host: action.host ?? target.address, port: port, path: action.path ?? "/",
+                                  headers: action.httpHeaders ?? [], timeoutSeconds: timeoutSeconds)
+            }
+            if let action = probe.tcpSocket {
+                return await tcp(host: action.host ?? target.address, port: try port(action.port, in: target.container), timeoutSeconds: timeoutSeconds)
+            }
+        } catch {
+            return .failure("\(error)")
+        }
+        if let action = probe.grpc {
+            return await GRPCHealthProbe.check(host: target.address, port: Int(action.port), service: action.service ?? "", timeoutSeconds: timeoutSeconds)
+        }
+        return .failure("the probe has no handler")
+    }
+
     /// `command` in container `id` with the container's environment and user.
     public static func exec(
         _ runtime: BuiltinRuntime, id: String, command: [String], env: [String], user: RuntimeSpec.User, timeoutSeconds: Int64

@@ -1,9 +1,9 @@
 import KubeModel
 
-/// One probe of one container as the kubelet runs it: not before `initialDelaySeconds`, every
-/// `periodSeconds`, each try bounded by `timeoutSeconds`; the result flips after
-/// `successThreshold` successes or `failureThreshold` failures in a row. Liveness and readiness
-/// wait until the startup probe has succeeded.
+/// The verdict of one probe of one container as the kubelet keeps it: the result flips after
+/// `successThreshold` successes or `failureThreshold` failures in a row. The timing
+/// (`initialDelaySeconds`, `periodSeconds`, `timeoutSeconds`) is read here, bounded, and kept by
+/// the ``ProbeWorker`` that runs the probe.
 public struct ProbeTracker: Sendable, Hashable {
     public enum Kind: String, Sendable { case startup, liveness, readiness }
     public enum Result: Sendable, Hashable { case unknown, success, failure }
@@ -20,7 +20,6 @@ public struct ProbeTracker: Sendable, Hashable {
     public private(set) var result: Result
     private var successes = 0
     private var failures = 0
-    private var lastRun: Int64?
     /// The message of the last failed try (for the event and the container status).
     public private(set) var lastFailure: String?
 
@@ -36,17 +35,9 @@ public struct ProbeTracker: Sendable, Hashable {
         result = kind == .readiness ? .failure : .unknown
     }
 
-    /// Whether a try is due at `now` for a container started at `started`.
-    public func isDue(now: Int64, started: Int64) -> Bool {
-        guard now - started >= initialDelay else { return false }
-        guard let lastRun else { return true }
-        return now - lastRun >= period
-    }
-
     /// Records a try's outcome; returns true when the verdict changed.
     @discardableResult
-    public mutating func record(success: Bool, message: String? = nil, at now: Int64) -> Bool {
-        lastRun = now
+    public mutating func record(success: Bool, message: String? = nil) -> Bool {
         let before = result
         if success {
             successes += 1
@@ -65,7 +56,6 @@ public struct ProbeTracker: Sendable, Hashable {
     public mutating func reset() {
         successes = 0
         failures = 0
-        lastRun = nil
         lastFailure = nil
         result = kind == .readiness ? .failure : .unknown
     }

@@ -26,6 +26,7 @@ extension PodWorker {
                 status = .stopped
             }
             guard status == .stopped else { continue }
+            probes.stop(containerID: id)
             run.state = finished(run, container: container, id: id)
             if case .terminated(_, _, _, _, _, let finishedAt, _) = run.state {
                 run.backoff.recordExit(started: run.startedAt, exited: finishedAt.seconds)
@@ -159,9 +160,9 @@ extension PodWorker {
             run.stopSignal = configuration.config?.stopSignal
             run.hook = ContainerStopper.HookContext(env: spec.process?.env ?? [], user: spec.process?.user ?? RuntimeSpec.User(uid: 0, gid: 0),
                                                     podIP: podIPs.first, container: container)
-            run.resetProbes(container)
             let startedAt = (try? runtime.record(id: id)).flatMap(\.startedAt).map(Self.timestamp(nanoseconds:)) ?? .now()
             run.state = .running(startedAt: startedAt)
+            startProbes(container, run)
             logger.info("started container \(container.name) (\(id))")
             await event("Created", "Created container \(container.name)", container: container)
             await event("Started", "Started container \(container.name)", container: container)
@@ -189,6 +190,7 @@ extension PodWorker {
 
     /// Deletes a run from the runtime and its root; its image is no longer used by it.
     func removeRun(_ id: String) {
+        probes.stop(containerID: id)
         let runtime = host.runtime
         if let annotations = try? runtime.record(id: id).annotations, let image = annotations[Self.imageIDAnnotation] {
             if let record = try? host.images.lookup(image) { try? host.images.release(record.id, by: id) }

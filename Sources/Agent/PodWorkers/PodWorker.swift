@@ -49,8 +49,10 @@ public actor PodWorker {
     var lastStatus: PodStatus?
     /// Succeeded or Failed: nothing is started any more.
     var finalPhase: (phase: PodPhase, reason: String?, message: String?)?
-    /// Ends the pause between syncs when something arrives from outside.
+    /// Ends the pause between syncs when something arrives from outside (or a probe's verdict changes).
     let wake = WakeSignal()
+    /// The probe workers of the running containers and their verdicts.
+    let probes = ProbeManager()
     /// Asked by the eviction manager: the message and the grace period to stop with.
     var pendingEviction: (message: String, gracePeriod: Int64)?
     /// Refused by admission: never run; its status is only phase, reason, message and QoS class.
@@ -110,6 +112,7 @@ public actor PodWorker {
         case .rejected, .syncing:
             state = .terminating(deadline: deadline, deleteFromAPI: deleteFromAPI)
             syncInFlight?.cancel()
+            probes.stopLivenessAndStartup()
         case .terminating(let current, let deleting):
             state = .terminating(deadline: min(current, deadline), deleteFromAPI: deleting || deleteFromAPI)
         case .terminated:
@@ -137,6 +140,16 @@ public actor PodWorker {
     /// Runs until the pod is terminated (or the task is cancelled: the agent stops, the
     /// containers keep running and are adopted by the next agent).
     public func run() async {
+        let probes = self.probes
+        // The probe workers are children of the worker's task: they end with it.
+        await withDiscardingTaskGroup { group in
+            group.addTask { await probes.run() }
+            await runSyncs()
+            probes.finish()
+        }
+    }
+
+    private func runSyncs() async {
         await adopt()
         while !Task.isCancelled {
             if let newerPod {
@@ -168,12 +181,13 @@ public actor PodWorker {
 
     /// Records an event about the pod (or one of its containers).
     func event(_ reason: String, _ message: String, warning: Bool = false, container: Container? = nil) async {
-        var fieldPath: String?
-        if let container {
-            let isInit = pod.spec?.initContainers?.contains { $0.name == container.name } == true
-            fieldPath = "spec.\(isInit ? "initContainers" : "containers"){\(container.name)}"
-        }
-        await host.events?.record(pod, type: warning ? "Warning" : "Normal", reason: reason, message: message, fieldPath: fieldPath)
+        await host.events?.record(pod, type: warning ? "Warning" : "Normal", reason: reason, message: message, fieldPath: container.map(fieldPath(of:)))
+    }
+
+    /// How events name a container of the pod.
+    func fieldPath(of container: Container) -> String {
+        let isInit = pod.spec?.initContainers?.contains { $0.name == container.name } == true
+        return "spec.\(isInit ? "initContainers" : "containers"){\(container.name)}"
     }
 
     static func timestamp(nanoseconds: Int64) -> Timestamp {
@@ -215,7 +229,7 @@ public actor PodWorker {
         }
         for container in allContainers {
             guard let (state, count) = newest[container.name] else { continue }
-            var run = ContainerRun(container: container)
+            var run = ContainerRun()
             run.id = state.id
             run.restartCount = count
             run.hasRun = true
@@ -229,6 +243,7 @@ public actor PodWorker {
             run.stopSignal = state.annotations?[Self.stopSignalAnnotation]
             if state.status == .running || state.status == .created {
                 run.state = .running(startedAt: Self.timestamp(nanoseconds: started))
+                startProbes(container, run)
             } else {
                 run.state = finished(run, container: container, id: state.id)
             }
@@ -291,7 +306,7 @@ public actor PodWorker {
             if sidecar {
                 await keepRunning(container, &run, restart: true, now: now)
                 runs[container.name] = run
-                if !run.started { return }
+                if !started(container) { return }
                 continue
             }
             if run.exitCode == 0 {
@@ -300,7 +315,7 @@ public actor PodWorker {
             }
             if run.isRunning {
                 runs[container.name] = run
-                await probe(container, now: now)
+                await restartIfProbesFailed(container)
                 return
             }
             if run.exitCode != nil || run.lastTermination != nil, pod.spec?.restartPolicy == .never {
@@ -325,7 +340,7 @@ public actor PodWorker {
             runs[container.name] = run
         }
         for container in allContainers where runs[container.name]?.isRunning == true {
-            await probe(container, now: now)
+            await restartIfProbesFailed(container)
         }
         if now - lastLogCheck >= 10 {
             lastLogCheck = now
@@ -347,7 +362,7 @@ public actor PodWorker {
     /// A container without a run here yet. Runs before a reboot left their log files (and the
     /// API may remember their count): the next run continues the restart count.
     func freshRun(_ container: Container) -> ContainerRun {
-        var run = ContainerRun(container: container)
+        var run = ContainerRun()
         let folder = host.logDirectory + "/" + PodHost.logFolder(pod) + "/" + container.name
         let logged = FileTree.list(folder).compactMap { name in name.hasSuffix(".log") ? Int32(name.dropLast(4)) : nil }.max()
         let reported = ((pod.status?.containerStatuses ?? []) + (pod.status?.initContainerStatuses ?? []))
