@@ -79,6 +79,7 @@ let package = Package(
             name: "ImageStore",
             dependencies: [
                 "OCI",
+                "HTTPClientCore",
                 "KubeModel",
                 "SystemSupport",
                 "CCompression",
@@ -116,6 +117,7 @@ let package = Package(
             name: "Agent",
             dependencies: [
                 "KubeModel",
+                "HTTPClientCore",
                 "ImageStore",
                 "PodNetwork",
                 "Runtime",
@@ -147,12 +149,23 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The HTTP/1.1 connection core of the API, registry and probe clients.
+        .target(
+            name: "HTTPClientCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // A Kubernetes API client for any conformant server: kubeconfig, HTTPS with client
         // certificates, typed CRUD, watch. FoundationEssentials only (the agent links it).
         .target(
             name: "KubeClient",
             dependencies: [
                 "KubeModel",
+                "HTTPClientCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -210,7 +223,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
+            dependencies: ["ControlPlane", "KubeClient", "HTTPClientCore", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),
         .testTarget(
             name: "ImageStoreTests",

@@ -1,3 +1,4 @@
+import HTTPClientCore
 import KubeModel
 import NIOCore
 import NIOHTTP1
@@ -43,51 +44,27 @@ struct HTTPSTransport: Sendable {
         } catch {
             throw .configuration("TLS setup failed: \(error)")
         }
-        // Hostname checks use SNI names; IP literals are checked against IP SANs by NIOSSL itself.
-        serverHostname = Self.isIPAddress(host) ? nil : host
+        serverHostname = HTTPClientConnection.serverName(for: host)
     }
 
-    static func isIPAddress(_ host: String) -> Bool {
-        host.contains(":") || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
-    }
-
-    typealias Connection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+    typealias Connection = HTTPClientConnection.Channel
 
     private func connect() async throws(KubeClientError) -> Connection {
-        let tls = self.tls
-        let serverHostname = self.serverHostname
-        let serverCertificateCheck = self.serverCertificateCheck
+        let check = serverCertificateCheck
         do {
-            return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(timeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverHostname)
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                        if let serverCertificateCheck { try channel.pipeline.syncOperations.addHandler(ServerCertificateCheck(check: serverCertificateCheck)) }
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try Connection(wrappingChannelSynchronously: channel)
-                    }
-                }
+            return try await HTTPClientConnection.connect(host: host, port: port, tls: tls, connectTimeout: timeout) { pipeline in
+                if let check { try pipeline.addHandler(ServerCertificateCheck(check: check)) }
+            }.channel
         } catch {
             throw .transport("connect to \(host):\(port): \(error)")
         }
     }
 
-    /// Writes a request. A failed TLS handshake closes the channel under the write; the inbound
-    /// stream then ends with the reason (an untrusted certificate, say), which is thrown instead
-    /// of "I/O on closed channel".
     private static func write(
         _ parts: [HTTPClientRequestPart], to outbound: NIOAsyncChannelOutboundWriter<HTTPClientRequestPart>,
         reasonFrom inbound: NIOAsyncChannelInboundStream<HTTPClientResponsePart>
     ) async throws {
-        do {
-            for part in parts { try await outbound.write(part) }
-        } catch {
-            for try await _ in inbound {}
-            throw error
-        }
+        try await HTTPClientConnection.write(parts, to: outbound, reasonFrom: inbound)
     }
 
     private func head(_ method: HTTPMethod, _ path: String, contentType: String?, bodyLength: Int) -> HTTPRequestHead {

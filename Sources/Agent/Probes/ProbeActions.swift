@@ -1,3 +1,4 @@
+import HTTPClientCore
 import KubeModel
 import NIOCore
 import NIOHTTP1
@@ -112,15 +113,7 @@ public enum ProbeActions {
             }
             let status = try await withThrowingTaskGroup(of: Int.self) { group in
                 group.addTask {
-                    let connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                        .connectTimeout(.seconds(timeoutSeconds))
-                        .connect(host: host, port: port) { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil)) }
-                                try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                            }
-                        }
+                    let connection = try await HTTPClientConnection.connect(host: host, port: port, tls: context, connectTimeout: .seconds(timeoutSeconds)).channel
                     var requestHeaders = HTTPHeaders()
                     requestHeaders.add(name: "Host", value: port == (secure ? 443 : 80) ? host : "\(host):\(port)")
                     requestHeaders.add(name: "User-Agent", value: userAgent)
@@ -132,8 +125,7 @@ public enum ProbeActions {
                     }
                     let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path.hasPrefix("/") ? path : "/" + path, headers: requestHeaders)
                     return try await connection.executeThenClose { inbound, outbound in
-                        try await outbound.write(.head(head))
-                        try await outbound.write(.end(nil))
+                        try await HTTPClientConnection.write([.head(head), .end(nil)], to: outbound, reasonFrom: inbound)
                         for try await part in inbound {
                             if case .head(let response) = part { return Int(response.status.code) }
                         }

@@ -1,3 +1,4 @@
+import HTTPClientCore
 import KubeModel
 import NIOCore
 import NIOHTTP1
@@ -93,7 +94,7 @@ final class RegistryHTTPClient: Sendable {
         }
     }
 
-    typealias Connection = NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+    typealias Connection = HTTPClientConnection.Channel
 
     /// Sends `method url` with `headers`; `onHead` sees the response head and says whether to
     /// stream the body into `onBody` (otherwise up to 64 KiB of it are returned for messages).
@@ -106,25 +107,12 @@ final class RegistryHTTPClient: Sendable {
         guard !Task.isCancelled else { throw .init(.registry, "\(method) \(url): cancelled") }
         let timeout = TimeAmount.seconds(configuration.timeoutSeconds)
         let context = url.secure ? try tlsContext(for: url.authority, verify: verifyTLS) : nil
-        let serverName = url.secure && !Self.isIPAddress(url.host) ? url.host : nil
-        let idle = IdleState()
         let connection: Connection
+        let idle: IdleReadState
         do {
-            connection = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(timeout)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: url.host, port: url.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let sync = channel.pipeline.syncOperations
-                        if let context {
-                            try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverName))
-                        }
-                        try sync.addHandler(IdleStateHandler(readTimeout: timeout))
-                        try sync.addHandler(CloseOnIdleHandler(state: idle))
-                        try sync.addHTTPClientHandlers()
-                        return try Connection(wrappingChannelSynchronously: channel)
-                    }
-                }
+            let connected = try await HTTPClientConnection.connect(host: url.host, port: url.port, tls: context, connectTimeout: timeout, idleReadTimeout: timeout)
+            connection = connected.channel
+            idle = connected.idle
         } catch {
             throw .init(.registry, "cannot connect to \(url.authority): \(error)")
         }
@@ -140,15 +128,7 @@ final class RegistryHTTPClient: Sendable {
         var failure: ImageStoreError?
         do {
             try await connection.executeThenClose { inbound, outbound in
-                do {
-                    try await outbound.write(.head(head))
-                    try await outbound.write(.end(nil))
-                } catch {
-                    // A failed TLS handshake closes the channel under the write; the inbound
-                    // stream ends with the reason (an untrusted certificate, say): report that.
-                    for try await _ in inbound {}
-                    throw error
-                }
+                try await HTTPClientConnection.write([.head(head), .end(nil)], to: outbound, reasonFrom: inbound)
                 for try await part in inbound {
                     switch part {
                     case .head(let received):
@@ -180,32 +160,5 @@ final class RegistryHTTPClient: Sendable {
             throw .init(.registry, "\(method) \(url): the connection closed before the response ended (truncated)")
         }
         return (responseHead, collected)
-    }
-
-    static func isIPAddress(_ host: String) -> Bool {
-        host.contains(":") || host.split(separator: ".").count == 4 && host.split(separator: ".").allSatisfy { UInt8($0) != nil }
-    }
-}
-
-/// Whether the idle timer closed the connection.
-final class IdleState: Sendable {
-    private let flag = Atomic<Bool>(false)
-    var fired: Bool { flag.load(ordering: .relaxed) }
-    func fire() { flag.store(true, ordering: .relaxed) }
-}
-
-/// Closes the channel when IdleStateHandler reports no reads within the timeout.
-final class CloseOnIdleHandler: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
-    let state: IdleState
-    init(state: IdleState) { self.state = state }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            state.fire()
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 }
