@@ -37,9 +37,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary(":libyaml.a", .when(platforms: [.linux]))]
         ),
         // Kubernetes API types and their JSON/YAML coding; no Foundation beyond Essentials.
+        // JSON coding with unknown-field preservation and field-path errors (the model's coder,
+        // also used by the runtime and the image store, which need no API types).
+        .target(name: "KubeCoding"),
         .target(
             name: "KubeModel",
-            dependencies: ["CYAML"]
+            dependencies: ["CYAML", "KubeCoding"]
         ),
         // zlib and zstd (Debian zlib1g-dev, libzstd-dev), linked statically, for image layers.
         .target(
@@ -65,7 +68,7 @@ let package = Package(
         // The built-in OCI runtime: bundles, launch plans, seccomp, cgroups v1/v2, state.
         .target(
             name: "Runtime",
-            dependencies: ["OCI", "KubeModel", "SystemSupport", "CRuntime", "CSeccomp", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["OCI", "KubeCoding", "SystemSupport", "CRuntime", "CSeccomp", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Pod networking: sandboxes (held namespaces), CNI plugins, DNS and hosts files.
         .target(
@@ -80,7 +83,7 @@ let package = Package(
             dependencies: [
                 "OCI",
                 "HTTPClientCore",
-                "KubeModel",
+                "KubeCoding",
                 "SystemSupport",
                 "CCompression",
                 "CFileSystem",
@@ -166,6 +169,7 @@ let package = Package(
             dependencies: [
                 "KubeModel",
                 "HTTPClientCore",
+                "SystemSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -212,7 +216,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KubeModelTests",
-            dependencies: ["KubeModel", "IotkubeTestSupport"],
+            dependencies: ["KubeModel", "KubeCoding", "IotkubeTestSupport"],
             exclude: ["Fixtures"]
         ),
         // Test helpers: real server processes and tools (used by tests only).
@@ -227,7 +231,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ImageStoreTests",
-            dependencies: ["ImageStore", "OCI", "KubeModel", "IotkubeTestSupport", "iotkube-agent"],
+            dependencies: ["ImageStore", "Agent", "OCI", "KubeModel", "IotkubeTestSupport", "iotkube-agent"],
             exclude: ["Fixtures"]
         ),
         .testTarget(

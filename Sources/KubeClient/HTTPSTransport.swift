@@ -5,6 +5,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Synchronization
+import SystemSupport
 
 /// Set once a response head arrived (a request that got an answer is never repeated).
 final class AnsweredFlag: Sendable {

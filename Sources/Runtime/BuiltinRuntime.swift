@@ -4,7 +4,7 @@
     import Musl
 #endif
 import CRuntime
-import KubeModel
+import KubeCoding
 import OCI
 import SystemSupport
 

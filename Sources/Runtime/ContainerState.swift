@@ -1,4 +1,4 @@
-import KubeModel
+import KubeCoding
 import OCI
 import SystemSupport
 

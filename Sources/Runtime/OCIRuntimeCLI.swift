@@ -4,7 +4,7 @@
     import Musl
 #endif
 import CRuntime
-import KubeModel
+import KubeCoding
 
 /// An external OCI runtime (crun, runc, …) driven through its command line, so the agent can
 /// use it instead of the built-in runtime (`runtime: /usr/bin/crun` in agent.yaml).

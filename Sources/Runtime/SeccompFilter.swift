@@ -5,7 +5,7 @@
 #endif
 import CSeccomp
 import Crypto
-import KubeModel
+import KubeCoding
 import OCI
 import SystemSupport
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import KubeModel
+import SystemSupport
 
 /// The iotkube edge node agent (the kubelet role).
 @main

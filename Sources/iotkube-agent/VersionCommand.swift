@@ -1,5 +1,6 @@
 import ArgumentParser
 import KubeModel
+import SystemSupport
 
 /// `iotkube-agent version`: the agent's version and build facts.
 struct VersionCommand: ParsableCommand {

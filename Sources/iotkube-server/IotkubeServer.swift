@@ -1,5 +1,6 @@
 import ArgumentParser
 import KubeModel
+import SystemSupport
 
 /// The iotkube embedded control plane: a Kubernetes API subset for kubectl and agents.
 @main

@@ -1,3 +1,4 @@
+import Agent
 @testable import ImageStore
 import KubeModel
 import OCI

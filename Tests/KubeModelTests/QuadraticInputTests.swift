@@ -1,6 +1,7 @@
 import IotkubeTestSupport
 import Testing
 
+@testable import KubeCoding
 @testable import KubeModel
 
 /// Inputs whose size a client chooses must cost linear work: a quadratic step is a denial of

@@ -1,5 +1,6 @@
 import ImageStore
 import KubeModel
+import SystemSupport
 
 /// Builds this board's Node: labels, capacity and allocatable, addresses, nodeInfo and the
 /// pressure conditions, keeping transition times when a condition does not change.

@@ -1,4 +1,5 @@
 import KubeModel
+import SystemSupport
 
 /// Discovery documents (`/api`, `/apis`, resource lists), `/version` and the OpenAPI v3 documents
 /// kubectl reads before it creates, applies or patches.

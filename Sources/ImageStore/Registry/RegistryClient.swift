@@ -1,4 +1,4 @@
-import KubeModel
+import KubeCoding
 import NIOCore
 import NIOHTTP1
 import OCI

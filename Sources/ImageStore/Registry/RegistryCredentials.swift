@@ -1,5 +1,5 @@
 import FoundationEssentials
-import KubeModel
+import KubeCoding
 
 /// Registry credentials in Docker's `config.json` form, the form of `kubernetes.io/dockerconfigjson`
 /// pull secrets: `{"auths": {"registry": {"auth": base64(user:pass)}}}` (or username/password,
@@ -109,23 +109,5 @@ public struct RegistryCredentials: Sendable, Hashable {
             index += 3
         }
         return String(decoding: output, as: UTF8.self)
-    }
-}
-
-extension RegistryCredentials {
-    /// Credentials from an `imagePullSecrets` Secret: type `kubernetes.io/dockerconfigjson`
-    /// (key `.dockerconfigjson`) or the older `kubernetes.io/dockercfg` (key `.dockercfg`).
-    public init(pullSecret secret: Secret) throws(ImageStoreError) {
-        let name = "secret \(secret.metadata.namespace ?? "default")/\(secret.metadata.name ?? "")"
-        switch secret.type {
-        case "kubernetes.io/dockerconfigjson":
-            guard let bytes = secret.data?[".dockerconfigjson"]?.bytes else { throw .init(.invalidContent, "\(name) has no .dockerconfigjson key") }
-            try self.init(dockerConfigJSON: bytes, source: name)
-        case "kubernetes.io/dockercfg":
-            guard let bytes = secret.data?[".dockercfg"]?.bytes else { throw .init(.invalidContent, "\(name) has no .dockercfg key") }
-            try self.init(dockerConfigJSON: bytes, source: name)
-        default:
-            throw .init(.invalidContent, "\(name) is of type \(secret.type ?? "Opaque"), not kubernetes.io/dockerconfigjson")
-        }
     }
 }

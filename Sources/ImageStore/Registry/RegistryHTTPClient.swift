@@ -1,10 +1,11 @@
 import HTTPClientCore
-import KubeModel
+import KubeCoding
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Synchronization
+import SystemSupport
 
 /// A URL the registry client follows: scheme, host, port and the path with query.
 struct RegistryURL: Sendable, Hashable, CustomStringConvertible {

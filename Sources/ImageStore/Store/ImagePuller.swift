@@ -4,7 +4,7 @@
     import Musl
 #endif
 import CFileSystem
-import KubeModel
+import KubeCoding
 import OCI
 
 /// One pull: resolve the reference to this platform's manifest, fetch and verify the config and

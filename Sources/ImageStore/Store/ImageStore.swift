@@ -3,7 +3,7 @@
 #elseif canImport(Musl)
     import Musl
 #endif
-import KubeModel
+import KubeCoding
 import OCI
 import Synchronization
 import SystemSupport

@@ -5,7 +5,7 @@ public enum IntOrString: Sendable, Hashable, Codable, CustomStringConvertible {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if let tree = decoder as? TreeDecoder {
+        if let tree = decoder as? any JSONTreeDecoding {
             switch tree.node {
             case .number: self = .int(try container.decode(Int32.self))
             case .string(let text): self = .string(text)

@@ -80,7 +80,7 @@ extension Quantity: Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let text: String
-        if let tree = decoder as? TreeDecoder, case .number(let literal) = tree.node {
+        if let tree = decoder as? any JSONTreeDecoding, case .number(let literal) = tree.node {
             text = literal
         } else if let string = try? container.decode(String.self) {
             text = string.trimmingASCIIWhitespace()

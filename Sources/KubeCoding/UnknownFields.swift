@@ -29,11 +29,3 @@ public protocol EmptyWhenAbsent {
     /// The value an absent member decodes as.
     static var emptyValue: Self { get }
 }
-
-extension ObjectMeta: EmptyWhenAbsent {
-    public static var emptyValue: ObjectMeta { ObjectMeta() }
-}
-
-extension ListMeta: EmptyWhenAbsent {
-    public static var emptyValue: ListMeta { ListMeta() }
-}

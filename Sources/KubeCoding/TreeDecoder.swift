@@ -102,3 +102,12 @@ extension TreeDecoder: SingleValueDecodingContainer {
         try decodeValue(type, from: node, at: codingPath)
     }
 }
+
+/// What a custom `init(from:)` may ask a ``KubeJSON`` decoder: the node itself (a number's
+/// literal text, say) and a type-mismatch error that names the field.
+public protocol JSONTreeDecoding: Decoder {
+    var node: JSONValue { get }
+    func mismatch(_ expected: String) -> KubeDecodingError
+}
+
+extension TreeDecoder: JSONTreeDecoding {}

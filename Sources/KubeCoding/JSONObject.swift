@@ -46,7 +46,7 @@ public struct JSONObject: Sendable, Sequence, Hashable {
 
     /// Appends a member the caller knows to be new (the parsers check duplicates themselves);
     /// an existing key is still replaced in place, so the object stays consistent.
-    mutating func appendUnchecked(_ key: String, _ value: JSONValue) {
+    public mutating func appendUnchecked(_ key: String, _ value: JSONValue) {
         self[key] = value
     }
 
