@@ -33,7 +33,7 @@ public enum ContainerStopper {
     }
 
     public static func stop(
-        _ runtime: BuiltinRuntime, id: String, stopSignal: String?, gracePeriodSeconds: Int64, preStop: LifecycleHandler?, context: HookContext
+        _ runtime: any PodRuntime, id: String, stopSignal: String?, gracePeriodSeconds: Int64, preStop: LifecycleHandler?, context: HookContext
     ) async -> Outcome {
         // A stop once begun runs to its end: a cancelled caller (a sync cut short by a
         // deletion) must neither cut the grace period short nor poll without sleeping.
@@ -43,7 +43,7 @@ public enum ContainerStopper {
     }
 
     private static func stopToTheEnd(
-        _ runtime: BuiltinRuntime, id: String, stopSignal: String?, gracePeriodSeconds: Int64, preStop: LifecycleHandler?, context: HookContext
+        _ runtime: any PodRuntime, id: String, stopSignal: String?, gracePeriodSeconds: Int64, preStop: LifecycleHandler?, context: HookContext
     ) async -> Outcome {
         let deadline = ContinuousClock.now + .seconds(SpecSeconds.bounded(gracePeriodSeconds))
         var hookFailure: String?
@@ -66,7 +66,7 @@ public enum ContainerStopper {
     }
 
     /// Runs a lifecycle hook (postStart or preStop) bounded by `deadline`; nil when it succeeded.
-    public static func run(_ handler: LifecycleHandler, runtime: BuiltinRuntime, id: String, context: HookContext, until deadline: ContinuousClock.Instant) async -> String? {
+    public static func run(_ handler: LifecycleHandler, runtime: any PodRuntime, id: String, context: HookContext, until deadline: ContinuousClock.Instant) async -> String? {
         let left = max(1, Int64((deadline - ContinuousClock.now).components.seconds))
         let outcome: ProbeActions.Outcome
         if let exec = handler.exec {
@@ -87,7 +87,7 @@ public enum ContainerStopper {
         return nil
     }
 
-    static func isRunning(_ runtime: BuiltinRuntime, _ id: String) -> Bool {
+    static func isRunning(_ runtime: any PodRuntime, _ id: String) -> Bool {
         guard let state = try? runtime.state(id: id) else { return false }
         return state.status == .running || state.status == .created
     }

@@ -34,7 +34,7 @@ public struct PodResourceUsage: Sendable {
         var byName: [String: ContainerUsage] = [:]
         for state in runtime.list() where state.annotations?["io.kubernetes.pod.uid"] == uid && state.status == .running {
             guard let name = state.annotations?["io.kubernetes.container.name"], let record = try? runtime.record(id: state.id) else { continue }
-            let statistics = runtime.cgroups.statistics(record.cgroupPath)
+            let statistics = runtime.statistics(of: record)
             let memory = statistics.memoryWorkingSetBytes ?? statistics.memoryBytes ?? 0
             byName[name, default: ContainerUsage(name: name)].memoryBytes += memory
             usage.memoryBytes += memory

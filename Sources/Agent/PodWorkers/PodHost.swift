@@ -10,8 +10,8 @@ import Runtime
 /// the status reporter.
 public struct PodHost: Sendable {
     public var configuration: AgentConfiguration
-    public var runtime: BuiltinRuntime
-    public var images: ImageStore
+    public var runtime: any PodRuntime
+    public var images: any PodImageSource
     public var registry: RegistryConfiguration
     public var network: PodNetworkProvider
     public var dns: PodDNS
@@ -40,7 +40,7 @@ public struct PodHost: Sendable {
     public var syncInterval: Duration = .seconds(1)
 
     public init(
-        configuration: AgentConfiguration, runtime: BuiltinRuntime, images: ImageStore, registry: RegistryConfiguration,
+        configuration: AgentConfiguration, runtime: any PodRuntime, images: any PodImageSource, registry: RegistryConfiguration,
         network: PodNetworkProvider, dns: PodDNS, nodeHosts: String, nodeHostname: String, hostIPs: [String],
         nodeAllocatable: [String: Quantity], nodeMemoryCapacity: Int64, logDirectory: String,
         client: @escaping @Sendable () -> KubeAPIClient?, status: PodStatusReporter, events: PodEventRecorder? = nil, logger: Logger

@@ -227,7 +227,7 @@ extension PodWorker {
         await event("Pulling", "Pulling image \"\(text)\"", container: container)
         let began = ContinuousClock.now
         do {
-            let result = try await host.images.pull(reference, registry: registry)
+            let result = try await host.images.pullImage(reference, registry: registry)
             logger.info("pulled image \(text) (\(result.downloadedBytes) bytes downloaded)")
             await event("Pulled", "Successfully pulled image \"\(text)\" in \(ContinuousClock.now - began) (\(result.image.size) bytes)", container: container)
             return result.image

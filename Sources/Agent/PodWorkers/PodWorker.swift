@@ -237,7 +237,7 @@ public actor PodWorker {
             let record = try? runtime.record(id: state.id)
             let started = record?.startedAt ?? record?.createdAt ?? 0
             run.startedAt = started / 1_000_000_000
-            if let spec = try? BuiltinRuntime.loadSpec(bundle: state.bundle), let process = spec.process {
+            if let spec = try? runtime.spec(bundle: state.bundle), let process = spec.process {
                 run.hook = ContainerStopper.HookContext(env: process.env ?? [], user: process.user, podIP: podIPs.first, container: container)
             }
             run.stopSignal = state.annotations?[Self.stopSignalAnnotation]

@@ -33,7 +33,7 @@ public enum ProbeActions {
     }
 
     /// One try of `probe` against a container run, bounded by `timeoutSeconds`.
-    static func perform(_ probe: Probe, on target: ProbeTarget, runtime: BuiltinRuntime, timeoutSeconds: Int64) async -> Outcome {
+    static func perform(_ probe: Probe, on target: ProbeTarget, runtime: any PodRuntime, timeoutSeconds: Int64) async -> Outcome {
         if let action = probe.exec {
             guard let context = target.exec else { return .failure("exec probe: the container's environment is not known") }
             let id = target.containerID, command = action.command ?? []
@@ -61,7 +61,7 @@ public enum ProbeActions {
 
     /// `command` in container `id` with the container's environment and user.
     public static func exec(
-        _ runtime: BuiltinRuntime, id: String, command: [String], env: [String], user: RuntimeSpec.User, timeoutSeconds: Int64
+        _ runtime: any PodRuntime, id: String, command: [String], env: [String], user: RuntimeSpec.User, timeoutSeconds: Int64
     ) -> Outcome {
         guard !command.isEmpty else { return .failure("exec probe: no command") }
         var process = RuntimeSpec.Process(args: command, user: user)

@@ -1,0 +1,31 @@
+import OCI
+import Runtime
+
+/// What the pod workers need of a container runtime: the built-in runtime on a board, a fake
+/// runtime in the workers' own tests.
+public protocol PodRuntime: Sendable {
+    /// Where the runtime keeps its state (container bundles are written below it).
+    var root: String { get }
+    /// The binary whose helper modes make pod sandboxes.
+    var helper: String { get }
+    func create(id: String, bundle: String, options: BuiltinRuntime.CreateOptions) throws(RuntimeError) -> ContainerRecord
+    func start(id: String) throws(RuntimeError)
+    func state(id: String) throws(RuntimeError) -> OCIState
+    func record(id: String) throws(RuntimeError) -> ContainerRecord
+    /// How a stopped container's process ended (nil while it runs, or when it was not recorded).
+    func exitRecord(id: String) -> ContainerExit?
+    func kill(id: String, signal: Int32) throws(RuntimeError)
+    func delete(id: String, force: Bool) throws(RuntimeError)
+    func list() -> [OCIState]
+    /// Runs a process inside a running container with its output captured, bounded in time.
+    func execCapturing(id: String, process: RuntimeSpec.Process, timeoutSeconds: Double) throws(RuntimeError) -> CapturedProcess.Outcome
+    /// The configuration a container was created from.
+    func spec(bundle: String) throws(RuntimeError) -> RuntimeSpec
+    /// Memory and processes of a container's cgroup.
+    func statistics(of record: ContainerRecord) -> CgroupStatistics
+}
+
+extension BuiltinRuntime: PodRuntime {
+    public func spec(bundle: String) throws(RuntimeError) -> RuntimeSpec { try Self.loadSpec(bundle: bundle) }
+    public func statistics(of record: ContainerRecord) -> CgroupStatistics { cgroups.statistics(record.cgroupPath) }
+}
