@@ -16,7 +16,7 @@ import SystemSupport
 // The pod status the worker reports.
 extension PodWorker {
     func report() async {
-        if alreadyReported {
+        if state.outcome?.reportedBefore == true {
             // Only on deletion: its unchanged final status goes through the reporter, which then
             // removes the API object.
             guard terminating, let known = pod.status else { return }
@@ -45,12 +45,13 @@ extension PodWorker {
     }
 
     func currentStatus() -> PodStatus {
-        if rejected, let finalPhase {
+        let outcome = state.outcome
+        if rejected, let outcome {
             // As the kubelet reports a pod it did not admit (kubectl shows the reason).
             var status = PodStatus()
-            status.phase = finalPhase.phase
-            status.reason = finalPhase.reason
-            status.message = finalPhase.message
+            status.phase = outcome.phase
+            status.reason = outcome.reason
+            status.message = outcome.message
             status.qosClass = PodStatusBuilder.qosClass(pod)
             return status
         }
@@ -74,13 +75,13 @@ extension PodWorker {
         }
         var status = PodStatusBuilder.build(
             pod: pod, previous: lastStatus, initContainers: initObservations, containers: containerObservations,
-            initializing: initializing && finalPhase == nil, sandboxReady: hostNetwork ? volumePaths != nil : networkReady,
+            initializing: initializing && outcome == nil, sandboxReady: hostNetwork ? volumePaths != nil : networkReady,
             podIPs: podIPs, hostIPs: host.hostIPs, startTime: startTime, now: .now())
-        if let finalPhase {
-            status.phase = finalPhase.phase
-            status.reason = finalPhase.reason
-            status.message = finalPhase.message
-            if finalPhase.reason == "Evicted", let message = finalPhase.message {
+        if let outcome {
+            status.phase = outcome.phase
+            status.reason = outcome.reason
+            status.message = outcome.message
+            if outcome.reason == "Evicted", let message = outcome.message {
                 // Kubernetes ≥ 1.26: the disruption is named on the pod.
                 let previous = lastStatus?.conditions?.first { $0.type == "DisruptionTarget" }
                 var conditions = status.conditions ?? []

@@ -24,7 +24,7 @@ public actor PodWorker {
     /// The pod this sync works with; a newer version waits in `newerPod` until the next one.
     var pod: Pod
     var newerPod: Pod?
-    /// Rejected or syncing, then terminating, then terminated.
+    /// Rejected or syncing (then evicting, finished), then terminating, then terminated.
     var state: PodWorkerState
     /// The sync in flight: removal, deletion and eviction cancel it (a pull, a probe, an API call).
     var syncInFlight: Task<Void, Never>?
@@ -47,20 +47,13 @@ public actor PodWorker {
     var secrets: [String: Secret] = [:]
     var startTime: Timestamp?
     var lastStatus: PodStatus?
-    /// Succeeded or Failed: nothing is started any more.
-    var finalPhase: (phase: PodPhase, reason: String?, message: String?)?
     /// Ends the pause between syncs when something arrives from outside (or a probe's verdict changes).
     let wake = WakeSignal()
     /// The probe workers of the running containers and their verdicts.
     let probes = ProbeManager()
-    /// Asked by the eviction manager: the message and the grace period to stop with.
-    var pendingEviction: (message: String, gracePeriod: Int64)?
-    /// Refused by admission: never run; its status is only phase, reason, message and QoS class.
+    /// Refused by admission: never run; its status is only phase, reason, message and QoS class
+    /// (also while it terminates).
     let rejected: Bool
-    /// The pod had ended before this worker started: its status is not written again.
-    var alreadyReported = false
-    /// The pod was stopped by eviction and its volumes released.
-    var evictionDone = false
 
     /// `rejection`: admission refused the pod; it is reported Failed with the reason and not run.
     public init(pod: Pod, host: PodHost, rejection: PodAdmission.Rejection? = nil) {
@@ -73,19 +66,20 @@ public actor PodWorker {
         directory = host.podDirectory(uid: pod.metadata.uid ?? "")
         lastStatus = pod.status
         startTime = pod.status?.startTime
-        state = rejection == nil ? .syncing : .rejected
         rejected = rejection != nil
-        if let phase = pod.status?.phase, phase == .succeeded || phase == .failed {
-            finalPhase = (phase, pod.status?.reason, pod.status?.message)
-            // Its final status was written before (by an earlier agent): nothing to add.
-            alreadyReported = rejection == nil
-        }
         if let rejection {
-            finalPhase = (.failed, rejection.reason, rejection.message)
+            state = .rejected(PodOutcome(phase: .failed, reason: rejection.reason, message: rejection.message))
             logger.warning("pod rejected: \(rejection.message)")
+        } else if let phase = pod.status?.phase, phase == .succeeded || phase == .failed {
+            // Its final status was written before (by an earlier agent): nothing to add.
+            state = .finished(PodOutcome(phase: phase, reason: pod.status?.reason, message: pod.status?.message, reportedBefore: true))
+        } else {
+            state = .syncing
         }
         // Deleted while the agent was away: the grace period counts from now.
-        if pod.metadata.deletionTimestamp != nil { state = .terminating(deadline: Self.now() + Self.gracePeriod(of: pod), deleteFromAPI: true) }
+        if pod.metadata.deletionTimestamp != nil {
+            state = .terminating(deadline: Self.now() + Self.gracePeriod(of: pod), deleteFromAPI: true, outcome: state.outcome)
+        }
     }
 
     /// A newer version of the pod (newest wins; the next sync uses it, never one in flight).
@@ -104,19 +98,28 @@ public actor PodWorker {
         wake.signal()
     }
 
-    /// Syncing (or rejected) becomes terminating, the sync in flight is cancelled; a deletion
-    /// while terminating can only shorten the deadline.
+    /// A wanted pod becomes terminating and the sync in flight is cancelled; a deletion while
+    /// terminating can only shorten the deadline.
     func beginTerminating(deleteFromAPI: Bool, gracePeriod: Int64? = nil) {
         let deadline = Self.now() + (gracePeriod ?? self.gracePeriod)
         switch state {
-        case .rejected, .syncing:
-            state = .terminating(deadline: deadline, deleteFromAPI: deleteFromAPI)
+        case .rejected, .syncing, .evicting, .finished:
+            state = .terminating(deadline: deadline, deleteFromAPI: deleteFromAPI, outcome: state.outcome)
             syncInFlight?.cancel()
             probes.stopLivenessAndStartup()
-        case .terminating(let current, let deleting):
-            state = .terminating(deadline: min(current, deadline), deleteFromAPI: deleting || deleteFromAPI)
+        case .terminating(let current, let deleting, let outcome):
+            state = .terminating(deadline: min(current, deadline), deleteFromAPI: deleting || deleteFromAPI, outcome: outcome)
         case .terminated:
             break
+        }
+    }
+
+    /// The pod ended (or is being evicted, which ends it): only from syncing or evicting, so
+    /// that a sync resumed after a deletion never takes a terminating pod back.
+    func finish(_ outcome: PodOutcome) {
+        switch state {
+        case .syncing, .evicting: state = .finished(outcome)
+        case .rejected, .finished, .terminating, .terminated: break
         }
     }
 
@@ -125,17 +128,24 @@ public actor PodWorker {
     /// Evicts the pod (node pressure): it is stopped within `gracePeriod`, reported Failed with
     /// reason Evicted and `message`, and its volumes are released. The next sync does it.
     public func evict(message: String, gracePeriod: Int64) {
-        guard finalPhase == nil, pendingEviction == nil else { return }
-        pendingEviction = (message, max(0, min(gracePeriod, self.gracePeriod)))
+        guard state == .syncing else { return }
+        state = .evicting(message: message, gracePeriod: max(0, min(gracePeriod, self.gracePeriod)))
         syncInFlight?.cancel()
         wake.signal()
     }
 
-    /// Running (not yet Succeeded, Failed or evicted).
-    public var isActive: Bool { finalPhase == nil && pendingEviction == nil && !terminating }
+    /// Running (not yet Succeeded, Failed, evicted or terminating).
+    public var isActive: Bool { state == .syncing }
 
-    /// The eviction asked for has been carried out (or the pod ended meanwhile).
-    public var isEvictionDone: Bool { evictionDone || (pendingEviction == nil && finalPhase != nil) || terminating }
+    /// The eviction asked for has been carried out, its volumes released (or the pod ended
+    /// meanwhile): the eviction manager looks at the node again only then.
+    public var isEvictionDone: Bool {
+        switch state {
+        case .syncing, .evicting: false
+        case .finished(let outcome): outcome.reason != "Evicted" || volumePaths == nil
+        case .rejected, .terminating, .terminated: true
+        }
+    }
 
     /// Runs until the pod is terminated (or the task is cancelled: the agent stops, the
     /// containers keep running and are adopted by the next agent).
@@ -157,13 +167,13 @@ public actor PodWorker {
                 self.newerPod = nil
             }
             switch state {
-            case .terminating(let deadline, let deleteFromAPI):
+            case .terminating(let deadline, let deleteFromAPI, _):
                 await terminate(gracePeriod: max(0, deadline - Self.now()), deleteFromAPI: deleteFromAPI)
                 state = .terminated
                 return
             case .terminated:
                 return
-            case .rejected, .syncing:
+            case .rejected, .syncing, .evicting, .finished:
                 // Its own task, so that a removal or an eviction can cancel it (and the agent's
                 // shutdown, as before: the containers run on).
                 let sync = Task { await self.sync() }
@@ -263,37 +273,38 @@ public actor PodWorker {
         let now = Self.now()
         if startTime == nil { startTime = .now() }
         observeExits(now: now)
-        if finalPhase == nil, let deadline = pod.spec?.activeDeadlineSeconds, let startTime, now - startTime.seconds >= deadline {
+        if state == .syncing, let deadline = pod.spec?.activeDeadlineSeconds, let startTime, now - startTime.seconds >= deadline {
             logger.notice("active deadline of \(deadline)s passed: stopping the pod")
-            finalPhase = (.failed, "DeadlineExceeded", "Pod was active on the node longer than the specified deadline")
+            finish(PodOutcome(phase: .failed, reason: "DeadlineExceeded", message: "Pod was active on the node longer than the specified deadline"))
             await stopAll(gracePeriod: gracePeriod)
             observeExits(now: Self.now())
         }
-        if finalPhase == nil, let eviction = pendingEviction {
-            logger.warning("evicted: \(eviction.message)")
-            finalPhase = (.failed, "Evicted", eviction.message)
-            await event("Evicted", eviction.message, warning: true)
-            await stopAll(gracePeriod: eviction.gracePeriod)
+        var evicted = false
+        if case .evicting(let message, let gracePeriod) = state {
+            logger.warning("evicted: \(message)")
+            finish(PodOutcome(phase: .failed, reason: "Evicted", message: message))
+            evicted = true
+            await event("Evicted", message, warning: true)
+            await stopAll(gracePeriod: gracePeriod)
             observeExits(now: Self.now())
         }
-        if finalPhase == nil {
+        if state == .syncing {
             await syncContainers(now: now)
         }
         // Cut short by a deletion, a removal or an eviction: what it saw half-way is not
         // reported (termination, or the next sync, reports what is true).
-        if Task.isCancelled, finalPhase == nil { return }
+        if Task.isCancelled, state.outcome == nil { return }
         await report()
-        if let finalPhase, networkReady || sandbox != nil {
+        if case .finished(let outcome) = state, networkReady || sandbox != nil {
             // A finished pod keeps its status but not its address.
-            logger.info("pod \(finalPhase.phase.rawValue): releasing its network")
+            logger.info("pod \(outcome.phase.rawValue): releasing its network")
             await stopAll(gracePeriod: gracePeriod)
             await releaseNetwork()
         }
-        if finalPhase != nil, pendingEviction != nil, !evictionDone {
+        if evicted {
             // An evicted pod gives back its local storage (the kubelet tears its volumes down).
             do { try volumes.tearDown() } catch { logger.warning("releasing the volumes of the evicted pod: \(error)") }
             volumePaths = nil
-            evictionDone = true
         }
     }
 
@@ -320,7 +331,7 @@ public actor PodWorker {
             }
             if run.exitCode != nil || run.lastTermination != nil, pod.spec?.restartPolicy == .never {
                 runs[container.name] = run
-                finalPhase = (.failed, nil, nil)
+                finish(PodOutcome(phase: .failed))
                 return
             }
             await keepRunning(container, &run, restart: true, now: now)
@@ -355,7 +366,7 @@ public actor PodWorker {
         let apps = (pod.spec?.containers ?? []).compactMap { runs[$0.name] }
         if policy != .always, apps.count == pod.spec?.containers.count, apps.allSatisfy({ $0.exitCode != nil }) {
             let done = apps.allSatisfy { $0.exitCode == 0 } || policy == .never
-            if done { finalPhase = (apps.allSatisfy { $0.exitCode == 0 } ? .succeeded : .failed, nil, nil) }
+            if done { finish(PodOutcome(phase: apps.allSatisfy { $0.exitCode == 0 } ? .succeeded : .failed)) }
         }
     }
 
