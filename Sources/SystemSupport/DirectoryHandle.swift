@@ -9,7 +9,8 @@ import CFileSystem
 /// following a symlink: for trees a container or an image can write to, where a path resolved
 /// twice may lead somewhere else the second time (CVE-2017-1002101 and its kin).
 public final class DirectoryHandle {
-    /// The directory's file descriptor (closed with the handle).
+    /// The directory's file descriptor (closed with the handle). A caller that passes it to a
+    /// system call keeps the handle alive until the call returns (`withExtendedLifetime`).
     public let descriptor: Int32
     /// The path it was opened by, for messages only.
     public let path: String

@@ -29,6 +29,8 @@ public struct ContainerLogRotation: Sendable {
         let slash = path.lastIndex(of: "/")!
         let folderPath = String(path[..<slash]), name = String(path[path.index(after: slash)...])
         let folder = try DirectoryHandle(path: folderPath, followingSymlinks: true)
+        // Alive to the end of the scope: its descriptor is used by number below.
+        defer { withExtendedLifetime(folder) {} }
         let log = openat(folder.descriptor, name, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         guard log >= 0 else { return false }
         defer { close(log) }

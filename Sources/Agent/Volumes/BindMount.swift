@@ -21,6 +21,8 @@ enum BindMount {
         do {
             try FileTree.makeDirectories(parentPath, mode: 0o750)
             let parent = try DirectoryHandle(path: parentPath)
+            // Alive to the end of the scope: its descriptor is used by number below.
+            defer { withExtendedLifetime(parent) {} }
             if isMountPoint(target) { umount2(target, Int32(MNT_DETACH)) }
             if let kind = parent.kind(name), (kind == S_IFDIR) != directory { try parent.remove(name) }
             if directory {

@@ -85,6 +85,8 @@ extension PodVolumes {
         }
         do {
             let base = try DirectoryHandle(path: existing, followingSymlinks: true)
+            // Alive to the end of the scope: its descriptor is used by number below.
+            defer { withExtendedLifetime(base) {} }
             guard isAllowed(base.descriptor, allowed) else { throw fail("cannot be created: \(existing) is outside the node's allowedHostPaths") }
             if directory {
                 _ = try base.makeDirectories(missing.joined(separator: "/"))

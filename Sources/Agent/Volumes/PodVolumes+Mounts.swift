@@ -45,6 +45,8 @@ extension PodVolumes {
         guard !subPath.hasPrefix("/"), !elements.contains("..") else { throw PodSetupError("\(label): subPath \"\(subPath)\" must stay inside the volume") }
         let volume: DirectoryHandle
         do { volume = try DirectoryHandle(path: base, followingSymlinks: true) } catch { throw PodSetupError("\(label): \(error)") }
+        // Alive to the end of the scope: its descriptor is used by number below.
+        defer { withExtendedLifetime(volume) {} }
         let resolve = IOTKUBE_RESOLVE_BENEATH | IOTKUBE_RESOLVE_NO_MAGICLINKS
         var descriptor = iotkube_openat2(volume.descriptor, subPath, IOTKUBE_O_PATH, 0, resolve)
         if descriptor < 0 && errno == ENOENT {
