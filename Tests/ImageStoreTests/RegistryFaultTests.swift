@@ -1,5 +1,7 @@
 import Foundation
+import ImageStore
 import IotkubeTestSupport
+import Synchronization
 import Testing
 
 /// A registry that misbehaves (the fault proxy in front of the real one), one that is down,
@@ -27,6 +29,42 @@ struct RegistryFaultTests {
         #expect(resumed.status == 0, "\(resumed.output)")
         #expect(resumed.output.contains(": resuming "), "\(resumed.output)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/images/ingest").isEmpty)
+    }
+
+    /// A pull cancelled in the middle of a blob (its pod was deleted) stops at once, keeps what
+    /// arrived, and the next pull of the image fetches only the rest.
+    @Test func aCancelledPullKeepsItsPartialBlobForTheNextPull() async throws {
+        let fixture = try RegistryFixture.get()
+        let root = fixture.newStateDirectory()
+        let store = try ImageStore(stateDirectory: root, unpackMode: .flattened)
+        var registry = RegistryConfiguration()
+        registry.insecureRegistries = [fixture.faulty, fixture.open]
+        let stalled = try ImageReference(parsing: "\(fixture.faulty)/fault/stall/test/busybox:1")
+        let pull = Task { try await store.pull(stalled, registry: registry) }
+        let ingest = root + "/images/ingest"
+        func partialBytes() -> Int {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: ingest)) ?? []
+            return names.filter { $0.hasSuffix(".partial") }.reduce(0) { total, name in
+                total + ((try? FileManager.default.attributesOfItem(atPath: ingest + "/" + name)[.size] as? Int) ?? 0)
+            }
+        }
+        for _ in 0..<600 where partialBytes() == 0 { try await Task.sleep(for: .milliseconds(50)) }
+        let arrived = partialBytes()
+        #expect(arrived > 0, "half a blob arrived before the stall")
+        let cancelled = ContinuousClock.now
+        pull.cancel()
+        await #expect(throws: (any Error).self) { try await pull.value }
+        // Not the registry timeout (30 s): the cancellation ended the stalled read.
+        #expect(ContinuousClock.now - cancelled < .seconds(20))
+        #expect(partialBytes() >= arrived, "what arrived is kept")
+        let messages = ProgressLines()
+        let resumed = try await store.pull(try ImageReference(parsing: "\(fixture.open)/test/busybox:1"), registry: registry) { line in
+            messages.lines.withLock { $0.append(line) }
+        }
+        #expect(resumed.image.names.contains("\(fixture.open)/test/busybox:1"))
+        let said = messages.lines.withLock { $0 }
+        #expect(said.contains { $0.contains(": resuming ") }, "\(said)")
+        #expect(partialBytes() == 0)
     }
 
     @Test func registryIgnoringTheRangeRestartsCleanly() throws {
@@ -117,4 +155,9 @@ struct RegistryFaultTests {
         #expect(result.output.contains("disk full"), "\(result.output)")
         #expect(result.output.contains("ROOTFS=[] STAGING=[] DB=[]"), "\(result.output)")
     }
+}
+
+/// What a pull said about its progress.
+final class ProgressLines: Sendable {
+    let lines = Mutex<[String]>([])
 }

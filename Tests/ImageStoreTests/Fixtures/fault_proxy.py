@@ -4,6 +4,7 @@ forwarded to the real registry as /v2/<repo>/... and then spoiled according to <
   hang           accept the request and never answer
   truncate       blob bodies stop halfway (Content-Length promises the whole)
   truncate-once  the first GET of each blob stops halfway; later GETs (ranges) are honest
+  stall          blob bodies stop halfway and the connection stays open, silent
   corrupt        one byte of each blob body flipped
   bigmanifest    manifests fetched by digest get 8 MiB of trailing whitespace
   norange        Range headers dropped (the whole blob comes back with 200)
@@ -48,9 +49,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                        if k.lower() not in ("content-length", "connection", "transfer-encoding")]
         full_length = len(body)
         cut = False
+        stall = False
         if is_blob and status in (200, 206):
             if mode == "truncate":
                 cut = True
+            elif mode == "stall":
+                stall = True
             elif mode == "truncate-once":
                 with lock:
                     if path not in seen:
@@ -70,6 +74,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.send_header("Content-Length", str(full_length))
         self.end_headers()
+        if stall:
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            time.sleep(3600)
+            return
         if cut:
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
