@@ -312,13 +312,6 @@ int iotkube_monitor_main(int argc, char **argv) {
         }
     }
     long long finished = iotkube_now_nanoseconds();
-    /* The rest of the container's processes were killed with its pid namespace (or are orphans
-     * we adopted as subreaper): reap them so no zombie keeps the cgroup busy. */
-    for (int i = 0; i < 500; i++) {
-        pid_t reaped = waitpid(-1, NULL, WNOHANG);
-        if (reaped < 0 && errno == ECHILD) break;
-        if (reaped <= 0) usleep(10000);
-    }
     int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     int signal_number = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
     if (exec_error[0]) exit_code = strstr(exec_error, "Permission denied") ? 126 : 127;
@@ -334,6 +327,14 @@ int iotkube_monitor_main(int argc, char **argv) {
     snprintf(record, sizeof record, "{\"pid\":%d,\"exitCode\":%d,\"signal\":%d,\"finishedAt\":%lld,\"error\":\"%s\"}\n",
              (int)child, exit_code, signal_number, finished, escaped);
     if (plan.exit_file) iotkube_write_file_atomic(plan.exit_file, record);
+    /* The rest of the container's processes were killed with its pid namespace (or are orphans
+     * we adopted as subreaper): reap them, after the exit is recorded so the agent does not wait
+     * for them (an exited process has already left its cgroup). */
+    for (int i = 0; i < 500; i++) {
+        pid_t reaped = waitpid(-1, NULL, WNOHANG);
+        if (reaped < 0 && errno == ECHILD) break;
+        if (reaped <= 0) usleep(10000);
+    }
     if (log >= 0) close(log);
     report(report_fd, "exited %lld\n", NULL, (long long)exit_code);
     return 0;

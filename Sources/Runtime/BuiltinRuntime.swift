@@ -207,8 +207,7 @@ public struct BuiltinRuntime: Sendable {
     public func status(of record: ContainerRecord) -> ContainerStatus {
         let exitFile = "\(directory(record.id))/exit.json"
         if FileTree.exists(exitFile) { return .stopped }
-        guard record.pid > 0, Glibc.kill(record.pid, 0) == 0 || errno == EPERM,
-              ProcessInfoReader.startTicks(record.pid) == record.processStartTicks else {
+        guard isContainerProcess(record) else {
             // Reaped but not yet recorded: the monitor writes exit.json right after reaping, and
             // "stopped" promises an exit record, so the container stays running until then.
             if let ticks = record.monitorStartTicks, ProcessInfoReader.isAlive(record.monitorPid),
@@ -218,6 +217,12 @@ public struct BuiltinRuntime: Sendable {
             return .stopped
         }
         return FileTree.exists("\(directory(record.id))/exec.fifo") ? .created : .running
+    }
+
+    /// Whether `record.pid` is still the container's process (not gone, not reused: the same
+    /// start time). Only then may it be signalled or joined.
+    func isContainerProcess(_ record: ContainerRecord) -> Bool {
+        record.pid > 0 && (Glibc.kill(record.pid, 0) == 0 || errno == EPERM) && ProcessInfoReader.startTicks(record.pid) == record.processStartTicks
     }
 
     // MARK: start / state / kill / delete / list
@@ -250,14 +255,15 @@ public struct BuiltinRuntime: Sendable {
     public func state(id: String) throws(RuntimeError) -> OCIState {
         let record = try record(id: id)
         let status = status(of: record)
-        return OCIState(ociVersion: record.ociVersion, id: id, status: status, pid: status == .stopped ? 0 : record.pid,
+        return OCIState(ociVersion: record.ociVersion, id: id, status: status, pid: status != .stopped && isContainerProcess(record) ? record.pid : 0,
                         bundle: record.bundle, annotations: record.annotations)
     }
 
     public func kill(id: String, signal: Int32) throws(RuntimeError) {
         let record = try record(id: id)
         let status = status(of: record)
-        guard status == .created || status == .running else { throw RuntimeError("container \(id) is not running") }
+        // A run whose exit is still being recorded reads as running, but its pid is not its own.
+        guard status == .created || status == .running, isContainerProcess(record) else { throw RuntimeError("container \(id) is not running") }
         guard Glibc.kill(record.pid, signal) == 0 else { throw RuntimeError("container \(id): kill: \(String(cString: strerror(errno)))") }
     }
 
@@ -272,7 +278,7 @@ public struct BuiltinRuntime: Sendable {
         var status = status(of: record)
         if status != .stopped {
             guard force else { throw RuntimeError("container \(id) is \(status.rawValue); stop it first or use --force") }
-            _ = Glibc.kill(record.pid, SIGKILL)
+            if isContainerProcess(record) { _ = Glibc.kill(record.pid, SIGKILL) }
             cgroups.kill(record.cgroupPath)
             for _ in 0..<500 {
                 status = self.status(of: record)
@@ -305,16 +311,21 @@ public struct BuiltinRuntime: Sendable {
     }
 
     /// Runs `process` inside the running container `id` with stdin from /dev/null and its output
-    /// captured (an exec probe, a lifecycle hook); killed with what it started after `timeoutSeconds`.
-    public func execCapturing(id: String, process: RuntimeSpec.Process, timeoutSeconds: Double) throws(RuntimeError) -> CapturedProcess.Outcome {
+    /// captured (an exec probe, a lifecycle hook); killed with what it started after
+    /// `timeoutSeconds`, or as soon as `cancelled` says so.
+    public func execCapturing(
+        id: String, process: RuntimeSpec.Process, timeoutSeconds: Double, cancelled: (@Sendable () -> Bool)? = nil
+    ) throws(RuntimeError) -> CapturedProcess.Outcome {
         let (planPath, arguments) = try execPlan(id: id, process: process)
         defer { unlink(planPath) }
-        return try CapturedProcess.run(helper, arguments, timeoutSeconds: timeoutSeconds)
+        return try CapturedProcess.run(helper, arguments, timeoutSeconds: timeoutSeconds, cancelled: cancelled)
     }
 
     private func execPlan(id: String, process: RuntimeSpec.Process) throws(RuntimeError) -> (String, [String]) {
         let record = try record(id: id)
-        guard status(of: record) == .running else { throw RuntimeError("container \(id) is not running") }
+        // The process itself, not only a run whose exit is still being recorded: its pid may be
+        // another process's by now, whose namespaces the exec would join.
+        guard status(of: record) == .running, isContainerProcess(record) else { throw RuntimeError("container \(id) is not running") }
         let spec = try Self.loadSpec(bundle: record.bundle)
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 16)
         let seccompPath = try spec.linux?.seccomp.map { (seccomp) throws(RuntimeError) in

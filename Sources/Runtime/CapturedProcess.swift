@@ -17,7 +17,8 @@ public enum CapturedProcess {
     }
 
     public static func run(
-        _ executable: String, _ arguments: [String], environment: [String]? = nil, input: [UInt8] = [], timeoutSeconds: Double
+        _ executable: String, _ arguments: [String], environment: [String]? = nil, input: [UInt8] = [], timeoutSeconds: Double,
+        cancelled: (@Sendable () -> Bool)? = nil
     ) throws(RuntimeError) -> Outcome {
         var stdin: [Int32] = [-1, -1], stdout: [Int32] = [-1, -1], stderr: [Int32] = [-1, -1]
         guard iotkube_pipe_cloexec(&stdin) == 0, iotkube_pipe_cloexec(&stdout) == 0, iotkube_pipe_cloexec(&stderr) == 0 else {
@@ -47,10 +48,11 @@ public enum CapturedProcess {
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
             let left = end - (Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
-            if left <= 0 { timedOut = true; break }
+            // Stopped by the caller (a probe of a run that ended): ended as an overrun is.
+            if left <= 0 || cancelled?() == true { timedOut = true; break }
             var fds = [pollfd(fd: writeFD, events: Int16(POLLOUT), revents: 0)]
             for fd in readFDs { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-            let ready = poll(&fds, nfds_t(fds.count), Int32(min(left * 1000, 1000)) + 1)
+            let ready = poll(&fds, nfds_t(fds.count), Int32(min(left * 1000, cancelled == nil ? 1000 : 200)) + 1)
             if ready < 0 && errno != EINTR { break }
             if writeFD >= 0 && fds[0].revents != 0 {
                 let count = input[written...].withUnsafeBytes { write(writeFD, $0.baseAddress, $0.count) }

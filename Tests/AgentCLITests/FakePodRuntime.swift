@@ -18,6 +18,8 @@ final class FakePodRuntime: PodRuntime {
     let helper = "/nonexistent/iotkube-agent"
     private let containers = Mutex<[String: Container]>([:])
     private let calls = Mutex<[String]>([])
+    /// The exit status every exec (probe, hook) reports.
+    let execStatus = Mutex<Int32>(0)
 
     init(root: String) { self.root = root }
 
@@ -87,8 +89,11 @@ final class FakePodRuntime: PodRuntime {
         return ids.compactMap { try? state(id: $0) }
     }
 
-    func execCapturing(id: String, process: RuntimeSpec.Process, timeoutSeconds: Double) throws(RuntimeError) -> CapturedProcess.Outcome {
-        CapturedProcess.Outcome(status: 0, output: [], errorOutput: [], timedOut: false)
+    func execCapturing(
+        id: String, process: RuntimeSpec.Process, timeoutSeconds: Double, cancelled: (@Sendable () -> Bool)?
+    ) throws(RuntimeError) -> CapturedProcess.Outcome {
+        note("exec \(id) \(process.args?.joined(separator: " ") ?? "")")
+        return CapturedProcess.Outcome(status: execStatus.withLock { $0 }, output: [], errorOutput: [], timedOut: false)
     }
 
     func spec(bundle: String) throws(RuntimeError) -> RuntimeSpec { try BuiltinRuntime.loadSpec(bundle: bundle) }

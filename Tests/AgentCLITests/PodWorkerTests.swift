@@ -87,6 +87,30 @@ struct PodWorkerTests {
         return ended
     }
 
+    /// A sidecar (an init container that keeps running) whose liveness probe fails is restarted
+    /// while the init containers after it wait, as an app container would be.
+    @Test func aSidecarFailingItsLivenessProbeIsRestartedDuringInit() async throws {
+        let bench = try Bench(blockingPulls: false)
+        defer { bench.tearDown() }
+        bench.runtime.execStatus.withLock { $0 = 1 }
+        let pod = try KubeJSON.decode(Pod.self, from: """
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sidecar", "namespace": "default", "uid": "sidecar"},
+             "spec": {"hostNetwork": true, "terminationGracePeriodSeconds": 1,
+                      "initContainers": [{"name": "proxy", "image": "registry.invalid/app:1", "restartPolicy": "Always",
+                                          "livenessProbe": {"exec": {"command": ["check"]}, "periodSeconds": 1, "failureThreshold": 1}},
+                                         {"name": "setup", "image": "registry.invalid/app:1"}],
+                      "containers": [{"name": "app", "image": "registry.invalid/app:1"}]}}
+            """)
+        let worker = PodWorker(pod: pod, host: bench.host)
+        let running = Task { await worker.run() }
+        defer { running.cancel() }
+        #expect(await Self.eventually(30) { bench.runtime.log.contains("exec sidecar-proxy-0 check") })
+        #expect(await Self.eventually(30) { bench.runtime.log.contains("start sidecar-proxy-1") }, "\(bench.runtime.log)")
+        #expect(bench.runtime.log.contains("kill sidecar-proxy-0 \(SIGTERM)"))
+        await worker.remove()
+        #expect(await Self.ends(running, within: 60))
+    }
+
     @Test func aPodDeletedDuringAPullIsGoneWellWithinItsGracePeriod() async throws {
         let bench = try Bench(blockingPulls: true)
         defer { bench.tearDown() }

@@ -2,6 +2,8 @@ import Foundation
 @testable import Agent
 import IotkubeTestSupport
 import KubeModel
+import NIOCore
+import NIOPosix
 import OCI
 import Runtime
 import Testing
@@ -199,27 +201,65 @@ import Testing
 /// exec probes run inside a real container.
 @Suite(.ownThread, .enabled(if: getuid() == 0 && toolAvailable("busybox"), "needs root (namespaces) and busybox-static"))
 struct ExecProbeTests {
-    @Test func execProbesPassFailAndTimeOut() throws {
-        let base = ContainerFixture.base("execprobe")
+    static func probedContainer(_ name: String) throws -> BuiltinRuntime {
+        let base = ContainerFixture.base(name)
         let rootfs = base + "/rootfs"
         try ContainerFixture.busyboxRoot(at: rootfs, applets: ["sh", "cat", "sleep", "touch"])
         var spec = DefaultSpec.make(args: ["sh", "-c", "trap 'exit 0' TERM; touch /tmp/healthy; while :; do sleep 1; done"])
         spec.root = RuntimeSpec.Root(path: rootfs, readonly: false)
         spec.process?.env = ["PATH=/bin"]
-        spec.linux?.cgroupsPath = "/iotkube-test/execprobe-\(UUID().uuidString)"
+        spec.linux?.cgroupsPath = "/iotkube-test/\(name)-\(UUID().uuidString)"
         let bundle = try ContainerFixture.bundle(spec, in: base)
         let runtime = BuiltinRuntime(root: base + "/state", helper: ContainerFixture.agent)
         let _: ContainerRecord = try runtime.create(id: "probed", bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: base + "/log"))
         try runtime.start(id: "probed")
-        defer { try? runtime.delete(id: "probed", force: true) }
         for _ in 0..<600 where !FileManager.default.fileExists(atPath: rootfs + "/tmp/healthy") { Thread.sleep(forTimeInterval: 0.05) }
+        return runtime
+    }
+
+    @Test func execProbesPassFailAndTimeOut() async throws {
+        let runtime = try Self.probedContainer("execprobe")
+        defer { try? runtime.delete(id: "probed", force: true) }
         let user = RuntimeSpec.User()
-        #expect(ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/healthy"], env: ["PATH=/bin"], user: user, timeoutSeconds: 60) == .success)
-        let failed = ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/missing"], env: ["PATH=/bin"], user: user, timeoutSeconds: 60)
+        #expect(await ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/healthy"], env: ["PATH=/bin"], user: user, timeoutSeconds: 60) == .success)
+        let failed = await ProbeActions.exec(runtime, id: "probed", command: ["cat", "/tmp/missing"], env: ["PATH=/bin"], user: user, timeoutSeconds: 60)
         #expect(failed == .failure("command [\"cat\", \"/tmp/missing\"] exited with 1: cat: can't open '/tmp/missing': No such file or directory"), "\(failed)")
-        let slow = ProbeActions.exec(runtime, id: "probed", command: ["sleep", "31"], env: ["PATH=/bin"], user: user, timeoutSeconds: 1)
+        let slow = await ProbeActions.exec(runtime, id: "probed", command: ["sleep", "31"], env: ["PATH=/bin"], user: user, timeoutSeconds: 1)
         #expect(slow == .failure("command [\"sleep\", \"31\"] timed out after 1s"))
         #expect(try ServerProcess.run("/bin/sh", ["-c", "pgrep -x -f 'sleep 31' || true"]).output.isEmpty, "the overrunning command was killed")
+    }
+
+    /// A container's exec probes that hang (with a timeout of years) hold no thread the agent
+    /// needs (NIO's pool starts containers: two of them held both of its threads on two cores),
+    /// and stopping the probe ends the command at once.
+    @Test func hangingExecProbesHoldNoSharedThreadAndStopAtOnce() async throws {
+        let runtime = try Self.probedContainer("hangprobe")
+        defer { try? runtime.delete(id: "probed", force: true) }
+        let tries = (0..<(2 * System.coreCount + 1)).map { index in
+            Task {
+                await ProbeActions.exec(runtime, id: "probed", command: ["sleep", "\(3000 + index)"], env: ["PATH=/bin"], user: RuntimeSpec.User(),
+                                        timeoutSeconds: 1 << 32)
+            }
+        }
+        func running() throws -> Int {
+            Int(try ServerProcess.run("/bin/sh", ["-c", "pgrep -f '^sleep 30[0-9][0-9]$' | wc -l"]).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        }
+        for _ in 0..<600 where try running() < tries.count { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try running() == tries.count, "every probe's command runs")
+        // The shared pool still runs work at once.
+        let pooled = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await NIOThreadPool.singleton.runIfActive { true } }
+            group.addTask { try await Task.sleep(for: .seconds(20)); return false }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        #expect(pooled, "NIO's thread pool answered while the probes hang")
+        for task in tries { task.cancel() }
+        for task in tries {
+            guard case .failure(let message) = await task.value else { Issue.record("a stopped probe passed"); continue }
+            #expect(message.hasSuffix("was stopped"), "\(message)")
+        }
+        #expect(try running() == 0, "the stopped probes' commands are gone")
     }
 }
 

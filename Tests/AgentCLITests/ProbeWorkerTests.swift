@@ -165,6 +165,20 @@ import Testing
         }
     }
 
+    /// A try that ends just after its run was stopped writes nothing: a verdict about a run that
+    /// is no longer probed is dropped.
+    @Test func aVerdictAboutARunNoLongerProbedIsDropped() {
+        let results = ProbeResults()
+        results.set(.init(result: .success), for: .readiness, of: "run-1")
+        #expect(results.verdict(.readiness, of: "run-1") == nil, "never probed")
+        results.begin(containerID: "run-1")
+        results.set(.init(result: .success), for: .readiness, of: "run-1")
+        #expect(results.verdict(.readiness, of: "run-1")?.result == .success)
+        results.remove(containerID: "run-1")
+        results.set(.init(result: .success), for: .readiness, of: "run-1")
+        #expect(results.verdict(.readiness, of: "run-1") == nil, "stopped")
+    }
+
     @Test func aTerminatingPodKeepsOnlyItsReadinessProbes() async throws {
         var container = Container(name: "app")
         container.livenessProbe = Self.probe("liveness")

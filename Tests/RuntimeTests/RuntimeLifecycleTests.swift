@@ -174,6 +174,44 @@ struct RuntimeLifecycleTests {
         #expect(runtime.exitRecord(id: "left")?.exitCode == code)
     }
 
+    /// In the moment between the reap and the exit record the run reads as running, but its pid
+    /// is free. A host process that takes the number (placed there through ns_last_pid, as a
+    /// container burning pids could arrange) is never signalled, killed or joined in its place.
+    @Test func aFreedPidIsNeitherSignalledNorJoined() throws {
+        // The child keeps writing, so the exit is recorded only after the bounded drain (3 s).
+        let bundle = try RuntimeFixture.bundle(["sh", "-c", "(while :; do echo x; sleep 0.1; done) & exit 0"]) { spec in
+            spec.linux?.namespaces?.removeAll { $0.type == "pid" }
+        }
+        let runtime = BuiltinRuntime(root: RuntimeFixture.stateRoot(), helper: RuntimeFixture.agent)
+        let record: ContainerRecord = try runtime.create(id: "freed", bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: bundle + "/out.log"))
+        defer { try? runtime.delete(id: "freed", force: true) }
+        try runtime.start(id: "freed")
+        let pid = record.pid
+        for _ in 0..<1000 where kill(pid, 0) == 0 { usleep(2000) }
+        var squatter: SpawnedProcess?
+        for _ in 0..<50 where squatter == nil {
+            try String(pid - 1).write(toFile: "/proc/sys/kernel/ns_last_pid", atomically: false, encoding: .utf8)
+            let candidate = try SpawnedProcess("/bin/sleep", ["60"])
+            if candidate.processIdentifier == pid { squatter = candidate } else { candidate.signal(SIGKILL); candidate.waitUntilExit() }
+        }
+        guard let squatter else {
+            print("aFreedPidIsNeitherSignalledNorJoined: pid \(pid) could not be taken (other processes were faster); the attack was not made")
+            return
+        }
+        defer { squatter.signal(SIGKILL); squatter.waitUntilExit() }
+        guard try runtime.state(id: "freed").status == .running else {
+            print("aFreedPidIsNeitherSignalledNorJoined: the exit was recorded before pid \(pid) was taken; the attack was not made")
+            return
+        }
+        #expect(throws: RuntimeError.self) { try runtime.kill(id: "freed", signal: SIGKILL) }
+        #expect(throws: RuntimeError.self) {
+            _ = try runtime.execCapturing(id: "freed", process: RuntimeSpec.Process(args: ["/bin/true"], user: RuntimeSpec.User()), timeoutSeconds: 5)
+        }
+        #expect(try runtime.state(id: "freed").pid == 0, "the state names no pid that is not the container's")
+        try? runtime.delete(id: "freed", force: true)
+        #expect(squatter.isRunning, "the process that took the number lives")
+    }
+
     @Test func unreadableConfig() throws {
         let bundle = NSTemporaryDirectory() + "iotkube-bundle-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: bundle, withIntermediateDirectories: true)

@@ -70,7 +70,7 @@ public enum ContainerStopper {
         let left = max(1, Int64((deadline - ContinuousClock.now).components.seconds))
         let outcome: ProbeActions.Outcome
         if let exec = handler.exec {
-            outcome = ProbeActions.exec(runtime, id: id, command: exec.command ?? [], env: context.env, user: context.user, timeoutSeconds: left)
+            outcome = await ProbeActions.exec(runtime, id: id, command: exec.command ?? [], env: context.env, user: context.user, timeoutSeconds: left)
         } else if let http = handler.httpGet {
             do {
                 let port = try ProbeActions.port(http.port, in: context.container)

@@ -17,8 +17,11 @@ public protocol PodRuntime: Sendable {
     func kill(id: String, signal: Int32) throws(RuntimeError)
     func delete(id: String, force: Bool) throws(RuntimeError)
     func list() -> [OCIState]
-    /// Runs a process inside a running container with its output captured, bounded in time.
-    func execCapturing(id: String, process: RuntimeSpec.Process, timeoutSeconds: Double) throws(RuntimeError) -> CapturedProcess.Outcome
+    /// Runs a process inside a running container with its output captured, bounded in time and
+    /// ended early when `cancelled` says so.
+    func execCapturing(
+        id: String, process: RuntimeSpec.Process, timeoutSeconds: Double, cancelled: (@Sendable () -> Bool)?
+    ) throws(RuntimeError) -> CapturedProcess.Outcome
     /// The configuration a container was created from.
     func spec(bundle: String) throws(RuntimeError) -> RuntimeSpec
     /// Memory and processes of a container's cgroup.

@@ -180,7 +180,9 @@ extension PodWorker {
         // 4. postStart: a failure kills the container (it is then restarted per policy).
         if let postStart = container.lifecycle?.postStart, let hook = run.hook {
             let deadline = ContinuousClock.now + .seconds(max(1, gracePeriod))
-            if let failure = await ContainerStopper.run(postStart, runtime: host.runtime, id: id, context: hook, until: deadline) {
+            let failure = await ContainerStopper.run(postStart, runtime: host.runtime, id: id, context: hook, until: deadline)
+            // Cut short because the pod is going: no verdict on the hook (termination stops the container).
+            if let failure, !Task.isCancelled {
                 logger.warning("\(label): postStart hook failed: \(failure)")
                 await event("FailedPostStartHook", failure, warning: true, container: container)
                 _ = await ContainerStopper.stop(host.runtime, id: id, stopSignal: run.stopSignal, gracePeriodSeconds: gracePeriod, preStop: nil, context: hook)

@@ -39,7 +39,8 @@ extension PodWorker {
     /// Restarts a running container whose startup or liveness probe failed (its stop signal and
     /// preStop hook, within the probe's grace period or the pod's).
     func restartIfProbesFailed(_ container: Container) async {
-        guard let run = runs[container.name], run.isRunning, let id = run.id else { return }
+        // Only a pod still syncing restarts containers (a sync resumed after a deletion does not).
+        guard state == .syncing, let run = runs[container.name], run.isRunning, let id = run.id else { return }
         let startup = probes.results.verdict(.startup, of: id), liveness = probes.results.verdict(.liveness, of: id)
         let failed: (which: String, probe: Probe?, message: String?)
         if startup?.result == .failure {

@@ -317,6 +317,9 @@ public actor PodWorker {
             if sidecar {
                 await keepRunning(container, &run, restart: true, now: now)
                 runs[container.name] = run
+                // A sidecar whose startup or liveness probe failed is restarted, also while the
+                // init containers after it wait for it.
+                await restartIfProbesFailed(container)
                 if !started(container) { return }
                 continue
             }

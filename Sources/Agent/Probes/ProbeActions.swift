@@ -6,6 +6,7 @@ import NIOPosix
 import NIOSSL
 import OCI
 import Runtime
+import SystemSupport
 
 /// The probe actions, as the kubelet performs them: `exec` runs a command inside the container
 /// (exit status 0 passes); from the node, `tcpSocket` opens a connection and `httpGet` sends a GET
@@ -36,10 +37,7 @@ public enum ProbeActions {
     static func perform(_ probe: Probe, on target: ProbeTarget, runtime: any PodRuntime, timeoutSeconds: Int64) async -> Outcome {
         if let action = probe.exec {
             guard let context = target.exec else { return .failure("exec probe: the container's environment is not known") }
-            let id = target.containerID, command = action.command ?? []
-            return (try? await NIOThreadPool.singleton.runIfActive {
-                exec(runtime, id: id, command: command, env: context.env, user: context.user, timeoutSeconds: timeoutSeconds)
-            }) ?? .failure("exec probe could not run")
+            return await exec(runtime, id: target.containerID, command: action.command ?? [], env: context.env, user: context.user, timeoutSeconds: timeoutSeconds)
         }
         do {
             if let action = probe.httpGet {
@@ -59,17 +57,31 @@ public enum ProbeActions {
         return .failure("the probe has no handler")
     }
 
-    /// `command` in container `id` with the container's environment and user.
+    /// `command` in container `id` with the container's environment and user. The command runs
+    /// on a thread of its own (a container decides how long it takes: it must not hold a thread
+    /// others need), and a cancelled caller ends it at once with everything it started.
     public static func exec(
         _ runtime: any PodRuntime, id: String, command: [String], env: [String], user: RuntimeSpec.User, timeoutSeconds: Int64
-    ) -> Outcome {
+    ) async -> Outcome {
         guard !command.isEmpty else { return .failure("exec probe: no command") }
         var process = RuntimeSpec.Process(args: command, user: user)
         process.env = env
-        let outcome: CapturedProcess.Outcome
-        do { outcome = try runtime.execCapturing(id: id, process: process, timeoutSeconds: Double(timeoutSeconds)) } catch {
-            return .failure("exec probe: \(error)")
+        let stop = CancellationFlag()
+        let ran = await withTaskCancellationHandler {
+            await DedicatedThread.run { [process] () -> Result<CapturedProcess.Outcome, RuntimeError> in
+                Result { () throws(RuntimeError) in
+                    try runtime.execCapturing(id: id, process: process, timeoutSeconds: Double(timeoutSeconds), cancelled: { stop.isSet })
+                }
+            }
+        } onCancel: {
+            stop.set()
         }
+        let outcome: CapturedProcess.Outcome
+        switch ran {
+        case .success(let value): outcome = value
+        case .failure(let error): return .failure("exec probe: \(error)")
+        }
+        if stop.isSet { return .failure("command \(command) was stopped") }
         if outcome.timedOut { return .failure("command \(command) timed out after \(timeoutSeconds)s") }
         if outcome.status == 0 { return .success }
         // The kubelet keeps the start of the output for the event.

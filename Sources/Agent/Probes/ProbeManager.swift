@@ -25,6 +25,7 @@ final class ProbeManager: Sendable {
     /// Starts `workers` (replacing any of the same run and kind).
     func start(_ workers: [ProbeWorker]) {
         for worker in workers {
+            results.begin(containerID: worker.target.containerID)
             let stop = ProbeStop()
             let replaced = stops.withLock { stops in
                 let previous = stops[worker.target.containerID]?[worker.kind]

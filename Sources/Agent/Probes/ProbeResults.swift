@@ -15,19 +15,38 @@ final class ProbeResults: Sendable {
         var kind: ProbeTracker.Kind
     }
 
-    private let verdicts = Mutex<[Key: Verdict]>([:])
+    private struct State {
+        var verdicts: [Key: Verdict] = [:]
+        /// Runs being probed: a verdict about any other run (a try that ended just after its
+        /// run was stopped) is dropped.
+        var probed: Set<String> = []
+    }
+
+    private let state = Mutex(State())
 
     /// The verdict so far; nil until the first one (a probe that has not concluded).
     func verdict(_ kind: ProbeTracker.Kind, of containerID: String) -> Verdict? {
-        verdicts.withLock { $0[Key(containerID: containerID, kind: kind)] }
+        state.withLock { $0.verdicts[Key(containerID: containerID, kind: kind)] }
     }
 
+    /// Accepts verdicts about a run from now on.
+    func begin(containerID: String) {
+        _ = state.withLock { $0.probed.insert(containerID) }
+    }
+
+    /// Records a verdict, unless the run is no longer probed.
     func set(_ verdict: Verdict, for kind: ProbeTracker.Kind, of containerID: String) {
-        verdicts.withLock { $0[Key(containerID: containerID, kind: kind)] = verdict }
+        state.withLock { state in
+            guard state.probed.contains(containerID) else { return }
+            state.verdicts[Key(containerID: containerID, kind: kind)] = verdict
+        }
     }
 
-    /// Forgets a run that ended.
+    /// Forgets a run that ended, and refuses later verdicts about it.
     func remove(containerID: String) {
-        verdicts.withLock { verdicts in verdicts = verdicts.filter { $0.key.containerID != containerID } }
+        state.withLock { state in
+            state.probed.remove(containerID)
+            state.verdicts = state.verdicts.filter { $0.key.containerID != containerID }
+        }
     }
 }
