@@ -12,7 +12,8 @@ out=${1:-$top/.build/package}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
-version=$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' Sources/KubeModel/Version.swift)
+version=$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' Sources/SystemSupport/IotkubeVersion.swift)
+[ -n "$version" ] || { echo "build-deb.sh: no release version in Sources/SystemSupport/IotkubeVersion.swift" >&2; exit 1; }
 arch=${DEB_ARCH:-$(dpkg --print-architecture)}
 build=(swift build -c release --static-swift-stdlib ${SWIFT_SDK:+--swift-sdk "$SWIFT_SDK"})
 started=$(date +%s)
