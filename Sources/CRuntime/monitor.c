@@ -49,17 +49,13 @@ int iotkube_write_file_atomic(const char *path, const char *content) {
     return 0;
 }
 
-static long long monotonic_nanoseconds(void) {
+static long long clock_nanoseconds(clockid_t clock) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-long long iotkube_now_nanoseconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
+long long iotkube_now_nanoseconds(void) { return clock_nanoseconds(CLOCK_REALTIME); }
 
 static void report(int fd, const char *format, const char *text, long long number) {
     if (fd < 0) return;
@@ -287,7 +283,7 @@ int iotkube_monitor_main(int argc, char **argv) {
         /* After the exit, output still buffered in the pipes is drained without blocking forever:
          * a grandchild may hold the pipe open (or keep writing); give it a second of silence and
          * three seconds in all, so the exit is recorded soon after the reap. */
-        if (exited && monotonic_nanoseconds() - exited_at > 3000000000LL) break;
+        if (exited && clock_nanoseconds(CLOCK_MONOTONIC) - exited_at > 3000000000LL) break;
         int rc = poll(fds, (nfds_t)count, exited ? 1000 : -1);
         if (rc < 0 && errno == EINTR) continue;
         if (rc == 0 && exited) break;
@@ -307,7 +303,7 @@ int iotkube_monitor_main(int argc, char **argv) {
             int child_status;
             pid_t reaped;
             while ((reaped = waitpid(-1, &child_status, WNOHANG)) > 0) {
-                if (reaped == child) { status = child_status; exited = 1; exited_at = monotonic_nanoseconds(); }
+                if (reaped == child) { status = child_status; exited = 1; exited_at = clock_nanoseconds(CLOCK_MONOTONIC); }
             }
         }
     }
