@@ -20,6 +20,8 @@ final class FakePodRuntime: PodRuntime {
     private let calls = Mutex<[String]>([])
     /// The exit status every exec (probe, hook) reports.
     let execStatus = Mutex<Int32>(0)
+    /// Signals the containers' processes ignore (SIGKILL cannot be).
+    let ignoredSignals = Mutex<Set<Int32>>([])
 
     init(root: String) { self.root = root }
 
@@ -74,6 +76,7 @@ final class FakePodRuntime: PodRuntime {
         let status = try lookup(id).status
         guard status == .running || status == .created else { throw RuntimeError("container \(id) is not running") }
         note("kill \(id) \(signal)")
+        if signal != SIGKILL, ignoredSignals.withLock({ $0.contains(signal) }) { return }
         exit(id: id, code: 128 + signal, signal: signal)
     }
 

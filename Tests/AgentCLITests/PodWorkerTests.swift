@@ -44,12 +44,12 @@ struct PodWorkerTests {
         }
 
         /// A host-network pod (no sandbox or CNI) with one container of the fake image.
-        func pod(uid: String, restartPolicy: String = "Always", annotations: [String: String] = [:]) throws -> Pod {
+        func pod(uid: String, restartPolicy: String = "Always", gracePeriod: Int = 30, annotations: [String: String] = [:]) throws -> Pod {
             let annotationJSON = annotations.map { "\"\($0.key)\": \"\($0.value)\"" }.joined(separator: ",")
             return try KubeJSON.decode(Pod.self, from: """
                 {"apiVersion": "v1", "kind": "Pod",
                  "metadata": {"name": "app-\(uid)", "namespace": "default", "uid": "\(uid)", "annotations": {\(annotationJSON)}},
-                 "spec": {"hostNetwork": true, "restartPolicy": "\(restartPolicy)", "terminationGracePeriodSeconds": 30,
+                 "spec": {"hostNetwork": true, "restartPolicy": "\(restartPolicy)", "terminationGracePeriodSeconds": \(gracePeriod),
                           "containers": [{"name": "app", "image": "registry.invalid/app:1", "imagePullPolicy": "Always"}]}}
                 """)
         }
@@ -109,6 +109,28 @@ struct PodWorkerTests {
         #expect(bench.runtime.log.contains("kill sidecar-proxy-0 \(SIGTERM)"))
         await worker.remove()
         #expect(await Self.ends(running, within: 60))
+    }
+
+    /// A pod removed (no longer wanted here) and then deleted in the API while its container is
+    /// still being stopped: the API object is deleted too, not left Terminating.
+    @Test func aDeletionArrivingWhileARemovedPodStopsStillDeletesIt() async throws {
+        let bench = try Bench(blockingPulls: false)
+        defer { bench.tearDown() }
+        bench.runtime.ignoredSignals.withLock { $0 = [SIGTERM] }
+        let pod = try bench.pod(uid: "late", gracePeriod: 2)
+        let worker = PodWorker(pod: pod, host: bench.host)
+        let running = Task { await worker.run() }
+        defer { running.cancel() }
+        #expect(await Self.eventually(30) { bench.runtime.log.contains("start late-app-0") })
+        await worker.remove()
+        #expect(await Self.eventually(30) { bench.runtime.log.contains("kill late-app-0 \(SIGTERM)") })
+        var deleted = pod
+        deleted.metadata.deletionTimestamp = .now()
+        deleted.metadata.deletionGracePeriodSeconds = 2
+        await worker.update(deleted)
+        #expect(await Self.ends(running, within: 60))
+        #expect(bench.runtime.log.contains("kill late-app-0 \(SIGKILL)"), "the ignored signal was followed by SIGKILL")
+        #expect(await bench.reporter.entries["late"]?.deleteWhenWritten == true, "the API object is deleted after its final status")
     }
 
     @Test func aPodDeletedDuringAPullIsGoneWellWithinItsGracePeriod() async throws {

@@ -94,7 +94,11 @@ extension PodWorker {
         }
         // The pod's logs go with it (the kubelet's behaviour; `logs` of a deleted pod has nothing to read).
         try? FileTree.remove(host.logDirectory + "/" + PodHost.logFolder(pod))
-        await host.status.finish(uid: uid, deleteFromAPI: deleteFromAPI)
+        // A deletion that arrived while the pod was being stopped (it began as a removal) still
+        // deletes the object.
+        var deleting = deleteFromAPI
+        if case .terminating(_, let asked, _) = state { deleting = deleting || asked }
+        await host.status.finish(uid: uid, deleteFromAPI: deleting)
         logger.info("pod stopped and removed")
     }
 }
