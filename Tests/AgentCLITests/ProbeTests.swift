@@ -49,8 +49,6 @@ import Testing
         #expect(readiness.result == .failure)
         let third = readiness.record(success: true)
         #expect(third && readiness.result == .success)
-        readiness.reset()
-        #expect(readiness.result == .failure)
         let defaults = ProbeTracker(Probe(), kind: .startup)
         #expect(defaults.period == 10 && defaults.failureThreshold == 3 && defaults.initialDelay == 0)
     }

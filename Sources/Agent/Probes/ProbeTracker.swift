@@ -51,12 +51,4 @@ public struct ProbeTracker: Sendable, Hashable {
         }
         return result != before
     }
-
-    /// After a restart of the container the probe starts over.
-    public mutating func reset() {
-        successes = 0
-        failures = 0
-        lastFailure = nil
-        result = kind == .readiness ? .failure : .unknown
-    }
 }
