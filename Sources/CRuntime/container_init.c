@@ -185,7 +185,7 @@ void iotkube_process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd)
 /* process.terminal: a pty from the container's own devpts instance becomes the controlling
  * terminal and stdio; its master goes to the console socket (SCM_RIGHTS, with the pty's path as
  * the message, as runc sends it). */
-static void setup_terminal(struct plan *p, int console_fd) {
+void iotkube_setup_terminal(struct plan *p, int console_fd, int wait_for_start) {
     int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0) FAIL("terminal: opening /dev/ptmx: %s", strerror(errno));
     if (unlockpt(master) != 0) FAIL("terminal: unlockpt: %s", strerror(errno));
@@ -205,6 +205,11 @@ static void setup_terminal(struct plan *p, int console_fd) {
     memcpy(CMSG_DATA(header), &master, sizeof(int));
     if (sendmsg(console_fd, &message, MSG_NOSIGNAL) < 0) FAIL("terminal: sending the pty master to the console socket: %s", strerror(errno));
     close(master);
+    /* exec: the receiver sets the terminal's size first, then sends a byte (or closes). */
+    if (wait_for_start) {
+        char start;
+        while (read(console_fd, &start, 1) < 0 && errno == EINTR) {}
+    }
     close(console_fd);
     if (setsid() < 0) FAIL("terminal: setsid: %s", strerror(errno));
     if (ioctl(slave, TIOCSCTTY, 0) != 0) FAIL("terminal: TIOCSCTTY: %s", strerror(errno));
@@ -239,6 +244,6 @@ void iotkube_container_init(struct plan *p, int sync_fd, int console_fd, int fif
     }
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) != 0) FAIL("hostname %s: %s", p->hostname, strerror(errno));
     if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) != 0) FAIL("domainname: %s", strerror(errno));
-    if (console_fd >= 0) setup_terminal(p, console_fd);
+    if (console_fd >= 0) iotkube_setup_terminal(p, console_fd, 0);
     iotkube_process_setup_and_exec(p, fifo_fd, seccomp_fd);
 }

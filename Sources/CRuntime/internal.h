@@ -70,6 +70,10 @@ void iotkube_container_init(struct plan *plan, int sync_fd, int console_fd, int 
 void iotkube_process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
 /// exec: setup errors go to `sync_fd`.
 void iotkube_exec_child_setup(int sync_fd);
+/* A pty from the (joined) container's devpts becomes the controlling terminal and stdio; its
+ * master goes to console_fd (SCM_RIGHTS). With wait_for_start, the process waits for a byte
+ * (or the end) on console_fd before it goes on, so its terminal size can be set first. */
+void iotkube_setup_terminal(struct plan *p, int console_fd, int wait_for_start);
 
 /// Where setup errors ("E…") and the ready byte ("R") go: the socket to the monitor or exec caller.
 extern int iotkube_setup_report_fd;

@@ -338,9 +338,14 @@ int iotkube_monitor_main(int argc, char **argv) {
 
 /* --- exec: a new process in a running container ------------------------------------------ */
 
+/* argv: __iotkube-exec PLAN [CONSOLE_FD]. With a console descriptor (a connected unix socket)
+ * the process gets a terminal from the container's devpts and the master is sent there. */
 int iotkube_exec_main(int argc, char **argv) {
     if (argc < 3) return 2;
-    close_inherited(-1);
+    int console_fd = argc >= 4 ? atoi(argv[3]) : -1;
+    if (console_fd < 3) console_fd = -1;
+    close_inherited(console_fd);
+    if (console_fd >= 0) fcntl(console_fd, F_SETFD, FD_CLOEXEC);
     struct plan plan;
     char *error = NULL;
     if (iotkube_plan_load(argv[2], &plan, &error) != 0) { fprintf(stderr, "exec: plan %s: %s\n", argv[2], error); return 1; }
@@ -377,9 +382,11 @@ int iotkube_exec_main(int argc, char **argv) {
         close(sync[0]);
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         iotkube_exec_child_setup(sync[1]);
+        if (console_fd >= 0) iotkube_setup_terminal(&plan, console_fd, 1);
         iotkube_process_setup_and_exec(&plan, -1, seccomp_fd);
     }
     close(sync[1]);
+    if (console_fd >= 0) close(console_fd);
     char message[1100];
     ssize_t n;
     while ((n = recv(sync[0], message, sizeof message - 1, 0)) > 0) {

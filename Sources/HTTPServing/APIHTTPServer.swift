@@ -57,6 +57,8 @@ public final class APIHTTPServer: Sendable {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
+                    // Passes bytes through until a response upgrades the connection.
+                    try channel.pipeline.syncOperations.addHandler(ByteStreamBridge(raw: false))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(RequestTimeoutHandler(requestTimeout: requestTimeout, idleTimeout: idleTimeout))
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
@@ -115,10 +117,13 @@ public final class APIHTTPServer: Sendable {
                         } else if !admitted {
                             response = ClientLimits.tooManyRequests("too many connections from \(address) (at most \(limits.connectionsPerAddress))")
                         } else {
-                            let (path, query) = HTTPRequest.splitTarget(requestHead.uri)
+                            let (path, items) = HTTPRequest.splitTargetItems(requestHead.uri)
+                            var query: [String: String] = [:]
+                            for item in items { query[item.name] = item.value }
                             var headers: [String: String] = [:]
                             for (name, value) in requestHead.headers { headers[name.lowercased()] = value }
-                            let request = HTTPRequest(method: requestHead.method.rawValue, path: path, query: query, headers: headers, body: body, clientCertificate: identity)
+                            var request = HTTPRequest(method: requestHead.method.rawValue, path: path, query: query, headers: headers, body: body, clientCertificate: identity)
+                            request.queryItems = items
                             let client = ClientLimits.watchClient(request, address: address)
                             if ClientLimits.isWatch(request), !limits.startWatch(client) {
                                 response = ClientLimits.tooManyRequests("too many watches for this client (at most \(limits.watchesPerClient))")
@@ -127,7 +132,8 @@ public final class APIHTTPServer: Sendable {
                                 response = await handler.handle(request)
                             }
                         }
-                        let keepAlive = requestHead.isKeepAlive && !tooLarge && admitted
+                        var keepAlive = requestHead.isKeepAlive && !tooLarge && admitted
+                        if case .upgrade = response.body { keepAlive = false }
                         do {
                             try await write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound, on: connection.channel)
                         } catch {
@@ -156,6 +162,22 @@ public final class APIHTTPServer: Sendable {
             try await outbound.write(part)
         }
         var headers = HTTPHeaders(response.headers)
+        if case .upgrade(let session) = response.body {
+            // 101 Switching Protocols: the response's own Connection and Upgrade headers; then
+            // the connection is the session's byte stream until it returns. The switch comes
+            // before the head goes out: a client may send the moment it reads the head, and
+            // those bytes must not reach the HTTP decoder.
+            let bridge = try await channel.eventLoop.submit {
+                let bridge = try channel.pipeline.syncOperations.handler(type: ByteStreamBridge.self)
+                bridge.switchToRaw()
+                return bridge
+            }.get()
+            try await send(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
+            let connection = ByteStreamConnection(channel: channel, bridge: bridge)
+            defer { connection.close() }
+            try await session(connection)
+            return
+        }
         headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
         switch response.body {
         case .bytes(let bytes):
@@ -172,6 +194,8 @@ public final class APIHTTPServer: Sendable {
             channel.closeFuture.whenComplete { _ in producer.cancel() }
             try await withTaskCancellationHandler { try await producer.value } onCancel: { producer.cancel() }
             try await send(.end(nil))
+        case .upgrade:
+            break  // written above
         }
     }
 

@@ -15,6 +15,8 @@ public struct HTTPRequest: Sendable {
     /// The path without the query, percent-decoded.
     public var path: String
     public var query: [String: String]
+    /// Every query parameter in order, repeated names included (`command=sh&command=-c`).
+    public var queryItems: [(name: String, value: String)] = []
     /// Header names lower-cased.
     public var headers: [String: String]
     public var body: [UInt8]
@@ -32,16 +34,23 @@ public struct HTTPRequest: Sendable {
 
     /// Splits `/a/b?x=1&y=2` into a decoded path and query parameters.
     static func splitTarget(_ target: String) -> (path: String, query: [String: String]) {
-        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let (path, items) = splitTargetItems(target)
         var query: [String: String] = [:]
+        for item in items { query[item.name] = item.value }
+        return (path, query)
+    }
+
+    /// Splits `/a/b?x=1&x=2` into a decoded path and every query parameter in order.
+    static func splitTargetItems(_ target: String) -> (path: String, items: [(name: String, value: String)]) {
+        let parts = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        var items: [(name: String, value: String)] = []
         if parts.count > 1 {
             for pair in parts[1].split(separator: "&") {
                 let keyValue = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let key = percentDecode(String(keyValue[0]))
-                query[key] = keyValue.count > 1 ? percentDecode(String(keyValue[1])) : ""
+                items.append((percentDecode(String(keyValue[0])), keyValue.count > 1 ? percentDecode(String(keyValue[1])) : ""))
             }
         }
-        return (percentDecode(String(parts[0]), plusIsSpace: false), query)
+        return (percentDecode(String(parts[0]), plusIsSpace: false), items)
     }
 
     static func percentDecode(_ text: String, plusIsSpace: Bool = true) -> String {
@@ -68,6 +77,10 @@ public struct HTTPResponse: Sendable {
         /// Produces the body chunk by chunk (watches, followed logs); runs until it returns or
         /// the client goes away (a write then throws).
         case stream(@Sendable (ChunkWriter) async throws -> Void)
+        /// Switches protocols (the status is 101 and the headers name the protocol): after the
+        /// response head the connection is a byte stream the session owns; it is closed when
+        /// the session returns.
+        case upgrade(@Sendable (ByteStreamConnection) async throws -> Void)
     }
 
     public var status: Int

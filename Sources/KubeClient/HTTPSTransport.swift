@@ -31,20 +31,7 @@ struct HTTPSTransport: Sendable {
         self.timeout = timeout
         bearerToken = configuration.bearerToken
         serverCertificateCheck = configuration.serverCertificateCheck
-        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
-        do {
-            if let ca = configuration.certificateAuthorityPEM {
-                tlsConfiguration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
-            }
-            if let certificate = configuration.clientCertificatePEM, let key = configuration.clientKeyPEM {
-                tlsConfiguration.certificateChain = try NIOSSLCertificate.fromPEMBytes(certificate).map { .certificate($0) }
-                tlsConfiguration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
-            }
-            if configuration.insecureSkipVerify { tlsConfiguration.certificateVerification = .none }
-            tls = try NIOSSLContext(configuration: tlsConfiguration)
-        } catch {
-            throw .configuration("TLS setup failed: \(error)")
-        }
+        tls = try configuration.tlsContext()
         serverHostname = HTTPClientConnection.serverName(for: host)
     }
 
@@ -203,4 +190,28 @@ struct HTTPSTransport: Sendable {
             throw .transport("watch \(path): \(error)")
         }
     }
+}
+
+extension ClientConfiguration {
+    /// The TLS client context: the configured CA as the only trust root, the client
+    /// certificate when one is set.
+    public func tlsContext() throws(KubeClientError) -> NIOSSLContext {
+        var tlsConfiguration = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let ca = certificateAuthorityPEM {
+                tlsConfiguration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+            }
+            if let certificate = clientCertificatePEM, let key = clientKeyPEM {
+                tlsConfiguration.certificateChain = try NIOSSLCertificate.fromPEMBytes(certificate).map { .certificate($0) }
+                tlsConfiguration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+            }
+            if insecureSkipVerify { tlsConfiguration.certificateVerification = .none }
+            return try NIOSSLContext(configuration: tlsConfiguration)
+        } catch {
+            throw .configuration("TLS setup failed: \(error)")
+        }
+    }
+
+    /// The host and port of `server`.
+    public func hostAndPort() throws(KubeClientError) -> (host: String, port: Int) { try endpoint() }
 }

@@ -3,15 +3,16 @@ import NIOSSL
 import NIOTLS
 
 /// Refuses a server whose certificate fails a caller's check, once the TLS handshake has
-/// verified the chain and before the request goes out (the check sees the leaf in DER).
-final class ServerCertificateCheck: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = NIOAny
+/// verified the chain and before the request goes out (the check sees the leaf in DER). Used by
+/// the API client and by the API server's streams to the agents.
+public final class ServerCertificateCheck: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = NIOAny
 
     let check: @Sendable ([UInt8]) -> String?
 
-    init(check: @escaping @Sendable ([UInt8]) -> String?) { self.check = check }
+    public init(check: @escaping @Sendable ([UInt8]) -> String?) { self.check = check }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted? = event as? TLSUserEvent {
             let handler = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self)
             let refusal: String?

@@ -321,7 +321,7 @@ public struct BuiltinRuntime: Sendable {
         return try CapturedProcess.run(helper, arguments, timeoutSeconds: timeoutSeconds, cancelled: cancelled)
     }
 
-    private func execPlan(id: String, process: RuntimeSpec.Process) throws(RuntimeError) -> (String, [String]) {
+    func execPlan(id: String, process: RuntimeSpec.Process, terminal: Bool = false) throws(RuntimeError) -> (String, [String]) {
         let record = try record(id: id)
         // The process itself, not only a run whose exit is still being recorded: its pid may be
         // another process's by now, whose namespaces the exec would join.
@@ -334,7 +334,7 @@ public struct BuiltinRuntime: Sendable {
         var plan = LaunchPlan()
         plan.record("joinpid", [String(record.pid)])
         for file in record.cgroupProcs ?? [] { plan.record("cgroupprocs", [file]) }
-        try plan.addProcess(process, seccompPath: seccompPath)
+        try plan.addProcess(process, seccompPath: seccompPath, allowTerminal: terminal)
         let planPath = "\(directory(id))/exec-\(token).plan"
         do { try AtomicFile.write(plan.bytes, to: planPath, mode: 0o600) } catch { throw RuntimeError("writing the exec plan: \(error)") }
         return (planPath, ["__iotkube-exec", planPath])

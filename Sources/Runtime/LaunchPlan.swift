@@ -41,10 +41,10 @@ struct LaunchPlan {
     }
 
     /// The process part, shared by create and exec.
-    /// `allowTerminal`: the caller hands the terminal to a console socket (create); exec has none.
+    /// `allowTerminal`: the caller hands the terminal to a console socket (create, attached exec).
     mutating func addProcess(_ process: RuntimeSpec.Process, seccompPath: String?, allowTerminal: Bool = false) throws(RuntimeError) {
         guard let args = process.args, !args.isEmpty, !args[0].isEmpty else { throw RuntimeError("process.args: the process needs a command") }
-        guard process.terminal != true || allowTerminal else { throw RuntimeError("process.terminal: exec has no terminal support; use pipes") }
+        guard process.terminal != true || allowTerminal else { throw RuntimeError("process.terminal: this exec has no console to hand a terminal to; use pipes") }
         guard process.cwd.hasPrefix("/") else { throw RuntimeError("process.cwd: \"\(process.cwd)\" is not an absolute path") }
         for arg in args { record("arg", [arg]) }
         for variable in process.env ?? [] {

@@ -69,9 +69,10 @@ struct RunCommand: AsyncParsableCommand {
             clusterCAPEM: try Kubeconfig.parse(try AtomicFile.read(configuration.kubeconfig) ?? []).certificateAuthorityPEM ?? [])
         let servingCertificateService = ServingCertificateService(
             certificate: servingCertificate, client: { credentials.client }, logger: Logger(label: "iotkube-agent.endpoint"))
+        let runtime = BuiltinRuntime(root: configuration.runtimeRoot ?? "/run/iotkube/runtime")
         let endpoint = HTTPService(
             server: APIHTTPServer(handler: AgentEndpoint(nodeName: configuration.nodeName, host: host, counters: counters,
-                                                             logs: ContainerLogReader(directory: configuration.podLogDirectory ?? "/var/log/pods")), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
+                                                             logs: ContainerLogReader(directory: configuration.podLogDirectory ?? "/var/log/pods"), runtime: runtime), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
             host: "0.0.0.0", port: Int(configuration.port))
         let heartbeat = HeartbeatService(
             credentials: credentials, configuration: configuration, host: host,
@@ -99,7 +100,7 @@ struct RunCommand: AsyncParsableCommand {
             eventService = PodEventService(recorder: recorder, client: client)
             let capacity = host.memory().total
             var podHost = PodHost(
-                configuration: configuration, runtime: BuiltinRuntime(root: configuration.runtimeRoot ?? "/run/iotkube/runtime"),
+                configuration: configuration, runtime: runtime,
                 images: imageStore, registry: try configuration.registryConfiguration(),
                 network: PodNetworkProvider(configuration: configuration, client: client),
                 dns: configuration.podDNS(hostResolvConf: FileTree.readText("/etc/resolv.conf") ?? ""),

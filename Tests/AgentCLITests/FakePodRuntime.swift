@@ -92,6 +92,10 @@ final class FakePodRuntime: PodRuntime {
         return ids.compactMap { try? state(id: $0) }
     }
 
+    func execAttached(id: String, process: RuntimeSpec.Process, stdin: Bool) throws(RuntimeError) -> AttachedProcess {
+        throw RuntimeError("the fake runtime runs no attached processes")
+    }
+
     func execCapturing(
         id: String, process: RuntimeSpec.Process, timeoutSeconds: Double, cancelled: (@Sendable () -> Bool)?
     ) throws(RuntimeError) -> CapturedProcess.Outcome {

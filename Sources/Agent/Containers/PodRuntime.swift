@@ -22,6 +22,9 @@ public protocol PodRuntime: Sendable {
     func execCapturing(
         id: String, process: RuntimeSpec.Process, timeoutSeconds: Double, cancelled: (@Sendable () -> Bool)?
     ) throws(RuntimeError) -> CapturedProcess.Outcome
+    /// Starts a process inside a running container with its stdio (pipes, or a terminal)
+    /// given to the caller (`kubectl exec`).
+    func execAttached(id: String, process: RuntimeSpec.Process, stdin: Bool) throws(RuntimeError) -> AttachedProcess
     /// The configuration a container was created from.
     func spec(bundle: String) throws(RuntimeError) -> RuntimeSpec
     /// Memory and processes of a container's cgroup.

@@ -3,22 +3,28 @@ import HTTPServing
 import KubeModel
 
 /// The agent's HTTPS endpoint (the kubelet's port 10250): `/healthz`, `/metrics/resource` and
-/// `/metrics` (Prometheus text) and `/stats/summary` (JSON) for a cluster's metrics-server.
-/// Everything but `/healthz` needs a client certificate signed by the cluster CA.
+/// `/metrics` (Prometheus text) and `/stats/summary` (JSON) for a cluster's metrics-server,
+/// `/containerLogs` and `/exec` for the API server. Everything but `/healthz` needs a client
+/// certificate signed by the cluster CA.
 public struct AgentEndpoint: HTTPRequestHandler {
     let nodeName: String
     let host: HostReader
     let counters: HeartbeatCounters
     /// Container logs for `kubectl logs` (through the API server).
     let logs: ContainerLogReader?
+    /// The runtime `kubectl exec` runs commands with.
+    let runtime: (any PodRuntime)?
     /// When the agent started (the summary's `startTime`).
     let started = Timestamp.now()
 
-    public init(nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters, logs: ContainerLogReader? = nil) {
+    public init(
+        nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters, logs: ContainerLogReader? = nil, runtime: (any PodRuntime)? = nil
+    ) {
         self.nodeName = nodeName
         self.host = host
         self.counters = counters
         self.logs = logs
+        self.runtime = runtime
     }
 
     public func handle(_ request: HTTPRequest) async -> HTTPResponse {
@@ -26,6 +32,7 @@ public struct AgentEndpoint: HTTPRequestHandler {
         guard request.clientCertificate != nil else {
             return .json(401, APIHTTPServer.statusBytes(Status(code: 401, reason: "Unauthorized", message: "a client certificate from the cluster CA is required")))
         }
+        if request.path.hasPrefix("/exec/") { return exec(request) }
         guard request.method == "GET" else {
             return .json(405, APIHTTPServer.statusBytes(Status(code: 405, reason: "MethodNotAllowed", message: "only GET is served")))
         }
@@ -67,6 +74,46 @@ public struct AgentEndpoint: HTTPRequestHandler {
         } catch {
             return failure(error.status, error.description)
         }
+    }
+
+    /// `/exec/<namespace>/<pod>/<container>`: a command in a running container over a WebSocket
+    /// (see ``ExecSession``); for the API server only, as logs are.
+    func exec(_ request: HTTPRequest) -> HTTPResponse {
+        func failure(_ code: Int, _ message: String) -> HTTPResponse {
+            let reason = code == 404 ? "NotFound" : code == 403 ? "Forbidden" : code == 405 ? "MethodNotAllowed" : "BadRequest"
+            return .json(code, APIHTTPServer.statusBytes(Status(code: Int32(code), reason: reason, message: message)))
+        }
+        guard request.clientCertificate?.groups.contains("system:masters") == true else {
+            return failure(403, "exec is served to the API server only")
+        }
+        guard request.method == "GET" || request.method == "POST" else { return failure(405, "exec is a GET or POST with an upgrade") }
+        guard let runtime else { return failure(404, "this agent runs no containers") }
+        let exec: RemoteCommandRequest
+        do throws(RemoteCommandRequest.Refusal) { exec = try RemoteCommandRequest(request) } catch { return failure(error.status, error.message) }
+        let running = runtime.list().first { state in
+            let annotations = state.annotations ?? [:]
+            return state.status == .running && annotations["io.kubernetes.pod.namespace"] == exec.namespace
+                && annotations["io.kubernetes.pod.name"] == exec.pod && annotations["io.kubernetes.container.name"] == exec.container
+        }
+        guard let running else {
+            return failure(404, "container \"\(exec.container)\" in pod \"\(exec.namespace)/\(exec.pod)\" is not running on this node")
+        }
+        // The container's own process settings (user, capabilities, environment, working
+        // directory, no_new_privs, rlimits); only the command and the terminal differ.
+        guard var process = (try? runtime.spec(bundle: running.bundle))?.process else {
+            return failure(404, "container \"\(exec.container)\" in pod \"\(exec.namespace)/\(exec.pod)\" has no configuration")
+        }
+        process.args = exec.command
+        process.terminal = exec.tty
+        let session = ExecSession(runtime: runtime, containerID: running.id, process: process, request: exec)
+        let headers = [
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", WebSocketStream.acceptValue(forKey: request.headers["sec-websocket-key"] ?? "")),
+            ("Sec-WebSocket-Protocol", exec.channelProtocol),
+        ]
+        return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in
+            await session.run(WebSocketStream(connection: connection, role: .server))
+        })
     }
 
     private func prometheus(_ text: String) -> HTTPResponse {

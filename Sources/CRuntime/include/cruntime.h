@@ -22,6 +22,13 @@ int iotkube_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
 /// pipe2(fds, O_CLOEXEC).
 int iotkube_pipe_cloexec(int fds[2]);
 
+/// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC).
+int iotkube_socketpair_cloexec(int fds[2]);
+
+/// Receives one descriptor sent with SCM_RIGHTS over `socket` (received close-on-exec);
+/// -1 with errno set (ENODATA when the peer closed without sending one).
+int iotkube_receive_descriptor(int socket);
+
 /// 1 when `path` is a namespace file held by a bind mount (nsfs), 0 when not, -1 when missing.
 int iotkube_is_namespace_file(const char *path);
 

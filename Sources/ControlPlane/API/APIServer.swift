@@ -95,6 +95,7 @@ public final class APIServer: HTTPRequestHandler {
 
     private func perform(_ verb: String, _ route: RequestRoute, _ request: HTTPRequest, identity: RequestIdentity) async throws -> HTTPResponse {
         if route.resource.isMetrics { return try metrics(route, request, verb: verb) }
+        if route.resource == .pods, route.subresource == "exec" { return try await podExec(route, request) }
         switch verb {
         case "get":
             if route.subresource == "log" { return try await podLog(route, request) }
@@ -117,6 +118,11 @@ public final class APIServer: HTTPRequestHandler {
 
     /// The Kubernetes verb a request stands for.
     static func verb(_ request: HTTPRequest, _ route: RequestRoute) -> String {
+        // Streams into a pod are `create` whether they arrive as a GET (WebSocket) or a POST
+        // (SPDY), as kube-apiserver authorizes WebSocket upgrades.
+        if route.resource == .pods, route.subresource == "exec", route.name != nil, request.method == "GET" || request.method == "POST" {
+            return "create"
+        }
         switch request.method {
         case "GET":
             if route.legacyWatch || request.query["watch"] == "true" || request.query["watch"] == "1" { return "watch" }

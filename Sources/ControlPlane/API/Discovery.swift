@@ -64,10 +64,11 @@ enum Discovery {
             if !resource.shortNames.isEmpty { entry.set(["shortNames"], .array(resource.shortNames.map(JSONValue.string))) }
             entries.append(entry)
             for subresource in resource.subresources {
-                let verbs: [JSONValue] = subresource == "log" ? ["get"] : ["get", "patch", "update"]
+                let connect = ["exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"]
+                let verbs: [JSONValue] = subresource == "log" ? ["get"] : connect[subresource] != nil ? ["create", "get"] : ["get", "patch", "update"]
                 entries.append([
                     "name": .string("\(resource.plural)/\(subresource)"), "singularName": "", "namespaced": .bool(resource.namespaced),
-                    "kind": .string(subresource == "log" ? "Pod" : resource.kind), "verbs": .array(verbs),
+                    "kind": .string(subresource == "log" ? "Pod" : connect[subresource] ?? resource.kind), "verbs": .array(verbs),
                 ])
             }
         }

@@ -67,7 +67,8 @@ struct Authorizer {
         case .pods:
             switch verb {
             case "list", "watch": return selects(request, field: "spec.nodeName", value: node)
-            case "create":  // mirror pods of static pods
+            case "create":  // mirror pods of static pods; never a stream into a pod
+                guard route.subresource == nil else { return false }
                 return (try? APIServer.body(request))?.string(at: ["spec", "nodeName"]) == node
             case "get":
                 guard route.subresource == nil || route.subresource == "status" else { return false }

@@ -1,0 +1,276 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import HTTPServing
+import KubeModel
+import NIOCore
+import NIOPosix
+import OCI
+import Runtime
+import SystemSupport
+
+/// One `kubectl exec` on the agent: the process inside the container with its stdio relayed over
+/// the WebSocket channel protocol (`v4`/`v5.channel.k8s.io`: one leading byte per message names
+/// the stream: 0 stdin, 1 stdout, 2 stderr, 3 the final status, 4 terminal resizes, 255 closes a
+/// stream in v5). The final status carries the exit code as kubectl reads it.
+struct ExecSession: Sendable {
+    let runtime: any PodRuntime
+    let containerID: String
+    let process: RuntimeSpec.Process
+    let request: RemoteCommandRequest
+
+    private enum Event: Sendable {
+        case exited(Int32)
+        case streamEnded
+        case clientGone
+        case drainTimedOut
+        case startWaitEnded
+        case closeWaitEnded
+    }
+
+    func run(_ socket: WebSocketStream) async {
+        // The kubelet's first message: an empty one on the lowest writable channel, so the
+        // client knows the streams are set up.
+        try? await socket.send(.binary, [request.stdout || request.tty ? 1 : request.stderr ? 2 : 3])
+        let runtime = self.runtime, id = containerID, process = self.process, stdin = request.stdin
+        let started = await DedicatedThread.run { () -> Result<AttachedProcess, RuntimeError> in
+            Result { () throws(RuntimeError) in try runtime.execAttached(id: id, process: process, stdin: stdin) }
+        }
+        let attached: AttachedProcess
+        switch started {
+        case .success(let value): attached = value
+        case .failure(let error):
+            await finish(socket, status: Self.internalError("error executing command in container: \(error)"))
+            return
+        }
+        await relay(attached, socket)
+    }
+
+    /// Relays until the process exited and its output was sent, then sends its exit status and
+    /// closes. A client that goes away leaves the process running without its stdin (a terminal
+    /// hangs up), as with the kubelet; the session ends when the process does.
+    private func relay(_ attached: AttachedProcess, _ socket: WebSocketStream) async {
+        let channels: PipeChannels
+        do {
+            channels = try await PipeChannels.take(attached, stdin: request.stdin)
+        } catch {
+            kill(attached.pid, SIGKILL)
+            attached.start()
+            _ = await DedicatedThread.run { attached.wait() }
+            await finish(socket, status: Self.internalError("error relaying the command's streams: \(error)"))
+            return
+        }
+        let errorsChannel: UInt8 = attached.terminal ? 1 : 2
+        let sendsOutput = request.stdout || request.tty, sendsErrors = request.stderr || attached.terminal
+        let v5 = request.channelProtocol.hasPrefix("v5"), stdin = request.stdin
+        let command = request.command
+        // A terminal's process starts once the client sent its size (kubectl does at once),
+        // or after a moment without one, so it never reads a 0x0 terminal.
+        let resize: @Sendable (UInt16, UInt16) -> Void = { columns, rows in
+            attached.resize(columns: columns, rows: rows)
+            attached.start()
+        }
+        do {
+            try await channels.main.executeThenClose { mainInbound, mainOutbound in
+                try await channels.errors.executeThenClose { errorsInbound, _ in
+                    await withTaskGroup(of: Event.self) { group in
+                        group.addTask { await Self.copy(mainInbound, to: socket, channel: 1, send: sendsOutput); return .streamEnded }
+                        group.addTask { await Self.copy(errorsInbound, to: socket, channel: errorsChannel, send: sendsErrors); return .streamEnded }
+                        group.addTask {
+                            await Self.receive(from: socket, into: stdin ? mainOutbound : nil, v5: v5, resize: resize)
+                            return .clientGone
+                        }
+                        group.addTask { .exited(await DedicatedThread.run { attached.wait() }) }
+                        if attached.terminal {
+                            group.addTask {
+                                try? await Task.sleep(for: .milliseconds(500))
+                                attached.start()
+                                return .startWaitEnded
+                            }
+                        }
+                        var exitCode: Int32?
+                        var streamsOpen = 2
+                        var drainStarted = false
+                        var clientGone = false
+                        var closing = false
+                        while let event = await group.next() {
+                            switch event {
+                            case .exited(let code):
+                                exitCode = code
+                            case .streamEnded:
+                                streamsOpen -= 1
+                            case .clientGone:
+                                // Nothing more is sent: close our ends (a terminal hangs up)
+                                // and wait only for the process.
+                                clientGone = true
+                                channels.closeAll()
+                                if exitCode != nil || closing {
+                                    socket.connection.close()
+                                    group.cancelAll()
+                                    return
+                                }
+                                continue
+                            case .drainTimedOut:
+                                channels.closeAll()
+                            case .startWaitEnded:
+                                continue
+                            case .closeWaitEnded:
+                                socket.connection.close()
+                                group.cancelAll()
+                                return
+                            }
+                            guard let exitCode else { continue }
+                            if streamsOpen == 0, !closing {
+                                // The status goes last, then the close handshake: the socket
+                                // closes once the client answered (the receiving task ends) or
+                                // after a moment.
+                                channels.closeAll()
+                                if clientGone {
+                                    socket.connection.close()
+                                    group.cancelAll()
+                                    return
+                                }
+                                await sendStatus(socket, exitCode == 0 ? ["metadata": [:], "status": "Success"] : Self.exitStatus(exitCode, command: command))
+                                await socket.sendClose()
+                                closing = true
+                                group.addTask {
+                                    try? await Task.sleep(for: .seconds(5))
+                                    return .closeWaitEnded
+                                }
+                                continue
+                            }
+                            if closing { continue }
+                            // Something the process started may hold its output open: send
+                            // what arrives for a moment, then end.
+                            if !drainStarted {
+                                drainStarted = true
+                                group.addTask {
+                                    try? await Task.sleep(for: .seconds(2))
+                                    return .drainTimedOut
+                                }
+                            }
+                        }
+                        socket.connection.close()
+                    }
+                }
+            }
+        } catch {
+            socket.connection.close()
+        }
+    }
+
+    private func finish(_ socket: WebSocketStream, status: JSONValue) async {
+        await sendStatus(socket, status)
+        await socket.close()
+    }
+
+    private func sendStatus(_ socket: WebSocketStream, _ status: JSONValue) async {
+        try? await socket.send(.binary, [3] + KubeJSON.serialize(status))
+    }
+
+    /// Output bytes to the client as messages on `channel` (read and dropped when the client did
+    /// not ask for the stream, so the process never blocks on a full pipe).
+    private static func copy(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, to socket: WebSocketStream, channel: UInt8, send: Bool) async {
+        do {
+            for try await var buffer in inbound where send {
+                while buffer.readableBytes > 0 {
+                    let chunk = buffer.readBytes(length: min(buffer.readableBytes, 32 << 10)) ?? []
+                    try await socket.send(.binary, [channel] + chunk)
+                }
+            }
+        } catch {
+            // A terminal's master reads EIO once the process is gone: the end of its output.
+        }
+    }
+
+    /// Client messages: stdin bytes to the process, terminal sizes, and (v5) the close of stdin.
+    private static func receive(
+        from socket: WebSocketStream, into input: NIOAsyncChannelOutboundWriter<ByteBuffer>?, v5: Bool, resize: @escaping @Sendable (UInt16, UInt16) -> Void
+    ) async {
+        var stdinOpen = input != nil
+        do {
+            while let message = try await socket.next() {
+                guard message.opcode == .binary, let channel = message.payload.first else { continue }
+                let payload = message.payload.dropFirst()
+                switch channel {
+                case 0 where stdinOpen:
+                    do { try await input?.write(ByteBuffer(bytes: payload)) } catch { stdinOpen = false }
+                case 4:
+                    if let size = try? KubeJSON.parse(Array(payload)),
+                       case .number(let width)? = size["Width"], case .number(let height)? = size["Height"],
+                       let columns = UInt16(width), let rows = UInt16(height) {
+                        resize(columns, rows)
+                    }
+                case 255 where v5 && payload.first == 0 && stdinOpen:
+                    stdinOpen = false
+                    input?.finish()
+                default:
+                    continue
+                }
+            }
+        } catch {
+            // A broken WebSocket is the client going away.
+        }
+        if stdinOpen { input?.finish() }
+    }
+
+    static func exitStatus(_ code: Int32, command: [String]) -> JSONValue {
+        [
+            "metadata": [:], "status": "Failure", "reason": "NonZeroExitCode",
+            "message": .string("command terminated with non-zero exit code: error executing command \(command), exit code \(code)"),
+            "details": ["causes": [["reason": "ExitCode", "message": .string(String(code))]]],
+        ]
+    }
+
+    static func internalError(_ message: String) -> JSONValue {
+        ["metadata": [:], "status": "Failure", "code": 500, "reason": "InternalError", "message": .string("Internal error occurred: \(message)")]
+    }
+}
+
+/// The process's descriptors as NIO pipe channels (non-blocking, no thread each): `main` reads
+/// its stdout (or the terminal) and writes its stdin; `errors` reads its stderr.
+struct PipeChannels: Sendable {
+    let main: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+    let errors: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+
+    static func take(_ process: AttachedProcess, stdin: Bool) async throws -> PipeChannels {
+        // Finishing the writer closes only stdin, not the whole channel.
+        @Sendable func wrap(_ channel: any Channel) -> EventLoopFuture<NIOAsyncChannel<ByteBuffer, ByteBuffer>> {
+            channel.eventLoop.makeCompletedFuture {
+                try NIOAsyncChannel<ByteBuffer, ByteBuffer>(
+                    wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+            }
+        }
+        let bootstrap = NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let main: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            if process.terminal, stdin {
+                main = try await bootstrap.takingOwnershipOfDescriptor(inputOutput: process.output) { wrap($0) }
+            } else if let input = process.input {
+                main = try await bootstrap.takingOwnershipOfDescriptors(input: process.output, output: input) { wrap($0) }
+            } else {
+                main = try await bootstrap.takingOwnershipOfDescriptor(input: process.output) { wrap($0) }
+            }
+        } catch {
+            for descriptor in [process.output, process.errors] + (process.input.map { [$0] } ?? []) { close(descriptor) }
+            throw error
+        }
+        do {
+            let errors = try await bootstrap.takingOwnershipOfDescriptor(input: process.errors) { wrap($0) }
+            return PipeChannels(main: main, errors: errors)
+        } catch {
+            close(process.errors)
+            main.channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    func closeAll() {
+        main.channel.close(promise: nil)
+        errors.channel.close(promise: nil)
+    }
+}
+
+

@@ -1,0 +1,76 @@
+import HTTPServing
+import KubeModel
+
+/// What `/exec/<namespace>/<pod>/<container>` asks for (the kubelet's streaming endpoint, as
+/// kube-apiserver and iotkube-server call it): the command, which streams, a terminal, and the
+/// channel protocol to speak over the upgraded WebSocket.
+struct RemoteCommandRequest: Sendable {
+    var namespace: String
+    var pod: String
+    var container: String
+    var command: [String]
+    var stdin: Bool
+    var stdout: Bool
+    var stderr: Bool
+    var tty: Bool
+    /// The negotiated `Sec-WebSocket-Protocol`.
+    var channelProtocol: String
+
+    /// The channel protocols served, newest first: v5 adds the close signal for stdin.
+    static let channelProtocols = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+    /// At most this many command words and bytes (kube-apiserver bounds the URL, so do we).
+    static let maximumCommandBytes = 64 << 10
+
+    struct Refusal: Error, Sendable {
+        var status: Int
+        var message: String
+        init(_ status: Int, _ message: String) {
+            self.status = status
+            self.message = message
+        }
+    }
+
+    init(_ request: HTTPRequest) throws(Refusal) {
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count == 4 else { throw Refusal(404, "use /exec/<namespace>/<pod>/<container>") }
+        (namespace, pod, container) = (parts[1], parts[2], parts[3])
+        func flag(_ name: String) -> Bool { request.query[name] == "1" || request.query[name] == "true" }
+        command = request.queryItems.filter { $0.name == "command" }.map(\.value)
+        guard !command.isEmpty, !command[0].isEmpty else { throw Refusal(400, "a command is required (command=...)") }
+        guard command.reduce(0, { $0 + $1.utf8.count + 1 }) <= Self.maximumCommandBytes else {
+            throw Refusal(400, "the command is longer than \(Self.maximumCommandBytes) bytes")
+        }
+        guard !command.contains(where: { $0.utf8.contains(0) }) else { throw Refusal(400, "the command contains a NUL byte") }
+        tty = flag("tty")
+        stdin = flag("input") || flag("stdin")
+        stdout = flag("output") || flag("stdout")
+        // With a terminal, stderr is the terminal (the kubelet refuses both; kubectl never asks).
+        stderr = (flag("error") || flag("stderr")) && !tty
+        guard stdin || stdout || stderr || tty else { throw Refusal(400, "you must specify at least 1 of stdin, stdout, stderr") }
+        channelProtocol = try Self.negotiate(request)
+    }
+
+    /// The WebSocket handshake's checks (RFC 6455 §4.2.1) and the channel protocol both sides speak.
+    static func negotiate(_ request: HTTPRequest) throws(Refusal) -> String {
+        let upgrade = request.headers["upgrade"]?.lowercased() ?? ""
+        guard upgrade == "websocket" else {
+            if upgrade.hasPrefix("spdy") { throw Refusal(400, "SPDY streams are not served by this agent; use a kubectl that speaks WebSocket (1.30 or newer)") }
+            throw Refusal(400, "exec needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
+        }
+        guard request.headers["connection"]?.lowercased().contains("upgrade") == true else { throw Refusal(400, "the Connection header must include Upgrade") }
+        guard request.headers["sec-websocket-version"] == "13" else { throw Refusal(400, "only WebSocket version 13 is served") }
+        guard let key = request.headers["sec-websocket-key"], key.utf8.count == 24 else { throw Refusal(400, "a Sec-WebSocket-Key of 16 base64 bytes is required") }
+        _ = key
+        let offered = (request.headers["sec-websocket-protocol"] ?? "").split(separator: ",").map { $0.trimmingSpaces }
+        guard let chosen = channelProtocols.first(where: offered.contains) else {
+            throw Refusal(400, "none of the offered protocols [\(offered.joined(separator: ", "))] is served; this agent speaks \(channelProtocols.joined(separator: ", "))")
+        }
+        return chosen
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: String {
+        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
+    }
+}

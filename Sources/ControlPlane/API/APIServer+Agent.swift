@@ -1,0 +1,75 @@
+import HTTPServing
+import KubeClient
+import KubeModel
+
+/// Where the agent of a pod's node listens, and how this server reaches it.
+struct AgentTarget: Sendable {
+    var nodeName: String
+    var address: String
+    var port: Int
+    /// The cluster CA, this server's kubelet client certificate, and the check that the agent's
+    /// serving certificate names `system:node:<node>`.
+    var configuration: ClientConfiguration
+
+    var endpoint: String { "\(address):\(port)" }
+}
+
+extension APIServer {
+    /// The pod named by the route (404 when missing).
+    func routedPod(_ route: RequestRoute) throws -> (namespace: String, name: String, pod: Pod) {
+        let namespace = try Self.namespace(of: route)
+        let name = route.name ?? ""
+        guard let tree = try store.get(.pods, namespace: namespace, name: name) else { throw APIError.notFound(.pods, name) }
+        return (namespace, name, try KubeJSON.decode(Pod.self, from: tree))
+    }
+
+    /// The container a log or stream asks for: the one named, or the pod's only app container.
+    static func container(_ requested: String?, of pod: Pod, name: String) throws -> String {
+        let all = ((pod.spec?.initContainers ?? []) + (pod.spec?.containers ?? [])).map(\.name)
+        let apps = (pod.spec?.containers ?? []).map(\.name)
+        guard let container = requested.flatMap({ $0.isEmpty ? nil : $0 }) ?? (apps.count == 1 ? apps[0] : nil) else {
+            throw APIError.badRequest("a container name must be specified for pod \(name), choose one of: [\(apps.joined(separator: " "))]")
+        }
+        guard all.contains(container) else { throw APIError.badRequest("container \(container) is not valid for pod \(name)") }
+        return container
+    }
+
+    /// The agent of the node `pod` is bound to (its InternalIP and kubelet port from the Node).
+    /// The agent must prove it is that node: its serving certificate chains to the cluster CA,
+    /// covers the address and names `system:node:<node>` (as kube-apiserver with
+    /// `--kubelet-certificate-authority`); a self-signed or another node's certificate is a 502.
+    func agentTarget(of pod: Pod, name: String) throws -> AgentTarget {
+        guard let nodeName = pod.spec?.nodeName, !nodeName.isEmpty else {
+            throw APIError.badRequest("pod \(name) is not scheduled to a node yet")
+        }
+        guard let nodeTree = try store.get(.nodes, namespace: "", name: nodeName), let node = try? KubeJSON.decode(Node.self, from: nodeTree) else {
+            throw APIError(code: 404, reason: "NotFound", message: "node \"\(nodeName)\" of pod \(name) is not registered")
+        }
+        let addresses = node.status?.addresses ?? []
+        guard let address = (addresses.first { $0.type == "InternalIP" } ?? addresses.first)?.address,
+              let port = node.status?.daemonEndpoints?.kubeletEndpoint?.port, port > 0, port <= 65535 else {
+            throw APIError(code: 503, reason: "ServiceUnavailable", message: "node \"\(nodeName)\" reports no address and port for its agent")
+        }
+        guard let kubeletClient, let clusterCA = try? signer?.authority.certificatePEM else {
+            throw APIError(code: 503, reason: "ServiceUnavailable", message: "this server has no client certificate for the nodes' agents")
+        }
+        var configuration = ClientConfiguration(
+            server: "https://\(address.contains(":") ? "[\(address)]" : address):\(port)", certificateAuthorityPEM: Array(clusterCA.utf8),
+            clientCertificatePEM: kubeletClient.certificatePEM, clientKeyPEM: kubeletClient.keyPEM)
+        configuration.serverCertificateCheck = { KubeletServingIdentity.problem($0, node: nodeName) }
+        return AgentTarget(nodeName: nodeName, address: address, port: Int(port), configuration: configuration)
+    }
+
+    /// Why the agent could not be used, saying what to do when it is its certificate.
+    static func agentFailure(_ node: String, _ endpoint: String, _ error: any Error) -> String {
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("refused the server's certificate") {
+            return "the agent of node \(node) at \(endpoint) did not prove it is that node: its serving certificate must be signed by the cluster CA for system:node:\(node) and this address (a kubernetes.io/kubelet-serving CSR; see kubectl get csr): \(text)"
+        }
+        return "the agent of node \(node) at \(endpoint) cannot be reached: \(text)"
+    }
+
+    static func agentMessage(_ status: Int, _ body: [UInt8]) -> String {
+        (try? KubeJSON.decode(Status.self, from: body))?.message ?? "the agent answered HTTP \(status)"
+    }
+}

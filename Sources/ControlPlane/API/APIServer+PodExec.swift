@@ -1,0 +1,54 @@
+import HTTPServing
+import KubeModel
+
+extension APIServer {
+    /// `pods/<name>/exec`: a WebSocket upgrade (`v5`/`v4.channel.k8s.io`) proxied to the agent of
+    /// the pod's node, which runs the command in the container. Only the validated options and
+    /// the WebSocket handshake headers reach the agent; the agent's 101 answer (or its refusal,
+    /// as this server's error) goes back to the client, and the two connections are spliced.
+    func podExec(_ route: RequestRoute, _ request: HTTPRequest) async throws -> HTTPResponse {
+        let (namespace, name, pod) = try routedPod(route)
+        let container = try Self.container(request.query["container"], of: pod, name: name)
+        if let phase = pod.status?.phase, phase == .succeeded || phase == .failed {
+            throw APIError.badRequest("cannot exec into a container in a completed pod; current phase is \(phase.rawValue)")
+        }
+        let command = request.queryItems.filter { $0.name == "command" }.map(\.value)
+        guard !command.isEmpty, !command[0].isEmpty else { throw APIError.badRequest("you must specify a command (command=...)") }
+        guard request.headers["upgrade"]?.lowercased() == "websocket" else {
+            throw APIError.badRequest("exec is served over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io); SPDY is not served yet: use kubectl 1.30 or newer")
+        }
+        func flag(_ name: String) -> Bool { request.query[name] == "true" || request.query[name] == "1" }
+        var items = command.map { ("command", $0) }
+        for (clientName, agentName) in [("stdin", "input"), ("stdout", "output"), ("stderr", "error"), ("tty", "tty")] where flag(clientName) {
+            items.append((agentName, "1"))
+        }
+        let query = items.map { "\($0.0)=\(PodLogOptions.percentEncoded($0.1))" }.joined(separator: "&")
+        let path = "/exec/" + [namespace, name, container].map(PodLogOptions.percentEncoded).joined(separator: "/") + "?" + query
+        // The handshake only: never the client's credentials or anything else it sent.
+        var headers: [(String, String)] = [("Connection", "Upgrade"), ("Upgrade", "websocket")]
+        for header in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol"] {
+            if let value = request.headers[header.lowercased()] { headers.append((header, value)) }
+        }
+        let target = try agentTarget(of: pod, name: name)
+        let stream: AgentStream
+        do {
+            stream = try await AgentStream.open(target, path: path, headers: headers)
+        } catch {
+            throw APIError(code: 502, reason: "BadGateway", message: Self.agentFailure(target.nodeName, target.endpoint, error))
+        }
+        guard stream.head.status == 101 else {
+            let body = await stream.refusalBody()
+            let status = stream.head.status
+            throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest",
+                           message: Self.agentMessage(status, body))
+        }
+        var answer: [(String, String)] = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
+        for header in ["Sec-WebSocket-Accept", "Sec-WebSocket-Protocol"] {
+            if let value = stream.head.headers[header.lowercased()] { answer.append((header, value)) }
+        }
+        let agent = stream.connection, first = stream.head.rest
+        return HTTPResponse(status: 101, headers: answer, body: .upgrade { client in
+            await AgentStream.splice(client, agent, agentFirst: first)
+        })
+    }
+}

@@ -1,0 +1,166 @@
+import Crypto
+import FoundationEssentials
+import NIOCore
+import Synchronization
+
+/// RFC 6455 messages over an upgraded connection: the server side (client frames must be
+/// masked; ours are not) or the client side (the reverse). Pings are answered, fragmented
+/// messages joined, a close is answered; messages larger than ``maximumMessageSize`` end the
+/// connection (a peer cannot make us buffer without bound).
+public final class WebSocketStream: Sendable {
+    public enum Role: Sendable { case server, client }
+
+    public enum Opcode: UInt8, Sendable {
+        case continuation = 0, text = 1, binary = 2, close = 8, ping = 9, pong = 10
+    }
+
+    public struct Message: Sendable {
+        public var opcode: Opcode
+        public var payload: [UInt8]
+    }
+
+    public struct ProtocolError: Error, CustomStringConvertible, Sendable {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    public static let maximumMessageSize = 4 << 20
+
+    public let connection: ByteStreamConnection
+    let role: Role
+    private let reader: Reader
+    private let closeSent = Atomic<Bool>(false)
+
+    public init(connection: ByteStreamConnection, role: Role) {
+        self.connection = connection
+        self.role = role
+        reader = Reader(connection: connection)
+    }
+
+    /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
+    public static func acceptValue(forKey key: String) -> String {
+        let digest = Insecure.SHA1.hash(data: Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
+        return Data(digest).base64EncodedString()
+    }
+
+    /// The next data message (text or binary), or nil once the peer closed.
+    public func next() async throws -> Message? {
+        var assembling: (Opcode, [UInt8])?
+        while true {
+            guard let frame = try await reader.frame(expectMasked: role == .server) else { return nil }
+            switch frame.opcode {
+            case .ping:
+                try await send(.pong, frame.payload)
+            case .pong:
+                continue
+            case .close:
+                if !closeSent.exchange(true, ordering: .relaxed) { try? await send(.close, Array(frame.payload.prefix(2))) }
+                return nil
+            case .text, .binary:
+                guard assembling == nil else { throw ProtocolError("a new message began inside a fragmented one") }
+                if frame.final { return Message(opcode: frame.opcode, payload: frame.payload) }
+                assembling = (frame.opcode, frame.payload)
+            case .continuation:
+                guard var (opcode, payload) = assembling else { throw ProtocolError("a continuation frame without a message") }
+                payload += frame.payload
+                guard payload.count <= Self.maximumMessageSize else { throw ProtocolError("a message over \(Self.maximumMessageSize) bytes") }
+                if frame.final { return Message(opcode: opcode, payload: payload) }
+                assembling = (opcode, payload)
+            }
+        }
+    }
+
+    /// Sends one unfragmented frame.
+    public func send(_ opcode: Opcode, _ payload: [UInt8]) async throws {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(payload.count + 14)
+        buffer.writeInteger(0x80 | opcode.rawValue)
+        let maskBit: UInt8 = role == .client ? 0x80 : 0
+        switch payload.count {
+        case ..<126: buffer.writeInteger(maskBit | UInt8(payload.count))
+        case ..<65536:
+            buffer.writeInteger(maskBit | 126)
+            buffer.writeInteger(UInt16(payload.count))
+        default:
+            buffer.writeInteger(maskBit | 127)
+            buffer.writeInteger(UInt64(payload.count))
+        }
+        if role == .client {
+            let mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
+            buffer.writeBytes(mask)
+            buffer.writeBytes(payload.enumerated().map { $0.element ^ mask[$0.offset & 3] })
+        } else {
+            buffer.writeBytes(payload)
+        }
+        try await connection.write(buffer)
+    }
+
+    /// Sends a close frame with a status code (1000: normal) and ends the connection.
+    public func close(code: UInt16 = 1000, reason: String = "") async {
+        await sendClose(code: code, reason: reason)
+        connection.close()
+    }
+
+    /// Sends a close frame (once); the peer answers with its own and closes. Closing the
+    /// connection before reading that answer can reset it and lose what the peer has not read
+    /// yet, so a caller that keeps reading until ``next()`` returns nil closes cleanly.
+    public func sendClose(code: UInt16 = 1000, reason: String = "") async {
+        guard !closeSent.exchange(true, ordering: .relaxed) else { return }
+        var payload = [UInt8(code >> 8), UInt8(code & 0xFF)]
+        payload += Array(reason.utf8.prefix(123))
+        try? await send(.close, payload)
+    }
+
+    /// Frames from the byte stream (one reader at a time).
+    final class Reader: @unchecked Sendable {
+        struct Frame {
+            var final: Bool
+            var opcode: Opcode
+            var payload: [UInt8]
+        }
+
+        let connection: ByteStreamConnection
+        private var pending = ByteBuffer()
+
+        init(connection: ByteStreamConnection) { self.connection = connection }
+
+        private func fill(_ count: Int) async throws -> Bool {
+            while pending.readableBytes < count {
+                guard var more = try await connection.read() else { return false }
+                pending.writeBuffer(&more)
+            }
+            return true
+        }
+
+        func frame(expectMasked: Bool) async throws -> Frame? {
+            guard try await fill(2) else { return nil }
+            let first = pending.getInteger(at: pending.readerIndex, as: UInt8.self)!
+            let second = pending.getInteger(at: pending.readerIndex + 1, as: UInt8.self)!
+            guard first & 0x70 == 0 else { throw ProtocolError("reserved bits set (no extension was negotiated)") }
+            guard let opcode = Opcode(rawValue: first & 0x0F) else { throw ProtocolError("unknown opcode \(first & 0x0F)") }
+            let masked = second & 0x80 != 0
+            guard masked == expectMasked else { throw ProtocolError(expectMasked ? "a client frame was not masked" : "a server frame was masked") }
+            var header = 2
+            var length = UInt64(second & 0x7F)
+            if length == 126 {
+                guard try await fill(4) else { return nil }
+                length = UInt64(pending.getInteger(at: pending.readerIndex + 2, as: UInt16.self)!)
+                header = 4
+            } else if length == 127 {
+                guard try await fill(10) else { return nil }
+                length = pending.getInteger(at: pending.readerIndex + 2, as: UInt64.self)!
+                header = 10
+            }
+            guard length <= UInt64(WebSocketStream.maximumMessageSize) else { throw ProtocolError("a frame of \(length) bytes") }
+            if opcode.rawValue >= 8 && (length > 125 || first & 0x80 == 0) { throw ProtocolError("a control frame over 125 bytes or fragmented") }
+            let total = header + (masked ? 4 : 0) + Int(length)
+            guard try await fill(total) else { return nil }
+            pending.moveReaderIndex(forwardBy: header)
+            let mask = masked ? pending.readBytes(length: 4)! : []
+            var payload = pending.readBytes(length: Int(length))!
+            if masked { for index in payload.indices { payload[index] ^= mask[index & 3] } }
+            pending.discardReadBytes()
+            return Frame(final: first & 0x80 != 0, opcode: opcode, payload: payload)
+        }
+    }
+}
