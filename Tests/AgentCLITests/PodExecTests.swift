@@ -68,6 +68,14 @@ struct PodExecTests {
         let bulk = try await Self.shell(node, "head -c 1048576 /dev/urandom | base64 > '\(directory)/in'; K exec -i shell -c main -- cat < '\(directory)/in' | cmp - '\(directory)/in' && echo same")
         #expect(bulk.output.hasSuffix("same\n"), "\(bulk.output)\n\(node.agentLogTail)")
 
+        // kubectl cp both ways (exec with the container's tar).
+        let copied = try await Self.shell(node, """
+            cd '\(directory)' && printf 'from the host\\n' > up.txt
+            K cp up.txt shell:/tmp/up.txt -c main && K cp shell:/tmp/up.txt down.txt -c main && cat down.txt
+            K cp shell:/etc/hostname hostname.txt -c main && cat hostname.txt
+            """)
+        #expect(copied.output.hasSuffix("from the host\nshell\n"), "\(copied.output)")
+
         // A terminal: kubectl itself on a pty (script), the command on one from the
         // container's devpts, its size set by kubectl's resize message.
         let terminal = try await Self.shell(node, """

@@ -80,7 +80,8 @@ struct PatchAndSelectorTests {
         #expect(try RequestRoute.parse("/api/v1/watch/namespaces/default/pods") == RequestRoute(resource: .pods, namespace: "default", legacyWatch: true))
         #expect(try RequestRoute.parse("/healthz") == nil)
         #expect(throws: APIError.self) { try RequestRoute.parse("/api/v1/namespaces/default/nodes") }
-        #expect(throws: APIError.self) { try RequestRoute.parse("/api/v1/namespaces/default/pods/web/exec") }
+        #expect(throws: APIError.self) { try RequestRoute.parse("/api/v1/namespaces/default/pods/web/ephemeralcontainers") }
+        #expect(try RequestRoute.parse("/api/v1/namespaces/default/pods/web/exec") == RequestRoute(resource: .pods, namespace: "default", name: "web", subresource: "exec"))
         #expect(throws: APIError.self) { try RequestRoute.parse("/apis/apps/v1/namespaces/default/deployments") }
     }
 
