@@ -207,8 +207,10 @@ void iotkube_setup_terminal(struct plan *p, int console_fd, int wait_for_start) 
     close(master);
     /* exec: the receiver sets the terminal's size first, then sends a byte (or closes). */
     if (wait_for_start) {
-        char start;
-        while (read(console_fd, &start, 1) < 0 && errno == EINTR) {}
+        char start = 0;
+        ssize_t n;
+        while ((n = read(console_fd, &start, 1)) < 0 && errno == EINTR) {}
+        if (n != 1 || start != 1) FAIL("terminal: the caller went away before the command started");
     }
     close(console_fd);
     if (setsid() < 0) FAIL("terminal: setsid: %s", strerror(errno));

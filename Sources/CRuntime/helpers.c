@@ -2,6 +2,7 @@
 #include "cruntime.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <linux/magic.h>
@@ -28,13 +29,18 @@ int iotkube_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest) {
 
 int iotkube_socketpair_cloexec(int fds[2]) { return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds); }
 
-int iotkube_receive_descriptor(int socket) {
+int iotkube_receive_descriptor(int socket, int timeout_ms) {
+    struct pollfd ready = { .fd = socket, .events = POLLIN };
+    int polled;
+    do { polled = poll(&ready, 1, timeout_ms); } while (polled < 0 && errno == EINTR);
+    if (polled == 0) { errno = ETIMEDOUT; return -1; }
+    if (polled < 0) return -1;
     char data[256];
     char control[CMSG_SPACE(sizeof(int))];
     struct iovec vector = { .iov_base = data, .iov_len = sizeof data };
     struct msghdr message = { .msg_iov = &vector, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
     ssize_t received;
-    do { received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC); } while (received < 0 && errno == EINTR);
+    do { received = recvmsg(socket, &message, MSG_CMSG_CLOEXEC | MSG_DONTWAIT); } while (received < 0 && errno == EINTR);
     if (received < 0) return -1;
     for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
         if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS && header->cmsg_len == CMSG_LEN(sizeof(int))) {

@@ -350,6 +350,13 @@ int iotkube_exec_main(int argc, char **argv) {
     char *error = NULL;
     if (iotkube_plan_load(argv[2], &plan, &error) != 0) { fprintf(stderr, "exec: plan %s: %s\n", argv[2], error); return 1; }
     if (plan.join_pid <= 0) { fprintf(stderr, "exec: no container process\n"); return 1; }
+    /* The filter is the host's file: open it before joining the container's mount namespace,
+     * where the path would be resolved in (and planted by) the container. */
+    int seccomp_fd = -1;
+    if (plan.seccomp_path && (seccomp_fd = open(plan.seccomp_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0) {
+        fprintf(stderr, "exec: seccomp filter %s: %s\n", plan.seccomp_path, strerror(errno));
+        return 1;
+    }
     /* cgroups first (our children inherit), then every namespace of the container. */
     for (int i = 0; i < plan.cgroup_procs_count; i++) {
         int fd = open(plan.cgroup_procs[i], O_WRONLY | O_CLOEXEC);
@@ -375,12 +382,13 @@ int iotkube_exec_main(int argc, char **argv) {
     }
     int sync[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sync) != 0) return 1;
-    int seccomp_fd = plan.seccomp_path ? open(plan.seccomp_path, O_RDONLY | O_CLOEXEC) : -1;
     pid_t child = fork();
     if (child < 0) { fprintf(stderr, "exec: fork: %s\n", strerror(errno)); return 1; }
     if (child == 0) {
         close(sync[0]);
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        /* Ends with the helper (killed when the caller gives up on it). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
         iotkube_exec_child_setup(sync[1]);
         if (console_fd >= 0) iotkube_setup_terminal(&plan, console_fd, 1);
         iotkube_process_setup_and_exec(&plan, -1, seccomp_fd);

@@ -21,9 +21,15 @@ public final class ByteStreamConnection: Sendable {
         return try await channel.eventLoop.flatSubmit { bridge.nextBytes() }.get()
     }
 
+    /// A write the peer does not take within this time closes the connection (a client that
+    /// stops reading cannot hold a session forever).
+    public static let writeTimeout = TimeAmount.seconds(60)
+
     /// Writes and flushes; returns once the bytes are handed to the socket.
     public func write(_ buffer: ByteBuffer) async throws {
         let bridge = self.bridge
+        let deadline = closeAfter(Self.writeTimeout)
+        defer { deadline.cancel() }
         try await channel.eventLoop.flatSubmit { bridge.write(buffer) }.get()
     }
 

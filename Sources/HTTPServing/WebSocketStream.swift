@@ -62,6 +62,7 @@ public final class WebSocketStream: Sendable {
                 assembling = (frame.opcode, frame.payload)
             case .continuation:
                 guard var (opcode, payload) = assembling else { throw ProtocolError("a continuation frame without a message") }
+                assembling = nil  // the payload is then unshared: appending does not copy it
                 payload += frame.payload
                 guard payload.count <= Self.maximumMessageSize else { throw ProtocolError("a message over \(Self.maximumMessageSize) bytes") }
                 if frame.final { return Message(opcode: opcode, payload: payload) }

@@ -30,6 +30,9 @@ public struct AttachedProcess: Sendable {
     /// Lets a process with a terminal go on (idempotent; the process waits until then).
     public func start() { startGate?.open() }
 
+    /// Makes a process with a terminal that has not started exit without running.
+    public func abandon() { startGate?.abandon() }
+
     /// Waits for the process (blocking); its exit code, 128+signal when killed.
     public func wait() -> Int32 {
         let code = ProcessSpawner.wait(pid)
@@ -37,12 +40,14 @@ public struct AttachedProcess: Sendable {
         return code
     }
 
-    /// Sets the terminal's size (no-op without a terminal).
-    public func resize(columns: UInt16, rows: UInt16) {
-        guard terminal else { return }
-        var size = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
-        _ = ioctl(output, UInt(TIOCSWINSZ), &size)
-    }
+    /// Sizes the terminal through a descriptor of its own (the caller may close `output`).
+    let sizer: TerminalSizer?
+
+    /// Sets the terminal's size (no-op without a terminal, or once ``closeTerminalSizer()`` ran).
+    public func resize(columns: UInt16, rows: UInt16) { sizer?.resize(columns: columns, rows: rows) }
+
+    /// Closes the descriptor resizes go through (once the session is over).
+    public func closeTerminalSizer() { sizer?.close() }
 }
 
 extension BuiltinRuntime {
@@ -68,15 +73,18 @@ extension BuiltinRuntime {
                 close(errors.1)
                 close(console.1)
                 opened = []
-                let master = iotkube_receive_descriptor(console.0)
+                // A container can stop the process before it sends the terminal: give up then.
+                let master = iotkube_receive_descriptor(console.0, 10_000)
                 let reason = errno
                 opened = []
                 let gate = StartGate(console.0)
                 guard master >= 0 else {
-                    // The helper failed before the terminal existed: its message says why.
-                    let message = Self.drain(errors.0)
+                    // The helper failed before the terminal existed (its message says why), or
+                    // the process never sent it (killed with the helper).
+                    if reason == ETIMEDOUT { Glibc.kill(pid, SIGKILL) }
+                    gate.abandon()
+                    let message = reason == ETIMEDOUT ? "" : Self.drain(errors.0)
                     close(errors.0)
-                    gate.open()
                     _ = ProcessSpawner.wait(pid)
                     unlink(planPath)
                     throw RuntimeError(message.isEmpty ? "exec: no terminal from the container: \(String(cString: strerror(reason)))" : message)
@@ -85,12 +93,12 @@ extension BuiltinRuntime {
                     close(master)
                     close(errors.0)
                     Glibc.kill(pid, SIGKILL)
-                    gate.open()
+                    gate.abandon()
                     _ = ProcessSpawner.wait(pid)
                     unlink(planPath)
                     throw RuntimeError("exec: the container sent something that is not a terminal")
                 }
-                return AttachedProcess(pid: pid, input: nil, output: master, errors: errors.0, terminal: true, planPath: planPath, startGate: gate)
+                return AttachedProcess(pid: pid, input: nil, output: master, errors: errors.0, terminal: true, planPath: planPath, startGate: gate, sizer: TerminalSizer(duplicating: master))
             }
             let output = try pair(iotkube_pipe_cloexec, "pipe")
             let input = stdin ? try pair(iotkube_pipe_cloexec, "pipe") : nil
@@ -98,7 +106,7 @@ extension BuiltinRuntime {
             if let input { descriptors[0] = input.0 }
             let pid = try ProcessSpawner.spawn(helper, arguments, descriptors: descriptors, nullInput: input == nil)
             for end in [output.1, errors.1] + (input.map { [$0.0] } ?? []) { close(end) }
-            return AttachedProcess(pid: pid, input: input?.1, output: output.0, errors: errors.0, terminal: false, planPath: planPath, startGate: nil)
+            return AttachedProcess(pid: pid, input: input?.1, output: output.0, errors: errors.0, terminal: false, planPath: planPath, startGate: nil, sizer: nil)
         } catch {
             for descriptor in opened { close(descriptor) }
             unlink(planPath)
@@ -120,21 +128,58 @@ extension BuiltinRuntime {
     }
 }
 
-/// The descriptor a terminal exec's process waits on: one byte, then closed, once.
+/// The descriptor a terminal exec's process waits on: one byte lets it run, closing without
+/// one makes it exit; once.
 public final class StartGate: Sendable {
     private let descriptor: Mutex<Int32?>
 
     init(_ descriptor: Int32) { self.descriptor = Mutex(descriptor) }
 
-    func open() {
+    func open() { release(start: true) }
+
+    /// The process exits without running its command.
+    func abandon() { release(start: false) }
+
+    private func release(start: Bool) {
         descriptor.withLock { held in
             guard let fd = held else { return }
-            var byte: UInt8 = 1
-            _ = SystemCall.retrying { write(fd, &byte, 1) }
+            if start {
+                var byte: UInt8 = 1
+                _ = SystemCall.retrying { write(fd, &byte, 1) }
+            }
             close(fd)
             held = nil
         }
     }
 
-    deinit { open() }
+    deinit { abandon() }
+}
+
+/// A terminal master's own descriptor for size changes: closed once, under a lock, so a late
+/// resize never reaches a descriptor number reused by something else.
+public final class TerminalSizer: Sendable {
+    private let descriptor: Mutex<Int32?>
+
+    init?(duplicating master: Int32) {
+        let copy = fcntl(master, F_DUPFD_CLOEXEC, 3)
+        guard copy >= 0 else { return nil }
+        descriptor = Mutex(copy)
+    }
+
+    func resize(columns: UInt16, rows: UInt16) {
+        descriptor.withLock { held in
+            guard let fd = held else { return }
+            var size = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
+            _ = ioctl(fd, UInt(TIOCSWINSZ), &size)
+        }
+    }
+
+    func close() {
+        descriptor.withLock { held in
+            if let fd = held { _ = Glibc.close(fd) }
+            held = nil
+        }
+    }
+
+    deinit { close() }
 }

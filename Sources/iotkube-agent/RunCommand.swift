@@ -77,7 +77,7 @@ struct RunCommand: AsyncParsableCommand {
         let heartbeat = HeartbeatService(
             credentials: credentials, configuration: configuration, host: host,
             interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
-            logger: logger, counters: counters, pressure: pressure, labels: nodeLabels)
+            logger: logger, counters: counters, pressure: pressure, labels: nodeLabels, podMetrics: PodMetricsSampler(runtime: runtime))
         let imageStore: ImageStore
         do { imageStore = try ImageStore(stateDirectory: configuration.stateDir) } catch {
             printToStandardError("iotkube-agent: the image store in \(configuration.stateDir): \(error)")

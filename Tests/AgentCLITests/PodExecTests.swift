@@ -25,7 +25,7 @@ struct PodExecTests {
             metadata: {name: shell}
             spec:
               terminationGracePeriodSeconds: 1
-              securityContext: {runAsUser: 1000, runAsGroup: 1000}
+              securityContext: {runAsUser: 1000, runAsGroup: 1000, seccompProfile: {type: RuntimeDefault}}
               containers:
               - name: main
                 image: \(image)
@@ -61,6 +61,11 @@ struct PodExecTests {
         #expect(output == "out\nhello from the pod\n1000\nsleep 100000 \nshell\n", "\(output)")
         #expect(errors.hasPrefix("err\n") && errors.contains("command terminated with exit code 3"), "\(errors)")
 
+        // The command runs under the container's seccomp filter (the filter file is the host's:
+        // looked up inside the container it was missing, or planted by it).
+        let filtered = try await Self.shell(node, "K exec shell -c main -- grep Seccomp: /proc/self/status")
+        #expect(filtered.output == "Seccomp:\t2\n", "\(filtered.output)")
+
         // stdin to the end (v5 closes it), and a success.
         let input = try await Self.shell(node, "printf 'line one\\nline two\\n' | K exec -i shell -c main -- sh -c 'cat; echo done'")
         #expect(input.status == 0 && input.output == "line one\nline two\ndone\n", "\(input.output)\n\(node.agentLogTail)")
@@ -71,8 +76,9 @@ struct PodExecTests {
         // kubectl cp both ways (exec with the container's tar).
         let copied = try await Self.shell(node, """
             cd '\(directory)' && printf 'from the host\\n' > up.txt
-            K cp up.txt shell:/tmp/up.txt -c main && K cp shell:/tmp/up.txt down.txt -c main && cat down.txt
-            K cp shell:/etc/hostname hostname.txt -c main && cat hostname.txt
+            K cp up.txt shell:/tmp/up.txt -c main && K cp shell:/tmp/up.txt down.txt -c main 2>&1
+            K cp shell:/etc/hostname hostname.txt -c main 2>&1
+            echo; cat down.txt hostname.txt
             """)
         #expect(copied.output.hasSuffix("from the host\nshell\n"), "\(copied.output)")
 
@@ -85,6 +91,15 @@ struct PodExecTests {
             """)
         #expect(terminal.output.contains("/dev/pts/0\r\n33 101\r\n"), "\(terminal.output)\nagent log:\n\(node.agentLogTail)")
         #expect(terminal.output.contains("rc=4"), "\(terminal.output)")
+
+        // kubectl top pod: the agent pushes PodMetrics from the containers' cgroups.
+        var top = ""
+        for _ in 0..<30 {
+            top = (try? await node.kubectl(["top", "pod", "shell", "--containers"])) ?? ""
+            if top.contains("main"), top.contains("side") { break }
+            try await Task.sleep(for: .seconds(1))
+        }
+        #expect(top.range(of: #"shell\s+main\s+\d+m\s+\d+Mi"#, options: .regularExpression) != nil, "\(top)")
 
         // Clear errors, and the agent keeps serving.
         let missing = try await node.serverKubectl(["exec", "shell", "-c", "nope", "--", "true"])

@@ -141,7 +141,40 @@ public struct AgentEndpoint: HTTPRequestHandler {
             scrape_error 0
 
             """
+        if let runtime { text += Self.containerMetrics(PodMetricsSampler(runtime: runtime).sample().values, milliseconds: milliseconds) }
         return text
+    }
+
+    /// The containers' and pods' lines of `/metrics/resource`, as the kubelet writes them.
+    static func containerMetrics(_ samples: some Sequence<PodMetricsSampler.ContainerSample>, milliseconds: Int64) -> String {
+        func label(_ value: String) -> String {
+            "\"" + value.replacingOccurrences("\\", "\\\\").replacingOccurrences("\"", "\\\"").replacingOccurrences("\n", "\\n") + "\""
+        }
+        func seconds(_ microseconds: Int64) -> String {
+            let fraction = String(microseconds % 1_000_000)
+            return "\(microseconds / 1_000_000).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
+        }
+        let sorted = samples.sorted { ($0.namespace, $0.pod, $0.container) < ($1.namespace, $1.pod, $1.container) }
+        var cpu = "# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter\n"
+        var memory = "# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes\n# TYPE container_memory_working_set_bytes gauge\n"
+        var pods: [String: (namespace: String, pod: String, cpu: Int64, memory: Int64)] = [:]
+        for sample in sorted {
+            let labels = "{container=\(label(sample.container)),namespace=\(label(sample.namespace)),pod=\(label(sample.pod))}"
+            cpu += "container_cpu_usage_seconds_total\(labels) \(seconds(sample.cpuMicroseconds)) \(milliseconds)\n"
+            memory += "container_memory_working_set_bytes\(labels) \(sample.memoryWorkingSetBytes) \(milliseconds)\n"
+            var pod = pods[sample.namespace + "/" + sample.pod] ?? (sample.namespace, sample.pod, 0, 0)
+            pod.cpu = pod.cpu.addingReportingOverflow(sample.cpuMicroseconds).overflow ? Int64.max : pod.cpu + sample.cpuMicroseconds
+            pod.memory = pod.memory.addingReportingOverflow(sample.memoryWorkingSetBytes).overflow ? Int64.max : pod.memory + sample.memoryWorkingSetBytes
+            pods[sample.namespace + "/" + sample.pod] = pod
+        }
+        var podCPU = "# HELP pod_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the pod in core-seconds\n# TYPE pod_cpu_usage_seconds_total counter\n"
+        var podMemory = "# HELP pod_memory_working_set_bytes [STABLE] Current working set of the pod in bytes\n# TYPE pod_memory_working_set_bytes gauge\n"
+        for pod in pods.values.sorted(by: { ($0.namespace, $0.pod) < ($1.namespace, $1.pod) }) {
+            let labels = "{namespace=\(label(pod.namespace)),pod=\(label(pod.pod))}"
+            podCPU += "pod_cpu_usage_seconds_total\(labels) \(seconds(pod.cpu)) \(milliseconds)\n"
+            podMemory += "pod_memory_working_set_bytes\(labels) \(pod.memory) \(milliseconds)\n"
+        }
+        return cpu + memory + podCPU + podMemory
     }
 
     /// The agent's own counters.
@@ -196,4 +229,11 @@ public struct AgentEndpoint: HTTPRequestHandler {
     }
 
     static func nanoseconds(fromJiffies jiffies: UInt64) -> Int64 { Int64(clamping: jiffies) * 10_000_000 }
+}
+
+extension String {
+    /// Every `target` replaced by `replacement` (FoundationEssentials has no such method).
+    func replacingOccurrences(_ target: String, _ replacement: String) -> String {
+        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
 }

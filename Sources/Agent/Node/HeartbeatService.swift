@@ -22,12 +22,16 @@ public struct HeartbeatService: Service {
     let counters: HeartbeatCounters
     /// Updated with the Node's labels whenever the API returns the Node.
     let labels: NodeLabels
+    /// The pods' usage, pushed as PodMetrics with the node's.
+    let podMetrics: PodMetricsSampler?
 
     public init(
         credentials: CertificateRotation, configuration: AgentConfiguration, host: HostReader = HostReader(),
         interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), logger: Logger,
-        counters: HeartbeatCounters = HeartbeatCounters(), pressure: NodePressure = NodePressure(), labels: NodeLabels = NodeLabels()
+        counters: HeartbeatCounters = HeartbeatCounters(), pressure: NodePressure = NodePressure(), labels: NodeLabels = NodeLabels(),
+        podMetrics: PodMetricsSampler? = nil
     ) {
+        self.podMetrics = podMetrics
         self.credentials = credentials
         self.counters = counters
         self.configuration = configuration
@@ -186,7 +190,8 @@ public struct HeartbeatService: Service {
         }
     }
 
-    /// CPU use since the last beat and the memory working set, as NodeMetrics.
+    /// CPU use since the last beat and the memory working set, as NodeMetrics, and the pods'
+    /// as PodMetrics.
     func pushMetrics(_ state: BeatState, now: Timestamp) async throws {
         let host = builder.host
         guard let sample = host.cpuTimes() else { return }
@@ -206,6 +211,15 @@ public struct HeartbeatService: Service {
             // A server without pushed metrics (a real cluster uses metrics-server scraping the agent).
             state.metricsSupported = false
             logger.notice("the server does not accept pushed node metrics (\(error)); not sending them")
+            return
+        }
+        for pod in podMetrics?.podMetrics(now: now) ?? [] {
+            do {
+                _ = try await client.update(pod)
+            } catch {
+                // A pod deleted meanwhile is refused: the next beat no longer has it.
+                logger.debug("pod metrics of \(pod.metadata.namespace ?? "")/\(pod.metadata.name ?? ""): \(error)")
+            }
         }
     }
 }

@@ -57,7 +57,8 @@ struct ExecSession: Sendable {
             channels = try await PipeChannels.take(attached, stdin: request.stdin)
         } catch {
             kill(attached.pid, SIGKILL)
-            attached.start()
+            attached.abandon()
+            attached.closeTerminalSizer()
             _ = await DedicatedThread.run { attached.wait() }
             await finish(socket, status: Self.internalError("error relaying the command's streams: \(error)"))
             return
@@ -159,6 +160,7 @@ struct ExecSession: Sendable {
         } catch {
             socket.connection.close()
         }
+        attached.closeTerminalSizer()
     }
 
     private func finish(_ socket: WebSocketStream, status: JSONValue) async {
@@ -247,7 +249,15 @@ struct PipeChannels: Sendable {
         let main: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
             if process.terminal, stdin {
-                main = try await bootstrap.takingOwnershipOfDescriptor(inputOutput: process.output) { wrap($0) }
+                // Our own second descriptor (NIO's inputOutput variant traps when dup fails).
+                let writing = fcntl(process.output, F_DUPFD_CLOEXEC, 3)
+                guard writing >= 0 else { throw PipeError("duplicating the terminal: \(String(cString: strerror(errno)))") }
+                do {
+                    main = try await bootstrap.takingOwnershipOfDescriptors(input: process.output, output: writing) { wrap($0) }
+                } catch {
+                    close(writing)
+                    throw error
+                }
             } else if let input = process.input {
                 main = try await bootstrap.takingOwnershipOfDescriptors(input: process.output, output: input) { wrap($0) }
             } else {
@@ -270,6 +280,11 @@ struct PipeChannels: Sendable {
     func closeAll() {
         main.channel.close(promise: nil)
         errors.channel.close(promise: nil)
+    }
+
+    struct PipeError: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
     }
 }
 

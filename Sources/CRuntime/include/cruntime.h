@@ -25,9 +25,10 @@ int iotkube_pipe_cloexec(int fds[2]);
 /// socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC).
 int iotkube_socketpair_cloexec(int fds[2]);
 
-/// Receives one descriptor sent with SCM_RIGHTS over `socket` (received close-on-exec);
-/// -1 with errno set (ENODATA when the peer closed without sending one).
-int iotkube_receive_descriptor(int socket);
+/// Receives one descriptor sent with SCM_RIGHTS over `socket` (received close-on-exec) within
+/// `timeout_ms`; -1 with errno set (ENODATA when the peer closed without sending one,
+/// ETIMEDOUT when nothing came in time).
+int iotkube_receive_descriptor(int socket, int timeout_ms);
 
 /// 1 when `path` is a namespace file held by a bind mount (nsfs), 0 when not, -1 when missing.
 int iotkube_is_namespace_file(const char *path);

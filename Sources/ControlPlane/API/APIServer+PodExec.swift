@@ -7,6 +7,9 @@ extension APIServer {
     /// the WebSocket handshake headers reach the agent; the agent's 101 answer (or its refusal,
     /// as this server's error) goes back to the client, and the two connections are spliced.
     func podExec(_ route: RequestRoute, _ request: HTTPRequest) async throws -> HTTPResponse {
+        guard request.method == "GET" || request.method == "POST" else {
+            throw APIError.methodNotAllowed("exec is a GET (WebSocket) or POST (SPDY) upgrade")
+        }
         let (namespace, name, pod) = try routedPod(route)
         let container = try Self.container(request.query["container"], of: pod, name: name)
         if let phase = pod.status?.phase, phase == .succeeded || phase == .failed {
@@ -38,7 +41,8 @@ extension APIServer {
         }
         guard stream.head.status == 101 else {
             let body = await stream.refusalBody()
-            let status = stream.head.status
+            // Only a refusal passes through; anything else from the agent is a bad gateway.
+            let status = (400...599).contains(stream.head.status) ? stream.head.status : 502
             throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest",
                            message: Self.agentMessage(status, body))
         }

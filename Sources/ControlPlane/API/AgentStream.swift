@@ -32,14 +32,15 @@ struct AgentStream: Sendable {
         ) { pipeline in
             if let check { try pipeline.addHandler(ServerCertificateCheck(check: check)) }
         }
+        // An agent that accepts and never finishes TLS or never answers is dropped.
+        let deadline = connection.closeAfter(.seconds(30))
+        defer { deadline.cancel() }
         do {
-            var request = "GET \(path) HTTP/1.1\r\nHost: \(target.endpoint)\r\n"
+            let host = target.address.contains(":") ? "[\(target.address)]:\(target.port)" : target.endpoint
+            var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n"
             for (name, value) in headers { request += "\(name): \(value)\r\n" }
             request += "\r\n"
             try await connection.write(Array(request.utf8))
-            // An agent that accepts and never answers is dropped.
-            let deadline = connection.closeAfter(.seconds(30))
-            defer { deadline.cancel() }
             let head = try await readHead(connection)
             return AgentStream(connection: connection, head: head)
         } catch {
@@ -81,6 +82,8 @@ struct AgentStream: Sendable {
 
     /// The body of a refusal (up to its Content-Length, bounded), for the error message.
     func refusalBody() async -> [UInt8] {
+        let deadline = connection.closeAfter(.seconds(10))
+        defer { deadline.cancel() }
         var body = head.rest
         let length = min(Int(head.headers["content-length"] ?? "") ?? 0, 64 << 10)
         while body.readableBytes < length, var more = try? await connection.read() { body.writeBuffer(&more) }
