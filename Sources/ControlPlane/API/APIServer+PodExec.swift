@@ -17,7 +17,12 @@ extension APIServer {
         }
         let command = request.queryItems.filter { $0.name == "command" }.map(\.value)
         guard !command.isEmpty, !command[0].isEmpty else { throw APIError.badRequest("you must specify a command (command=...)") }
+        let refusalKey = StreamRefusals.key(user: Self.requester?.user ?? "", namespace: namespace, pod: name)
         guard request.headers["upgrade"]?.lowercased() == "websocket" else {
+            // kubectl retries a refused WebSocket over SPDY: answer with the reason it was refused.
+            if let refusal = streamRefusals.take(refusalKey) {
+                throw APIError(code: refusal.status, reason: refusal.status == 404 ? "NotFound" : "BadRequest", message: refusal.message)
+            }
             throw APIError.badRequest("exec is served over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io); SPDY is not served yet: use kubectl 1.30 or newer")
         }
         func flag(_ name: String) -> Bool { request.query[name] == "true" || request.query[name] == "1" }
@@ -37,14 +42,17 @@ extension APIServer {
         do {
             stream = try await AgentStream.open(target, path: path, headers: headers)
         } catch {
-            throw APIError(code: 502, reason: "BadGateway", message: Self.agentFailure(target.nodeName, target.endpoint, error))
+            let message = Self.agentFailure(target.nodeName, target.endpoint, error)
+            streamRefusals.record(refusalKey, status: 502, message: message)
+            throw APIError(code: 502, reason: "BadGateway", message: message)
         }
         guard stream.head.status == 101 else {
             let body = await stream.refusalBody()
             // Only a refusal passes through; anything else from the agent is a bad gateway.
             let status = (400...599).contains(stream.head.status) ? stream.head.status : 502
-            throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest",
-                           message: Self.agentMessage(status, body))
+            let message = Self.agentMessage(status, body)
+            streamRefusals.record(refusalKey, status: status, message: message)
+            throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest", message: message)
         }
         var answer: [(String, String)] = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
         for header in ["Sec-WebSocket-Accept", "Sec-WebSocket-Protocol"] {

@@ -8,6 +8,8 @@ public final class APIServer: HTTPRequestHandler {
     let authenticator: Authenticator
     let signer: CSRSigner?
     let metricsStore = MetricsStore()
+    /// Agents' recent refusals of exec upgrades (answered again to kubectl's SPDY retry).
+    let streamRefusals = StreamRefusals()
     let logger: Logger
 
     /// Namespaces every cluster has.
