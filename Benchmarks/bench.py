@@ -4,7 +4,7 @@ measured in the same run where one exists (crun for container start, skopeo for 
 or to the target and the published figure otherwise. Needs root, the release binaries
 (`swift build -c release`), docker-registry, umoci, skopeo, busybox-static and crun.
 
-    Benchmarks/run.sh [--quick] [--only start,memory,idle,size,scale,pull]
+    Benchmarks/run.sh [--quick] [--only start,memory,idle,size,scale,pull,exec]
 
 Prints a table; --json FILE also writes the figures. Nothing here asserts a time: the numbers
 are for docs/benchmarks.md.
@@ -25,6 +25,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from exec_stream import measure_exec  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMESPACE = "default"
@@ -646,7 +649,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"), help="where the iotkube binaries are")
     parser.add_argument("--quick", action="store_true", help="fewer pods, 1 minute idle, shorter scale steps")
-    parser.add_argument("--only", default="size,start,memory,pull,scale", help="comma-separated: size,start,memory,pull,scale")
+    parser.add_argument("--only", default="size,start,memory,pull,exec,scale", help="comma-separated: size,start,memory,pull,exec,scale")
     parser.add_argument("--json", help="also write the figures to this file")
     arguments = parser.parse_args()
     if os.getuid() != 0:
@@ -663,7 +666,7 @@ def main():
     try:
         if "size" in only:
             measure_sizes(arguments.bin, work, results)
-        if only & {"start", "memory", "pull"}:
+        if only & {"start", "memory", "pull", "exec"}:
             cluster = Cluster(arguments.bin, work)
             try:
                 cluster.join_and_start_agent()
@@ -673,6 +676,8 @@ def main():
                     measure_memory_and_idle(cluster, results, 1 if arguments.quick else 10)
                 if "pull" in only:
                     measure_pull(cluster, results)
+                if "exec" in only:
+                    measure_exec(cluster, results, ROOT, proc_status, ReadyWatch)
             finally:
                 cluster.close()
         if "scale" in only:

@@ -70,10 +70,6 @@ struct RunCommand: AsyncParsableCommand {
         let servingCertificateService = ServingCertificateService(
             certificate: servingCertificate, client: { credentials.client }, logger: Logger(label: "iotkube-agent.endpoint"))
         let runtime = BuiltinRuntime(root: configuration.runtimeRoot ?? "/run/iotkube/runtime")
-        let endpoint = HTTPService(
-            server: APIHTTPServer(handler: AgentEndpoint(nodeName: configuration.nodeName, host: host, counters: counters,
-                                                             logs: ContainerLogReader(directory: configuration.podLogDirectory ?? "/var/log/pods"), runtime: runtime), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
-            host: "0.0.0.0", port: Int(configuration.port))
         let heartbeat = HeartbeatService(
             credentials: credentials, configuration: configuration, host: host,
             interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
@@ -123,6 +119,16 @@ struct RunCommand: AsyncParsableCommand {
             printToStandardError("iotkube-agent: \(error)")
             throw ExitCode.failure
         }
+        // Exec reaches the containers of the pod this node runs under that name now (a
+        // terminating older pod of the same name keeps its own).
+        let currentPodUID: @Sendable (String, String) -> String? = { [pods] namespace, name in
+            pods.admittedPods().first { $0.pod.metadata.namespace == namespace && $0.pod.metadata.name == name }?.pod.metadata.uid
+        }
+        let endpoint = HTTPService(
+            server: APIHTTPServer(handler: AgentEndpoint(nodeName: configuration.nodeName, host: host, counters: counters,
+                                                             logs: ContainerLogReader(directory: configuration.podLogDirectory ?? "/var/log/pods"), runtime: runtime,
+                                                             currentPodUID: currentPodUID), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
+            host: "0.0.0.0", port: Int(configuration.port))
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: endpoint), .init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
                        .init(service: podSource), .init(service: staticPods),

@@ -14,12 +14,16 @@ public struct AgentEndpoint: HTTPRequestHandler {
     let logs: ContainerLogReader?
     /// The runtime `kubectl exec` runs commands with.
     let runtime: (any PodRuntime)?
+    /// The UID of the pod this node runs under a namespace and name now (nil: none).
+    let currentPodUID: (@Sendable (String, String) -> String?)?
     /// When the agent started (the summary's `startTime`).
     let started = Timestamp.now()
 
     public init(
-        nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters, logs: ContainerLogReader? = nil, runtime: (any PodRuntime)? = nil
+        nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters, logs: ContainerLogReader? = nil, runtime: (any PodRuntime)? = nil,
+        currentPodUID: (@Sendable (String, String) -> String?)? = nil
     ) {
+        self.currentPodUID = currentPodUID
         self.nodeName = nodeName
         self.host = host
         self.counters = counters
@@ -90,10 +94,13 @@ public struct AgentEndpoint: HTTPRequestHandler {
         guard let runtime else { return failure(404, "this agent runs no containers") }
         let exec: RemoteCommandRequest
         do throws(RemoteCommandRequest.Refusal) { exec = try RemoteCommandRequest(request) } catch { return failure(error.status, error.message) }
+        let uid = currentPodUID?(exec.namespace, exec.pod)
+        if currentPodUID != nil, uid == nil { return failure(404, "pod \"\(exec.namespace)/\(exec.pod)\" does not run on this node") }
         let running = runtime.list().first { state in
             let annotations = state.annotations ?? [:]
             return state.status == .running && annotations["io.kubernetes.pod.namespace"] == exec.namespace
                 && annotations["io.kubernetes.pod.name"] == exec.pod && annotations["io.kubernetes.container.name"] == exec.container
+                && (uid == nil || annotations["io.kubernetes.pod.uid"] == uid)
         }
         guard let running else {
             return failure(404, "container \"\(exec.container)\" in pod \"\(exec.namespace)/\(exec.pod)\" is not running on this node")
