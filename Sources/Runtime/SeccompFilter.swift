@@ -58,11 +58,20 @@ public enum SeccompFilter {
         let path = "\(cacheDirectory)/\(key).bpf"
         if FileTree.exists(path) { return path }
         do { try FileTree.makeDirectories(cacheDirectory, mode: 0o700) } catch { throw RuntimeError("seccomp cache: \(error)") }
-        let temporary = "\(path).tmp-\(getpid())"
-        try compile(seccomp, to: temporary)
-        guard rename(temporary, path) == 0 else {
+        // A name of its own per compile: containers starting together in one agent compile the
+        // same profile at once, and a shared name let one rename another's file away (or
+        // interleave two writes into one filter).
+        let temporary = "\(path).tmp-\(getpid())-\(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
+        do throws(RuntimeError) {
+            try compile(seccomp, to: temporary)
+        } catch {
             unlink(temporary)
-            throw RuntimeError("seccomp cache \(path): \(String(cString: strerror(errno)))")
+            throw error
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = errno
+            unlink(temporary)
+            throw RuntimeError("seccomp cache \(path): \(String(cString: strerror(reason)))")
         }
         return path
     }
