@@ -59,9 +59,8 @@ struct RemoteCommandRequest: Sendable {
         }
         guard request.headers["connection"]?.lowercased().contains("upgrade") == true else { throw Refusal(400, "the Connection header must include Upgrade") }
         guard request.headers["sec-websocket-version"] == "13" else { throw Refusal(400, "only WebSocket version 13 is served") }
-        guard let key = request.headers["sec-websocket-key"], key.utf8.count == 24 else { throw Refusal(400, "a Sec-WebSocket-Key of 16 base64 bytes is required") }
-        _ = key
-        let offered = (request.headers["sec-websocket-protocol"] ?? "").split(separator: ",").map { $0.trimmingSpaces }
+        guard request.headers["sec-websocket-key"]?.utf8.count == 24 else { throw Refusal(400, "a Sec-WebSocket-Key of 16 base64 bytes is required") }
+        let offered = (request.headers["sec-websocket-protocol"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }
         guard let chosen = channelProtocols.first(where: offered.contains) else {
             throw Refusal(400, "none of the offered protocols [\(offered.joined(separator: ", "))] is served; this agent speaks \(channelProtocols.joined(separator: ", "))")
         }
@@ -69,8 +68,3 @@ struct RemoteCommandRequest: Sendable {
     }
 }
 
-extension Substring {
-    var trimmingSpaces: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
-    }
-}

@@ -70,7 +70,7 @@ struct AgentStream: Sendable {
                 var headers: [String: String] = [:]
                 for line in lines {
                     guard let colon = line.firstIndex(of: ":") else { continue }
-                    headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingBlanks
+                    headers[line[..<colon].lowercased()] = String(line[line.index(after: colon)...]).trimmingWhitespace()
                 }
                 return ResponseHead(status: status, headers: headers, rest: buffer.slice())
             }
@@ -107,13 +107,6 @@ struct AgentStream: Sendable {
                 agent.close()
             }
         }
-    }
-}
-
-extension Substring {
-    /// Without leading and trailing spaces and tabs.
-    var trimmingBlanks: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
     }
 }
 
