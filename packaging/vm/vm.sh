@@ -49,9 +49,11 @@ start() {
     ) &
     echo $! > "$control/qemu.pid"
     while [ ! -f "$control/ready" ]; do
-        if ! running "$control"; then tail -20 "$control/console.log" "$control/qemu.log" >&2; die "qemu exited during boot"; fi
+        if ! running "$control"; then
+            tail -n 20 "$control/console.log" >&2; tail -n 20 "$control/qemu.log" >&2; die "qemu exited during boot"
+        fi
         if [ $((SECONDS - began)) -gt "${VM_BOOT_TIMEOUT:-600}" ]; then
-            kill "$(cat "$control/qemu.pid")"; tail -20 "$control/console.log" >&2; die "the guest was not ready after ${VM_BOOT_TIMEOUT:-600} s"
+            kill "$(cat "$control/qemu.pid")"; tail -n 20 "$control/console.log" >&2; die "the guest was not ready after ${VM_BOOT_TIMEOUT:-600} s"
         fi
         sleep 0.2
     done
