@@ -143,6 +143,7 @@ let package = Package(
             name: "HTTPServing",
             dependencies: [
                 "KubeModel",
+                "HTTPClientCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -228,7 +229,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "KubeClient", "HTTPClientCore", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
+            dependencies: ["ControlPlane", "KubeClient", "HTTPClientCore", "HTTPServing", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
         ),
         .testTarget(
             name: "ImageStoreTests",

@@ -19,26 +19,32 @@ public struct HTTPClientConnection: Sendable {
     /// `idleReadTimeout`, a server that stops sending closes the connection (see ``idle``).
     public static func connect(
         host: String, port: Int, tls: NIOSSLContext? = nil, connectTimeout: TimeAmount,
-        idleReadTimeout: TimeAmount? = nil, configure: (@Sendable (ChannelPipeline.SynchronousOperations) throws -> Void)? = nil
+        idleReadTimeout: TimeAmount? = nil, dialer: StreamDialer? = nil,
+        configure: (@Sendable (ChannelPipeline.SynchronousOperations) throws -> Void)? = nil
     ) async throws -> HTTPClientConnection {
         let name = Self.serverName(for: host)
         let idle = IdleReadState()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    if let tls { try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name)) }
-                    if let idleReadTimeout {
-                        try pipeline.addHandler(IdleStateHandler(readTimeout: idleReadTimeout))
-                        try pipeline.addHandler(CloseOnIdleHandler(state: idle))
-                    }
-                    try configure?(pipeline)
-                    try pipeline.addHTTPClientHandlers()
-                    return try Channel(wrappingChannelSynchronously: channel)
+        let initialize: @Sendable (any NIOCore.Channel) -> EventLoopFuture<Channel> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let pipeline = channel.pipeline.syncOperations
+                if let tls { try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name)) }
+                if let idleReadTimeout {
+                    try pipeline.addHandler(IdleStateHandler(readTimeout: idleReadTimeout))
+                    try pipeline.addHandler(CloseOnIdleHandler(state: idle))
                 }
+                try configure?(pipeline)
+                try pipeline.addHTTPClientHandlers()
+                return try Channel(wrappingChannelSynchronously: channel)
             }
+        }
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(connectTimeout)
+        let channel: Channel
+        if let dialer {
+            channel = try await bootstrap.withConnectedSocket(try await dialer(), channelInitializer: initialize)
+        } else {
+            channel = try await bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port, channelInitializer: initialize)
+        }
         return HTTPClientConnection(channel: channel, idle: idle)
     }
 

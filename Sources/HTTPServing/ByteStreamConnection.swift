@@ -1,3 +1,4 @@
+import HTTPClientCore
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -35,9 +36,16 @@ public final class ByteStreamConnection: Sendable {
 
     public func write(_ bytes: [UInt8]) async throws { try await write(ByteBuffer(bytes: bytes)) }
 
-    /// Stops sending (a TCP half-close where the transport has one; TLS closes whole).
+    /// Closes the connection.
     public func close() {
         channel.close(promise: nil)
+    }
+
+    /// Stops sending and goes on reading (a half-close; where the transport has none, such as
+    /// TLS, the whole connection closes).
+    public func closeOutput() {
+        let channel = self.channel
+        channel.close(mode: .output).whenFailure { _ in channel.close(promise: nil) }
     }
 
     /// Closes the connection after `timeout` unless the returned task is cancelled first.
@@ -53,21 +61,40 @@ public final class ByteStreamConnection: Sendable {
     public var closed: EventLoopFuture<Void> { channel.closeFuture }
 
     /// Connects to `host:port` (TLS with `tls`), with `configure` adding handlers after TLS;
-    /// the whole connection is a byte stream.
+    /// the whole connection is a byte stream. With `dialer`, the connection is the socket it
+    /// returns (a tunnel stream's end, say) instead of a TCP connection to `host:port`.
     public static func connect(
         host: String, port: Int, tls: NIOSSLContext?, serverHostname: String?, connectTimeout: TimeAmount,
-        configure: (@Sendable (ChannelPipeline.SynchronousOperations) throws -> Void)? = nil
+        dialer: StreamDialer? = nil, configure: (@Sendable (ChannelPipeline.SynchronousOperations) throws -> Void)? = nil
     ) async throws -> ByteStreamConnection {
-        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(connectTimeout)
+        let initialize: @Sendable (any Channel) -> EventLoopFuture<ByteStreamConnection> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let pipeline = channel.pipeline.syncOperations
+                if let tls { try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname)) }
+                try configure?(pipeline)
+                let bridge = ByteStreamBridge(raw: true)
+                try pipeline.addHandler(bridge)
+                return ByteStreamConnection(channel: channel, bridge: bridge)
+            }
+        }
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(connectTimeout)
+        if let dialer {
+            return try await bootstrap.withConnectedSocket(try await dialer(), channelInitializer: initialize)
+        }
+        return try await bootstrap
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
+            .channelOption(.allowRemoteHalfClosure, value: tls == nil)
+            .connect(host: host, port: port, channelInitializer: initialize)
+    }
+
+    /// A byte stream over a connected stream socket (this connection owns `descriptor`).
+    public static func wrap(descriptor: CInt) async throws -> ByteStreamConnection {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .withConnectedSocket(descriptor) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    if let tls { try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverHostname)) }
-                    try configure?(pipeline)
                     let bridge = ByteStreamBridge(raw: true)
-                    try pipeline.addHandler(bridge)
+                    try channel.pipeline.syncOperations.addHandler(bridge)
                     return ByteStreamConnection(channel: channel, bridge: bridge)
                 }
             }

@@ -31,10 +31,11 @@ public final class WebSocketStream: Sendable {
     private let reader: Reader
     private let closeSent = Atomic<Bool>(false)
 
-    public init(connection: ByteStreamConnection, role: Role) {
+    /// `received`: bytes that already arrived after the handshake (read with its answer).
+    public init(connection: ByteStreamConnection, role: Role, received: ByteBuffer = ByteBuffer()) {
         self.connection = connection
         self.role = role
-        reader = Reader(connection: connection)
+        reader = Reader(connection: connection, pending: received)
     }
 
     /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
@@ -121,9 +122,12 @@ public final class WebSocketStream: Sendable {
         }
 
         let connection: ByteStreamConnection
-        private var pending = ByteBuffer()
+        private var pending: ByteBuffer
 
-        init(connection: ByteStreamConnection) { self.connection = connection }
+        init(connection: ByteStreamConnection, pending: ByteBuffer) {
+            self.connection = connection
+            self.pending = pending
+        }
 
         private func fill(_ count: Int) async throws -> Bool {
             while pending.readableBytes < count {

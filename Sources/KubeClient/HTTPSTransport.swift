@@ -23,6 +23,7 @@ struct HTTPSTransport: Sendable {
     let serverHostname: String?
     let serverCertificateCheck: (@Sendable ([UInt8]) -> String?)?
     let bearerToken: String?
+    let dialer: StreamDialer?
     /// Connecting and answering a non-streaming request must take less than this.
     let timeout: TimeAmount
 
@@ -31,6 +32,7 @@ struct HTTPSTransport: Sendable {
         self.timeout = timeout
         bearerToken = configuration.bearerToken
         serverCertificateCheck = configuration.serverCertificateCheck
+        dialer = configuration.dialer
         tls = try configuration.tlsContext()
         serverHostname = HTTPClientConnection.serverName(for: host)
     }
@@ -40,7 +42,7 @@ struct HTTPSTransport: Sendable {
     private func connect() async throws(KubeClientError) -> Connection {
         let check = serverCertificateCheck
         do {
-            return try await HTTPClientConnection.connect(host: host, port: port, tls: tls, connectTimeout: timeout) { pipeline in
+            return try await HTTPClientConnection.connect(host: host, port: port, tls: tls, connectTimeout: timeout, dialer: dialer) { pipeline in
                 if let check { try pipeline.addHandler(ServerCertificateCheck(check: check)) }
             }.channel
         } catch {
@@ -206,6 +208,12 @@ extension ClientConfiguration {
                 tlsConfiguration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
             }
             if insecureSkipVerify { tlsConfiguration.certificateVerification = .none }
+            if dialer != nil, !insecureSkipVerify {
+                guard serverCertificateCheck != nil else {
+                    throw KubeClientError.configuration("a dialed connection needs a server certificate check (it has no address to verify)")
+                }
+                tlsConfiguration.certificateVerification = .noHostnameVerification
+            }
             return try NIOSSLContext(configuration: tlsConfiguration)
         } catch {
             throw .configuration("TLS setup failed: \(error)")

@@ -3,9 +3,12 @@ import KubeModel
 /// A typed Kubernetes API client that works against any conformant API server.
 public struct KubeAPIClient: Sendable {
     let transport: HTTPSTransport
+    /// Where and how this client connects.
+    public let configuration: ClientConfiguration
 
     public init(configuration: ClientConfiguration) throws(KubeClientError) {
         transport = try HTTPSTransport(configuration: configuration)
+        self.configuration = configuration
     }
 
     /// The collection path of a type: `/api/v1/namespaces/<ns>/pods`, `/apis/<g>/<v>/nodes`.

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import HTTPClientCore
 import KubeModel
 
 /// What a client needs to reach one API server: where, which CA to trust, and how to log in.
@@ -18,6 +19,10 @@ public struct ClientConfiguration: Sendable {
     /// A further check of the server's certificate (DER) after the chain was verified, such as
     /// the identity it must name; a returned reason refuses the server before the request.
     public var serverCertificateCheck: (@Sendable ([UInt8]) -> String?)?
+    /// Makes the connection instead of a TCP connect to ``server`` (a tunnel to an agent). The
+    /// connection has no address to check the certificate against, so the chain is verified
+    /// and ``serverCertificateCheck`` (required then) must prove whom it names.
+    public var dialer: StreamDialer?
 
     public init(server: String, certificateAuthorityPEM: [UInt8]? = nil, clientCertificatePEM: [UInt8]? = nil, clientKeyPEM: [UInt8]? = nil, bearerToken: String? = nil) {
         self.server = server

@@ -11,7 +11,8 @@ struct AgentTarget: Sendable {
     /// serving certificate names `system:node:<node>`.
     var configuration: ClientConfiguration
 
-    var endpoint: String { "\(address):\(port)" }
+    /// How the agent is reached, for messages: "at <address>:<port>" or "through its tunnel".
+    var route: String { configuration.dialer == nil ? "at \(address):\(port)" : "through its tunnel" }
 }
 
 extension APIServer {
@@ -46,9 +47,12 @@ extension APIServer {
             throw APIError(code: 404, reason: "NotFound", message: "node \"\(nodeName)\" of pod \(name) is not registered")
         }
         let addresses = node.status?.addresses ?? []
-        guard let address = (addresses.first { $0.type == "InternalIP" } ?? addresses.first)?.address,
-              let port = node.status?.daemonEndpoints?.kubeletEndpoint?.port, port > 0, port <= 65535 else {
-            throw APIError(code: 503, reason: "ServiceUnavailable", message: "node \"\(nodeName)\" reports no address and port for its agent")
+        let dialer = agentTunnels.dialer(for: nodeName)
+        var address = (addresses.first { $0.type == "InternalIP" } ?? addresses.first)?.address
+        var port = node.status?.daemonEndpoints?.kubeletEndpoint?.port
+        if dialer != nil, address == nil || port == nil { (address, port) = ("127.0.0.1", 10250) }  // names only: the tunnel is the way
+        guard let address, let port, port > 0, port <= 65535 else {
+            throw APIError(code: 503, reason: "ServiceUnavailable", message: "node \"\(nodeName)\" reports no address and port for its agent, and has no tunnel")
         }
         guard let kubeletClient, let clusterCA = try? signer?.authority.certificatePEM else {
             throw APIError(code: 503, reason: "ServiceUnavailable", message: "this server has no client certificate for the nodes' agents")
@@ -57,16 +61,17 @@ extension APIServer {
             server: "https://\(address.contains(":") ? "[\(address)]" : address):\(port)", certificateAuthorityPEM: Array(clusterCA.utf8),
             clientCertificatePEM: kubeletClient.certificatePEM, clientKeyPEM: kubeletClient.keyPEM)
         configuration.serverCertificateCheck = { KubeletServingIdentity.problem($0, node: nodeName) }
+        configuration.dialer = dialer
         return AgentTarget(nodeName: nodeName, address: address, port: Int(port), configuration: configuration)
     }
 
     /// Why the agent could not be used, saying what to do when it is its certificate.
-    static func agentFailure(_ node: String, _ endpoint: String, _ error: any Error) -> String {
+    static func agentFailure(_ node: String, _ route: String, _ error: any Error) -> String {
         let text = "\(error)"
         if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("refused the server's certificate") {
-            return "the agent of node \(node) at \(endpoint) did not prove it is that node: its serving certificate must be signed by the cluster CA for system:node:\(node) and this address (a kubernetes.io/kubelet-serving CSR; see kubectl get csr): \(text)"
+            return "the agent of node \(node) \(route) did not prove it is that node: its serving certificate must be signed by the cluster CA for system:node:\(node) and this address (a kubernetes.io/kubelet-serving CSR; see kubectl get csr): \(text)"
         }
-        return "the agent of node \(node) at \(endpoint) cannot be reached: \(text)"
+        return "the agent of node \(node) \(route) cannot be reached: \(text)"
     }
 
     static func agentMessage(_ status: Int, _ body: [UInt8]) -> String {

@@ -42,7 +42,7 @@ extension APIServer {
         do {
             stream = try await AgentStream.open(target, path: path, headers: headers)
         } catch {
-            let message = Self.agentFailure(target.nodeName, target.endpoint, error)
+            let message = Self.agentFailure(target.nodeName, target.route, error)
             streamRefusals.record(refusalKey, status: 502, message: message)
             throw APIError(code: 502, reason: "BadGateway", message: message)
         }

@@ -12,13 +12,13 @@ extension APIServer {
         let options = try PodLogOptions(query: request.query, pod: name)
         let container = try Self.container(options.container, of: pod, name: name)
         let target = try agentTarget(of: pod, name: name)
-        let (nodeName, address, port, configuration) = (target.nodeName, target.address, target.port, target.configuration)
+        let (nodeName, agentRoute, configuration) = (target.nodeName, target.route, target.configuration)
         let client = try KubeAPIClient(configuration: configuration)
         let segments = [namespace, name, container].map(PodLogOptions.percentEncoded)
         let query = options.agentQuery
         let path = "/containerLogs/" + segments.joined(separator: "/") + (query.isEmpty ? "" : "?" + query)
         let unreachable = { @Sendable (error: any Error) in
-            APIError(code: 502, reason: "BadGateway", message: Self.agentFailure(nodeName, "\(address):\(port)", error))
+            APIError(code: 502, reason: "BadGateway", message: Self.agentFailure(nodeName, agentRoute, error))
         }
         let headers = [("Content-Type", "text/plain")]
         if options.follow {

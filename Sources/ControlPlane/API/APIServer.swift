@@ -10,6 +10,8 @@ public final class APIServer: HTTPRequestHandler {
     let metricsStore = MetricsStore()
     /// Agents' recent refusals of exec upgrades (answered again to kubectl's SPDY retry).
     let streamRefusals = StreamRefusals()
+    /// The agents' tunnels (streams to boards that cannot be dialled).
+    let agentTunnels = AgentTunnels()
     let logger: Logger
 
     /// Namespaces every cluster has.
@@ -84,6 +86,7 @@ public final class APIServer: HTTPRequestHandler {
         if identity == Authenticator.anonymous, (try? RequestRoute.parse(path)) == nil {
             try Authorizer.authorizeNonResource(identity, method: request.method, path: request.path)
         }
+        if path == TunnelMux.path { return try agentTunnel(request, identity: identity) }
         if request.method == "GET", let document = try discovery(path) {
             return Self.objectResponse(200, document)
         }
