@@ -175,9 +175,7 @@ void iotkube_process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd)
         _exit(1);
     }
     prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    iotkube_reset_signals();
     load_seccomp(seccomp_fd);
     execute(p);
 }

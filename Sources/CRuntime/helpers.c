@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <linux/magic.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -51,4 +53,27 @@ int iotkube_receive_descriptor(int socket, int timeout_ms) {
     }
     errno = ENODATA;
     return -1;
+}
+
+/* The kernel's struct sigaction for rt_sigaction (glibc's refuses the signals it reserves). */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
+void iotkube_reset_signals(void) {
+    /* Every disposition to its default, every signal unblocked: what the agent ignores
+     * (SIGPIPE), what its threads block, and what glibc or the host reserves and ignores
+     * (32, 33) must not reach a container's process. Handlers do not survive exec; ignored
+     * and blocked signals do. */
+    struct kernel_sigaction action = { SIG_DFL, 0, NULL, 0 };
+    for (int signal = 1; signal <= 64; signal++) {
+        if (signal == SIGKILL || signal == SIGSTOP) continue;
+        syscall(SYS_rt_sigaction, signal, &action, NULL, sizeof action.mask);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
 }

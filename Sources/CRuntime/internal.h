@@ -91,6 +91,8 @@ int iotkube_monitor_main(int argc, char **argv);
 int iotkube_exec_main(int argc, char **argv);
 /* Closes every inherited descriptor from 3 up except `keep` (-1: none). */
 void iotkube_close_inherited(int keep);
+/* All signal dispositions to default and none blocked (before a container process execs). */
+void iotkube_reset_signals(void);
 int iotkube_sandbox_main(int argc, char **argv);
 
 /// Writes "error <message>" to fd and exits 1 (child side); the message names the step.

@@ -131,7 +131,7 @@ struct RunCommand: AsyncParsableCommand {
             host: "0.0.0.0", port: Int(configuration.port))
         let tunnel = AgentTunnelService(client: { credentials.client }, endpointPort: Int(configuration.port), logger: Logger(label: "iotkube-agent.tunnel"))
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: endpoint), .init(service: tunnel), .init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
+            services: [.init(service: endpoint)] + (configuration.tunnel == false ? [] : [.init(service: tunnel)]) + [.init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
                        .init(service: podSource), .init(service: staticPods),
                        .init(service: statusService), .init(service: eventService), .init(service: eviction)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -39,7 +39,7 @@ enum ChildProcess {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        let spawned = withCleanSpawnAttributes { posix_spawn(&pid, executable, &actions, &$0, argv, environ) }
         close(inputPipe[0])
         close(outputPipe[1])
         guard spawned == 0 else {

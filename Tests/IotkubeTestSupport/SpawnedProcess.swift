@@ -68,7 +68,7 @@ public final class SpawnedProcess: @unchecked Sendable {
         let envp = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { (argv + envp).forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        let spawned = withCleanSpawnAttributes { posix_spawn(&pid, executable, &actions, &$0, argv, envp) }
         guard spawned == 0 else {
             if outputRead >= 0 { close(outputRead) }
             if inputWrite >= 0 { close(inputWrite) }

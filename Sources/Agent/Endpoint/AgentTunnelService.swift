@@ -47,9 +47,12 @@ public struct AgentTunnelService: Service {
             var wait = delay
             switch outcome {
             case .ended(let reason):
-                logger.warning("the tunnel to the API server ended: \(reason) (reconnecting)")
-                lastProblem = ""
-                if ContinuousClock.now - began > Self.longestDelay { delay = Self.firstDelay }
+                // A tunnel that lasted counts as a success; one that ends at once (a second
+                // board with this identity, a server that drops it) backs off like a failure.
+                let lasted = ContinuousClock.now - began > Self.longestDelay
+                if lasted || lastProblem != reason { logger.warning("the tunnel to the API server ended: \(reason) (reconnecting)") }
+                lastProblem = lasted ? "" : reason
+                if lasted { delay = Self.firstDelay } else { delay = min(delay * 2, Self.longestDelay) }
             case .notOffered:
                 if lastProblem != "not offered" {
                     logger.notice("the API server offers no tunnel (not iotkube-server): it must reach this node's port \(endpointPort) directly")

@@ -53,6 +53,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var containerLogMaxFiles: Int?
     /// Static pod manifests (default `/etc/iotkube/manifests`).
     public var staticPodPath: String?
+    /// Whether the agent keeps a tunnel to iotkube-server (default true), through which the
+    /// server reaches this board's endpoint when it cannot dial it (NAT).
+    public var tunnel: Bool?
     /// The container runtime's state (default `/run/iotkube/runtime`; a tmpfs, gone after a reboot).
     public var runtimeRoot: String?
     /// Eviction thresholds as the kubelet names them (`memory.available: 100Mi`,
@@ -98,6 +101,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         podLogDirectory = try container.decodeIfPresent(String.self, forKey: .podLogDirectory)
         runtimeRoot = try container.decodeIfPresent(String.self, forKey: .runtimeRoot)
         staticPodPath = try container.decodeIfPresent(String.self, forKey: .staticPodPath)
+        tunnel = try container.decodeIfPresent(Bool.self, forKey: .tunnel)
         containerLogMaxSize = try container.decodeIfPresent(Quantity.self, forKey: .containerLogMaxSize)
         containerLogMaxFiles = try container.decodeIfPresent(Int.self, forKey: .containerLogMaxFiles)
         evictionHard = try container.decodeIfPresent([String: String].self, forKey: .evictionHard)
@@ -112,7 +116,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, containerLogMaxSize, containerLogMaxFiles
+        case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, unknownFields
     }
 
@@ -208,6 +212,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let podLogDirectory { text += "podLogDirectory: \(quote(podLogDirectory))\n" }
         if let runtimeRoot { text += "runtimeRoot: \(quote(runtimeRoot))\n" }
         if let staticPodPath { text += "staticPodPath: \(quote(staticPodPath))\n" }
+        if let tunnel { text += "tunnel: \(tunnel)\n" }
         if let containerLogMaxSize { text += "containerLogMaxSize: \(quote(containerLogMaxSize.description))\n" }
         if let containerLogMaxFiles { text += "containerLogMaxFiles: \(containerLogMaxFiles)\n" }
         for (field, map) in [("evictionHard", evictionHard), ("evictionSoft", evictionSoft), ("evictionSoftGracePeriod", evictionSoftGracePeriod),

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import HTTPClientCore
 import HTTPServing
 import Synchronization
@@ -35,7 +38,11 @@ final class AgentTunnels: Sendable {
             let stream = try await mux.open()
             do {
                 let (local, descriptor) = try await TunnelPump.socketPair()
-                mux.spawn { await TunnelPump.splice(stream, local) }
+                guard mux.spawn({ await TunnelPump.splice(stream, local) }) else {
+                    local.close()
+                    close(descriptor)
+                    throw TunnelStream.Reset(description: "the tunnel ended")
+                }
                 return descriptor
             } catch {
                 stream.reset("the server could not make a local socket: \(error)")

@@ -51,7 +51,8 @@ public final class TunnelMux: Sendable {
     public func run(accept: (@Sendable (TunnelStream) async -> Void)? = nil) async -> String {
         let socket = self.socket
         await withTaskCancellationHandler {
-            await withTaskGroup(of: Void.self) { group in
+            // Discarding: a tunnel that lives for months runs millions of short jobs.
+            await withDiscardingTaskGroup { group in
                 group.addTask { await self.readMessages(accept: accept) }
                 group.addTask { await self.keepAlive() }
                 for await job in jobs { group.addTask(operation: job) }
@@ -80,7 +81,9 @@ public final class TunnelMux: Sendable {
         do {
             try await send(.open(stream.id))
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await stream.waitOpened() }
+                group.addTask {
+                    try await withTaskCancellationHandler { try await stream.waitOpened() } onCancel: { stream.reset("the request was cancelled") }
+                }
                 group.addTask {
                     try await Task.sleep(for: timeout)
                     stream.reset("the agent did not connect the stream within \(timeout)")
@@ -96,9 +99,11 @@ public final class TunnelMux: Sendable {
         return stream
     }
 
-    /// Runs `job` in the tunnel's task group (dropped once the tunnel ended).
-    public func spawn(_ job: @escaping @Sendable () async -> Void) {
-        jobInput.yield(job)
+    /// Runs `job` in the tunnel's task group; false (and not run) once the tunnel ended.
+    @discardableResult
+    public func spawn(_ job: @escaping @Sendable () async -> Void) -> Bool {
+        if case .terminated = jobInput.yield(job) { return false }
+        return true
     }
 
     /// Ends the tunnel: every stream fails with `reason` and the connection closes.
@@ -152,18 +157,18 @@ public final class TunnelMux: Sendable {
             break
         case .open(let id):
             guard role == .acceptor, let accept else { throw TunnelStream.Reset(description: "the agent tried to open a stream") }
-            let outcome: (TunnelStream?, String?) = state.withLock { state in
-                guard id != 0, state.streams[id] == nil else { return (nil, "stream \(id) is in use") }
-                guard state.streams.count < Self.maximumStreams else { return (nil, "the tunnel has \(Self.maximumStreams) streams open already") }
+            // The opener counts its streams as this side does: a stream number in use or one
+            // stream too many is a broken opener, not something to answer message by message.
+            let stream: TunnelStream = try state.withLock { state in
+                guard id != 0, state.streams[id] == nil else { throw TunnelStream.Reset(description: "the server opened stream \(id), which is in use") }
+                guard state.streams.count < Self.maximumStreams else {
+                    throw TunnelStream.Reset(description: "the server opened more than \(Self.maximumStreams) streams")
+                }
                 let stream = TunnelStream(id: id, mux: self, opened: true)
                 state.streams[id] = stream
-                return (stream, nil)
+                return stream
             }
-            if let stream = outcome.0 {
-                spawn { await accept(stream) }
-            } else if let refusal = outcome.1 {
-                sendLater(.reset(id, refusal))
-            }
+            spawn { await accept(stream) }
         case .opened(let id):
             guard role == .opener else { throw TunnelStream.Reset(description: "the server confirmed a stream") }
             stream(id)?.peerOpened()

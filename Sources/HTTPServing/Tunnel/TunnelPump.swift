@@ -11,6 +11,9 @@ import NIOPosix
 /// one); a failure on either side ends both at once.
 public enum TunnelPump {
     public static func splice(_ stream: TunnelStream, _ connection: ByteStreamConnection) async {
+        // A local connection that closes whole (not a half-close) takes the stream with it,
+        // even while the peer sends nothing.
+        connection.closed.whenComplete { _ in stream.reset("the local connection closed") }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // Local → tunnel.

@@ -16,6 +16,9 @@ public final class TunnelStream: Sendable {
         /// Bytes read by the consumer, not yet granted back to the peer.
         var consumed = 0
         var lastRead = 0
+        /// Granted and not yet sent; whether a task is sending grants.
+        var grantPending = 0
+        var grantSending = false
         var peerClosed = false
         var sentClose = false
         var failure: String?
@@ -31,6 +34,7 @@ public final class TunnelStream: Sendable {
     /// Why a stream failed: reset by either side, or the tunnel ended.
     public struct Reset: Error, CustomStringConvertible, Sendable {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     init(id: UInt32, mux: TunnelMux, opened: Bool) {
@@ -44,15 +48,18 @@ public final class TunnelStream: Sendable {
     /// The next bytes the peer sent, nil once it closed its end. Reading grants the peer credit
     /// for what the previous read returned (the consumer has dealt with it by now).
     public func read() async throws -> [UInt8]? {
-        let grant: Int = state.withLock { state in
+        let startSender: Bool = state.withLock { state in
             state.consumed += state.lastRead
             state.lastRead = 0
-            guard state.consumed >= TunnelMux.window / 4 || (state.inbound.isEmpty && state.consumed > 0) else { return 0 }
-            defer { state.consumed = 0 }
+            guard state.consumed >= TunnelMux.window / 4 || (state.inbound.isEmpty && state.consumed > 0) else { return false }
             state.outstanding -= state.consumed
-            return state.consumed
+            state.grantPending += state.consumed
+            state.consumed = 0
+            guard !state.grantSending else { return false }
+            state.grantSending = true
+            return true
         }
-        if grant > 0 { mux.sendLater(.credit(id, UInt32(grant))) }
+        if startSender, !mux.spawn({ [self] in await self.sendGrants() }) { state.withLock { $0.grantSending = false } }
         return try await withCheckedThrowingContinuation { continuation in
             let result: Result<[UInt8]?, any Error>? = state.withLock { state in
                 if !state.inbound.isEmpty {
@@ -68,6 +75,24 @@ public final class TunnelStream: Sendable {
                 return nil
             }
             if let result { continuation.resume(with: result) }
+        }
+    }
+
+    /// Sends what the consumer granted, one credit message at a time (grants made meanwhile
+    /// go in the next): a peer sending one byte per message, or not reading, gets no more
+    /// than one waiting credit message per stream.
+    private func sendGrants() async {
+        while true {
+            let grant: Int = state.withLock { state in
+                defer { state.grantPending = 0 }
+                if state.grantPending == 0 || state.failure != nil { state.grantSending = false }
+                return state.failure == nil ? state.grantPending : 0
+            }
+            guard grant > 0 else { return }
+            do { try await mux.send(.credit(id, UInt32(grant))) } catch {
+                state.withLock { $0.grantSending = false }
+                return
+            }
         }
     }
 
@@ -94,8 +119,9 @@ public final class TunnelStream: Sendable {
 
     /// Ends the stream at once (the peer sees a reset unless both sides had closed).
     public func reset(_ reason: String) {
+        let closedBothWays = state.withLock { $0.peerClosed && $0.sentClose }
         let notify = fail(reason)
-        if notify { mux.sendLater(.reset(id, reason)) }
+        if notify, !closedBothWays { mux.sendLater(.reset(id, reason)) }
     }
 
     /// The consumer is done: whatever is not closed on both sides is reset.

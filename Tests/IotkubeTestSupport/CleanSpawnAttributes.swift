@@ -1,0 +1,18 @@
+import Foundation
+
+/// Runs `body` with spawn attributes that start the child with no signal blocked and every
+/// disposition at its default. Without them a child inherits the spawning thread's mask
+/// (Foundation's threads block most signals) and what the test process ignores: a shell
+/// whose SIGCHLD stays blocked never returns from `wait`.
+func withCleanSpawnAttributes<T>(_ body: (inout posix_spawnattr_t) -> T) -> T {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var none = sigset_t(), all = sigset_t()
+    sigemptyset(&none)
+    sigfillset(&all)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    return body(&attributes)
+}
