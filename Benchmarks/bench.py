@@ -238,12 +238,32 @@ class Cluster:
         with open(os.path.join(self.config_dir, "agent.yaml"), "a") as config:
             config.write(f'podLogDirectory: "{self.work}/logs"\nruntimeRoot: "{self.runtime_root}"\n'
                          f'cniConfigDirectory: "{self.work}/cni"\nstaticPodPath: "{self.work}/manifests"\n{self.agent_config}\n')
-        self.agent = self.spawn("agent", [self.bin("iotkube-agent"), "run", "--config", os.path.join(self.config_dir, "agent.yaml"),
-                                          *extra_arguments])
+        self.agent_arguments = [self.bin("iotkube-agent"), "run", "--config", os.path.join(self.config_dir, "agent.yaml"), *extra_arguments]
+        self.agent = self.spawn("agent", self.agent_arguments)
 
         def ready():
             status, node = self.api.call("GET", f"/api/v1/nodes/{self.node}")
             return status == 200 and any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+        self.wait_for(ready, 120, "the node to be Ready")
+
+    def restart_agent(self, config_line):
+        """Stops the agent (its containers keep running and are adopted), sets the last line
+        of agent.yaml to `config_line`, and starts it again; returns once the node is Ready."""
+        self.agent.send_signal(signal.SIGTERM)
+        self.agent.wait(60)
+        path = os.path.join(self.config_dir, "agent.yaml")
+        with open(path) as config:
+            lines = config.read().rstrip("\n").split("\n")
+        if lines[-1].startswith("tunnel:"):
+            lines.pop()
+        with open(path, "w") as config:
+            config.write("\n".join(lines + ([config_line] if config_line else [])) + "\n")
+        self.agent = self.spawn("agent", self.agent_arguments)
+
+        def ready():
+            status, node = self.api.call("GET", f"/api/v1/nodes/{self.node}")
+            return status == 200 and any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+        time.sleep(1)
         self.wait_for(ready, 120, "the node to be Ready")
 
     def pod(self, name, command=("sleep", "100000"), host_network=False):

@@ -1,6 +1,8 @@
-"""`kubectl exec` figures for bench.py: the latency of `kubectl exec pod -- true` against
-`kubectl get pod` in the same run (the same kubectl start and TLS setup, no stream), and the
-agent's added memory per open exec stream."""
+"""`kubectl exec` figures for bench.py: the latency of `kubectl exec pod -- true` and the rate
+of 10 MB out of an exec, through the agent's tunnel against the direct connection in the same
+run (the agent restarted with `tunnel: false`), the direct latency against `kubectl get pod`
+(the same kubectl start and TLS setup, no stream), and the agent's added memory per open exec
+stream through the tunnel."""
 import os
 import shutil
 import statistics
@@ -38,15 +40,31 @@ def measure_exec(cluster, results, root, proc_status, ready_watch, count=30, str
         subprocess.run(base + arguments, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return time.monotonic() - started
 
-    timed(["exec", "exec-target", "--", "true"])  # warm: the first exec pays for nothing the others do not
-    execs = [timed(["exec", "exec-target", "--", "true"]) for _ in range(count)]
-    gets = [timed(["get", "pod", "exec-target", "-o", "name"]) for _ in range(count)]
-    results.append(("kubectl exec -- true p50 (direct)", percentile(execs, 0.5) * 1000, "ms",
-                    "kubectl get pod p50", percentile(gets, 0.5) * 1000, ""))
-    results.append(("kubectl exec -- true p99 (direct)", percentile(execs, 0.99) * 1000, "ms",
-                    "kubectl get pod p99", percentile(gets, 0.99) * 1000, ""))
+    def figures():
+        # Warm (the first exec pays for nothing the others do not), once the agent answers.
+        cluster.wait_for(lambda: subprocess.run(base + ["exec", "exec-target", "--", "true"], stdout=subprocess.DEVNULL,
+                                                stderr=subprocess.DEVNULL).returncode == 0, 60, "exec to work")
+        execs = [timed(["exec", "exec-target", "--", "true"]) for _ in range(count)]
+        transfers = [timed(["exec", "exec-target", "--", "head", "-c", "10000000", "/dev/zero"]) for _ in range(3)]
+        return execs, 10 / min(transfers)
 
-    # Open streams held by `cat` waiting on stdin: the agent's RSS before and with them.
+    cluster.wait_for(lambda: "the tunnel to the API server is up" in open(os.path.join(cluster.work, "agent.log")).read(), 60, "the tunnel")
+    tunnel_execs, tunnel_rate = figures()
+    cluster.restart_agent("tunnel: false")
+    direct_execs, direct_rate = figures()
+    gets = [timed(["get", "pod", "exec-target", "-o", "name"]) for _ in range(count)]
+    results.append(("kubectl exec -- true p50 (tunnel)", percentile(tunnel_execs, 0.5) * 1000, "ms",
+                    "same, direct", percentile(direct_execs, 0.5) * 1000, ""))
+    results.append(("kubectl exec -- true p99 (tunnel)", percentile(tunnel_execs, 0.99) * 1000, "ms",
+                    "same, direct", percentile(direct_execs, 0.99) * 1000, ""))
+    results.append(("10 MB out of kubectl exec (tunnel)", tunnel_rate, "MB/s", "same, direct", direct_rate, ""))
+    results.append(("kubectl exec -- true p50 (direct)", percentile(direct_execs, 0.5) * 1000, "ms",
+                    "kubectl get pod p50", percentile(gets, 0.5) * 1000, ""))
+    cluster.restart_agent("")
+
+    # Open streams held by `cat` waiting on stdin (through the tunnel): the agent's RSS before
+    # and with them.
+    cluster.wait_for(lambda: open(os.path.join(cluster.work, "agent.log")).read().count("the tunnel to the API server is up") >= 2, 60, "the tunnel")
     agent = cluster.agent.pid
     time.sleep(2)
     before = statistics.mean(proc_status(agent, "VmRSS") for _ in range(3))
@@ -58,5 +76,5 @@ def measure_exec(cluster, results, root, proc_status, ready_watch, count=30, str
         process.stdin.close()
     for process in held:
         process.wait(30)
-    results.append((f"agent RSS added per open exec stream ({streams} open)", (during - before) / streams, "kB", "", None, ""))
+    results.append((f"agent RSS added per open exec stream, tunnel ({streams} open)", (during - before) / streams, "kB", "", None, ""))
     cluster.delete_all_pods()

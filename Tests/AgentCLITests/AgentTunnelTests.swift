@@ -62,6 +62,15 @@ struct AgentTunnelTests {
         #expect(streams.output == "out\nrc=3\n" && errors.hasPrefix("err\n") && errors.contains("command terminated with exit code 3"),
                 "\(streams.output)\nstderr: \(errors)\nagent log:\n\(node.agentLogTail)")
 
+        // The node proxy (what metrics collectors read) goes through the tunnel too; a node's
+        // own credentials may not use it (it reaches every pod's logs on that node).
+        let resource = try await node.kubectl(["get", "--raw", "/api/v1/nodes/\(node.name)/proxy/metrics/resource"])
+        #expect(resource.contains("container_memory_working_set_bytes{container=\"main\",namespace=\"default\",pod=\"talker\""), "\(resource.prefix(2000))")
+        #expect(try await node.kubectl(["get", "--raw", "/api/v1/nodes/\(node.name)/proxy/healthz"]) == "ok")
+        let kubectl = try #require(ServerProcess.kubectlPath)
+        let asNode = try await ServerProcess.runAsync(kubectl, ["--kubeconfig", node.configDirectory + "/kubeconfig", "get", "--raw", "/api/v1/nodes/\(node.name)/proxy/healthz"])
+        #expect(asNode.status != 0 && asNode.output.contains("forbidden"), "\(asNode.output)")
+
         // An exec'd command starts with no signal blocked or ignored (the agent's threads block
         // signals and it ignores SIGPIPE; neither may reach the container).
         let signals = try await node.kubectl(["exec", "talker", "--", "grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"])

@@ -43,8 +43,13 @@ extension APIServer {
         guard let nodeName = pod.spec?.nodeName, !nodeName.isEmpty else {
             throw APIError.badRequest("pod \(name) is not scheduled to a node yet")
         }
+        return try agentTarget(node: nodeName, of: "pod \(name)")
+    }
+
+    /// The agent of node `nodeName` (``agentTarget(of:name:)``); `what` names the node's role in errors.
+    func agentTarget(node nodeName: String, of what: String?) throws -> AgentTarget {
         guard let nodeTree = try store.get(.nodes, namespace: "", name: nodeName), let node = try? KubeJSON.decode(Node.self, from: nodeTree) else {
-            throw APIError(code: 404, reason: "NotFound", message: "node \"\(nodeName)\" of pod \(name) is not registered")
+            throw APIError(code: 404, reason: "NotFound", message: "node \"\(nodeName)\"\(what.map { " of \($0)" } ?? "") is not registered")
         }
         let addresses = node.status?.addresses ?? []
         let dialer = agentTunnels.dialer(for: nodeName)

@@ -23,8 +23,12 @@ extension APIServer {
         let tunnels = agentTunnels, logger = self.logger
         return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in
             let mux = TunnelMux(socket: WebSocketStream(connection: connection, role: .server), role: .opener)
-            tunnels.register(node, mux)?.end("the node connected a newer tunnel")
-            logger.info("node \(node) connected its tunnel")
+            if let older = tunnels.register(node, mux) {
+                older.end("the node connected a newer tunnel")
+                logger.warning("node \(node) connected a tunnel while its older one was open: the older one is closed (a board that reconnected before its old connection was noticed dead, two boards with one identity, or a copied certificate)")
+            } else {
+                logger.info("node \(node) connected its tunnel")
+            }
             let reason = await mux.run()
             tunnels.unregister(node, mux)
             logger.info("the tunnel of node \(node) ended: \(reason)")

@@ -101,6 +101,7 @@ public final class APIServer: HTTPRequestHandler {
     private func perform(_ verb: String, _ route: RequestRoute, _ request: HTTPRequest, identity: RequestIdentity) async throws -> HTTPResponse {
         if route.resource.isMetrics { return try metrics(route, request, verb: verb) }
         if route.resource == .pods, route.subresource == "exec" { return try await podExec(route, request) }
+        if route.resource == .nodes, route.subresource == "proxy" { return try await nodeProxy(route, request) }
         switch verb {
         case "get":
             if route.subresource == "log" { return try await podLog(route, request) }

@@ -64,8 +64,8 @@ enum Discovery {
             if !resource.shortNames.isEmpty { entry.set(["shortNames"], .array(resource.shortNames.map(JSONValue.string))) }
             entries.append(entry)
             for subresource in resource.subresources {
-                let connect = ["exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"]
-                let verbs: [JSONValue] = subresource == "log" ? ["get"] : connect[subresource] != nil ? ["create", "get"] : ["get", "patch", "update"]
+                let connect = ["exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions", "proxy": "NodeProxyOptions"]
+                let verbs: [JSONValue] = subresource == "log" || subresource == "proxy" ? ["get"] : connect[subresource] != nil ? ["create", "get"] : ["get", "patch", "update"]
                 entries.append([
                     "name": .string("\(resource.plural)/\(subresource)"), "singularName": "", "namespaced": .bool(resource.namespaced),
                     "kind": .string(subresource == "log" ? "Pod" : connect[subresource] ?? resource.kind), "verbs": .array(verbs),

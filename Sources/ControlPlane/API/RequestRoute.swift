@@ -5,12 +5,14 @@ struct RequestRoute: Equatable {
     var namespace: String?
     var name: String?
     var subresource: String?
+    /// For `nodes/<name>/proxy/<path>`: the path after `proxy` (its segments as they came).
+    var proxyPath: [String] = []
     /// The legacy `/watch/` path prefix.
     var legacyWatch = false
 
     static func == (lhs: RequestRoute, rhs: RequestRoute) -> Bool {
         lhs.resource == rhs.resource && lhs.namespace == rhs.namespace && lhs.name == rhs.name
-            && lhs.subresource == rhs.subresource && lhs.legacyWatch == rhs.legacyWatch
+            && lhs.subresource == rhs.subresource && lhs.legacyWatch == rhs.legacyWatch && lhs.proxyPath == rhs.proxyPath
     }
 
     /// Parses `/api/v1/...` and `/apis/<group>/<version>/...` resource paths; nil if not one.
@@ -49,12 +51,13 @@ struct RequestRoute: Equatable {
         }
         let name = segments.count > 1 ? segments[1] : nil
         let subresource = segments.count > 2 ? segments[2] : nil
-        if segments.count > 3 {
+        if segments.count > 3, !(resource == .nodes && subresource == "proxy") {
             throw APIError(code: 404, reason: "NotFound", message: "the server could not find the requested resource")
         }
         if let subresource, !resource.subresources.contains(subresource) {
             throw APIError(code: 404, reason: "NotFound", message: "\(resource.qualifiedName) has no subresource \"\(subresource)\"")
         }
-        return RequestRoute(resource: resource, namespace: namespace, name: name, subresource: subresource, legacyWatch: legacyWatch)
+        return RequestRoute(resource: resource, namespace: namespace, name: name, subresource: subresource, proxyPath: Array(segments.dropFirst(3)),
+                            legacyWatch: legacyWatch)
     }
 }

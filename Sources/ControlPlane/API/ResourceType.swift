@@ -32,7 +32,7 @@ extension ResourceType {
         shortNames: ["po"], subresources: ["status", "log", "exec"])
     public static let nodes = ResourceType(
         group: "", version: "v1", plural: "nodes", singular: "node", kind: "Node", namespaced: false,
-        shortNames: ["no"], subresources: ["status"])
+        shortNames: ["no"], subresources: ["status", "proxy"])
     public static let events = ResourceType(
         group: "", version: "v1", plural: "events", singular: "event", kind: "Event", namespaced: true, shortNames: ["ev"])
     public static let configMaps = ResourceType(
