@@ -1,3 +1,4 @@
+import CRuntime
 import Foundation
 
 /// Runs `body` with spawn attributes that start the child with no signal blocked and every
@@ -8,11 +9,6 @@ func withCleanSpawnAttributes<T>(_ body: (inout posix_spawnattr_t) -> T) -> T {
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t(), all = sigset_t()
-    sigemptyset(&none)
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    iotkube_spawnattr_default_signals(&attributes)
     return body(&attributes)
 }

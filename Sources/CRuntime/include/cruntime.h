@@ -18,6 +18,9 @@ int iotkube_runtime_linked(void);
 /// Closes every descriptor from `lowest` up in the spawned child (glibc's
 /// posix_spawn_file_actions_addclosefrom_np), so a helper never inherits stray descriptors.
 int iotkube_spawn_close_from(posix_spawn_file_actions_t *actions, int lowest);
+/// Spawn attributes for a child that starts with no signal blocked and every disposition at
+/// its default (a spawning thread's mask and ignored signals are inherited across exec).
+void iotkube_spawnattr_default_signals(posix_spawnattr_t *attributes);
 
 /// pipe2(fds, O_CLOEXEC).
 int iotkube_pipe_cloexec(int fds[2]);
