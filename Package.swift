@@ -144,6 +144,7 @@ let package = Package(
             dependencies: [
                 "KubeModel",
                 "HTTPClientCore",
+                "CCompression",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "cruntime.h"
+#include "internal.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

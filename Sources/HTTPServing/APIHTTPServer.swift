@@ -121,7 +121,12 @@ public final class APIHTTPServer: Sendable {
                             var query: [String: String] = [:]
                             for item in items { query[item.name] = item.value }
                             var headers: [String: String] = [:]
-                            for (name, value) in requestHead.headers { headers[name.lowercased()] = value }
+                            // A repeated header is one comma-separated list (RFC 9110 §5.3), as
+                            // kubectl's repeated X-Stream-Protocol-Version.
+                            for (name, value) in requestHead.headers {
+                                let key = name.lowercased()
+                                headers[key] = headers[key].map { $0 + ", " + value } ?? value
+                            }
                             var request = HTTPRequest(method: requestHead.method.rawValue, path: path, query: query, headers: headers, body: body, clientCertificate: identity)
                             request.queryItems = items
                             let client = ClientLimits.watchClient(request, address: address)

@@ -87,6 +87,18 @@ struct AgentTunnelTests {
         let anonymous = try await ServerProcess.runAsync("/usr/bin/curl", ["-sk"] + upgrade + ["https://127.0.0.1:\(node.server.port)/iotkube/v1/tunnel"])
         #expect(anonymous.output.contains("\"code\":401") || anonymous.output.contains("\"code\":403"), "anonymous: \(anonymous.output)")
 
+        // kubectl 1.20 speaks SPDY/3.1: the same exec, through the server and the tunnel.
+        let old = try #require(ServerProcess.findExecutable("kubectl-1.20"), "kubectl 1.20 (packaging/install-deps.sh --test)")
+        let spdy = try await ServerProcess.runAsync("/bin/sh", ["-c", """
+            printf 'from stdin\\n' | '\(old)' --kubeconfig '\(node.server.kubeconfig)' exec -i talker -- sh -c 'cat; echo err >&2; exit 4' 2>'\(directory)/spdy-err'
+            echo "rc=$?"
+            """])
+        let spdyErrors = (try? String(contentsOfFile: directory + "/spdy-err", encoding: .utf8)) ?? ""
+        #expect(spdy.output == "from stdin\nrc=4\n" && spdyErrors.hasPrefix("err\n") && spdyErrors.contains("command terminated with exit code 4"),
+                "\(spdy.output)\nstderr: \(spdyErrors)\nagent log:\n\(node.agentLogTail)")
+        let spdyOut = try await ServerProcess.runAsync(old, ["--kubeconfig", node.server.kubeconfig, "exec", "talker", "--", "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x | wc -c"])
+        #expect(spdyOut.output.trimmingCharacters(in: .whitespacesAndNewlines) == "3000000", "\(spdyOut.output)")
+
         // 10 MB each way through stdin and stdout; `cp` both ways.
         let moved = try await PodExecTests.shell(node, """
             cd '\(directory)' && head -c 10000000 /dev/urandom > in && sha256sum < in | cut -c1-64

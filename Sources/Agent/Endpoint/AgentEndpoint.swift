@@ -113,13 +113,31 @@ public struct AgentEndpoint: HTTPRequestHandler {
         process.args = exec.command
         process.terminal = exec.tty
         let session = ExecSession(runtime: runtime, containerID: running.id, process: process, request: exec)
+        if exec.spdy {
+            let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", exec.channelProtocol)]
+            return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in
+                // The client opens its streams first (the kubelet waits 30 s for them).
+                let deadline = connection.closeAfter(.seconds(30))
+                let channel: SPDYCommandChannel
+                do {
+                    let spdy = try SPDYSession(connection: connection)
+                    channel = SPDYCommandChannel(session: spdy, streams: try await spdy.acceptStreams(exec.spdyStreams))
+                } catch {
+                    deadline.cancel()
+                    connection.close()
+                    return
+                }
+                deadline.cancel()
+                await session.run(channel)
+            })
+        }
         let headers = [
             ("Upgrade", "websocket"), ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", WebSocketStream.acceptValue(forKey: request.headers["sec-websocket-key"] ?? "")),
             ("Sec-WebSocket-Protocol", exec.channelProtocol),
         ]
         return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in
-            await session.run(WebSocketStream(connection: connection, role: .server))
+            await session.run(WebSocketCommandChannel(socket: WebSocketStream(connection: connection, role: .server), request: exec))
         })
     }
 

@@ -12,9 +12,8 @@ import Runtime
 import SystemSupport
 
 /// One `kubectl exec` on the agent: the process inside the container with its stdio relayed over
-/// the WebSocket channel protocol (`v4`/`v5.channel.k8s.io`: one leading byte per message names
-/// the stream: 0 stdin, 1 stdout, 2 stderr, 3 the final status, 4 terminal resizes, 255 closes a
-/// stream in v5). The final status carries the exit code as kubectl reads it.
+/// a ``RemoteCommandChannel`` (WebSocket or SPDY). The final status carries the exit code as
+/// kubectl reads it.
 struct ExecSession: Sendable {
     let runtime: any PodRuntime
     let containerID: String
@@ -30,10 +29,8 @@ struct ExecSession: Sendable {
         case closeWaitEnded
     }
 
-    func run(_ socket: WebSocketStream) async {
-        // The kubelet's first message: an empty one on the lowest writable channel, so the
-        // client knows the streams are set up.
-        try? await socket.send(.binary, [request.stdout || request.tty ? 1 : request.stderr ? 2 : 3])
+    func run(_ socket: any RemoteCommandChannel) async {
+        await socket.begin()
         let runtime = self.runtime, id = containerID, process = self.process, stdin = request.stdin
         let started = await DedicatedThread.run { () -> Result<AttachedProcess, RuntimeError> in
             Result { () throws(RuntimeError) in try runtime.execAttached(id: id, process: process, stdin: stdin) }
@@ -51,7 +48,7 @@ struct ExecSession: Sendable {
     /// Relays until the process exited and its output was sent, then sends its exit status and
     /// closes. A client that goes away leaves the process running without its stdin (a terminal
     /// hangs up), as with the kubelet; the session ends when the process does.
-    private func relay(_ attached: AttachedProcess, _ socket: WebSocketStream) async {
+    private func relay(_ attached: AttachedProcess, _ socket: any RemoteCommandChannel) async {
         let channels: PipeChannels
         do {
             channels = try await PipeChannels.take(attached, stdin: request.stdin)
@@ -65,7 +62,7 @@ struct ExecSession: Sendable {
         }
         let errorsChannel: UInt8 = attached.terminal ? 1 : 2
         let sendsOutput = request.stdout || request.tty, sendsErrors = request.stderr || attached.terminal
-        let v5 = request.channelProtocol.hasPrefix("v5"), stdin = request.stdin
+        let stdin = request.stdin
         let command = request.command
         // A terminal's process starts once the client sent its size (kubectl does at once),
         // or after a moment without one, so it never reads a 0x0 terminal.
@@ -80,7 +77,7 @@ struct ExecSession: Sendable {
                         group.addTask { await Self.copy(mainInbound, to: socket, channel: 1, send: sendsOutput); return .streamEnded }
                         group.addTask { await Self.copy(errorsInbound, to: socket, channel: errorsChannel, send: sendsErrors); return .streamEnded }
                         group.addTask {
-                            await Self.receive(from: socket, into: stdin ? mainOutbound : nil, v5: v5, resize: resize)
+                            await socket.receive(stdin: stdin ? mainOutbound : nil, resize: resize)
                             return .clientGone
                         }
                         group.addTask { .exited(await DedicatedThread.run { attached.wait() }) }
@@ -108,7 +105,7 @@ struct ExecSession: Sendable {
                                 clientGone = true
                                 channels.closeAll()
                                 if exitCode != nil || closing {
-                                    socket.connection.close()
+                                    socket.abort()
                                     group.cancelAll()
                                     return
                                 }
@@ -118,7 +115,7 @@ struct ExecSession: Sendable {
                             case .startWaitEnded:
                                 continue
                             case .closeWaitEnded:
-                                socket.connection.close()
+                                socket.abort()
                                 group.cancelAll()
                                 return
                             }
@@ -129,12 +126,11 @@ struct ExecSession: Sendable {
                                 // after a moment.
                                 channels.closeAll()
                                 if clientGone {
-                                    socket.connection.close()
+                                    socket.abort()
                                     group.cancelAll()
                                     return
                                 }
-                                await sendStatus(socket, exitCode == 0 ? ["metadata": [:], "status": "Success"] : Self.exitStatus(exitCode, command: command))
-                                await socket.sendClose()
+                                await socket.sendStatusAndClose(exitCode == 0 ? ["metadata": [:], "status": "Success"] : Self.exitStatus(exitCode, command: command))
                                 closing = true
                                 group.addTask {
                                     try? await Task.sleep(for: .seconds(5))
@@ -153,69 +149,34 @@ struct ExecSession: Sendable {
                                 }
                             }
                         }
-                        socket.connection.close()
+                        socket.abort()
                     }
                 }
             }
         } catch {
-            socket.connection.close()
+            socket.abort()
         }
         attached.closeTerminalSizer()
     }
 
-    private func finish(_ socket: WebSocketStream, status: JSONValue) async {
-        await sendStatus(socket, status)
-        await socket.close()
+    private func finish(_ socket: any RemoteCommandChannel, status: JSONValue) async {
+        await socket.sendStatusAndClose(status)
+        socket.abort()
     }
 
-    private func sendStatus(_ socket: WebSocketStream, _ status: JSONValue) async {
-        try? await socket.send(.binary, [3] + KubeJSON.serialize(status))
-    }
-
-    /// Output bytes to the client as messages on `channel` (read and dropped when the client did
-    /// not ask for the stream, so the process never blocks on a full pipe).
-    private static func copy(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, to socket: WebSocketStream, channel: UInt8, send: Bool) async {
+    /// Output bytes to the client on `stream` (read and dropped when the client did not ask
+    /// for it, so the process never blocks on a full pipe).
+    private static func copy(_ inbound: NIOAsyncChannelInboundStream<ByteBuffer>, to socket: any RemoteCommandChannel, channel: UInt8, send: Bool) async {
         do {
             for try await var buffer in inbound where send {
                 while buffer.readableBytes > 0 {
                     let chunk = buffer.readBytes(length: min(buffer.readableBytes, 32 << 10)) ?? []
-                    try await socket.send(.binary, [channel] + chunk)
+                    try await socket.send(channel, chunk)
                 }
             }
         } catch {
             // A terminal's master reads EIO once the process is gone: the end of its output.
         }
-    }
-
-    /// Client messages: stdin bytes to the process, terminal sizes, and (v5) the close of stdin.
-    private static func receive(
-        from socket: WebSocketStream, into input: NIOAsyncChannelOutboundWriter<ByteBuffer>?, v5: Bool, resize: @escaping @Sendable (UInt16, UInt16) -> Void
-    ) async {
-        var stdinOpen = input != nil
-        do {
-            while let message = try await socket.next() {
-                guard message.opcode == .binary, let channel = message.payload.first else { continue }
-                let payload = message.payload.dropFirst()
-                switch channel {
-                case 0 where stdinOpen:
-                    do { try await input?.write(ByteBuffer(bytes: payload)) } catch { stdinOpen = false }
-                case 4:
-                    if let size = try? KubeJSON.parse(Array(payload)),
-                       case .number(let width)? = size["Width"], case .number(let height)? = size["Height"],
-                       let columns = UInt16(width), let rows = UInt16(height) {
-                        resize(columns, rows)
-                    }
-                case 255 where v5 && payload.first == 0 && stdinOpen:
-                    stdinOpen = false
-                    input?.finish()
-                default:
-                    continue
-                }
-            }
-        } catch {
-            // A broken WebSocket is the client going away.
-        }
-        if stdinOpen { input?.finish() }
     }
 
     static func exitStatus(_ code: Int32, command: [String]) -> JSONValue {

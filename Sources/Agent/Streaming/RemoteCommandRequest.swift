@@ -13,11 +13,15 @@ struct RemoteCommandRequest: Sendable {
     var stdout: Bool
     var stderr: Bool
     var tty: Bool
-    /// The negotiated `Sec-WebSocket-Protocol`.
+    /// The negotiated `Sec-WebSocket-Protocol` (or `X-Stream-Protocol-Version` over SPDY).
     var channelProtocol: String
+    /// SPDY/3.1 streams (older clients, and kube-apiserver toward kubelets) instead of a WebSocket.
+    var spdy = false
 
     /// The channel protocols served, newest first: v5 adds the close signal for stdin.
     static let channelProtocols = ["v5.channel.k8s.io", "v4.channel.k8s.io"]
+    /// The stream protocol served over SPDY (v4: the final status as JSON on the error stream).
+    static let spdyChannelProtocol = "v4.channel.k8s.io"
     /// At most this many command words and bytes (kube-apiserver bounds the URL, so do we).
     static let maximumCommandBytes = 64 << 10
 
@@ -47,24 +51,40 @@ struct RemoteCommandRequest: Sendable {
         // With a terminal, stderr is the terminal (the kubelet refuses both; kubectl never asks).
         stderr = (flag("error") || flag("stderr")) && !tty
         guard stdin || stdout || stderr || tty else { throw Refusal(400, "you must specify at least 1 of stdin, stdout, stderr") }
-        channelProtocol = try Self.negotiate(request)
+        (channelProtocol, spdy) = try Self.negotiate(request)
+    }
+
+    /// The SPDY stream types the client opens for this request.
+    var spdyStreams: Set<String> {
+        var types: Set = ["error"]
+        if stdin { types.insert("stdin") }
+        if stdout { types.insert("stdout") }
+        if stderr { types.insert("stderr") }
+        if tty { types.insert("resize") }
+        return types
     }
 
     /// The WebSocket handshake's checks (RFC 6455 §4.2.1) and the channel protocol both sides speak.
-    static func negotiate(_ request: HTTPRequest) throws(Refusal) -> String {
+    static func negotiate(_ request: HTTPRequest) throws(Refusal) -> (String, spdy: Bool) {
         let upgrade = request.headers["upgrade"]?.lowercased() ?? ""
-        guard upgrade == "websocket" else {
-            if upgrade.hasPrefix("spdy") { throw Refusal(400, "SPDY streams are not served by this agent; use a kubectl that speaks WebSocket (1.30 or newer)") }
-            throw Refusal(400, "exec needs a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)")
-        }
         guard request.headers["connection"]?.lowercased().contains("upgrade") == true else { throw Refusal(400, "the Connection header must include Upgrade") }
+        if upgrade == "spdy/3.1" {
+            let offered = (request.headers["x-stream-protocol-version"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }
+            guard offered.contains(spdyChannelProtocol) else {
+                throw Refusal(400, "none of the offered stream protocols [\(offered.joined(separator: ", "))] is served over SPDY; this agent speaks \(spdyChannelProtocol)")
+            }
+            return (spdyChannelProtocol, true)
+        }
+        guard upgrade == "websocket" else {
+            throw Refusal(400, "exec needs a WebSocket (Upgrade: websocket) or SPDY/3.1 (Upgrade: SPDY/3.1) upgrade")
+        }
         guard request.headers["sec-websocket-version"] == "13" else { throw Refusal(400, "only WebSocket version 13 is served") }
         guard request.headers["sec-websocket-key"]?.utf8.count == 24 else { throw Refusal(400, "a Sec-WebSocket-Key of 16 base64 bytes is required") }
         let offered = (request.headers["sec-websocket-protocol"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }
         guard let chosen = channelProtocols.first(where: offered.contains) else {
             throw Refusal(400, "none of the offered protocols [\(offered.joined(separator: ", "))] is served; this agent speaks \(channelProtocols.joined(separator: ", "))")
         }
-        return chosen
+        return (chosen, false)
     }
 }
 

@@ -28,4 +28,18 @@ int iotkube_decompressor_run(iotkube_decompressor *d, const unsigned char *input
 /// The library's message for the last error (static storage).
 const char *iotkube_decompressor_error(const iotkube_decompressor *d);
 
+/// One direction of a SPDY session's header compression: zlib with a preset dictionary (the
+/// caller keeps `dictionary` alive), one stream for the whole session. Opaque.
+typedef struct iotkube_header_zlib iotkube_header_zlib;
+
+/// `compress` 1 to compress, 0 to decompress. NULL when out of memory.
+iotkube_header_zlib *iotkube_header_zlib_new(int compress, const unsigned char *dictionary, size_t dictionary_length);
+void iotkube_header_zlib_free(iotkube_header_zlib *h);
+
+/// Compresses (ending with a sync flush) or decompresses one header block into `output`:
+/// the bytes written, -1 for a corrupt stream (or another dictionary), -2 when the result
+/// would not fit in `output_capacity` (a decompression bomb is refused, not buffered).
+long iotkube_header_zlib_run(iotkube_header_zlib *h, const unsigned char *input, size_t input_length,
+                             unsigned char *output, size_t output_capacity);
+
 #endif

@@ -2,9 +2,9 @@ import HTTPServing
 import KubeModel
 
 extension APIServer {
-    /// `pods/<name>/exec`: a WebSocket upgrade (`v5`/`v4.channel.k8s.io`) proxied to the agent of
-    /// the pod's node, which runs the command in the container. Only the validated options and
-    /// the WebSocket handshake headers reach the agent; the agent's 101 answer (or its refusal,
+    /// `pods/<name>/exec`: a WebSocket (`v5`/`v4.channel.k8s.io`) or SPDY/3.1 upgrade proxied to
+    /// the agent of the pod's node, which runs the command in the container. Only the validated
+    /// options and the upgrade's handshake headers reach the agent; the agent's 101 answer (or its refusal,
     /// as this server's error) goes back to the client, and the two connections are spliced.
     func podExec(_ route: RequestRoute, _ request: HTTPRequest) async throws -> HTTPResponse {
         guard request.method == "GET" || request.method == "POST" else {
@@ -18,12 +18,14 @@ extension APIServer {
         let command = request.queryItems.filter { $0.name == "command" }.map(\.value)
         guard !command.isEmpty, !command[0].isEmpty else { throw APIError.badRequest("you must specify a command (command=...)") }
         let refusalKey = StreamRefusals.key(user: Self.requester?.user ?? "", namespace: namespace, pod: name)
-        guard request.headers["upgrade"]?.lowercased() == "websocket" else {
-            // kubectl retries a refused WebSocket over SPDY: answer with the reason it was refused.
-            if let refusal = streamRefusals.take(refusalKey) {
-                throw APIError(code: refusal.status, reason: refusal.status == 404 ? "NotFound" : "BadRequest", message: refusal.message)
-            }
-            throw APIError.badRequest("exec is served over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io); SPDY is not served yet: use kubectl 1.30 or newer")
+        let upgrade = request.headers["upgrade"]?.lowercased()
+        let spdy = upgrade == "spdy/3.1"
+        // kubectl retries a refused WebSocket over SPDY: answer with the reason it was refused.
+        if spdy, let refusal = streamRefusals.take(refusalKey) {
+            throw APIError(code: refusal.status, reason: refusal.status == 404 ? "NotFound" : "BadRequest", message: refusal.message)
+        }
+        guard upgrade == "websocket" || spdy else {
+            throw APIError.badRequest("exec is served over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io) or SPDY/3.1 (v4.channel.k8s.io): an upgrade is required")
         }
         func flag(_ name: String) -> Bool { request.query[name] == "true" || request.query[name] == "1" }
         var items = command.map { ("command", $0) }
@@ -33,14 +35,14 @@ extension APIServer {
         let query = items.map { "\($0.0)=\(PodLogOptions.percentEncoded($0.1))" }.joined(separator: "&")
         let path = "/exec/" + [namespace, name, container].map(PodLogOptions.percentEncoded).joined(separator: "/") + "?" + query
         // The handshake only: never the client's credentials or anything else it sent.
-        var headers: [(String, String)] = [("Connection", "Upgrade"), ("Upgrade", "websocket")]
-        for header in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol"] {
+        var headers: [(String, String)] = [("Connection", "Upgrade"), ("Upgrade", spdy ? "SPDY/3.1" : "websocket")]
+        for header in spdy ? ["X-Stream-Protocol-Version"] : ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol"] {
             if let value = request.headers[header.lowercased()] { headers.append((header, value)) }
         }
         let target = try agentTarget(of: pod, name: name)
         let stream: AgentStream
         do {
-            stream = try await AgentStream.open(target, path: path, headers: headers)
+            stream = try await AgentStream.open(target, method: spdy ? "POST" : "GET", path: path, headers: headers)
         } catch {
             let message = Self.agentFailure(target.nodeName, target.route, error)
             streamRefusals.record(refusalKey, status: 502, message: message)
@@ -54,8 +56,8 @@ extension APIServer {
             streamRefusals.record(refusalKey, status: status, message: message)
             throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest", message: message)
         }
-        var answer: [(String, String)] = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
-        for header in ["Sec-WebSocket-Accept", "Sec-WebSocket-Protocol"] {
+        var answer: [(String, String)] = [("Upgrade", spdy ? "SPDY/3.1" : "websocket"), ("Connection", "Upgrade")]
+        for header in spdy ? ["X-Stream-Protocol-Version"] : ["Sec-WebSocket-Accept", "Sec-WebSocket-Protocol"] {
             if let value = stream.head.headers[header.lowercased()] { answer.append((header, value)) }
         }
         let agent = stream.connection, first = stream.head.rest

@@ -13,8 +13,8 @@ struct AgentStream: Sendable {
     let connection: ByteStreamConnection
     let head: ResponseHead
 
-    /// Connects to the agent, sends `GET path` with the upgrade `headers`, and reads the answer's head.
-    static func open(_ target: AgentTarget, path: String, headers: [(String, String)]) async throws -> AgentStream {
+    /// Connects to the agent, sends `method path` (GET for WebSocket, POST for SPDY) with the upgrade `headers`, and reads the answer's head.
+    static func open(_ target: AgentTarget, method: String = "GET", path: String, headers: [(String, String)]) async throws -> AgentStream {
         let (host, port) = try target.configuration.hostAndPort()
         let check = target.configuration.serverCertificateCheck
         let connection = try await ByteStreamConnection.connect(
@@ -28,7 +28,7 @@ struct AgentStream: Sendable {
         defer { deadline.cancel() }
         do {
             let host = target.address.contains(":") ? "[\(target.address)]:\(target.port)" : "\(target.address):\(target.port)"
-            var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\n"
+            var request = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\n"
             for (name, value) in headers { request += "\(name): \(value)\r\n" }
             request += "\r\n"
             try await connection.write(Array(request.utf8))
