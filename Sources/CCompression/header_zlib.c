@@ -16,7 +16,9 @@ iotkube_header_zlib *iotkube_header_zlib_new(int compress, const unsigned char *
     h->dictionary = dictionary;
     h->dictionary_length = dictionary_length;
     if (compress) {
-        if (deflateInit(&h->z, Z_DEFAULT_COMPRESSION) != Z_OK) { free(h); return NULL; }
+        /* A small window and memory level: the agent only compresses tiny replies, and a
+           default deflate state (~256 KiB) per session would be memory for the asking. */
+        if (deflateInit2(&h->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 9, 1, Z_DEFAULT_STRATEGY) != Z_OK) { free(h); return NULL; }
         if (deflateSetDictionary(&h->z, dictionary, (uInt)dictionary_length) != Z_OK) { deflateEnd(&h->z); free(h); return NULL; }
     } else if (inflateInit(&h->z) != Z_OK) {
         free(h);

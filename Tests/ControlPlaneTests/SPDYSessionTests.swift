@@ -51,17 +51,27 @@ import Testing
     /// A header block that inflates past 64 KiB (a decompression bomb), an unexpected stream
     /// type and a huge frame end the session with a reason instead of buffering.
     @Test func hostileClientsEndTheSession() async throws {
-        for attack in ["bomb", "unexpected", "huge"] {
+        let expected = [
+            "bomb": "over 65536 bytes", "unexpected": "unexpected stream", "huge": "a frame of", "length": "a length past its end",
+            "unopened": "which is not open",
+        ]
+        for attack in ["bomb", "unexpected", "huge", "length", "unopened"] {
             let (server, descriptor) = try await TunnelPump.socketPair()
             let client = try await ByteStreamConnection.wrap(descriptor: descriptor)
             let session = try SPDYSession(connection: server)
             let test = try SPDYTestClient(connection: client)
-            async let accepted = session.acceptStreams(["error"])
+            async let accepted = session.acceptStreams(["error", "stdin"])
             switch attack {
             case "bomb":
                 try await test.open(1, "error", padding: 1 << 20)
             case "unexpected":
                 try await test.open(1, "portforward")
+            case "length":
+                // One pair whose name claims 4 GiB (on a 32-bit board: -1 as an Int).
+                try await test.open(1, rawBlock: [0, 0, 0, 1, 0xFF, 0xFF, 0xFF, 0xFF])
+            case "unopened":
+                try await test.open(1, "error")
+                try await client.write(ByteBuffer(bytes: SPDYFrame.data(stream: 3, bytes: [1], fin: false).encoded))
             default:
                 try await client.write(ByteBuffer(bytes: [0x80, 0x03, 0x00, 0x01, 0x00, 0x7F, 0xFF, 0xFF]))
             }
@@ -70,7 +80,7 @@ import Testing
                 Issue.record("\(attack): the session went on")
             } catch {
                 let text = "\(error)"
-                #expect(text.contains(attack == "bomb" ? "over 65536 bytes" : attack == "unexpected" ? "unexpected stream" : "a frame of"), "\(attack): \(text)")
+                #expect(text.contains(expected[attack]!), "\(attack): \(text)")
             }
             client.close()
         }
@@ -90,7 +100,12 @@ struct SPDYTestClient {
     func open(_ id: UInt32, _ type: String, padding: Int = 0) async throws {
         var headers = [("streamtype", type)]
         if padding > 0 { headers.append(("x-padding", String(repeating: "a", count: padding))) }
-        let block = try deflater.run(SPDYHeaderCompression.encode(headers))
+        try await open(id, rawBlock: SPDYHeaderCompression.encode(headers))
+    }
+
+    /// Opens a stream with `rawBlock` as its (uncompressed) header block.
+    func open(_ id: UInt32, rawBlock: [UInt8]) async throws {
+        let block = try deflater.run(rawBlock)
         try await connection.write(ByteBuffer(bytes: SPDYFrame.synStream(stream: id, headerBlock: block, fin: false).encoded))
     }
 

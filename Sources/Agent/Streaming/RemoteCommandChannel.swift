@@ -106,10 +106,13 @@ struct SPDYCommandChannel: RemoteCommandChannel {
                         input?.finish()
                     }
                 case .data(let stream, let bytes, _) where stream == streams["resize"]:
+                    // One pass per frame; only the last complete size matters.
+                    guard bytes.count <= Self.maximumResizeLine else { continue }
                     sizes += bytes
-                    while let newline = sizes.firstIndex(of: 0x0A) {
-                        if let size = WebSocketCommandChannel.terminalSize(Array(sizes[..<newline])) { resize(size.0, size.1) }
-                        sizes.removeSubrange(...newline)
+                    if let end = sizes.lastIndex(of: 0x0A) {
+                        let lines = sizes[..<end].split(separator: 0x0A)
+                        if let last = lines.last, let size = WebSocketCommandChannel.terminalSize(Array(last)) { resize(size.0, size.1) }
+                        sizes.removeSubrange(...end)
                     }
                     if sizes.count > Self.maximumResizeLine { sizes = [] }
                 case .data:
@@ -117,6 +120,10 @@ struct SPDYCommandChannel: RemoteCommandChannel {
                 case .reset(let stream):
                     // The client resets its streams once it read the status: it is done.
                     if stream == streams["error"] { break loop }
+                    if stream == streams["stdin"], stdinOpen {
+                        stdinOpen = false
+                        input?.finish()
+                    }
                 case .goAway:
                     break loop
                 }

@@ -10,9 +10,9 @@ public enum SPDYFrame: Equatable, Sendable {
     case data(stream: UInt32, bytes: [UInt8], fin: Bool)
     case ignored(type: UInt16)
 
-    /// A frame longer than this ends the session (the protocol allows 16 MiB; nothing here
-    /// needs more than a few KiB).
-    public static let maximumLength = 1 << 20
+    /// A frame longer than this ends the session (the protocol allows 16 MiB; Go's clients
+    /// write at most 32 KiB at a time).
+    public static let maximumLength = 128 << 10
     static let fin: UInt8 = 1
 
     public struct ProtocolError: Error, CustomStringConvertible, Sendable {

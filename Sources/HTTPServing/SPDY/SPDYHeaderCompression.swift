@@ -84,10 +84,14 @@ public final class SPDYHeaderCompression: @unchecked Sendable {
     /// The pairs of a decompressed block (names lower-cased; a repeated name keeps its last value).
     public static func decode(_ bytes: [UInt8]) throws -> [String: String] {
         var offset = 0
+        // Lengths are read as UInt32 and checked against the block before they become Int
+        // (on a 32-bit board an Int built from FF FF FF FF would be negative).
         func number() throws -> Int {
             guard bytes.count - offset >= 4 else { throw Failure(description: "a truncated header block") }
             defer { offset += 4 }
-            return bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            let value = bytes[offset..<offset + 4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            guard value <= UInt32(bytes.count) else { throw Failure(description: "a header block with a length past its end") }
+            return Int(value)
         }
         func text() throws -> String {
             let count = try number()

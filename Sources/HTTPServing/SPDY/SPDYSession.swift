@@ -26,8 +26,9 @@ public final class SPDYSession: Sendable {
 
     /// Data a client may send before all its streams are open (it is held until then).
     public static let maximumEarlyBytes = 256 << 10
+    public static let maximumEarlyFrames = 64
     /// At most this many streams per session (exec opens five at most).
-    public static let maximumStreams = 8
+    public static let maximumStreams = 5
 
     public init(connection: ByteStreamConnection, received: ByteBuffer = ByteBuffer()) throws {
         self.connection = connection
@@ -56,13 +57,14 @@ public final class SPDYSession: Sendable {
                 streams[type] = stream
                 try await reader.reply(stream)
             case .data(let stream, let bytes, let fin):
-                let held = state.withLock { state in
+                guard streams.values.contains(stream) else { throw SPDYFrame.ProtocolError(description: "data on stream \(stream), which is not open") }
+                let (count, held) = state.withLock { state in
                     state.early.append(.data(stream: stream, bytes: bytes, fin: fin))
                     state.earlyBytes += bytes.count
-                    return state.earlyBytes
+                    return (state.early.count, state.earlyBytes)
                 }
-                guard held <= Self.maximumEarlyBytes else {
-                    throw SPDYFrame.ProtocolError(description: "more than \(Self.maximumEarlyBytes) bytes before the streams were open")
+                guard held <= Self.maximumEarlyBytes, count <= Self.maximumEarlyFrames else {
+                    throw SPDYFrame.ProtocolError(description: "more than \(Self.maximumEarlyFrames) frames or \(Self.maximumEarlyBytes) bytes before the streams were open")
                 }
             case .ping(let id):
                 try await connection.write(ByteBuffer(bytes: SPDYFrame.ping(id).encoded))
@@ -134,7 +136,9 @@ public final class SPDYSession: Sendable {
             guard try await fill(8 + length) else { return nil }
             pending.moveReaderIndex(forwardBy: 8)
             let payload = pending.readBytes(length: length)!
-            pending.discardReadBytes()
+            // Compacted now and then, not per frame (a read full of tiny frames would be
+            // copied once per frame).
+            if pending.readerIndex > 64 << 10 { pending.discardReadBytes() }
             return try SPDYFrame.decode(header: header, payload: payload)
         }
 
