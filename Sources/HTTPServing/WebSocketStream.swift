@@ -114,27 +114,11 @@ public final class WebSocketStream: Sendable {
     }
 
     /// Frames from the byte stream (one reader at a time).
-    final class Reader: @unchecked Sendable {
+    final class Reader: BufferedConnectionReader, @unchecked Sendable {
         struct Frame {
             var final: Bool
             var opcode: Opcode
             var payload: [UInt8]
-        }
-
-        let connection: ByteStreamConnection
-        private var pending: ByteBuffer
-
-        init(connection: ByteStreamConnection, pending: ByteBuffer) {
-            self.connection = connection
-            self.pending = pending
-        }
-
-        private func fill(_ count: Int) async throws -> Bool {
-            while pending.readableBytes < count {
-                guard var more = try await connection.read() else { return false }
-                pending.writeBuffer(&more)
-            }
-            return true
         }
 
         func frame(expectMasked: Bool) async throws -> Frame? {

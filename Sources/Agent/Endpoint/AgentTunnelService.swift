@@ -52,7 +52,12 @@ public struct AgentTunnelService: Service {
                 let lasted = ContinuousClock.now - began > Self.longestDelay
                 if lasted || lastProblem != reason { logger.warning("the tunnel to the API server ended: \(reason) (reconnecting)") }
                 lastProblem = lasted ? "" : reason
-                if lasted { delay = Self.firstDelay } else { delay = min(delay * 2, Self.longestDelay) }
+                if lasted {
+                    delay = Self.firstDelay
+                    wait = delay
+                } else {
+                    delay = min(delay * 2, Self.longestDelay)
+                }
             case .notOffered:
                 if lastProblem != "not offered" {
                     logger.notice("the API server offers no tunnel (not iotkube-server): it must reach this node's port \(endpointPort) directly")

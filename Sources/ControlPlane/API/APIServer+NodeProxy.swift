@@ -24,6 +24,7 @@ extension APIServer {
         }
         // The agent answers JSON (status objects, /stats/summary) or text (metrics, logs).
         let type = body.first == UInt8(ascii: "{") ? "application/json" : "text/plain; charset=utf-8"
-        return HTTPResponse(status: status, headers: [("Content-Type", type)], body: .bytes(body))
+        // The node chooses the status: only final answers pass (a 101 or 1xx is a bad gateway).
+        return HTTPResponse(status: (200...599).contains(status) ? status : 502, headers: [("Content-Type", type)], body: .bytes(body))
     }
 }

@@ -107,25 +107,14 @@ public final class SPDYSession: Sendable {
     }
 
     /// Frames from the byte stream (one reader at a time), and the session's header compression.
-    final class FrameReader: @unchecked Sendable {
-        let connection: ByteStreamConnection
-        private var pending: ByteBuffer
+    final class FrameReader: BufferedConnectionReader, @unchecked Sendable {
         private let inflater: SPDYHeaderCompression
         private let deflater: SPDYHeaderCompression
 
         init(connection: ByteStreamConnection, pending: ByteBuffer, inflater: SPDYHeaderCompression, deflater: SPDYHeaderCompression) {
-            self.connection = connection
-            self.pending = pending
             self.inflater = inflater
             self.deflater = deflater
-        }
-
-        private func fill(_ count: Int) async throws -> Bool {
-            while pending.readableBytes < count {
-                guard var more = try await connection.read() else { return false }
-                pending.writeBuffer(&more)
-            }
-            return true
+            super.init(connection: connection, pending: pending)
         }
 
         func frame() async throws -> SPDYFrame? {

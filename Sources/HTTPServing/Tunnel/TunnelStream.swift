@@ -10,7 +10,6 @@ public final class TunnelStream: Sendable {
 
     struct State {
         var inbound: [[UInt8]] = []
-        var inboundBytes = 0
         /// Bytes the peer sent that were not granted back yet (what it may still have in flight).
         var outstanding = 0
         /// Bytes read by the consumer, not yet granted back to the peer.
@@ -64,7 +63,6 @@ public final class TunnelStream: Sendable {
             let result: Result<[UInt8]?, any Error>? = state.withLock { state in
                 if !state.inbound.isEmpty {
                     let bytes = state.inbound.removeFirst()
-                    state.inboundBytes -= bytes.count
                     state.lastRead = bytes.count
                     return .success(bytes)
                 }
@@ -181,7 +179,6 @@ public final class TunnelStream: Sendable {
                 return (reader, true)
             }
             state.inbound.append(bytes)
-            state.inboundBytes += bytes.count
             return (nil, true)
         }
         outcome.0?.resume(returning: bytes)
@@ -227,7 +224,6 @@ public final class TunnelStream: Sendable {
             guard state.failure == nil else { return nil }
             state.failure = reason
             state.inbound = []
-            state.inboundBytes = 0
             defer { (state.reader, state.writer, state.openWaiter) = (nil, nil, nil) }
             return (state.reader, state.writer, state.openWaiter)
         }
