@@ -127,6 +127,7 @@ let package = Package(
                 "KubeClient",
                 "SystemSupport",
                 "CFileSystem",
+                "CRuntime",
                 "HTTPServing",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -225,7 +226,7 @@ let package = Package(
         // Test helpers: real server processes and tools (used by tests only).
         .target(
             name: "IotkubeTestSupport",
-            dependencies: ["CRuntime"],
+            dependencies: ["CRuntime", "HTTPServing", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/IotkubeTestSupport"
         ),
         .testTarget(

@@ -209,15 +209,17 @@ final class ByteStreamBridge: ChannelDuplexHandler, @unchecked Sendable {
 
     /// The next bytes (one reader at a time), nil at the end.
     func nextBytes() -> EventLoopFuture<ByteBuffer?> {
-        guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeSucceededFuture(nil) }
+        // What arrived before the channel closed is still read (a peer that sends and closes
+        // while this side has closed its output ends the whole channel at once).
         if let buffer = received.popFirst() {
             receivedBytes -= buffer.readableBytes
-            if readHeldBack, receivedBytes < Self.bufferLimit {
+            if let context, readHeldBack, receivedBytes < Self.bufferLimit {
                 readHeldBack = false
                 context.read()
             }
-            return context.eventLoop.makeSucceededFuture(buffer)
+            return (context?.eventLoop ?? MultiThreadedEventLoopGroup.singleton.any()).makeSucceededFuture(buffer)
         }
+        guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeSucceededFuture(nil) }
         if let ended {
             if let error = ended { return context.eventLoop.makeFailedFuture(error) }
             return context.eventLoop.makeSucceededFuture(nil)

@@ -22,6 +22,19 @@ struct AgentTunnelTests {
         throw TestFailure("the tunnel did not come up (\(count) times) within \(Int(seconds)) s; agent log:\n\(node.agentLogTail)")
     }
 
+    /// Drops every inbound connection to the agent's address and port, as NAT does; returns
+    /// the iptables rule to delete afterwards.
+    static func blockInbound(_ node: PodNode) async throws -> [String] {
+        let address = try await node.kubectl(["get", "node", node.name, "-o", "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}"])
+        let rule = ["INPUT", "-p", "tcp", "-d", address, "--dport", String(node.port), "-j", "DROP", "-m", "comment", "--comment", "iotkube-tunnel-test"]
+        let blocked = try ServerProcess.run("/usr/sbin/iptables", ["-I"] + rule)
+        try #require(blocked.status == 0, "iptables: \(blocked.output)")
+        let direct = try await ServerProcess.runAsync("/usr/bin/curl", ["-sk", "--max-time", "3", "https://\(address):\(node.port)/healthz"])
+        if direct.status != 28 { _ = try? ServerProcess.run("/usr/sbin/iptables", ["-D"] + rule) }
+        try #require(direct.status == 28, "the direct path must be closed (curl timed out): \(direct)")
+        return rule
+    }
+
     @Test func logsExecAndCopyReachABoardThatTakesNoInboundConnection() async throws {
         let node = try await PodNode.make(name: "nat-board")
         try await Self.waitForTunnel(node, count: 1)
@@ -38,14 +51,8 @@ struct AgentTunnelTests {
             """)
         try await node.waitForPod("talker") { PodNode.isReady($0) }
 
-        // Inbound connections to the board end here, as behind NAT.
-        let address = try await node.kubectl(["get", "node", node.name, "-o", "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}"])
-        let rule = ["INPUT", "-p", "tcp", "-d", address, "--dport", String(node.port), "-j", "DROP", "-m", "comment", "--comment", "iotkube-tunnel-test"]
-        let blocked = try ServerProcess.run("/usr/sbin/iptables", ["-I"] + rule)
-        try #require(blocked.status == 0, "iptables: \(blocked.output)")
+        let rule = try await Self.blockInbound(node)
         defer { _ = try? ServerProcess.run("/usr/sbin/iptables", ["-D"] + rule) }
-        let direct = try await ServerProcess.runAsync("/usr/bin/curl", ["-sk", "--max-time", "3", "https://\(address):\(node.port)/healthz"])
-        try #require(direct.status == 28, "the direct path must be closed (curl timed out): \(direct)")
 
         let directory = NSTemporaryDirectory() + "tunnel-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -137,4 +144,104 @@ struct AgentTunnelTests {
         await node.shutdown()
     }
 
+    /// Echoes each connection back; sends `size` bytes on the first and 200 kB on the others,
+    /// all at once, each half-closed after sending; prints one line per connection.
+    static let echoClient = """
+        import hashlib, os, socket, sys, threading
+        port, count, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+        results = [None] * count
+        def one(i):
+            data = os.urandom(size if i == 0 else 200000)
+            s = socket.create_connection(("127.0.0.1", port), timeout=120)
+            def send():
+                s.sendall(data)
+                s.shutdown(socket.SHUT_WR)
+            sender = threading.Thread(target=send)
+            sender.start()
+            got = bytearray()
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+            sender.join()
+            s.close()
+            results[i] = "same" if hashlib.sha256(got).digest() == hashlib.sha256(data).digest() else "differ %d: %d of %d bytes" % (i, len(got), len(data))
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        print("\\n".join(str(r) for r in results))
+        """
+
+    @Test func portForwardReachesABoardThatTakesNoInboundConnection() async throws {
+        let node = try await PodNode.make(name: "nat-forward")
+        try await Self.waitForTunnel(node, count: 1)
+        // An echo server on every address, and a web server on the pod's loopback only (which
+        // only a connection made inside the pod's network namespace reaches).
+        try await node.apply("""
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: services}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: echo
+                image: \(image)
+                command: ["nc", "-ll", "-p", "8080", "-e", "cat"]
+              - name: web
+                image: \(image)
+                command: ["sh", "-c", "mkdir -p /www && echo inside the pod > /www/hello.txt && exec httpd -f -p 127.0.0.1:8081 -h /www"]
+            """)
+        try await node.waitForPod("services") { PodNode.isReady($0) }
+        let rule = try await Self.blockInbound(node)
+        defer { _ = try? ServerProcess.run("/usr/sbin/iptables", ["-D"] + rule) }
+
+        let directory = NSTemporaryDirectory() + "forward-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Self.echoClient.write(toFile: directory + "/echo.py", atomically: true, encoding: .utf8)
+        let (echoPort, webPort, closedPort, oldPort) = (try ServerProcess.freePort(), try ServerProcess.freePort(), try ServerProcess.freePort(), try ServerProcess.freePort())
+        let old = try #require(ServerProcess.findExecutable("kubectl-1.20"), "kubectl 1.20 (packaging/install-deps.sh --test)")
+
+        // kubectl 1.37 (SPDY inside a WebSocket to the server, SPDY from the server to the
+        // agent through the tunnel): the loopback-only web server, then 10 MB each way on one
+        // connection while five more run at once; a closed port fails alone; kubectl 1.20
+        // (plain SPDY) on the same pod.
+        let forwarded = try await PodExecTests.shell(node, """
+            cd '\(directory)'
+            wait_for() { for i in $(seq 100); do grep -q "Forwarding from 127.0.0.1:$2" "$1" && return 0; sleep 0.2; done; cat "$1"; return 1; }
+            K port-forward pod/services \(echoPort):8080 \(webPort):8081 > pf.log 2>&1 & pf=$!
+            wait_for pf.log \(webPort) || exit 1
+            echo "web: $(curl -s --max-time 20 http://127.0.0.1:\(webPort)/hello.txt)"
+            python3 echo.py \(echoPort) 6 10000000
+            K port-forward pod/services \(closedPort):9999 > closed.log 2>&1 & closed=$!
+            wait_for closed.log \(closedPort) || exit 1
+            curl -s --max-time 20 http://127.0.0.1:\(closedPort)/ > /dev/null; echo "closed: rc=$?"
+            sleep 1
+            echo "after: $(curl -s --max-time 20 http://127.0.0.1:\(webPort)/hello.txt)"
+            '\(old)' --kubeconfig '\(node.server.kubeconfig)' port-forward pod/services \(oldPort):8081 > old.log 2>&1 & oldpf=$!
+            wait_for old.log \(oldPort) || exit 1
+            echo "old: $(curl -s --max-time 20 http://127.0.0.1:\(oldPort)/hello.txt)"
+            kill $pf $closed $oldpf 2>/dev/null
+            echo "--- closed.log"; cat closed.log
+            """, timeout: 300)
+        let output = forwarded.output
+        #expect(output.contains("web: inside the pod\n"), "\(output)\nagent log:\n\(node.agentLogTail)")
+        #expect(output.contains("same\nsame\nsame\nsame\nsame\nsame\n"), "six echoed connections: \(output)")
+        #expect(output.contains("closed: rc=") && !output.contains("closed: rc=0\n"), "\(output)")
+        #expect(output.contains("error forwarding port 9999 to pod services") && output.contains("Connection refused"), "the refusal reaches kubectl: \(output)")
+        #expect(output.contains("after: inside the pod\n"), "the other forward goes on: \(output)")
+        #expect(output.contains("old: inside the pod\n"), "kubectl 1.20 over SPDY: \(output)")
+
+        // A node's own credentials may not forward into pods; a bad port is the API's 422.
+        let kubectl = try #require(ServerProcess.kubectlPath)
+        let asNode = try await ServerProcess.runAsync(kubectl, ["--kubeconfig", node.configDirectory + "/kubeconfig", "port-forward", "pod/services", "\(try ServerProcess.freePort()):8080"], timeout: 30)
+        #expect(asNode.status != 0 && asNode.output.contains("forbidden"), "\(asNode.output)")
+        let badPort = try await node.serverKubectl(["create", "--raw", "/api/v1/namespaces/default/pods/services/portforward?ports=70000", "-f", "/dev/null"])
+        #expect(badPort.output.contains("must be between 1 and 65535"), "\(badPort.output)")
+        // A garbled upgrade gets an error, and the agent keeps serving.
+        let garbled = try await node.serverKubectl(["get", "--raw", "/api/v1/namespaces/default/pods/services/portforward"])
+        #expect(garbled.status != 0 && garbled.output.contains("upgrade"), "\(garbled.output)")
+        await node.shutdown()
+    }
 }

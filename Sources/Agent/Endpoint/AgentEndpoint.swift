@@ -1,10 +1,12 @@
+import CRuntime
 import FoundationEssentials
 import HTTPServing
 import KubeModel
+import SystemSupport
 
 /// The agent's HTTPS endpoint (the kubelet's port 10250): `/healthz`, `/metrics/resource` and
 /// `/metrics` (Prometheus text) and `/stats/summary` (JSON) for a cluster's metrics-server,
-/// `/containerLogs` and `/exec` for the API server. Everything but `/healthz` needs a client
+/// `/containerLogs`, `/exec` and `/portForward` for the API server. Everything but `/healthz` needs a client
 /// certificate signed by the cluster CA.
 public struct AgentEndpoint: HTTPRequestHandler {
     let nodeName: String
@@ -37,6 +39,7 @@ public struct AgentEndpoint: HTTPRequestHandler {
             return .json(401, APIHTTPServer.statusBytes(Status(code: 401, reason: "Unauthorized", message: "a client certificate from the cluster CA is required")))
         }
         if request.path.hasPrefix("/exec/") { return exec(request) }
+        if request.path.hasPrefix("/portForward/") { return portForward(request) }
         guard request.method == "GET" else {
             return .json(405, APIHTTPServer.statusBytes(Status(code: 405, reason: "MethodNotAllowed", message: "only GET is served")))
         }
@@ -139,6 +142,86 @@ public struct AgentEndpoint: HTTPRequestHandler {
         return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in
             await session.run(WebSocketCommandChannel(socket: WebSocketStream(connection: connection, role: .server), request: exec))
         })
+    }
+
+    /// `/portForward/<namespace>/<pod>[/<uid>]`: `kubectl port-forward` to ports on the pod's
+    /// loopback, over SPDY/3.1 (`portforward.k8s.io`, which kube-apiserver speaks to kubelets and
+    /// iotkube-server carries for WebSocket clients too; see ``PortForwardSession``). For the
+    /// API server only, as exec is.
+    func portForward(_ request: HTTPRequest) -> HTTPResponse {
+        func failure(_ code: Int, _ message: String) -> HTTPResponse {
+            let reason = code == 404 ? "NotFound" : code == 403 ? "Forbidden" : code == 405 ? "MethodNotAllowed" : "BadRequest"
+            return .json(code, APIHTTPServer.statusBytes(Status(code: Int32(code), reason: reason, message: message)))
+        }
+        guard request.clientCertificate?.groups.contains("system:masters") == true else {
+            return failure(403, "port-forward is served to the API server only")
+        }
+        guard request.method == "GET" || request.method == "POST" else { return failure(405, "port-forward is a POST with an upgrade") }
+        guard let runtime else { return failure(404, "this agent runs no containers") }
+        let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        guard parts.count == 3 || parts.count == 4 else { return failure(404, "use /portForward/<namespace>/<pod>[/<uid>]") }
+        let (namespace, pod) = (parts[1], parts[2])
+        guard request.headers["connection"]?.lowercased().contains("upgrade") == true, request.headers["upgrade"]?.lowercased() == "spdy/3.1" else {
+            return failure(400, "port-forward is served over SPDY/3.1 (Upgrade: SPDY/3.1, \(Self.portForwardProtocol))")
+        }
+        let offered = (request.headers["x-stream-protocol-version"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }
+        guard offered.contains(Self.portForwardProtocol) else {
+            return failure(400, "none of the offered stream protocols [\(offered.joined(separator: ", "))] is served; this agent speaks \(Self.portForwardProtocol)")
+        }
+        var uid = currentPodUID?(namespace, pod)
+        if currentPodUID != nil, uid == nil { return failure(404, "pod \"\(namespace)/\(pod)\" does not run on this node") }
+        if parts.count == 4 {
+            guard uid == nil || uid == parts[3] else { return failure(404, "pod \"\(namespace)/\(pod)\" with UID \(parts[3]) does not run on this node") }
+            uid = parts[3]
+        }
+        // Any running container of the pod: they share its network namespace.
+        let running = runtime.list().first { state in
+            let annotations = state.annotations ?? [:]
+            return state.status == .running && annotations["io.kubernetes.pod.namespace"] == namespace && annotations["io.kubernetes.pod.name"] == pod
+                && (uid == nil || annotations["io.kubernetes.pod.uid"] == uid)
+        }
+        guard let running, let spec = try? runtime.spec(bundle: running.bundle) else {
+            return failure(404, "pod \"\(namespace)/\(pod)\" has no running container on this node")
+        }
+        // The sandbox's namespace file; no network namespace is the host's (hostNetwork).
+        let network = spec.linux?.namespaces?.first { $0.type == "network" }
+        var namespacePath: String?
+        if let network { namespacePath = network.path ?? running.pid.map { "/proc/\($0)/ns/net" } ?? "" }
+        let label = "\(pod), uid \(uid ?? running.annotations?["io.kubernetes.pod.uid"] ?? "")"
+        let dial: PortForwardSession.Dialer = { [namespacePath] port in await Self.dialLoopback(port, networkNamespace: namespacePath) }
+        let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", Self.portForwardProtocol)]
+        return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in
+            guard let spdy = try? SPDYSession(connection: connection) else {
+                connection.close()
+                return
+            }
+            await PortForwardSession(session: spdy, podLabel: label, dial: dial).run()
+        })
+    }
+
+    /// The port-forward stream protocol (kubelet and kubectl speak only this one).
+    static let portForwardProtocol = "portforward.k8s.io"
+
+    /// A connection to `port` on the loopback of a network namespace (nil: the host's).
+    static func dialLoopback(_ port: UInt16, networkNamespace: String?) async -> Result<ByteStreamConnection, PortForwardSession.Failure> {
+        let connected: Result<CInt, PortForwardSession.Failure> = await DedicatedThread.run {
+            var error = [CChar](repeating: 0, count: 512)
+            let descriptor: CInt
+            if let networkNamespace {
+                descriptor = networkNamespace.withCString { iotkube_connect_loopback_in_netns($0, port, 10_000, &error, 512) }
+            } else {
+                descriptor = iotkube_connect_loopback_in_netns(nil, port, 10_000, &error, 512)
+            }
+            guard descriptor >= 0 else { return .failure(PortForwardSession.Failure(message: String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))) }
+            return .success(descriptor)
+        }
+        switch connected {
+        case .failure(let failure): return .failure(failure)
+        case .success(let descriptor):
+            do { return .success(try await ByteStreamConnection.wrap(descriptor: descriptor)) } catch {
+                return .failure(PortForwardSession.Failure(message: "taking over the connection: \(error)"))
+            }
+        }
     }
 
     private func prometheus(_ text: String) -> HTTPResponse {

@@ -115,7 +115,7 @@ struct SPDYCommandChannel: RemoteCommandChannel {
                         sizes.removeSubrange(...end)
                     }
                     if sizes.count > Self.maximumResizeLine { sizes = [] }
-                case .data:
+                case .data, .opened:
                     continue
                 case .reset(let stream):
                     // The client resets its streams once it read the status: it is done.

@@ -42,6 +42,13 @@ int iotkube_is_cgroup2(const char *path);
 #include <stddef.h>
 #include <stdint.h>
 
+/// Connects a TCP socket to the loopback address of the network namespace at `netns_path`
+/// (the host's own when `netns_path` is NULL) on `port`: IPv4 127.0.0.1 first, then ::1. The
+/// socket is made on a short-lived thread of its own that joins the namespace, so no other
+/// thread ever changes namespace. Waits at most `timeout_ms` for the connection. Returns the
+/// connected descriptor (close-on-exec, non-blocking) or -1 with `error` filled in.
+int iotkube_connect_loopback_in_netns(const char *netns_path, uint16_t port, int timeout_ms, char *error, size_t error_size);
+
 /// One OCI device rule (`linux.resources.devices[]`): type 'a', 'b' or 'c'; major/minor -1 = any;
 /// access bits 1 = mknod, 2 = read, 4 = write (the kernel's BPF_DEVCG_ACC_* values).
 struct iotkube_device_rule {

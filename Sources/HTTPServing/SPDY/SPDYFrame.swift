@@ -14,6 +14,9 @@ public enum SPDYFrame: Equatable, Sendable {
     /// write at most 32 KiB at a time).
     public static let maximumLength = 128 << 10
     static let fin: UInt8 = 1
+    /// RST_STREAM statuses: the stream is refused (not processed), or cancelled.
+    public static let refusedStream: UInt32 = 3
+    public static let cancel: UInt32 = 5
 
     public struct ProtocolError: Error, CustomStringConvertible, Sendable {
         public var description: String

@@ -18,6 +18,9 @@ public final class SPDYSession: Sendable {
     }
 
     public enum Event: Sendable, Equatable {
+        /// The client opened a stream (only from ``next(acceptingStreams:)`` with `true`); answer
+        /// it with ``reply(_:)`` or ``reset(_:status:)``.
+        case opened(stream: UInt32, headers: [String: String])
         case data(stream: UInt32, bytes: [UInt8], fin: Bool)
         /// The client reset a stream or said goodbye (GOAWAY).
         case reset(stream: UInt32)
@@ -77,8 +80,9 @@ public final class SPDYSession: Sendable {
         return streams
     }
 
-    /// The next event; nil once the connection ended.
-    public func next() async throws -> Event? {
+    /// The next event; nil once the connection ended. Streams the client opens are refused
+    /// unless `acceptingStreams` (port-forward opens a pair of streams per connection).
+    public func next(acceptingStreams: Bool = false) async throws -> Event? {
         if let early = state.withLock({ $0.early.isEmpty ? nil : $0.early.removeFirst() }) { return early }
         while let frame = try await reader.frame() {
             switch frame {
@@ -86,13 +90,34 @@ public final class SPDYSession: Sendable {
             case .rstStream(let stream, _): return .reset(stream: stream)
             case .goAway: return .goAway
             case .ping(let id): try await connection.write(ByteBuffer(bytes: SPDYFrame.ping(id).encoded))
-            case .synStream(let stream, _, _):
-                // No more streams once the command runs.
-                try await connection.write(ByteBuffer(bytes: SPDYFrame.rstStream(stream: stream, status: 3).encoded))
+            case .synStream(let stream, let block, _):
+                // Decoded even when refused: the header compression state runs across blocks.
+                let headers = try SPDYHeaderCompression.decode(try reader.inflate(block))
+                guard acceptingStreams else {
+                    // No more streams once the command runs.
+                    try await reset(stream, status: SPDYFrame.refusedStream)
+                    continue
+                }
+                let ordered = state.withLock { state in
+                    guard stream > state.lastStream, stream % 2 == 1 else { return false }
+                    state.lastStream = stream
+                    return true
+                }
+                guard ordered else { throw SPDYFrame.ProtocolError(description: "stream \(stream) out of order") }
+                return .opened(stream: stream, headers: headers)
             case .synReply, .ignored: continue
             }
         }
         return nil
+    }
+
+    /// Answers a stream the client opened (call from the task that reads events: replies are
+    /// compressed in the order they go out).
+    public func reply(_ stream: UInt32) async throws { try await reader.reply(stream) }
+
+    /// Ends a stream abnormally (RST_STREAM).
+    public func reset(_ stream: UInt32, status: UInt32 = SPDYFrame.cancel) async throws {
+        try await connection.write(ByteBuffer(bytes: SPDYFrame.rstStream(stream: stream, status: status).encoded))
     }
 
     /// Sends `bytes` on a stream (in frames of at most 32 KiB), with `fin` ending it.

@@ -1,0 +1,324 @@
+import HTTPServing
+import NIOCore
+import Synchronization
+
+/// `kubectl port-forward` over SPDY/3.1 (`portforward.k8s.io`), as the kubelet serves it: for
+/// each forwarded connection the client opens a pair of streams sharing a `requestID`, an
+/// error stream and a data stream, both naming the port. The agent connects to that port on
+/// the pod's loopback and copies both ways, keeping half-closes; a failure goes back as text on
+/// the error stream and the other connections go on.
+final class PortForwardSession: Sendable {
+    /// Connects to a port on the pod's loopback; the error text names what failed.
+    typealias Dialer = @Sendable (UInt16) async -> Result<ByteStreamConnection, PortForwardSession.Failure>
+
+    struct Failure: Error, Sendable {
+        var message: String
+    }
+
+    let session: SPDYSession
+    let dial: Dialer
+    /// "<pod>, uid <uid>" as the kubelet names the pod in its error messages.
+    let podLabel: String
+    private let table = Mutex(Table())
+
+    /// Forwarded connections open at once in one session (each holds a connection in the pod).
+    static let maximumConnections = 64
+    /// Client bytes held for one connection while its target is slow to read them; past this
+    /// the session stops reading from the client until the target catches up.
+    static let queueLimit = 256 << 10
+    /// The longest `requestID` taken (kubectl sends a counter).
+    static let maximumRequestID = 32
+
+    struct Table {
+        var pairs: [String: Pair] = [:]
+        var byStream: [UInt32: Pair] = [:]
+        var ended = false
+    }
+
+    init(session: SPDYSession, podLabel: String, dial: @escaping Dialer) {
+        self.session = session
+        self.podLabel = podLabel
+        self.dial = dial
+    }
+
+    /// Serves the client until it goes away; every forwarded connection ends with it.
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            loop: while true {
+                let event: SPDYSession.Event?
+                do { event = try await session.next(acceptingStreams: true) } catch { break }
+                switch event {
+                case .opened(let stream, let headers)?:
+                    if let pair = await open(stream, headers) {
+                        group.addTask { await self.forward(pair) }
+                    }
+                case .data(let stream, let bytes, let fin)?:
+                    guard let pair = table.withLock({ $0.byStream[stream] }), stream == pair.dataStream else { continue }
+                    if !bytes.isEmpty { await pair.inbound.push(bytes) }
+                    if fin { pair.inbound.finish() }
+                case .reset(let stream)?:
+                    // kubectl resets both streams once its local connection is done.
+                    table.withLock { $0.byStream[stream] }?.abort()
+                case .goAway?, nil:
+                    break loop
+                }
+            }
+            let pairs = table.withLock { table in
+                table.ended = true
+                return Array(table.pairs.values)
+            }
+            for pair in pairs { pair.abort() }
+            session.connection.close()
+        }
+    }
+
+    /// Takes a stream the client opened: answers it, or refuses it (RST_STREAM) as the
+    /// kubelet does when a header is missing or wrong. Returns the pair once both its streams
+    /// are open.
+    private func open(_ stream: UInt32, _ headers: [String: String]) async -> Pair? {
+        guard let type = headers["streamtype"], type == "error" || type == "data", let portText = headers["port"], !portText.isEmpty else {
+            try? await session.reset(stream, status: SPDYFrame.refusedStream)
+            return nil
+        }
+        // Clients before requestIDs: the data stream follows its error stream (ids step by 2).
+        var requestID = headers["requestid"] ?? ""
+        if requestID.isEmpty { requestID = "stream-\(type == "data" && stream >= 2 ? stream - 2 : stream)" }
+        let isData = type == "data"
+        enum Outcome { case refused, waiting, complete(Pair) }
+        let outcome: Outcome = table.withLock { table in
+            guard !table.ended, requestID.utf8.count <= Self.maximumRequestID else { return .refused }
+            if let pair = table.pairs[requestID] {
+                guard pair.attach(stream, isData: isData, port: portText) else { return .refused }
+                table.byStream[stream] = pair
+                return .complete(pair)
+            }
+            guard table.pairs.count < Self.maximumConnections else { return .refused }
+            let pair = Pair(requestID: requestID)
+            _ = pair.attach(stream, isData: isData, port: portText)
+            table.pairs[requestID] = pair
+            table.byStream[stream] = pair
+            return .waiting
+        }
+        switch outcome {
+        case .refused:
+            try? await session.reset(stream, status: SPDYFrame.refusedStream)
+            return nil
+        case .waiting:
+            try? await session.reply(stream)
+            return nil
+        case .complete(let pair):
+            try? await session.reply(stream)
+            return pair
+        }
+    }
+
+    /// One forwarded connection: connect, copy both ways until both directions ended (or the
+    /// client reset it), then end the error stream.
+    private func forward(_ pair: Pair) async {
+        let (dataStream, errorStream, portText) = pair.streams
+        defer {
+            table.withLock { table in
+                table.pairs[pair.requestID] = nil
+                table.byStream[dataStream] = nil
+                table.byStream[errorStream] = nil
+            }
+        }
+        guard let port = UInt16(portText), port > 0 else {
+            await fail(pair, "error forwarding port \(portText) to pod \(podLabel): invalid port")
+            return
+        }
+        let target: ByteStreamConnection
+        switch await dial(port) {
+        case .success(let connection): target = connection
+        case .failure(let failure):
+            await fail(pair, "error forwarding port \(port) to pod \(podLabel): \(failure.message)")
+            return
+        }
+        guard pair.connected(target) else {
+            target.close()
+            return
+        }
+        let session = self.session
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // Client to pod; the client's FIN half-closes the pod's side.
+                while let bytes = await pair.inbound.pop() {
+                    do { try await target.write(bytes) } catch {
+                        pair.inbound.close()
+                        return
+                    }
+                }
+                target.closeOutput()
+            }
+            group.addTask {
+                // Pod to client; the pod's end is a FIN on the data stream.
+                while let buffer = try? await target.read() {
+                    do { try await session.send(stream: dataStream, Array(buffer.readableBytesView)) } catch {
+                        pair.abort()
+                        return
+                    }
+                }
+                try? await session.send(stream: dataStream, [], fin: true)
+            }
+        }
+        target.close()
+        try? await session.send(stream: errorStream, [], fin: true)
+    }
+
+    private func fail(_ pair: Pair, _ message: String) async {
+        let (dataStream, errorStream, _) = pair.streams
+        try? await session.send(stream: errorStream, Array(message.utf8), fin: true)
+        try? await session.send(stream: dataStream, [], fin: true)
+    }
+
+    /// The two streams of one forwarded connection and the connection into the pod.
+    final class Pair: Sendable {
+        let requestID: String
+        let inbound = Inbound(limit: PortForwardSession.queueLimit)
+        private let state = Mutex(State())
+
+        struct State {
+            var dataStream: UInt32?
+            var errorStream: UInt32?
+            var port = ""
+            var target: ByteStreamConnection?
+            var aborted = false
+        }
+
+        init(requestID: String) { self.requestID = requestID }
+
+        /// Adds a stream; false when the pair has one of that type already or the ports differ.
+        func attach(_ stream: UInt32, isData: Bool, port: String) -> Bool {
+            state.withLock { state in
+                if isData ? state.dataStream != nil : state.errorStream != nil { return false }
+                if state.dataStream != nil || state.errorStream != nil, state.port != port { return false }
+                state.port = port
+                if isData { state.dataStream = stream } else { state.errorStream = stream }
+                return true
+            }
+        }
+
+        var dataStream: UInt32? { state.withLock { $0.dataStream } }
+
+        /// Both stream numbers and the port (once the pair is complete).
+        var streams: (data: UInt32, error: UInt32, port: String) {
+            state.withLock { ($0.dataStream ?? 0, $0.errorStream ?? 0, $0.port) }
+        }
+
+        /// Records the connection into the pod; false when the pair was aborted meanwhile.
+        func connected(_ target: ByteStreamConnection) -> Bool {
+            state.withLock { state in
+                guard !state.aborted else { return false }
+                state.target = target
+                return true
+            }
+        }
+
+        /// Ends the connection at once (the client reset a stream, or went away).
+        func abort() {
+            let target = state.withLock { state -> ByteStreamConnection? in
+                state.aborted = true
+                return state.target
+            }
+            inbound.close()
+            target?.close()
+        }
+    }
+
+    /// Client bytes for one connection, in order, bounded: ``push(_:)`` waits while more than
+    /// `limit` bytes are unread.
+    final class Inbound: Sendable {
+        private let limit: Int
+        private let state = Mutex(State())
+
+        struct State {
+            var chunks: [[UInt8]] = []
+            var head = 0
+            var bytes = 0
+            var finished = false
+            var closed = false
+            var reader: CheckedContinuation<[UInt8]?, Never>?
+            var writer: CheckedContinuation<Void, Never>?
+        }
+
+        init(limit: Int) { self.limit = limit }
+
+        func push(_ bytes: [UInt8]) async {
+            let reader = state.withLock { state -> CheckedContinuation<[UInt8]?, Never>? in
+                guard !state.closed, !state.finished else { return nil }
+                if let reader = state.reader {
+                    state.reader = nil
+                    return reader
+                }
+                state.chunks.append(bytes)
+                state.bytes += bytes.count
+                return nil
+            }
+            if let reader {
+                reader.resume(returning: bytes)
+                return
+            }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let wait = state.withLock { state in
+                    guard state.bytes > limit, !state.closed else { return false }
+                    state.writer = continuation
+                    return true
+                }
+                if !wait { continuation.resume() }
+            }
+        }
+
+        /// The client's FIN: the reader gets nil after what is queued.
+        func finish() {
+            let reader = state.withLock { state -> CheckedContinuation<[UInt8]?, Never>? in
+                state.finished = true
+                defer { state.reader = nil }
+                return state.chunks.count > state.head ? nil : state.reader
+            }
+            reader?.resume(returning: nil)
+        }
+
+        /// Drops what is queued; both sides return at once from now on.
+        func close() {
+            let (reader, writer) = state.withLock { state in
+                state.closed = true
+                state.chunks = []
+                state.head = 0
+                state.bytes = 0
+                defer { (state.reader, state.writer) = (nil, nil) }
+                return (state.reader, state.writer)
+            }
+            reader?.resume(returning: nil)
+            writer?.resume()
+        }
+
+        /// The next bytes, nil once finished or closed.
+        func pop() async -> [UInt8]? {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[UInt8]?, Never>) in
+                let (result, writer) = state.withLock { state -> ([UInt8]??, CheckedContinuation<Void, Never>?) in
+                    if state.closed { return (.some(nil), nil) }
+                    if state.head < state.chunks.count {
+                        let bytes = state.chunks[state.head]
+                        state.head += 1
+                        state.bytes -= bytes.count
+                        if state.head == state.chunks.count {
+                            state.chunks = []
+                            state.head = 0
+                        }
+                        var writer: CheckedContinuation<Void, Never>?
+                        if state.bytes <= limit {
+                            writer = state.writer
+                            state.writer = nil
+                        }
+                        return (.some(bytes), writer)
+                    }
+                    if state.finished { return (.some(nil), nil) }
+                    state.reader = continuation
+                    return (nil, nil)
+                }
+                writer?.resume()
+                if let result { continuation.resume(returning: result) }
+            }
+        }
+    }
+}
