@@ -57,6 +57,8 @@ struct plan {
     const char *journal_identifier;      /* also send output lines to journald under this name */
     int stdio_inherit;
     const char *console_socket;          /* process.terminal: send the pty master here */
+    int stdin_mode;                      /* 0: /dev/null, 1: a pipe kept open, 2: closed after the first attach ends */
+    int attach;                          /* serve the attach socket <state_directory>/attach */
     pid_t join_pid;                      /* exec: the container process whose namespaces to join */
 };
 

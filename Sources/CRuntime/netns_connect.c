@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
@@ -111,4 +112,18 @@ int iotkube_connect_loopback_in_netns(const char *netns_path, uint16_t port, int
     if (result < 0 && first_failure != 0) snprintf(error, error_size, "connecting to localhost:%u: %s", (unsigned)port, strerror(first_failure));
     if (netns_fd >= 0) close(netns_fd);
     return result;
+}
+
+int iotkube_attach_connect(const char *state_directory) {
+    int directory = open(state_directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (directory < 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0) { int saved = errno; close(directory); errno = saved; return -1; }
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    snprintf(address.sun_path, sizeof address.sun_path, "/proc/self/fd/%d/attach", directory);
+    int rc = connect(fd, (struct sockaddr *)&address, sizeof address);
+    int saved = errno;
+    close(directory);
+    if (rc != 0) { close(fd); errno = saved; return -1; }
+    return fd;
 }

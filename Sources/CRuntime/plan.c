@@ -137,6 +137,10 @@ int iotkube_plan_load(const char *path, struct plan *plan, char **error) {
             STR(plan->console_socket);
         } else if (!strcmp(tag, "stdio")) {
             NUM(plan->stdio_inherit);
+        } else if (!strcmp(tag, "stdin")) {
+            NUM(plan->stdin_mode);
+        } else if (!strcmp(tag, "attach")) {
+            NUM(plan->attach);
         } else if (!strcmp(tag, "joinpid")) {
             NUM(plan->join_pid);
         } else {

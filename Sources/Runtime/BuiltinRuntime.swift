@@ -38,11 +38,23 @@ public struct BuiltinRuntime: Sendable {
         /// For `process.terminal`: the AF_UNIX socket that receives the pseudo-terminal's master
         /// (SCM_RIGHTS), as with runc and crun; the container's stdio is then the terminal.
         public var consoleSocket: String?
-        public init(pidFile: String? = nil, logPath: String? = nil, journalIdentifier: String? = nil, consoleSocket: String? = nil) {
+        /// The container's stdin (with `logPath`): none (/dev/null), a pipe attached clients
+        /// write to, or one closed once the first attached session that used it ends.
+        public var stdin: Stdin
+        /// Serve attach clients on `<state>/attach` (with `logPath`): the output as it comes,
+        /// and stdin (the agent's `kubectl attach`).
+        public var attach: Bool
+
+        public enum Stdin: Int, Sendable { case none = 0, open = 1, once = 2 }
+
+        public init(pidFile: String? = nil, logPath: String? = nil, journalIdentifier: String? = nil, consoleSocket: String? = nil,
+                    stdin: Stdin = .none, attach: Bool = false) {
             self.pidFile = pidFile
             self.logPath = logPath
             self.journalIdentifier = journalIdentifier
             self.consoleSocket = consoleSocket
+            self.stdin = stdin
+            self.attach = attach
         }
     }
 
@@ -138,6 +150,10 @@ public struct BuiltinRuntime: Sendable {
             plan.record("statedir", [state])
             plan.record("stdio", [inheritStdio && options.consoleSocket == nil ? "1" : "0"])
             if let logPath = options.logPath { plan.record("logfile", [logPath]) }
+            if options.logPath != nil, options.consoleSocket == nil {
+                if options.stdin != .none { plan.record("stdin", [String(options.stdin.rawValue)]) }
+                if options.attach { plan.record("attach", ["1"]) }
+            }
             if let identifier = options.journalIdentifier, options.logPath != nil { plan.record("journal", [identifier]) }
             do { try AtomicFile.write(plan.bytes, to: "\(state)/plan", mode: 0o600) } catch { throw RuntimeError("writing the plan: \(error)") }
 

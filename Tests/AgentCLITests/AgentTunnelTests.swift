@@ -173,7 +173,7 @@ struct AgentTunnelTests {
         print("\\n".join(str(r) for r in results))
         """
 
-    @Test func portForwardReachesABoardThatTakesNoInboundConnection() async throws {
+    @Test func portForwardAndAttachReachABoardThatTakesNoInboundConnection() async throws {
         let node = try await PodNode.make(name: "nat-forward")
         try await Self.waitForTunnel(node, count: 1)
         // An echo server on every address, and a web server on the pod's loopback only (which
@@ -191,6 +191,11 @@ struct AgentTunnelTests {
               - name: web
                 image: \(image)
                 command: ["sh", "-c", "mkdir -p /www && echo inside the pod > /www/hello.txt && exec httpd -f -p 127.0.0.1:8081 -h /www"]
+              - name: reader
+                image: \(image)
+                stdin: true
+                stdinOnce: true
+                command: ["sh", "-c", "while read line; do echo \\"got: $line\\"; done; echo stdin closed"]
             """)
         try await node.waitForPod("services") { PodNode.isReady($0) }
         let rule = try await Self.blockInbound(node)
@@ -232,6 +237,12 @@ struct AgentTunnelTests {
         #expect(output.contains("error forwarding port 9999 to pod services") && output.contains("Connection refused"), "the refusal reaches kubectl: \(output)")
         #expect(output.contains("after: inside the pod\n"), "the other forward goes on: \(output)")
         #expect(output.contains("old: inside the pod\n"), "kubectl 1.20 over SPDY: \(output)")
+
+        // Attach: stdin reaches the container's own process and its output comes back; the
+        // client's end of stdin closes the container's (stdinOnce), the process exits and the
+        // attach ends by itself.
+        let attached = try await PodExecTests.shell(node, "printf 'hello\\nworld\\n' | K attach -i services -c reader 2>&1; echo \"rc=$?\"", timeout: 60)
+        #expect(attached.output.contains("got: hello\ngot: world\nstdin closed\n") && attached.output.hasSuffix("rc=0\n"), "\(attached.output)\nagent log:\n\(node.agentLogTail)")
 
         // A node's own credentials may not forward into pods; a bad port is the API's 422.
         let kubectl = try #require(ServerProcess.kubectlPath)

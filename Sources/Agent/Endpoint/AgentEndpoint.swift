@@ -38,7 +38,7 @@ public struct AgentEndpoint: HTTPRequestHandler {
         guard request.clientCertificate != nil else {
             return .json(401, APIHTTPServer.statusBytes(Status(code: 401, reason: "Unauthorized", message: "a client certificate from the cluster CA is required")))
         }
-        if request.path.hasPrefix("/exec/") { return exec(request) }
+        if request.path.hasPrefix("/exec/") || request.path.hasPrefix("/attach/") { return exec(request) }
         if request.path.hasPrefix("/portForward/") { return portForward(request) }
         guard request.method == "GET" else {
             return .json(405, APIHTTPServer.statusBytes(Status(code: 405, reason: "MethodNotAllowed", message: "only GET is served")))
@@ -84,7 +84,8 @@ public struct AgentEndpoint: HTTPRequestHandler {
     }
 
     /// `/exec/<namespace>/<pod>/<container>`: a command in a running container over a WebSocket
-    /// (see ``ExecSession``); for the API server only, as logs are.
+    /// or SPDY (see ``ExecSession``); `/attach/...` the same for the container's own process
+    /// (``AttachSession``). For the API server only, as logs are.
     func exec(_ request: HTTPRequest) -> HTTPResponse {
         func failure(_ code: Int, _ message: String) -> HTTPResponse {
             let reason = code == 404 ? "NotFound" : code == 403 ? "Forbidden" : code == 405 ? "MethodNotAllowed" : "BadRequest"
@@ -108,14 +109,20 @@ public struct AgentEndpoint: HTTPRequestHandler {
         guard let running else {
             return failure(404, "container \"\(exec.container)\" in pod \"\(exec.namespace)/\(exec.pod)\" is not running on this node")
         }
-        // The container's own process settings (user, capabilities, environment, working
-        // directory, no_new_privs, rlimits); only the command and the terminal differ.
-        guard var process = (try? runtime.spec(bundle: running.bundle))?.process else {
-            return failure(404, "container \"\(exec.container)\" in pod \"\(exec.namespace)/\(exec.pod)\" has no configuration")
+        let session: any CommandSession
+        if exec.command.isEmpty {
+            // Attach: the container's own process, through its monitor's attach socket.
+            session = AttachSession(stateDirectory: runtime.root + "/" + running.id, request: exec)
+        } else {
+            // The container's own process settings (user, capabilities, environment, working
+            // directory, no_new_privs, rlimits); only the command and the terminal differ.
+            guard var process = (try? runtime.spec(bundle: running.bundle))?.process else {
+                return failure(404, "container \"\(exec.container)\" in pod \"\(exec.namespace)/\(exec.pod)\" has no configuration")
+            }
+            process.args = exec.command
+            process.terminal = exec.tty
+            session = ExecSession(runtime: runtime, containerID: running.id, process: process, request: exec)
         }
-        process.args = exec.command
-        process.terminal = exec.tty
-        let session = ExecSession(runtime: runtime, containerID: running.id, process: process, request: exec)
         if exec.spdy {
             let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", exec.channelProtocol)]
             return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in

@@ -147,8 +147,11 @@ extension PodWorker {
                 if let index = Int32(name.split(separator: ".").first ?? ""), index < restartCount &- 1 { unlink(logFolder + "/" + name) }
             }
             let runtime = host.runtime
+            // `kubectl attach` reaches the output and, with `stdin: true`, the container's stdin.
+            let stdin: BuiltinRuntime.CreateOptions.Stdin = container.stdin == true ? (container.stdinOnce == true ? .once : .open) : .none
             try await blocking {
-                let _: ContainerRecord = try runtime.create(id: id, bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: logPath))
+                let options = BuiltinRuntime.CreateOptions(logPath: logPath, stdin: stdin, attach: true)
+                let _: ContainerRecord = try runtime.create(id: id, bundle: bundle, options: options)
                 try runtime.start(id: id)
             }
             try? host.images.markUsed(image.id, by: id)

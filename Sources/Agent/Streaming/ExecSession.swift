@@ -14,7 +14,7 @@ import SystemSupport
 /// One `kubectl exec` on the agent: the process inside the container with its stdio relayed over
 /// a ``RemoteCommandChannel`` (WebSocket or SPDY). The final status carries the exit code as
 /// kubectl reads it.
-struct ExecSession: Sendable {
+struct ExecSession: CommandSession {
     let runtime: any PodRuntime
     let containerID: String
     let process: RuntimeSpec.Process
@@ -77,7 +77,7 @@ struct ExecSession: Sendable {
                         group.addTask { await Self.copy(mainInbound, to: socket, channel: 1, send: sendsOutput); return .streamEnded }
                         group.addTask { await Self.copy(errorsInbound, to: socket, channel: errorsChannel, send: sendsErrors); return .streamEnded }
                         group.addTask {
-                            await socket.receive(stdin: stdin ? mainOutbound : nil, resize: resize)
+                            await socket.receive(stdin: stdin ? StdinSink(mainOutbound) : nil, resize: resize)
                             return .clientGone
                         }
                         group.addTask { .exited(await DedicatedThread.run { attached.wait() }) }

@@ -11,11 +11,36 @@ protocol RemoteCommandChannel: Sendable {
     func send(_ stream: UInt8, _ bytes: [UInt8]) async throws
     /// Client input until the client goes away: stdin into `stdin` (finished at its end) and
     /// terminal sizes to `resize`.
-    func receive(stdin: NIOAsyncChannelOutboundWriter<ByteBuffer>?, resize: @escaping @Sendable (UInt16, UInt16) -> Void) async
+    func receive(stdin: StdinSink?, resize: @escaping @Sendable (UInt16, UInt16) -> Void) async
     /// The final status, then the closing handshake (the client answers; ``receive`` ends).
     func sendStatusAndClose(_ status: JSONValue) async
     /// Drops the connection at once.
     func abort()
+}
+
+/// What runs behind a remote command stream: a command (exec) or the container's own
+/// process (attach).
+protocol CommandSession: Sendable {
+    func run(_ channel: any RemoteCommandChannel) async
+}
+
+/// Where a session's stdin goes: a process's pipe (exec) or a container's attach socket.
+struct StdinSink: Sendable {
+    let writeBytes: @Sendable (ByteBuffer) async throws -> Void
+    let finishInput: @Sendable () -> Void
+
+    init(write: @escaping @Sendable (ByteBuffer) async throws -> Void, finish: @escaping @Sendable () -> Void) {
+        writeBytes = write
+        finishInput = finish
+    }
+
+    init(_ writer: NIOAsyncChannelOutboundWriter<ByteBuffer>) {
+        self.init(write: { try await writer.write($0) }, finish: { writer.finish() })
+    }
+
+    func write(_ bytes: ByteBuffer) async throws { try await writeBytes(bytes) }
+    /// The client's end of input.
+    func finish() { finishInput() }
 }
 
 /// The WebSocket channel protocol (`v4`/`v5.channel.k8s.io`): one leading byte per message
@@ -34,7 +59,7 @@ struct WebSocketCommandChannel: RemoteCommandChannel {
         try await socket.send(.binary, [stream] + bytes)
     }
 
-    func receive(stdin input: NIOAsyncChannelOutboundWriter<ByteBuffer>?, resize: @escaping @Sendable (UInt16, UInt16) -> Void) async {
+    func receive(stdin input: StdinSink?, resize: @escaping @Sendable (UInt16, UInt16) -> Void) async {
         let v5 = request.channelProtocol.hasPrefix("v5")
         var stdinOpen = input != nil
         do {
@@ -91,7 +116,7 @@ struct SPDYCommandChannel: RemoteCommandChannel {
         try await session.send(stream: id, bytes)
     }
 
-    func receive(stdin input: NIOAsyncChannelOutboundWriter<ByteBuffer>?, resize: @escaping @Sendable (UInt16, UInt16) -> Void) async {
+    func receive(stdin input: StdinSink?, resize: @escaping @Sendable (UInt16, UInt16) -> Void) async {
         var stdinOpen = input != nil
         var sizes: [UInt8] = []
         do {

@@ -34,13 +34,19 @@ struct RemoteCommandRequest: Sendable {
         }
     }
 
+    /// `/exec/...` with a command, or `/attach/...` (the container's own process) without one.
     init(_ request: HTTPRequest) throws(Refusal) {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-        guard parts.count == 4 else { throw Refusal(404, "use /exec/<namespace>/<pod>/<container>") }
+        let attach = parts.first == "attach"
+        guard parts.count == 4 else { throw Refusal(404, "use /\(attach ? "attach" : "exec")/<namespace>/<pod>/<container>") }
         (namespace, pod, container) = (parts[1], parts[2], parts[3])
         func flag(_ name: String) -> Bool { request.query[name] == "1" || request.query[name] == "true" }
         command = request.queryItems.filter { $0.name == "command" }.map(\.value)
-        guard !command.isEmpty, !command[0].isEmpty else { throw Refusal(400, "a command is required (command=...)") }
+        if attach {
+            guard command.isEmpty else { throw Refusal(400, "attach takes no command") }
+        } else {
+            guard !command.isEmpty, !command[0].isEmpty else { throw Refusal(400, "a command is required (command=...)") }
+        }
         guard command.reduce(0, { $0 + $1.utf8.count + 1 }) <= Self.maximumCommandBytes else {
             throw Refusal(400, "the command is longer than \(Self.maximumCommandBytes) bytes")
         }

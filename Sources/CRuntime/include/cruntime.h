@@ -42,6 +42,11 @@ int iotkube_is_cgroup2(const char *path);
 #include <stddef.h>
 #include <stdint.h>
 
+/// Connects to the attach socket a container's monitor serves in its state directory
+/// (`<state_directory>/attach`, SOCK_SEQPACKET), through the directory's descriptor. Returns the
+/// descriptor (close-on-exec) or -1 with errno set.
+int iotkube_attach_connect(const char *state_directory);
+
 /// Connects a TCP socket to the loopback address of the network namespace at `netns_path`
 /// (the host's own when `netns_path` is NULL) on `port`: IPv4 127.0.0.1 first, then ::1. The
 /// socket is made on a short-lived thread of its own that joins the namespace, so no other

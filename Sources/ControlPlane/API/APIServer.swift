@@ -100,7 +100,7 @@ public final class APIServer: HTTPRequestHandler {
 
     private func perform(_ verb: String, _ route: RequestRoute, _ request: HTTPRequest, identity: RequestIdentity) async throws -> HTTPResponse {
         if route.resource.isMetrics { return try metrics(route, request, verb: verb) }
-        if route.resource == .pods, route.subresource == "exec" { return try await podExec(route, request) }
+        if route.resource == .pods, route.subresource == "exec" || route.subresource == "attach" { return try await podExec(route, request) }
         if route.resource == .pods, route.subresource == "portforward" { return try await podPortForward(route, request) }
         if route.resource == .nodes, route.subresource == "proxy" { return try await nodeProxy(route, request) }
         switch verb {
@@ -127,7 +127,7 @@ public final class APIServer: HTTPRequestHandler {
     static func verb(_ request: HTTPRequest, _ route: RequestRoute) -> String {
         // Streams into a pod are `create` whether they arrive as a GET (WebSocket) or a POST
         // (SPDY), as kube-apiserver authorizes WebSocket upgrades.
-        if route.resource == .pods, route.subresource == "exec" || route.subresource == "portforward", route.name != nil,
+        if route.resource == .pods, ["exec", "attach", "portforward"].contains(route.subresource ?? ""), route.name != nil,
            request.method == "GET" || request.method == "POST" {
             return "create"
         }

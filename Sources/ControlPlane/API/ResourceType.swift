@@ -29,7 +29,7 @@ extension ResourceType {
         shortNames: ["ns"], subresources: ["status"])
     public static let pods = ResourceType(
         group: "", version: "v1", plural: "pods", singular: "pod", kind: "Pod", namespaced: true,
-        shortNames: ["po"], subresources: ["status", "log", "exec", "portforward"])
+        shortNames: ["po"], subresources: ["status", "log", "exec", "attach", "portforward"])
     public static let nodes = ResourceType(
         group: "", version: "v1", plural: "nodes", singular: "node", kind: "Node", namespaced: false,
         shortNames: ["no"], subresources: ["status", "proxy"])
