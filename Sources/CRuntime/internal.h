@@ -59,6 +59,7 @@ struct plan {
     const char *console_socket;          /* process.terminal: send the pty master here */
     int stdin_mode;                      /* 0: /dev/null, 1: a pipe kept open, 2: closed after the first attach ends */
     int attach;                          /* serve the attach socket <state_directory>/attach */
+    int terminal_to_monitor;             /* process.terminal: the monitor keeps the pty master (output, stdin, size) */
     pid_t join_pid;                      /* exec: the container process whose namespaces to join */
 };
 

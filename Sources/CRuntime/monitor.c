@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -119,7 +120,8 @@ static void log_line(int log, const char *stream, const char *tag, const char *d
 
 /* --- attach: clients of <state>/attach (SOCK_SEQPACKET, the agent only: the state directory
  * is root's). Each message starts with a kind byte. To clients: '1' stdout or '2' stderr bytes
- * as they come. From clients: 'i' bytes for the container's stdin, 'c' closes its stdin. ---- */
+ * as they come. From clients: 'i' bytes for the container's stdin, 'c' closes its stdin (only
+ * for stdinOnce), 'r' and four bytes sets a terminal's size (columns, rows; big-endian). --- */
 
 #define ATTACH_CLIENTS 8
 static int attach_clients[ATTACH_CLIENTS];
@@ -212,7 +214,21 @@ int iotkube_monitor_main(int argc, char **argv) {
     int out[2] = { -1, -1 }, err[2] = { -1, -1 }, in[2] = { -1, -1 };
     int log = -1;
     int console_fd = -1;
-    if (plan.console_socket) {
+    int terminal_receiver = -1;
+    if (plan.terminal_to_monitor) {
+        /* The container's pty master comes back to us over a socket pair; output is then the
+         * terminal's (logged as stdout, as the CRI logs a tty container). */
+        int pair[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) { report(report_fd, "error socketpair: %s\n", strerror(errno), 0); return 1; }
+        terminal_receiver = pair[0];
+        console_fd = pair[1];
+        if (plan.log_file && *plan.log_file) {
+            log = open(plan.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+            if (log < 0) { report(report_fd, "error log file %s\n", plan.log_file, 0); return 1; }
+        } else {
+            log = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        }
+    } else if (plan.console_socket) {
         /* process.terminal: the container sends its pty master here; the receiver owns its I/O. */
         struct sockaddr_un address = { .sun_family = AF_UNIX };
         if (strlen(plan.console_socket) >= sizeof address.sun_path) { report(report_fd, "error console socket %s: path too long\n", plan.console_socket, 0); return 1; }
@@ -289,6 +305,19 @@ int iotkube_monitor_main(int argc, char **argv) {
         report(report_fd, "error %s\n", got > 1 ? message + 1 : "the container init exited during setup", 0);
         return 1;
     }
+    int terminal = -1;
+    if (terminal_receiver >= 0) {
+        /* Sent before the container reported ready. */
+        terminal = iotkube_receive_descriptor(terminal_receiver, 10000);
+        close(terminal_receiver);
+        if (terminal < 0) {
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+            report(report_fd, "error receiving the container's terminal: %s\n", strerror(errno), 0);
+            return 1;
+        }
+        out[0] = terminal;
+    }
     char pid_text[32];
     snprintf(pid_text, sizeof pid_text, "%d", (int)child);
     if (plan.pid_file && iotkube_write_file_atomic(plan.pid_file, pid_text) != 0) {
@@ -319,6 +348,12 @@ int iotkube_monitor_main(int argc, char **argv) {
         /* `directory` stays open while the socket exists: it is how the socket is removed. */
     }
     int stdin_fd = in[1];
+    if (terminal >= 0 && plan.stdin_mode) {
+        /* The terminal is the container's stdin too (non-blocking: shared with our reads, which
+         * happen only once poll says so). */
+        stdin_fd = fcntl(terminal, F_DUPFD_CLOEXEC, 3);
+        if (stdin_fd >= 0) fcntl(stdin_fd, F_SETFL, O_NONBLOCK);
+    }
     static char pending[65536];
     size_t pending_used = 0, pending_offset = 0;
     int close_stdin_when_written = 0;
@@ -384,10 +419,15 @@ int iotkube_monitor_main(int argc, char **argv) {
                 pending_offset = 0;
             } else if (n > 0 && message[0] == 'c') {
                 attach_sent_stdin[c] = 1;
-                close_stdin_when_written = 1;
+                /* A terminal stays: closing it would hang the container up. */
+                if (plan.stdin_mode == 2 && terminal < 0) close_stdin_when_written = 1;
+            } else if (n == 5 && message[0] == 'r' && terminal >= 0) {
+                struct winsize size = { .ws_col = (unsigned short)((unsigned char)message[1] << 8 | (unsigned char)message[2]),
+                                        .ws_row = (unsigned short)((unsigned char)message[3] << 8 | (unsigned char)message[4]) };
+                ioctl(terminal, TIOCSWINSZ, &size);
             } else if (n <= 0) {
                 /* stdinOnce: the first attached session that used stdin ending closes it. */
-                if (attach_sent_stdin[c] && plan.stdin_mode == 2) close_stdin_when_written = 1;
+                if (attach_sent_stdin[c] && plan.stdin_mode == 2 && terminal < 0) close_stdin_when_written = 1;
                 attach_drop(c);
             }
         }

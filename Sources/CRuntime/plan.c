@@ -141,6 +141,8 @@ int iotkube_plan_load(const char *path, struct plan *plan, char **error) {
             NUM(plan->stdin_mode);
         } else if (!strcmp(tag, "attach")) {
             NUM(plan->attach);
+        } else if (!strcmp(tag, "monitorterminal")) {
+            NUM(plan->terminal_to_monitor);
         } else if (!strcmp(tag, "joinpid")) {
             NUM(plan->join_pid);
         } else {

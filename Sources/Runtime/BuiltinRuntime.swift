@@ -136,6 +136,9 @@ public struct BuiltinRuntime: Sendable {
             try plan.addContainer(spec, bundle: bundle, seccompPath: seccompPath)
             switch (spec.process?.terminal == true, options.consoleSocket) {
             case (true, let socket?): plan.record("console", [Self.absolute(socket)])
+            case (true, nil) where options.logPath != nil:
+                // The monitor keeps the terminal: its output goes to the log, attach reaches it.
+                plan.record("monitorterminal", ["1"])
             case (true, nil): throw RuntimeError("process.terminal is true: the terminal's master needs a --console-socket to go to")
             case (false, _?): throw RuntimeError("--console-socket given, but process.terminal is false in \(bundle)/config.json")
             case (false, nil): break

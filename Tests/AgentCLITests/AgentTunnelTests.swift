@@ -196,6 +196,11 @@ struct AgentTunnelTests {
                 stdin: true
                 stdinOnce: true
                 command: ["sh", "-c", "while read line; do echo \\"got: $line\\"; done; echo stdin closed"]
+              - name: terminal
+                image: \(image)
+                stdin: true
+                tty: true
+                command: ["sh", "-c", "read line; echo \\"[$line] $(stty size) $(tty)\\""]
             """)
         try await node.waitForPod("services") { PodNode.isReady($0) }
         let rule = try await Self.blockInbound(node)
@@ -243,6 +248,22 @@ struct AgentTunnelTests {
         // attach ends by itself.
         let attached = try await PodExecTests.shell(node, "printf 'hello\\nworld\\n' | K attach -i services -c reader 2>&1; echo \"rc=$?\"", timeout: 60)
         #expect(attached.output.contains("got: hello\ngot: world\nstdin closed\n") && attached.output.hasSuffix("rc=0\n"), "\(attached.output)\nagent log:\n\(node.agentLogTail)")
+
+        // A terminal container: kubectl on a pty (script) attaches, its size reaches the
+        // container's terminal, typed input comes back through the terminal.
+        let terminal = try await PodExecTests.shell(node, """
+            (sleep 3; printf 'hello\\r'; sleep 5) | script -qec "stty rows 33 cols 101; $KUBECTL attach -it services -c terminal" /dev/null
+            echo "rc=$?"
+            """, timeout: 60)
+        #expect(terminal.output.contains("[hello] 33 101 /dev/pts/0\r\n"), "\(terminal.output)\nagent log:\n\(node.agentLogTail)")
+        // (The container exited: its log is the current one until it restarts, then the previous.)
+        var terminalLog = ""
+        for _ in 0..<30 where !terminalLog.contains("[hello]") {
+            terminalLog = (try? await node.kubectl(["logs", "services", "-c", "terminal"])) ?? ""
+            terminalLog += (try? await node.kubectl(["logs", "services", "-c", "terminal", "--previous"])) ?? ""
+            if !terminalLog.contains("[hello]") { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        #expect(terminalLog.contains("[hello] 33 101 /dev/pts/0"), "a terminal's output is logged: \(terminalLog)")
 
         // A node's own credentials may not forward into pods; a bad port is the API's 422.
         let kubectl = try #require(ServerProcess.kubectlPath)

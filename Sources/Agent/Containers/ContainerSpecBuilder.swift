@@ -56,6 +56,8 @@ public enum ContainerSpecBuilder {
         var process = spec.process!
         process.env = input.process.env
         process.cwd = input.process.workingDirectory
+        // `tty: true`: a terminal the container's monitor keeps (its output logged, attach reaches it).
+        process.terminal = container.tty == true ? true : nil
         process.rlimits = nil   // the agent's limits, as with containerd
         process.user = try user(input, label: label)
         process.noNewPrivileges = !privileged && context?.allowPrivilegeEscalation == false

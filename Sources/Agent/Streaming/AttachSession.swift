@@ -12,8 +12,8 @@ import SystemSupport
 
 /// One `kubectl attach` on the agent: the container's output as it comes and, for a container
 /// with `stdin: true`, its stdin, through the attach socket its monitor serves (SOCK_SEQPACKET,
-/// one kind byte per message: '1' stdout, '2' stderr from the monitor; 'i' stdin, 'c' its end
-/// to it). The session ends when the container exits (success, as the kubelet reports it) or
+/// one kind byte per message: '1' stdout, '2' stderr from the monitor; 'i' stdin, 'c' its end,
+/// 'r' a terminal size to it). The session ends when the container exits (success, as the kubelet reports it) or
 /// the client leaves; the container goes on either way.
 struct AttachSession: CommandSession {
     /// The container's state directory (its `attach` socket inside).
@@ -63,7 +63,7 @@ struct AttachSession: CommandSession {
                 guard await DedicatedThread.run({ descriptor.send([UInt8(ascii: "i")] + chunk) }) else { throw AttachFailure(message: "the container's attach socket closed") }
             }
         }, finish: {
-            _ = descriptor.send([UInt8(ascii: "c")])
+            _ = descriptor.send([UInt8(ascii: "c")], waiting: false)
         }) : nil
         await withTaskGroup(of: Event.self) { group in
             group.addTask {
@@ -83,7 +83,10 @@ struct AttachSession: CommandSession {
                 return .outputEnded
             }
             group.addTask {
-                await channel.receive(stdin: stdin, resize: { _, _ in })
+                await channel.receive(stdin: stdin, resize: { columns, rows in
+                    // Small and rare: never waited for (dropped if the socket is full).
+                    _ = descriptor.send([UInt8(ascii: "r"), UInt8(columns >> 8), UInt8(columns & 0xFF), UInt8(rows >> 8), UInt8(rows & 0xFF)], waiting: false)
+                })
                 return .clientGone
             }
             var closing = false
@@ -117,10 +120,11 @@ final class AttachDescriptor: Sendable {
 
     init(_ descriptor: CInt) { self.descriptor = descriptor }
 
-    /// One whole message; false when the socket is gone.
-    func send(_ message: [UInt8]) -> Bool {
+    /// One whole message; false when the socket is gone (or, not `waiting`, full).
+    func send(_ message: [UInt8], waiting: Bool = true) -> Bool {
+        let flags = Int32(MSG_NOSIGNAL) | (waiting ? 0 : Int32(MSG_DONTWAIT))
         while true {
-            let sent = message.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let sent = message.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, flags) }
             if sent >= 0 { return true }
             if errno != EINTR { return false }
         }
