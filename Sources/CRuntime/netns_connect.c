@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The socket's namespace is fixed when it is made: a thread that joins the pod's network
@@ -40,19 +41,26 @@ static int socket_in(int netns_fd, int family, char *error, size_t error_size) {
     if (netns_fd < 0) {
         make_socket(&job);
     } else {
+        /* It only calls setns and socket: a small stack (32-bit boards have little address space). */
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setstacksize(&attributes, 64 << 10);
         pthread_t thread;
-        int failed = pthread_create(&thread, NULL, make_socket, &job);
+        int failed = pthread_create(&thread, &attributes, make_socket, &job);
+        pthread_attr_destroy(&attributes);
         if (failed != 0) {
-            snprintf(error, error_size, "starting a thread to join the pod's network namespace: %s", strerror(failed));
+            char reason[128];
+            snprintf(error, error_size, "starting a thread to join the pod's network namespace: %s", strerror_r(failed, reason, sizeof reason));
             return -1;
         }
         pthread_join(thread, NULL);
     }
+    char reason[128];
     if (job.result == -2) {
-        snprintf(error, error_size, "joining the pod's network namespace: %s", strerror(job.error));
+        snprintf(error, error_size, "joining the pod's network namespace: %s", strerror_r(job.error, reason, sizeof reason));
         return -1;
     }
-    if (job.result < 0) snprintf(error, error_size, "making a socket: %s", strerror(job.error));
+    if (job.result < 0) snprintf(error, error_size, "making a socket: %s", strerror_r(job.error, reason, sizeof reason));
     return job.result;
 }
 
@@ -61,8 +69,15 @@ static int connect_within(int fd, const struct sockaddr *address, socklen_t leng
     if (connect(fd, address, length) == 0) return 0;
     if (errno != EINPROGRESS) return errno;
     struct pollfd watch = {.fd = fd, .events = POLLOUT};
-    int ready;
-    do { ready = poll(&watch, 1, timeout_ms); } while (ready < 0 && errno == EINTR);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int ready, left = timeout_ms;
+    /* An interrupted wait goes on with what is left of the timeout, not all of it again. */
+    while ((ready = poll(&watch, 1, left)) < 0 && errno == EINTR) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long spent = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
+        left = spent >= timeout_ms ? 0 : timeout_ms - (int)spent;
+    }
     if (ready == 0) return ETIMEDOUT;
     if (ready < 0) return errno;
     int failure = 0;
@@ -75,10 +90,12 @@ int iotkube_connect_loopback_in_netns(const char *netns_path, uint16_t port, int
     int netns_fd = -1;
     if (netns_path != NULL) {
         netns_fd = open(netns_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        char reason[128] = "not a namespace";
         struct statfs info;
-        if (netns_fd < 0 || fstatfs(netns_fd, &info) != 0 || info.f_type != NSFS_MAGIC) {
-            snprintf(error, error_size, "the pod's network namespace %s cannot be opened%s%s", netns_path, netns_fd < 0 ? ": " : " (not a namespace)",
-                     netns_fd < 0 ? strerror(errno) : "");
+        int checked = netns_fd >= 0 ? fstatfs(netns_fd, &info) : -1;
+        if (netns_fd < 0 || checked != 0) strerror_r(errno, reason, sizeof reason);
+        if (netns_fd < 0 || checked != 0 || info.f_type != NSFS_MAGIC) {
+            snprintf(error, error_size, "the pod's network namespace %s cannot be opened: %s", netns_path, reason);
             if (netns_fd >= 0) close(netns_fd);
             return -1;
         }
@@ -109,7 +126,8 @@ int iotkube_connect_loopback_in_netns(const char *netns_path, uint16_t port, int
             if (failure != ECONNREFUSED) break;
         }
     }
-    if (result < 0 && first_failure != 0) snprintf(error, error_size, "connecting to localhost:%u: %s", (unsigned)port, strerror(first_failure));
+    char reason[128];
+    if (result < 0 && first_failure != 0) snprintf(error, error_size, "connecting to localhost:%u: %s", (unsigned)port, strerror_r(first_failure, reason, sizeof reason));
     if (netns_fd >= 0) close(netns_fd);
     return result;
 }

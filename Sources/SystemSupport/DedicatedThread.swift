@@ -19,6 +19,8 @@ public enum DedicatedThread {
             var attributes = pthread_attr_t()
             pthread_attr_init(&attributes)
             pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+            // 1 MiB, not the default 8: many of these at once must fit a 32-bit board's address space.
+            pthread_attr_setstacksize(&attributes, 1 << 20)
             var thread = pthread_t()
             let created = pthread_create(&thread, &attributes, { raw in
                 Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue().work()

@@ -15,10 +15,10 @@ struct PortForwardSessionTests {
         let client: SPDYTestClient
         let run: Task<Void, Never>
 
-        init(podLabel: String = "pod-a, uid 1") async throws {
+        init(podLabel: String = "pod-a, uid 1", stallLimit: Duration = .seconds(30)) async throws {
             let (server, descriptor) = try await TunnelPump.socketPair()
             client = try SPDYTestClient(connection: try await ByteStreamConnection.wrap(descriptor: descriptor))
-            let session = PortForwardSession(session: try SPDYSession(connection: server), podLabel: podLabel) { port in
+            let session = PortForwardSession(session: try SPDYSession(connection: server), podLabel: podLabel, stallLimit: stallLimit) { port in
                 await AgentEndpoint.dialLoopback(port, networkNamespace: nil)
             }
             run = Task { await session.run() }
@@ -44,10 +44,11 @@ struct PortForwardSessionTests {
         }
     }
 
-    static func echoServer() throws -> (BackgroundProcess, Int) {
+    /// A server on this host's loopback running `program` per connection (`cat`: an echo).
+    static func echoServer(_ program: [String] = ["cat"]) throws -> (BackgroundProcess, Int) {
         let port = try ServerProcess.freePort()
         let log = NSTemporaryDirectory() + "echo-\(port).log"
-        let server = try BackgroundProcess("/bin/busybox", ["nc", "-ll", "-p", String(port), "-e", "cat"], logPath: log)
+        let server = try BackgroundProcess("/bin/busybox", ["nc", "-ll", "-p", String(port), "-e"] + program, logPath: log)
         for _ in 0..<100 {
             var error = [CChar](repeating: 0, count: 256)
             let probe = iotkube_connect_loopback_in_netns(nil, UInt16(port), 1000, &error, 256)
@@ -118,6 +119,54 @@ struct PortForwardSessionTests {
         var last: SPDYFrame?
         for _ in 0..<64 { last = try await harness.client.frame() }
         #expect(last == .rstStream(stream: 11 + 2 * 63, status: SPDYFrame.refusedStream), "\(String(describing: last))")
+        // A half-open pair the client resets leaves the table: a new one is taken.
+        try await harness.client.connection.write(ByteBuffer(bytes: SPDYFrame.rstStream(stream: 11, status: SPDYFrame.cancel).encoded))
+        try await harness.client.open(301, headers: [("streamtype", "error"), ("port", "80"), ("requestid", "after-reset")])
+        try await harness.client.open(303, headers: [("streamtype", "error"), ("port", "8o"), ("requestid", "bad-port")])
+        let answers = [try await harness.client.frame(), try await harness.client.frame()]
+        #expect(answers.contains { if case .synReply(301, _, _)? = $0 { true } else { false } }, "\(answers)")
+        #expect(answers.contains(.rstStream(stream: 303, status: SPDYFrame.refusedStream)), "\(answers)")
+        harness.client.connection.close()
+        await harness.run.value
+    }
+
+    /// A pod that accepts and never reads stalls only its own connection, and only for the
+    /// stall limit: then it is reset with a reason and the session serves the next one. Data on
+    /// a half-open pair is refused at once instead of queued where nothing reads it.
+    @Test func aStuckPodOrAHalfOpenPairCannotHoldTheSession() async throws {
+        let (stuck, stuckPort) = try Self.echoServer(["sleep", "60"])
+        defer { stuck.stop() }
+        let (echo, echoPort) = try Self.echoServer()
+        defer { echo.stop() }
+        let harness = try await Harness(stallLimit: .seconds(1))
+        // Data only on a data stream whose error stream never came.
+        try await harness.client.open(1, headers: [("streamtype", "data"), ("port", String(echoPort)), ("requestid", "lonely")])
+        try await harness.client.connection.write(ByteBuffer(bytes: SPDYFrame.data(stream: 1, bytes: [UInt8](repeating: 7, count: 32768), fin: false).encoded))
+        let (_, lonelyFrames) = try await harness.collect(1)
+        #expect(lonelyFrames.contains(.rstStream(stream: 1, status: SPDYFrame.cancel)), "\(lonelyFrames)")
+
+        // 32 MB toward a pod that never reads (more than the kernel's loopback buffers take):
+        // once the queue and the sockets are full, the session waits a second and resets that
+        // connection (what the client sends on it afterwards is dropped).
+        try await harness.pair(0, error: 3, data: 5, port: String(stuckPort))
+        let chunk = [UInt8](repeating: 1, count: 32768)
+        for _ in 0..<1024 {
+            do { try await harness.client.connection.write(ByteBuffer(bytes: SPDYFrame.data(stream: 5, bytes: chunk, fin: false).encoded)) } catch { break }
+        }
+        let (reason, _) = try await harness.collect(3)
+        #expect(String(decoding: reason, as: UTF8.self).contains("the pod did not read what was sent"), "\(String(decoding: reason, as: UTF8.self))")
+
+        // The session goes on: a new connection is echoed.
+        try await harness.pair(1, error: 7, data: 9, port: String(echoPort))
+        try await harness.client.connection.write(ByteBuffer(bytes: SPDYFrame.data(stream: 9, bytes: Array("still here".utf8), fin: true).encoded))
+        var echoed: [UInt8] = []
+        while let frame = try await harness.client.frame() {
+            if case .data(9, let bytes, let fin) = frame {
+                echoed += bytes
+                if fin { break }
+            }
+        }
+        #expect(String(decoding: echoed, as: UTF8.self) == "still here")
         harness.client.connection.close()
         await harness.run.value
     }

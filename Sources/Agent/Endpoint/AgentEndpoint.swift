@@ -192,8 +192,10 @@ public struct AgentEndpoint: HTTPRequestHandler {
         }
         // The sandbox's namespace file; no network namespace is the host's (hostNetwork).
         let network = spec.linux?.namespaces?.first { $0.type == "network" }
-        var namespacePath: String?
-        if let network { namespacePath = network.path ?? running.pid.map { "/proc/\($0)/ns/net" } ?? "" }
+        if let network, network.path?.isEmpty != false {
+            return failure(404, "pod \"\(namespace)/\(pod)\" has no network namespace this agent can enter")
+        }
+        let namespacePath = network?.path
         let label = "\(pod), uid \(uid ?? running.annotations?["io.kubernetes.pod.uid"] ?? "")"
         let dial: PortForwardSession.Dialer = { [namespacePath] port in await Self.dialLoopback(port, networkNamespace: namespacePath) }
         let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", Self.portForwardProtocol)]

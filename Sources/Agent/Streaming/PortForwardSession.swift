@@ -35,14 +35,23 @@ final class PortForwardSession: Sendable {
         var ended = false
     }
 
-    init(session: SPDYSession, podLabel: String, dial: @escaping Dialer) {
+    /// How long the session waits for a pod to read a connection's queued bytes before that
+    /// connection is reset (no other connection's bytes move meanwhile: SPDY as kubectl speaks
+    /// it has no flow control).
+    let stallLimit: Duration
+
+    init(session: SPDYSession, podLabel: String, stallLimit: Duration = .seconds(30), dial: @escaping Dialer) {
         self.session = session
+        self.stallLimit = stallLimit
         self.podLabel = podLabel
         self.dial = dial
     }
 
     /// Serves the client until it goes away; every forwarded connection ends with it.
     func run() async {
+        // The connection closing (the client gone, a write timed out) ends every pair at once,
+        // also one the reading loop waits on.
+        session.connection.closed.whenComplete { [self] _ in abortAll() }
         await withDiscardingTaskGroup { group in
             loop: while true {
                 let event: SPDYSession.Event?
@@ -54,29 +63,66 @@ final class PortForwardSession: Sendable {
                     }
                 case .data(let stream, let bytes, let fin)?:
                     guard let pair = table.withLock({ $0.byStream[stream] }), stream == pair.dataStream else { continue }
-                    if !bytes.isEmpty { await pair.inbound.push(bytes) }
+                    guard pair.isComplete else {
+                        // Data before both streams are open: kubectl never sends it; nothing
+                        // would read it.
+                        await drop(pair, reason: "data before the pair's error stream was open")
+                        continue
+                    }
+                    if !bytes.isEmpty, !(await pair.inbound.push(bytes, waitingAtMost: stallLimit)) {
+                        // The pod has not read for a long while: this connection ends, the
+                        // others go on.
+                        await drop(pair, reason: "the pod did not read what was sent for \(stallLimit)")
+                        continue
+                    }
                     if fin { pair.inbound.finish() }
                 case .reset(let stream)?:
                     // kubectl resets both streams once its local connection is done.
-                    table.withLock { $0.byStream[stream] }?.abort()
+                    if let pair = table.withLock({ $0.byStream[stream] }) {
+                        pair.abort()
+                        if !pair.isComplete { remove(pair) }
+                    }
                 case .goAway?, nil:
                     break loop
                 }
             }
-            let pairs = table.withLock { table in
-                table.ended = true
-                return Array(table.pairs.values)
-            }
-            for pair in pairs { pair.abort() }
+            abortAll()
             session.connection.close()
         }
+    }
+
+    private func abortAll() {
+        let pairs = table.withLock { table in
+            table.ended = true
+            return Array(table.pairs.values)
+        }
+        for pair in pairs { pair.abort() }
+    }
+
+    private func remove(_ pair: Pair) {
+        let (dataStream, errorStream, _) = pair.streams
+        table.withLock { table in
+            if table.pairs[pair.requestID] === pair { table.pairs[pair.requestID] = nil }
+            if let data = dataStream, table.byStream[data] === pair { table.byStream[data] = nil }
+            if let error = errorStream, table.byStream[error] === pair { table.byStream[error] = nil }
+        }
+    }
+
+    /// Ends one connection from this side: both its streams reset, the pod's end closed.
+    private func drop(_ pair: Pair, reason: String) async {
+        pair.abort()
+        remove(pair)
+        let (dataStream, errorStream, _) = pair.streams
+        if let errorStream { try? await session.send(stream: errorStream, Array("error forwarding to pod \(podLabel): \(reason)".utf8), fin: true) }
+        if let dataStream { try? await session.reset(dataStream) }
     }
 
     /// Takes a stream the client opened: answers it, or refuses it (RST_STREAM) as the
     /// kubelet does when a header is missing or wrong. Returns the pair once both its streams
     /// are open.
     private func open(_ stream: UInt32, _ headers: [String: String]) async -> Pair? {
-        guard let type = headers["streamtype"], type == "error" || type == "data", let portText = headers["port"], !portText.isEmpty else {
+        guard let type = headers["streamtype"], type == "error" || type == "data", let portText = headers["port"], (1...5).contains(portText.utf8.count),
+              portText.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else {
             try? await session.reset(stream, status: SPDYFrame.refusedStream)
             return nil
         }
@@ -115,23 +161,33 @@ final class PortForwardSession: Sendable {
     /// One forwarded connection: connect, copy both ways until both directions ended (or the
     /// client reset it), then end the error stream.
     private func forward(_ pair: Pair) async {
-        let (dataStream, errorStream, portText) = pair.streams
+        let (dataStreamID, errorStreamID, portText) = pair.streams
+        guard let dataStream = dataStreamID, let errorStream = errorStreamID else { return }
         defer {
-            table.withLock { table in
-                table.pairs[pair.requestID] = nil
-                table.byStream[dataStream] = nil
-                table.byStream[errorStream] = nil
-            }
+            // Every way out frees the pair (and wakes a reader waiting on its queue).
+            pair.abort()
+            remove(pair)
         }
         guard let port = UInt16(portText), port > 0 else {
-            await fail(pair, "error forwarding port \(portText) to pod \(podLabel): invalid port")
+            await fail(dataStream, errorStream, "error forwarding port \(portText) to pod \(podLabel): invalid port")
             return
         }
+        guard !pair.isAborted else { return }
+        guard Self.dials.withLock({ dials in
+            guard dials < Self.maximumConcurrentDials else { return false }
+            dials += 1
+            return true
+        }) else {
+            await fail(dataStream, errorStream, "error forwarding port \(port) to pod \(podLabel): more than \(Self.maximumConcurrentDials) connections are being opened on this node; try again")
+            return
+        }
+        let dialled = await dial(port)
+        Self.dials.withLock { $0 -= 1 }
         let target: ByteStreamConnection
-        switch await dial(port) {
+        switch dialled {
         case .success(let connection): target = connection
         case .failure(let failure):
-            await fail(pair, "error forwarding port \(port) to pod \(podLabel): \(failure.message)")
+            await fail(dataStream, errorStream, "error forwarding port \(port) to pod \(podLabel): \(failure.message)")
             return
         }
         guard pair.connected(target) else {
@@ -165,8 +221,12 @@ final class PortForwardSession: Sendable {
         try? await session.send(stream: errorStream, [], fin: true)
     }
 
-    private func fail(_ pair: Pair, _ message: String) async {
-        let (dataStream, errorStream, _) = pair.streams
+    /// Connections being opened into pods at once on this node (each holds a thread while it
+    /// connects, up to 10 s).
+    static let maximumConcurrentDials = 16
+    private static let dials = Mutex(0)
+
+    private func fail(_ dataStream: UInt32, _ errorStream: UInt32, _ message: String) async {
         try? await session.send(stream: errorStream, Array(message.utf8), fin: true)
         try? await session.send(stream: dataStream, [], fin: true)
     }
@@ -199,10 +259,12 @@ final class PortForwardSession: Sendable {
         }
 
         var dataStream: UInt32? { state.withLock { $0.dataStream } }
+        var isComplete: Bool { state.withLock { $0.dataStream != nil && $0.errorStream != nil } }
+        var isAborted: Bool { state.withLock { $0.aborted } }
 
-        /// Both stream numbers and the port (once the pair is complete).
-        var streams: (data: UInt32, error: UInt32, port: String) {
-            state.withLock { ($0.dataStream ?? 0, $0.errorStream ?? 0, $0.port) }
+        /// Both stream numbers (nil: not open) and the port.
+        var streams: (data: UInt32?, error: UInt32?, port: String) {
+            state.withLock { ($0.dataStream, $0.errorStream, $0.port) }
         }
 
         /// Records the connection into the pod; false when the pair was aborted meanwhile.
@@ -239,11 +301,18 @@ final class PortForwardSession: Sendable {
             var closed = false
             var reader: CheckedContinuation<[UInt8]?, Never>?
             var writer: CheckedContinuation<Void, Never>?
+            var timedOut = false
         }
 
         init(limit: Int) { self.limit = limit }
 
-        func push(_ bytes: [UInt8]) async {
+        /// Bookkeeping a queued chunk costs beyond its bytes (a client sending 1-byte frames
+        /// fills the limit with as much memory as one sending large ones).
+        static let chunkOverhead = 64
+
+        /// Queues `bytes`; while more than `limit` wait, waits for the reader up to `maximum`.
+        /// False when the wait ran out (the reader is stuck); true otherwise.
+        func push(_ bytes: [UInt8], waitingAtMost maximum: Duration) async -> Bool {
             let reader = state.withLock { state -> CheckedContinuation<[UInt8]?, Never>? in
                 guard !state.closed, !state.finished else { return nil }
                 if let reader = state.reader {
@@ -251,21 +320,39 @@ final class PortForwardSession: Sendable {
                     return reader
                 }
                 state.chunks.append(bytes)
-                state.bytes += bytes.count
+                state.bytes += bytes.count + Self.chunkOverhead
                 return nil
             }
             if let reader {
                 reader.resume(returning: bytes)
-                return
+                return true
             }
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let wait = state.withLock { state in
-                    guard state.bytes > limit, !state.closed else { return false }
-                    state.writer = continuation
-                    return true
+            guard state.withLock({ $0.bytes > limit && !$0.closed }) else { return true }
+            // The reader catches up, or the queue is closed as stuck when `maximum` runs out.
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { [self] in
+                    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                        let wait = state.withLock { state in
+                            guard state.bytes > limit, !state.closed else { return false }
+                            state.writer = continuation
+                            return true
+                        }
+                        if !wait { continuation.resume() }
+                    }
                 }
-                if !wait { continuation.resume() }
+                group.addTask { [self] in
+                    guard (try? await Task.sleep(for: maximum)) != nil else { return }
+                    let stuck = state.withLock { state in
+                        guard state.bytes > limit, !state.closed else { return false }
+                        state.timedOut = true
+                        return true
+                    }
+                    if stuck { close() }
+                }
+                await group.next()
+                group.cancelAll()
             }
+            return state.withLock { !$0.timedOut }
         }
 
         /// The client's FIN: the reader gets nil after what is queued.
@@ -300,7 +387,7 @@ final class PortForwardSession: Sendable {
                     if state.head < state.chunks.count {
                         let bytes = state.chunks[state.head]
                         state.head += 1
-                        state.bytes -= bytes.count
+                        state.bytes -= bytes.count + Self.chunkOverhead
                         if state.head == state.chunks.count {
                             state.chunks = []
                             state.head = 0

@@ -54,7 +54,9 @@ extension APIServer {
         guard !offered.isEmpty, offered.count <= 8, offered.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 64 && !$0.contains("\r") && !$0.contains("\n") }) else {
             throw APIError.badRequest("port-forward needs X-Stream-Protocol-Version: portforward.k8s.io")
         }
-        var path = "/portForward/" + [namespace, name].map(PodLogOptions.percentEncoded).joined(separator: "/")
+        // With the UID: a pod recreated under the same name meanwhile is not the one reached.
+        let uid = pod.metadata.uid ?? ""
+        var path = "/portForward/" + ([namespace, name] + (uid.isEmpty ? [] : [uid])).map(PodLogOptions.percentEncoded).joined(separator: "/")
         if !ports.isEmpty { path += "?" + ports.map { "port=\($0)" }.joined(separator: "&") }
         // The handshake only: never the client's credentials or anything else it sent.
         let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", offered.joined(separator: ", "))]
