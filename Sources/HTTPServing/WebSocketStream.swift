@@ -72,6 +72,21 @@ public final class WebSocketStream: Sendable {
         }
     }
 
+    /// XORs `bytes` with the 4-byte masking key (RFC 6455 §5.3), eight bytes at a time.
+    static func mask(_ bytes: UnsafeMutableRawBufferPointer, with key: [UInt8]) {
+        var pattern: UInt64 = 0
+        withUnsafeMutableBytes(of: &pattern) { word in for index in 0..<8 { word[index] = key[index & 3] } }
+        var index = 0
+        while index + 8 <= bytes.count {
+            bytes.storeBytes(of: bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self) ^ pattern, toByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        while index < bytes.count {
+            bytes[index] ^= key[index & 3]
+            index += 1
+        }
+    }
+
     /// Sends one unfragmented frame.
     public func send(_ opcode: Opcode, _ payload: [UInt8]) async throws {
         var buffer = ByteBuffer()
@@ -88,9 +103,11 @@ public final class WebSocketStream: Sendable {
             buffer.writeInteger(UInt64(payload.count))
         }
         if role == .client {
-            let mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
-            buffer.writeBytes(mask)
-            buffer.writeBytes(payload.enumerated().map { $0.element ^ mask[$0.offset & 3] })
+            let key = (0..<4).map { _ in UInt8.random(in: 0...255) }
+            buffer.writeBytes(key)
+            let start = buffer.writerIndex - buffer.readerIndex
+            buffer.writeBytes(payload)
+            buffer.withUnsafeMutableReadableBytes { bytes in Self.mask(UnsafeMutableRawBufferPointer(rebasing: bytes[start...]), with: key) }
         } else {
             buffer.writeBytes(payload)
         }
@@ -147,8 +164,10 @@ public final class WebSocketStream: Sendable {
             pending.moveReaderIndex(forwardBy: header)
             let mask = masked ? pending.readBytes(length: 4)! : []
             var payload = pending.readBytes(length: Int(length))!
-            if masked { for index in payload.indices { payload[index] ^= mask[index & 3] } }
-            pending.discardReadBytes()
+            if masked { payload.withUnsafeMutableBytes { WebSocketStream.mask($0, with: mask) } }
+            // Compacted now and then, not per frame (a read full of small frames would be
+            // copied once per frame).
+            if pending.readerIndex > 64 << 10 { pending.discardReadBytes() }
             return Frame(final: first & 0x80 != 0, opcode: opcode, payload: payload)
         }
     }

@@ -15,6 +15,19 @@ import Testing
         return (WebSocketStream(connection: a, role: .server), WebSocketStream(connection: b, role: .client))
     }
 
+    /// Masked client frames (every length around the 8-byte steps of the masking, and large
+    /// ones) arrive as sent, and unmasked server frames too.
+    @Test func messagesOfEveryLengthSurviveMasking() async throws {
+        let (server, agent) = try await Self.sockets()
+        for length in Array(0...20) + [125, 126, 65535, 65536, 300_001] {
+            let bytes = Self.pattern(length, seed: UInt8(length & 0xFF))
+            try await agent.send(.binary, bytes)
+            #expect(try await server.next()?.payload == bytes, "client to server, \(length) bytes")
+            try await server.send(.binary, bytes)
+            #expect(try await agent.next()?.payload == bytes, "server to client, \(length) bytes")
+        }
+    }
+
     /// Echoes each stream's bytes back, then closes its end.
     static let echo: @Sendable (TunnelStream) async -> Void = { stream in
         do {

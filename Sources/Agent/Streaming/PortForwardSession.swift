@@ -385,13 +385,15 @@ final class PortForwardSession: Sendable {
                 let (result, writer) = state.withLock { state -> ([UInt8]??, CheckedContinuation<Void, Never>?) in
                     if state.closed { return (.some(nil), nil) }
                     if state.head < state.chunks.count {
-                        let bytes = state.chunks[state.head]
-                        state.head += 1
-                        state.bytes -= bytes.count + Self.chunkOverhead
-                        if state.head == state.chunks.count {
-                            state.chunks = []
-                            state.head = 0
+                        // Everything queued at once (one write into the pod, not one per frame).
+                        var bytes = state.chunks[state.head]
+                        if state.chunks.count - state.head > 1 {
+                            bytes.reserveCapacity(state.bytes)
+                            for chunk in state.chunks[(state.head + 1)...] { bytes += chunk }
                         }
+                        state.bytes = 0
+                        state.chunks = []
+                        state.head = 0
                         var writer: CheckedContinuation<Void, Never>?
                         if state.bytes <= limit {
                             writer = state.writer

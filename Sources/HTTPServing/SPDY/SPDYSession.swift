@@ -122,13 +122,22 @@ public final class SPDYSession: Sendable {
 
     /// Sends `bytes` on a stream (in frames of at most 32 KiB), with `fin` ending it.
     public func send(stream: UInt32, _ bytes: [UInt8], fin: Bool = false) async throws {
+        // All frames in one write (one flush, one TLS record run).
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(bytes.count + 8 * (bytes.count / (32 << 10) + 1))
         var offset = 0
         repeat {
             let end = min(bytes.count, offset + (32 << 10))
             let last = end == bytes.count
-            try await connection.write(ByteBuffer(bytes: SPDYFrame.data(stream: stream, bytes: Array(bytes[offset..<end]), fin: fin && last).encoded))
+            buffer.writeInteger(stream & 0x7FFF_FFFF)
+            buffer.writeInteger(fin && last ? SPDYFrame.fin : 0)
+            let length = UInt32(end - offset)
+            buffer.writeInteger(UInt8(length >> 16))
+            buffer.writeInteger(UInt16(length & 0xFFFF))
+            buffer.writeBytes(bytes[offset..<end])
             offset = end
         } while offset < bytes.count
+        try await connection.write(buffer)
     }
 
     /// Frames from the byte stream (one reader at a time), and the session's header compression.
