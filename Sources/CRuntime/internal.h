@@ -65,6 +65,19 @@ struct plan {
 
 int iotkube_plan_load(const char *path, struct plan *plan, char **error);
 
+/* The monitor's attach server (attach.c): the socket <state_directory>/attach, stdin written
+ * to `stdin_fd` (-1: none), terminal sizes to `terminal` (-1: none); stdin_mode 2 is stdinOnce. */
+struct pollfd;
+int iotkube_attach_start(const char *state_directory, int stdin_fd, int terminal, int stdin_mode);
+/* Adds the server's descriptors to `fds` (at most `room`); accepts new clients when `accepting`. */
+int iotkube_attach_fill_poll(struct pollfd *fds, int room, int accepting);
+/* Acts on what poll reported for the descriptors added last. */
+void iotkube_attach_after_poll(const struct pollfd *fds);
+/* Output to every client ('1' stdout, '2' stderr). */
+void iotkube_attach_broadcast(char kind, const char *data, size_t length);
+/* The container exited: clients are told and closed, the socket removed. */
+void iotkube_attach_finish(void);
+
 /// The container's setup after clone, in the spec's order; never returns (execs or _exits).
 void iotkube_container_init(struct plan *plan, int sync_fd, int console_fd, int fifo_fd, int seccomp_fd) __attribute__((noreturn));
 

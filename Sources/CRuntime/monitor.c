@@ -118,41 +118,11 @@ static void log_line(int log, const char *stream, const char *tag, const char *d
     iotkube_write_all(log, "\n", 1);
 }
 
-/* --- attach: clients of <state>/attach (SOCK_SEQPACKET, the agent only: the state directory
- * is root's). Each message starts with a kind byte. To clients: '1' stdout or '2' stderr bytes
- * as they come. From clients: 'i' bytes for the container's stdin, 'c' closes its stdin (only
- * for stdinOnce), 'r' and four bytes sets a terminal's size (columns, rows; big-endian). --- */
-
-#define ATTACH_CLIENTS 8
-static int attach_clients[ATTACH_CLIENTS];
-static int attach_sent_stdin[ATTACH_CLIENTS];
-static int attach_client_count;
-
-static void attach_drop(int index) {
-    close(attach_clients[index]);
-    attach_clients[index] = attach_clients[attach_client_count - 1];
-    attach_sent_stdin[index] = attach_sent_stdin[attach_client_count - 1];
-    attach_client_count--;
-}
-
-/* A client that does not keep up (its socket buffer full) is dropped rather than waited for:
- * the container's output must never stall on an attached terminal. */
-static void attach_broadcast(char kind, const char *data, size_t length) {
-    if (attach_client_count == 0 || length == 0) return;
-    static char message[16385];
-    if (length > sizeof message - 1) length = sizeof message - 1;
-    message[0] = kind;
-    memcpy(message + 1, data, length);
-    for (int i = attach_client_count - 1; i >= 0; i--) {
-        if (send(attach_clients[i], message, length + 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EINTR) attach_drop(i);
-    }
-}
-
 /* Reads what is available; writes complete lines ("F") and full buffers ("P"). Returns 0 at EOF. */
 static int forward(struct stream *s, int log) {
     ssize_t n = read(s->fd, s->buffer + s->used, sizeof s->buffer - s->used);
     if (n < 0) return errno == EINTR || errno == EAGAIN ? 1 : 0;
-    if (n > 0) attach_broadcast(strcmp(s->name, "stdout") == 0 ? '1' : '2', s->buffer + s->used, (size_t)n);
+    if (n > 0) iotkube_attach_broadcast(strcmp(s->name, "stdout") == 0 ? '1' : '2', s->buffer + s->used, (size_t)n);
     if (n == 0) {
         if (s->used) log_line(log, s->name, "P", s->buffer, s->used);
         s->used = 0;
@@ -328,35 +298,18 @@ int iotkube_monitor_main(int argc, char **argv) {
     }
     report(report_fd, "created %lld\n", NULL, (long long)child);
 
-    /* The attach socket, bound through the state directory's descriptor (its path may be longer
-     * than a socket address holds). */
-    int listener = -1;
-    char attach_path[64] = "";
-    if (plan.attach && plan.state_directory && out[0] >= 0) {
-        int directory = open(plan.state_directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
-        listener = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        struct sockaddr_un address = { .sun_family = AF_UNIX };
-        snprintf(address.sun_path, sizeof address.sun_path, "/proc/self/fd/%d/attach", directory);
-        snprintf(attach_path, sizeof attach_path, "%s", address.sun_path);
-        unlink(address.sun_path);
-        if (directory < 0 || listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || chmod(address.sun_path, 0600) != 0
-            || listen(listener, ATTACH_CLIENTS) != 0) {
-            if (listener >= 0) close(listener);
-            listener = -1;  /* no attach for this container; its output and life go on */
-            if (directory >= 0) close(directory);
-        }
-        /* `directory` stays open while the socket exists: it is how the socket is removed. */
-    }
+    /* Attach: the container's stdin pipe, or the terminal, which is its stdin too. */
     int stdin_fd = in[1];
-    if (terminal >= 0 && plan.stdin_mode) {
-        /* The terminal is the container's stdin too (non-blocking: shared with our reads, which
-         * happen only once poll says so). */
-        stdin_fd = fcntl(terminal, F_DUPFD_CLOEXEC, 3);
-        if (stdin_fd >= 0) fcntl(stdin_fd, F_SETFL, O_NONBLOCK);
+    if (terminal >= 0) {
+        /* Non-blocking: the container can make a readable master block again before we read. */
+        fcntl(terminal, F_SETFL, O_NONBLOCK);
+        if (plan.stdin_mode) stdin_fd = fcntl(terminal, F_DUPFD_CLOEXEC, 3);
     }
-    static char pending[65536];
-    size_t pending_used = 0, pending_offset = 0;
-    int close_stdin_when_written = 0;
+    int attaching = 0;
+    if (plan.attach && plan.state_directory && out[0] >= 0) {
+        attaching = iotkube_attach_start(plan.state_directory, stdin_fd, terminal, plan.stdin_mode) == 0;
+    }
+    if (!attaching && stdin_fd >= 0) { close(stdin_fd); stdin_fd = -1; }  /* no stdin without attach */
 
     /* Forward output, watch for an exec error, reap. */
     int signals = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -365,19 +318,13 @@ int iotkube_monitor_main(int argc, char **argv) {
     int sync_open = 1, exited = 0, status = 0;
     long long exited_at = 0;
     while (!exited || (streams[0].fd >= 0 || streams[1].fd >= 0)) {
-        struct pollfd fds[6 + ATTACH_CLIENTS];
+        struct pollfd fds[16];
         int count = 0;
-        int index_signals = -1, index_sync = -1, index_streams[2] = { -1, -1 }, index_listener = -1, index_stdin = -1, index_clients = -1;
+        int index_signals = -1, index_sync = -1, index_streams[2] = { -1, -1 }, index_attach = -1;
         if (!exited) { fds[count] = (struct pollfd){ signals, POLLIN, 0 }; index_signals = count++; }
         if (sync_open) { fds[count] = (struct pollfd){ sync[0], POLLIN, 0 }; index_sync = count++; }
         for (int s = 0; s < 2; s++) if (streams[s].fd >= 0) { fds[count] = (struct pollfd){ streams[s].fd, POLLIN, 0 }; index_streams[s] = count++; }
-        if (listener >= 0 && !exited && attach_client_count < ATTACH_CLIENTS) { fds[count] = (struct pollfd){ listener, POLLIN, 0 }; index_listener = count++; }
-        if (stdin_fd >= 0 && pending_used > pending_offset) { fds[count] = (struct pollfd){ stdin_fd, POLLOUT, 0 }; index_stdin = count++; }
-        /* Clients are read only while no stdin waits to be written (a container that does not
-         * read its stdin slows its attached clients, not this loop). */
-        int clients_polled = pending_used > pending_offset ? 0 : attach_client_count;
-        index_clients = count;
-        for (int c = 0; c < clients_polled; c++) fds[count++] = (struct pollfd){ attach_clients[c], POLLIN, 0 };
+        if (attaching) { index_attach = count; count += iotkube_attach_fill_poll(fds + count, 16 - count, !exited); }
         /* After the exit, output still buffered in the pipes is drained without blocking forever:
          * a grandchild may hold the pipe open (or keep writing); give it a second of silence and
          * three seconds in all, so the exit is recorded soon after the reap. */
@@ -395,51 +342,7 @@ int iotkube_monitor_main(int argc, char **argv) {
                 if (!forward(&streams[s], log)) { close(streams[s].fd); streams[s].fd = -1; }
             }
         }
-        if (index_listener >= 0 && fds[index_listener].revents) {
-            int client = accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-            if (client >= 0) {
-                int size = 256 << 10;
-                setsockopt(client, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-                attach_clients[attach_client_count] = client;
-                attach_sent_stdin[attach_client_count] = 0;
-                attach_client_count++;
-            }
-        }
-        /* Backwards: a dropped client is replaced by the last one, which was already handled. */
-        for (int c = clients_polled - 1; c >= 0; c--) {
-            if (!fds[index_clients + c].revents) continue;
-            if (pending_used > pending_offset) break;  /* one client's stdin per round */
-            static char message[65537];
-            ssize_t n = recv(attach_clients[c], message, sizeof message, MSG_DONTWAIT);
-            if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-            if (n > 0 && message[0] == 'i' && n > 1 && stdin_fd >= 0) {
-                attach_sent_stdin[c] = 1;
-                memcpy(pending, message + 1, (size_t)n - 1);
-                pending_used = (size_t)n - 1;
-                pending_offset = 0;
-            } else if (n > 0 && message[0] == 'c') {
-                attach_sent_stdin[c] = 1;
-                /* A terminal stays: closing it would hang the container up. */
-                if (plan.stdin_mode == 2 && terminal < 0) close_stdin_when_written = 1;
-            } else if (n == 5 && message[0] == 'r' && terminal >= 0) {
-                struct winsize size = { .ws_col = (unsigned short)((unsigned char)message[1] << 8 | (unsigned char)message[2]),
-                                        .ws_row = (unsigned short)((unsigned char)message[3] << 8 | (unsigned char)message[4]) };
-                ioctl(terminal, TIOCSWINSZ, &size);
-            } else if (n <= 0) {
-                /* stdinOnce: the first attached session that used stdin ending closes it. */
-                if (attach_sent_stdin[c] && plan.stdin_mode == 2 && terminal < 0) close_stdin_when_written = 1;
-                attach_drop(c);
-            }
-        }
-        if (stdin_fd >= 0 && pending_used > pending_offset) {
-            ssize_t n = write(stdin_fd, pending + pending_offset, pending_used - pending_offset);
-            if (n > 0) pending_offset += (size_t)n;
-            /* The container closed its stdin: what clients send is dropped. */
-            if (n < 0 && errno != EAGAIN && errno != EINTR) pending_offset = pending_used;
-            if (pending_offset == pending_used) pending_used = pending_offset = 0;
-        }
-        (void)index_stdin;
-        if (stdin_fd >= 0 && close_stdin_when_written && pending_used == 0) { close(stdin_fd); stdin_fd = -1; }
+        if (index_attach >= 0) iotkube_attach_after_poll(fds + index_attach);
         if (index_signals >= 0 && fds[index_signals].revents) {
             struct signalfd_siginfo info;
             while (read(signals, &info, sizeof info) > 0) {}
@@ -451,9 +354,7 @@ int iotkube_monitor_main(int argc, char **argv) {
         }
     }
     /* Attached clients see the end; nobody attaches to an exited container. */
-    while (attach_client_count > 0) attach_drop(attach_client_count - 1);
-    if (listener >= 0) { close(listener); unlink(attach_path); }
-    if (stdin_fd >= 0) close(stdin_fd);
+    if (attaching) iotkube_attach_finish();
     long long finished = iotkube_now_nanoseconds();
     int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     int signal_number = WIFSIGNALED(status) ? WTERMSIG(status) : 0;

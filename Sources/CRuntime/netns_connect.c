@@ -135,7 +135,9 @@ int iotkube_connect_loopback_in_netns(const char *netns_path, uint16_t port, int
 int iotkube_attach_connect(const char *state_directory) {
     int directory = open(state_directory, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (directory < 0) return -1;
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    /* Non-blocking: a monitor that does not accept (busy, stuck) fails the attach at once
+     * (EAGAIN) instead of holding the caller. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) { int saved = errno; close(directory); errno = saved; return -1; }
     struct sockaddr_un address = { .sun_family = AF_UNIX };
     snprintf(address.sun_path, sizeof address.sun_path, "/proc/self/fd/%d/attach", directory);

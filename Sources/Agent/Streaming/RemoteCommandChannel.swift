@@ -11,7 +11,7 @@ protocol RemoteCommandChannel: Sendable {
     func send(_ stream: UInt8, _ bytes: [UInt8]) async throws
     /// Client input until the client goes away: stdin into `stdin` (finished at its end) and
     /// terminal sizes to `resize`.
-    func receive(stdin: StdinSink?, resize: @escaping @Sendable (UInt16, UInt16) -> Void) async
+    func receive(stdin: StdinSink?, resize: @escaping @Sendable (UInt16, UInt16) async -> Void) async
     /// The final status, then the closing handshake (the client answers; ``receive`` ends).
     func sendStatusAndClose(_ status: JSONValue) async
     /// Drops the connection at once.
@@ -27,9 +27,9 @@ protocol CommandSession: Sendable {
 /// Where a session's stdin goes: a process's pipe (exec) or a container's attach socket.
 struct StdinSink: Sendable {
     let writeBytes: @Sendable (ByteBuffer) async throws -> Void
-    let finishInput: @Sendable () -> Void
+    let finishInput: @Sendable () async -> Void
 
-    init(write: @escaping @Sendable (ByteBuffer) async throws -> Void, finish: @escaping @Sendable () -> Void) {
+    init(write: @escaping @Sendable (ByteBuffer) async throws -> Void, finish: @escaping @Sendable () async -> Void) {
         writeBytes = write
         finishInput = finish
     }
@@ -40,7 +40,7 @@ struct StdinSink: Sendable {
 
     func write(_ bytes: ByteBuffer) async throws { try await writeBytes(bytes) }
     /// The client's end of input.
-    func finish() { finishInput() }
+    func finish() async { await finishInput() }
 }
 
 /// The WebSocket channel protocol (`v4`/`v5.channel.k8s.io`): one leading byte per message
@@ -59,7 +59,7 @@ struct WebSocketCommandChannel: RemoteCommandChannel {
         try await socket.send(.binary, [stream] + bytes)
     }
 
-    func receive(stdin input: StdinSink?, resize: @escaping @Sendable (UInt16, UInt16) -> Void) async {
+    func receive(stdin input: StdinSink?, resize: @escaping @Sendable (UInt16, UInt16) async -> Void) async {
         let v5 = request.channelProtocol.hasPrefix("v5")
         var stdinOpen = input != nil
         do {
@@ -70,10 +70,10 @@ struct WebSocketCommandChannel: RemoteCommandChannel {
                 case 0 where stdinOpen:
                     do { try await input?.write(ByteBuffer(bytes: payload)) } catch { stdinOpen = false }
                 case 4:
-                    if let size = Self.terminalSize(Array(payload)) { resize(size.0, size.1) }
+                    if let size = Self.terminalSize(Array(payload)) { await resize(size.0, size.1) }
                 case 255 where v5 && payload.first == 0 && stdinOpen:
                     stdinOpen = false
-                    input?.finish()
+                    await input?.finish()
                 default:
                     continue
                 }
@@ -81,7 +81,7 @@ struct WebSocketCommandChannel: RemoteCommandChannel {
         } catch {
             // A broken WebSocket is the client going away.
         }
-        if stdinOpen { input?.finish() }
+        if stdinOpen { await input?.finish() }
     }
 
     func sendStatusAndClose(_ status: JSONValue) async {
@@ -116,7 +116,7 @@ struct SPDYCommandChannel: RemoteCommandChannel {
         try await session.send(stream: id, bytes)
     }
 
-    func receive(stdin input: StdinSink?, resize: @escaping @Sendable (UInt16, UInt16) -> Void) async {
+    func receive(stdin input: StdinSink?, resize: @escaping @Sendable (UInt16, UInt16) async -> Void) async {
         var stdinOpen = input != nil
         var sizes: [UInt8] = []
         do {
@@ -128,7 +128,7 @@ struct SPDYCommandChannel: RemoteCommandChannel {
                     }
                     if fin, stdinOpen {
                         stdinOpen = false
-                        input?.finish()
+                        await input?.finish()
                     }
                 case .data(let stream, let bytes, _) where stream == streams["resize"]:
                     // One pass per frame; only the last complete size matters.
@@ -136,7 +136,7 @@ struct SPDYCommandChannel: RemoteCommandChannel {
                     sizes += bytes
                     if let end = sizes.lastIndex(of: 0x0A) {
                         let lines = sizes[..<end].split(separator: 0x0A)
-                        if let last = lines.last, let size = WebSocketCommandChannel.terminalSize(Array(last)) { resize(size.0, size.1) }
+                        if let last = lines.last, let size = WebSocketCommandChannel.terminalSize(Array(last)) { await resize(size.0, size.1) }
                         sizes.removeSubrange(...end)
                     }
                     if sizes.count > Self.maximumResizeLine { sizes = [] }
@@ -147,7 +147,7 @@ struct SPDYCommandChannel: RemoteCommandChannel {
                     if stream == streams["error"] { break loop }
                     if stream == streams["stdin"], stdinOpen {
                         stdinOpen = false
-                        input?.finish()
+                        await input?.finish()
                     }
                 case .goAway:
                     break loop
@@ -156,7 +156,7 @@ struct SPDYCommandChannel: RemoteCommandChannel {
         } catch {
             // A broken connection is the client going away.
         }
-        if stdinOpen { input?.finish() }
+        if stdinOpen { await input?.finish() }
     }
 
     func sendStatusAndClose(_ status: JSONValue) async {

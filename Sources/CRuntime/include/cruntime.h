@@ -43,8 +43,8 @@ int iotkube_is_cgroup2(const char *path);
 #include <stdint.h>
 
 /// Connects to the attach socket a container's monitor serves in its state directory
-/// (`<state_directory>/attach`, SOCK_SEQPACKET), through the directory's descriptor. Returns the
-/// descriptor (close-on-exec) or -1 with errno set.
+/// (`<state_directory>/attach`, a stream socket), through the directory's descriptor, without
+/// waiting. Returns the descriptor (close-on-exec, non-blocking) or -1 with errno set.
 int iotkube_attach_connect(const char *state_directory);
 
 /// Connects a TCP socket to the loopback address of the network namespace at `netns_path`
