@@ -172,14 +172,24 @@ public final class APIHTTPServer: Sendable {
             // the connection is the session's byte stream until it returns. The switch comes
             // before the head goes out: a client may send the moment it reads the head, and
             // those bytes must not reach the HTTP decoder.
-            let bridge = try await channel.eventLoop.submit {
+            let bridge = try? await channel.eventLoop.submit {
                 let bridge = try channel.pipeline.syncOperations.handler(type: ByteStreamBridge.self)
                 bridge.switchToRaw()
                 return bridge
             }.get()
-            try await send(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
-            let connection = ByteStreamConnection(channel: channel, bridge: bridge)
+            // Without its bridge (the channel closed already) the connection reads nothing.
+            let connection = ByteStreamConnection(channel: channel, bridge: bridge ?? ByteStreamBridge(raw: true))
             defer { connection.close() }
+            do {
+                guard bridge != nil else { throw ChannelError.ioOnClosedChannel }
+                try await send(.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)))
+            } catch {
+                // The client left before the switch: the session still runs, on a closed
+                // connection, so it lets go of what it holds (a proxied agent's connection).
+                connection.close()
+                try? await session(connection)
+                throw error
+            }
             try await session(connection)
             return
         }

@@ -253,6 +253,29 @@ struct ResourceLimitTests {
         #expect(ended.value, "the stalled stream is still held open")
     }
 
+    /// A client that leaves while the server prepares an upgrade (a proxied exec whose agent
+    /// takes a moment): the upgrade's session still runs, on a closed connection, so it lets go
+    /// of what it holds (the agent's connection) instead of leaking it.
+    @Test func anUpgradeWhoseClientLeftStillRunsItsSession() async throws {
+        let ran = StreamEnd()
+        let server = APIHTTPServer(handler: SlowUpgrade(ran: ran), tls: nil, logger: Logger(label: "test"), requestTimeoutSeconds: 30,
+                                   writeTimeoutSeconds: 1, limits: ClientLimits())
+        let port = Mutex(0)
+        let serving = Task { try await server.run(host: "127.0.0.1", port: 0) { bound in port.withLock { $0 = bound } } }
+        defer { serving.cancel() }
+        while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        let client = Self.connect(port: port.withLock { $0 })
+        #expect(client >= 0)
+        let request = Array("GET /exec HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n".utf8)
+        #expect(request.withUnsafeBytes { send(client, $0.baseAddress, $0.count, 0) } == request.count)
+        // Gone at once, with a reset (no lingering).
+        var linger = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(client, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<linger>.size))
+        close(client)
+        for _ in 0..<50 where !ran.value { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(ran.value, "the upgrade's session never ran: what it holds would leak")
+    }
+
     static func connect(port: Int) -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
@@ -274,6 +297,18 @@ private struct EndlessStream: HTTPRequestHandler {
             defer { ended.value = true }
             let chunk = [UInt8](repeating: 0x78, count: 64 << 10)
             while true { try await writer.write(chunk) }
+        })
+    }
+}
+
+/// Answers with an upgrade after a moment; its session records that it ran.
+private struct SlowUpgrade: HTTPRequestHandler {
+    let ran: StreamEnd
+    func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        try? await Task.sleep(for: .milliseconds(300))
+        return HTTPResponse(status: 101, headers: [("Upgrade", "websocket"), ("Connection", "Upgrade")], body: .upgrade { connection in
+            ran.value = true
+            connection.close()
         })
     }
 }
