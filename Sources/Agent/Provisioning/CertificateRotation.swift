@@ -51,7 +51,9 @@ public final class CertificateRotation: Sendable {
         let bootstrap = try KubeAPIClient(configuration: try Kubeconfig.parse(bytes, directory: directory.isEmpty ? "." : directory))
         log("the client certificate expired at \(notAfter): requesting a new one with the bootstrap token in \(path)")
         do {
-            return try await NodeCredentials.request(nodeName: configuration.nodeName, client: bootstrap)
+            // The node password next to the bootstrap kubeconfig (both in the configuration directory).
+            let password = try? NodePassword.loadOrCreate(configDirectory: directory.isEmpty ? "." : directory)
+            return try await NodeCredentials.request(nodeName: configuration.nodeName, client: bootstrap, password: password)
         } catch let error as KubeClientError where error.statusCode == 401 || error.statusCode == 403 {
             throw ProvisioningError("the client certificate expired at \(notAfter) and the bootstrap token in \(path) is no longer accepted (\(error)): \(rejoin)")
         }

@@ -44,7 +44,8 @@ public struct Joiner: Sendable {
         if let problem = Self.nodeNameProblem(nodeName) { throw ProvisioningError("invalid node name \"\(nodeName)\": \(problem)") }
         let caPEM = try await ClusterDiscovery.discoverCA(server: server, pinHex: pinHex, token: token)
         let bootstrap = try KubeAPIClient(configuration: ClientConfiguration(server: server, certificateAuthorityPEM: caPEM, bearerToken: token.description))
-        let credentials = try await NodeCredentials.request(nodeName: nodeName, client: bootstrap)
+        let password = try NodePassword.loadOrCreate(configDirectory: configDirectory)
+        let credentials = try await NodeCredentials.request(nodeName: nodeName, client: bootstrap, password: password)
 
         try AtomicFile.makeDirectory(configDirectory, mode: 0o700)
         let kubeconfig = Self.kubeconfig(server: server, caPEM: caPEM, nodeName: nodeName, credentials: credentials)

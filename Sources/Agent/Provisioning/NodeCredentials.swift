@@ -25,9 +25,15 @@ public struct NodeCredentials: Sendable {
     public var keyPEM: String
     public var certificatePEM: String
 
+    /// The CSR annotation that carries this board's node password to iotkube-server with a
+    /// bootstrap token (the server keeps only its hash and never stores the request's copy;
+    /// other API servers ignore it).
+    public static let passwordAnnotation = "iotkube.io/node-password"
+
     /// Submits a CSR with `client` (a bootstrap or node credential) and waits for the signed
-    /// certificate; a denied or failed request, or `timeout` passing, is an error.
-    public static func request(nodeName: String, client: KubeAPIClient, timeout: Duration = .seconds(120)) async throws -> NodeCredentials {
+    /// certificate; a denied or failed request, or `timeout` passing, is an error. `password` is
+    /// the board's node password (see ``NodePassword``), sent with bootstrap requests.
+    public static func request(nodeName: String, client: KubeAPIClient, password: String? = nil, timeout: Duration = .seconds(120)) async throws -> NodeCredentials {
         let key = P256.Signing.PrivateKey()
         let subject = try DistinguishedName {
             OrganizationName("system:nodes")
@@ -36,7 +42,7 @@ public struct NodeCredentials: Sendable {
         let request = try X509.CertificateSigningRequest(version: .v1, subject: subject, privateKey: .init(key), attributes: .init())
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let csr = KubeModel.CertificateSigningRequest(
-            metadata: ObjectMeta(name: "node-csr-\(nodeName)-\(suffix)"),
+            metadata: ObjectMeta(name: "node-csr-\(nodeName)-\(suffix)", annotations: password.map { [passwordAnnotation: $0] }),
             spec: CertificateSigningRequestSpec(
                 request: Array(try request.serializeAsPEM().pemString.utf8), signerName: signerName,
                 usages: ["digital signature", "client auth"]))

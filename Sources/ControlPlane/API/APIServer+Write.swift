@@ -23,6 +23,8 @@ extension APIServer {
             tree.set(["spec", "username"], .string(identity.user))
             tree.set(["spec", "groups"], .array(identity.groups.map(JSONValue.string)))
             tree.set(["status"], nil)
+            // A bootstrap join proves the node name's password (never stored in the request).
+            try NodePasswords(store: store).admit(&tree, identity: identity)
         }
         let (mode, warn) = try Self.fieldValidation(request)
         var decoded = try ResourceCodec(resource: route.resource).decode(tree, validation: mode)
@@ -171,6 +173,8 @@ extension APIServer {
             return Self.objectResponse(200, marked)
         }
         let removed = try store.delete(route.resource, namespace: namespace, name: name, expectedUID: expectedUID)
+        // A deleted node's name is free again: its password goes with it (as with k3s).
+        if route.resource == .nodes { _ = try? store.delete(.secrets, namespace: "kube-system", name: NodePasswords.secretName(node: name)) }
         return Self.objectResponse(200, removed)
     }
 

@@ -38,7 +38,15 @@ public struct CSRSigner: Sendable {
             var conditions = status.conditions ?? []
             let decided = conditions.contains { $0.type == "Approved" || $0.type == "Denied" || $0.type == "Failed" }
             var changed = false
-            if !decided, autoApprove, let reason = autoApprovalReason(csr, servingApproval: servingApproval) {
+            if !decided, let refusal = NodePasswords.denial(csr) {
+                // Denied whether or not approvals are automatic: a person must not approve a
+                // takeover by mistake either (they delete the node first, as the message says).
+                var denial = CertificateSigningRequestCondition(type: "Denied", reason: "NodePasswordMismatch", message: refusal)
+                denial.lastUpdateTime = .now()
+                denial.lastTransitionTime = .now()
+                conditions.append(denial)
+                changed = true
+            } else if !decided, autoApprove, let reason = autoApprovalReason(csr, servingApproval: servingApproval) {
                 var approval = CertificateSigningRequestCondition(type: "Approved", reason: "AutoApproved", message: reason)
                 approval.lastUpdateTime = .now()
                 approval.lastTransitionTime = .now()
