@@ -54,6 +54,25 @@ public final class ByteStreamConnection: Sendable {
         return channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
     }
 
+    /// Closes the connection once no byte has gone either way for `timeout` (checked at a
+    /// twentieth of it, at least every second, on the connection's event loop).
+    public func closeWhenIdle(for timeout: TimeAmount) {
+        let channel = self.channel, bridge = self.bridge
+        let period = TimeAmount.nanoseconds(max(1_000_000_000, timeout.nanoseconds / 20))
+        channel.eventLoop.execute {
+            bridge.lastActivity = .now()
+            @Sendable func check() {
+                guard channel.isActive else { return }
+                if NIODeadline.now() - bridge.lastActivity >= timeout {
+                    channel.close(promise: nil)
+                    return
+                }
+                channel.eventLoop.scheduleTask(in: period) { check() }
+            }
+            channel.eventLoop.scheduleTask(in: period) { check() }
+        }
+    }
+
     /// Whether the connection has closed.
     public var isClosed: Bool { !channel.isActive }
 
@@ -121,6 +140,8 @@ final class ByteStreamBridge: ChannelDuplexHandler, @unchecked Sendable {
     private var waiting: EventLoopPromise<ByteBuffer?>?
     private var ended: (any Error)??
     private var readHeldBack = false
+    /// When bytes last went either way (for ``ByteStreamConnection/closeWhenIdle(for:)``).
+    var lastActivity = NIODeadline.now()
 
     init(raw: Bool) { self.raw = raw }
 
@@ -158,6 +179,7 @@ final class ByteStreamBridge: ChannelDuplexHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard raw else { return context.fireChannelRead(data) }
         let buffer = unwrapInboundIn(data)
+        lastActivity = .now()
         if let waiting {
             self.waiting = nil
             waiting.succeed(buffer)
@@ -231,6 +253,7 @@ final class ByteStreamBridge: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     func write(_ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        lastActivity = .now()
         guard let context else { return MultiThreadedEventLoopGroup.singleton.any().makeFailedFuture(ChannelError.ioOnClosedChannel) }
         return context.writeAndFlush(wrapOutboundOut(buffer))
     }

@@ -127,7 +127,7 @@ struct RunCommand: AsyncParsableCommand {
         let endpoint = HTTPService(
             server: APIHTTPServer(handler: AgentEndpoint(nodeName: configuration.nodeName, host: host, counters: counters,
                                                              logs: ContainerLogReader(directory: configuration.podLogDirectory ?? "/var/log/pods"), runtime: runtime,
-                                                             currentPodUID: currentPodUID), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
+                                                             currentPodUID: currentPodUID, streamIdleTimeout: try configuration.streamIdleTimeout()), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
             host: "0.0.0.0", port: Int(configuration.port))
         let tunnel = AgentTunnelService(client: { credentials.client }, endpointPort: Int(configuration.port), logger: Logger(label: "iotkube-agent.tunnel"))
         let group = ServiceGroup(configuration: .init(

@@ -32,6 +32,8 @@ import Testing
         ("containerLogMaxSize: 2Ti", "containerLogMaxSize (2Ti) must be more than 0 and at most 1Ti"),
         ("maxPods: 9223372036854775807", "maxPods (9223372036854775807) must be 1 to 100000"),
         ("evictionPressureTransitionPeriod: 9999999999999999999999h", "evictionPressureTransitionPeriod"),
+        ("streamingConnectionIdleTimeout: 99999999999h", "streamingConnectionIdleTimeout: \"99999999999h\" is not a duration from 0 (never) to 8784h"),
+        ("streamingConnectionIdleTimeout: soon", "streamingConnectionIdleTimeout: \"soon\" is not a duration"),
         ("labels: {node-role.kubernetes.io/control-plane: \"\"}", "a node may not set node-role.kubernetes.io/control-plane on itself"),
         ("evictionSoft: {memory.available: 1Gi}\nevictionSoftGracePeriod: {memory.available: 1e300h}", "evictionSoftGracePeriod"),
     ])

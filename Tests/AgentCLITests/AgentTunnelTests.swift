@@ -173,6 +173,66 @@ struct AgentTunnelTests {
         print("\\n".join(str(r) for r in results))
         """
 
+    /// A WebSocket client of the channel protocol (as the Python and JavaScript clients speak
+    /// it): port-forwards to the ports in the query, prints each frame as `<channel> <payload>`.
+    static let channelClient = #"""
+        import base64, os, socket, ssl, struct, sys
+        host, port, ca, cert, key, path, protocol = sys.argv[1:8]
+        context = ssl.create_default_context(cafile=ca)
+        context.check_hostname = False
+        context.load_cert_chain(cert, key)
+        s = context.wrap_socket(socket.create_connection((host, int(port)), timeout=20), server_hostname=host)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Protocol: %s\r\n\r\n" % (path, host, port, base64.b64encode(os.urandom(16)).decode(), protocol)).encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(4096)
+        head, data = data.split(b"\r\n\r\n", 1)
+        print(head.split(b"\r\n")[0].decode())
+        text = protocol.startswith("v4.base64")
+        def send(payload, channel):
+            if text:
+                body, opcode = (chr(48 + channel) + base64.b64encode(payload).decode()).encode(), 1
+            else:
+                body, opcode = bytes([channel]) + payload, 2
+            mask = os.urandom(4)
+            n = len(body)
+            header = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
+            s.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+        def frame():
+            global data
+            while True:
+                if len(data) >= 2:
+                    n, offset = data[1] & 0x7F, 2
+                    if n == 126:
+                        n, offset = struct.unpack(">H", data[2:4])[0], 4
+                    elif n == 127:
+                        n, offset = struct.unpack(">Q", data[2:10])[0], 10
+                    if len(data) >= offset + n:
+                        opcode, payload, data = data[0] & 0x0F, data[offset:offset + n], data[offset + n:]
+                        return opcode, payload
+                chunk = s.recv(65536)
+                if not chunk:
+                    return None
+                data += chunk
+        request = b"GET /hello.txt HTTP/1.0\r\n\r\n"
+        sent = False
+        while (f := frame()) is not None:
+            opcode, payload = f
+            if opcode == 8:
+                print("close")
+                break
+            if text:
+                channel, payload = payload[0] - 48, base64.b64decode(payload[1:])
+            else:
+                channel, payload = payload[0], payload[1:]
+            print(channel, payload.hex() if len(payload) == 2 else payload.decode(errors="replace").replace("\r\n", "|"))
+            sys.stdout.flush()
+            if channel == 0 and len(payload) == 2 and not sent:
+                send(request, 0)
+                sent = True
+        """#
+
     @Test func portForwardAndAttachReachABoardThatTakesNoInboundConnection() async throws {
         let node = try await PodNode.make(name: "nat-forward")
         try await Self.waitForTunnel(node, count: 1)
@@ -264,6 +324,29 @@ struct AgentTunnelTests {
             if !terminalLog.contains("[hello]") { try await Task.sleep(for: .milliseconds(500)) }
         }
         #expect(terminalLog.contains("[hello] 33 101 /dev/pts/0"), "a terminal's output is logged: \(terminalLog)")
+
+        // The WebSocket channel protocol, binary and base64: the ports' preamble, the pod's
+        // loopback web server through channel 0, a closed port's error on its channel 3.
+        try Self.channelClient.write(toFile: directory + "/channels.py", atomically: true, encoding: .utf8)
+        let credentials = try await PodExecTests.shell(node, """
+            cd '\(directory)'
+            K config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' | base64 -d > ca.pem
+            K config view --raw -o jsonpath='{.users[0].user.client-certificate-data}' | base64 -d > cert.pem
+            K config view --raw -o jsonpath='{.users[0].user.client-key-data}' | base64 -d > key.pem
+            """)
+        #expect(credentials.status == 0, "\(credentials.output)")
+        for channelProtocol in ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"] {
+            let channels = try await ServerProcess.runAsync("/usr/bin/python3", [
+                directory + "/channels.py", "127.0.0.1", String(node.server.port), directory + "/ca.pem", directory + "/cert.pem", directory + "/key.pem",
+                "/api/v1/namespaces/default/pods/services/portforward?ports=8081,9999", channelProtocol,
+            ], timeout: 60)
+            let lines = channels.output.split(separator: "\n").map(String.init)
+            #expect(lines.first == "HTTP/1.1 101 Switching Protocols", "\(channelProtocol): \(channels.output)")
+            // 8081 and 9999 as two little-endian bytes on each port's two channels.
+            #expect(["0 911f", "1 911f", "2 0f27", "3 0f27"].allSatisfy(lines.contains), "\(channelProtocol): \(channels.output)")
+            #expect(lines.contains { $0.hasPrefix("0 ") && $0.contains("inside the pod") }, "\(channelProtocol): \(channels.output)")
+            #expect(lines.contains { $0.hasPrefix("3 error forwarding port 9999 to pod services") }, "\(channelProtocol): \(channels.output)\nagent log:\n\(node.agentLogTail)")
+        }
 
         // A node's own credentials may not forward into pods; a bad port is the API's 422.
         let kubectl = try #require(ServerProcess.kubectlPath)

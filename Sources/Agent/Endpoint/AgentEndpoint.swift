@@ -20,12 +20,15 @@ public struct AgentEndpoint: HTTPRequestHandler {
     let currentPodUID: (@Sendable (String, String) -> String?)?
     /// When the agent started (the summary's `startTime`).
     let started = Timestamp.now()
+    /// Exec, attach and port-forward streams that pass no data this long are closed (nil: never).
+    let streamIdleTimeout: Duration?
 
     public init(
         nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters, logs: ContainerLogReader? = nil, runtime: (any PodRuntime)? = nil,
-        currentPodUID: (@Sendable (String, String) -> String?)? = nil
+        currentPodUID: (@Sendable (String, String) -> String?)? = nil, streamIdleTimeout: Duration? = .seconds(4 * 3600)
     ) {
         self.currentPodUID = currentPodUID
+        self.streamIdleTimeout = streamIdleTimeout
         self.nodeName = nodeName
         self.host = host
         self.counters = counters
@@ -125,7 +128,8 @@ public struct AgentEndpoint: HTTPRequestHandler {
         }
         if exec.spdy {
             let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", exec.channelProtocol)]
-            return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in
+            return HTTPResponse(status: 101, headers: headers, body: .upgrade { [idle] connection in
+                idle(connection)
                 // The client opens its streams first (the kubelet waits 30 s for them).
                 let deadline = connection.closeAfter(.seconds(30))
                 let channel: SPDYCommandChannel
@@ -146,7 +150,8 @@ public struct AgentEndpoint: HTTPRequestHandler {
             ("Sec-WebSocket-Accept", WebSocketStream.acceptValue(forKey: request.headers["sec-websocket-key"] ?? "")),
             ("Sec-WebSocket-Protocol", exec.channelProtocol),
         ]
-        return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in
+        return HTTPResponse(status: 101, headers: headers, body: .upgrade { [idle] connection in
+            idle(connection)
             await session.run(WebSocketCommandChannel(socket: WebSocketStream(connection: connection, role: .server), request: exec))
         })
     }
@@ -168,12 +173,35 @@ public struct AgentEndpoint: HTTPRequestHandler {
         let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         guard parts.count == 3 || parts.count == 4 else { return failure(404, "use /portForward/<namespace>/<pod>[/<uid>]") }
         let (namespace, pod) = (parts[1], parts[2])
-        guard request.headers["connection"]?.lowercased().contains("upgrade") == true, request.headers["upgrade"]?.lowercased() == "spdy/3.1" else {
-            return failure(400, "port-forward is served over SPDY/3.1 (Upgrade: SPDY/3.1, \(Self.portForwardProtocol))")
+        let upgrade = request.headers["upgrade"]?.lowercased()
+        guard request.headers["connection"]?.lowercased().contains("upgrade") == true, upgrade == "spdy/3.1" || upgrade == "websocket" else {
+            return failure(400, "port-forward is served over SPDY/3.1 (Upgrade: SPDY/3.1, \(Self.portForwardProtocol)) or a WebSocket (\(WebSocketPortForward.protocols.joined(separator: ", ")))")
         }
-        let offered = (request.headers["x-stream-protocol-version"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }
-        guard offered.contains(Self.portForwardProtocol) else {
-            return failure(400, "none of the offered stream protocols [\(offered.joined(separator: ", "))] is served; this agent speaks \(Self.portForwardProtocol)")
+        // A WebSocket names its ports in the query; SPDY opens a stream pair per connection.
+        var ports: [UInt16] = []
+        var channelProtocol: String?
+        if upgrade == "websocket" {
+            for item in request.queryItems where item.name == "port" {
+                guard let port = UInt16(item.value), port > 0 else { return failure(400, "invalid port \"\(item.value)\": ports are 1 to 65535") }
+                ports.append(port)
+            }
+            guard !ports.isEmpty else { return failure(400, "query parameter \"port\" is required") }
+            guard ports.count <= WebSocketPortForward.maximumPorts else { return failure(400, "at most \(WebSocketPortForward.maximumPorts) ports per request") }
+            guard request.headers["sec-websocket-version"] == "13", request.headers["sec-websocket-key"]?.utf8.count == 24 else {
+                return failure(400, "a WebSocket upgrade needs Sec-WebSocket-Version 13 and a Sec-WebSocket-Key of 16 base64 bytes")
+            }
+            let offered = (request.headers["sec-websocket-protocol"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }
+            if !offered.isEmpty {
+                guard let chosen = WebSocketPortForward.protocols.first(where: offered.contains) else {
+                    return failure(400, "none of the offered protocols [\(offered.joined(separator: ", "))] is served; this agent speaks \(WebSocketPortForward.protocols.joined(separator: ", "))")
+                }
+                channelProtocol = chosen
+            }
+        } else {
+            let offered = (request.headers["x-stream-protocol-version"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }
+            guard offered.contains(Self.portForwardProtocol) else {
+                return failure(400, "none of the offered stream protocols [\(offered.joined(separator: ", "))] is served; this agent speaks \(Self.portForwardProtocol)")
+            }
         }
         var uid = currentPodUID?(namespace, pod)
         if currentPodUID != nil, uid == nil { return failure(404, "pod \"\(namespace)/\(pod)\" does not run on this node") }
@@ -198,8 +226,23 @@ public struct AgentEndpoint: HTTPRequestHandler {
         let namespacePath = network?.path
         let label = "\(pod), uid \(uid ?? running.annotations?["io.kubernetes.pod.uid"] ?? "")"
         let dial: PortForwardSession.Dialer = { [namespacePath] port in await Self.dialLoopback(port, networkNamespace: namespacePath) }
+        if upgrade == "websocket" {
+            var headers = [
+                ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", WebSocketStream.acceptValue(forKey: request.headers["sec-websocket-key"] ?? "")),
+            ]
+            if let channelProtocol { headers.append(("Sec-WebSocket-Protocol", channelProtocol)) }
+            let base64 = channelProtocol?.contains("base64") == true
+            return HTTPResponse(status: 101, headers: headers, body: .upgrade { [idle, ports] connection in
+                idle(connection)
+                let socket = WebSocketStream(connection: connection, role: .server)
+                await WebSocketPortForward(socket: socket, ports: ports, base64: base64, podLabel: label,
+                                           stallLimit: .seconds(30), dial: dial).run()
+            })
+        }
         let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", Self.portForwardProtocol)]
-        return HTTPResponse(status: 101, headers: headers, body: .upgrade { connection in
+        return HTTPResponse(status: 101, headers: headers, body: .upgrade { [idle] connection in
+            idle(connection)
             guard let spdy = try? SPDYSession(connection: connection) else {
                 connection.close()
                 return
@@ -230,6 +273,16 @@ public struct AgentEndpoint: HTTPRequestHandler {
             do { return .success(try await ByteStreamConnection.wrap(descriptor: descriptor)) } catch {
                 return .failure(PortForwardSession.Failure(message: "taking over the connection: \(error)"))
             }
+        }
+    }
+
+    /// Starts the idle timeout on an upgraded stream connection.
+    var idle: @Sendable (ByteStreamConnection) -> Void {
+        let timeout = streamIdleTimeout
+        return { connection in
+            guard let timeout else { return }
+            let (seconds, attoseconds) = timeout.components
+            connection.closeWhenIdle(for: .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
         }
     }
 

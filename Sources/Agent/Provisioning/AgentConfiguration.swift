@@ -72,6 +72,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var maxPods: Int?
     /// hostPath volumes must be under one of these paths (nil: any path; `[]`: no hostPath).
     public var allowedHostPaths: [String]?
+    /// How long an exec, attach or port-forward stream may pass no data before it is closed
+    /// (the kubelet's `streamingConnectionIdleTimeout`; a duration like "4h"; "0": never).
+    public var streamingConnectionIdleTimeout: String?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -112,12 +115,13 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         evictionMaxPodGracePeriod = try container.decodeIfPresent(Int64.self, forKey: .evictionMaxPodGracePeriod)
         maxPods = try container.decodeIfPresent(Int.self, forKey: .maxPods)
         allowedHostPaths = try container.decodeIfPresent([String].self, forKey: .allowedHostPaths)
+        streamingConnectionIdleTimeout = try container.decodeIfPresent(String.self, forKey: .streamingConnectionIdleTimeout)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
-        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, unknownFields
+        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -135,6 +139,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             }
             try configuration.validateNetwork(path)
             do { _ = try configuration.evictionSettings() } catch { throw ProvisioningError("\(path): \(error)") }
+            do { _ = try configuration.streamIdleTimeout() } catch { throw ProvisioningError("\(path): \(error)") }
             if let maxPods = configuration.maxPods, !(1...100_000).contains(maxPods) { throw ProvisioningError("\(path): maxPods (\(maxPods)) must be 1 to 100000") }
             // As the kubelet refuses --node-labels the API server's NodeRestriction would refuse.
             let forbidden = KubeletLabels.forbidden((configuration.labels ?? [:]).keys)
@@ -223,6 +228,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let evictionPressureTransitionPeriod { text += "evictionPressureTransitionPeriod: \(quote(evictionPressureTransitionPeriod))\n" }
         if let evictionMaxPodGracePeriod { text += "evictionMaxPodGracePeriod: \(evictionMaxPodGracePeriod)\n" }
         if let maxPods { text += "maxPods: \(maxPods)\n" }
+        if let streamingConnectionIdleTimeout { text += "streamingConnectionIdleTimeout: \(quote(streamingConnectionIdleTimeout))\n" }
         if let allowedHostPaths { text += allowedHostPaths.isEmpty ? "allowedHostPaths: []\n" : "allowedHostPaths:\n" + allowedHostPaths.map { "  - \(quote($0))\n" }.joined() }
         return text
     }
@@ -235,6 +241,15 @@ public struct ProvisioningError: Error, CustomStringConvertible, Sendable {
 }
 
 extension AgentConfiguration {
+    /// `streamingConnectionIdleTimeout` (default 4 h, the kubelet's); nil: streams never idle out.
+    public func streamIdleTimeout() throws(ProvisioningError) -> Duration? {
+        guard let text = streamingConnectionIdleTimeout else { return .seconds(4 * 3600) }
+        guard let duration = EvictionSettings.parseDuration(text), duration >= .zero, duration <= .seconds(366 * 86400) else {
+            throw ProvisioningError("streamingConnectionIdleTimeout: \"\(text)\" is not a duration from 0 (never) to 8784h (like 30m, 4h)")
+        }
+        return duration == .zero ? nil : duration
+    }
+
     /// The eviction manager's settings from the `eviction*` fields (the kubelet's defaults where absent).
     public func evictionSettings() throws(EvictionSettingsError) -> EvictionSettings {
         try EvictionSettings.parse(

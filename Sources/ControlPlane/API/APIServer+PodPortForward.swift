@@ -49,7 +49,11 @@ extension APIServer {
             }
             let protocols = (request.headers["sec-websocket-protocol"] ?? "").split(separator: ",").map { String($0).trimmingWhitespace() }
             offered = protocols.filter { $0.hasPrefix(Self.spdyTunnelingPrefix) && $0.hasSuffix(".k8s.io") }.map { String($0.dropFirst(Self.spdyTunnelingPrefix.count)) }
-            guard !offered.isEmpty else { throw APIError.badRequest("unable to upgrade: no tunneling spdy protocols provided") }
+            if offered.isEmpty {
+                // The WebSocket channel protocol (Python and JavaScript clients): the agent
+                // speaks it itself, as a kubelet does; the ports come in the query.
+                return try await podPortForwardChannels(namespace: namespace, name: name, pod: pod, ports: ports, request: request, protocols: protocols)
+            }
         }
         guard !offered.isEmpty, offered.count <= 8, offered.allSatisfy({ !$0.isEmpty && $0.utf8.count <= 64 && !$0.contains("\r") && !$0.contains("\n") }) else {
             throw APIError.badRequest("port-forward needs X-Stream-Protocol-Version: portforward.k8s.io")
@@ -95,6 +99,45 @@ extension APIServer {
         ]
         return HTTPResponse(status: 101, headers: answer, body: .upgrade { client in
             await AgentStream.spliceTunneled(WebSocketStream(connection: client, role: .server), agent, agentFirst: first)
+        })
+    }
+}
+
+extension APIServer {
+    /// `pods/<name>/portforward` over the WebSocket channel protocol (`v4.channel.k8s.io`, its
+    /// base64 variant, or none): the upgrade goes to the agent with the ports and only the
+    /// handshake's headers, and the two connections are spliced.
+    func podPortForwardChannels(namespace: String, name: String, pod: Pod, ports: [UInt16], request: HTTPRequest, protocols: [String]) async throws -> HTTPResponse {
+        guard !ports.isEmpty else { throw APIError.badRequest("a WebSocket port-forward names its ports: ports=8080[,...]") }
+        guard protocols.count <= 8, protocols.allSatisfy({ $0.utf8.count <= 64 && !$0.contains("\r") && !$0.contains("\n") }) else {
+            throw APIError.badRequest("too many or too long WebSocket protocols")
+        }
+        let uid = pod.metadata.uid ?? ""
+        let path = "/portForward/" + ([namespace, name] + (uid.isEmpty ? [] : [uid])).map(PodLogOptions.percentEncoded).joined(separator: "/")
+            + "?" + ports.map { "port=\($0)" }.joined(separator: "&")
+        var headers: [(String, String)] = [("Connection", "Upgrade"), ("Upgrade", "websocket")]
+        for header in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol"] {
+            if let value = request.headers[header.lowercased()] { headers.append((header, value)) }
+        }
+        let target = try agentTarget(of: pod, name: name)
+        let stream: AgentStream
+        do {
+            stream = try await AgentStream.open(target, method: "GET", path: path, headers: headers)
+        } catch {
+            throw APIError(code: 502, reason: "BadGateway", message: Self.agentFailure(target.nodeName, target.route, error))
+        }
+        guard stream.head.status == 101 else {
+            let body = await stream.refusalBody()
+            let status = (400...599).contains(stream.head.status) ? stream.head.status : 502
+            throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest", message: Self.agentMessage(status, body))
+        }
+        var answer: [(String, String)] = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
+        for header in ["Sec-WebSocket-Accept", "Sec-WebSocket-Protocol"] {
+            if let value = stream.head.headers[header.lowercased()] { answer.append((header, value)) }
+        }
+        let agent = stream.connection, first = stream.head.rest
+        return HTTPResponse(status: 101, headers: answer, body: .upgrade { client in
+            await AgentStream.splice(client, agent, agentFirst: first)
         })
     }
 }
