@@ -1,3 +1,4 @@
+import Synchronization
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -85,7 +86,8 @@ public final class APIHTTPServer: Sendable {
         // A connection over the per-address bound gets one 429 answer, then is closed.
         let address = connection.channel.remoteAddress?.ipAddress ?? "unknown"
         let admitted = limits.openConnection(from: address)
-        defer { if admitted { limits.closeConnection(from: address) } }
+        let slot = AddressSlot(held: admitted)
+        defer { if slot.release() { limits.closeConnection(from: address) } }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 var head: HTTPRequestHead?
@@ -138,7 +140,12 @@ public final class APIHTTPServer: Sendable {
                             }
                         }
                         var keepAlive = requestHead.isKeepAlive && !tooLarge && admitted
-                        if case .upgrade = response.body { keepAlive = false }
+                        if case .upgrade = response.body {
+                            keepAlive = false
+                            if let group = limits.upgradesExemptForGroup, identity?.groups.contains(group) == true, slot.release() {
+                                limits.closeConnection(from: address)
+                            }
+                        }
                         do {
                             try await write(response, version: requestHead.version, keepAlive: keepAlive, to: outbound, on: connection.channel)
                         } catch {
@@ -294,4 +301,13 @@ final class RequestTimeoutHandler: ChannelDuplexHandler {
         deadline?.cancel()
         deadline = nil
     }
+}
+
+/// A connection's count against its address, given back once (at the end, or when an exempt
+/// upgrade begins).
+private final class AddressSlot: Sendable {
+    private let held: Mutex<Bool>
+    init(held: Bool) { self.held = Mutex(held) }
+    /// True the first time, when it was held.
+    func release() -> Bool { held.withLock { held in defer { held = false }; return held } }
 }

@@ -9,12 +9,17 @@ public final class ClientLimits: Sendable {
     public let connectionsPerAddress: Int
     /// Concurrent watches allowed for one identity (certificate user, token, or address).
     public let watchesPerClient: Int
+    /// An upgraded connection of a client in this group stops counting against its address once
+    /// upgraded (iotkube-server: `system:nodes`, whose upgrade is the node's tunnel, one per node:
+    /// many boards behind one carrier-grade NAT address must not share 512 slots).
+    public let upgradesExemptForGroup: String?
     private let connections = Mutex<[String: Int]>([:])
     private let watches = Mutex<[String: Int]>([:])
 
-    public init(connectionsPerAddress: Int = 512, watchesPerClient: Int = 100) {
+    public init(connectionsPerAddress: Int = 512, watchesPerClient: Int = 100, upgradesExemptForGroup: String? = nil) {
         self.connectionsPerAddress = max(1, connectionsPerAddress)
         self.watchesPerClient = max(1, watchesPerClient)
+        self.upgradesExemptForGroup = upgradesExemptForGroup
     }
 
     /// Counts a connection from `address`; false (and nothing counted) when over the bound.

@@ -81,7 +81,8 @@ struct RunCommand: AsyncParsableCommand {
         let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer,
                                 kubeletClient: try files.kubeletClientCredentials(), logger: logger)
         let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger, requestTimeoutSeconds: requestTimeout,
-                                   limits: ClientLimits(connectionsPerAddress: maxConnectionsPerAddress, watchesPerClient: maxWatchesPerClient))
+                                   limits: ClientLimits(connectionsPerAddress: maxConnectionsPerAddress, watchesPerClient: maxWatchesPerClient,
+                                                        upgradesExemptForGroup: "system:nodes"))
         let startupLogger = logger
         let http = HTTPService(server: server, host: host, port: port) { boundPort in
             startupLogger.info("serving the Kubernetes API on https://\(host):\(boundPort)")

