@@ -55,10 +55,11 @@ public final class ByteStreamConnection: Sendable {
     }
 
     /// Closes the connection once no byte has gone either way for `timeout` (checked at a
-    /// twentieth of it, at least every second, on the connection's event loop).
+    /// twentieth of it, between every second and every minute, on the connection's event loop).
     public func closeWhenIdle(for timeout: TimeAmount) {
         let channel = self.channel, bridge = self.bridge
-        let period = TimeAmount.nanoseconds(max(1_000_000_000, timeout.nanoseconds / 20))
+        // At most a minute between checks: a closed connection is let go of soon after.
+        let period = TimeAmount.nanoseconds(min(60_000_000_000, max(1_000_000_000, timeout.nanoseconds / 20)))
         channel.eventLoop.execute {
             bridge.lastActivity = .now()
             @Sendable func check() {

@@ -51,8 +51,8 @@ public final class CertificateRotation: Sendable {
         let bootstrap = try KubeAPIClient(configuration: try Kubeconfig.parse(bytes, directory: directory.isEmpty ? "." : directory))
         log("the client certificate expired at \(notAfter): requesting a new one with the bootstrap token in \(path)")
         do {
-            // The node password next to the bootstrap kubeconfig (both in the configuration directory).
-            let password = try? NodePassword.loadOrCreate(configDirectory: directory.isEmpty ? "." : directory)
+            // The node password kept with the kubeconfig (the configuration directory).
+            let password = try NodePassword.loadOrCreate(configDirectory: kubeconfigDirectory)
             return try await NodeCredentials.request(nodeName: configuration.nodeName, client: bootstrap, password: password)
         } catch let error as KubeClientError where error.statusCode == 401 || error.statusCode == 403 {
             throw ProvisioningError("the client certificate expired at \(notAfter) and the bootstrap token in \(path) is no longer accepted (\(error)): \(rejoin)")
@@ -81,7 +81,10 @@ public final class CertificateRotation: Sendable {
         if now >= notAfter {
             credentials = try await rebootstrap(expiredAt: notAfter, log: log)
         } else {
-            credentials = try await NodeCredentials.request(nodeName: configuration.nodeName, client: client)
+            // The password goes with renewals too: a board joined before node passwords gets
+            // its name's record this way (the server records it for the node itself only).
+            let password = try? NodePassword.loadOrCreate(configDirectory: kubeconfigDirectory)
+            credentials = try await NodeCredentials.request(nodeName: configuration.nodeName, client: client, password: password)
         }
         guard let old = try AtomicFile.read(configuration.kubeconfig) else { throw ProvisioningError("\(configuration.kubeconfig) disappeared") }
         var renewedConfiguration = try Kubeconfig.parse(old, directory: kubeconfigDirectory)

@@ -109,7 +109,9 @@ extension APIServer {
     /// handshake's headers, and the two connections are spliced.
     func podPortForwardChannels(namespace: String, name: String, pod: Pod, ports: [UInt16], request: HTTPRequest, protocols: [String]) async throws -> HTTPResponse {
         guard !ports.isEmpty else { throw APIError.badRequest("a WebSocket port-forward names its ports: ports=8080[,...]") }
-        guard protocols.count <= 8, protocols.allSatisfy({ $0.utf8.count <= 64 && !$0.contains("\r") && !$0.contains("\n") }) else {
+        // The raw header goes to the agent: no control characters in it at all.
+        let raw = request.headers["sec-websocket-protocol"] ?? ""
+        guard protocols.count <= 8, raw.utf8.count <= 600, !raw.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             throw APIError.badRequest("too many or too long WebSocket protocols")
         }
         let uid = pod.metadata.uid ?? ""

@@ -23,9 +23,9 @@ extension APIServer {
             tree.set(["spec", "username"], .string(identity.user))
             tree.set(["spec", "groups"], .array(identity.groups.map(JSONValue.string)))
             tree.set(["status"], nil)
-            // A bootstrap join proves the node name's password (never stored in the request).
-            try NodePasswords(store: store).admit(&tree, identity: identity)
         }
+        // A node password never stays in the request (its hash and verdict are the server's).
+        let nodePassword = route.resource == .certificateSigningRequests ? NodePasswords.takePassword(&tree) : nil
         let (mode, warn) = try Self.fieldValidation(request)
         var decoded = try ResourceCodec(resource: route.resource).decode(tree, validation: mode)
         try admitNodeWrite(route, old: nil, new: decoded.object)
@@ -33,6 +33,10 @@ extension APIServer {
         try ObjectValidation.validate(decoded.object, resource: route.resource)
         let name = decoded.object.string(at: ["metadata", "name"]) ?? ""
         if request.query["dryRun"] == "All" { return Self.objectResponse(201, decoded.object) }
+        if route.resource == .certificateSigningRequests, let identity {
+            // Checked (and a first join's password recorded) only for a request that is stored.
+            try NodePasswords(store: store).admit(&decoded.object, password: nodePassword, identity: identity)
+        }
         var stored = try store.create(route.resource, namespace: namespace, name: name, object: Self.stripServerFields(decoded.object))
         if route.resource == .certificateSigningRequests { stored = try signer?.process(name: name) ?? stored }
         return Self.objectResponse(201, stored, warnings: warn ? decoded.droppedFields.map { "unknown field \"\($0)\"" } : [])
@@ -62,7 +66,7 @@ extension APIServer {
                 var body = patchBody
                 body.set(["metadata", "name"], .string(name))
                 createRequest.body = KubeJSON.serialize(body)
-                return try create(RequestRoute(resource: route.resource, namespace: route.namespace), createRequest)
+                return try create(RequestRoute(resource: route.resource, namespace: route.namespace), createRequest, identity: Self.requester)
             }
             throw APIError.notFound(route.resource, name)
         }
@@ -123,6 +127,7 @@ extension APIServer {
         if stored[path: ["metadata", "deletionTimestamp"]] != nil, !Self.hasFinalizers(stored),
            route.resource != .pods || stored.string(at: ["spec", "nodeName"]) == nil {
             let removed = try store.delete(route.resource, namespace: namespace, name: name)
+            if route.resource == .nodes { NodePasswords(store: store).forget(node: name) }
             return Self.objectResponse(200, removed)
         }
         if route.resource == .certificateSigningRequests, let signer {
@@ -174,7 +179,7 @@ extension APIServer {
         }
         let removed = try store.delete(route.resource, namespace: namespace, name: name, expectedUID: expectedUID)
         // A deleted node's name is free again: its password goes with it (as with k3s).
-        if route.resource == .nodes { _ = try? store.delete(.secrets, namespace: "kube-system", name: NodePasswords.secretName(node: name)) }
+        if route.resource == .nodes { NodePasswords(store: store).forget(node: name) }
         return Self.objectResponse(200, removed)
     }
 

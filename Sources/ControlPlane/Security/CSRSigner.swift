@@ -32,16 +32,22 @@ public struct CSRSigner: Sendable {
         let servingApproval = try store.get(.certificateSigningRequests, namespace: "", name: name)
             .flatMap { try? KubeJSON.decode(KubeModel.CertificateSigningRequest.self, from: $0) }
             .flatMap { KubeletServingApproval(store: store, reserved: .init(dnsNames: serverNames.dnsNames, ipAddresses: serverNames.ipAddresses)).reason($0) }
+        // So is a bootstrap request's node password, against the name's record as it is now.
+        let passwordDenial = try store.get(.certificateSigningRequests, namespace: "", name: name)
+            .flatMap { try? KubeJSON.decode(KubeModel.CertificateSigningRequest.self, from: $0) }
+            .flatMap { try NodePasswords(store: store).denial($0) }
         return try store.update(.certificateSigningRequests, namespace: "", name: name) { current in
             guard var csr = try? KubeJSON.decode(KubeModel.CertificateSigningRequest.self, from: current) else { return nil }
             var status = csr.status ?? CertificateSigningRequestStatus()
             var conditions = status.conditions ?? []
             let decided = conditions.contains { $0.type == "Approved" || $0.type == "Denied" || $0.type == "Failed" }
             var changed = false
-            if !decided, let refusal = NodePasswords.denial(csr) {
-                // Denied whether or not approvals are automatic: a person must not approve a
-                // takeover by mistake either (they delete the node first, as the message says).
-                var denial = CertificateSigningRequestCondition(type: "Denied", reason: "NodePasswordMismatch", message: refusal)
+            let ended = conditions.contains { $0.type == "Denied" || $0.type == "Failed" }
+            if !ended, status.certificate == nil, let refusal = passwordDenial {
+                // Whether or not approvals are automatic, and also after a person approved: a
+                // takeover is never signed (they delete the node first, as the message says).
+                let approvedAlready = conditions.contains { $0.type == "Approved" }
+                var denial = CertificateSigningRequestCondition(type: approvedAlready ? "Failed" : "Denied", reason: "NodePasswordMismatch", message: refusal)
                 denial.lastUpdateTime = .now()
                 denial.lastTransitionTime = .now()
                 conditions.append(denial)
