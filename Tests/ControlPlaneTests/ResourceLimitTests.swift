@@ -237,13 +237,9 @@ struct ResourceLimitTests {
     /// its watch slot.
     @Test func aStreamThatTheClientStopsReadingIsClosed() async throws {
         let ended = StreamEnd()
-        let server = APIHTTPServer(handler: EndlessStream(ended: ended), tls: nil, logger: Logger(label: "test"), requestTimeoutSeconds: 30,
-                                   writeTimeoutSeconds: 1, limits: ClientLimits())
-        let port = Mutex(0)
-        let serving = Task { try await server.run(host: "127.0.0.1", port: 0) { bound in port.withLock { $0 = bound } } }
+        let (port, serving) = try await Self.serve(EndlessStream(ended: ended))
         defer { serving.cancel() }
-        while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(20)) }
-        let client = Self.connect(port: port.withLock { $0 })
+        let client = Self.connect(port: port)
         #expect(client >= 0)
         defer { close(client) }
         let request = Array("GET /watch HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8)
@@ -258,13 +254,9 @@ struct ResourceLimitTests {
     /// of what it holds (the agent's connection) instead of leaking it.
     @Test func anUpgradeWhoseClientLeftStillRunsItsSession() async throws {
         let ran = StreamEnd()
-        let server = APIHTTPServer(handler: SlowUpgrade(ran: ran), tls: nil, logger: Logger(label: "test"), requestTimeoutSeconds: 30,
-                                   writeTimeoutSeconds: 1, limits: ClientLimits())
-        let port = Mutex(0)
-        let serving = Task { try await server.run(host: "127.0.0.1", port: 0) { bound in port.withLock { $0 = bound } } }
+        let (port, serving) = try await Self.serve(SlowUpgrade(ran: ran))
         defer { serving.cancel() }
-        while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(20)) }
-        let client = Self.connect(port: port.withLock { $0 })
+        let client = Self.connect(port: port)
         #expect(client >= 0)
         let request = Array("GET /exec HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n".utf8)
         #expect(request.withUnsafeBytes { send(client, $0.baseAddress, $0.count, 0) } == request.count)
@@ -274,6 +266,15 @@ struct ResourceLimitTests {
         close(client)
         for _ in 0..<50 where !ran.value { try await Task.sleep(for: .milliseconds(100)) }
         #expect(ran.value, "the upgrade's session never ran: what it holds would leak")
+    }
+
+    /// A plain HTTP server for `handler` on a free port (1 s write timeout); its port and task.
+    static func serve(_ handler: some HTTPRequestHandler) async throws -> (Int, Task<Void, any Error>) {
+        let server = APIHTTPServer(handler: handler, tls: nil, logger: Logger(label: "test"), requestTimeoutSeconds: 30, writeTimeoutSeconds: 1, limits: ClientLimits())
+        let port = Mutex(0)
+        let serving = Task { try await server.run(host: "127.0.0.1", port: 0) { bound in port.withLock { $0 = bound } } }
+        while port.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        return (port.withLock { $0 }, serving)
     }
 
     static func connect(port: Int) -> Int32 {

@@ -24,7 +24,7 @@ struct WebSocketPortForward: Sendable {
     static let maximumPorts = 16
 
     func run() async {
-        let queues = ports.map { _ in PortForwardSession.Inbound(limit: PortForwardSession.queueLimit) }
+        let queues = ports.map { _ in ForwardQueue(limit: PortForwardSession.queueLimit) }
         let targets = Targets()
         for (index, port) in ports.enumerated() {
             let bytes = [UInt8(port & 0xFF), UInt8(port >> 8)]
@@ -66,7 +66,7 @@ struct WebSocketPortForward: Sendable {
         let state = Mutex(State())
     }
 
-    private func forward(index: Int, port: UInt16, queue: PortForwardSession.Inbound, targets: Targets) async {
+    private func forward(index: Int, port: UInt16, queue: ForwardQueue, targets: Targets) async {
         let target: ByteStreamConnection
         switch await dial(port) {
         case .success(let connection): target = connection
@@ -101,7 +101,7 @@ struct WebSocketPortForward: Sendable {
     }
 
     /// Client messages to the connections' queues until the client closes.
-    private func receive(_ queues: [PortForwardSession.Inbound], stalled: (Int) -> Void) async {
+    private func receive(_ queues: [ForwardQueue], stalled: (Int) -> Void) async {
         do {
             while let message = try await socket.next() {
                 guard let (channel, payload) = decode(message), channel % 2 == 0, channel / 2 < queues.count, !payload.isEmpty else { continue }

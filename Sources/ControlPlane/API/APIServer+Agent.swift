@@ -83,3 +83,29 @@ extension APIServer {
         (try? KubeJSON.decode(Status.self, from: body))?.message ?? "the agent answered HTTP \(status)"
     }
 }
+
+extension APIServer {
+    /// Opens an upgrade to the agent of `pod`'s node and reads its answer: the stream after a
+    /// 101; the agent's refusal (or a failure to reach it) as this server's error, remembered
+    /// under `refusalKey` for kubectl's retry over SPDY. Only a 4xx/5xx refusal passes
+    /// through; anything else from the agent is a bad gateway.
+    func openAgentUpgrade(_ pod: Pod, name: String, method: String, path: String, headers: [(String, String)], refusalKey: String?) async throws -> AgentStream {
+        let target = try agentTarget(of: pod, name: name)
+        let stream: AgentStream
+        do {
+            stream = try await AgentStream.open(target, method: method, path: path, headers: headers)
+        } catch {
+            let message = Self.agentFailure(target.nodeName, target.route, error)
+            if let refusalKey { streamRefusals.record(refusalKey, status: 502, message: message) }
+            throw APIError(code: 502, reason: "BadGateway", message: message)
+        }
+        guard stream.head.status == 101 else {
+            let body = await stream.refusalBody()
+            let status = (400...599).contains(stream.head.status) ? stream.head.status : 502
+            let message = Self.agentMessage(status, body)
+            if let refusalKey { streamRefusals.record(refusalKey, status: status, message: message) }
+            throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest", message: message)
+        }
+        return stream
+    }
+}

@@ -43,23 +43,7 @@ extension APIServer {
         for header in spdy ? ["X-Stream-Protocol-Version"] : ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol"] {
             if let value = request.headers[header.lowercased()] { headers.append((header, value)) }
         }
-        let target = try agentTarget(of: pod, name: name)
-        let stream: AgentStream
-        do {
-            stream = try await AgentStream.open(target, method: spdy ? "POST" : "GET", path: path, headers: headers)
-        } catch {
-            let message = Self.agentFailure(target.nodeName, target.route, error)
-            streamRefusals.record(refusalKey, status: 502, message: message)
-            throw APIError(code: 502, reason: "BadGateway", message: message)
-        }
-        guard stream.head.status == 101 else {
-            let body = await stream.refusalBody()
-            // Only a refusal passes through; anything else from the agent is a bad gateway.
-            let status = (400...599).contains(stream.head.status) ? stream.head.status : 502
-            let message = Self.agentMessage(status, body)
-            streamRefusals.record(refusalKey, status: status, message: message)
-            throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest", message: message)
-        }
+        let stream = try await openAgentUpgrade(pod, name: name, method: spdy ? "POST" : "GET", path: path, headers: headers, refusalKey: refusalKey)
         var answer: [(String, String)] = [("Upgrade", spdy ? "SPDY/3.1" : "websocket"), ("Connection", "Upgrade")]
         for header in spdy ? ["X-Stream-Protocol-Version"] : ["Sec-WebSocket-Accept", "Sec-WebSocket-Protocol"] {
             if let value = stream.head.headers[header.lowercased()] { answer.append((header, value)) }

@@ -64,26 +64,11 @@ extension APIServer {
         if !ports.isEmpty { path += "?" + ports.map { "port=\($0)" }.joined(separator: "&") }
         // The handshake only: never the client's credentials or anything else it sent.
         let headers = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", offered.joined(separator: ", "))]
-        let target = try agentTarget(of: pod, name: name)
-        let stream: AgentStream
-        do {
-            stream = try await AgentStream.open(target, method: "POST", path: path, headers: headers)
-        } catch {
-            let message = Self.agentFailure(target.nodeName, target.route, error)
-            streamRefusals.record(refusalKey, status: 502, message: message)
-            throw APIError(code: 502, reason: "BadGateway", message: message)
-        }
-        guard stream.head.status == 101 else {
-            let body = await stream.refusalBody()
-            let status = (400...599).contains(stream.head.status) ? stream.head.status : 502
-            let message = Self.agentMessage(status, body)
-            streamRefusals.record(refusalKey, status: status, message: message)
-            throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest", message: message)
-        }
+        let stream = try await openAgentUpgrade(pod, name: name, method: "POST", path: path, headers: headers, refusalKey: refusalKey)
         let chosen = stream.head.headers["x-stream-protocol-version"] ?? ""
         guard stream.head.headers["upgrade"]?.lowercased() == "spdy/3.1", offered.contains(chosen) else {
             stream.connection.close()
-            throw APIError(code: 502, reason: "BadGateway", message: "the agent of node \(target.nodeName) answered the port-forward upgrade without SPDY/3.1 and an offered stream protocol")
+            throw APIError(code: 502, reason: "BadGateway", message: "the agent of node \(pod.spec?.nodeName ?? "") answered the port-forward upgrade without SPDY/3.1 and an offered stream protocol")
         }
         let agent = stream.connection, first = stream.head.rest
         if spdy {
@@ -121,18 +106,7 @@ extension APIServer {
         for header in ["Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol"] {
             if let value = request.headers[header.lowercased()] { headers.append((header, value)) }
         }
-        let target = try agentTarget(of: pod, name: name)
-        let stream: AgentStream
-        do {
-            stream = try await AgentStream.open(target, method: "GET", path: path, headers: headers)
-        } catch {
-            throw APIError(code: 502, reason: "BadGateway", message: Self.agentFailure(target.nodeName, target.route, error))
-        }
-        guard stream.head.status == 101 else {
-            let body = await stream.refusalBody()
-            let status = (400...599).contains(stream.head.status) ? stream.head.status : 502
-            throw APIError(code: status, reason: status == 404 ? "NotFound" : status == 403 ? "Forbidden" : "BadRequest", message: Self.agentMessage(status, body))
-        }
+        let stream = try await openAgentUpgrade(pod, name: name, method: "GET", path: path, headers: headers, refusalKey: nil)
         var answer: [(String, String)] = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
         for header in ["Sec-WebSocket-Accept", "Sec-WebSocket-Protocol"] {
             if let value = stream.head.headers[header.lowercased()] { answer.append((header, value)) }
