@@ -192,12 +192,6 @@ int iotkube_monitor_main(int argc, char **argv) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) { report(report_fd, "error socketpair: %s\n", strerror(errno), 0); return 1; }
         terminal_receiver = pair[0];
         console_fd = pair[1];
-        if (plan.log_file && *plan.log_file) {
-            log = open(plan.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-            if (log < 0) { report(report_fd, "error log file %s\n", plan.log_file, 0); return 1; }
-        } else {
-            log = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        }
     } else if (plan.console_socket) {
         /* process.terminal: the container sends its pty master here; the receiver owns its I/O. */
         struct sockaddr_un address = { .sun_family = AF_UNIX };
@@ -212,6 +206,9 @@ int iotkube_monitor_main(int argc, char **argv) {
     } else if (!plan.stdio_inherit) {
         if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) { report(report_fd, "error pipe: %s\n", strerror(errno), 0); return 1; }
         if (plan.stdin_mode && pipe2(in, O_CLOEXEC) != 0) { report(report_fd, "error pipe: %s\n", strerror(errno), 0); return 1; }
+    }
+    /* The CRI log, for output this monitor forwards (pipes, or a terminal it keeps). */
+    if (terminal_receiver >= 0 || out[0] >= 0) {
         if (plan.log_file && *plan.log_file) {
             log = open(plan.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
             if (log < 0) { report(report_fd, "error log file %s\n", plan.log_file, 0); return 1; }

@@ -7,8 +7,9 @@ import SystemSupport
 extension AgentEndpoint {
     /// `/portForward/<namespace>/<pod>[/<uid>]`: `kubectl port-forward` to ports on the pod's
     /// loopback, over SPDY/3.1 (`portforward.k8s.io`, which kube-apiserver speaks to kubelets and
-    /// iotkube-server carries for WebSocket clients too; see ``PortForwardSession``). For the
-    /// API server only, as exec is.
+    /// iotkube-server carries for WebSocket clients too; see ``PortForwardSession``) or the
+    /// WebSocket channel protocol with the ports in the query (``WebSocketPortForward``). For
+    /// the API server only, as exec is.
     func portForward(_ request: HTTPRequest) -> HTTPResponse {
         let failure = Self.refusal
         guard request.clientCertificate?.groups.contains("system:masters") == true else {
