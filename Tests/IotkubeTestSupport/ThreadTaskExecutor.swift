@@ -10,9 +10,14 @@ public final class ThreadTaskExecutor: TaskExecutor, @unchecked Sendable {
 
     /// Starts the thread; `name` names it in a debugger or `top -H`.
     public init(name: String) {
-        // Named from inside: a new thread starts with its creator's name.
+        // Named from inside: a new thread starts with its creator's name. Foundation's setter
+        // renames the system thread only once `start()` has recorded it, which the new thread
+        // may beat (it then kept its creator's name, "…oot.default-qos"): the kernel's name is
+        // written directly.
         let thread = Thread { [self] in
-            Thread.current.name = String(name.prefix(15))
+            let short = String(name.prefix(15))
+            Thread.current.name = short
+            try? short.write(toFile: "/proc/thread-self/comm", atomically: false, encoding: .utf8)
             self.runJobs()
         }
         thread.stackSize = 8 << 20
