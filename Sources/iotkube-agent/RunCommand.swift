@@ -70,10 +70,12 @@ struct RunCommand: AsyncParsableCommand {
         let servingCertificateService = ServingCertificateService(
             certificate: servingCertificate, client: { credentials.client }, logger: Logger(label: "iotkube-agent.endpoint"))
         let runtime = BuiltinRuntime(root: configuration.runtimeRoot ?? "/run/iotkube/runtime")
+        let devices = DeviceManager(classes: configuration.deviceClasses, checkpointPath: configuration.stateDir + "/devices/assignments.json")
         let heartbeat = HeartbeatService(
             credentials: credentials, configuration: configuration, host: host,
             interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
-            logger: logger, counters: counters, pressure: pressure, labels: nodeLabels, podMetrics: PodMetricsSampler(runtime: runtime))
+            logger: logger, counters: counters, pressure: pressure, labels: nodeLabels, podMetrics: PodMetricsSampler(runtime: runtime),
+            devices: devices)
         let imageStore: ImageStore
         do { imageStore = try ImageStore(stateDirectory: configuration.stateDir) } catch {
             printToStandardError("iotkube-agent: the image store in \(configuration.stateDir): \(error)")
@@ -88,6 +90,7 @@ struct RunCommand: AsyncParsableCommand {
         let statusService: PodStatusService
         let eventService: PodEventService
         let eviction: EvictionService
+        let deviceMonitor: DeviceMonitorService
         do {
             let client: @Sendable () -> KubeAPIClient? = { credentials.client }
             let podLogger = Logger(label: "iotkube-agent.pods")
@@ -107,12 +110,14 @@ struct RunCommand: AsyncParsableCommand {
                 client: client, status: reporter, events: recorder, logger: podLogger)
             podHost.pressure = pressure
             podHost.nodeLabels = nodeLabels
+            podHost.devices = devices
             pods = PodWorkers(host: podHost, checkpointPath: configuration.stateDir + "/pods-checkpoint.json")
             podSource = APIPodSource(nodeName: configuration.nodeName, client: client, workers: pods, logger: podLogger)
             staticPods = StaticPodSource(directory: configuration.staticPodPath ?? "/etc/iotkube/manifests", nodeName: configuration.nodeName,
                                          client: client, workers: pods, status: reporter, logger: podLogger,
                                          interval: .milliseconds(Int64(max(0.1, staticPodInterval) * 1000)))
             statusService = PodStatusService(reporter: reporter)
+            deviceMonitor = DeviceMonitorService(devices: devices, pods: pods, events: recorder, logger: Logger(label: "iotkube-agent.devices"))
             eviction = EvictionService(settings: evictionSettings, host: host, pods: pods, podHost: podHost, images: imageStore,
                                        interval: .milliseconds(Int64(max(0.1, housekeepingInterval) * 1000)), logger: Logger(label: "iotkube-agent.eviction"))
         } catch {
@@ -133,7 +138,7 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: endpoint)] + (configuration.tunnel == false ? [] : [.init(service: tunnel)]) + [.init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
                        .init(service: podSource), .init(service: staticPods),
-                       .init(service: statusService), .init(service: eventService), .init(service: eviction)],
+                       .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

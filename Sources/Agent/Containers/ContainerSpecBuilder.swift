@@ -25,6 +25,8 @@ public enum ContainerSpecBuilder {
         public var seccompProfileRoot: String
         /// The node's memory capacity (for the Burstable OOM score).
         public var nodeMemoryCapacity: Int64
+        /// The host devices assigned to this container.
+        public var devices: [DeviceManager.ContainerDevices] = []
 
         public init(
             pod: Pod, container: Container, process: ContainerProcess, imageUser: String?, rootfs: String, sandbox: PodSandbox?,
@@ -88,6 +90,9 @@ public enum ContainerSpecBuilder {
         if let sysctls = podContext?.sysctls, !sysctls.isEmpty {
             linux.sysctl = Dictionary(sysctls.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
         }
+        if !input.devices.isEmpty {
+            addDevices(input.devices, to: &spec, linux: &linux, group: podContext?.fsGroup)
+        }
         if privileged {
             linux.maskedPaths = nil
             linux.readonlyPaths = nil
@@ -101,6 +106,31 @@ public enum ContainerSpecBuilder {
         }
         spec.linux = linux
         return spec
+    }
+
+    // MARK: devices
+
+    /// The assigned device nodes at their container paths (owned by the pod's fsGroup when it
+    /// has one), the device cgroup's allowance of exactly those besides the standard nodes, and
+    /// `IOTKUBE_DEVICES_<CLASS>` listing them. Nothing else changes: no capability is added.
+    static func addDevices(_ devices: [DeviceManager.ContainerDevices], to spec: inout RuntimeSpec, linux: inout RuntimeSpec.Linux, group: Int64?) {
+        var rules = linux.resources?.devices ?? DeviceRules.standard
+        var nodes = linux.devices ?? []
+        var environment: [String] = []
+        for assigned in devices {
+            for node in assigned.nodes {
+                let gid = group.flatMap { UInt32(exactly: $0) }
+                nodes.append(RuntimeSpec.Device(type: node.type, path: node.containerPath, major: node.major, minor: node.minor,
+                                                fileMode: gid == nil ? node.mode : node.mode | 0o060, uid: node.uid, gid: gid ?? node.gid))
+                rules.append(RuntimeSpec.Resources.DeviceRule(allow: true, type: node.type, major: node.major, minor: node.minor, access: "rwm"))
+            }
+            environment.append("\(assigned.deviceClass.environmentName)=" + assigned.nodes.map(\.containerPath).joined(separator: ","))
+        }
+        linux.devices = nodes
+        if linux.resources == nil { linux.resources = RuntimeSpec.Resources() }
+        linux.resources?.devices = rules
+        let env = spec.process?.env ?? []
+        spec.process?.env = env + environment
     }
 
     // MARK: user

@@ -29,14 +29,14 @@ public struct HeartbeatService: Service {
         credentials: CertificateRotation, configuration: AgentConfiguration, host: HostReader = HostReader(),
         interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), logger: Logger,
         counters: HeartbeatCounters = HeartbeatCounters(), pressure: NodePressure = NodePressure(), labels: NodeLabels = NodeLabels(),
-        podMetrics: PodMetricsSampler? = nil
+        podMetrics: PodMetricsSampler? = nil, devices: DeviceManager? = nil
     ) {
         self.podMetrics = podMetrics
         self.credentials = credentials
         self.counters = counters
         self.configuration = configuration
         self.labels = labels
-        builder = NodeStatusBuilder(configuration: configuration, host: host, pressure: pressure)
+        builder = NodeStatusBuilder(configuration: configuration, host: host, pressure: pressure, devices: devices)
         self.interval = interval
         self.statusInterval = statusInterval
         var logger = logger

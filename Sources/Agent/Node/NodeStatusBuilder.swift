@@ -13,9 +13,12 @@ public struct NodeStatusBuilder: Sendable {
     let host: HostReader
     /// The pressure conditions the eviction manager decided.
     let pressure: NodePressure
+    /// The devices advertised as extended resources.
+    let devices: DeviceManager?
 
-    public init(configuration: AgentConfiguration, host: HostReader = HostReader(), pressure: NodePressure = NodePressure()) {
+    public init(configuration: AgentConfiguration, host: HostReader = HostReader(), pressure: NodePressure = NodePressure(), devices: DeviceManager? = nil) {
         self.configuration = configuration
+        self.devices = devices
         self.host = host
         self.pressure = pressure
     }
@@ -61,6 +64,11 @@ public struct NodeStatusBuilder: Sendable {
             guard let total = allocatable[resource] else { continue }
             let remaining = total - reserved
             allocatable[resource] = remaining.sign < 0 ? Quantity(nanoUnits: 0, format: total.format) : remaining
+        }
+        // Devices: capacity counts those held but unplugged, allocatable only those present.
+        for (resource, amounts) in devices?.resources() ?? [:] {
+            status.capacity?[resource] = Quantity(amounts.capacity)
+            allocatable[resource] = Quantity(amounts.allocatable)
         }
         status.allocatable = allocatable
         var addresses = [NodeAddress(type: "Hostname", address: configuration.nodeName)]

@@ -59,6 +59,15 @@ public enum PodAdmission {
         if request.memory > 0, let memory = allocatable["memory"]?.value, used.memory.addingSaturated(request.memory) > memory {
             return rejection("memory", requested: request.memory, used: used.memory, capacity: memory)
         }
+        // Extended resources: those the node advertises, and every device class name (this node
+        // owns that domain: a class it does not have is none). Others may be a scheduler
+        // extender's and are left out, as the kubelet does.
+        for (resource, requested) in pod.extendedRequests.sorted(by: { $0.key < $1.key }) {
+            guard allocatable[resource] != nil || resource.hasPrefix(DeviceClass.resourcePrefix) else { continue }
+            let capacity = allocatable[resource]?.value ?? 0
+            let inUse = admitted.map { $0.extendedRequests[resource] ?? 0 }.saturatingSum()
+            if inUse.addingSaturated(requested) > capacity { return rejection(resource, requested: requested, used: inUse, capacity: capacity) }
+        }
         return nil
     }
 

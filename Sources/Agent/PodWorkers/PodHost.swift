@@ -36,6 +36,8 @@ public struct PodHost: Sendable {
     public var pressure = NodePressure()
     /// The node's labels from the API, for admission's nodeSelector check.
     public var nodeLabels = NodeLabels()
+    /// The node's devices (nil: none are offered).
+    public var devices: DeviceManager?
     /// How often a running pod's containers are looked at (exits, probes, volume contents).
     public var syncInterval: Duration = .seconds(1)
 

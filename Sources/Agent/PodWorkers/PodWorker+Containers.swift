@@ -129,10 +129,13 @@ extension PodWorker {
             if FileTree.exists(terminationLog) { truncate(terminationLog, 0) }
             var mounts = try files.mounts(for: container)
             mounts += try volumes.mounts(for: container, volumes: volumePaths ?? [:])
-            var spec = try ContainerSpecBuilder.build(ContainerSpecBuilder.Input(
+            var input = ContainerSpecBuilder.Input(
                 pod: pod, container: container, process: process, imageUser: configuration.config?.user, rootfs: rootfs,
                 sandbox: hostNetwork ? nil : sandbox, cgroupsPath: id, mounts: mounts, seccompProfileRoot: host.seccompProfileRoot,
-                nodeMemoryCapacity: host.nodeMemoryCapacity))
+                nodeMemoryCapacity: host.nodeMemoryCapacity)
+            // The devices admission assigned (the same ones after an agent restart).
+            input.devices = try host.devices?.devices(pod: uid, container: container.name) ?? []
+            var spec = try ContainerSpecBuilder.build(input)
             let imageID = image.repoDigests.first ?? image.id.description
             spec.annotations?[Self.restartCountAnnotation] = String(restartCount)
             spec.annotations?[Self.imageIDAnnotation] = imageID

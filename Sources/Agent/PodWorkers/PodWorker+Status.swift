@@ -77,6 +77,9 @@ extension PodWorker {
             pod: pod, previous: lastStatus, initContainers: initObservations, containers: containerObservations,
             initializing: initializing && outcome == nil, sandboxReady: hostNetwork ? volumePaths != nil : networkReady,
             podIPs: podIPs, hostIPs: host.hostIPs, startTime: startTime, now: .now())
+        if let devices = host.devices, let uid = pod.metadata.uid {
+            Self.addDeviceHealth(&status, assignments: devices.assignments(pod: uid), devices: devices)
+        }
         if let outcome {
             status.phase = outcome.phase
             status.reason = outcome.reason
@@ -91,5 +94,26 @@ extension PodWorker {
             }
         }
         return status
+    }
+
+    /// Each container's devices and whether they are still there (`allocatedResourcesStatus`,
+    /// as the kubelet reports its device plugins' health): an unplugged device is Unhealthy.
+    static func addDeviceHealth(_ status: inout PodStatus, assignments: [String: [String: [String]]], devices: DeviceManager) {
+        guard !assignments.isEmpty else { return }
+        func annotate(_ statuses: [KubeModel.ContainerStatus]?) -> [KubeModel.ContainerStatus]? {
+            statuses?.map { container in
+                guard let held = assignments[container.name] else { return container }
+                var annotated = container
+                annotated.allocatedResourcesStatus = held.keys.sorted().map { resource in
+                    let resources = (held[resource] ?? []).map { key -> JSONValue in
+                        ["resourceID": .string(key), "health": .string(devices.isPresent(resource: resource, device: key) ? "Healthy" : "Unhealthy")]
+                    }
+                    return ["name": .string(resource), "resources": .array(resources)] as JSONValue
+                }
+                return annotated
+            }
+        }
+        status.containerStatuses = annotate(status.containerStatuses)
+        status.initContainerStatuses = annotate(status.initContainerStatuses)
     }
 }

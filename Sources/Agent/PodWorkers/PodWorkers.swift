@@ -47,6 +47,7 @@ public final class PodWorkers: Service, Sendable {
             if !saved.isEmpty { host.logger.info("\(saved.count) pods from the local checkpoint until the API answers") }
             // Without a readable checkpoint nothing is known to be unwanted: keep everything.
             await releaseLeftovers(keeping: Set(saved.compactMap(\.metadata.uid)))
+            host.devices?.retain(pods: Set(saved.compactMap(\.metadata.uid)))
         } catch {
             host.logger.error("\(error)")
         }
@@ -88,9 +89,14 @@ public final class PodWorkers: Service, Sendable {
                     } else {
                         // Admission against the pods already running here (none of them finished).
                         let running = admitted.values.filter { $0.status?.phase != .succeeded && $0.status?.phase != .failed }
-                        let rejection = PodAdmission.check(pod, admitted: Array(running), allocatable: host.nodeAllocatable,
+                        var allocatable = host.nodeAllocatable
+                        for (resource, amounts) in host.devices?.resources() ?? [:] { allocatable[resource] = Quantity(amounts.allocatable) }
+                        var rejection = PodAdmission.check(pod, admitted: Array(running), allocatable: allocatable,
                                                            conditions: host.pressure.conditions, nodeLabels: host.nodeLabels.current,
                                                            allowedHostPaths: host.configuration.allowedHostPaths)
+                        // The device manager picks the devices of an admitted pod that will run.
+                        let ended = pod.status?.phase == .succeeded || pod.status?.phase == .failed
+                        if rejection == nil, !ended, let devices = host.devices { rejection = devices.allocate(pod) }
                         if rejection == nil { admitted[uid] = pod }
                         if let rejection { await host.events?.record(pod, type: "Warning", reason: rejection.reason, message: rejection.message) }
                         let worker = PodWorker(pod: pod, host: host, rejection: rejection)
@@ -119,6 +125,7 @@ public final class PodWorkers: Service, Sendable {
                         }
                     }
                 case .finished(let uid):
+                    host.devices?.release(pod: uid)
                     workers[uid] = nil
                     given[uid] = nil
                     admitted[uid] = nil

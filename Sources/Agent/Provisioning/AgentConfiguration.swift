@@ -75,6 +75,10 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     /// How long an exec, attach or port-forward stream may pass no data before it is closed
     /// (the kubelet's `streamingConnectionIdleTimeout`; a duration like "4h"; "0": never).
     public var streamingConnectionIdleTimeout: String?
+    /// Host devices pods may ask for, advertised as `devices.iotkube.io/<name>`.
+    public var devices: [DeviceClass]?
+    /// Whether the built-in device classes (gpio, i2c, spi, serial, video, camera) are offered (default true).
+    public var builtinDevices: Bool?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -116,12 +120,14 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         maxPods = try container.decodeIfPresent(Int.self, forKey: .maxPods)
         allowedHostPaths = try container.decodeIfPresent([String].self, forKey: .allowedHostPaths)
         streamingConnectionIdleTimeout = try container.decodeIfPresent(String.self, forKey: .streamingConnectionIdleTimeout)
+        devices = try container.decodeIfPresent([DeviceClass].self, forKey: .devices)
+        builtinDevices = try container.decodeIfPresent(Bool.self, forKey: .builtinDevices)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
-        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, unknownFields
+        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -159,6 +165,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             for allowed in configuration.allowedHostPaths ?? [] where !allowed.hasPrefix("/") {
                 throw ProvisioningError("\(path): allowedHostPaths: \"\(allowed)\" is not an absolute path")
             }
+            try configuration.validateDevices(path)
             return configuration
         } catch let error as KubeDecodingError {
             throw ProvisioningError("\(path): \(error)")
@@ -229,6 +236,19 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let evictionMaxPodGracePeriod { text += "evictionMaxPodGracePeriod: \(evictionMaxPodGracePeriod)\n" }
         if let maxPods { text += "maxPods: \(maxPods)\n" }
         if let streamingConnectionIdleTimeout { text += "streamingConnectionIdleTimeout: \(quote(streamingConnectionIdleTimeout))\n" }
+        if let builtinDevices { text += "builtinDevices: \(builtinDevices)\n" }
+        if let devices, !devices.isEmpty {
+            text += "devices:\n" + devices.map { device in
+                var entry = "  - name: \(quote(device.name))\n"
+                if let paths = device.paths { entry += "    paths: [" + paths.map(quote).joined(separator: ", ") + "]\n" }
+                for (key, value) in [("subsystem", device.subsystem), ("vendorID", device.vendorID), ("productID", device.productID)] {
+                    if let value { entry += "    \(key): \(quote(value))\n" }
+                }
+                if let perContainer = device.perContainer { entry += "    perContainer: \(perContainer)\n" }
+                if let grouped = device.grouped { entry += "    grouped: \(grouped)\n" }
+                return entry
+            }.joined()
+        }
         if let allowedHostPaths { text += allowedHostPaths.isEmpty ? "allowedHostPaths: []\n" : "allowedHostPaths:\n" + allowedHostPaths.map { "  - \(quote($0))\n" }.joined() }
         return text
     }
@@ -241,6 +261,26 @@ public struct ProvisioningError: Error, CustomStringConvertible, Sendable {
 }
 
 extension AgentConfiguration {
+    /// The device classes in effect (built-in ones unless switched off, then the configured ones).
+    public var deviceClasses: [DeviceClass] { DeviceClass.effective(configured: devices, builtin: builtinDevices) }
+
+    /// Refuses a devices section the agent would have to guess about: the error names the entry,
+    /// its line in the file where it can be found, and what is wrong.
+    func validateDevices(_ path: String) throws(ProvisioningError) {
+        var names = Set<String>()
+        let lines = (try? AtomicFile.read(path)).map { String(decoding: $0, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) } ?? []
+        func line(of name: String) -> String {
+            guard let index = lines.firstIndex(where: { $0.contains("name:") && $0.contains(name) }) else { return "" }
+            return " (line \(index + 1))"
+        }
+        for (index, device) in (devices ?? []).enumerated() {
+            if let problem = device.problem(field: "devices[\(index)]") { throw ProvisioningError("\(path)\(line(of: device.name)): \(problem)") }
+            if !names.insert(device.name).inserted {
+                throw ProvisioningError("\(path)\(line(of: device.name)): devices[\(index)].name: \"\(device.name)\" is given twice")
+            }
+        }
+    }
+
     /// `streamingConnectionIdleTimeout` (default 4 h, the kubelet's); nil: streams never idle out.
     public func streamIdleTimeout() throws(ProvisioningError) -> Duration? {
         guard let text = streamingConnectionIdleTimeout else { return .seconds(4 * 3600) }

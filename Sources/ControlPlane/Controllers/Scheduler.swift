@@ -53,6 +53,15 @@ struct Scheduler {
         if let pods = allocatable["pods"]?.value, Int64(running.count).addingSaturated(1) > pods { return "Too many pods" }
         if let cpu = allocatable["cpu"]?.milliValue, usedCPU.addingSaturated(request.milliCPU) > cpu { return "Insufficient cpu" }
         if let memory = allocatable["memory"]?.value, usedMemory.addingSaturated(request.memory) > memory { return "Insufficient memory" }
+        // Extended resources (devices): a node that does not advertise one has none of it.
+        let extended = pod.extendedRequests
+        if !extended.isEmpty {
+            let used = running.map(\.extendedRequests)
+            for name in extended.keys.sorted() {
+                let inUse = used.map { $0[name] ?? 0 }.saturatingSum()
+                if inUse.addingSaturated(extended[name]!) > (allocatable[name]?.value ?? 0) { return "Insufficient \(name)" }
+            }
+        }
         return nil
     }
 

@@ -16,3 +16,36 @@ extension Pod {
         return (cpu, memory)
     }
 }
+
+extension Pod {
+    /// Whether `name` is an extended resource (a device class, a plugin's resource): a
+    /// domain-qualified name outside kubernetes.io, as Kubernetes' `IsExtendedResourceName` says.
+    public static func isExtendedResource(_ name: String) -> Bool {
+        name.contains("/") && !name.contains("kubernetes.io/") && !name.hasPrefix("requests.")
+    }
+
+    /// The extended resources a container asks for: its limits (the API server requires the
+    /// request to equal the limit; a request alone counts the same), whole units.
+    public static func extendedRequests(_ container: Container) -> [String: Int64] {
+        var result: [String: Int64] = [:]
+        for source in [container.resources?.requests, container.resources?.limits] {
+            for (name, quantity) in source ?? [:] where isExtendedResource(name) {
+                result[name] = max(result[name] ?? 0, quantity.value)
+            }
+        }
+        return result.filter { $0.value > 0 }
+    }
+
+    /// The pod's extended resources: the sum over the app containers or the largest single init
+    /// container, whichever is larger (as for CPU and memory). Sums saturate.
+    public var extendedRequests: [String: Int64] {
+        var total: [String: Int64] = [:]
+        for container in spec?.containers ?? [] {
+            for (name, count) in Self.extendedRequests(container) { total[name] = (total[name] ?? 0).addingSaturated(count) }
+        }
+        for container in spec?.initContainers ?? [] {
+            for (name, count) in Self.extendedRequests(container) { total[name] = max(total[name] ?? 0, count) }
+        }
+        return total
+    }
+}

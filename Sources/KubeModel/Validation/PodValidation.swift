@@ -59,6 +59,19 @@ public enum PodValidation {
                         add("\(field).resources.requests", "Invalid value: \"\(request)\": must be less than or equal to \(resourceName) limit of \(limit)")
                     }
                 }
+                // Extended resources (devices) are whole, never overcommitted: a request needs an
+                // equal limit.
+                for (kind, amounts) in [("requests", container.resources?.requests), ("limits", container.resources?.limits)] {
+                    for (resourceName, amount) in (amounts ?? [:]).sorted(by: { $0.key < $1.key }) where Pod.isExtendedResource(resourceName) {
+                        if amount.milliValue % 1000 != 0 { add("\(field).resources.\(kind)[\(resourceName)]", "Invalid value: \"\(amount)\": must be an integer") }
+                        guard kind == "requests" else { continue }
+                        if let limit = container.resources?.limits?[resourceName] {
+                            if limit != amount { add("\(field).resources.requests", "Invalid value: \"\(amount)\": must be equal to \(resourceName) limit of \(limit)") }
+                        } else {
+                            add("\(field).resources.limits", "Required value: Limit must be set for non overcommitable resources", reason: "FieldValueRequired")
+                        }
+                    }
+                }
                 for (mountIndex, mount) in (container.volumeMounts ?? []).enumerated() where !volumeNames.contains(mount.name) {
                     add("\(field).volumeMounts[\(mountIndex)].name", "Not found: \"\(mount.name)\"", reason: "FieldValueNotFound")
                 }

@@ -1,14 +1,14 @@
 import OCI
 
 /// Device access rules (v1 `devices.allow` lines).
-enum DeviceRules {
+public enum DeviceRules {
     /// What every container may use: the standard /dev nodes, ptys and tun.
-    static let standard: [RuntimeSpec.Resources.DeviceRule] = [
+    public static let standard: [RuntimeSpec.Resources.DeviceRule] = [
         rule("c", 1, 3), rule("c", 1, 5), rule("c", 1, 7), rule("c", 1, 8), rule("c", 1, 9), rule("c", 5, 0), rule("c", 5, 1),
         rule("c", 5, 2), rule("c", 136, nil), rule("c", 10, 200),
     ]
 
-    static func rule(_ type: String, _ major: Int64?, _ minor: Int64?) -> RuntimeSpec.Resources.DeviceRule {
+    public static func rule(_ type: String, _ major: Int64?, _ minor: Int64?) -> RuntimeSpec.Resources.DeviceRule {
         RuntimeSpec.Resources.DeviceRule(allow: true, type: type, major: major, minor: minor, access: "rwm")
     }
 

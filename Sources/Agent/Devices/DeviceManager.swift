@@ -1,0 +1,292 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import KubeModel
+import Synchronization
+import SystemSupport
+
+/// The node's devices (agent.yaml `devices` and the built-in classes): what exists now, which
+/// container holds which, and the extended resources that makes. Assignments are made when a
+/// pod is admitted, kept on disk (rewritten only when they change) so that an agent restart
+/// gives every running container the same devices, and released when the pod ends.
+public final class DeviceManager: Sendable {
+    /// One device as a container gets it: a node, or every node of a grouped class.
+    public struct Device: Sendable, Hashable {
+        /// The device's identity: its path (a grouped class: its name).
+        public var key: String
+        public var nodes: [HostDevice]
+    }
+
+    /// A container's devices of one class, as the container gets them.
+    public struct ContainerDevices: Sendable, Hashable {
+        public var deviceClass: DeviceClass
+        public var nodes: [HostDevice]
+        public init(deviceClass: DeviceClass, nodes: [HostDevice]) {
+            self.deviceClass = deviceClass
+            self.nodes = nodes
+        }
+    }
+
+    /// A container's devices of one resource.
+    struct Assignment: Codable, Sendable, Hashable {
+        var pod: String
+        var container: String
+        var resource: String
+        var devices: [String]
+    }
+
+    private struct Checkpoint: Codable {
+        var assignments: [Assignment]
+    }
+
+    /// What changed in a rescan.
+    public struct Change: Sendable {
+        /// The advertised amounts changed (the Node's status should follow now).
+        public var resourcesChanged = false
+        /// Devices held by containers that are gone now.
+        public var unplugged: [(pod: String, container: String, resource: String, device: String)] = []
+        /// Devices held by containers that came back.
+        public var replugged: [(pod: String, container: String, resource: String, device: String)] = []
+    }
+
+    private struct State {
+        var found: [String: [Device]] = [:]
+        var assignments: [Assignment] = []
+        var lastSaved: [Assignment]?
+    }
+
+    public let classes: [DeviceClass]
+    let checkpointPath: String
+    let sysfs: String
+    private let state = Mutex(State())
+
+    /// `checkpointPath`: where assignments are kept; a damaged file is reported by ``loadError``
+    /// and the agent starts with none (pods are admitted and assigned again).
+    public init(classes: [DeviceClass], checkpointPath: String, sysfs: String = "/sys") {
+        self.classes = classes
+        self.checkpointPath = checkpointPath
+        self.sysfs = sysfs
+        var loaded: [Assignment] = []
+        var problem: String?
+        do {
+            if let bytes = try AtomicFile.read(checkpointPath) {
+                loaded = try KubeJSON.decode(Checkpoint.self, from: bytes, validation: .discard).assignments
+            }
+        } catch {
+            problem = "device assignments \(checkpointPath) are damaged (\(error)): starting with none"
+        }
+        loadError = problem
+        state.withLock { $0.assignments = loaded; $0.lastSaved = loaded }
+        _ = rescan()
+    }
+
+    /// Why the saved assignments could not be read, when they could not.
+    public let loadError: String?
+
+    // MARK: discovery
+
+    /// Looks for every class's devices again; says what changed.
+    @discardableResult
+    public func rescan() -> Change {
+        var found: [String: [Device]] = [:]
+        for deviceClass in classes { found[deviceClass.name] = discover(deviceClass) }
+        return state.withLock { state in
+            var change = Change()
+            let before = resources(state)
+            let previous = state.found
+            state.found = found
+            change.resourcesChanged = resources(state) != before
+            for assignment in state.assignments {
+                let name = String(assignment.resource.dropFirst(DeviceClass.resourcePrefix.count))
+                let was = Set(previous[name]?.map(\.key) ?? []), now = Set(found[name]?.map(\.key) ?? [])
+                for key in assignment.devices {
+                    if was.contains(key) && !now.contains(key) { change.unplugged.append((assignment.pod, assignment.container, assignment.resource, key)) }
+                    if !was.contains(key) && now.contains(key) && !previous.isEmpty { change.replugged.append((assignment.pod, assignment.container, assignment.resource, key)) }
+                }
+            }
+            return change
+        }
+    }
+
+    /// The devices of one class on the host now, in path order, each major:minor once.
+    func discover(_ deviceClass: DeviceClass) -> [Device] {
+        var nodes: [HostDevice] = []
+        var seen = Set<String>()
+        for pattern in deviceClass.searchedPaths {
+            for path in Self.glob(pattern) {
+                guard let device = HostDevice.at(path), seen.insert("\(device.type)\(device.major):\(device.minor)").inserted else { continue }
+                if let subsystem = deviceClass.subsystem, device.subsystem(sysfs: sysfs) != subsystem { continue }
+                if let vendor = deviceClass.vendorID, device.parentAttribute("idVendor", sysfs: sysfs)?.lowercased() != vendor.lowercased() { continue }
+                if let product = deviceClass.productID, device.parentAttribute("idProduct", sysfs: sysfs)?.lowercased() != product.lowercased() { continue }
+                nodes.append(device)
+            }
+        }
+        if deviceClass.grouped == true { return nodes.isEmpty ? [] : [Device(key: deviceClass.name, nodes: nodes)] }
+        return nodes.map { Device(key: $0.path, nodes: [$0]) }
+    }
+
+    static func glob(_ pattern: String) -> [String] {
+        var result = glob_t()
+        defer { globfree(&result) }
+        guard Glibc.glob(pattern, 0, nil, &result) == 0 else { return [] }
+        return (0..<Int(result.gl_pathc)).compactMap { index in result.gl_pathv[index].map { String(cString: $0) } }
+    }
+
+    // MARK: resources
+
+    /// Each class's resource: capacity counts the devices found and those held but unplugged,
+    /// allocatable only the devices found (times `perContainer`).
+    public func resources() -> [String: DeviceAmounts] {
+        state.withLock { resources($0) }
+    }
+
+    private func resources(_ state: State) -> [String: DeviceAmounts] {
+        var result: [String: DeviceAmounts] = [:]
+        for deviceClass in classes {
+            let found = Set(state.found[deviceClass.name]?.map(\.key) ?? [])
+            let held = Set(state.assignments.filter { $0.resource == deviceClass.resourceName }.flatMap(\.devices))
+            let share = Int64(deviceClass.perContainer ?? 1)
+            result[deviceClass.resourceName] = DeviceAmounts(capacity: Int64(found.union(held).count) * share, allocatable: Int64(found.count) * share)
+        }
+        return result
+    }
+
+    // MARK: assignment
+
+    /// Picks devices for every container of `pod` that asks for a device resource (the kubelet's
+    /// device manager allocation at admission); a pod that holds devices already keeps them.
+    /// A refusal is the kubelet's `UnexpectedAdmissionError`.
+    public func allocate(_ pod: Pod) -> PodAdmission.Rejection? {
+        guard let uid = pod.metadata.uid, let spec = pod.spec else { return nil }
+        let result: (made: [Assignment], rejection: PodAdmission.Rejection?) = state.withLock { state in
+            if state.assignments.contains(where: { $0.pod == uid }) { return ([], nil) }
+            var made: [Assignment] = []
+            func occupancy(_ key: String, resource: String, excludingPod: Bool) -> Int {
+                (state.assignments + made).filter { $0.resource == resource && $0.devices.contains(key) && !(excludingPod && $0.pod == uid) }.count
+            }
+            // App containers first (they run together), then init containers, which run one at a
+            // time and may use what this pod's app containers hold.
+            for (containers, reusing) in [(spec.containers, false), (spec.initContainers ?? [], true)] {
+                for container in containers {
+                    for (resource, count) in Pod.extendedRequests(container).sorted(by: { $0.key < $1.key }) {
+                        guard let deviceClass = classes.first(where: { $0.resourceName == resource }) else { continue }
+                        let limit = deviceClass.perContainer ?? 1
+                        let free = (state.found[deviceClass.name] ?? [])
+                            .map { (key: $0.key, used: occupancy($0.key, resource: resource, excludingPod: reusing)) }
+                            .filter { $0.used < limit }
+                            .sorted { ($0.used, $0.key) < ($1.used, $1.key) }
+                        guard Int64(free.count) >= count else {
+                            return ([], PodAdmission.Rejection(
+                                reason: "UnexpectedAdmissionError",
+                                message: "Allocate failed due to requested number of devices unavailable for \(resource). Requested: \(count), Available: \(free.count), which is unexpected"))
+                        }
+                        made.append(Assignment(pod: uid, container: container.name, resource: resource, devices: free.prefix(Int(count)).map(\.key)))
+                    }
+                }
+            }
+            state.assignments += made
+            return (made, nil)
+        }
+        if !result.made.isEmpty { save() }
+        return result.rejection
+    }
+
+    /// The devices assigned to one container, as its nodes now are; a device that was unplugged
+    /// is an error naming it.
+    public func devices(pod uid: String, container: String) throws(DeviceError) -> [ContainerDevices] {
+        try state.withLock { state throws(DeviceError) in
+            var result: [ContainerDevices] = []
+            for assignment in state.assignments where assignment.pod == uid && assignment.container == container {
+                guard let deviceClass = classes.first(where: { $0.resourceName == assignment.resource }) else { continue }
+                var nodes: [HostDevice] = []
+                for key in assignment.devices {
+                    guard let device = state.found[deviceClass.name]?.first(where: { $0.key == key }) else {
+                        throw DeviceError("\(assignment.resource): device \(key), assigned to this container, is not on the node (unplugged?)")
+                    }
+                    nodes += device.nodes
+                }
+                result.append(ContainerDevices(deviceClass: deviceClass, nodes: nodes))
+            }
+            return result
+        }
+    }
+
+    /// What each container of a pod holds: resource → device keys (for the pod's status).
+    public func assignments(pod uid: String) -> [String: [String: [String]]] {
+        state.withLock { state in
+            var result: [String: [String: [String]]] = [:]
+            for assignment in state.assignments where assignment.pod == uid {
+                result[assignment.container, default: [:]][assignment.resource, default: []] += assignment.devices
+            }
+            return result
+        }
+    }
+
+    /// Whether a held device is on the node now.
+    public func isPresent(resource: String, device key: String) -> Bool {
+        let name = String(resource.dropFirst(DeviceClass.resourcePrefix.count))
+        return state.withLock { $0.found[name]?.contains { $0.key == key } ?? false }
+    }
+
+    /// Frees what a pod held (it ended or is gone).
+    public func release(pod uid: String) {
+        let changed = state.withLock { state in
+            let before = state.assignments.count
+            state.assignments.removeAll { $0.pod == uid }
+            return state.assignments.count != before
+        }
+        if changed { save() }
+    }
+
+    /// Frees what pods other than `live` held (after a restart: pods deleted meanwhile).
+    public func retain(pods live: Set<String>) {
+        let changed = state.withLock { state in
+            let before = state.assignments.count
+            state.assignments.removeAll { !live.contains($0.pod) }
+            return state.assignments.count != before
+        }
+        if changed { save() }
+    }
+
+    /// The pods holding devices.
+    public var holders: Set<String> { state.withLock { Set($0.assignments.map(\.pod)) } }
+
+    /// Writes the assignments when they differ from the file's (atomically: a power cut leaves
+    /// the old or the new set).
+    private func save() {
+        let assignments: [Assignment]? = state.withLock { state in
+            let sorted = state.assignments.sorted { ($0.pod, $0.container, $0.resource) < ($1.pod, $1.container, $1.resource) }
+            guard sorted != state.lastSaved else { return nil }
+            state.lastSaved = sorted
+            return sorted
+        }
+        guard let assignments else { return }
+        do {
+            let bytes = try KubeJSON.encode(Checkpoint(assignments: assignments))
+            if let slash = checkpointPath.lastIndex(of: "/") { try FileTree.makeDirectories(String(checkpointPath[..<slash]), mode: 0o700) }
+            try AtomicFile.write(bytes, to: checkpointPath, mode: 0o600)
+        } catch {
+            state.withLock { $0.lastSaved = nil }
+            saveError.withLock { $0 = "device assignments not written to \(checkpointPath): \(error)" }
+        }
+    }
+
+    /// The last failure to write the assignments, for the agent's log; cleared when read.
+    public func takeSaveError() -> String? { saveError.withLock { error in defer { error = nil }; return error } }
+    private let saveError = Mutex<String?>(nil)
+}
+
+/// How much of one device resource the node has: all (held ones that were unplugged included)
+/// and what may be given out.
+public struct DeviceAmounts: Sendable, Hashable {
+    public var capacity: Int64
+    public var allocatable: Int64
+}
+
+/// A container's devices cannot be given to it; the message names the device.
+public struct DeviceError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
