@@ -50,6 +50,30 @@ struct NumericBoundsTests {
         #expect(server.process.isRunning)
     }
 
+    /// Extended resources (devices) are whole and never overcommitted, as kube-apiserver says.
+    @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
+    func devicesAreWholeAndARequestNeedsAnEqualLimit() throws {
+        let server = try ServerProcess()
+        let api = try APIRequester(server)
+        func pod(_ resources: String) -> String {
+            #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"d"},"spec":{"containers":[{"name":"a","image":"busybox","resources":RES}]}}"#
+                .replacingOccurrences(of: "RES", with: resources)
+        }
+        for (resources, field, message) in [
+            (#"{"limits":{"devices.iotkube.io/i2c":"500m"}}"#, "spec.containers[0].resources.limits[devices.iotkube.io/i2c]", "must be an integer"),
+            (#"{"requests":{"devices.iotkube.io/i2c":"1"}}"#, "spec.containers[0].resources.limits", "Limit must be set for non overcommitable resources"),
+            (#"{"requests":{"devices.iotkube.io/i2c":"1"},"limits":{"devices.iotkube.io/i2c":"2"}}"#, "spec.containers[0].resources.requests",
+             "must be equal to devices.iotkube.io/i2c limit of 2"),
+            (#"{"limits":{"devices.iotkube.io/i2c":"-1"}}"#, "spec.containers[0].resources.limits[devices.iotkube.io/i2c]", "must be greater than or equal to 0"),
+        ] {
+            let refused = try api.send("POST", "/api/v1/namespaces/default/pods", body: pod(resources))
+            #expect(refused.code == 422 && refused.body.contains(#""field":"\#(field)""#) && refused.body.contains(message), "\(resources): \(refused.body)")
+        }
+        let created = try api.send("POST", "/api/v1/namespaces/default/pods", body: pod(#"{"requests":{"devices.iotkube.io/i2c":"2"},"limits":{"devices.iotkube.io/i2c":"2"}}"#))
+        #expect(created.code == 201, "\(created.body)")
+        #expect(server.process.isRunning)
+    }
+
     @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))
     func absurdRequestsLeaveAPodPendingAndTheServerUp() throws {
         let server = try ServerProcess()

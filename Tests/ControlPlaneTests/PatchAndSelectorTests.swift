@@ -121,6 +121,29 @@ struct PatchAndSelectorTests {
         #expect(Scheduler.decide(Self.pod(), nodes: preferNot, podsByNode: [:]) == .bind("p"))
     }
 
+    /// Extended resources (devices) count like CPU: a node without one has none; sums saturate.
+    @Test func schedulerCountsDevices() {
+        func withDevices(_ node: Node, _ amount: String) -> Node {
+            var node = node
+            node.status?.allocatable?["devices.iotkube.io/i2c"] = Quantity(stringLiteral: amount)
+            return node
+        }
+        func devicePod(_ count: String) -> Pod {
+            var pod = Self.pod()
+            pod.spec?.containers[0].resources?.limits = ["devices.iotkube.io/i2c": Quantity(stringLiteral: count)]
+            return pod
+        }
+        let nodes = [Self.node("plain", cpu: "8"), withDevices(Self.node("pi"), "2")]
+        #expect(Scheduler.decide(devicePod("1"), nodes: nodes, podsByNode: [:]) == .bind("pi"))
+        #expect(Scheduler.decide(devicePod("2"), nodes: nodes, podsByNode: ["pi": [devicePod("1")]])
+            == .unschedulable("0/2 nodes are available: 2 Insufficient devices.iotkube.io/i2c."))
+        let huge = "9223372036854775807"
+        #expect(Scheduler.decide(devicePod(huge), nodes: nodes, podsByNode: ["pi": [devicePod(huge), devicePod(huge)]])
+            == .unschedulable("0/2 nodes are available: 2 Insufficient devices.iotkube.io/i2c."))
+        // A pod without devices still goes anywhere it fits.
+        #expect(Scheduler.decide(Self.pod(), nodes: nodes, podsByNode: [:]) == .bind("plain"))
+    }
+
     @Test func ages() throws {
         let now = try Timestamp(rfc3339: "2026-11-23T12:00:00Z")
         for (created, expected) in [("2026-11-23T11:59:15Z", "45s"), ("2026-11-23T11:56:48Z", "3m12s"), ("2026-11-23T11:30:00Z", "30m"),

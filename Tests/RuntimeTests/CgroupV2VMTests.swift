@@ -1,6 +1,7 @@
 import Foundation
 import IotkubeTestSupport
 import OCI
+import Runtime
 import Testing
 
 /// cgroup v2 as the agent's target boards have it (pure v2, systemd as PID 1), in a qemu VM: this
@@ -86,6 +87,17 @@ struct CgroupV2VMTests {
         }
         let devices = try await vm.checkAsync("\(runtime) run -b bundles/devices devices")
         #expect(devices.contains("mknod_block=EPERM") && devices.contains("open_null=OK") && devices.contains("write_zero=EPERM"), "\(devices)")
+        // An assigned device as the agent gives one (the standard rules and exactly its own): the
+        // node opens past the filter (no driver for 240: ENXIO), its neighbour is refused.
+        try Self.bundle(vm, "assigned", ["/bin/probe", "assigned"]) { spec in
+            spec.process?.capabilities?.bounding?.append("CAP_MKNOD")
+            spec.process?.capabilities?.effective?.append("CAP_MKNOD")
+            spec.process?.capabilities?.permitted?.append("CAP_MKNOD")
+            spec.linux?.devices = [RuntimeSpec.Device(type: "c", path: "/dev/radio0", major: 240, minor: 0, fileMode: 0o660, uid: 0, gid: 0)]
+            spec.linux?.resources = Self.resources { $0.devices = DeviceRules.standard + [.init(allow: true, type: "c", major: 240, minor: 0, access: "rwm")] }
+        }
+        let assigned = try await vm.checkAsync("\(runtime) run -b bundles/assigned assigned")
+        #expect(assigned.contains("open_assigned=ENXIO") && assigned.contains("mknod_assigned=OK") && assigned.contains("mknod_other=EPERM"), "\(assigned)")
         // A privileged-style rule set ("allow everything") attaches no filter: mknod works, and
         // opening the node reaches the (absent) device.
         try Self.bundle(vm, "privileged", ["/bin/probe", "devices"]) { spec in

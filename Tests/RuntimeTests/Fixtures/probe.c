@@ -3,7 +3,8 @@
  *   probe alloc MiB     touch MiB of memory, printing allocated=N every MiB (memory.max)
  *   probe spin SECONDS  busy-loop; prints cpu_ms and wall_ms (cpu.max)
  *   probe forks N       try N forks (children wait); prints forked, failed and the errno (pids.max)
- *   probe devices       mknod and open a block device node (the device controller) */
+ *   probe devices       mknod and open a block device node (the device controller)
+ *   probe assigned      open an assigned node of a driverless major (240:0) and mknod its neighbour */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +70,13 @@ static int limits(int argc, char **argv) {
         report("open_block", open("/dev/probe-block", O_RDONLY));
         report("open_null", open("/dev/null", O_WRONLY));
         report("write_zero", open("/dev/zero", O_WRONLY));
+        return 0;
+    }
+    if (strcmp(argv[1], "assigned") == 0) {
+        /* Allowed by the device controller, 240:0 reaches the (absent) driver: ENXIO. */
+        report("open_assigned", open("/dev/radio0", O_RDONLY));
+        report("mknod_assigned", mknod("/dev/radio0-copy", S_IFCHR | 0600, makedev(240, 0)));
+        report("mknod_other", mknod("/dev/radio1", S_IFCHR | 0600, makedev(240, 1)));
         return 0;
     }
     fprintf(stderr, "probe: unknown mode %s\n", argv[1]);
