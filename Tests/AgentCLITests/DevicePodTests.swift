@@ -169,6 +169,11 @@ struct DevicePodTests {
             "\(pod.status?.containerStatuses?.first?.allocatedResourcesStatus ?? [])".contains("Unhealthy")
         }
         let health = "\(unhealthy.status?.containerStatuses?.first?.allocatedResourcesStatus ?? [])"
+        // The pod and the Node as the official schemas have them (allocatedResourcesStatus is the
+        // kubelet's since Kubernetes 1.31).
+        let documents = [("pod-a", Array(try await node.kubectl(["get", "pod", "a", "-o", "json"]).utf8)),
+                         ("node", Array(try await node.kubectl(["get", "node", "device-board", "-o", "json"]).utf8))]
+        #expect(try SchemaCheck.failures(documents.map { (name: $0.0, json: $0.1) }, version: "1.33.0") == [])
         #expect(health.contains(devices + "/" + String(aSensor.dropFirst(5))) && health.contains("devices.iotkube.io/radio"), "\(health)")
         var events = ""
         for _ in 0..<50 where !events.contains("DeviceUnhealthy") {
