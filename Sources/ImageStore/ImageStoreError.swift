@@ -18,6 +18,8 @@ public struct ImageStoreError: Error, CustomStringConvertible, Sendable {
 
     public var kind: Kind
     public var description: String
+    /// The registry answered a TLS handshake with something else (a plain-HTTP registry).
+    public var speaksNoTLS = false
 
     public init(_ kind: Kind, _ description: String) {
         self.kind = kind

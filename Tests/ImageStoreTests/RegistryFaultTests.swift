@@ -128,6 +128,34 @@ struct RegistryFaultTests {
         #expect(result.output.contains("cannot connect to 127.0.0.1:\(port)"), "\(result.output)")
     }
 
+    /// A registry on this machine that does not speak TLS is used over plain HTTP without any
+    /// setting (as Docker and containerd do); elsewhere, the failed handshake is a sentence that
+    /// names the registry and the setting, not BoringSSL's error dump.
+    @Test func aLoopbackRegistryWithoutTLSWorksAndOthersSayWhatToSet() throws {
+        let fixture = try RegistryFixture.get()
+        let loopback = try fixture.agent(["pull", "--root", fixture.newStateDirectory(), "--config", fixture.directory + "/no-agent.yaml",
+                                          "--unpack-mode", "flattened", "\(fixture.open)/test/busybox:1"])
+        #expect(loopback.status == 0, "\(loopback.output)")
+        let addresses = try ServerProcess.run("/bin/sh", ["-c", "ip -4 -o addr show scope global | awk '{print $4}' | cut -d/ -f1 | head -1"])
+        let address = addresses.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !address.isEmpty else {
+            print("skipped the non-loopback half: this machine has no global IPv4 address")
+            return
+        }
+        // A plain-HTTP server on the machine's own address, which is not loopback.
+        let port = try ServerProcess.freePort()
+        let server = try SpawnedProcess("/usr/bin/python3", ["-m", "http.server", "--bind", address, String(port)], output: .null)
+        defer { server.terminate(); server.waitUntilExit() }
+        for _ in 0..<50 where (try? ServerProcess.run("/usr/bin/curl", ["-sf", "-o", "/dev/null", "http://\(address):\(port)/"]).status) != 0 {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        let elsewhere = try fixture.agent(["pull", "--root", fixture.newStateDirectory(), "--config", fixture.directory + "/no-agent.yaml",
+                                           "\(address):\(port)/test/busybox:1"])
+        #expect(elsewhere.status != 0)
+        #expect(elsewhere.output.contains("\(address):\(port) does not speak TLS") && elsewhere.output.contains("list it in insecureRegistries"), "\(elsewhere.output)")
+        #expect(!elsewhere.output.contains("BoringSSLError"), "\(elsewhere.output)")
+    }
+
     @Test func unknownImageAndTag() throws {
         let fixture = try RegistryFixture.get()
         let root = fixture.newStateDirectory()

@@ -92,7 +92,7 @@ public final class RegistryClient: Sendable {
     private func fetch(_ reference: ImageReference, endpoint: RegistryEndpoint, path: String, accept: String?, rangeStart: Int64?,
                        onSuccess: (RegistryResponseHead) throws(ImageStoreError) -> Void,
                        sink: (inout ByteBuffer) throws(ImageStoreError) -> Void) async throws(ImageStoreError) -> RegistryResponseHead {
-        let plain = !endpoint.secure && plainHTTPHosts.withLock { $0.contains(endpoint.host) }
+        let plain = endpoint.plainHTTPFallback && plainHTTPHosts.withLock { $0.contains(endpoint.host) }
         var url = RegistryURL(secure: !plain, hostAndPort: endpoint.host, path: "/v2/\(reference.repository)/\(path)")
         let authKey = "\(endpoint.host)|\(reference.repository)"
         var authorized = false
@@ -111,8 +111,8 @@ public final class RegistryClient: Sendable {
                     try onSuccess(head)
                     return true
                 } onBody: { buffer throws(ImageStoreError) in try sink(&buffer) }
-            } catch where !endpoint.secure && url.secure && error.kind == .registry && sameHost {
-                // An insecure registry that does not speak TLS: use plain HTTP from now on.
+            } catch where url.secure && sameHost && error.kind == .registry && (!endpoint.secure || (endpoint.plainHTTPFallback && error.speaksNoTLS)) {
+                // An insecure (or loopback) registry that does not speak TLS: plain HTTP from now on.
                 plainHTTPHosts.withLock { _ = $0.insert(endpoint.host) }
                 url.secure = false
                 url.port = RegistryURL(secure: false, hostAndPort: endpoint.host, path: "/").port

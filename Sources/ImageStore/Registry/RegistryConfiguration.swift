@@ -15,6 +15,18 @@ public struct RegistryConfiguration: Sendable {
 
     public init() {}
 
+    /// Whether `host[:port]` is this machine (`localhost`, 127.0.0.0/8, `::1`): tried over plain
+    /// HTTP when it does not speak TLS, as Docker and containerd do (TLS is still verified when it does).
+    public static func isLoopback(_ host: String) -> Bool {
+        var name = Substring(host)
+        if name.hasPrefix("[") { name = name.dropFirst().prefix { $0 != "]" } } else if name.filter({ $0 == ":" }).count == 1 {
+            name = name.prefix { $0 != ":" }
+        }
+        if name == "localhost" || name == "::1" { return true }
+        let octets = name.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
     public func isInsecure(_ host: String) -> Bool {
         insecureRegistries.contains(host) || insecureRegistries.contains(host.split(separator: ":").first.map(String.init) ?? host)
     }
@@ -37,6 +49,8 @@ struct RegistryEndpoint: Sendable, Hashable {
     var host: String
     /// False for an insecure registry: HTTPS without verification, falling back to plain HTTP.
     var secure: Bool
+    /// Plain HTTP is tried when the registry does not speak TLS: insecure and loopback registries.
+    var plainHTTPFallback: Bool { !secure || RegistryConfiguration.isLoopback(host) }
     /// Which registry's credentials apply.
     var credentialsKey: String
 

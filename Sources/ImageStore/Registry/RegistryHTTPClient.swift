@@ -97,6 +97,27 @@ final class RegistryHTTPClient: Sendable {
 
     typealias Connection = HTTPClientConnection.Channel
 
+    /// A failed TLS handshake as a sentence naming the registry, what went wrong and the setting
+    /// that fixes it (BoringSSL's reason code kept in parentheses); nil for other errors.
+    static func tlsFailure(_ error: any Error, authority: String) -> ImageStoreError? {
+        guard error is NIOSSLError || error is BoringSSLError else { return nil }
+        let detail = "\(error)"
+        let code = ["WRONG_VERSION_NUMBER", "CERTIFICATE_VERIFY_FAILED", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST", "UNSUPPORTED_PROTOCOL",
+                    "SSLV3_ALERT_HANDSHAKE_FAILURE", "TLSV1_ALERT_PROTOCOL_VERSION"].first { detail.contains($0) }
+        let settings = "insecureRegistries in agent.yaml (--insecure-registry for `images pull`)"
+        var failure: ImageStoreError
+        switch code {
+        case "WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST":
+            failure = .init(.registry, "\(authority) does not speak TLS (\(code!)): for a plain-HTTP registry, list it in \(settings)")
+            failure.speaksNoTLS = true
+        case "CERTIFICATE_VERIFY_FAILED":
+            failure = .init(.registry, "\(authority) presented a certificate this board does not trust (CERTIFICATE_VERIFY_FAILED): give its CA in registryCAFiles in agent.yaml, or list it in \(settings)")
+        default:
+            failure = .init(.registry, "the TLS handshake with \(authority) failed (\(code ?? detail)): check its TLS setup, or list it in \(settings)")
+        }
+        return failure
+    }
+
     /// Sends `method url` with `headers`; `onHead` sees the response head and says whether to
     /// stream the body into `onBody` (otherwise up to 64 KiB of it are returned for messages).
     func execute(
@@ -115,7 +136,7 @@ final class RegistryHTTPClient: Sendable {
             connection = connected.channel
             idle = connected.idle
         } catch {
-            throw .init(.registry, "cannot connect to \(url.authority): \(error)")
+            throw Self.tlsFailure(error, authority: url.authority) ?? .init(.registry, "cannot connect to \(url.authority): \(error)")
         }
         var requestHeaders = HTTPHeaders()
         requestHeaders.add(name: "Host", value: url.authority)
@@ -152,7 +173,7 @@ final class RegistryHTTPClient: Sendable {
         } catch {
             if let failure { throw failure }
             if idle.fired { throw .init(.registry, "\(method) \(url): no data for \(configuration.timeoutSeconds) s (registry hung)") }
-            throw .init(.registry, "\(method) \(url): \(error)")
+            throw Self.tlsFailure(error, authority: url.authority) ?? .init(.registry, "\(method) \(url): \(error)")
         }
         if let failure { throw failure }
         if idle.fired { throw .init(.registry, "\(method) \(url): no data for \(configuration.timeoutSeconds) s (registry hung)") }
