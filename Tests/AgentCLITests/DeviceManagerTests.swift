@@ -47,65 +47,65 @@ struct DeviceManagerTests {
         return DeviceManager(classes: [sensor], checkpointPath: directory + "/state/devices.json")
     }
 
-    @Test func podsGetDistinctDevicesUntilNoneAreLeftAndKeepThemAcrossARestart() throws {
+    @Test func podsGetDistinctDevicesUntilNoneAreLeftAndKeepThemAcrossARestart() async throws {
         let devices = manager()
         #expect(devices.resources()["devices.iotkube.io/sensor"] == DeviceAmounts(capacity: 3, allocatable: 3))
-        #expect(devices.allocate(Self.pod("a", ["devices.iotkube.io/sensor": 2])) == nil)
+        #expect(await devices.allocate(Self.pod("a", ["devices.iotkube.io/sensor": 2])) == nil)
         let held = try devices.devices(pod: "a", container: "app")
         #expect(held.count == 1 && held[0].nodes.count == 2)
         #expect(Set(held[0].nodes.map(\.path)).count == 2)
         #expect(held[0].nodes.allSatisfy { $0.type == "c" && $0.major == 1 && $0.mode == 0o640 })
         #expect(held[0].nodes[0].containerPath == "/dev/" + held[0].nodes[0].path.split(separator: "/").last!)
         // One left: a pod asking for two is refused with the kubelet's words.
-        let refused = devices.allocate(Self.pod("b", ["devices.iotkube.io/sensor": 2]))
+        let refused = await devices.allocate(Self.pod("b", ["devices.iotkube.io/sensor": 2]))
         #expect(refused?.reason == "UnexpectedAdmissionError")
         #expect(refused?.message == "Allocate failed due to requested number of devices unavailable for devices.iotkube.io/sensor. Requested: 2, Available: 1, which is unexpected")
         #expect(try devices.devices(pod: "b", container: "app").isEmpty)
         // Asking again for a pod that holds devices keeps them.
-        #expect(devices.allocate(Self.pod("a", ["devices.iotkube.io/sensor": 2])) == nil)
+        #expect(await devices.allocate(Self.pod("a", ["devices.iotkube.io/sensor": 2])) == nil)
         #expect(try devices.devices(pod: "a", container: "app") == held)
         // A restarted agent reads the same assignment back.
         let restarted = manager()
         #expect(restarted.loadError == nil)
         #expect(try restarted.devices(pod: "a", container: "app") == held)
-        #expect(restarted.allocate(Self.pod("c", ["devices.iotkube.io/sensor": 1])) == nil)
+        #expect(await restarted.allocate(Self.pod("c", ["devices.iotkube.io/sensor": 1])) == nil)
         let third = try restarted.devices(pod: "c", container: "app")[0].nodes[0].path
         #expect(!held[0].nodes.map(\.path).contains(third))
         // Released when the pod ends; pods gone while the agent was down are released at start.
         restarted.release(pod: "a")
-        #expect(restarted.allocate(Self.pod("b", ["devices.iotkube.io/sensor": 2])) == nil)
+        #expect(await restarted.allocate(Self.pod("b", ["devices.iotkube.io/sensor": 2])) == nil)
         restarted.retain(pods: ["b"])
         #expect(restarted.holders == ["b"])
         #expect(manager().holders == ["b"])
     }
 
-    @Test func aDamagedAssignmentFileIsReportedAndTheAgentStartsWithNone() throws {
+    @Test func aDamagedAssignmentFileIsReportedAndTheAgentStartsWithNone() async throws {
         try FileManager.default.createDirectory(atPath: directory + "/state", withIntermediateDirectories: true)
         try Data("{\"assignments\": [{\"pod\": 3".utf8).write(to: URL(fileURLWithPath: directory + "/state/devices.json"))
         let devices = manager()
         #expect(devices.loadError?.contains(directory + "/state/devices.json") == true)
         #expect(devices.holders.isEmpty)
-        #expect(devices.allocate(Self.pod("a", ["devices.iotkube.io/sensor": 3])) == nil)
+        #expect(await devices.allocate(Self.pod("a", ["devices.iotkube.io/sensor": 3])) == nil)
     }
 
-    @Test func sharedDevicesGoToAsManyContainersAsAllowedAndInitContainersReuseThePods() throws {
+    @Test func sharedDevicesGoToAsManyContainersAsAllowedAndInitContainersReuseThePods() async throws {
         let devices = manager(perContainer: 2)
         #expect(devices.resources()["devices.iotkube.io/sensor"] == DeviceAmounts(capacity: 6, allocatable: 6))
         // Spread: each pod gets the least used device.
-        for uid in ["a", "b", "c"] { #expect(devices.allocate(Self.pod(uid, ["devices.iotkube.io/sensor": 1])) == nil) }
+        for uid in ["a", "b", "c"] { #expect(await devices.allocate(Self.pod(uid, ["devices.iotkube.io/sensor": 1])) == nil) }
         let paths = try ["a", "b", "c"].map { try devices.devices(pod: $0, container: "app")[0].nodes[0].path }
         #expect(Set(paths).count == 3)
         // A container never gets the same device twice: three distinct ones are left (one share each).
-        #expect(devices.allocate(Self.pod("d", ["devices.iotkube.io/sensor": 3])) == nil)
-        #expect(devices.allocate(Self.pod("e", ["devices.iotkube.io/sensor": 1]))?.reason == "UnexpectedAdmissionError")
+        #expect(await devices.allocate(Self.pod("d", ["devices.iotkube.io/sensor": 3])) == nil)
+        #expect(await devices.allocate(Self.pod("e", ["devices.iotkube.io/sensor": 1]))?.reason == "UnexpectedAdmissionError")
         // An init container may use what its own pod's app container holds.
         let reuse = manager(perContainer: 1)
         reuse.release(pod: "a"); reuse.release(pod: "b"); reuse.release(pod: "c"); reuse.release(pod: "d")
-        #expect(reuse.allocate(Self.pod("f", ["devices.iotkube.io/sensor": 3], initRequests: ["devices.iotkube.io/sensor": 3])) == nil)
+        #expect(await reuse.allocate(Self.pod("f", ["devices.iotkube.io/sensor": 3], initRequests: ["devices.iotkube.io/sensor": 3])) == nil)
         #expect(try reuse.devices(pod: "f", container: "setup")[0].nodes.count == 3)
     }
 
-    @Test func udevPropertiesNarrowTheMatchAndAGroupIsOneDevice() throws {
+    @Test func udevPropertiesNarrowTheMatchAndAGroupIsOneDevice() async throws {
         // 1:3, 1:5 and 1:7 belong to the "mem" subsystem.
         #expect(manager(subsystem: "mem").resources()["devices.iotkube.io/sensor"] == DeviceAmounts(capacity: 3, allocatable: 3))
         #expect(manager(subsystem: "tty").resources()["devices.iotkube.io/sensor"] == DeviceAmounts(capacity: 0, allocatable: 0))
@@ -113,13 +113,13 @@ struct DeviceManagerTests {
         #expect(usb.resources()["devices.iotkube.io/ftdi"] == DeviceAmounts(capacity: 0, allocatable: 0))
         let camera = manager(grouped: true)
         #expect(camera.resources()["devices.iotkube.io/sensor"] == DeviceAmounts(capacity: 1, allocatable: 1))
-        #expect(camera.allocate(Self.pod("cam", ["devices.iotkube.io/sensor": 1])) == nil)
+        #expect(await camera.allocate(Self.pod("cam", ["devices.iotkube.io/sensor": 1])) == nil)
         #expect(try camera.devices(pod: "cam", container: "app")[0].nodes.count == 3)
     }
 
-    @Test func anUnpluggedDeviceLeavesAllocatableAndIsReportedForItsContainer() throws {
+    @Test func anUnpluggedDeviceLeavesAllocatableAndIsReportedForItsContainer() async throws {
         let devices = manager()
-        #expect(devices.allocate(Self.pod("a", ["devices.iotkube.io/sensor": 1])) == nil)
+        #expect(await devices.allocate(Self.pod("a", ["devices.iotkube.io/sensor": 1])) == nil)
         let held = try devices.devices(pod: "a", container: "app")[0].nodes[0].path
         let free = (0...2).map { directory + "/dev/sensor\($0)" }.first { $0 != held }!
         // A free device unplugged: one less of everything.
@@ -155,12 +155,12 @@ struct DeviceManagerTests {
         #expect(PodAdmission.check(Self.pod("e", ["example.com/widget": 1]), admitted: [], allocatable: allocatable) == nil)
     }
 
-    @Test func aContainersSpecHasExactlyItsDevicesAndTheirVariable() throws {
+    @Test func aContainersSpecHasExactlyItsDevicesAndTheirVariable() async throws {
         let devices = manager()
         var pod = Self.pod("a", ["devices.iotkube.io/sensor": 2])
         pod.spec?.securityContext = PodSecurityContext()
         pod.spec?.securityContext?.fsGroup = 2000
-        #expect(devices.allocate(pod) == nil)
+        #expect(await devices.allocate(pod) == nil)
         let held = try devices.devices(pod: "a", container: "app")
         var spec = DefaultSpec.make(args: ["true"])
         var linux = spec.linux!

@@ -27,6 +27,8 @@ public enum ContainerSpecBuilder {
         public var nodeMemoryCapacity: Int64
         /// The host devices assigned to this container.
         public var devices: [DeviceManager.ContainerDevices] = []
+        /// What device plugins gave this container (environment, device nodes, mounts).
+        var pluginAllocations: [DevicePluginMessages.ContainerAllocation] = []
 
         public init(
             pod: Pod, container: Container, process: ContainerProcess, imageUser: String?, rootfs: String, sandbox: PodSandbox?,
@@ -93,6 +95,9 @@ public enum ContainerSpecBuilder {
         if !input.devices.isEmpty {
             addDevices(input.devices, to: &spec, linux: &linux, group: podContext?.fsGroup)
         }
+        if !input.pluginAllocations.isEmpty {
+            try addPluginAllocations(input.pluginAllocations, to: &spec, linux: &linux, label: label)
+        }
         if privileged {
             linux.maskedPaths = nil
             linux.readonlyPaths = nil
@@ -131,6 +136,51 @@ public enum ContainerSpecBuilder {
         linux.resources?.devices = rules
         let env = spec.process?.env ?? []
         spec.process?.env = env + environment
+    }
+
+    /// A device plugin's `Allocate` answer, as the kubelet passes it to the runtime: its
+    /// environment, its device nodes (the host node's numbers at the container path, allowed by
+    /// the device cgroup with the permissions it gave) and its bind mounts.
+    static func addPluginAllocations(_ allocations: [DevicePluginMessages.ContainerAllocation], to spec: inout RuntimeSpec,
+                                     linux: inout RuntimeSpec.Linux, label: String) throws(PodSetupError) {
+        var rules = linux.resources?.devices ?? DeviceRules.standard
+        var nodes = linux.devices ?? []
+        var environment = spec.process?.env ?? []
+        var mounts = spec.mounts ?? []
+        for allocation in allocations {
+            for (name, value) in allocation.envs.sorted(by: { $0.key < $1.key }) where !name.isEmpty && !name.contains("=") {
+                environment.removeAll { $0.hasPrefix(name + "=") }
+                environment.append("\(name)=\(value)")
+            }
+            for device in allocation.devices {
+                guard let node = HostDevice.at(device.hostPath) else {
+                    throw PodSetupError("\(label): the device plugin's device \(device.hostPath) is not a device node on this board")
+                }
+                let path = device.containerPath.isEmpty ? node.containerPath : device.containerPath
+                guard path.hasPrefix("/dev/"), !path.split(separator: "/").contains("..") else {
+                    throw PodSetupError("\(label): the device plugin's container path \(path) is not under /dev")
+                }
+                // "m" always: the runtime makes the node inside the container, whose cgroup
+                // already applies (runc makes it before the rules apply; the effect is the same).
+                let access = device.permissions.isEmpty ? "rwm" : String(device.permissions.filter { "rw".contains($0) }) + "m"
+                nodes.append(RuntimeSpec.Device(type: node.type, path: path, major: node.major, minor: node.minor, fileMode: node.mode, uid: node.uid, gid: node.gid))
+                rules.append(RuntimeSpec.Resources.DeviceRule(allow: true, type: node.type, major: node.major, minor: node.minor, access: access))
+            }
+            for mount in allocation.mounts {
+                guard mount.hostPath.hasPrefix("/"), mount.containerPath.hasPrefix("/") else {
+                    throw PodSetupError("\(label): the device plugin's mount \(mount.hostPath) → \(mount.containerPath) is not between absolute paths")
+                }
+                mounts.append(RuntimeSpec.Mount(destination: mount.containerPath, type: "bind", source: mount.hostPath,
+                                                options: ["rbind", mount.readOnly ? "ro" : "rw", "nosuid", "nodev"]))
+            }
+            // The agent's own annotations (pod identity, restart count) stay its own.
+            for (key, value) in allocation.annotations where !key.hasPrefix("io.kubernetes.") && !key.contains("iotkube") { spec.annotations?[key] = value }
+        }
+        linux.devices = nodes
+        if linux.resources == nil { linux.resources = RuntimeSpec.Resources() }
+        linux.resources?.devices = rules
+        spec.process?.env = environment
+        spec.mounts = mounts
     }
 
     // MARK: user

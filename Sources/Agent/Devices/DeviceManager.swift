@@ -35,6 +35,16 @@ public final class DeviceManager: Sendable {
         var container: String
         var resource: String
         var devices: [String]
+        /// A device plugin's answer to `Allocate` for this container.
+        var allocation: DevicePluginMessages.ContainerAllocation?
+    }
+
+    /// A registered device plugin: where it listens, what it asked for, its devices' health.
+    struct Plugin: Sendable {
+        var endpoint: String
+        var options: DevicePluginMessages.Options
+        var devices: [String: Bool] = [:]
+        var connected = true
     }
 
     private struct Checkpoint: Codable {
@@ -53,6 +63,7 @@ public final class DeviceManager: Sendable {
 
     private struct State {
         var found: [String: [Device]] = [:]
+        var plugins: [String: Plugin] = [:]
         var assignments: [Assignment] = []
         var lastSaved: [Assignment]?
     }
@@ -150,6 +161,12 @@ public final class DeviceManager: Sendable {
             let share = Int64(deviceClass.perContainer ?? 1)
             result[deviceClass.resourceName] = DeviceAmounts(capacity: Int64(found.union(held).count) * share, allocatable: Int64(found.count) * share)
         }
+        // A plugin's devices: healthy ones are allocatable (none while it is disconnected).
+        for (resource, plugin) in state.plugins {
+            let held = Set(state.assignments.filter { $0.resource == resource }.flatMap(\.devices))
+            let healthy = plugin.connected ? plugin.devices.filter(\.value).count : 0
+            result[resource] = DeviceAmounts(capacity: Int64(Set(plugin.devices.keys).union(held).count), allocatable: Int64(healthy))
+        }
         return result
     }
 
@@ -158,8 +175,21 @@ public final class DeviceManager: Sendable {
     /// Picks devices for every container of `pod` that asks for a device resource (the kubelet's
     /// device manager allocation at admission); a pod that holds devices already keeps them.
     /// A refusal is the kubelet's `UnexpectedAdmissionError`.
-    public func allocate(_ pod: Pod) -> PodAdmission.Rejection? {
+    public func allocate(_ pod: Pod) async -> PodAdmission.Rejection? {
         guard let uid = pod.metadata.uid, let spec = pod.spec else { return nil }
+        // A plugin that prefers some devices is asked first (outside the lock: admission runs one
+        // pod at a time, so the devices it saw as free stay free).
+        var preferred: [String: [String]] = [:]
+        for container in spec.containers {
+            for (resource, count) in Pod.extendedRequests(container) {
+                guard let (socket, available) = preferenceQuery(resource, pod: uid), available.count > Int(min(count, 1 << 20)) else { continue }
+                let request = DevicePluginMessages.preferredAllocationRequest(available: available, size: Int(count))
+                if let answer = try? await GRPCUnixTransport.unary(socket: socket, method: "/v1beta1.DevicePlugin/GetPreferredAllocation", request: request),
+                   let ids = try? DevicePluginMessages.preferredDevices(decoding: answer), ids.count == Int(count), Set(ids).isSubset(of: available) {
+                    preferred["\(container.name)|\(resource)"] = ids
+                }
+            }
+        }
         let result: (made: [Assignment], rejection: PodAdmission.Rejection?) = state.withLock { state in
             if state.assignments.contains(where: { $0.pod == uid }) { return ([], nil) }
             var made: [Assignment] = []
@@ -171,6 +201,19 @@ public final class DeviceManager: Sendable {
             for (containers, reusing) in [(spec.containers, false), (spec.initContainers ?? [], true)] {
                 for container in containers {
                     for (resource, count) in Pod.extendedRequests(container).sorted(by: { $0.key < $1.key }) {
+                        if let plugin = state.plugins[resource] {
+                            // A plugin's device goes to one container at a time.
+                            let busy = Set((state.assignments + made).filter { $0.resource == resource && !(reusing && $0.pod == uid) }.flatMap(\.devices))
+                            let free = plugin.connected ? plugin.devices.filter { $0.value && !busy.contains($0.key) }.keys.sorted() : []
+                            guard Int64(free.count) >= count else {
+                                return ([], PodAdmission.Rejection(
+                                    reason: "UnexpectedAdmissionError",
+                                    message: "Allocate failed due to requested number of devices unavailable for \(resource). Requested: \(count), Available: \(free.count), which is unexpected"))
+                            }
+                            let chosen = preferred["\(container.name)|\(resource)"].flatMap { Set($0).isSubset(of: Set(free)) ? $0 : nil } ?? Array(free.prefix(Int(count)))
+                            made.append(Assignment(pod: uid, container: container.name, resource: resource, devices: chosen))
+                            continue
+                        }
                         guard let deviceClass = classes.first(where: { $0.resourceName == resource }) else { continue }
                         let limit = deviceClass.perContainer ?? 1
                         let free = (state.found[deviceClass.name] ?? [])
@@ -189,8 +232,27 @@ public final class DeviceManager: Sendable {
             state.assignments += made
             return (made, nil)
         }
+        if let rejection = result.rejection { return rejection }
+        // Each plugin container's Allocate, as the kubelet calls it at admission.
+        for assignment in result.made {
+            guard let socket = state.withLock({ $0.plugins[assignment.resource]?.endpoint }) else { continue }
+            do {
+                let answer = try await GRPCUnixTransport.unary(socket: socket, method: "/v1beta1.DevicePlugin/Allocate",
+                                                               request: DevicePluginMessages.allocateRequest([assignment.devices]))
+                guard let allocation = try DevicePluginMessages.allocations(decoding: answer).first else {
+                    throw GRPCUnixTransport.CallError(description: "the answer has no container response")
+                }
+                state.withLock { state in
+                    if let index = state.assignments.firstIndex(of: assignment) { state.assignments[index].allocation = allocation }
+                }
+            } catch {
+                state.withLock { $0.assignments.removeAll { $0.pod == uid } }
+                return PodAdmission.Rejection(reason: "UnexpectedAdmissionError",
+                                              message: "Allocate failed due to rpc error: \(error) (\(assignment.resource)), which is unexpected")
+            }
+        }
         if !result.made.isEmpty { save() }
-        return result.rejection
+        return nil
     }
 
     /// The devices assigned to one container, as its nodes now are; a device that was unplugged
@@ -213,6 +275,71 @@ public final class DeviceManager: Sendable {
         }
     }
 
+    /// The plugin socket and the devices free for `pod` of a plugin resource that prefers its own
+    /// choice; nil otherwise.
+    private func preferenceQuery(_ resource: String, pod uid: String) -> (String, [String])? {
+        state.withLock { state in
+            guard let plugin = state.plugins[resource], plugin.connected, plugin.options.preferredAllocationAvailable else { return nil }
+            let busy = Set(state.assignments.filter { $0.resource == resource && $0.pod != uid }.flatMap(\.devices))
+            return (plugin.endpoint, plugin.devices.filter { $0.value && !busy.contains($0.key) }.keys.sorted())
+        }
+    }
+
+    /// What device plugins gave one container at admission (environment, device nodes, mounts).
+    func pluginAllocations(pod uid: String, container: String) -> [DevicePluginMessages.ContainerAllocation] {
+        state.withLock { state in
+            state.assignments.filter { $0.pod == uid && $0.container == container }.compactMap(\.allocation)
+        }
+    }
+
+    /// Calls `PreStartContainer` of every plugin that asked for it, with the container's devices.
+    public func preStart(pod uid: String, container: String) async throws(DeviceError) {
+        let calls: [(socket: String, resource: String, ids: [String])] = state.withLock { state in
+            state.assignments.filter { $0.pod == uid && $0.container == container }.compactMap { assignment in
+                guard let plugin = state.plugins[assignment.resource], plugin.options.preStartRequired else { return nil }
+                return (plugin.endpoint, assignment.resource, assignment.devices)
+            }
+        }
+        for call in calls {
+            do {
+                _ = try await GRPCUnixTransport.unary(socket: call.socket, method: "/v1beta1.DevicePlugin/PreStartContainer",
+                                                      request: DevicePluginMessages.preStartRequest(call.ids))
+            } catch {
+                throw DeviceError("\(call.resource): the device plugin's PreStartContainer failed: \(error)")
+            }
+        }
+    }
+
+    // MARK: device plugins
+
+    /// A plugin registered (again): it serves `resource` at `socket`; its devices come with its first list.
+    func registerPlugin(resource: String, socket: String, options: DevicePluginMessages.Options) {
+        state.withLock { state in
+            let known = state.plugins[resource]?.devices ?? [:]
+            state.plugins[resource] = Plugin(endpoint: socket, options: options, devices: known.mapValues { _ in false })
+        }
+    }
+
+    /// A plugin's ListAndWatch sent its devices; true when the advertised amounts changed.
+    @discardableResult
+    func updatePlugin(resource: String, socket: String, devices: [(id: String, healthy: Bool)]) -> Bool {
+        state.withLock { state in
+            guard state.plugins[resource]?.endpoint == socket else { return false }
+            let before = resources(state)
+            state.plugins[resource]?.devices = Dictionary(devices.map { ($0.id, $0.healthy) }, uniquingKeysWith: { $0 && $1 })
+            state.plugins[resource]?.connected = true
+            return resources(state) != before
+        }
+    }
+
+    /// A plugin's watch ended: its devices stay in capacity, none is allocatable until it registers again.
+    func disconnectPlugin(resource: String, socket: String) {
+        state.withLock { state in
+            guard state.plugins[resource]?.endpoint == socket else { return }
+            state.plugins[resource]?.connected = false
+        }
+    }
+
     /// What each container of a pod holds: resource → device keys (for the pod's status).
     public func assignments(pod uid: String) -> [String: [String: [String]]] {
         state.withLock { state in
@@ -227,7 +354,10 @@ public final class DeviceManager: Sendable {
     /// Whether a held device is on the node now.
     public func isPresent(resource: String, device key: String) -> Bool {
         let name = String(resource.dropFirst(DeviceClass.resourcePrefix.count))
-        return state.withLock { $0.found[name]?.contains { $0.key == key } ?? false }
+        return state.withLock { state in
+            if let plugin = state.plugins[resource] { return plugin.connected && plugin.devices[key] == true }
+            return state.found[name]?.contains { $0.key == key } ?? false
+        }
     }
 
     /// Frees what a pod held (it ended or is gone).

@@ -96,7 +96,7 @@ public final class PodWorkers: Service, Sendable {
                                                            allowedHostPaths: host.configuration.allowedHostPaths)
                         // The device manager picks the devices of an admitted pod that will run.
                         let ended = pod.status?.phase == .succeeded || pod.status?.phase == .failed
-                        if rejection == nil, !ended, let devices = host.devices { rejection = devices.allocate(pod) }
+                        if rejection == nil, !ended, let devices = host.devices { rejection = await devices.allocate(pod) }
                         if rejection == nil { admitted[uid] = pod }
                         if let rejection { await host.events?.record(pod, type: "Warning", reason: rejection.reason, message: rejection.message) }
                         let worker = PodWorker(pod: pod, host: host, rejection: rejection)

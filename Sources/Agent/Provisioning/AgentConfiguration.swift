@@ -79,6 +79,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var devices: [DeviceClass]?
     /// Whether the built-in device classes (gpio, i2c, spi, serial, video, camera) are offered (default true).
     public var builtinDevices: Bool?
+    /// Where device plugins register (`kubelet.sock`) and listen (default
+    /// `/var/lib/kubelet/device-plugins`, the kubelet's; "" turns the device plugin API off).
+    public var devicePluginDirectory: String?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -122,12 +125,13 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         streamingConnectionIdleTimeout = try container.decodeIfPresent(String.self, forKey: .streamingConnectionIdleTimeout)
         devices = try container.decodeIfPresent([DeviceClass].self, forKey: .devices)
         builtinDevices = try container.decodeIfPresent(Bool.self, forKey: .builtinDevices)
+        devicePluginDirectory = try container.decodeIfPresent(String.self, forKey: .devicePluginDirectory)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
-        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, unknownFields
+        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, unknownFields
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -237,6 +241,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let maxPods { text += "maxPods: \(maxPods)\n" }
         if let streamingConnectionIdleTimeout { text += "streamingConnectionIdleTimeout: \(quote(streamingConnectionIdleTimeout))\n" }
         if let builtinDevices { text += "builtinDevices: \(builtinDevices)\n" }
+        if let devicePluginDirectory { text += "devicePluginDirectory: \(quote(devicePluginDirectory))\n" }
         if let devices, !devices.isEmpty {
             text += "devices:\n" + devices.map { device in
                 var entry = "  - name: \(quote(device.name))\n"
@@ -267,6 +272,9 @@ extension AgentConfiguration {
     /// Refuses a devices section the agent would have to guess about: the error names the entry,
     /// its line in the file where it can be found, and what is wrong.
     func validateDevices(_ path: String) throws(ProvisioningError) {
+        if let directory = devicePluginDirectory, !directory.isEmpty, !directory.hasPrefix("/") || directory.utf8.count > 80 {
+            throw ProvisioningError("\(path): devicePluginDirectory: \"\(directory)\" must be an absolute path of at most 80 bytes (socket paths are short)")
+        }
         var names = Set<String>()
         let lines = (try? AtomicFile.read(path)).map { String(decoding: $0, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) } ?? []
         func line(of name: String) -> String {
