@@ -135,7 +135,12 @@ static void make_devices(int root, struct plan *p) {
         if (directory < 0) FAIL("device %s: %s", d->path, strerror(errno));
         mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
         unlinkat(directory, slash + 1, 0);
-        if (mknodat(directory, slash + 1, type | (d->mode & 07777), makedev(d->major, d->minor)) != 0) {
+        /* The node gets its mode at creation (no umask, so no chmod afterwards: a chmod by name
+         * would follow a symlink swapped in meanwhile, by whatever shares the directory). */
+        mode_t saved_umask = umask(0);
+        int made = mknodat(directory, slash + 1, type | (d->mode & 07777), makedev(d->major, d->minor));
+        umask(saved_umask);
+        if (made != 0) {
             if (errno != EPERM) FAIL("device %s: mknod: %s", d->path, strerror(errno));
             /* The device controller's rules may grant access without mknod ('rw'): bind the
              * host's node of the same path instead, as runc does. Owner and mode stay the host's. */
@@ -153,19 +158,29 @@ static void make_devices(int root, struct plan *p) {
             close(directory);
             continue;
         }
+        /* chown does not follow a link (and a chown changes no mode bits of a device node). */
         if (fchownat(directory, slash + 1, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) != 0)
             FAIL("device %s: chown: %s", d->path, strerror(errno));
-        fchmodat(directory, slash + 1, d->mode & 07777, 0);
         close(directory);
     }
     for (int i = 0; i < p->symlink_count; i++) {
-        char full[4096];
-        snprintf(full, sizeof full, "%s%s", p->rootfs, p->symlink_paths[i]);
-        /* Inside the fresh /dev tmpfs nothing can be a planted symlink; refuse one anyway. */
-        struct stat st;
-        if (lstat(full, &st) == 0) continue;
-        if (symlink(p->symlink_targets[i], full) != 0 && errno != EEXIST)
+        /* Made in their directory opened inside the root (an image's `dev -> /etc` must not
+         * put them on the host); an existing entry is left alone. */
+        char parent_path[4096];
+        snprintf(parent_path, sizeof parent_path, "%s", p->symlink_paths[i]);
+        char *slash = strrchr(parent_path, '/');
+        if (!slash || !slash[1]) FAIL("symlink %s: not an absolute file path", p->symlink_paths[i]);
+        *slash = 0;
+        int parent = make_inside(root, parent_path[0] ? parent_path : "/", 1);
+        if (parent < 0) FAIL("symlink %s: %s", p->symlink_paths[i], strerror(errno));
+        char parent_fd_path[64];
+        iotkube_fd_path(parent, parent_fd_path, sizeof parent_fd_path);
+        int directory = open(parent_fd_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        close(parent);
+        if (directory < 0) FAIL("symlink %s: %s", p->symlink_paths[i], strerror(errno));
+        if (symlinkat(p->symlink_targets[i], directory, slash + 1) != 0 && errno != EEXIST)
             FAIL("symlink %s: %s", p->symlink_paths[i], strerror(errno));
+        close(directory);
     }
 }
 

@@ -45,7 +45,7 @@ import Testing
         #expect(names == ["gpio", "i2c", "spi", "video", "camera", "serial", "lidar"])
         let serial = configuration.deviceClasses.first { $0.name == "serial" }
         #expect(serial?.paths == ["/dev/ttyUSB*"] && serial?.vendorID == "0403" && serial?.perContainer == 2)
-        #expect(configuration.deviceClasses.first { $0.name == "lidar" }?.searchedPaths == ["/dev/*"])
+        #expect(configuration.deviceClasses.first { $0.name == "lidar" }?.paths == nil)
         #expect(serial?.environmentName == "IOTKUBE_DEVICES_SERIAL" && DeviceClass(name: "usb-cam").environmentName == "IOTKUBE_DEVICES_USB_CAM")
         // What `join` writes reads back the same.
         let rewritten = NSTemporaryDirectory() + "iotkube-agent-\(UUID().uuidString).yaml"

@@ -13,7 +13,8 @@ struct DevicePodTests {
 
     /// `hostDevices`: the host's device directory mounted at /host-devices (hostPath), so the
     /// container holds nodes it was not given.
-    static func devicePod(_ name: String, sensors: Int, radios: Int = 0, nodeName: String? = nil, hostDevices: String? = nil, script: String) -> String {
+    static func devicePod(_ name: String, sensors: Int, radios: Int = 0, nodeName: String? = nil, hostDevices: String? = nil, restartPolicy: String = "Always",
+                          script: String) -> String {
         var limits = ["devices.iotkube.io/sensor: \(sensors)"]
         if radios > 0 { limits.append("devices.iotkube.io/radio: \(radios)") }
         return """
@@ -23,6 +24,7 @@ struct DevicePodTests {
             spec:
               \(nodeName.map { "nodeName: \($0)" } ?? "")
               terminationGracePeriodSeconds: 1
+              restartPolicy: \(restartPolicy)
               securityContext: {fsGroup: 2000}
               containers:
               - name: app
@@ -84,7 +86,7 @@ struct DevicePodTests {
         let check = """
             echo "sensors=$IOTKUBE_DEVICES_SENSOR radios=$IOTKUBE_DEVICES_RADIO"
             ls /dev | tr '\\n' ' '; echo
-            for d in $(echo $IOTKUBE_DEVICES_SENSOR | tr , ' '); do true < $d && echo "opened $d"; ls -ln $d; done
+            for d in $IOTKUBE_DEVICES_SENSOR; do true < $d && echo "opened $d"; ls -ln $d; done
             for f in /dev/radio0 /host-devices/radio0; do [ -e $f ] && (true < $f) 2>&1; done
             grep CapEff /proc/self/status
             sleep 100000
@@ -173,7 +175,8 @@ struct DevicePodTests {
         // kubelet's since Kubernetes 1.31).
         let documents = [("pod-a", Array(try await node.kubectl(["get", "pod", "a", "-o", "json"]).utf8)),
                          ("node", Array(try await node.kubectl(["get", "node", "device-board", "-o", "json"]).utf8))]
-        #expect(try SchemaCheck.failures(documents.map { (name: $0.0, json: $0.1) }, version: "1.33.0") == [])
+        let schemaFailures = try SchemaCheck.failures(documents.map { (name: $0.0, json: $0.1) }, version: "1.33.0")
+        #expect(schemaFailures == [], "\(schemaFailures)\n\(documents.map { String(decoding: $0.1, as: UTF8.self) }.joined(separator: "\n"))")
         #expect(health.contains(devices + "/" + String(aSensor.dropFirst(5))) && health.contains("devices.iotkube.io/radio"), "\(health)")
         var events = ""
         for _ in 0..<50 where !events.contains("DeviceUnhealthy") {
@@ -186,6 +189,23 @@ struct DevicePodTests {
         for _ in 0..<100 where try await nodeStatus()?.capacity?["devices.iotkube.io/sensor"]?.value != 2 { try await Task.sleep(for: .milliseconds(300)) }
         let capacity = try await nodeStatus()?.capacity
         #expect(capacity?["devices.iotkube.io/sensor"]?.value == 2)
+
+        // A pod that ends gives its devices back at once, though it is not deleted.
+        try await node.apply(Self.devicePod("oneshot", sensors: 2, restartPolicy: "Never", script: "true").replacingOccurrences(of: "IMAGE", with: image))
+        try await node.waitForPod("oneshot", seconds: 90) { $0.status?.phase == .succeeded }
+        try await node.apply(Self.devicePod("after", sensors: 2, script: "sleep 100000").replacingOccurrences(of: "IMAGE", with: image))
+        try await node.waitForPod("after", seconds: 90) { PodNode.status($0, "app")?.state?.running != nil }
+
+        // A class taken out of agent.yaml is no longer offered: the Node says 0, not the old count.
+        node.killAgent()
+        let configPath = node.configDirectory + "/agent.yaml"
+        let config = try String(contentsOfFile: configPath, encoding: .utf8)
+        try config.replacingOccurrences(of: "  - name: radio\n    paths: [\"\(devices)/radio*\"]\n", with: "").write(toFile: configPath, atomically: true, encoding: .utf8)
+        #expect(try String(contentsOfFile: configPath, encoding: .utf8) != config)
+        try node.startAgent()
+        for _ in 0..<100 where try await nodeStatus()?.capacity?["devices.iotkube.io/radio"]?.value != 0 { try await Task.sleep(for: .milliseconds(300)) }
+        #expect(try await nodeStatus()?.capacity?["devices.iotkube.io/radio"]?.value == 0)
+        #expect(try await nodeStatus()?.allocatable?["devices.iotkube.io/radio"]?.value == 0)
         await node.shutdown()
     }
 }

@@ -62,6 +62,24 @@ struct RuntimeSecurityTests {
         #expect(pids <= 4, "only the container's processes: \(result.output)")
     }
 
+    /// An image whose `/dev` is a link to an absolute host path: the runtime's /dev links
+    /// (fd, stdin, ptmx, …) are made inside the root, never in that host directory.
+    @Test func anImagesDevLinkDoesNotLeadTheRuntimeOntoTheHost() throws {
+        let hostDirectory = NSTemporaryDirectory() + "iotkube-host-dev-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: hostDirectory, withIntermediateDirectories: true)
+        let rootfs = NSTemporaryDirectory() + "iotkube-devlink-rootfs-\(UUID().uuidString.prefix(8))"
+        defer { try? FileManager.default.removeItem(atPath: hostDirectory); try? FileManager.default.removeItem(atPath: rootfs) }
+        let copied = try ServerProcess.run("/bin/cp", ["-a", try RuntimeFixture.rootfs.get(), rootfs])
+        try #require(copied.status == 0, "\(copied.output)")
+        try FileManager.default.removeItem(atPath: rootfs + "/dev")
+        try FileManager.default.createSymbolicLink(atPath: rootfs + "/dev", withDestinationPath: hostDirectory)
+        // The same path exists inside the image, so the /dev mount (resolved inside the root) succeeds.
+        try FileManager.default.createDirectory(atPath: rootfs + hostDirectory, withIntermediateDirectories: true)
+        let bundle = try RuntimeFixture.bundle(["true"]) { $0.root = RuntimeSpec.Root(path: rootfs, readonly: false) }
+        let run = try RuntimeFixture.runtime(RuntimeFixture.stateRoot(), ["run", "--bundle", bundle, "devlink-\(UUID().uuidString.prefix(6))"])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: hostDirectory) == [], "the runtime wrote into the host directory: \(run.output)")
+    }
+
     @Test func missingCommandExitsWith127AndSaysWhy() throws {
         let bundle = try RuntimeFixture.bundle(["/no/such/program", "arg"])
         let result = try RuntimeFixture.runtime(RuntimeFixture.stateRoot(), ["run", "--bundle", bundle, "missing"])

@@ -129,7 +129,8 @@ public enum ContainerSpecBuilder {
                                                 fileMode: gid == nil ? node.mode : node.mode | 0o060, uid: node.uid, gid: gid ?? node.gid))
                 rules.append(RuntimeSpec.Resources.DeviceRule(allow: true, type: node.type, major: node.major, minor: node.minor, access: "rwm"))
             }
-            environment.append("\(assigned.deviceClass.environmentName)=" + assigned.nodes.map(\.containerPath).joined(separator: ","))
+            // Space-separated (`for d in $IOTKUBE_DEVICES_I2C`): device names may hold commas (dma_heap/linux,cma).
+            environment.append("\(assigned.deviceClass.environmentName)=" + assigned.nodes.map(\.containerPath).joined(separator: " "))
         }
         linux.devices = nodes
         if linux.resources == nil { linux.resources = RuntimeSpec.Resources() }

@@ -6,7 +6,8 @@ import KubeModel
 public struct DeviceClass: Codable, Sendable, Hashable {
     /// The resource's name after `devices.iotkube.io/`: lower-case letters, digits and `-`.
     public var name: String
-    /// Absolute path globs of device nodes (`/dev/i2c-*`); default `/dev/*` when a udev property is given.
+    /// Absolute path globs of device nodes (`/dev/i2c-*`); without them, the device nodes in /dev
+    /// and one level below (terminals, ptys and memory devices left out) are matched by the udev properties.
     public var paths: [String]?
     /// The device's sysfs subsystem, as udev's SUBSYSTEM (`i2c-dev`, `tty`, `video4linux`).
     public var subsystem: String?
@@ -39,9 +40,6 @@ public struct DeviceClass: Codable, Sendable, Hashable {
     public var environmentName: String {
         "IOTKUBE_DEVICES_" + String(name.uppercased().map { $0 == "-" ? "_" : $0 })
     }
-
-    /// The globs searched.
-    var searchedPaths: [String] { paths ?? ["/dev/*"] }
 
     /// What is wrong with this class, naming `field` (`devices[2]`); nil when it is usable.
     func problem(field: String) -> String? {

@@ -37,6 +37,10 @@ public final class DeviceManager: Sendable {
         var devices: [String]
         /// A device plugin's answer to `Allocate` for this container.
         var allocation: DevicePluginMessages.ContainerAllocation?
+        /// The device numbers the container was given (`c188:0`): a device is busy while any
+        /// holder of its numbers runs, whichever class found it and even after it was unplugged
+        /// (another device may come back with the same numbers).
+        var numbers: [String]?
     }
 
     /// A registered device plugin: where it listens, what it asked for, its devices' health.
@@ -121,21 +125,41 @@ public final class DeviceManager: Sendable {
         }
     }
 
-    /// The devices of one class on the host now, in path order, each major:minor once.
+    /// The devices of one class on the host now, in path order, each major:minor once; never
+    /// a system console (`/sys/class/tty/console/active`: a pod could read an administrator's
+    /// keystrokes on a serial console).
     func discover(_ deviceClass: DeviceClass) -> [Device] {
         var nodes: [HostDevice] = []
-        var seen = Set<String>()
-        for pattern in deviceClass.searchedPaths {
-            for path in Self.glob(pattern) {
-                guard let device = HostDevice.at(path), seen.insert("\(device.type)\(device.major):\(device.minor)").inserted else { continue }
-                if let subsystem = deviceClass.subsystem, device.subsystem(sysfs: sysfs) != subsystem { continue }
-                if let vendor = deviceClass.vendorID, device.parentAttribute("idVendor", sysfs: sysfs)?.lowercased() != vendor.lowercased() { continue }
-                if let product = deviceClass.productID, device.parentAttribute("idProduct", sysfs: sysfs)?.lowercased() != product.lowercased() { continue }
-                nodes.append(device)
-            }
+        var seen = Set(Self.consoleNumbers(sysfs: sysfs))
+        let candidates = deviceClass.paths.map { $0.flatMap(Self.glob) } ?? Self.systemDeviceNodes()
+        for path in candidates {
+            guard let device = HostDevice.at(path), seen.insert(device.number).inserted else { continue }
+            if let subsystem = deviceClass.subsystem, device.subsystem(sysfs: sysfs) != subsystem { continue }
+            if let vendor = deviceClass.vendorID, device.parentAttribute("idVendor", sysfs: sysfs)?.lowercased() != vendor.lowercased() { continue }
+            if let product = deviceClass.productID, device.parentAttribute("idProduct", sysfs: sysfs)?.lowercased() != product.lowercased() { continue }
+            nodes.append(device)
         }
         if deviceClass.grouped == true { return nodes.isEmpty ? [] : [Device(key: deviceClass.name, nodes: nodes)] }
         return nodes.map { Device(key: $0.path, nodes: [$0]) }
+    }
+
+    /// The numbers of the consoles the kernel writes to.
+    static func consoleNumbers(sysfs: String) -> [String] {
+        let active = HostDevice.readSmallFile(sysfs + "/class/tty/console/active") ?? ""
+        return (["console"] + active.split(separator: " ").map(String.init)).compactMap { HostDevice.at("/dev/" + $0)?.number }
+    }
+
+    /// For a class found by udev properties alone: the device nodes in /dev and one level below
+    /// (/dev/input/event0), links left out, and never the standard nodes every container has,
+    /// memory devices, terminals or ptys.
+    static func systemDeviceNodes() -> [String] {
+        (glob("/dev/*") + glob("/dev/*/*")).filter { path in
+            var status = stat()
+            guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFCHR || status.st_mode & S_IFMT == S_IFBLK,
+                  let device = HostDevice.at(path) else { return false }
+            let excluded = device.type == "c" && (device.major == 1 || device.major == 5 || (device.major == 4 && device.minor < 64) || (136...143).contains(device.major))
+            return !excluded
+        }
     }
 
     static func glob(_ pattern: String) -> [String] {
@@ -193,12 +217,16 @@ public final class DeviceManager: Sendable {
         let result: (made: [Assignment], rejection: PodAdmission.Rejection?) = state.withLock { state in
             if state.assignments.contains(where: { $0.pod == uid }) { return ([], nil) }
             var made: [Assignment] = []
-            func occupancy(_ key: String, resource: String, excludingPod: Bool) -> Int {
-                (state.assignments + made).filter { $0.resource == resource && $0.devices.contains(key) && !(excludingPod && $0.pod == uid) }.count
+            func occupancy(_ device: Device, excludingPod: Bool) -> Int {
+                let numbers = Set(device.nodes.map(\.number))
+                return (state.assignments + made).filter { !(excludingPod && $0.pod == uid) && !numbers.isDisjoint(with: $0.numbers ?? []) }.count
             }
             // App containers first (they run together), then init containers, which run one at a
             // time and may use what this pod's app containers hold.
-            for (containers, reusing) in [(spec.containers, false), (spec.initContainers ?? [], true)] {
+            // Sidecars (restartable init containers) run with the app containers.
+            let initContainers = spec.initContainers ?? []
+            for (containers, reusing) in [(spec.containers + initContainers.filter { $0.restartPolicy == .always }, false),
+                                          (initContainers.filter { $0.restartPolicy != .always }, true)] {
                 for container in containers {
                     for (resource, count) in Pod.extendedRequests(container).sorted(by: { $0.key < $1.key }) {
                         if let plugin = state.plugins[resource] {
@@ -217,7 +245,7 @@ public final class DeviceManager: Sendable {
                         guard let deviceClass = classes.first(where: { $0.resourceName == resource }) else { continue }
                         let limit = deviceClass.perContainer ?? 1
                         let free = (state.found[deviceClass.name] ?? [])
-                            .map { (key: $0.key, used: occupancy($0.key, resource: resource, excludingPod: reusing)) }
+                            .map { (key: $0.key, numbers: $0.nodes.map(\.number), used: occupancy($0, excludingPod: reusing)) }
                             .filter { $0.used < limit }
                             .sorted { ($0.used, $0.key) < ($1.used, $1.key) }
                         guard Int64(free.count) >= count else {
@@ -225,7 +253,9 @@ public final class DeviceManager: Sendable {
                                 reason: "UnexpectedAdmissionError",
                                 message: "Allocate failed due to requested number of devices unavailable for \(resource). Requested: \(count), Available: \(free.count), which is unexpected"))
                         }
-                        made.append(Assignment(pod: uid, container: container.name, resource: resource, devices: free.prefix(Int(count)).map(\.key)))
+                        let chosen = free.prefix(Int(count))
+                        made.append(Assignment(pod: uid, container: container.name, resource: resource, devices: chosen.map(\.key),
+                                               numbers: chosen.flatMap(\.numbers)))
                     }
                 }
             }
@@ -242,8 +272,12 @@ public final class DeviceManager: Sendable {
                 guard let allocation = try DevicePluginMessages.allocations(decoding: answer).first else {
                     throw GRPCUnixTransport.CallError(description: "the answer has no container response")
                 }
+                let numbers = allocation.devices.compactMap { HostDevice.at($0.hostPath)?.number }
                 state.withLock { state in
-                    if let index = state.assignments.firstIndex(of: assignment) { state.assignments[index].allocation = allocation }
+                    if let index = state.assignments.firstIndex(of: assignment) {
+                        state.assignments[index].allocation = allocation
+                        state.assignments[index].numbers = numbers
+                    }
                 }
             } catch {
                 state.withLock { $0.assignments.removeAll { $0.pod == uid } }
@@ -251,7 +285,12 @@ public final class DeviceManager: Sendable {
                                               message: "Allocate failed due to rpc error: \(error) (\(assignment.resource)), which is unexpected")
             }
         }
-        if !result.made.isEmpty { save() }
+        // The kubelet fails an allocation whose checkpoint cannot be written: after a restart the
+        // devices would otherwise look free while the pod runs.
+        if !result.made.isEmpty, let problem = save() {
+            state.withLock { $0.assignments.removeAll { $0.pod == uid } }
+            return PodAdmission.Rejection(reason: "UnexpectedAdmissionError", message: "Allocate failed due to \(problem), which is unexpected")
+        }
         return nil
     }
 
@@ -384,22 +423,26 @@ public final class DeviceManager: Sendable {
     public var holders: Set<String> { state.withLock { Set($0.assignments.map(\.pod)) } }
 
     /// Writes the assignments when they differ from the file's (atomically: a power cut leaves
-    /// the old or the new set).
-    private func save() {
+    /// the old or the new set); the problem when they could not be written.
+    @discardableResult
+    private func save() -> String? {
         let assignments: [Assignment]? = state.withLock { state in
             let sorted = state.assignments.sorted { ($0.pod, $0.container, $0.resource) < ($1.pod, $1.container, $1.resource) }
             guard sorted != state.lastSaved else { return nil }
             state.lastSaved = sorted
             return sorted
         }
-        guard let assignments else { return }
+        guard let assignments else { return nil }
         do {
             let bytes = try KubeJSON.encode(Checkpoint(assignments: assignments))
             if let slash = checkpointPath.lastIndex(of: "/") { try FileTree.makeDirectories(String(checkpointPath[..<slash]), mode: 0o700) }
             try AtomicFile.write(bytes, to: checkpointPath, mode: 0o600)
+            return nil
         } catch {
             state.withLock { $0.lastSaved = nil }
-            saveError.withLock { $0 = "device assignments not written to \(checkpointPath): \(error)" }
+            let problem = "device assignments not written to \(checkpointPath): \(error)"
+            saveError.withLock { $0 = problem }
+            return problem
         }
     }
 

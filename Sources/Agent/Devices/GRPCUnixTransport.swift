@@ -79,12 +79,22 @@ enum GRPCUnixTransport {
         }
     }
 
-    /// A unary call's answer.
-    static func unary(socket: String, method: String, request: [UInt8]) async throws -> [UInt8] {
-        let answer = Answer()
-        let count = try await call(socket: socket, method: method, request: request) { answer.set($0) }
-        guard count > 0, let bytes = answer.value else { throw CallError(description: "\(method) failed (the plugin answered with an error status)") }
-        return bytes
+    /// A unary call's answer, within `timeout` (a plugin that hangs must not hold admission).
+    static func unary(socket: String, method: String, request: [UInt8], timeout: Duration = .seconds(10)) async throws -> [UInt8] {
+        try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            group.addTask {
+                let answer = Answer()
+                let count = try await call(socket: socket, method: method, request: request) { answer.set($0) }
+                guard count > 0, let bytes = answer.value else { throw CallError(description: "\(method) failed (the plugin answered with an error status)") }
+                return bytes
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw CallError(description: "\(method): no answer within \(timeout)")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
     }
 
     /// Serves one unary method on `path` (replacing a stale socket): each request message goes to

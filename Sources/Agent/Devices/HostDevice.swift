@@ -17,6 +17,9 @@ public struct HostDevice: Codable, Sendable, Hashable {
     public var uid: UInt32
     public var gid: UInt32
 
+    /// The device's identity to the kernel (`c188:0`), whatever path or class found it.
+    public var number: String { "\(type)\(major):\(minor)" }
+
     /// Where the container finds it: the same path under /dev, else /dev/<file name>.
     public var containerPath: String {
         path.hasPrefix("/dev/") ? path : "/dev/" + (path.split(separator: "/").last.map(String.init) ?? path)

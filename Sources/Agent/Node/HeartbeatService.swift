@@ -96,6 +96,9 @@ public struct HeartbeatService: Service {
         var metricsSupported = true
         var failures = 0
         var beats = 0
+        /// Device resources this node advertised (now or in an earlier configuration): one that is
+        /// no longer offered is written as 0, since a merge patch never removes a key.
+        var deviceResources: Set<String> = []
     }
 
     /// Every this many beats the agent reads its Node back, so a status the server changed
@@ -111,7 +114,7 @@ public struct HeartbeatService: Service {
             try await credentials.renewIfDue(now: now) { logger.notice("\($0)") }
         }
         if !state.registered {
-            try await register(now: now)
+            try await register(now: now, state: state)
             state.registered = true
         }
         try await renewLease(state, now: now)
@@ -121,7 +124,12 @@ public struct HeartbeatService: Service {
             labels.set(node.metadata.labels)
             if node.status?.conditions?.first(where: { $0.type == "Ready" })?.status != .true { state.lastStatusWrite = nil }
         }
-        let status = builder.status(previous: state.lastStatus, now: now)
+        var status = builder.status(previous: state.lastStatus, now: now)
+        for resource in state.deviceResources where status.capacity?[resource] == nil {
+            status.capacity?[resource] = Quantity(0)
+            status.allocatable?[resource] = Quantity(0)
+        }
+        state.deviceResources.formUnion((status.capacity ?? [:]).keys.filter { $0.hasPrefix(DeviceClass.resourcePrefix) })
         let due = state.lastStatusWrite.map { ContinuousClock.now - $0 >= statusInterval } ?? true
         if due || NodeStatusBuilder.differs(status, state.lastStatus) {
             let patch: JSONValue = ["status": try KubeJSON.tree(status)]
@@ -140,9 +148,10 @@ public struct HeartbeatService: Service {
     }
 
     /// Creates the Node, or makes sure an existing one carries this board's labels.
-    func register(now: Timestamp) async throws {
+    func register(now: Timestamp, state: BeatState) async throws {
         do {
             let existing = try await client.get(Node.self, name: configuration.nodeName)
+            state.deviceResources.formUnion((existing.status?.capacity ?? [:]).keys.filter { $0.hasPrefix(DeviceClass.resourcePrefix) })
             let labels = builder.labels()
             if labels.contains(where: { existing.metadata.labels?[$0.key] != $0.value }) {
                 let patch: JSONValue = ["metadata": ["labels": try KubeJSON.tree(labels)]]

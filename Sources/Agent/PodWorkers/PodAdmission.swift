@@ -17,8 +17,10 @@ public enum PodAdmission {
     /// `conditions`: the node's pressure conditions now; `nodeLabels`: its labels from the API
     /// (nil while unknown: the nodeSelector is then not checked — the scheduler did).
     /// `allowedHostPaths`: hostPath volumes must lie under one of these (nil: anywhere).
+    /// `holdsDevices`: the pod was given its devices before (an agent restart): they are not
+    /// counted again against what is present now (a USB device may not be back yet at boot).
     public static func check(_ pod: Pod, admitted: [Pod], allocatable: [String: Quantity], conditions: Set<String> = [],
-                             nodeLabels: [String: String]? = nil, allowedHostPaths: [String]? = nil) -> Rejection? {
+                             nodeLabels: [String: String]? = nil, allowedHostPaths: [String]? = nil, holdsDevices: Bool = false) -> Rejection? {
         if let rejection = pressureRejection(pod, conditions: conditions) { return rejection }
         if let allowedHostPaths {
             for volume in pod.spec?.volumes ?? [] {
@@ -62,7 +64,7 @@ public enum PodAdmission {
         // Extended resources: those the node advertises, and every device class name (this node
         // owns that domain: a class it does not have is none). Others may be a scheduler
         // extender's and are left out, as the kubelet does.
-        for (resource, requested) in pod.extendedRequests.sorted(by: { $0.key < $1.key }) {
+        for (resource, requested) in pod.extendedRequests.sorted(by: { $0.key < $1.key }) where !holdsDevices {
             guard allocatable[resource] != nil || resource.hasPrefix(DeviceClass.resourcePrefix) else { continue }
             let capacity = allocatable[resource]?.value ?? 0
             let inUse = admitted.map { $0.extendedRequests[resource] ?? 0 }.saturatingSum()

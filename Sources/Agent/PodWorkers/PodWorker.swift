@@ -239,11 +239,19 @@ public actor PodWorker {
         // reported (termination, or the next sync, reports what is true).
         if Task.isCancelled, state.outcome == nil { return }
         await report()
-        if case .finished(let outcome) = state, networkReady || sandbox != nil {
-            // A finished pod keeps its status but not its address.
-            logger.info("pod \(outcome.phase.rawValue): releasing its network")
+        let holdsDevices = host.devices?.holders.contains(uid) == true
+        if case .finished(let outcome) = state, networkReady || sandbox != nil || holdsDevices {
+            // A finished pod keeps its status but not its address nor its devices (once none of
+            // its processes is left to use them).
             await stopAll(gracePeriod: gracePeriod)
-            await releaseNetwork()
+            if networkReady || sandbox != nil {
+                logger.info("pod \(outcome.phase.rawValue): releasing its network")
+                await releaseNetwork()
+            }
+            if holdsDevices, !runs.values.contains(where: \.isRunning) {
+                logger.info("pod \(outcome.phase.rawValue): releasing its devices")
+                host.devices?.release(pod: uid)
+            }
         }
         if evicted {
             // An evicted pod gives back its local storage (the kubelet tears its volumes down).

@@ -47,7 +47,8 @@ public final class PodWorkers: Service, Sendable {
             if !saved.isEmpty { host.logger.info("\(saved.count) pods from the local checkpoint until the API answers") }
             // Without a readable checkpoint nothing is known to be unwanted: keep everything.
             await releaseLeftovers(keeping: Set(saved.compactMap(\.metadata.uid)))
-            host.devices?.retain(pods: Set(saved.compactMap(\.metadata.uid)))
+            // Pods that ended (their final phase is in the checkpoint) hold no device.
+            host.devices?.retain(pods: Set(saved.filter { $0.status?.phase != .succeeded && $0.status?.phase != .failed }.compactMap(\.metadata.uid)))
         } catch {
             host.logger.error("\(error)")
         }
@@ -93,7 +94,8 @@ public final class PodWorkers: Service, Sendable {
                         for (resource, amounts) in host.devices?.resources() ?? [:] { allocatable[resource] = Quantity(amounts.allocatable) }
                         var rejection = PodAdmission.check(pod, admitted: Array(running), allocatable: allocatable,
                                                            conditions: host.pressure.conditions, nodeLabels: host.nodeLabels.current,
-                                                           allowedHostPaths: host.configuration.allowedHostPaths)
+                                                           allowedHostPaths: host.configuration.allowedHostPaths,
+                                                           holdsDevices: host.devices?.holders.contains(uid) == true)
                         // The device manager picks the devices of an admitted pod that will run.
                         let ended = pod.status?.phase == .succeeded || pod.status?.phase == .failed
                         if rejection == nil, !ended, let devices = host.devices { rejection = await devices.allocate(pod) }

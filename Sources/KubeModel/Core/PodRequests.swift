@@ -36,16 +36,25 @@ extension Pod {
         return result.filter { $0.value > 0 }
     }
 
-    /// The pod's extended resources: the sum over the app containers or the largest single init
-    /// container, whichever is larger (as for CPU and memory). Sums saturate.
+    /// The pod's extended resources as Kubernetes counts them: the app containers and the
+    /// sidecars (init containers with `restartPolicy: Always`, which keep running) together, or
+    /// any other init container with the sidecars started before it, whichever is larger.
+    /// Sums saturate.
     public var extendedRequests: [String: Int64] {
-        var total: [String: Int64] = [:]
+        var total: [String: Int64] = [:], sidecars: [String: Int64] = [:], initPeak: [String: Int64] = [:]
         for container in spec?.containers ?? [] {
             for (name, count) in Self.extendedRequests(container) { total[name] = (total[name] ?? 0).addingSaturated(count) }
         }
         for container in spec?.initContainers ?? [] {
-            for (name, count) in Self.extendedRequests(container) { total[name] = max(total[name] ?? 0, count) }
+            let requests = Self.extendedRequests(container)
+            if container.restartPolicy == .always {
+                for (name, count) in requests { sidecars[name] = (sidecars[name] ?? 0).addingSaturated(count) }
+            } else {
+                for (name, count) in requests { initPeak[name] = max(initPeak[name] ?? 0, count.addingSaturated(sidecars[name] ?? 0)) }
+            }
         }
+        for (name, count) in sidecars { total[name] = (total[name] ?? 0).addingSaturated(count) }
+        for (name, count) in initPeak { total[name] = max(total[name] ?? 0, count) }
         return total
     }
 }

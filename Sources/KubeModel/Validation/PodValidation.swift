@@ -55,7 +55,8 @@ public enum PodValidation {
                 }
                 for (resourceName, limit) in container.resources?.limits ?? [:] {
                     if limit.sign < 0 { add("\(field).resources.limits[\(resourceName)]", "Invalid value: \"\(limit)\": must be greater than or equal to 0") }
-                    if let request = container.resources?.requests?[resourceName], request > limit {
+                    // (An extended resource's request must equal its limit: said below, once.)
+                    if let request = container.resources?.requests?[resourceName], request > limit, !Pod.isExtendedResource(resourceName) {
                         add("\(field).resources.requests", "Invalid value: \"\(request)\": must be less than or equal to \(resourceName) limit of \(limit)")
                     }
                 }
