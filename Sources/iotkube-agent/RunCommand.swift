@@ -91,7 +91,7 @@ struct RunCommand: AsyncParsableCommand {
         let eventService: PodEventService
         let eviction: EvictionService
         let deviceMonitor: DeviceMonitorService
-        let devicePlugins = DevicePluginService(directory: configuration.devicePluginDirectory ?? "/var/lib/kubelet/device-plugins", devices: devices,
+        let devicePlugins = DevicePluginService(directory: configuration.devicePluginDirectory ?? DevicePluginService.defaultDirectory, devices: devices,
                                                 logger: Logger(label: "iotkube-agent.device-plugins"))
         do {
             let client: @Sendable () -> KubeAPIClient? = { credentials.client }

@@ -252,6 +252,26 @@ struct DeviceAssignmentSafetyTests {
         #expect(PodAdmission.check(pod, admitted: [], allocatable: allocatable, holdsDevices: true) == nil)
     }
 
+    /// Under allowed hostPaths, the device plugin directory stays out of reach (a pod there could
+    /// register a plugin that mounts any host path into containers).
+    @Test func thePluginDirectoryIsNoHostPathEvenWhereHostPathsAreAllowed() {
+        let allocatable: [String: Quantity] = ["cpu": "2", "memory": "1Gi", "pods": "10"]
+        for path in ["/var/lib", "/var/lib/kubelet/device-plugins", "/var/lib/kubelet/device-plugins/kubelet.sock", "/var/lib/../lib/kubelet"] {
+            var pod = DeviceManagerTests.pod("a", [:])
+            var volume = Volume(name: "v")
+            volume.hostPath = HostPathVolumeSource(path: path)
+            pod.spec?.volumes = [volume]
+            let rejection = PodAdmission.check(pod, admitted: [], allocatable: allocatable, allowedHostPaths: ["/var"],
+                                               reservedHostPaths: ["/var/lib/kubelet/device-plugins"])
+            #expect(rejection?.reason == "HostPathNotAllowed" && rejection?.message.contains("holds the agent's /var/lib/kubelet/device-plugins") == true, "\(path)")
+        }
+        var other = DeviceManagerTests.pod("b", [:])
+        var sensors = Volume(name: "v")
+        sensors.hostPath = HostPathVolumeSource(path: "/var/lib/sensors")
+        other.spec?.volumes = [sensors]
+        #expect(PodAdmission.check(other, admitted: [], allocatable: allocatable, allowedHostPaths: ["/var"], reservedHostPaths: ["/var/lib/kubelet/device-plugins"]) == nil)
+    }
+
     /// Found by udev properties alone, memory devices, terminals and links are never offered.
     @Test func discoveryByPropertiesLeavesOutSystemNodes() {
         let devices = DeviceManager(classes: [DeviceClass(name: "mem", subsystem: "mem"), DeviceClass(name: "tty", subsystem: "tty")],

@@ -18,6 +18,8 @@ import SystemSupport
 /// allocatable, until it registers again (plugins register again when `kubelet.sock` is made anew,
 /// which the agent does at every start).
 public struct DevicePluginService: Service {
+    /// The kubelet's.
+    public static let defaultDirectory = "/var/lib/kubelet/device-plugins"
     let directory: String
     let devices: DeviceManager
     let logger: Logger
@@ -37,7 +39,10 @@ public struct DevicePluginService: Service {
 
     public func run() async throws {
         do {
+            // Only root reaches the registration socket (a registered plugin is trusted with the
+            // containers' devices and mounts).
             try FileTree.makeDirectories(directory, mode: 0o700)
+            guard chmod(directory, 0o700) == 0 else { throw FileError(operation: "chmod", path: directory, code: errno) }
         } catch {
             logger.error("device plugins are off: \(error)")
             return
