@@ -65,7 +65,7 @@ public final class DeviceManager: Sendable {
         public var replugged: [(pod: String, container: String, resource: String, device: String)] = []
     }
 
-    private struct State {
+    struct State {
         var found: [String: [Device]] = [:]
         var plugins: [String: Plugin] = [:]
         var assignments: [Assignment] = []
@@ -75,7 +75,7 @@ public final class DeviceManager: Sendable {
     public let classes: [DeviceClass]
     let checkpointPath: String
     let sysfs: String
-    private let state = Mutex(State())
+    let state = Mutex(State())
 
     /// `checkpointPath`: where assignments are kept; a damaged file is reported by ``loadError``
     /// and the agent starts with none (pods are admitted and assigned again).
@@ -177,7 +177,7 @@ public final class DeviceManager: Sendable {
         state.withLock { resources($0) }
     }
 
-    private func resources(_ state: State) -> [String: DeviceAmounts] {
+    func resources(_ state: State) -> [String: DeviceAmounts] {
         var result: [String: DeviceAmounts] = [:]
         for deviceClass in classes {
             let found = Set(state.found[deviceClass.name]?.map(\.key) ?? [])
@@ -311,71 +311,6 @@ public final class DeviceManager: Sendable {
                 result.append(ContainerDevices(deviceClass: deviceClass, nodes: nodes))
             }
             return result
-        }
-    }
-
-    /// The plugin socket and the devices free for `pod` of a plugin resource that prefers its own
-    /// choice; nil otherwise.
-    private func preferenceQuery(_ resource: String, pod uid: String) -> (String, [String])? {
-        state.withLock { state in
-            guard let plugin = state.plugins[resource], plugin.connected, plugin.options.preferredAllocationAvailable else { return nil }
-            let busy = Set(state.assignments.filter { $0.resource == resource && $0.pod != uid }.flatMap(\.devices))
-            return (plugin.endpoint, plugin.devices.filter { $0.value && !busy.contains($0.key) }.keys.sorted())
-        }
-    }
-
-    /// What device plugins gave one container at admission (environment, device nodes, mounts).
-    func pluginAllocations(pod uid: String, container: String) -> [DevicePluginMessages.ContainerAllocation] {
-        state.withLock { state in
-            state.assignments.filter { $0.pod == uid && $0.container == container }.compactMap(\.allocation)
-        }
-    }
-
-    /// Calls `PreStartContainer` of every plugin that asked for it, with the container's devices.
-    public func preStart(pod uid: String, container: String) async throws(DeviceError) {
-        let calls: [(socket: String, resource: String, ids: [String])] = state.withLock { state in
-            state.assignments.filter { $0.pod == uid && $0.container == container }.compactMap { assignment in
-                guard let plugin = state.plugins[assignment.resource], plugin.options.preStartRequired else { return nil }
-                return (plugin.endpoint, assignment.resource, assignment.devices)
-            }
-        }
-        for call in calls {
-            do {
-                _ = try await GRPCUnixTransport.unary(socket: call.socket, method: "/v1beta1.DevicePlugin/PreStartContainer",
-                                                      request: DevicePluginMessages.preStartRequest(call.ids))
-            } catch {
-                throw DeviceError("\(call.resource): the device plugin's PreStartContainer failed: \(error)")
-            }
-        }
-    }
-
-    // MARK: device plugins
-
-    /// A plugin registered (again): it serves `resource` at `socket`; its devices come with its first list.
-    func registerPlugin(resource: String, socket: String, options: DevicePluginMessages.Options) {
-        state.withLock { state in
-            let known = state.plugins[resource]?.devices ?? [:]
-            state.plugins[resource] = Plugin(endpoint: socket, options: options, devices: known.mapValues { _ in false })
-        }
-    }
-
-    /// A plugin's ListAndWatch sent its devices; true when the advertised amounts changed.
-    @discardableResult
-    func updatePlugin(resource: String, socket: String, devices: [(id: String, healthy: Bool)]) -> Bool {
-        state.withLock { state in
-            guard state.plugins[resource]?.endpoint == socket else { return false }
-            let before = resources(state)
-            state.plugins[resource]?.devices = Dictionary(devices.map { ($0.id, $0.healthy) }, uniquingKeysWith: { $0 && $1 })
-            state.plugins[resource]?.connected = true
-            return resources(state) != before
-        }
-    }
-
-    /// A plugin's watch ended: its devices stay in capacity, none is allocatable until it registers again.
-    func disconnectPlugin(resource: String, socket: String) {
-        state.withLock { state in
-            guard state.plugins[resource]?.endpoint == socket else { return }
-            state.plugins[resource]?.connected = false
         }
     }
 

@@ -1,0 +1,115 @@
+import Foundation
+import IotkubeTestSupport
+import KubeModel
+import Testing
+
+@testable import Agent
+
+/// What an attack review found: overlapping classes, numbers reused after an unplug, sidecars,
+/// a checkpoint that cannot be written, re-admission after a restart, default discovery.
+@Suite(.ownThread, .enabled(if: getuid() == 0, "needs root (mknod)"))
+struct DeviceAssignmentSafetyTests {
+    let directory = NSTemporaryDirectory() + "iotkube-devices-\(UUID().uuidString.prefix(8))"
+
+    init() throws {
+        try FileManager.default.createDirectory(atPath: directory + "/dev", withIntermediateDirectories: true)
+        for (name, minor) in [("sensor0", 3), ("sensor1", 5), ("sensor2", 7)] {
+            guard mknod(directory + "/dev/" + name, S_IFCHR | 0o640, DeviceManagerTests.deviceNumber(1, UInt32(minor))) == 0 else { throw TestFailure("mknod: \(errno)") }
+        }
+    }
+
+    /// Two classes that find the same node (the built-in video and camera do) never give it to two pods.
+    @Test func aNodeFoundByTwoClassesGoesToOneHolder() async throws {
+        let devices = DeviceManager(classes: [DeviceClass(name: "all", paths: [directory + "/dev/sensor*"]),
+                                              DeviceClass(name: "first", paths: [directory + "/dev/sensor0"]),
+                                              DeviceClass(name: "group", paths: [directory + "/dev/sensor*"], grouped: true)],
+                                    checkpointPath: directory + "/state/devices.json")
+        #expect(await devices.allocate(DeviceManagerTests.pod("a", ["devices.iotkube.io/first": 1])) == nil)
+        let refused = await devices.allocate(DeviceManagerTests.pod("b", ["devices.iotkube.io/all": 3]))
+        #expect(refused?.message.contains("Requested: 3, Available: 2") == true, "\(String(describing: refused))")
+        #expect(await devices.allocate(DeviceManagerTests.pod("c", ["devices.iotkube.io/group": 1]))?.reason == "UnexpectedAdmissionError")
+        #expect(await devices.allocate(DeviceManagerTests.pod("d", ["devices.iotkube.io/all": 2])) == nil)
+        #expect(try devices.devices(pod: "d", container: "app")[0].nodes.allSatisfy { $0.minor != 3 })
+    }
+
+    /// A held device unplugged and another one plugged in with its numbers (another path, another
+    /// class): the holder's container still has the numbers allowed, so nobody else gets them.
+    @Test func numbersOfAnUnpluggedHeldDeviceStayReserved() async throws {
+        let devices = DeviceManager(classes: [DeviceClass(name: "sensor", paths: [directory + "/dev/sensor0"]),
+                                              DeviceClass(name: "other", paths: [directory + "/dev/other*"])],
+                                    checkpointPath: directory + "/state/devices.json")
+        #expect(await devices.allocate(DeviceManagerTests.pod("a", ["devices.iotkube.io/sensor": 1])) == nil)
+        unlink(directory + "/dev/sensor0")
+        #expect(mknod(directory + "/dev/other0", S_IFCHR | 0o640, DeviceManagerTests.deviceNumber(1, 3)) == 0)
+        devices.rescan()
+        #expect(devices.resources()["devices.iotkube.io/other"]?.allocatable == 1)
+        #expect(await devices.allocate(DeviceManagerTests.pod("b", ["devices.iotkube.io/other": 1]))?.reason == "UnexpectedAdmissionError")
+        devices.release(pod: "a")
+        #expect(await devices.allocate(DeviceManagerTests.pod("b", ["devices.iotkube.io/other": 1])) == nil)
+    }
+
+    /// A sidecar runs beside the app container: both count, and they get distinct devices.
+    @Test func sidecarsCountWithTheAppContainers() async throws {
+        var pod = DeviceManagerTests.pod("a", ["devices.iotkube.io/sensor": 1])
+        var sidecar = Container(name: "sidecar", image: "busybox")
+        sidecar.restartPolicy = .always
+        sidecar.resources = ResourceRequirements(limits: ["devices.iotkube.io/sensor": "1"])
+        var setup = Container(name: "setup", image: "busybox")
+        setup.resources = ResourceRequirements(limits: ["devices.iotkube.io/sensor": "2"])
+        pod.spec?.initContainers = [sidecar, setup]
+        // app 1 + sidecar 1, or setup 2 + the sidecar before it: 3.
+        #expect(pod.extendedRequests["devices.iotkube.io/sensor"] == 3)
+        let devices = DeviceManager(classes: [DeviceClass(name: "sensor", paths: [directory + "/dev/sensor*"])], checkpointPath: directory + "/state/devices.json")
+        #expect(await devices.allocate(pod) == nil)
+        let app = try devices.devices(pod: "a", container: "app")[0].nodes[0].path
+        let side = try devices.devices(pod: "a", container: "sidecar")[0].nodes[0].path
+        #expect(app != side)
+    }
+
+    /// An assignment that cannot be kept on disk is not made (after a restart it would be lost).
+    @Test func anAssignmentThatCannotBeWrittenIsRefused() async throws {
+        try "not a directory".write(toFile: directory + "/state", atomically: true, encoding: .utf8)
+        let devices = DeviceManager(classes: [DeviceClass(name: "sensor", paths: [directory + "/dev/sensor*"])], checkpointPath: directory + "/state/devices.json")
+        let refused = await devices.allocate(DeviceManagerTests.pod("a", ["devices.iotkube.io/sensor": 1]))
+        #expect(refused?.reason == "UnexpectedAdmissionError" && refused?.message.contains("device assignments not written") == true, "\(String(describing: refused))")
+        #expect(devices.holders.isEmpty)
+    }
+
+    /// A pod that holds its devices (an agent restart) is admitted while they are not back yet.
+    @Test func aHolderIsAdmittedAgainWhileItsDeviceIsAway() {
+        let allocatable: [String: Quantity] = ["cpu": "2", "memory": "1Gi", "pods": "10", "devices.iotkube.io/sensor": "0"]
+        let pod = DeviceManagerTests.pod("a", ["devices.iotkube.io/sensor": 1])
+        #expect(PodAdmission.check(pod, admitted: [], allocatable: allocatable)?.reason == "OutOfdevices.iotkube.io/sensor")
+        #expect(PodAdmission.check(pod, admitted: [], allocatable: allocatable, holdsDevices: true) == nil)
+    }
+
+    /// Under allowed hostPaths, the device plugin directory stays out of reach (a pod there could
+    /// register a plugin that mounts any host path into containers).
+    @Test func thePluginDirectoryIsNoHostPathEvenWhereHostPathsAreAllowed() {
+        let allocatable: [String: Quantity] = ["cpu": "2", "memory": "1Gi", "pods": "10"]
+        for path in ["/var/lib", "/var/lib/kubelet/device-plugins", "/var/lib/kubelet/device-plugins/kubelet.sock", "/var/lib/../lib/kubelet"] {
+            var pod = DeviceManagerTests.pod("a", [:])
+            var volume = Volume(name: "v")
+            volume.hostPath = HostPathVolumeSource(path: path)
+            pod.spec?.volumes = [volume]
+            let rejection = PodAdmission.check(pod, admitted: [], allocatable: allocatable, allowedHostPaths: ["/var"],
+                                               reservedHostPaths: ["/var/lib/kubelet/device-plugins"])
+            #expect(rejection?.reason == "HostPathNotAllowed" && rejection?.message.contains("holds the agent's /var/lib/kubelet/device-plugins") == true, "\(path)")
+        }
+        var other = DeviceManagerTests.pod("b", [:])
+        var sensors = Volume(name: "v")
+        sensors.hostPath = HostPathVolumeSource(path: "/var/lib/sensors")
+        other.spec?.volumes = [sensors]
+        #expect(PodAdmission.check(other, admitted: [], allocatable: allocatable, allowedHostPaths: ["/var"], reservedHostPaths: ["/var/lib/kubelet/device-plugins"]) == nil)
+    }
+
+    /// Found by udev properties alone, memory devices, terminals and links are never offered.
+    @Test func discoveryByPropertiesLeavesOutSystemNodes() {
+        let devices = DeviceManager(classes: [DeviceClass(name: "mem", subsystem: "mem"), DeviceClass(name: "tty", subsystem: "tty")],
+                                    checkpointPath: directory + "/state/devices.json")
+        #expect(devices.resources()["devices.iotkube.io/mem"]?.capacity == 0)
+        let ttys = DeviceManager.systemDeviceNodes().compactMap(HostDevice.at).filter { $0.type == "c" && ($0.major == 5 || $0.major == 4 && $0.minor < 64) }
+        #expect(ttys.isEmpty, "\(ttys.map(\.path))")
+        #expect(devices.discover(devices.classes[1]).allSatisfy { !["/dev/console", "/dev/tty", "/dev/ptmx"].contains($0.key) })
+    }
+}
