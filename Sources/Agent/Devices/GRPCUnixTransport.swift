@@ -46,11 +46,11 @@ enum GRPCUnixTransport {
                 frames.append(chunk)
                 guard frames.pending.count <= maximumMessage + 64 << 10 else { throw CallError(description: "a frame larger than \(maximumMessage) bytes") }
                 while let frame = frames.next() {
+                    if let acknowledgement = acknowledgement(frame) {
+                        try await outbound.write(ByteBuffer(bytes: acknowledgement))
+                        continue
+                    }
                     switch GRPCHealthProbe.FrameType(rawValue: frame.type) {
-                    case .settings where frame.flags & 0x1 == 0:
-                        try await outbound.write(ByteBuffer(bytes: GRPCHealthProbe.frame(.settings, flags: 0x1, stream: 0, payload: [])))
-                    case .ping where frame.flags & 0x1 == 0:
-                        try await outbound.write(ByteBuffer(bytes: GRPCHealthProbe.frame(.ping, flags: 0x1, stream: 0, payload: frame.payload)))
                     case .data where frame.stream == 1:
                         pending += GRPCHealthProbe.unpadded(frame)
                         while let next = try nextMessage(&pending) {
@@ -132,11 +132,11 @@ enum GRPCUnixTransport {
                 }
                 guard frames.pending.count <= maximumMessage + 64 << 10 else { return }
                 while let frame = frames.next() {
+                    if let acknowledgement = acknowledgement(frame) {
+                        try await outbound.write(ByteBuffer(bytes: acknowledgement))
+                        continue
+                    }
                     switch GRPCHealthProbe.FrameType(rawValue: frame.type) {
-                    case .settings where frame.flags & 0x1 == 0:
-                        try await outbound.write(ByteBuffer(bytes: GRPCHealthProbe.frame(.settings, flags: 0x1, stream: 0, payload: [])))
-                    case .ping where frame.flags & 0x1 == 0:
-                        try await outbound.write(ByteBuffer(bytes: GRPCHealthProbe.frame(.ping, flags: 0x1, stream: 0, payload: frame.payload)))
                     case .headers, .data:
                         guard frame.stream != 0, frame.stream & 1 == 1, bodies.count < 16 else { return }
                         if frame.type == GRPCHealthProbe.FrameType.data.rawValue { bodies[frame.stream, default: []] += GRPCHealthProbe.unpadded(frame) }
@@ -169,6 +169,16 @@ enum GRPCUnixTransport {
         let text = String(problem.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0 != "%" ? Character($0) : " " }.prefix(512))
         head += GRPCHealthProbe.literal(name: "grpc-status", value: "3") + GRPCHealthProbe.literal(name: "grpc-message", value: text)
         return GRPCHealthProbe.frame(.headers, flags: 0x5, stream: stream, payload: head)
+    }
+
+    /// The acknowledgement a peer's SETTINGS or PING asks for; nil for other frames.
+    static func acknowledgement(_ frame: Frame) -> [UInt8]? {
+        guard frame.flags & 0x1 == 0 else { return nil }
+        switch GRPCHealthProbe.FrameType(rawValue: frame.type) {
+        case .settings: return GRPCHealthProbe.frame(.settings, flags: 0x1, stream: 0, payload: [])
+        case .ping: return GRPCHealthProbe.frame(.ping, flags: 0x1, stream: 0, payload: frame.payload)
+        default: return nil
+        }
     }
 
     /// A gRPC length-prefixed message (uncompressed).
