@@ -84,23 +84,19 @@ struct DeviceAssignmentSafetyTests {
     }
 
     /// Under allowed hostPaths, the device plugin directory stays out of reach (a pod there could
-    /// register a plugin that mounts any host path into containers).
-    @Test func thePluginDirectoryIsNoHostPathEvenWhereHostPathsAreAllowed() {
-        let allocatable: [String: Quantity] = ["cpu": "2", "memory": "1Gi", "pods": "10"]
-        for path in ["/var/lib", "/var/lib/kubelet/device-plugins", "/var/lib/kubelet/device-plugins/kubelet.sock", "/var/lib/../lib/kubelet"] {
-            var pod = DeviceManagerTests.pod("a", [:])
-            var volume = Volume(name: "v")
-            volume.hostPath = HostPathVolumeSource(path: path)
-            pod.spec?.volumes = [volume]
-            let rejection = PodAdmission.check(pod, admitted: [], allocatable: allocatable, allowedHostPaths: ["/var"],
-                                               reservedHostPaths: ["/var/lib/kubelet/device-plugins"])
-            #expect(rejection?.reason == "HostPathNotAllowed" && rejection?.message.contains("holds the agent's /var/lib/kubelet/device-plugins") == true, "\(path)")
+    /// register a plugin that mounts any host path into containers), also through a link.
+    @Test func noAllowedHostPathReachesThePluginDirectory() throws {
+        let plugins = directory + "/kubelet/device-plugins"
+        try FileManager.default.createDirectory(atPath: plugins, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/alias", withDestinationPath: directory + "/kubelet")
+        for allowed in [directory, plugins, plugins + "/sub", directory + "/alias", directory + "/alias/device-plugins"] {
+            let path = try AgentNetworkConfigurationTests.file("devicePluginDirectory: \"\(plugins)\"\nallowedHostPaths: [\"\(allowed)\"]\n")
+            #expect { _ = try AgentConfiguration.load(path) } throws: { "\($0)".contains("reaches the device plugin directory") }
         }
-        var other = DeviceManagerTests.pod("b", [:])
-        var sensors = Volume(name: "v")
-        sensors.hostPath = HostPathVolumeSource(path: "/var/lib/sensors")
-        other.spec?.volumes = [sensors]
-        #expect(PodAdmission.check(other, admitted: [], allocatable: allocatable, allowedHostPaths: ["/var"], reservedHostPaths: ["/var/lib/kubelet/device-plugins"]) == nil)
+        let fine = try AgentNetworkConfigurationTests.file("devicePluginDirectory: \"\(plugins)\"\nallowedHostPaths: [\"\(directory)/dev\"]\n")
+        _ = try AgentConfiguration.load(fine)
+        let off = try AgentNetworkConfigurationTests.file("devicePluginDirectory: \"\"\nallowedHostPaths: [\"\(directory)\"]\n")
+        _ = try AgentConfiguration.load(off)
     }
 
     /// Found by udev properties alone, memory devices, terminals and links are never offered.

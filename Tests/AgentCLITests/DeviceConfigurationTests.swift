@@ -9,19 +9,19 @@ import Testing
 /// the file, the line and the field named; a good one round-trips through the written file.
 @Suite struct DeviceConfigurationTests {
     @Test(arguments: [
-        ("devices:\n  - name: I2C\n    paths: [/dev/i2c-*]\n", "(line 5): devices[0].name: \"I2C\" must be 1-63 lower-case letters"),
-        ("devices:\n  - name: gpio\n    paths: [/dev/gpiochip*]\n  - name: uart\n    paths: [dev/ttyS*]\n", "(line 7): devices[1].paths[0] (uart): \"dev/ttyS*\" is not an absolute path"),
+        ("devices:\n  - name: I2C\n    paths: [/dev/i2c-*]\n", "line 5: devices[0].name: \"I2C\" must be 1-63 lower-case letters"),
+        ("devices:\n  - name: gpio\n    paths: [/dev/gpiochip*]\n  - name: uart\n    paths: [dev/ttyS*]\n", "line 7: devices[1].paths[0] (uart): \"dev/ttyS*\" is not an absolute path"),
         ("devices:\n  - name: uart\n    paths: [/dev/../etc/*]\n", "devices[0].paths[0] (uart): \"/dev/../etc/*\" contains \"..\""),
-        ("devices:\n  - name: uart\n", "(line 5): devices[0] (uart): give paths (globs of device nodes) or a udev property"),
+        ("devices:\n  - name: uart\n", "line 5: devices[0] (uart): give paths (globs of device nodes) or a udev property"),
         ("devices:\n  - name: uart\n    paths: [/dev/ttyS*]\n    perContainer: 0\n", "devices[0].perContainer (uart): 0 must be 1 to 1000"),
         ("devices:\n  - name: uart\n    paths: [/dev/ttyS*]\n    perContainer: 99999999999999999999\n", "devices[0].perContainer"),
         ("devices:\n  - name: ftdi\n    vendorID: \"403\"\n", "devices[0].vendorID (ftdi): \"403\" is not four hex digits"),
         // Unquoted, 0403 is a YAML number: refused rather than read as 403 or 259.
-        ("devices:\n  - name: ftdi\n    vendorID: 0403\n", "devices[0].vendorID: expected string, found number"),
-        ("devices:\n  - name: uart\n    paths: [/dev/ttyS*]\n  - name: uart\n    paths: [/dev/ttyUSB*]\n", "devices[1].name: \"uart\" is given twice"),
+        ("devices:\n  - name: ftdi\n    vendorID: 0403\n", "line 6: devices[0].vendorID: expected string, found number"),
+        ("devices:\n  - name: uart\n    paths: [/dev/ttyS*]\n  - name: uart\n    paths: [/dev/ttyUSB*]\n", "line 7: devices[1].name: \"uart\" is given twice"),
         ("devices:\n  - name: uart\n    path: [/dev/ttyS*]\n", "devices[0].path"),
         ("devices:\n  name: uart\n", "devices"),
-        ("builtinDevices: maybe\n", "builtinDevices"),
+        ("builtinDevices: maybe\n", "line 4: builtinDevices"),
     ])
     func aMalformedDevicesSectionStopsTheAgentNamingWhere(_ section: String, _ message: String) throws {
         let path = try AgentNetworkConfigurationTests.file(section)

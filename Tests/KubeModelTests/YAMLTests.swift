@@ -145,4 +145,24 @@ struct YAMLTests {
         #expect(container.resources?.limits?["memory"]?.byteCount == 1_000_000_000)
         #expect(container.resources?.requests?["cpu"]?.milliValue == 2000)
     }
+
+    /// Every field's line, by the field path decoding errors use, so an error can say where.
+    @Test func fieldsKnowTheirLines() {
+        let text = """
+            # a comment
+            spec:
+              containers:
+              - name: app
+                image: busybox
+                args: ["a",
+                  "b"]
+              - {name: side, image: x}
+            labels: {zone: kitchen}
+            """
+        let lines = KubeYAML.lines(Array(text.utf8))
+        #expect(lines["spec"] == 2 && lines["spec.containers"] == 3 && lines["spec.containers[0]"] == 4)
+        #expect(lines["spec.containers[0].image"] == 5 && lines["spec.containers[0].args[1]"] == 7)
+        #expect(lines["spec.containers[1]"] == 8 && lines["spec.containers[1].image"] == 8 && lines["labels.zone"] == 9)
+        #expect(KubeYAML.lines(Array("a: [".utf8)).isEmpty)
+    }
 }

@@ -172,7 +172,7 @@ public enum ContainerSpecBuilder {
                     throw PodSetupError("\(label): the device plugin's mount \(mount.hostPath) → \(mount.containerPath) is not between absolute paths")
                 }
                 mounts.append(RuntimeSpec.Mount(destination: mount.containerPath, type: "bind", source: mount.hostPath,
-                                                options: ["rbind", mount.readOnly ? "ro" : "rw", "nosuid", "nodev"]))
+                                                options: ["rbind", mount.readOnly ? "ro" : "rw", "nosuid"]))  // device directories (/dev/dri) need their nodes
             }
             // The agent's own annotations (pod identity, restart count) stay its own.
             for (key, value) in allocation.annotations where !key.hasPrefix("io.kubernetes.") && !key.contains("iotkube") { spec.annotations?[key] = value }

@@ -53,6 +53,10 @@ public final class DeviceManager: Sendable {
 
     private struct Checkpoint: Codable {
         var assignments: [Assignment]
+        /// The resources device plugins served: after a restart they are known (none allocatable)
+        /// until their plugin registers again, so a pod asking for one waits instead of running
+        /// without its device.
+        var pluginResources: [String]?
     }
 
     /// What changed in a rescan.
@@ -68,6 +72,7 @@ public final class DeviceManager: Sendable {
     struct State {
         var found: [String: [Device]] = [:]
         var plugins: [String: Plugin] = [:]
+        var savedPluginResources: [String] = []
         var assignments: [Assignment] = []
         var lastSaved: [Assignment]?
     }
@@ -84,16 +89,27 @@ public final class DeviceManager: Sendable {
         self.checkpointPath = checkpointPath
         self.sysfs = sysfs
         var loaded: [Assignment] = []
+        var pluginResources: [String] = []
         var problem: String?
         do {
             if let bytes = try AtomicFile.read(checkpointPath) {
-                loaded = try KubeJSON.decode(Checkpoint.self, from: bytes, validation: .discard).assignments
+                let checkpoint = try KubeJSON.decode(Checkpoint.self, from: bytes, validation: .discard)
+                pluginResources = checkpoint.pluginResources ?? []
+                // A plugin device whose Allocate answer never came is not given (the container
+                // would start without what the plugin sets up).
+                let classResources = Set(classes.map(\.resourceName))
+                loaded = checkpoint.assignments.filter { classResources.contains($0.resource) || $0.allocation != nil }
             }
         } catch {
             problem = "device assignments \(checkpointPath) are damaged (\(error)): starting with none"
         }
         loadError = problem
-        state.withLock { $0.assignments = loaded; $0.lastSaved = loaded }
+        state.withLock { state in
+            state.assignments = loaded
+            state.lastSaved = loaded
+            for resource in pluginResources { state.plugins[resource] = Plugin(endpoint: "", options: .init(), connected: false) }
+            state.savedPluginResources = pluginResources.sorted()
+        }
         _ = rescan()
     }
 
@@ -204,14 +220,18 @@ public final class DeviceManager: Sendable {
         // A plugin that prefers some devices is asked first (outside the lock: admission runs one
         // pod at a time, so the devices it saw as free stay free).
         var preferred: [String: [String]] = [:]
+        var unanswered = Set<String>()  // a plugin that failed once is not asked again for this pod
         for container in spec.containers {
             for (resource, count) in Pod.extendedRequests(container) {
-                guard let (socket, available) = preferenceQuery(resource, pod: uid), available.count > Int(min(count, 1 << 20)) else { continue }
+                guard let (socket, available) = preferenceQuery(resource, pod: uid), !unanswered.contains(socket),
+                      available.count > Int(min(count, 1 << 20)) else { continue }
                 let request = DevicePluginMessages.preferredAllocationRequest(available: available, size: Int(count))
-                if let answer = try? await GRPCUnixTransport.unary(socket: socket, method: "/v1beta1.DevicePlugin/GetPreferredAllocation", request: request),
-                   let ids = try? DevicePluginMessages.preferredDevices(decoding: answer), ids.count == Int(count), Set(ids).isSubset(of: available) {
-                    preferred["\(container.name)|\(resource)"] = ids
+                guard let answer = try? await GRPCUnixTransport.unary(socket: socket, method: "/v1beta1.DevicePlugin/GetPreferredAllocation", request: request),
+                      let ids = try? DevicePluginMessages.preferredDevices(decoding: answer) else {
+                    unanswered.insert(socket)
+                    continue
                 }
+                if ids.count == Int(count), Set(ids).count == ids.count, Set(ids).isSubset(of: available) { preferred["\(container.name)|\(resource)"] = ids }
             }
         }
         let result: (made: [Assignment], rejection: PodAdmission.Rejection?) = state.withLock { state in
@@ -360,16 +380,18 @@ public final class DeviceManager: Sendable {
     /// Writes the assignments when they differ from the file's (atomically: a power cut leaves
     /// the old or the new set); the problem when they could not be written.
     @discardableResult
-    private func save() -> String? {
-        let assignments: [Assignment]? = state.withLock { state in
+    func save() -> String? {
+        let saved: (assignments: [Assignment], plugins: [String])? = state.withLock { state in
             let sorted = state.assignments.sorted { ($0.pod, $0.container, $0.resource) < ($1.pod, $1.container, $1.resource) }
-            guard sorted != state.lastSaved else { return nil }
+            let plugins = state.plugins.keys.sorted()
+            guard sorted != state.lastSaved || plugins != state.savedPluginResources else { return nil }
             state.lastSaved = sorted
-            return sorted
+            state.savedPluginResources = plugins
+            return (sorted, plugins)
         }
-        guard let assignments else { return nil }
+        guard let saved else { return nil }
         do {
-            let bytes = try KubeJSON.encode(Checkpoint(assignments: assignments))
+            let bytes = try KubeJSON.encode(Checkpoint(assignments: saved.assignments, pluginResources: saved.plugins.isEmpty ? nil : saved.plugins))
             if let slash = checkpointPath.lastIndex(of: "/") { try FileTree.makeDirectories(String(checkpointPath[..<slash]), mode: 0o700) }
             try AtomicFile.write(bytes, to: checkpointPath, mode: 0o600)
             return nil

@@ -73,7 +73,9 @@ public struct DevicePluginService: Service {
                     }
                 }
                 for await request in registrations {
+                    // Recorded here, in order: the latest registration of a resource wins.
                     let generation = watches.next(request.resourceName)
+                    devices.registerPlugin(resource: request.resourceName, socket: directory + "/" + request.endpoint, options: request.options)
                     group.addTask { await self.watch(request, generation: generation, watches: watches) }
                 }
             }
@@ -104,15 +106,26 @@ public struct DevicePluginService: Service {
     /// Follows one plugin's devices until its watch ends or a newer registration replaces it.
     func watch(_ request: DevicePluginMessages.RegisterRequest, generation: Int, watches: Watches) async {
         let resource = request.resourceName, socket = directory + "/" + request.endpoint
-        devices.registerPlugin(resource: resource, socket: socket, options: request.options)
         logger.info("device plugin for \(resource) registered at \(socket)")
         let devices = self.devices, logger = self.logger
         do {
-            try await GRPCUnixTransport.call(socket: socket, method: "/v1beta1.DevicePlugin/ListAndWatch", request: []) { bytes in
-                guard watches.isCurrent(resource, generation) else { throw CancellationError() }
-                let list = try DevicePluginMessages.devices(decoding: bytes)
-                if devices.updatePlugin(resource: resource, socket: socket, devices: list) {
-                    logger.notice("\(resource): \(list.filter(\.healthy).count) of \(list.count) devices healthy")
+            // A plugin may register before its socket listens: dialled for up to 10 s, as the kubelet does.
+            let deadline = ContinuousClock.now + .seconds(10)
+            let listed = Mutex(false)
+            while true {
+                do {
+                    try await GRPCUnixTransport.call(socket: socket, method: "/v1beta1.DevicePlugin/ListAndWatch", request: []) { bytes in
+                        guard watches.isCurrent(resource, generation) else { throw CancellationError() }
+                        listed.withLock { $0 = true }
+                        let list = try DevicePluginMessages.devices(decoding: bytes)
+                        guard list.count <= 10_000 else { throw GRPCUnixTransport.CallError(description: "a list of \(list.count) devices (at most 10000)") }
+                        if devices.updatePlugin(resource: resource, socket: socket, devices: list) {
+                            logger.notice("\(resource): \(list.filter(\.healthy).count) of \(list.count) devices healthy")
+                        }
+                    }
+                    break
+                } catch where !(error is CancellationError) && !listed.withLock({ $0 }) && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(500))
                 }
             }
             logger.warning("device plugin for \(resource) ended its watch")

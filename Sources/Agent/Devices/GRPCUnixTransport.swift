@@ -37,14 +37,23 @@ enum GRPCUnixTransport {
             block += GRPCHealthProbe.literal(name: "content-type", value: "application/grpc")
             block += GRPCHealthProbe.literal(name: "te", value: "trailers")
             bytes += GRPCHealthProbe.frame(.headers, flags: 0x4, stream: 1, payload: block)
-            bytes += GRPCHealthProbe.frame(.data, flags: 0x1, stream: 1, payload: message(request))
+            // DATA frames of at most 16 KiB (the peer's default SETTINGS_MAX_FRAME_SIZE); the whole
+            // request within the default 64 KiB window (a plugin's requests are far smaller).
+            let body = message(request)
+            guard body.count <= 65535 else { throw CallError(description: "\(method): a request of \(body.count) bytes (at most 65535)") }
+            var offset = 0
+            repeat {
+                let end = min(offset + 16384, body.count)
+                bytes += GRPCHealthProbe.frame(.data, flags: end == body.count ? 0x1 : 0, stream: 1, payload: Array(body[offset..<end]))
+                offset = end
+            } while offset < body.count
             try await outbound.write(ByteBuffer(bytes: bytes))
             var frames = GRPCHealthProbe.FrameReader()
             var pending: [UInt8] = []
             var received = 0, consumed: UInt32 = 0
             for try await chunk in inbound {
                 frames.append(chunk)
-                guard frames.pending.count <= maximumMessage + 64 << 10 else { throw CallError(description: "a frame larger than \(maximumMessage) bytes") }
+                guard frames.pendingCount <= maximumMessage + 64 << 10 else { throw CallError(description: "a frame larger than \(maximumMessage) bytes") }
                 while let frame = frames.next() {
                     if let acknowledgement = acknowledgement(frame) {
                         try await outbound.write(ByteBuffer(bytes: acknowledgement))
@@ -130,7 +139,7 @@ enum GRPCUnixTransport {
                 } else {
                     frames.append(chunk)
                 }
-                guard frames.pending.count <= maximumMessage + 64 << 10 else { return }
+                guard frames.pendingCount <= maximumMessage + 64 << 10 else { return }
                 while let frame = frames.next() {
                     if let acknowledgement = acknowledgement(frame) {
                         try await outbound.write(ByteBuffer(bytes: acknowledgement))
@@ -191,8 +200,10 @@ enum GRPCUnixTransport {
     static func nextMessage(_ bytes: inout [UInt8]) throws -> [UInt8]? {
         guard bytes.count >= 5 else { return nil }
         guard bytes[0] == 0 else { throw CallError(description: "a compressed message (not asked for)") }
-        let length = Int(bytes[1]) << 24 | Int(bytes[2]) << 16 | Int(bytes[3]) << 8 | Int(bytes[4])
-        guard length <= maximumMessage else { throw CallError(description: "a message of \(length) bytes") }
+        // Built as UInt32 and bounded before it becomes an Int (negative on 32-bit boards otherwise).
+        let declared = UInt32(bytes[1]) << 24 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 8 | UInt32(bytes[4])
+        guard declared <= UInt32(maximumMessage) else { throw CallError(description: "a message of \(declared) bytes") }
+        let length = Int(declared)
         guard bytes.count >= 5 + length else { return nil }
         let message = Array(bytes[5..<(5 + length)])
         bytes.removeFirst(5 + length)

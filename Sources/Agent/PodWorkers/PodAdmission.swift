@@ -20,8 +20,7 @@ public enum PodAdmission {
     /// `holdsDevices`: the pod was given its devices before (an agent restart): they are not
     /// counted again against what is present now (a USB device may not be back yet at boot).
     public static func check(_ pod: Pod, admitted: [Pod], allocatable: [String: Quantity], conditions: Set<String> = [],
-                             nodeLabels: [String: String]? = nil, allowedHostPaths: [String]? = nil, holdsDevices: Bool = false,
-                             reservedHostPaths: [String] = []) -> Rejection? {
+                             nodeLabels: [String: String]? = nil, allowedHostPaths: [String]? = nil, holdsDevices: Bool = false) -> Rejection? {
         if let rejection = pressureRejection(pod, conditions: conditions) { return rejection }
         if let allowedHostPaths {
             for volume in pod.spec?.volumes ?? [] {
@@ -29,13 +28,6 @@ public enum PodAdmission {
                 // Symbolic links are followed where the path exists: a link inside an allowed
                 // directory must not lead out of it.
                 let resolved = resolvedPath(path) ?? path
-                // The agent's own sockets (the device plugin registration) stay out of reach even
-                // under an allowed path: a pod there could register a plugin whose answers mount
-                // any host path into the containers that use it.
-                if let reserved = reservedHostPaths.first(where: { isWithin($0, resolved) || isWithin(resolved, $0) || isWithin($0, path) || isWithin(path, $0) }) {
-                    return Rejection(reason: "HostPathNotAllowed",
-                                     message: "Pod was rejected: hostPath volume \"\(volume.name)\" uses \(path), which holds the agent's \(reserved)")
-                }
                 if allowedHostPaths.contains(where: { isWithin(path, $0) }), allowedHostPaths.contains(where: { isWithin(resolved, resolvedPath($0) ?? $0) }) { continue }
                 let allowed = allowedHostPaths.isEmpty ? "none are allowed" : "allowed: \(allowedHostPaths.joined(separator: ", "))"
                 return Rejection(reason: "HostPathNotAllowed",

@@ -95,8 +95,7 @@ public final class PodWorkers: Service, Sendable {
                         var rejection = PodAdmission.check(pod, admitted: Array(running), allocatable: allocatable,
                                                            conditions: host.pressure.conditions, nodeLabels: host.nodeLabels.current,
                                                            allowedHostPaths: host.configuration.allowedHostPaths,
-                                                           holdsDevices: host.devices?.holders.contains(uid) == true,
-                                                           reservedHostPaths: host.configuration.devicePluginDirectory == "" ? [] : [host.configuration.devicePluginDirectory ?? DevicePluginService.defaultDirectory])
+                                                           holdsDevices: host.devices?.holders.contains(uid) == true)
                         // The device manager picks the devices of an admitted pod that will run.
                         let ended = pod.status?.phase == .succeeded || pod.status?.phase == .failed
                         if rejection == nil, !ended, let devices = host.devices { rejection = await devices.allocate(pod) }

@@ -40,6 +40,10 @@ public enum GRPCHealthProbe {
             var message: [UInt8] = []
             for try await chunk in inbound {
                 reader.append(chunk)
+                // A health answer is a few bytes: a pod that sends more is not a health server.
+                if reader.pendingCount > 64 << 10 || message.count > 64 << 10 {
+                    return .failure("rpc error: the server sent more than a health answer (64 KiB)")
+                }
                 while let frame = reader.next() {
                     switch FrameType(rawValue: frame.type) {
                     case .settings where frame.flags & 0x1 == 0:
@@ -68,7 +72,11 @@ public enum GRPCHealthProbe {
     /// `SERVING` (1) passes; other statuses fail naming them; nil while the message is incomplete.
     static func decode(_ message: [UInt8]) -> ProbeActions.Outcome? {
         guard message.count >= 5 else { return nil }
-        let length = Int(message[1]) << 24 | Int(message[2]) << 16 | Int(message[3]) << 8 | Int(message[4])
+        // Built as UInt32 and bounded before it becomes an Int (on 32-bit boards a high first byte
+        // would be a negative Int).
+        let declared = UInt32(message[1]) << 24 | UInt32(message[2]) << 16 | UInt32(message[3]) << 8 | UInt32(message[4])
+        guard declared <= 64 << 10 else { return .failure("rpc error: a health answer of \(declared) bytes") }
+        let length = Int(declared)
         guard message.count >= 5 + length else { return nil }
         if message[0] != 0 { return .failure("rpc error: the health answer is compressed") }
         // HealthCheckResponse { ServingStatus status = 1; } — field 1, varint; absent means UNKNOWN (0).
@@ -167,17 +175,28 @@ public enum GRPCHealthProbe {
             var payload: [UInt8]
         }
 
-        var pending: [UInt8] = []
+        /// Bytes received; those before `start` are already read (dropped in bulk, not per frame).
+        private var pending: [UInt8] = []
+        private var start = 0
 
-        mutating func append(_ buffer: ByteBuffer) { pending += buffer.readableBytesView }
+        /// Bytes received and not yet returned as frames.
+        var pendingCount: Int { pending.count - start }
+
+        mutating func append(_ buffer: ByteBuffer) {
+            if start > 0 && start >= pending.count / 2 {
+                pending.removeFirst(start)
+                start = 0
+            }
+            pending += buffer.readableBytesView
+        }
 
         mutating func next() -> Frame? {
-            guard pending.count >= 9 else { return nil }
-            let length = Int(pending[0]) << 16 | Int(pending[1]) << 8 | Int(pending[2])
-            guard pending.count >= 9 + length else { return nil }
-            let stream = UInt32(pending[5] & 0x7f) << 24 | UInt32(pending[6]) << 16 | UInt32(pending[7]) << 8 | UInt32(pending[8])
-            let frame = Frame(type: pending[3], flags: pending[4], stream: stream, payload: Array(pending[9..<(9 + length)]))
-            pending.removeFirst(9 + length)
+            guard pending.count - start >= 9 else { return nil }
+            let length = Int(pending[start]) << 16 | Int(pending[start + 1]) << 8 | Int(pending[start + 2])
+            guard pending.count - start >= 9 + length else { return nil }
+            let stream = UInt32(pending[start + 5] & 0x7f) << 24 | UInt32(pending[start + 6]) << 16 | UInt32(pending[start + 7]) << 8 | UInt32(pending[start + 8])
+            let frame = Frame(type: pending[start + 3], flags: pending[start + 4], stream: stream, payload: Array(pending[(start + 9)..<(start + 9 + length)]))
+            start += 9 + length
             return frame
         }
     }

@@ -172,7 +172,13 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             try configuration.validateDevices(path)
             return configuration
         } catch let error as KubeDecodingError {
-            throw ProvisioningError("\(path): \(error)")
+            // The line of the field, or of the nearest enclosing one the file has.
+            let lines = KubeYAML.lines(bytes)
+            var field = error.path
+            while !field.isEmpty, lines[field] == nil {
+                field = String(field[..<(field.lastIndex { $0 == "." || $0 == "[" } ?? field.startIndex)])
+            }
+            throw ProvisioningError("\(path)\(lines[field].map { ": line \($0)" } ?? ""): \(error)")
         }
     }
 
@@ -275,18 +281,39 @@ extension AgentConfiguration {
         if let directory = devicePluginDirectory, !directory.isEmpty, !directory.hasPrefix("/") || directory.utf8.count > 80 {
             throw ProvisioningError("\(path): devicePluginDirectory: \"\(directory)\" must be an absolute path of at most 80 bytes (socket paths are short)")
         }
-        var names = Set<String>()
-        let lines = (try? AtomicFile.read(path)).map { String(decoding: $0, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) } ?? []
-        func line(of name: String) -> String {
-            guard let index = lines.firstIndex(where: { $0.contains("name:") && $0.contains(name) }) else { return "" }
-            return " (line \(index + 1))"
-        }
-        for (index, device) in (devices ?? []).enumerated() {
-            if let problem = device.problem(field: "devices[\(index)]") { throw ProvisioningError("\(path)\(line(of: device.name)): \(problem)") }
-            if !names.insert(device.name).inserted {
-                throw ProvisioningError("\(path)\(line(of: device.name)): devices[\(index)].name: \"\(device.name)\" is given twice")
+        // No hostPath may reach the device plugin directory (a pod there could register a plugin
+        // whose answers mount any host path): an allowed path must neither hold it nor lie in it.
+        // Checked here, on the resolved paths, because a hostPath is checked on where it really is.
+        if let allowed = allowedHostPaths, devicePluginDirectory != "" {
+            let plugins = Self.resolvedAsFarAsItExists(devicePluginDirectory ?? DevicePluginService.defaultDirectory)
+            for entry in allowed {
+                let resolved = Self.resolvedAsFarAsItExists(entry)
+                if PodAdmission.isWithin(plugins, resolved) || PodAdmission.isWithin(resolved, plugins) {
+                    throw ProvisioningError("\(path): allowedHostPaths: \"\(entry)\" reaches the device plugin directory \(plugins): a pod could register a device plugin; allow narrower paths, or set devicePluginDirectory elsewhere (\"\" turns device plugins off)")
+                }
             }
         }
+        var names = Set<String>()
+        let lines = (try? AtomicFile.read(path)).map(KubeYAML.lines) ?? [:]
+        func line(_ index: Int) -> String { lines["devices[\(index)]"].map { ": line \($0)" } ?? "" }
+        for (index, device) in (devices ?? []).enumerated() {
+            if let problem = device.problem(field: "devices[\(index)]") { throw ProvisioningError("\(path)\(line(index)): \(problem)") }
+            if !names.insert(device.name).inserted {
+                throw ProvisioningError("\(path)\(line(index)): devices[\(index)].name: \"\(device.name)\" is given twice")
+            }
+        }
+    }
+
+    /// `path` with its existing part resolved (symbolic links followed) and the rest appended.
+    static func resolvedAsFarAsItExists(_ path: String) -> String {
+        var existing = path, rest: [Substring] = []
+        while !existing.isEmpty, existing != "/" {
+            if let resolved = PodAdmission.resolvedPath(existing) { return ([resolved] + rest.map(String.init)).joined(separator: "/") }
+            guard let slash = existing.lastIndex(of: "/") else { break }
+            rest.insert(existing[existing.index(after: slash)...], at: 0)
+            existing = String(existing[..<slash])
+        }
+        return path
     }
 
     /// `streamingConnectionIdleTimeout` (default 4 h, the kubelet's); nil: streams never idle out.

@@ -5,6 +5,10 @@ public enum KubeYAML {
         try YAMLParser.parseStream(bytes)
     }
 
+    /// The 1-based line of every field of the first document, by field path
+    /// (`spec.containers[0].image`), to say where a ``KubeDecodingError`` is.
+    public static func lines(_ bytes: [UInt8]) -> [String: Int] { YAMLParser.lines(bytes) }
+
     /// Decodes the single document of `text` as `type`.
     public static func decode<T: Decodable>(
         _ type: T.Type, from text: String, validation: FieldValidation = .preserve

@@ -19,6 +19,36 @@ struct YAMLParser {
     private var depth = 0
     /// The nesting levels of the node ``node()`` returned last (0 for a scalar).
     private var lastHeight = 0
+    /// While recording: the field path of the node being read and the line of every path seen.
+    private var path = ""
+    private var lines: [String: Int]?
+
+    /// The 1-based line of every field of the first document (`devices[1].paths[0]` → 7), in the
+    /// field-path notation of ``KubeDecodingError``; empty when the text does not parse.
+    static func lines(_ bytes: [UInt8]) -> [String: Int] {
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let parser = iotkube_yaml_parser_new(buffer.baseAddress, buffer.count) else { return [:] }
+            defer { iotkube_yaml_parser_free(parser) }
+            guard let event = iotkube_yaml_event_new() else { return [:] }
+            defer { iotkube_yaml_event_free(event) }
+            var state = YAMLParser(parser: parser, event: event)
+            state.lines = [:]
+            guard (try? state.documents()) != nil else { return [:] }
+            return state.lines ?? [:]
+        }
+    }
+
+    private var line: Int { Int(event.pointee.start_mark.line) + 1 }
+
+    /// Reads the node at `child` of the current path, recording its line.
+    private mutating func node(at child: String, line: Int) throws(KubeDecodingError) -> JSONValue {
+        guard lines != nil else { return try node() }
+        if lines?[child] == nil { lines?[child] = line }
+        let saved = path
+        path = child
+        defer { path = saved }
+        return try node()
+    }
 
     /// Parses every document of `bytes`; empty documents are skipped.
     static func parseStream(_ bytes: [UInt8]) throws(KubeDecodingError) -> [JSONValue] {
@@ -105,7 +135,7 @@ struct YAMLParser {
             while true {
                 try next()
                 if event.pointee.type == YAML_SEQUENCE_END_EVENT { break }
-                items.append(try node())
+                items.append(try node(at: "\(path)[\(items.count)]", line: line))
                 height = max(height, lastHeight + 1)
             }
             depth -= 1
@@ -145,6 +175,7 @@ struct YAMLParser {
             let isMergeKey = event.pointee.type == YAML_SCALAR_EVENT
                 && event.pointee.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
                 && Self.scalarText(event.pointee.data.scalar) == "<<"
+            let keyLine = line
             let key: String
             if event.pointee.type == YAML_SCALAR_EVENT {
                 key = Self.scalarText(event.pointee.data.scalar)
@@ -153,7 +184,7 @@ struct YAMLParser {
                 key = aliased
             }
             try next()
-            let value = try node()
+            let value = try node(at: path.isEmpty ? key : path + "." + key, line: keyLine)
             height = max(height, lastHeight + 1)
             if isMergeKey {
                 let sources: [JSONValue]
