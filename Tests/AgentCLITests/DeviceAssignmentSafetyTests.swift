@@ -109,3 +109,34 @@ struct DeviceAssignmentSafetyTests {
         #expect(devices.discover(devices.classes[1]).allSatisfy { !["/dev/console", "/dev/tty", "/dev/ptmx"].contains($0.key) })
     }
 }
+
+/// Device plugin resources in the device manager, without a plugin process: what is kept across
+/// a restart, and an Allocate that cannot be made.
+@Suite struct DevicePluginStateTests {
+    let directory = NSTemporaryDirectory() + "iotkube-plugin-state-\(UUID().uuidString.prefix(8))"
+
+    /// After a restart a plugin's resource is known (none allocatable) until the plugin registers
+    /// again: a pod asking for it is refused instead of running without its device.
+    @Test func aPluginResourceIsKnownAcrossARestart() async {
+        let devices = DeviceManager(classes: [], checkpointPath: directory + "/devices.json")
+        devices.registerPlugin(resource: "example.com/widget", socket: directory + "/widget.sock", options: .init())
+        devices.updatePlugin(resource: "example.com/widget", socket: directory + "/widget.sock", devices: [("w0", true), ("w1", false)])
+        #expect(devices.resources()["example.com/widget"] == DeviceAmounts(capacity: 2, allocatable: 1))
+        let restarted = DeviceManager(classes: [], checkpointPath: directory + "/devices.json")
+        #expect(restarted.resources()["example.com/widget"] == DeviceAmounts(capacity: 0, allocatable: 0))
+        let allocatable = restarted.resources().mapValues { Quantity($0.allocatable) }.merging(["pods": "10"]) { $1 }
+        let pod = DeviceManagerTests.pod("a", ["example.com/widget": 1])
+        #expect(PodAdmission.check(pod, admitted: [], allocatable: allocatable)?.reason == "OutOfexample.com/widget")
+    }
+
+    /// A plugin that does not answer Allocate: the pod is refused with the kubelet's words and
+    /// holds nothing.
+    @Test func anAllocateThatFailsRefusesThePod() async {
+        let devices = DeviceManager(classes: [], checkpointPath: directory + "/devices.json")
+        devices.registerPlugin(resource: "example.com/widget", socket: directory + "/absent.sock", options: .init())
+        devices.updatePlugin(resource: "example.com/widget", socket: directory + "/absent.sock", devices: [("w0", true)])
+        let refused = await devices.allocate(DeviceManagerTests.pod("a", ["example.com/widget": 1]))
+        #expect(refused?.reason == "UnexpectedAdmissionError" && refused?.message.hasPrefix("Allocate failed due to rpc error: ") == true, "\(String(describing: refused))")
+        #expect(devices.holders.isEmpty)
+    }
+}

@@ -189,6 +189,34 @@ import Testing
         #expect(GRPCHealthProbe.decode([0, 0, 0, 0, 2, 0x08]) == nil)
         #expect(GRPCHealthProbe.integer(1337, prefixBits: 5, pattern: 0) == [31, 154, 10])  // RFC 7541 C.1.2
     }
+
+    /// A pod whose "health server" answers with an endless message (a 4 GiB length, then data
+    /// past flow control) is cut off at 64 KiB, not read until the probe's timeout.
+    @Test func aHealthServerThatFloodsTheProbeIsCutOff() async throws {
+        let port = try ServerProcess.freePort()
+        let script = """
+            import socket, struct, sys
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+            print("listening", flush=True)
+            c, _ = s.accept()
+            def frame(kind, stream, payload): return struct.pack(">I", len(payload))[1:] + bytes([kind, 0]) + struct.pack(">I", stream) + payload
+            try:
+                c.sendall(frame(4, 0, b""))
+                c.sendall(frame(0, 1, b"\\x00\\xff\\xff\\xff\\xff" + b"x" * 16000))
+                while True: c.sendall(frame(0, 1, b"x" * 16384))
+            except Exception: pass
+            """
+        let log = NSTemporaryDirectory() + "iotkube-flood-\(UUID().uuidString.prefix(8)).log"
+        let server = try SpawnedProcess(Self.python, ["-c", script, String(port)], output: .file(log))
+        defer { server.terminate(); server.waitUntilExit(); try? FileManager.default.removeItem(atPath: log) }
+        // It accepts one connection: wait for it to listen without connecting.
+        for _ in 0..<600 where (try? String(contentsOfFile: log, encoding: .utf8))?.contains("listening") != true {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let outcome = await GRPCHealthProbe.check(host: "127.0.0.1", port: port, service: "", timeoutSeconds: 60)
+        #expect(outcome == .failure("rpc error: the server sent more than a health answer (64 KiB)") || outcome == .failure("rpc error: a health answer of 4294967295 bytes"), "\(outcome)")
+    }
 }
 
 /// exec probes run inside a real container.
