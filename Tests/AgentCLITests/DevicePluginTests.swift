@@ -100,7 +100,8 @@ struct DevicePluginTests {
         for _ in 0..<150 where try await widgets().allocatable != 1 || !((try? String(contentsOfFile: base + "/plugin.log", encoding: .utf8)) ?? "").contains("registered\nregistered") {
             try await Task.sleep(for: .milliseconds(300))
         }
-        #expect(try await widgets() == (2, 1))
+        let afterRestart = try await widgets()
+        #expect(afterRestart == (2, 1), "\(afterRestart)\nplugin log: \((try? String(contentsOfFile: base + "/plugin.log", encoding: .utf8)) ?? "")\nagent log:\n\(node.agentLogTail)")
         #expect(try await node.pod("widget-user").status?.containerStatuses?.first?.restartCount == 0)
 
         // Registrations the kubelet refuses are refused the same way.

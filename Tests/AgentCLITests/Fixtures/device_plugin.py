@@ -84,7 +84,9 @@ registered = None
 kubelet = os.path.join(directory, "kubelet.sock")
 while True:
     try:
-        identity = os.stat(kubelet).st_ino
+        # A new socket may reuse the old one's inode number: its times tell them apart.
+        status = os.stat(kubelet)
+        identity = (status.st_ino, status.st_ctime_ns, status.st_mtime_ns)
     except FileNotFoundError:
         identity = None
     if identity is not None and identity != registered:
