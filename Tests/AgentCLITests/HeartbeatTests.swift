@@ -271,7 +271,7 @@ struct HeartbeatTests {
         try "nodeName: pi\nserver: https://127.0.0.1:1\nkubeconfig: /nonexistent\nport: \"ten\"\n".write(to: config, atomically: true, encoding: .utf8)
         let result = try ServerProcess.run(JoinTests.agent, ["run", "--config", config.path])
         #expect(result.status == 1)
-        #expect(result.output.contains("\(config.path): port: expected integer"), "\(result.output)")
+        #expect(result.output.contains("\(config.path): line 4: port: expected integer"), "\(result.output)")
         let missing = try ServerProcess.run(JoinTests.agent, ["run", "--config", directory.appendingPathComponent("none.yaml").path])
         #expect(missing.status == 1 && missing.output.contains("run `iotkube-agent join` first"), "\(missing.output)")
     }
