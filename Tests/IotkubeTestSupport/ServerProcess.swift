@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A real `iotkube-server` process on a loopback port with a fresh data directory, and helpers
 /// to drive it with real kubectl.
@@ -116,12 +117,18 @@ public final class ServerProcess: @unchecked Sendable {
         if ephemeralStart > 11000 {
             for _ in 0..<100 {
                 let candidate = Int.random(in: 10000..<ephemeralStart)
-                if bindable(candidate) != nil { return candidate }
+                // Never the same port twice in one test run: a port handed out may not be bound
+                // yet (a registry starting), and another test's pick must not take it.
+                if bindable(candidate) != nil, handedOut.withLock({ $0.insert(candidate).inserted }) { return candidate }
             }
         }
-        guard let port = bindable(0) else { throw TestFailure("no free port") }
-        return port
+        for _ in 0..<100 {
+            if let port = bindable(0), handedOut.withLock({ $0.insert(port).inserted }) { return port }
+        }
+        throw TestFailure("no free port")
     }
+
+    private static let handedOut = Mutex<Set<Int>>([])
 
     /// Binds (and releases) `port` on 127.0.0.1 (0: any); the port bound, nil when taken.
     private static func bindable(_ port: Int) -> Int? {
