@@ -224,6 +224,7 @@ void iotkube_container_init(struct plan *p, int sync_fd, int console_fd, int fif
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     char go;
     if (read(sync_fd, &go, 1) != 1) _exit(1);   /* the monitor placed us in the cgroups */
+    if (p->new_cgroup_namespace && unshare(CLONE_NEWCGROUP) != 0) FAIL("cgroup namespace: %s", strerror(errno));
     int new_mount_namespace = 1;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < p->namespace_count; i++) {

@@ -35,6 +35,7 @@ struct plan {
     int rootfs_readonly;
     unsigned long rootfs_propagation;
     struct plan_namespace namespaces[16]; int namespace_count;
+    int new_cgroup_namespace;            /* unshared by the init once it is in its cgroups (set by the monitor) */
     struct plan_mount mounts[MAX_ITEMS]; int mount_count;
     struct plan_device devices[MAX_ITEMS]; int device_count;
     const char *symlink_targets[32], *symlink_paths[32]; int symlink_count;

@@ -171,7 +171,13 @@ int iotkube_monitor_main(int argc, char **argv) {
     int flags = 0;
     for (int i = 0; i < plan.namespace_count; i++) {
         struct plan_namespace *ns = &plan.namespaces[i];
-        if (!*ns->path) { flags |= ns->flag; continue; }
+        if (!*ns->path) {
+            /* A cgroup namespace is made by the init after the monitor has placed it in its
+             * cgroups, so that its own cgroup is the namespace's root ("0::/"), as runc does. */
+            if (ns->flag == CLONE_NEWCGROUP) plan.new_cgroup_namespace = 1;
+            else flags |= ns->flag;
+            continue;
+        }
         if (ns->flag == CLONE_NEWPID) {
             /* A pid namespace is joined for our children: do it before the clone. */
             int fd = open(ns->path, O_RDONLY | O_CLOEXEC);

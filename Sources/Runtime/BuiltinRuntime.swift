@@ -133,7 +133,7 @@ public struct BuiltinRuntime: Sendable {
                 try SeccompFilter.compiled(seccomp, cacheDirectory: "\(root)/.seccomp")
             }
             var plan = LaunchPlan()
-            try plan.addContainer(spec, bundle: bundle, seccompPath: seccompPath)
+            try plan.addContainer(spec, bundle: bundle, seccompPath: seccompPath, cgroupLayout: cgroups.containerMountLayout)
             switch (spec.process?.terminal == true, options.consoleSocket) {
             case (true, let socket?): plan.record("console", [Self.absolute(socket)])
             case (true, nil) where options.logPath != nil:

@@ -78,8 +78,34 @@ struct LaunchPlan {
         if let seccompPath { record("seccomp", [seccompPath]) }
     }
 
+    /// Links and read-only paths a v1 cgroup mount adds (made after the mounts).
+    private var cgroupLinks: [(String, String)] = []
+    private var cgroupReadonly: [String] = []
+
+    /// A `cgroup` mount as this host has cgroups: cgroup2, or a tmpfs of v1 hierarchies (each
+    /// mounted afresh, so that inside the container's cgroup namespace it shows the container's
+    /// own cgroup as its root, and read-only when the mount says so).
+    private mutating func addCgroupMount(at destination: String, options: MountOptions, layout: CgroupMountLayout) {
+        let base = destination.hasSuffix("/") ? String(destination.dropLast()) : destination
+        switch layout {
+        case .unified:
+            record("mount", ["cgroup", destination, "cgroup2", String(options.flags), String(options.propagation), "", "0"])
+        case .hierarchies(let hierarchies):
+            let writable = options.flags & ~MountOptions.rdonly
+            record("mount", ["tmpfs", destination, "tmpfs", String(writable), "0", "mode=755,size=64k", "0"])
+            for hierarchy in hierarchies where !hierarchy.controllers.isEmpty {
+                record("mount", ["cgroup", "\(base)/\(hierarchy.directory)", "cgroup", String(options.flags), "0",
+                                 hierarchy.controllers.joined(separator: ","), "0"])
+                for controller in hierarchy.controllers where controller != hierarchy.directory && hierarchy.controllers.count > 1 {
+                    cgroupLinks.append((hierarchy.directory, "\(base)/\(controller)"))
+                }
+            }
+            if options.flags & MountOptions.rdonly != 0 { cgroupReadonly.append(base) }
+        }
+    }
+
     /// The whole container: rootfs, namespaces, mounts, devices, paths, identity, process.
-    mutating func addContainer(_ spec: RuntimeSpec, bundle: String, seccompPath: String?) throws(RuntimeError) {
+    mutating func addContainer(_ spec: RuntimeSpec, bundle: String, seccompPath: String?, cgroupLayout: CgroupMountLayout) throws(RuntimeError) {
         guard let root = spec.root, !root.path.isEmpty else { throw RuntimeError("root.path: missing") }
         let rootfs = root.path.hasPrefix("/") ? root.path : "\(bundle)/\(root.path)"
         guard FileTree.isDirectory(rootfs) else { throw RuntimeError("root.path: \(rootfs) is not a directory (a missing rootfs?)") }
@@ -115,9 +141,14 @@ struct LaunchPlan {
             if isBind && !FileTree.exists(source) { throw RuntimeError("mounts[\(index)].source: \(source) does not exist") }
             if !isBind && (mount.type ?? "").isEmpty { throw RuntimeError("mounts[\(index)].type: missing (and not a bind mount)") }
             if mount.destination == "/dev" { mountsDev = true }
+            if mount.type == "cgroup" || mount.type == "cgroup2" {
+                addCgroupMount(at: mount.destination, options: options, layout: cgroupLayout)
+                continue
+            }
             record("mount", [source, mount.destination, isBind ? "" : (mount.type ?? ""), String(options.flags), String(options.propagation),
                              options.data.joined(separator: ","), options.recursiveReadonly ? "1" : "0"])
         }
+        for (target, path) in cgroupLinks { record("symlink", [target, path]) }
         if mountsDev {
             for (path, major, minor) in Self.defaultDevices { record("device", [path, "c", String(major), String(minor), "438", "0", "0"]) }
             for (target, path) in Self.defaultSymlinks { record("symlink", [target, path]) }
@@ -129,7 +160,7 @@ struct LaunchPlan {
                               String(device.fileMode ?? 0o666), String(device.uid ?? 0), String(device.gid ?? 0)])
         }
         for path in linux.maskedPaths ?? [] { record("masked", [path]) }
-        for path in linux.readonlyPaths ?? [] { record("readonly", [path]) }
+        for path in (linux.readonlyPaths ?? []) + cgroupReadonly { record("readonly", [path]) }
         for (key, value) in (linux.sysctl ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard Self.isNamespaced(key, ownNetwork: ownNetwork) else {
                 throw RuntimeError("linux.sysctl: \(key) is not namespaced\(key.hasPrefix("net.") ? " (the container shares the host network)" : ""); it would change the host")

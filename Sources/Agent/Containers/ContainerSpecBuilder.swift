@@ -103,7 +103,7 @@ public enum ContainerSpecBuilder {
             linux.readonlyPaths = nil
             linux.resources?.devices = [RuntimeSpec.Resources.DeviceRule(allow: true, type: "a", major: nil, minor: nil, access: "rwm")]
             spec.mounts = spec.mounts?.map { mount in
-                guard mount.destination == "/sys" else { return mount }
+                guard mount.destination == "/sys" || mount.destination == "/sys/fs/cgroup" else { return mount }
                 var writable = mount
                 writable.options = mount.options?.filter { $0 != "ro" }
                 return writable

@@ -33,6 +33,30 @@ public protocol CgroupManager: Sendable {
     /// Kills every process in the cgroup.
     func kill(_ path: String)
     func remove(_ path: String)
+    /// What a container's `cgroup` mount becomes on this host.
+    var containerMountLayout: CgroupMountLayout { get }
+}
+
+/// What a spec's `cgroup` mount (at /sys/fs/cgroup) is made of, so that a container sees its
+/// own cgroup as the root and reads its own limits there, as with runc and crun.
+public enum CgroupMountLayout: Sendable, Equatable {
+    /// One cgroup2 mount.
+    case unified
+    /// A tmpfs holding one v1 hierarchy per directory; a combined hierarchy also gets a link per
+    /// controller (`cpu -> cpu,cpuacct`).
+    case hierarchies([CgroupV1Hierarchy])
+}
+
+/// A v1 hierarchy as a container mounts it: its directory name and the controllers it was
+/// mounted with (which a new mount of it must repeat exactly).
+public struct CgroupV1Hierarchy: Sendable, Equatable {
+    public var directory: String
+    public var controllers: [String]
+
+    public init(directory: String, controllers: [String]) {
+        self.directory = directory
+        self.controllers = controllers
+    }
 }
 
 /// The controllers a resource request needs, for clear errors.

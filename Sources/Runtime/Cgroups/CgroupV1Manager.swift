@@ -10,28 +10,49 @@ import OCI
 public struct CgroupV1Manager: CgroupManager {
     /// Controller → mount point.
     public let hierarchies: [String: String]
+    /// Mount point → every controller its hierarchy was mounted with (net_cls and the like
+    /// included), for containers' own mounts of it.
+    let mountedControllers: [String: [String]]
 
-    public init(hierarchies: [String: String]) { self.hierarchies = hierarchies }
+    /// The controllers the agent places containers in.
+    static let placedControllers = ["memory", "cpu", "cpuacct", "pids", "cpuset", "blkio", "devices", "freezer"]
+    /// Every v1 controller a hierarchy's mount options may name.
+    static let knownControllers: Set<String> = Set(placedControllers + ["net_cls", "net_prio", "perf_event", "hugetlb", "rdma", "misc"])
+
+    public init(hierarchies: [String: String]) {
+        self.hierarchies = hierarchies
+        var mounted: [String: [String]] = [:]
+        for (controller, mount) in hierarchies { mounted[mount, default: []].append(controller) }
+        mountedControllers = mounted.mapValues { $0.sorted() }
+    }
 
     /// The v1 mounts of /proc/self/mountinfo (`… - cgroup cgroup rw,memory`).
     public init(mountinfo: String) {
         var found: [String: String] = [:]
+        var mounted: [String: [String]] = [:]
         for line in mountinfo.split(separator: "\n") {
             guard let separator = line.firstRange(of: " - ") else { continue }
             let fields = line[..<separator.lowerBound].split(separator: " ")
             let tail = line[separator.upperBound...].split(separator: " ")
             guard fields.count >= 5, tail.count >= 3, tail[0] == "cgroup" else { continue }
-            for option in tail[2].split(separator: ",") {
-                let name = String(option)
-                if ["memory", "cpu", "cpuacct", "pids", "cpuset", "blkio", "devices", "freezer"].contains(name) {
-                    found[name] = String(fields[4])
-                }
-            }
+            let mountPoint = String(fields[4])
+            let controllers = tail[2].split(separator: ",").map(String.init).filter { Self.knownControllers.contains($0) }
+            for name in controllers where Self.placedControllers.contains(name) { found[name] = mountPoint }
+            if !controllers.isEmpty { mounted[mountPoint] = controllers }
         }
         hierarchies = found
+        mountedControllers = mounted
     }
 
     public var summary: String { "cgroup v1 (\(hierarchies.keys.sorted().joined(separator: ", ")))" }
+
+    /// The hierarchies containers are placed in, each under its mount point's name.
+    public var containerMountLayout: CgroupMountLayout {
+        .hierarchies(placements.map { _, mount in
+            let name = mount.split(separator: "/").last.map(String.init) ?? mount
+            return CgroupV1Hierarchy(directory: name, controllers: mountedControllers[mount] ?? [])
+        })
+    }
 
     func directory(_ controller: String, _ path: String) -> String? {
         hierarchies[controller].map { $0 + "/" + path.split(separator: "/").joined(separator: "/") }
@@ -41,7 +62,7 @@ public struct CgroupV1Manager: CgroupManager {
     var placements: [(String, String)] {
         var seen: Set<String> = []
         var result: [(String, String)] = []
-        for controller in ["memory", "cpu", "cpuacct", "pids", "cpuset", "blkio", "devices", "freezer"] {
+        for controller in Self.placedControllers {
             guard let mount = hierarchies[controller], !seen.contains(mount) else { continue }
             seen.insert(mount)
             result.append((controller, mount))

@@ -11,6 +11,8 @@ public struct CgroupV2Manager: CgroupManager {
 
     public var summary: String { "cgroup v2 at \(root)" }
 
+    public var containerMountLayout: CgroupMountLayout { .unified }
+
     func directory(_ path: String) -> String { root + "/" + path.split(separator: "/").joined(separator: "/") }
 
     public var availableControllers: Set<String> {
