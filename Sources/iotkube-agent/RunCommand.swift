@@ -113,6 +113,10 @@ struct RunCommand: AsyncParsableCommand {
             podHost.pressure = pressure
             podHost.nodeLabels = nodeLabels
             podHost.devices = devices
+            podHost.cgroups = configuration.podCgroups(manager: runtime.cgroups, cpuCount: host.cpuCount(), memoryBytes: capacity)
+            if configuration.enforcesPodAllocatable, !runtime.cgroups.controllerNames.contains("memory") {
+                logger.warning("the memory cgroup controller is missing: pods' memory limits and node allocatable are not enforced (on Raspberry Pi OS add `cgroup_enable=memory cgroup_memory=1` to /boot/firmware/cmdline.txt and reboot)")
+            }
             pods = PodWorkers(host: podHost, checkpointPath: configuration.stateDir + "/pods-checkpoint.json")
             podSource = APIPodSource(nodeName: configuration.nodeName, client: client, workers: pods, logger: podLogger)
             staticPods = StaticPodSource(directory: configuration.staticPodPath ?? "/etc/iotkube/manifests", nodeName: configuration.nodeName,

@@ -48,6 +48,11 @@ struct HeartbeatTests {
             let joined = try ServerProcess.run(JoinTests.agent, ["join", try token ?? JoinTests.token(server), "--node-name", name, "--config-dir", directory.path,
                                                              "--state-dir", directory.appendingPathComponent("state").path, "--port", String(port), "--no-start"])
             guard joined.status == 0 else { throw TestFailure("join: \(joined.output)") }
+            // Pods of other tests' agents are not this one's to sweep.
+            let configuration = try FileHandle(forWritingTo: directory.appendingPathComponent("agent.yaml"))
+            configuration.seekToEndOfFile()
+            configuration.write(Data("\ncgroupRoot: \"/iotkube-test-\(UUID().uuidString.prefix(8))\"\n".utf8))
+            try configuration.close()
             arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"] + extraArguments
             self.environment = environment
             if start { try self.start() }

@@ -17,6 +17,8 @@ final class PodNode: @unchecked Sendable {
     var configDirectory: String { base + "/etc" }
     var stateDirectory: String { base + "/state" }
     var runtimeRoot: String { base + "/run" }
+    /// This node's own cgroup root (agents of concurrent tests must not sweep each other's pods).
+    var cgroupRoot: String { "iotkube-test-" + (base.split(separator: "-").last.map(String.init) ?? "node") }
     var logDirectory: String { base + "/logs" }
     var agentLog: String { base + "/agent.log" }
     var manifestDirectory: String { base + "/manifests" }
@@ -80,6 +82,7 @@ final class PodNode: @unchecked Sendable {
         let extra = """
             podLogDirectory: "\(logDirectory)"
             runtimeRoot: "\(runtimeRoot)"
+            cgroupRoot: "/\(cgroupRoot)"
             cniConfigDirectory: "\(base)/cni"
             staticPodPath: "\(manifestDirectory)"
             \(configuration)
@@ -156,6 +159,8 @@ final class PodNode: @unchecked Sendable {
                 _ = try? ServerProcess.run(JoinTests.agent, ["runtime", "--root", runtimeRoot, "delete", "--force", id])
             }
         }
+        let cgroups = "for d in /sys/fs/cgroup/\(cgroupRoot) /sys/fs/cgroup/*/\(cgroupRoot); do [ -d \"$d\" ] && find \"$d\" -depth -type d -exec rmdir {} + 2>/dev/null; done; true"
+        _ = try? ServerProcess.run("/bin/sh", ["-c", cgroups])
         let cache = stateDirectory + "/network/cache"
         if FileManager.default.fileExists(atPath: cache) {
             let network = CNINetworkList.standard(podCIDR: podCIDR, bridge: bridge, ipamDataDirectory: stateDirectory + "/network/ipam")

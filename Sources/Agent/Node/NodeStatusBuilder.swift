@@ -60,7 +60,7 @@ public struct NodeStatusBuilder: Sendable {
         if let disk { capacity["ephemeral-storage"] = .bytes(disk.total) }
         status.capacity = capacity
         var allocatable = capacity
-        for (resource, reserved) in configuration.systemReserved ?? [:] {
+        for (resource, reserved) in configuration.reserved {
             guard let total = allocatable[resource] else { continue }
             let remaining = total - reserved
             allocatable[resource] = remaining.sign < 0 ? Quantity(nanoUnits: 0, format: total.format) : remaining

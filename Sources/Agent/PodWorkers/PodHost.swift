@@ -38,6 +38,8 @@ public struct PodHost: Sendable {
     public var nodeLabels = NodeLabels()
     /// The node's devices (nil: none are offered).
     public var devices: DeviceManager?
+    /// Pod cgroups (nil: containers get cgroups of their own only, as in the workers' own tests).
+    public var cgroups: PodCgroups?
     /// How often a running pod's containers are looked at (exits, probes, volume contents).
     public var syncInterval: Duration = .seconds(1)
 

@@ -49,6 +49,12 @@ extension PodWorker {
     func setUp(now: Int64) async throws {
         await fetchReferences()
         try FileTree.makeDirectories(directory, mode: 0o750)
+        if podCgroup == nil, let cgroups = host.cgroups {
+            let pod = self.pod
+            do { podCgroup = try await blocking { try cgroups.prepare(pod) } } catch {
+                throw PodSetupProblem(reason: "ContainerCreating", message: "Failed to create the pod cgroup: \(error)")
+            }
+        }
         if !hostNetwork, sandbox == nil {
             let directory = self.directory, hostname = PodDNS.hostname(for: pod), helper = host.runtime.helper
             do {

@@ -83,6 +83,11 @@ extension PodWorker {
         // state may be gone after a reboot while a root is still mounted).
         for state in host.runtime.list() where state.annotations?["io.kubernetes.pod.uid"] == uid { removeRun(state.id) }
         for id in FileTree.list(directory + "/runs") { removeRun(id) }
+        if let cgroups = host.cgroups {
+            let uid = self.uid
+            _ = try? await blocking { cgroups.remove(uid: uid) }
+            podCgroup = nil
+        }
         let attached = await host.network.cached()?.attachment(sandboxID: uid) != nil
         networkReady = networkReady || attached
         await releaseNetwork()

@@ -36,6 +36,8 @@ public actor PodWorker {
 
     var runs: [String: ContainerRun] = [:]
     var sandbox: PodSandbox?
+    /// The pod's cgroup (hierarchy-relative), once made.
+    var podCgroup: String?
     var networkReady = false
     var podIPs: [String] = []
     var volumePaths: [String: PreparedVolume]?

@@ -152,6 +152,12 @@ public final class PodWorkers: Service, Sendable {
                 host.logger.warning("container \(state.id): \(error)")
             }
         }
+        if let cgroups = host.cgroups {
+            for uid in cgroups.podUIDs() where !live.contains(uid) {
+                cgroups.remove(uid: uid)
+                host.logger.info("removed the cgroup of pod \(uid), which is no longer here")
+            }
+        }
         defer { removeLeftoverFiles(keeping: live) }
         var known = await host.network.cached()
         if known == nil { known = try? await host.network.network() }

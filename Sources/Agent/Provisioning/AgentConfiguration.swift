@@ -34,6 +34,17 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     /// Resources kept for the system and the agent: allocatable = capacity − these
     /// (e.g. `cpu: 100m`, `memory: 128Mi`).
     public var systemReserved: [String: Quantity]?
+    /// Resources kept for the agent itself, taken off allocatable as systemReserved is.
+    public var kubeReserved: [String: Quantity]?
+    /// What node allocatable is enforced on (the kubelet's setting; default `[pods]`: the
+    /// `kubepods` cgroup is limited to capacity − systemReserved − kubeReserved; `[]`: nothing).
+    public var enforceNodeAllocatable: [String]?
+    /// The most processes one pod may have (the kubelet's `podPidsLimit`; default: no limit).
+    public var podPidsLimit: Int64?
+    /// How pod cgroups are made: `cgroupfs` (the `kubepods` hierarchy written directly).
+    public var cgroupDriver: String?
+    /// The cgroup `kubepods` is made in (the kubelet's `cgroupRoot`, default `/`).
+    public var cgroupRoot: String?
     /// This node's pod range when the API server assigns none (`spec.podCIDR` wins when set).
     public var podCIDR: String?
     /// Where a CNI configuration list is looked for (default `/etc/cni/net.d`); without one the
@@ -98,6 +109,11 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
         insecureRegistries = try container.decodeIfPresent([String].self, forKey: .insecureRegistries)
         systemReserved = try container.decodeIfPresent([String: Quantity].self, forKey: .systemReserved)
+        kubeReserved = try container.decodeIfPresent([String: Quantity].self, forKey: .kubeReserved)
+        enforceNodeAllocatable = try container.decodeIfPresent([String].self, forKey: .enforceNodeAllocatable)
+        podPidsLimit = try container.decodeIfPresent(Int64.self, forKey: .podPidsLimit)
+        cgroupDriver = try container.decodeIfPresent(String.self, forKey: .cgroupDriver)
+        cgroupRoot = try container.decodeIfPresent(String.self, forKey: .cgroupRoot)
         registryMirrors = try container.decodeIfPresent([String: [String]].self, forKey: .registryMirrors)
         registryCAFiles = try container.decodeIfPresent([String: String].self, forKey: .registryCAFiles)
         registryAuthFile = try container.decodeIfPresent(String.self, forKey: .registryAuthFile)
@@ -132,6 +148,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, unknownFields
+        case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -170,6 +187,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
                 throw ProvisioningError("\(path): allowedHostPaths: \"\(allowed)\" is not an absolute path")
             }
             try configuration.validateDevices(path)
+            try configuration.validateCgroups(path)
             return configuration
         } catch let error as KubeDecodingError {
             // The line of the field, or of the nearest enclosing one the file has.

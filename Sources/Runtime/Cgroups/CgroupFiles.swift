@@ -24,6 +24,11 @@ enum CgroupFiles {
         do { try FileTree.makeDirectories(path) } catch { throw RuntimeError("cgroup \(error)") }
     }
 
+    /// The cgroups directly below a cgroup directory.
+    static func subdirectories(_ path: String) -> [String] {
+        FileTree.list(path).filter { FileTree.isDirectory(path + "/" + $0) }.sorted()
+    }
+
     /// `key value` lines (memory.events, cpu.stat, memory.stat) as a dictionary.
     static func keyValues(_ path: String) -> [String: Int64] {
         var result: [String: Int64] = [:]

@@ -35,6 +35,15 @@ public protocol CgroupManager: Sendable {
     func remove(_ path: String)
     /// What a container's `cgroup` mount becomes on this host.
     var containerMountLayout: CgroupMountLayout { get }
+    /// Creates (or updates) a cgroup that holds other cgroups (a pod's, a QoS tier's) with
+    /// `resources`; unlike `create`, no device rules, and processes never go in it.
+    func prepareParent(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError)
+    /// Whether the cgroup exists.
+    func exists(_ path: String) -> Bool
+    /// The names of the cgroups directly below `path`.
+    func children(_ path: String) -> [String]
+    /// The controllers this host offers (`memory`, `cpu`, `pids`, …).
+    var controllerNames: Set<String> { get }
 }
 
 /// What a spec's `cgroup` mount (at /sys/fs/cgroup) is made of, so that a container sees its

@@ -70,7 +70,30 @@ public struct CgroupV1Manager: CgroupManager {
         return result
     }
 
+    public var controllerNames: Set<String> { Set(hierarchies.keys) }
+
     public func create(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) -> [String] {
+        let procs = try makePath(path, resources: resources)
+        try apply(resources, path: path, restrictDevices: true)
+        return procs
+    }
+
+    public func prepareParent(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) {
+        _ = try makePath(path, resources: resources)
+        try apply(resources, path: path, restrictDevices: false)
+    }
+
+    public func exists(_ path: String) -> Bool {
+        placements.contains { _, mount in CgroupFiles.exists(mount + "/" + path.split(separator: "/").joined(separator: "/")) }
+    }
+
+    public func children(_ path: String) -> [String] {
+        guard let (_, mount) = placements.first else { return [] }
+        return CgroupFiles.subdirectories(mount + "/" + path.split(separator: "/").joined(separator: "/"))
+    }
+
+    /// The directories of `path` in every hierarchy; returns their `cgroup.procs` files.
+    private func makePath(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) -> [String] {
         for controller in ControllerNeeds.needed(resources) where hierarchies[controller] == nil { throw ControllerNeeds.missing(controller) }
         var procs: [String] = []
         for (controller, mount) in placements {
@@ -94,11 +117,10 @@ public struct CgroupV1Manager: CgroupManager {
             }
             procs.append(directory + "/cgroup.procs")
         }
-        try apply(resources, path: path)
         return procs
     }
 
-    func apply(_ resources: RuntimeSpec.Resources?, path: String) throws(RuntimeError) {
+    func apply(_ resources: RuntimeSpec.Resources?, path: String, restrictDevices: Bool) throws(RuntimeError) {
         let resources = resources ?? RuntimeSpec.Resources()
         if let memory = resources.memory, let directory = directory("memory", path) {
             if let limit = memory.limit { try CgroupFiles.write(directory + "/memory.limit_in_bytes", String(limit < 0 ? -1 : limit)) }
@@ -124,7 +146,7 @@ public struct CgroupV1Manager: CgroupManager {
         if let weight = resources.blockIO?.weight, let directory = directory("blkio", path), CgroupFiles.exists(directory + "/blkio.weight") {
             try CgroupFiles.write(directory + "/blkio.weight", String(weight))
         }
-        if let directory = directory("devices", path) {
+        if restrictDevices, let directory = directory("devices", path) {
             // Deny every device, then allow what the spec lists (or the standard set), so a
             // process with CAP_MKNOD still cannot reach the host's disks.
             try CgroupFiles.write(directory + "/devices.deny", "a")
@@ -170,14 +192,11 @@ public struct CgroupV1Manager: CgroupManager {
         }
     }
 
+    /// Removes the cgroup in every hierarchy (its parents stay, as on v2: a pod's cgroup and
+    /// the QoS tiers carry limits of their own).
     public func remove(_ path: String) {
         for (_, mount) in placements {
-            let components = path.split(separator: "/")
-            // The leaf, then parents this runtime made that are now empty (best effort).
-            for depth in stride(from: components.count, to: 0, by: -1) {
-                let directory = mount + "/" + components[..<depth].joined(separator: "/")
-                if depth == components.count { CgroupFiles.remove(directory) } else { rmdir(directory) }
-            }
+            CgroupFiles.remove(mount + "/" + path.split(separator: "/").joined(separator: "/"))
         }
     }
 }

@@ -25,27 +25,56 @@ public struct CgroupV2Manager: CgroupManager {
         return 1 + ((min(shares, 262_144) - 2) * 9999) / 262_142
     }
 
+    public var controllerNames: Set<String> { availableControllers }
+
     public func create(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) -> [String] {
-        let available = availableControllers
-        let needed = ControllerNeeds.needed(resources)
-        for controller in needed where !available.contains(controller) { throw ControllerNeeds.missing(controller) }
-        // Enable what is needed on every ancestor, then create the leaf.
-        let wanted = ["cpu", "memory", "pids", "io", "cpuset"].filter { available.contains($0) }
-        var current = root
-        for component in path.split(separator: "/") {
-            if !wanted.isEmpty {
-                let enabled = Set((CgroupFiles.read(current + "/cgroup.subtree_control") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
-                let missing = wanted.filter { !enabled.contains($0) }
-                if !missing.isEmpty {
-                    try CgroupFiles.write(current + "/cgroup.subtree_control", missing.map { "+" + $0 }.joined(separator: " "))
-                }
-            }
-            current += "/" + component
-            try CgroupFiles.makeDirectories(current)
-        }
+        let current = try makePath(path, resources: resources)
         try apply(resources, to: current)
         try restrictDevices(resources?.devices, in: current)
         return [current + "/cgroup.procs"]
+    }
+
+    public func prepareParent(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) {
+        let current = try makePath(path, resources: resources)
+        try enableControllers(in: current)
+        try apply(resources, to: current)
+    }
+
+    public func exists(_ path: String) -> Bool { CgroupFiles.exists(directory(path)) }
+
+    public func children(_ path: String) -> [String] {
+        let directory = self.directory(path)
+        return CgroupFiles.subdirectories(directory)
+    }
+
+    /// The controllers cgroups below here get: those of the ancestors' that this runtime uses.
+    private var wantedControllers: [String] {
+        let available = availableControllers
+        return ["cpu", "memory", "pids", "io", "cpuset"].filter { available.contains($0) }
+    }
+
+    private func enableControllers(in directory: String) throws(RuntimeError) {
+        let wanted = wantedControllers
+        guard !wanted.isEmpty else { return }
+        let enabled = Set((CgroupFiles.read(directory + "/cgroup.subtree_control") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+        let missing = wanted.filter { !enabled.contains($0) }
+        if !missing.isEmpty {
+            try CgroupFiles.write(directory + "/cgroup.subtree_control", missing.map { "+" + $0 }.joined(separator: " "))
+        }
+    }
+
+    /// Checks the controllers `resources` needs, enables the wanted ones on every ancestor and
+    /// creates the directories; returns the last one.
+    private func makePath(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) -> String {
+        let available = availableControllers
+        for controller in ControllerNeeds.needed(resources) where !available.contains(controller) { throw ControllerNeeds.missing(controller) }
+        var current = root
+        for component in path.split(separator: "/") {
+            try enableControllers(in: current)
+            current += "/" + component
+            try CgroupFiles.makeDirectories(current)
+        }
+        return current
     }
 
     /// v2 has no devices.allow: a BPF program attached to the cgroup decides. Every device is

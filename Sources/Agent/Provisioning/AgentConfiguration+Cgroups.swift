@@ -1,0 +1,65 @@
+import KubeModel
+import OCI
+import Runtime
+
+extension AgentConfiguration {
+    /// systemReserved and kubeReserved together (sums saturate).
+    public var reserved: [String: Quantity] {
+        (systemReserved ?? [:]).merging(kubeReserved ?? [:]) { $0 + $1 }
+    }
+
+    /// Whether `kubepods` is limited to node allocatable.
+    public var enforcesPodAllocatable: Bool { (enforceNodeAllocatable ?? ["pods"]).contains("pods") }
+
+    func validateCgroups(_ path: String) throws(ProvisioningError) {
+        switch cgroupDriver ?? "cgroupfs" {
+        case "cgroupfs": break
+        case "systemd":
+            throw ProvisioningError("\(path): cgroupDriver: systemd is not supported yet; use cgroupfs (pods then live in the kubepods cgroup at the hierarchy's root)")
+        case let other:
+            throw ProvisioningError("\(path): cgroupDriver: \"\(other)\" is not cgroupfs")
+        }
+        for (index, value) in (enforceNodeAllocatable ?? []).enumerated() where value != "pods" && value != "none" {
+            throw ProvisioningError("\(path): enforceNodeAllocatable[\(index)]: \"\(value)\" is not supported (pods, or none); system-reserved and kube-reserved need cgroups the agent does not manage")
+        }
+        if let root = cgroupRoot {
+            let components = root.split(separator: "/")
+            guard root.hasPrefix("/"), !components.contains(".."), !components.contains("."), root.utf8.count < 256 else {
+                throw ProvisioningError("\(path): cgroupRoot: \"\(root)\" is not an absolute cgroup path (like / or /edge)")
+            }
+        }
+        if let limit = podPidsLimit, limit != -1, !(1...4_194_304).contains(limit) {
+            throw ProvisioningError("\(path): podPidsLimit (\(limit)) must be -1 (none) or 1 to 4194304")
+        }
+        for (field, values) in [("systemReserved", systemReserved), ("kubeReserved", kubeReserved)] {
+            for (resource, quantity) in values ?? [:] where quantity.sign < 0 || quantity.value > 1 << 50 {
+                throw ProvisioningError("\(path): \(field).\(resource) (\(quantity)) must be 0 to 2^50")
+            }
+        }
+    }
+
+    /// The pod cgroups on `manager`: `kubepods` carries capacity − reserved (the kubelet's
+    /// enforced allocatable; hard eviction acts before it is reached) when enforced, limited to
+    /// the controllers this host has.
+    public func podCgroups(manager: any CgroupManager, cpuCount: Int, memoryBytes: Int64) -> PodCgroups {
+        var limits: RuntimeSpec.Resources?
+        if enforcesPodAllocatable {
+            let reserved = self.reserved
+            var resources = RuntimeSpec.Resources()
+            let available = manager.controllerNames
+            if available.contains("cpu") {
+                let milli = max(0, Int64(cpuCount).multipliedSaturated(by: 1000) - (reserved["cpu"]?.milliValue ?? 0))
+                var cpu = RuntimeSpec.Resources.CPU()
+                cpu.shares = PodCgroups.shares(milliCPU: milli)
+                resources.cpu = cpu
+            }
+            if available.contains("memory"), memoryBytes > 0 {
+                let bytes = max(0, memoryBytes - min(memoryBytes, reserved["memory"]?.value ?? 0))
+                resources.memory = RuntimeSpec.Resources.Memory(limit: bytes)
+            }
+            limits = resources
+        }
+        let root = (cgroupRoot ?? "/").split(separator: "/").map(String.init) + ["kubepods"]
+        return PodCgroups(manager: manager, root: root.joined(separator: "/"), nodeLimits: limits, podPidsLimit: podPidsLimit.flatMap { $0 > 0 ? $0 : nil })
+    }
+}
