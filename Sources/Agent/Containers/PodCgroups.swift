@@ -51,11 +51,21 @@ public final class PodCgroups: Sendable {
             pods[uid] = (qos, pod.effectiveRequests.milliCPU)
             return Self.burstableShares(pods.values)
         }
-        try manager.prepareParent(tier(.burstable), resources: Self.cpuShares(shares))
-        try manager.prepareParent(tier(.bestEffort), resources: Self.cpuShares(2))
+        try manager.prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(shares)))
+        try manager.prepareParent(tier(.bestEffort), resources: fitted(Self.cpuShares(2)))
         let path = podPath(uid: uid, qos: qos)
-        try manager.prepareParent(path, resources: Self.resources(pod, pidsLimit: podPidsLimit))
+        try manager.prepareParent(path, resources: fitted(Self.resources(pod, pidsLimit: podPidsLimit)))
         return path
+    }
+
+    /// Without a cpu controller, CPU shares are left out (a limit still needs the controller,
+    /// and its absence is then the error).
+    private func fitted(_ resources: RuntimeSpec.Resources) -> RuntimeSpec.Resources {
+        guard !manager.controllerNames.contains("cpu") else { return resources }
+        var resources = resources
+        resources.cpu?.shares = nil
+        if resources.cpu?.quota == nil, resources.cpu?.period == nil { resources.cpu = nil }
+        return resources
     }
 
     /// Kills what is left in the pod's cgroup and removes it (its containers' cgroups must be
@@ -76,7 +86,7 @@ public final class PodCgroups: Sendable {
             manager.kill(path)
             manager.remove(path)
         }
-        try? manager.prepareParent(tier(.burstable), resources: Self.cpuShares(shares))
+        try? manager.prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(shares)))
     }
 
     /// The UIDs that have a pod cgroup on this host.

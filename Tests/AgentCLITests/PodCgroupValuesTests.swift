@@ -1,0 +1,119 @@
+import Foundation
+import IotkubeTestSupport
+import KubeModel
+import OCI
+import Testing
+
+@testable import Agent
+@testable import Runtime
+
+/// The values pod cgroups get (the kubelet's ResourceConfigForPod and QoS manager), their
+/// paths, and the agent.yaml settings behind them, bad values refused by name.
+@Suite struct PodCgroupValuesTests {
+    static func container(_ name: String, requests: [String: String] = [:], limits: [String: String] = [:], sidecar: Bool = false) -> Container {
+        var container = Container(name: name, image: "busybox")
+        var resources = ResourceRequirements()
+        resources.requests = requests.isEmpty ? nil : requests.mapValues { try! Quantity(parsing: $0) }
+        resources.limits = limits.isEmpty ? nil : limits.mapValues { try! Quantity(parsing: $0) }
+        container.resources = resources
+        if sidecar { container.restartPolicy = .always }
+        return container
+    }
+
+    static func pod(_ containers: [Container], initContainers: [Container] = [], overhead: [String: String]? = nil, uid: String = "u1") -> Pod {
+        var pod = Pod()
+        pod.metadata.uid = uid
+        var spec = PodSpec(containers: containers)
+        spec.initContainers = initContainers.isEmpty ? nil : initContainers
+        spec.overhead = overhead?.mapValues { try! Quantity(parsing: $0) }
+        pod.spec = spec
+        return pod
+    }
+
+    @Test func theLimitIsTheSumOrALargerInitContainersPlusOverhead() {
+        let pod = Self.pod(
+            [Self.container("app", requests: ["cpu": "250m"], limits: ["cpu": "500m", "memory": "100Mi"])],
+            initContainers: [Self.container("proxy", limits: ["cpu": "100m", "memory": "20Mi"], sidecar: true),
+                             Self.container("migrate", limits: ["cpu": "1", "memory": "300Mi"])],
+            overhead: ["cpu": "50m", "memory": "10Mi"])
+        let resources = PodCgroups.resources(pod, pidsLimit: 100)
+        // The init container (300Mi, 1 CPU) outweighs app + sidecar (120Mi, 600m); overhead on top.
+        #expect(resources.memory?.limit == (310 << 20))
+        #expect(resources.memory?.swap == (310 << 20), "no swap beyond the limit")
+        #expect(resources.cpu?.quota == 105_000 && resources.cpu?.period == 100_000)
+        // Requests: the app's 250m, the init containers' limits standing in for their requests.
+        #expect(resources.cpu?.shares == PodCgroups.shares(milliCPU: 1000 + 50))
+        #expect(resources.pids?.limit == 100)
+    }
+
+    @Test func aContainerWithoutALimitLeavesThePodUnlimitedAndBestEffortGetsTheMinimalShare() {
+        let burstable = Self.pod([Self.container("a", requests: ["cpu": "100m"], limits: ["memory": "64Mi"]), Self.container("b", requests: ["memory": "1Mi"])])
+        let resources = PodCgroups.resources(burstable, pidsLimit: nil)
+        #expect(resources.memory == nil && resources.cpu?.quota == nil && resources.pids == nil)
+        #expect(resources.cpu?.shares == 102)
+        let bestEffort = PodCgroups.resources(Self.pod([Self.container("a")]), pidsLimit: nil)
+        #expect(bestEffort.cpu?.shares == 2 && bestEffort.memory == nil)
+    }
+
+    /// Valid quantities far past any board: the sums saturate, nothing traps.
+    @Test func hugeQuantitiesSaturate() {
+        let pod = Self.pod([Self.container("a", limits: ["cpu": "9000000000", "memory": "8Ei"]), Self.container("b", limits: ["cpu": "9000000000", "memory": "8Ei"])],
+                           overhead: ["cpu": "9000000000", "memory": "8Ei"])
+        let resources = PodCgroups.resources(pod, pidsLimit: nil)
+        #expect(resources.cpu?.quota == ContainerSpecBuilder.maximumQuota)
+        #expect(resources.cpu?.shares == UInt64(ContainerSpecBuilder.maximumShares))
+        #expect(resources.memory?.limit == Int64.max)
+        #expect(PodCgroups.shares(milliCPU: .max) == 262_144 && PodCgroups.shares(milliCPU: -5) == 2)
+    }
+
+    @Test func pathsFollowTheQoSClassAndAUIDCannotLeaveKubepods() throws {
+        let root = NSTemporaryDirectory() + "iotkube-podcg-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cgroups = PodCgroups(manager: CgroupV1Manager(hierarchies: ["pids": root]), root: "edge/kubepods", nodeLimits: nil, podPidsLimit: nil)
+        let guaranteed = Self.pod([Self.container("a", requests: ["cpu": "1", "memory": "1Gi"], limits: ["cpu": "1", "memory": "1Gi"])], uid: "g")
+        #expect(cgroups.podPath(guaranteed) == "edge/kubepods/podg")
+        #expect(cgroups.podPath(Self.pod([Self.container("a", requests: ["cpu": "1"])], uid: "b")) == "edge/kubepods/burstable/podb")
+        let bestEffort = Self.pod([Self.container("a")], uid: "e")
+        #expect(try cgroups.prepare(bestEffort) == "edge/kubepods/besteffort/pode")
+        #expect(FileManager.default.fileExists(atPath: root + "/edge/kubepods/besteffort/pode"))
+        #expect(cgroups.podUIDs() == ["e"])
+        for hostile in ["../../x", "a/b", "..", ""] {
+            #expect(throws: RuntimeError.self) { try cgroups.prepare(Self.pod([Self.container("a")], uid: hostile)) }
+        }
+        cgroups.remove(uid: "e")
+        #expect(!FileManager.default.fileExists(atPath: root + "/edge/kubepods/besteffort/pode"))
+        #expect(cgroups.podUIDs().isEmpty)
+    }
+
+    @Test(arguments: [
+        ("cgroupDriver: systemd\n", "cgroupDriver: systemd is not supported yet"),
+        ("cgroupDriver: docker\n", "cgroupDriver: \"docker\" is not cgroupfs"),
+        ("enforceNodeAllocatable: [pods, system-reserved]\n", "enforceNodeAllocatable[1]: \"system-reserved\" is not supported"),
+        ("podPidsLimit: 0\n", "podPidsLimit (0) must be -1 (none) or 1 to 4194304"),
+        ("podPidsLimit: 99999999999999999999\n", "podPidsLimit"),
+        ("cgroupRoot: edge\n", "cgroupRoot: \"edge\" is not an absolute cgroup path"),
+        ("cgroupRoot: /edge/../..\n", "cgroupRoot: \"/edge/../..\" is not an absolute cgroup path"),
+        ("kubeReserved: {memory: -1Gi}\n", "kubeReserved.memory (-1Gi) must be 0 to 2^50"),
+        ("systemReserved: {cpu: 9Ei}\n", "must be 0 to 2^50"),
+    ])
+    func aBadCgroupSettingStopsTheAgentNamingIt(_ section: String, _ message: String) throws {
+        let path = try AgentNetworkConfigurationTests.file(section)
+        #expect { _ = try AgentConfiguration.load(path) } throws: { "\($0)".contains(path) && "\($0)".contains(message) }
+    }
+
+    @Test func kubepodsGetsCapacityLessBothReservationsAndAllocatableShowsThem() throws {
+        let path = try AgentNetworkConfigurationTests.file("systemReserved: {memory: 256Mi, cpu: 500m}\nkubeReserved: {memory: 128Mi}\ncgroupRoot: /edge\n")
+        let configuration = try AgentConfiguration.load(path)
+        let cgroups = configuration.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/nonexistent", "cpu": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30)
+        #expect(cgroups.root == "edge/kubepods")
+        #expect(cgroups.nodeLimits?.memory?.limit == (1 << 30) - (384 << 20))
+        #expect(cgroups.nodeLimits?.cpu?.shares == PodCgroups.shares(milliCPU: 3500))
+        // Without a memory controller nothing is asked of it; `[]` enforces nothing.
+        #expect(configuration.podCgroups(manager: CgroupV1Manager(hierarchies: ["cpu": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30).nodeLimits?.memory == nil)
+        var open = configuration
+        open.enforceNodeAllocatable = []
+        #expect(open.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30).nodeLimits == nil)
+        #expect(configuration.reserved["memory"] == (try Quantity(parsing: "384Mi")))
+    }
+}
