@@ -49,6 +49,15 @@ import Testing
         #expect(spec.annotations?["io.kubernetes.pod.uid"] == "uid-1")
     }
 
+    /// cgroup v2 with a memory controller: an OOM kill takes the whole container (the kubelet's
+    /// memory.oom.group); elsewhere nothing is asked of a controller that may not exist.
+    @Test func anOOMKillTakesTheWholeContainerWhereTheHostCanDoIt() throws {
+        #expect(try ContainerSpecBuilder.build(Self.input()).linux?.resources?.unified == nil)
+        var input = Self.input()
+        input.groupOOMKill = true
+        #expect(try ContainerSpecBuilder.build(input).linux?.resources?.unified == ["memory.oom.group": "1"])
+    }
+
     @Test func hostNetworkKeepsTheHostsNamespacesAndHostname() throws {
         let spec = try ContainerSpecBuilder.build(Self.input(hostNetwork: true))
         #expect(spec.hostname == nil)

@@ -110,6 +110,17 @@ struct PackageVMTests {
             spec:
               terminationGracePeriodSeconds: 1
               containers: [{name: app, image: \(image), command: ["sleep", "100000"]}]
+            ---
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: limited}
+            spec:
+              terminationGracePeriodSeconds: 1
+              containers:
+              - name: app
+                image: \(image)
+                command: ["sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max; sleep 100000"]
+                resources: {limits: {cpu: 250m, memory: 48Mi}}
             """)
         let hungry = try await waitFor("hungry", seconds: 300) { $0.status?.phase == .failed }
         let terminated = PodNode.status(hungry, "hungry")?.state?.terminated
@@ -118,6 +129,15 @@ struct PackageVMTests {
         let restarted = try await waitFor("unhealthy", seconds: 300) { (PodNode.status($0, "app")?.restartCount ?? 0) >= 1 }
         #expect(PodNode.status(restarted, "app")?.lastState?.terminated?.exitCode == 137)
         Self.step("liveness restart", since: start)
+        // Pure cgroup v2: the Guaranteed pod's cgroup directly in kubepods with its limits, the
+        // container inside it, seeing its own cgroup as "0::/" and its own limits.
+        let limited = try await waitFor("limited", seconds: 300) { PodNode.isReady($0) }
+        let uid = limited.metadata.uid ?? ""
+        let view = try await kubectl(["logs", "limited"])
+        #expect(view == "0::/\n50331648\n25000 100000\n", "\(view)")
+        let tree = try await guest("cat /sys/fs/cgroup/kubepods/pod\(uid)/memory.max /sys/fs/cgroup/kubepods/pod\(uid)/cpu.max; cat /sys/fs/cgroup/kubepods/pod\(uid)/\(uid)-app-0/memory.oom.group; cat /sys/fs/cgroup/kubepods/besteffort/cpu.weight; test -s /sys/fs/cgroup/kubepods/memory.max && echo allocatable")
+        #expect(tree == "50331648\n25000 100000\n1\n1\nallocatable\n", "pod limits, the container's group OOM kill, the tiers: \(tree)")
+        Self.step("pod cgroups on v2", since: start)
         let steady = try await waitFor("steady", seconds: 300) { PodNode.isReady($0) }
         let steadyID = PodNode.status(steady, "app")?.containerID
 

@@ -75,6 +75,14 @@ struct CgroupV2VMTests {
         #expect(pids.contains("forked=7 failed=13 error=EAGAIN"), "\(pids)")
         #expect(pids.contains("8\nmax 13"), "\(pids)")
 
+        // What the container sees: its own cgroup as "0::/" (the namespace was made after it
+        // entered the cgroup) and its own limits under a read-only /sys/fs/cgroup.
+        try Self.bundle(vm, "view", ["sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max; mkdir /sys/fs/cgroup/x 2>/dev/null && echo MKDIR-WORKED; true"]) { spec in
+            spec.linux?.resources = Self.resources { $0.memory = .init(limit: 40 << 20); $0.cpu = .init(); $0.cpu?.quota = 50_000; $0.cpu?.period = 100_000 }
+        }
+        let view = try await vm.checkAsync("\(runtime) run -b bundles/view view")
+        #expect(view.contains("0::/\n41943040\n50000 100000\n") && !view.contains("MKDIR-WORKED"), "\(view)")
+
         // Devices: even with CAP_MKNOD a container cannot create or open the host's disk
         // nodes; the standard nodes work, and only as the rules allow (/dev/zero is read-only).
         try Self.bundle(vm, "devices", ["/bin/probe", "devices"]) { spec in

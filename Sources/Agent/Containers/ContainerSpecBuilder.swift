@@ -29,6 +29,9 @@ public enum ContainerSpecBuilder {
         public var devices: [DeviceManager.ContainerDevices] = []
         /// What device plugins gave this container (environment, device nodes, mounts).
         var pluginAllocations: [DevicePluginMessages.ContainerAllocation] = []
+        /// An OOM kill takes the whole container, not one of its processes (the kubelet's
+        /// `memory.oom.group` on cgroup v2; needs the v2 memory controller).
+        public var groupOOMKill = false
 
         public init(
             pod: Pod, container: Container, process: ContainerProcess, imageUser: String?, rootfs: String, sandbox: PodSandbox?,
@@ -88,6 +91,7 @@ public enum ContainerSpecBuilder {
         linux.namespaces = namespaces
         linux.cgroupsPath = input.cgroupsPath
         linux.resources = resources(container)
+        if input.groupOOMKill { linux.resources?.unified = ["memory.oom.group": "1"] }
         linux.seccomp = try seccomp(context?.seccompProfile ?? podContext?.seccompProfile, privileged: privileged, root: input.seccompProfileRoot, label: label)
         if let sysctls = podContext?.sysctls, !sysctls.isEmpty {
             linux.sysctl = Dictionary(sysctls.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })

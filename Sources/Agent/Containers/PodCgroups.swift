@@ -26,6 +26,9 @@ public final class PodCgroups: Sendable {
         self.podPidsLimit = podPidsLimit
     }
 
+    /// Whether containers' OOM kills take the whole container (cgroup v2 with its memory controller).
+    public var groupsOOMKills: Bool { manager.containerMountLayout == .unified && manager.controllerNames.contains("memory") }
+
     /// The tier a pod's cgroup is in.
     public func tier(_ qos: PodQOSClass) -> String {
         switch qos {

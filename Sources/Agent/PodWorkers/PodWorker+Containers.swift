@@ -136,6 +136,7 @@ extension PodWorker {
             // The devices admission assigned (the same ones after an agent restart).
             input.devices = try host.devices?.devices(pod: uid, container: container.name) ?? []
             input.pluginAllocations = host.devices?.pluginAllocations(pod: uid, container: container.name) ?? []
+            input.groupOOMKill = host.cgroups?.groupsOOMKills ?? false
             try await host.devices?.preStart(pod: uid, container: container.name)
             var spec = try ContainerSpecBuilder.build(input)
             let imageID = image.repoDigests.first ?? image.id.description
