@@ -300,6 +300,7 @@ struct HeartbeatTests {
         configuration.nodeName = "pi"
         configuration.labels = ["zone": "lab"]
         configuration.systemReserved = ["memory": "128Mi", "cpu": "100m", "gpu": "1"]
+        configuration.kubeReserved = ["memory": "64Mi"]
         // The eviction manager decides the pressure conditions from the same host's signals.
         let pressure = NodePressure()
         var tracker = EvictionThresholdTracker(settings: EvictionSettings(pressureTransitionPeriod: .zero))
@@ -312,7 +313,11 @@ struct HeartbeatTests {
         let now = try Timestamp(rfc3339: "2026-11-23T10:00:00Z")
         let status = builder.status(previous: nil, now: now)
         #expect(status.capacity?["memory"]?.byteCount == Int64(3_884_140 * 1024))
-        #expect(status.allocatable?["memory"]?.byteCount == Int64(3_884_140 * 1024) - 128 * 1024 * 1024)
+        // Both reservations and the default hard threshold (memory.available 100Mi), as the kubelet.
+        #expect(status.allocatable?["memory"]?.byteCount == Int64(3_884_140 * 1024) - (128 + 64 + 100) * 1024 * 1024)
+        if let disk = status.capacity?["ephemeral-storage"]?.value {
+            #expect(status.allocatable?["ephemeral-storage"]?.value == disk - Int64(Double(disk) * 0.1), "less the default nodefs.available 10%")
+        }
         #expect(status.allocatable?["cpu"]?.milliValue == Int64(HostReader(root: root.path).cpuCount() * 1000 - 100))
         #expect(status.allocatable?["gpu"] == nil)
         #expect(builder.annotations()["iotkube.io/cpu-model"] == "Raspberry Pi 4 Model B Rev 1.4")

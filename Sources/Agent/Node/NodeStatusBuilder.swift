@@ -60,7 +60,21 @@ public struct NodeStatusBuilder: Sendable {
         if let disk { capacity["ephemeral-storage"] = .bytes(disk.total) }
         status.capacity = capacity
         var allocatable = capacity
-        for (resource, reserved) in configuration.reserved {
+        // The kubelet's allocatable: capacity − systemReserved − kubeReserved − hard eviction
+        // thresholds (pods must fit without tripping eviction).
+        var reserved = configuration.reserved
+        for threshold in (try? configuration.evictionSettings())?.thresholds ?? [] where threshold.isHard {
+            let resource: String
+            switch threshold.signal {
+            case .memoryAvailable: resource = "memory"
+            case .nodefsAvailable: resource = "ephemeral-storage"
+            default: continue
+            }
+            guard let total = capacity[resource] else { continue }
+            let amount = Quantity.bytes(threshold.limit(capacity: min(total.value, Int64.max)))
+            reserved[resource] = (reserved[resource] ?? Quantity.bytes(0)) + amount
+        }
+        for (resource, reserved) in reserved {
             guard let total = allocatable[resource] else { continue }
             let remaining = total - reserved
             allocatable[resource] = remaining.sign < 0 ? Quantity(nanoUnits: 0, format: total.format) : remaining
