@@ -95,4 +95,35 @@ struct PodCgroupTests {
         #expect(FileManager.default.fileExists(atPath: "\(memory)/burstable"))
         await node.shutdown()
     }
+
+    /// A hundred pods made and deleted, twenty at a time: no pod cgroup is left in any hierarchy.
+    @Test func aHundredPodsComeAndGoWithoutLeavingACgroup() async throws {
+        let node = try await PodNode.make(name: "churn-board", configuration: "podPidsLimit: 32")
+        for round in 0..<5 {
+            var manifest = ""
+            for index in 0..<20 {
+                let limits = index % 2 == 0 ? "{memory: 16Mi}" : "{}"
+                manifest += """
+                    apiVersion: v1
+                    kind: Pod
+                    metadata: {name: churn-\(round)-\(index)}
+                    spec:
+                      hostNetwork: true
+                      terminationGracePeriodSeconds: 0
+                      containers: [{name: app, image: \(image), command: ["sleep", "100000"], resources: {limits: \(limits)}}]
+                    ---
+
+                    """
+            }
+            try await node.kubectl(["create", "-f", "-"], input: manifest)
+            let phases = { try await node.kubectl(["get", "pods", "-o", "jsonpath={range .items[*]}{.status.phase}{\"\\n\"}{end}"]) }
+            for _ in 0..<300 where try await phases().split(separator: "\n").filter({ $0 == "Running" }).count < 20 { try await Task.sleep(for: .milliseconds(300)) }
+            try await node.kubectl(["delete", "pods", "--all", "--grace-period=0", "--wait=false"])
+            for _ in 0..<300 where !(try await phases().isEmpty) { try await Task.sleep(for: .milliseconds(300)) }
+        }
+        let left = try await ServerProcess.runAsync("/bin/sh", ["-c", "find /sys/fs/cgroup/*/\(node.cgroupRoot) -mindepth 3 -type d -name 'pod*' 2>/dev/null; true"])
+        #expect(left.output.isEmpty, "pod cgroups left: \(left.output)\n\(node.agentLogTail)")
+        #expect(try await node.runtimeContainers().isEmpty)
+        await node.shutdown()
+    }
 }
