@@ -116,4 +116,26 @@ import Testing
         #expect(open.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30).nodeLimits == nil)
         #expect(configuration.reserved["memory"] == (try Quantity(parsing: "384Mi")))
     }
+
+}
+
+/// Eviction ranks a pod by its pod cgroup (everything charged to the pod) when it has one.
+@Suite(.ownThread, .enabled(if: getuid() == 0, "needs root (the worker bench mounts)"))
+struct PodCgroupUsageTests {
+    @Test func aPodsUsageIsItsPodCgroups() throws {
+        let bench = try PodWorkerTests.Bench(blockingPulls: false)
+        defer { bench.tearDown() }
+        let root = bench.base + "/cgroup"
+        let pod = try bench.pod(uid: "measured")
+        let directory = root + "/kubepods/besteffort/podmeasured"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        for (file, text) in [("memory.current", "5000000\n"), ("memory.stat", "anon 10\ninactive_file 1000000\n"), ("pids.current", "7\n")] {
+            try text.write(toFile: directory + "/" + file, atomically: true, encoding: .utf8)
+        }
+        var host = bench.host
+        #expect(PodResourceUsage.measure(pod, host: host, withStorage: false).memoryBytes == 0, "no container runs, no pod cgroup known")
+        host.cgroups = PodCgroups(manager: CgroupV2Manager(root: root), nodeLimits: nil, podPidsLimit: nil)
+        let usage = PodResourceUsage.measure(pod, host: host, withStorage: false)
+        #expect(usage.memoryBytes == 4_000_000 && usage.processes == 7)
+    }
 }

@@ -92,6 +92,14 @@ public final class PodCgroups: Sendable {
         try? manager.prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(shares)))
     }
 
+    /// The usage of the pod's cgroup (every process of the pod, exec'd ones included); nil
+    /// when it has none.
+    public func statistics(_ pod: Pod) -> CgroupStatistics? {
+        let path = podPath(pod)
+        guard pod.metadata.uid?.isEmpty == false, manager.exists(path) else { return nil }
+        return manager.statistics(path)
+    }
+
     /// The UIDs that have a pod cgroup on this host.
     public func podUIDs() -> Set<String> {
         var found: Set<String> = []

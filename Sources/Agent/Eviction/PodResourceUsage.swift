@@ -7,8 +7,8 @@ import KubeModel
 import Runtime
 import SystemSupport
 
-/// What one pod uses of the resources eviction reclaims: memory working set and tasks of its
-/// running containers (from their cgroups), and local storage — its directory on the state
+/// What one pod uses of the resources eviction reclaims: memory working set and tasks (from
+/// the pod's cgroup, or its running containers' cgroups), and local storage — its directory on the state
 /// filesystem (writable layers, disk emptyDirs; tmpfs volumes excluded) and its log files.
 public struct PodResourceUsage: Sendable {
     public struct ContainerUsage: Sendable, Equatable {
@@ -39,6 +39,11 @@ public struct PodResourceUsage: Sendable {
             byName[name, default: ContainerUsage(name: name)].memoryBytes += memory
             usage.memoryBytes += memory
             usage.processes += statistics.pids ?? 0
+        }
+        // The pod's cgroup counts the whole pod (processes exec'd into it, memory charged to it).
+        if let statistics = host.cgroups?.statistics(pod) {
+            if let memory = statistics.memoryWorkingSetBytes ?? statistics.memoryBytes { usage.memoryBytes = memory }
+            if let pids = statistics.pids { usage.processes = pids }
         }
         if withStorage {
             let directory = host.podDirectory(uid: uid)
