@@ -171,6 +171,12 @@ void iotkube_process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd)
         if (iotkube_write_all(writer, "0", 1) < 0) FAIL("waiting for start: %s", strerror(errno));
         close(writer);
         close(fifo_fd);
+        /* Started: startContainer hooks, inside the container, before its process. */
+        char error[700];
+        if (iotkube_run_hooks(p, "s", "created", p->host_pid, error, sizeof error) != 0) {
+            dprintf(2, "iotkube: %s\n", error);
+            _exit(127);
+        }
     } else if (iotkube_write_all(iotkube_setup_report_fd, "R", 1) < 0) {
         _exit(1);
     }
@@ -217,13 +223,28 @@ void iotkube_setup_terminal(struct plan *p, int console_fd, int wait_for_start) 
     if (slave > 2) close(slave);
 }
 
+/* The runtime's hooks (the monitor runs them while we wait), then createContainer hooks here,
+ * in the container's namespaces before pivot_root. */
+static void run_creation_hooks(struct plan *p, int sync_fd) {
+    if (iotkube_has_hooks(p, "pr")) {
+        if (iotkube_write_all(sync_fd, "H", 1) < 0) _exit(1);
+        char reply = 0;
+        if (read(sync_fd, &reply, 1) != 1 || reply != 'c') _exit(1);
+    }
+    char error[700];
+    if (iotkube_run_hooks(p, "c", "creating", p->host_pid, error, sizeof error) != 0) FAIL("%s", error);
+}
+
 void iotkube_container_init(struct plan *p, int sync_fd, int console_fd, int fifo_fd, int seccomp_fd) {
     iotkube_setup_report_fd = sync_fd;
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     /* Nothing in the container may open this process through /proc while it runs host code. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-    char go;
-    if (read(sync_fd, &go, 1) != 1) _exit(1);   /* the monitor placed us in the cgroups */
+    char go[32];
+    ssize_t go_length = read(sync_fd, go, sizeof go - 1);   /* the monitor placed us in the cgroups */
+    if (go_length < 1 || go[0] != 'g') _exit(1);
+    go[go_length] = 0;
+    p->host_pid = atoll(go + 1);
     if (p->new_cgroup_namespace && unshare(CLONE_NEWCGROUP) != 0) FAIL("cgroup namespace: %s", strerror(errno));
     int new_mount_namespace = 1;
     for (int pass = 0; pass < 2; pass++) {
@@ -239,10 +260,12 @@ void iotkube_container_init(struct plan *p, int sync_fd, int console_fd, int fif
     }
     if (new_mount_namespace) {
         iotkube_setup_filesystem(p);
+        run_creation_hooks(p, sync_fd);
         iotkube_enter_rootfs(p);
         iotkube_write_sysctls(p);   /* through the container's own /proc, before /proc/sys turns read-only */
         iotkube_mask_paths(p);
     }
+    else run_creation_hooks(p, sync_fd);
     if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) != 0) FAIL("hostname %s: %s", p->hostname, strerror(errno));
     if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) != 0) FAIL("domainname: %s", strerror(errno));
     if (console_fd >= 0) iotkube_setup_terminal(p, console_fd, 0);

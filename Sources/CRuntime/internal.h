@@ -30,6 +30,15 @@ struct plan_namespace {
 
 /// What the Swift side decided, as the container's setup needs it. Strings point into the
 /// plan file's buffer.
+/* An OCI hook: kind 'p' prestart, 'r' createRuntime, 'c' createContainer, 's' startContainer. */
+struct plan_hook {
+    int kind;
+    const char *path;
+    int timeout;                         /* seconds; 0: none */
+    const char *args[33]; int arg_count;
+    const char *env[65]; int env_count;
+};
+
 struct plan {
     const char *rootfs;
     int rootfs_readonly;
@@ -62,9 +71,17 @@ struct plan {
     int attach;                          /* serve the attach socket <state_directory>/attach */
     int terminal_to_monitor;             /* process.terminal: the monitor keeps the pty master (output, stdin, size) */
     pid_t join_pid;                      /* exec: the container process whose namespaces to join */
+    struct plan_hook hooks[16]; int hook_count;
+    const char *hook_state_prefix, *hook_state_suffix;   /* the state JSON before its status, and after its pid */
+    long long host_pid;                  /* the init's pid as the host sees it (sent by the monitor) */
 };
 
 int iotkube_plan_load(const char *path, struct plan *plan, char **error);
+
+/* Hooks (hooks.c): runs those of `kinds` in order with the state (its status, its pid) on stdin;
+ * -1 with `error` naming the hook and what happened. */
+int iotkube_run_hooks(const struct plan *p, const char *kinds, const char *status, long long pid, char *error, size_t error_size);
+int iotkube_has_hooks(const struct plan *p, const char *kinds);
 
 /* The monitor's attach server (attach.c): the socket <state_directory>/attach, stdin written
  * to `stdin_fd` (-1: none), terminal sizes to `terminal` (-1: none); stdin_mode 2 is stdinOnce. */

@@ -268,9 +268,24 @@ int iotkube_monitor_main(int argc, char **argv) {
         }
         close(fd);
     }
-    if (iotkube_write_all(sync[0], "g", 1) < 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); report(report_fd, "error the container init died\n", NULL, 0); return 1; }
+    /* "go", with the init's pid as the host sees it (the state its hooks get). */
+    char go[32];
+    int go_length = snprintf(go, sizeof go, "g%d", (int)child);
+    if (iotkube_write_all(sync[0], go, (size_t)go_length) < 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); report(report_fd, "error the container init died\n", NULL, 0); return 1; }
     char message[1100];
     ssize_t got = recv(sync[0], message, sizeof message - 1, 0);
+    /* The init's file system is set up, pivot_root not done: prestart and createRuntime hooks. */
+    while (got > 0 && message[0] == 'H') {
+        char hook_error[700];
+        if (iotkube_run_hooks(&plan, "pr", "creating", (long long)child, hook_error, sizeof hook_error) != 0) {
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+            report(report_fd, "error %s\n", hook_error, 0);
+            return 1;
+        }
+        if (iotkube_write_all(sync[0], "c", 1) < 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); report(report_fd, "error the container init died\n", NULL, 0); return 1; }
+        got = recv(sync[0], message, sizeof message - 1, 0);
+    }
     if (got <= 0 || message[0] != 'R') {
         message[got > 0 ? got : 0] = 0;
         int status = 0;

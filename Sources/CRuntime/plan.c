@@ -119,6 +119,19 @@ int iotkube_plan_load(const char *path, struct plan *plan, char **error) {
             long long value; const char *token; STR(token);
             value = strtoll(token, NULL, 10);
             plan->oom_score_adj = (int)value; plan->has_oom_score_adj = 1;
+        } else if (!strcmp(tag, "hook")) {
+            ROOM(plan->hook_count, 16);
+            struct plan_hook *h = &plan->hooks[plan->hook_count++];
+            const char *kind; unsigned long long count;
+            STR(kind); h->kind = kind[0]; STR(h->path); NUM(h->timeout);
+            NUM(count); NEED(count <= 32);
+            for (unsigned long long i = 0; i < count; i++) STR(h->args[i]);
+            h->arg_count = (int)count; h->args[count] = NULL;
+            NUM(count); NEED(count <= 64);
+            for (unsigned long long i = 0; i < count; i++) STR(h->env[i]);
+            h->env_count = (int)count; h->env[count] = NULL;
+        } else if (!strcmp(tag, "hookstate")) {
+            STR(plan->hook_state_prefix); STR(plan->hook_state_suffix);
         } else if (!strcmp(tag, "cgroupprocs")) {
             ROOM(plan->cgroup_procs_count, 8); STR(plan->cgroup_procs[plan->cgroup_procs_count]); plan->cgroup_procs_count++;
         } else if (!strcmp(tag, "execfifo")) {

@@ -86,7 +86,8 @@ public struct RuntimeSpec: Codable, Sendable, Hashable {
         }
     }
 
-    /// Hooks are accepted only when empty: running host binaries from a bundle is not supported.
+    /// Programs the runtime runs at points of the container's life (the runtime CLI's bundles;
+    /// the agent's own specs have none).
     public struct Hooks: Codable, Sendable, Hashable {
         public var prestart: [Hook]?
         public var createRuntime: [Hook]?
@@ -97,6 +98,8 @@ public struct RuntimeSpec: Codable, Sendable, Hashable {
         public var isEmpty: Bool {
             [prestart, createRuntime, createContainer, startContainer, poststart, poststop].allSatisfy { $0?.isEmpty ?? true }
         }
+
+        public init() {}
     }
 
     public struct Hook: Codable, Sendable, Hashable {
@@ -104,6 +107,13 @@ public struct RuntimeSpec: Codable, Sendable, Hashable {
         public var args: [String]?
         public var env: [String]?
         public var timeout: Int?
+
+        public init(path: String, args: [String]? = nil, env: [String]? = nil, timeout: Int? = nil) {
+            self.path = path
+            self.args = args
+            self.env = env
+            self.timeout = timeout
+        }
     }
 
     public struct Linux: Codable, Sendable, Hashable {

@@ -84,7 +84,7 @@ public struct BuiltinRuntime: Sendable {
         guard parts.count >= 2, parts[0] == "1", let minor = Int(parts[1]), (0...3).contains(minor) else {
             throw RuntimeError("\(path): ociVersion \"\(spec.ociVersion)\" is not supported (1.0.x to 1.3.x)")
         }
-        if let hooks = spec.hooks, !hooks.isEmpty { throw RuntimeError("\(path): hooks are not supported") }
+        try OCIHooks.validate(spec.hooks, in: path)
         return spec
     }
 
@@ -134,6 +134,8 @@ public struct BuiltinRuntime: Sendable {
             }
             var plan = LaunchPlan()
             try plan.addContainer(spec, bundle: bundle, seccompPath: seccompPath, cgroupLayout: cgroups.containerMountLayout)
+            OCIHooks.record(spec.hooks, state: OCIState(ociVersion: spec.ociVersion, id: id, status: .creating, pid: nil, bundle: bundle,
+                                                         annotations: spec.annotations), into: &plan)
             switch (spec.process?.terminal == true, options.consoleSocket) {
             case (true, let socket?): plan.record("console", [Self.absolute(socket)])
             case (true, nil) where options.logPath != nil:
@@ -269,6 +271,9 @@ public struct BuiltinRuntime: Sendable {
         unlink(fifo)
         record.startedAt = Self.now()
         try save(record)
+        if let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststart, !hooks.isEmpty {
+            for warning in OCIHooks.run(hooks, kind: "poststart", state: try state(id: id)) { Self.warn("container \(id): \(warning)") }
+        }
     }
 
     public func state(id: String) throws(RuntimeError) -> OCIState {
@@ -313,6 +318,16 @@ public struct BuiltinRuntime: Sendable {
         }
         cgroups.remove(record.cgroupPath)
         do { try FileTree.remove(directory(id)) } catch { throw RuntimeError("container \(id): removing state: \(error)") }
+        if let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststop, !hooks.isEmpty {
+            let state = OCIState(ociVersion: record.ociVersion, id: id, status: .stopped, pid: 0, bundle: record.bundle, annotations: record.annotations)
+            for warning in OCIHooks.run(hooks, kind: "poststop", state: state) { Self.warn("container \(id): \(warning)") }
+        }
+    }
+
+    /// A warning of the runtime spec's kind (a failed poststart or poststop hook): to stderr.
+    static func warn(_ message: String) {
+        let line = Array("iotkube-agent runtime: warning: \(message)\n".utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
     }
 
     public func list() -> [OCIState] {
@@ -371,24 +386,5 @@ public struct BuiltinRuntime: Sendable {
         guard getcwd(&buffer, buffer.count) != nil else { return path }
         let cwd = String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return path == "." ? cwd : "\(cwd)/\(path)"
-    }
-}
-
-/// /proc/<pid>/stat reading.
-enum ProcessInfoReader {
-    /// Field 22 (starttime): survives nothing but the process itself, unlike the pid.
-    static func startTicks(_ pid: Int32) -> UInt64? {
-        guard let text = CgroupFiles.read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // After the comm: state is field 3, so starttime (22) is index 19 here.
-        guard fields.count > 19 else { return nil }
-        return UInt64(fields[19])
-    }
-
-    /// Running or sleeping (not gone, not a zombie).
-    static func isAlive(_ pid: Int32) -> Bool {
-        guard pid > 0, let text = CgroupFiles.read("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return false }
-        let state = text[text.index(after: close)...].split(separator: " ").first
-        return state != "Z" && state != "X"
     }
 }

@@ -19,11 +19,11 @@ public enum ProcessSpawner {
     /// Starts `executable arguments…`. `descriptors` maps child descriptor numbers to ours
     /// (e.g. `[1: logFile, 3: reportPipe]`); unmapped stdio is inherited, with `nullInput` stdin is
     /// /dev/null, and every other descriptor is closed in the child. `environment` (NAME=value)
-    /// replaces ours when given. `newProcessGroup`: the child leads its own process group, so
+    /// replaces ours when given; `argv0` is the name the program sees (default: `executable`). `newProcessGroup`: the child leads its own process group, so
     /// everything it starts can be killed together.
     public static func spawn(
         _ executable: String, _ arguments: [String], descriptors: [Int32: Int32] = [:], nullInput: Bool = false, environment: [String]? = nil,
-        newProcessGroup: Bool = false
+        argv0: String? = nil, newProcessGroup: Bool = false
     ) throws(RuntimeError) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -44,7 +44,7 @@ public enum ProcessSpawner {
         // shell whose SIGCHLD stays blocked never returns from `wait`).
         iotkube_spawnattr_default_signals(&attributes)
         var pid: pid_t = 0
-        var argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) }
+        var argv: [UnsafeMutablePointer<CChar>?] = ([argv0 ?? executable] + arguments).map { strdup($0) }
         argv.append(nil)
         defer { for argument in argv { free(argument) } }
         var result: Int32
