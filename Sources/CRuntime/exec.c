@@ -18,6 +18,44 @@
 
 /* argv: __iotkube-exec PLAN [CONSOLE_FD]. With a console descriptor (a connected unix socket)
  * the process gets a terminal from the container's devpts and the master is sent there. */
+/* Joins the cgroup of `procs` (its cgroup.procs file). On cgroup v2 a container that made
+ * cgroups below its own and gave them controllers may hold no process itself (EBUSY): then the
+ * cgroup its init is in, which must be below the container's, as runc does. */
+static int join_cgroup(const char *procs, pid_t init) {
+    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0 && iotkube_write_all(fd, "0", 1) >= 0) { close(fd); return 0; }
+    int saved = errno;
+    if (fd >= 0) close(fd);
+    if (saved != EBUSY) { errno = saved; return -1; }
+    char path[64], line[4096] = "";
+    snprintf(path, sizeof path, "/proc/%d/cgroup", (int)init);
+    FILE *file = fopen(path, "re");
+    if (!file) { errno = saved; return -1; }
+    int found = 0;
+    while (fgets(line, sizeof line, file)) if (!strncmp(line, "0::/", 4)) { found = 1; break; }
+    fclose(file);
+    line[strcspn(line, "\n")] = 0;
+    const char *init_path = line + 3;                       /* "/kubepods/.../<id>/<below>" */
+    size_t length = strlen(procs), suffix = strlen("/cgroup.procs");
+    if (!found || length <= suffix || strstr(init_path, "/../") || strstr(init_path, "/..")) { errno = saved; return -1; }
+    char directory[4096];
+    snprintf(directory, sizeof directory, "%.*s", (int)(length - suffix), procs);
+    /* The container's cgroup as "<mount><relative>": find the split where the init's path
+     * continues the relative part below it. */
+    for (char *slash = strchr(directory, '/'); slash; slash = strchr(slash + 1, '/')) {
+        size_t relative = strlen(slash);
+        if (strncmp(init_path, slash, relative) != 0 || init_path[relative] != '/') continue;
+        char target[8300];
+        snprintf(target, sizeof target, "%.*s%s/cgroup.procs", (int)(slash - directory), directory, init_path);
+        fd = open(target, O_WRONLY | O_CLOEXEC);
+        if (fd >= 0 && iotkube_write_all(fd, "0", 1) >= 0) { close(fd); return 0; }
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    errno = saved;
+    return -1;
+}
+
 int iotkube_exec_main(int argc, char **argv) {
     if (argc < 3) return 2;
     int console_fd = argc >= 4 ? atoi(argv[3]) : -1;
@@ -37,9 +75,7 @@ int iotkube_exec_main(int argc, char **argv) {
     }
     /* cgroups first (our children inherit), then every namespace of the container. */
     for (int i = 0; i < plan.cgroup_procs_count; i++) {
-        int fd = open(plan.cgroup_procs[i], O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || iotkube_write_all(fd, "0", 1) < 0) { fprintf(stderr, "exec: joining cgroup %s: %s\n", plan.cgroup_procs[i], strerror(errno)); return 1; }
-        close(fd);
+        if (join_cgroup(plan.cgroup_procs[i], plan.join_pid) != 0) { fprintf(stderr, "exec: joining cgroup %s: %s\n", plan.cgroup_procs[i], strerror(errno)); return 1; }
     }
     const char *kinds[] = { "ipc", "uts", "net", "pid", "cgroup", "mnt" };
     int kind_flags[] = { CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET, CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWNS };

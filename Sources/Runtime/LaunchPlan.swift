@@ -112,7 +112,7 @@ struct LaunchPlan {
         let linux = spec.linux ?? RuntimeSpec.Linux()
         record("rootfs", [rootfs, root.readonly == true ? "1" : "0", String(try MountOptions.propagation(linux.rootfsPropagation))])
         var seen: Set<String> = []
-        var ownMount = false, ownNetwork = false, ownUTS = false
+        var ownMount = false, ownNetwork = false, ownUTS = false, ownCgroup = false
         for (index, namespace) in (linux.namespaces ?? []).enumerated() {
             guard !seen.contains(namespace.type) else { throw RuntimeError("linux.namespaces[\(index)]: \(namespace.type) listed twice") }
             seen.insert(namespace.type)
@@ -126,6 +126,7 @@ struct LaunchPlan {
                 if namespace.type == "mount" { ownMount = true }
                 if namespace.type == "network" { ownNetwork = true }
                 if namespace.type == "uts" { ownUTS = true }
+                if namespace.type == "cgroup" { ownCgroup = true }
             }
             record("ns", [String(flag), path])
         }
@@ -142,6 +143,9 @@ struct LaunchPlan {
             if !isBind && (mount.type ?? "").isEmpty { throw RuntimeError("mounts[\(index)].type: missing (and not a bind mount)") }
             if mount.destination == "/dev" { mountsDev = true }
             if mount.type == "cgroup" || mount.type == "cgroup2" {
+                // Mounted from the host's cgroup namespace it would show the host's hierarchy
+                // (and a fresh cgroup2 mount would reset the host's mount options).
+                guard ownCgroup else { throw RuntimeError("mounts[\(index)]: a cgroup mount needs a cgroup namespace of the container's own (linux.namespaces: cgroup)") }
                 addCgroupMount(at: mount.destination, options: options, layout: cgroupLayout)
                 continue
             }

@@ -37,10 +37,11 @@ import Testing
                              Self.container("migrate", limits: ["cpu": "1", "memory": "300Mi"])],
             overhead: ["cpu": "50m", "memory": "10Mi"])
         let resources = PodCgroups.resources(pod, pidsLimit: 100)
-        // The init container (300Mi, 1 CPU) outweighs app + sidecar (120Mi, 600m); overhead on top.
-        #expect(resources.memory?.limit == (310 << 20))
-        #expect(resources.memory?.swap == (310 << 20), "no swap beyond the limit")
-        #expect(resources.cpu?.quota == 105_000 && resources.cpu?.period == 100_000)
+        // The init container with the sidecar started before it (320Mi, 1.1 CPU) outweighs app +
+        // sidecar (120Mi, 600m); overhead on top.
+        #expect(resources.memory?.limit == (330 << 20))
+        #expect(resources.memory?.swap == (330 << 20), "no swap beyond the limit")
+        #expect(resources.cpu?.quota == 115_000 && resources.cpu?.period == 100_000)
         // Requests: the app's 250m, the init containers' limits standing in for their requests.
         #expect(resources.cpu?.shares == PodCgroups.shares(milliCPU: 1000 + 50))
         #expect(resources.pids?.limit == 100)
@@ -53,6 +54,17 @@ import Testing
         #expect(resources.cpu?.shares == 102)
         let bestEffort = PodCgroups.resources(Self.pod([Self.container("a")]), pidsLimit: nil)
         #expect(bestEffort.cpu?.shares == 2 && bestEffort.memory == nil)
+    }
+
+    /// Negative amounts (refused by the API server; a hostile one may send them) count as none:
+    /// no unlimited pod from a negative limit, no starved tier from a negative request.
+    @Test func negativeAmountsCountAsNone() {
+        let pod = Self.pod([Self.container("a", requests: ["cpu": "-100"], limits: ["memory": "-1Gi"]), Self.container("b", limits: ["memory": "64Mi"])],
+                           overhead: ["memory": "-1Ei"])
+        #expect(pod.effectiveRequests.milliCPU == 0)
+        #expect(PodCgroups.resources(pod, pidsLimit: nil).memory == nil, "a container without a (positive) limit leaves the pod unlimited")
+        let tier = PodCgroups.burstableShares([(.burstable, pod.effectiveRequests.milliCPU), (.burstable, 500)])
+        #expect(tier == PodCgroups.shares(milliCPU: 500))
     }
 
     /// Valid quantities far past any board: the sums saturate, nothing traps.
@@ -78,7 +90,7 @@ import Testing
         #expect(try cgroups.prepare(bestEffort) == "edge/kubepods/besteffort/pode")
         #expect(FileManager.default.fileExists(atPath: root + "/edge/kubepods/besteffort/pode"))
         #expect(cgroups.podUIDs() == ["e"])
-        for hostile in ["../../x", "a/b", "..", ""] {
+        for hostile in ["../../x", "a/b", "..", "", "a\u{0}b", "a b", String(repeating: "u", count: 129)] {
             #expect(throws: RuntimeError.self) { try cgroups.prepare(Self.pod([Self.container("a")], uid: hostile)) }
         }
         cgroups.remove(uid: "e")
@@ -105,16 +117,27 @@ import Testing
     @Test func kubepodsGetsCapacityLessBothReservationsAndAllocatableShowsThem() throws {
         let path = try AgentNetworkConfigurationTests.file("systemReserved: {memory: 256Mi, cpu: 500m}\nkubeReserved: {memory: 128Mi}\ncgroupRoot: /edge\n")
         let configuration = try AgentConfiguration.load(path)
-        let cgroups = configuration.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/nonexistent", "cpu": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30)
+        let cgroups = try configuration.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/nonexistent", "cpu": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30)
         #expect(cgroups.root == "edge/kubepods")
         #expect(cgroups.nodeLimits?.memory?.limit == (1 << 30) - (384 << 20))
         #expect(cgroups.nodeLimits?.cpu?.shares == PodCgroups.shares(milliCPU: 3500))
         // Without a memory controller nothing is asked of it; `[]` enforces nothing.
-        #expect(configuration.podCgroups(manager: CgroupV1Manager(hierarchies: ["cpu": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30).nodeLimits?.memory == nil)
+        #expect(try configuration.podCgroups(manager: CgroupV1Manager(hierarchies: ["cpu": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30).nodeLimits?.memory == nil)
         var open = configuration
         open.enforceNodeAllocatable = []
-        #expect(open.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30).nodeLimits == nil)
+        #expect(try open.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/nonexistent"]), cpuCount: 4, memoryBytes: 1 << 30).nodeLimits == nil)
         #expect(configuration.reserved["memory"] == (try Quantity(parsing: "384Mi")))
+    }
+
+    @Test func reservationsLeavingNoMemoryOrAProcessLimitWithoutItsControllerAreRefused() throws {
+        let greedy = try AgentConfiguration.load(try AgentNetworkConfigurationTests.file("systemReserved: {memory: 1Gi}\n"))
+        #expect { _ = try greedy.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/x"]), cpuCount: 1, memoryBytes: 1 << 30) } throws: {
+            "\($0)".contains("leave nothing of this board's 1Gi for pods")
+        }
+        let limited = try AgentConfiguration.load(try AgentNetworkConfigurationTests.file("podPidsLimit: 100\n"))
+        #expect { _ = try limited.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/x"]), cpuCount: 1, memoryBytes: 1 << 30) } throws: {
+            "\($0)".contains("podPidsLimit: the pids cgroup controller is not available")
+        }
     }
 
 }

@@ -65,10 +65,14 @@ struct NumericBoundsTests {
             (#"{"requests":{"devices.iotkube.io/i2c":"1"},"limits":{"devices.iotkube.io/i2c":"2"}}"#, "spec.containers[0].resources.requests",
              "must be equal to devices.iotkube.io/i2c limit of 2"),
             (#"{"limits":{"devices.iotkube.io/i2c":"-1"}}"#, "spec.containers[0].resources.limits[devices.iotkube.io/i2c]", "must be greater than or equal to 0"),
+            (#"{"requests":{"cpu":"-100m"}}"#, "spec.containers[0].resources.requests[cpu]", "must be greater than or equal to 0"),
         ] {
             let refused = try api.send("POST", "/api/v1/namespaces/default/pods", body: pod(resources))
             #expect(refused.code == 422 && refused.body.contains(#""field":"\#(field)""#) && refused.body.contains(message), "\(resources): \(refused.body)")
         }
+        let overhead = try api.send("POST", "/api/v1/namespaces/default/pods",
+                                    body: #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"o"},"spec":{"overhead":{"memory":"-1Mi"},"containers":[{"name":"a","image":"busybox"}]}}"#)
+        #expect(overhead.code == 422 && overhead.body.contains(#""field":"spec.overhead[memory]""#), "\(overhead.body)")
         let created = try api.send("POST", "/api/v1/namespaces/default/pods", body: pod(#"{"requests":{"devices.iotkube.io/i2c":"2"},"limits":{"devices.iotkube.io/i2c":"2"}}"#))
         #expect(created.code == 201, "\(created.body)")
         #expect(server.process.isRunning)

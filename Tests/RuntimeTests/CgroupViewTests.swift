@@ -58,4 +58,43 @@ struct CgroupViewTests {
         #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory/escape-\(escape)"), "a host cgroup was made from the container")
         #expect(output.contains("limit=\(48 << 20)\n"), "\(output)")
     }
+
+    /// A container given a writable cgroup mount (privileged pods get one) makes a cgroup below
+    /// its own and moves a process there: deleting the container kills that process too and
+    /// removes the whole tree.
+    @Test func cgroupsAContainerMadeBelowItsOwnGoWithIt() throws {
+        let marker = Int.random(in: 1_000_000...9_000_000)
+        let bundle = try RuntimeFixture.bundle(["sh", "-c", "mkdir /sys/fs/cgroup/memory/below && (sleep \(marker) & echo $! > /sys/fs/cgroup/memory/below/cgroup.procs) && echo moved; sleep 300"]) { spec in
+            spec.mounts = spec.mounts?.map { mount in
+                guard mount.destination == "/sys/fs/cgroup" else { return mount }
+                var writable = mount
+                writable.options = mount.options?.filter { $0 != "ro" }
+                return writable
+            }
+        }
+        let spec = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bundle + "/config.json"))) as? [String: Any]
+        let cgroup = try #require((spec?["linux"] as? [String: Any])?["cgroupsPath"] as? String)
+        let root = RuntimeFixture.stateRoot()
+        #expect(try RuntimeFixture.runtime(root, ["create", "--bundle", bundle, "--container-log", bundle + "/out.log", "nester"]).status == 0)
+        #expect(try RuntimeFixture.runtime(root, ["start", "nester"]).status == 0)
+        for _ in 0..<100 where !((try? String(contentsOfFile: bundle + "/out.log", encoding: .utf8)) ?? "").contains("moved") { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory\(cgroup)/below"))
+        let started = Date()
+        let deleted = try RuntimeFixture.runtime(root, ["delete", "--force", "nester"])
+        #expect(deleted.status == 0, "\(deleted.output)")
+        #expect(Date().timeIntervalSince(started) < 4, "the removal waited on a cgroup it could not remove")
+        let left = try ServerProcess.run("/bin/sh", ["-c", "pgrep -f '^sleep \(marker)' || true"]).output
+        if !left.isEmpty { _ = try? ServerProcess.run("/bin/sh", ["-c", "pkill -9 -f '^sleep \(marker)'"]) }
+        #expect(left.isEmpty, "a process in a cgroup below the container's outlived it")
+        #expect(!FileManager.default.fileExists(atPath: "/sys/fs/cgroup/memory\(cgroup)"), "the container's cgroup tree stayed")
+    }
+
+    @Test func aCgroupMountNeedsTheContainersOwnCgroupNamespace() throws {
+        let bundle = try RuntimeFixture.bundle(["true"]) { spec in
+            let namespaces = spec.linux?.namespaces?.filter { $0.type != "cgroup" }
+            spec.linux?.namespaces = namespaces
+        }
+        let result = try RuntimeFixture.runtime(RuntimeFixture.stateRoot(), ["create", "--bundle", bundle, "shared"])
+        #expect(result.status != 0 && result.output.contains("a cgroup mount needs a cgroup namespace of the container's own"), "\(result.output)")
+    }
 }

@@ -45,16 +45,16 @@ public final class PodCgroups: Sendable {
     /// Makes (or brings up to date) `kubepods`, the pod's tier and the pod's cgroup; returns the
     /// pod's path, below which its containers go.
     public func prepare(_ pod: Pod) throws(RuntimeError) -> String {
-        guard let uid = pod.metadata.uid, !uid.isEmpty, !uid.contains("/"), uid != ".", uid != ".." else {
+        guard let uid = pod.metadata.uid, Self.isCgroupName(uid) else {
             throw RuntimeError("metadata.uid: \"\(pod.metadata.uid ?? "")\" cannot name a cgroup")
         }
         let qos = PodStatusBuilder.qosClass(pod)
         try manager.prepareParent(root, resources: nodeLimits)
-        let shares = pods.withLock { pods in
+        // The tier's share is written under the lock: two pods at once must not leave it stale.
+        try pods.withLock { (pods) throws(RuntimeError) in
             pods[uid] = (qos, pod.effectiveRequests.milliCPU)
-            return Self.burstableShares(pods.values)
+            try manager.prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(Self.burstableShares(pods.values))))
         }
-        try manager.prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(shares)))
         try manager.prepareParent(tier(.bestEffort), resources: fitted(Self.cpuShares(2)))
         let path = podPath(uid: uid, qos: qos)
         try manager.prepareParent(path, resources: fitted(Self.resources(pod, pidsLimit: podPidsLimit)))
@@ -74,22 +74,24 @@ public final class PodCgroups: Sendable {
     /// Kills what is left in the pod's cgroup and removes it (its containers' cgroups must be
     /// gone: the runtime removes them with the containers).
     public func remove(uid: String) {
-        guard !uid.isEmpty, !uid.contains("/") else { return }
-        let shares = pods.withLock { pods in
-            pods[uid] = nil
-            return Self.burstableShares(pods.values)
-        }
+        guard Self.isCgroupName(uid) else { return }
         for qos in [PodQOSClass.guaranteed, .burstable, .bestEffort] {
             let path = podPath(uid: uid, qos: qos)
             guard manager.exists(path) else { continue }
-            for child in manager.children(path) {
-                manager.kill(path + "/" + child)
-                manager.remove(path + "/" + child)
-            }
+            // Everything below it too: a privileged container may have made cgroups of its own.
             manager.kill(path)
             manager.remove(path)
         }
-        try? manager.prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(shares)))
+        pods.withLock { pods in
+            pods[uid] = nil
+            try? manager.prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(Self.burstableShares(pods.values))))
+        }
+    }
+
+    /// A UID as the API server makes them: 1 to 128 of `[A-Za-z0-9_.-]`, not "." or "..".
+    static func isCgroupName(_ text: String) -> Bool {
+        (1...128).contains(text.utf8.count) && text != "." && text != ".."
+            && text.utf8.allSatisfy { (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 95 || $0 == 46 }
     }
 
     /// The usage of the pod's cgroup (every process of the pod, exec'd ones included); nil
@@ -104,7 +106,9 @@ public final class PodCgroups: Sendable {
     public func podUIDs() -> Set<String> {
         var found: Set<String> = []
         for qos in [PodQOSClass.guaranteed, .burstable, .bestEffort] {
-            for name in manager.children(tier(qos)) where name.hasPrefix("pod") { found.insert(String(name.dropFirst(3))) }
+            for name in manager.children(tier(qos)) where name.hasPrefix("pod") && Self.isCgroupName(String(name.dropFirst(3))) {
+                found.insert(String(name.dropFirst(3)))
+            }
         }
         return found
     }
@@ -135,7 +139,7 @@ public final class PodCgroups: Sendable {
     /// limit (their sum, or a larger init container's; the pod's overhead added); BestEffort
     /// pods the minimal share; the process limit for every pod.
     public static func resources(_ pod: Pod, pidsLimit: Int64?) -> RuntimeSpec.Resources {
-        let overhead = pod.spec?.overhead ?? [:]
+        let overhead = (pod.spec?.overhead ?? [:]).filter { $0.value.sign > 0 }
         var resources = RuntimeSpec.Resources()
         var cpu = RuntimeSpec.Resources.CPU()
         if PodStatusBuilder.qosClass(pod) == .bestEffort {
@@ -157,21 +161,30 @@ public final class PodCgroups: Sendable {
         return resources
     }
 
-    /// The larger of the app containers' (and sidecars') limits summed and any single init
-    /// container's; nil when a container has no such limit. Sums saturate.
+    /// As the kubelet sums limits: the app containers and every sidecar (an init container with
+    /// `restartPolicy: Always`, which keeps running), or an ordinary init container with the
+    /// sidecars started before it, whichever is larger; nil when a container has no such limit.
+    /// Sums saturate; a negative limit (which the API server refuses) counts as none.
     static func limitSum(_ pod: Pod, _ resource: String, _ amount: (Quantity) -> Int64) -> Int64? {
-        let initContainers = pod.spec?.initContainers ?? []
-        let containers = pod.spec?.containers ?? []
-        var limits: [Int64] = []
-        for container in containers + initContainers {
-            guard let limit = container.resources?.limits?[resource], !limit.isZero else { return nil }
-            limits.append(amount(limit))
+        func limit(_ container: Container) -> Int64? {
+            guard let quantity = container.resources?.limits?[resource], quantity.sign > 0 else { return nil }
+            return amount(quantity)
         }
-        let running = Array(limits[..<containers.count]) + zip(initContainers, limits[containers.count...]).filter { $0.0.restartPolicy == .always }.map(\.1)
-        var total = running.saturatingSum()
-        for (container, limit) in zip(initContainers, limits[containers.count...]) where container.restartPolicy != .always {
-            total = max(total, limit)
+        var apps: Int64 = 0
+        for container in pod.spec?.containers ?? [] {
+            guard let value = limit(container) else { return nil }
+            apps = apps.addingSaturated(value)
         }
-        return total
+        var sidecars: Int64 = 0, initPeak: Int64 = 0
+        for container in pod.spec?.initContainers ?? [] {
+            guard let value = limit(container) else { return nil }
+            if container.restartPolicy == .always {
+                sidecars = sidecars.addingSaturated(value)
+                initPeak = max(initPeak, sidecars)
+            } else {
+                initPeak = max(initPeak, value.addingSaturated(sidecars))
+            }
+        }
+        return max(apps.addingSaturated(sidecars), initPeak)
     }
 }

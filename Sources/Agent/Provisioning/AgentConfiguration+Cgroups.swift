@@ -41,7 +41,15 @@ extension AgentConfiguration {
     /// The pod cgroups on `manager`: `kubepods` carries capacity − reserved (the kubelet's
     /// enforced allocatable; hard eviction acts before it is reached) when enforced, limited to
     /// the controllers this host has.
-    public func podCgroups(manager: any CgroupManager, cpuCount: Int, memoryBytes: Int64) -> PodCgroups {
+    /// Refused: reservations that leave pods no memory, a process limit without the pids controller.
+    public func podCgroups(manager: any CgroupManager, cpuCount: Int, memoryBytes: Int64) throws(ProvisioningError) -> PodCgroups {
+        if let limit = podPidsLimit, limit > 0, !manager.controllerNames.contains("pids") {
+            throw ProvisioningError("podPidsLimit: the pids cgroup controller is not available on this host (enable it in the kernel command line or configuration, or remove podPidsLimit)")
+        }
+        let reservedMemory = reserved["memory"]?.value ?? 0
+        if enforcesPodAllocatable, memoryBytes > 0, reservedMemory >= memoryBytes {
+            throw ProvisioningError("systemReserved and kubeReserved memory (\(Quantity.bytes(reservedMemory))) leave nothing of this board's \(Quantity.bytes(memoryBytes)) for pods")
+        }
         var limits: RuntimeSpec.Resources?
         if enforcesPodAllocatable {
             let reserved = self.reserved

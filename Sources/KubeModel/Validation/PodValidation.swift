@@ -53,6 +53,9 @@ public enum PodValidation {
                         if let number, number < 1 { add("\(field).\(kind).\(name)", "Invalid value: \(number): must be greater than or equal to 1") }
                     }
                 }
+                for (resourceName, request) in container.resources?.requests ?? [:] where request.sign < 0 {
+                    add("\(field).resources.requests[\(resourceName)]", "Invalid value: \"\(request)\": must be greater than or equal to 0")
+                }
                 for (resourceName, limit) in container.resources?.limits ?? [:] {
                     if limit.sign < 0 { add("\(field).resources.limits[\(resourceName)]", "Invalid value: \"\(limit)\": must be greater than or equal to 0") }
                     // (An extended resource's request must equal its limit: said below, once.)
@@ -77,6 +80,9 @@ public enum PodValidation {
                     add("\(field).volumeMounts[\(mountIndex)].name", "Not found: \"\(mount.name)\"", reason: "FieldValueNotFound")
                 }
             }
+        }
+        for (resourceName, amount) in (spec.overhead ?? [:]).sorted(by: { $0.key < $1.key }) where amount.sign < 0 {
+            add("spec.overhead[\(resourceName)]", "Invalid value: \"\(amount)\": must be greater than or equal to 0")
         }
         var seenVolumes = Set<String>()
         for (index, volume) in (spec.volumes ?? []).enumerated() where !seenVolumes.insert(volume.name).inserted {

@@ -39,11 +39,43 @@ enum CgroupFiles {
         return result
     }
 
-    /// rmdir with retries (up to 5 s) while the last processes are exiting.
+    /// The cgroups below `path`, deepest first (bounded: a container with a writable cgroup
+    /// mount makes as many as it likes).
+    static func descendants(_ path: String) -> [String] {
+        var result: [String] = []
+        func walk(_ directory: String, depth: Int) {
+            guard depth < 32, result.count < 10_000 else { return }
+            for name in subdirectories(directory) {
+                walk(directory + "/" + name, depth: depth + 1)
+                result.append(directory + "/" + name)
+            }
+        }
+        walk(path, depth: 0)
+        return result
+    }
+
+    /// Removes the cgroup and every cgroup below it, deepest first, with retries (up to 5 s)
+    /// while the last processes are exiting.
     static func remove(_ path: String) {
         for _ in 0..<250 {
+            for directory in descendants(path) { rmdir(directory) }
             if rmdir(path) == 0 || errno == ENOENT { return }
             usleep(20_000)
+        }
+    }
+
+    /// Kills every process in the cgroup and below it (cgroup v1, or v2 without cgroup.kill).
+    static func killTree(_ path: String) {
+        for _ in 0..<3 {
+            var found = false
+            for directory in descendants(path) + [path] {
+                for pid in (read(directory + "/cgroup.procs") ?? "").split(separator: "\n").compactMap({ pid_t($0) }) where pid > 0 {
+                    found = true
+                    Glibc.kill(pid, SIGKILL)
+                }
+            }
+            if !found { return }
+            usleep(10_000)
         }
     }
 }

@@ -177,18 +177,10 @@ public struct CgroupV1Manager: CgroupManager {
         return statistics
     }
 
-    static func killProcesses(in procsFile: String) {
-        for _ in 0..<3 {
-            let pids = (CgroupFiles.read(procsFile) ?? "").split(separator: "\n").compactMap { pid_t($0) }
-            if pids.isEmpty { return }
-            for pid in pids { Glibc.kill(pid, SIGKILL) }
-            usleep(10_000)
-        }
-    }
-
+    /// Kills every process in the cgroup and in the cgroups below it, in every hierarchy.
     public func kill(_ path: String) {
         for (_, mount) in placements {
-            Self.killProcesses(in: mount + "/" + path.split(separator: "/").joined(separator: "/") + "/cgroup.procs")
+            CgroupFiles.killTree(mount + "/" + path.split(separator: "/").joined(separator: "/"))
         }
     }
 

@@ -161,7 +161,7 @@ public struct CgroupV2Manager: CgroupManager {
             try? CgroupFiles.write(directory + "/cgroup.kill", "1")
             return
         }
-        CgroupV1Manager.killProcesses(in: directory + "/cgroup.procs")
+        CgroupFiles.killTree(directory)
     }
 
     public func remove(_ path: String) { CgroupFiles.remove(directory(path)) }
