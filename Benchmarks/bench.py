@@ -4,7 +4,7 @@ measured in the same run where one exists (crun for container start, skopeo for 
 or to the target and the published figure otherwise. Needs root, the release binaries
 (`swift build -c release`), docker-registry, umoci, skopeo, busybox-static and crun.
 
-    Benchmarks/run.sh [--quick] [--only start,memory,idle,size,scale,pull,exec]
+    Benchmarks/run.sh [--quick] [--only start,cgroups,memory,idle,size,scale,pull,exec]
 
 Prints a table; --json FILE also writes the figures. Nothing here asserts a time: the numbers
 are for docs/benchmarks.md.
@@ -254,7 +254,7 @@ class Cluster:
         path = os.path.join(self.config_dir, "agent.yaml")
         with open(path) as config:
             lines = config.read().rstrip("\n").split("\n")
-        if lines[-1].startswith("tunnel:"):
+        if lines[-1].startswith(("tunnel:", "cgroupsPerQOS:")):
             lines.pop()
         with open(path, "w") as config:
             config.write("\n".join(lines + ([config_line] if config_line else [])) + "\n")
@@ -392,6 +392,34 @@ def measure_start(cluster, results, count, parallel):
                         "crun run -d p99, " + label, percentile(crun, 0.99) * 1000 if crun else None, ""))
     if shutil.which("podman") is None:
         results.append(("podman kube play", None, "", "not installed here", None, "skipped"))
+
+
+def measure_pod_cgroups(cluster, results, count, parallel):
+    """Pods with memory limits started `parallel` at a time, with the kubepods hierarchy (the
+    default) and without it (`cgroupsPerQOS: false`: a cgroup per container only), same run."""
+    def batch_latencies():
+        watch = ReadyWatch(cluster.api)
+        latencies = []
+        for batch in range(count // parallel):
+            names = [f"cg-{batch}-{index}" for index in range(parallel)]
+            starts = {}
+            for name in names:
+                pod = cluster.pod(name)
+                pod["spec"]["containers"][0]["resources"] = {"limits": {"memory": "32Mi"}, "requests": {"cpu": "10m"}}
+                starts[name] = time.monotonic()
+                cluster.api.call("POST", f"/api/v1/namespaces/{NAMESPACE}/pods", pod)
+            ready = watch.wait(names)
+            latencies += [ready[name] - starts[name] for name in names]
+            cluster.delete_all_pods()
+        watch.stopped = True
+        return latencies
+    with_cgroups = batch_latencies()
+    cluster.restart_agent("cgroupsPerQOS: false")
+    without = batch_latencies()
+    cluster.restart_agent("")
+    for label, fraction in (("p50", 0.5), ("p99", 0.99)):
+        results.append((f"pod start {label}, {parallel} in parallel, pod cgroups", percentile(with_cgroups, fraction) * 1000, "ms",
+                        "without pod cgroups (cgroupsPerQOS: false)", percentile(without, fraction) * 1000, ""))
 
 
 def crun_start_times(cluster, count, parallel):
@@ -669,7 +697,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"), help="where the iotkube binaries are")
     parser.add_argument("--quick", action="store_true", help="fewer pods, 1 minute idle, shorter scale steps")
-    parser.add_argument("--only", default="size,start,memory,pull,exec,scale", help="comma-separated: size,start,memory,pull,exec,scale")
+    parser.add_argument("--only", default="size,start,cgroups,memory,pull,exec,scale", help="comma-separated: size,start,cgroups,memory,pull,exec,scale")
     parser.add_argument("--json", help="also write the figures to this file")
     arguments = parser.parse_args()
     if os.getuid() != 0:
@@ -686,12 +714,14 @@ def main():
     try:
         if "size" in only:
             measure_sizes(arguments.bin, work, results)
-        if only & {"start", "memory", "pull", "exec"}:
+        if only & {"start", "cgroups", "memory", "pull", "exec"}:
             cluster = Cluster(arguments.bin, work)
             try:
                 cluster.join_and_start_agent()
                 if "start" in only:
                     measure_start(cluster, results, 20 if arguments.quick else 50, 10)
+                if "cgroups" in only:
+                    measure_pod_cgroups(cluster, results, 20 if arguments.quick else 50, 10)
                 if "memory" in only:
                     measure_memory_and_idle(cluster, results, 1 if arguments.quick else 10)
                 if "pull" in only:

@@ -113,7 +113,9 @@ struct RunCommand: AsyncParsableCommand {
             podHost.pressure = pressure
             podHost.nodeLabels = nodeLabels
             podHost.devices = devices
-            podHost.cgroups = try configuration.podCgroups(manager: runtime.cgroups, cpuCount: host.cpuCount(), memoryBytes: capacity)
+            if configuration.cgroupsPerQOS ?? true {
+                podHost.cgroups = try configuration.podCgroups(manager: runtime.cgroups, cpuCount: host.cpuCount(), memoryBytes: capacity)
+            }
             if configuration.enforcesPodAllocatable, !runtime.cgroups.controllerNames.contains("memory") {
                 logger.warning("the memory cgroup controller is missing: pods' memory limits and node allocatable are not enforced (on Raspberry Pi OS add `cgroup_enable=memory cgroup_memory=1` to /boot/firmware/cmdline.txt and reboot)")
             }

@@ -100,6 +100,7 @@ import Testing
 
     @Test(arguments: [
         ("cgroupDriver: systemd\n", "cgroupDriver: systemd is not supported yet"),
+        ("cgroupsPerQOS: false\nenforceNodeAllocatable: [pods]\n", "enforceNodeAllocatable: pods needs cgroupsPerQOS"),
         ("cgroupDriver: docker\n", "cgroupDriver: \"docker\" is not cgroupfs"),
         ("enforceNodeAllocatable: [pods, system-reserved]\n", "enforceNodeAllocatable[1]: \"system-reserved\" is not supported"),
         ("podPidsLimit: 0\n", "podPidsLimit (0) must be -1 (none) or 1 to 4194304"),

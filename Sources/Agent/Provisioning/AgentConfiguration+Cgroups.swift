@@ -9,7 +9,7 @@ extension AgentConfiguration {
     }
 
     /// Whether `kubepods` is limited to node allocatable.
-    public var enforcesPodAllocatable: Bool { (enforceNodeAllocatable ?? ["pods"]).contains("pods") }
+    public var enforcesPodAllocatable: Bool { cgroupsPerQOS != false && (enforceNodeAllocatable ?? ["pods"]).contains("pods") }
 
     func validateCgroups(_ path: String) throws(ProvisioningError) {
         switch cgroupDriver ?? "cgroupfs" {
@@ -18,6 +18,9 @@ extension AgentConfiguration {
             throw ProvisioningError("\(path): cgroupDriver: systemd is not supported yet; use cgroupfs (pods then live in the kubepods cgroup at the hierarchy's root)")
         case let other:
             throw ProvisioningError("\(path): cgroupDriver: \"\(other)\" is not cgroupfs")
+        }
+        if cgroupsPerQOS == false, enforceNodeAllocatable?.contains("pods") == true {
+            throw ProvisioningError("\(path): enforceNodeAllocatable: pods needs cgroupsPerQOS (the kubepods cgroup carries it)")
         }
         for (index, value) in (enforceNodeAllocatable ?? []).enumerated() where value != "pods" && value != "none" {
             throw ProvisioningError("\(path): enforceNodeAllocatable[\(index)]: \"\(value)\" is not supported (pods, or none); system-reserved and kube-reserved need cgroups the agent does not manage")

@@ -45,6 +45,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var cgroupDriver: String?
     /// The cgroup `kubepods` is made in (the kubelet's `cgroupRoot`, default `/`).
     public var cgroupRoot: String?
+    /// Whether pods get the kubepods hierarchy (QoS tiers, a cgroup per pod; the kubelet's
+    /// setting, default true); false: each container has a cgroup of its own only.
+    public var cgroupsPerQOS: Bool?
     /// This node's pod range when the API server assigns none (`spec.podCIDR` wins when set).
     public var podCIDR: String?
     /// Where a CNI configuration list is looked for (default `/etc/cni/net.d`); without one the
@@ -114,6 +117,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         podPidsLimit = try container.decodeIfPresent(Int64.self, forKey: .podPidsLimit)
         cgroupDriver = try container.decodeIfPresent(String.self, forKey: .cgroupDriver)
         cgroupRoot = try container.decodeIfPresent(String.self, forKey: .cgroupRoot)
+        cgroupsPerQOS = try container.decodeIfPresent(Bool.self, forKey: .cgroupsPerQOS)
         registryMirrors = try container.decodeIfPresent([String: [String]].self, forKey: .registryMirrors)
         registryCAFiles = try container.decodeIfPresent([String: String].self, forKey: .registryCAFiles)
         registryAuthFile = try container.decodeIfPresent(String.self, forKey: .registryAuthFile)
@@ -148,7 +152,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, unknownFields
-        case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot
+        case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
