@@ -74,6 +74,9 @@ struct plan {
     struct plan_hook hooks[16]; int hook_count;
     const char *hook_state_prefix, *hook_state_suffix;   /* the state JSON before its status, and after its pid */
     long long host_pid;                  /* the init's pid as the host sees it (sent by the monitor) */
+    const char *external_argv[65]; int external_argc;   /* an OCI runtime's `create` command line (crun, runc) */
+    const char *external_pid_file;       /* where that runtime writes the container's pid */
+    const char *external_log_file;       /* where it writes its errors */
 };
 
 int iotkube_plan_load(const char *path, struct plan *plan, char **error);

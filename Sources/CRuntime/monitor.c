@@ -154,6 +154,55 @@ void iotkube_close_inherited(int keep) {
     syscall(SYS_close_range, (unsigned)(keep >= 3 ? keep + 1 : 3), ~0U, 0U);
 }
 
+/* An external OCI runtime makes the container (`<runtime> create --pid-file …`) with our pipes
+ * as its stdio; its container process, orphaned when the runtime exits, becomes our child (we
+ * are a subreaper) and the rest goes on as for a container we cloned. -1 once reported. */
+static pid_t create_with_external_runtime(struct plan *p, int in_fd, int out_fd, int err_fd, int report_fd) {
+    unlink(p->external_pid_file);
+    pid_t runtime = fork();
+    if (runtime < 0) { report(report_fd, "error fork: %s\n", strerror(errno), 0); return -1; }
+    if (runtime == 0) {
+        int fds[3] = { in_fd, out_fd, err_fd };
+        for (int n = 0; n < 3; n++) if (fds[n] >= 0 && dup2(fds[n], n) < 0) _exit(127);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execv(p->external_argv[0], (char *const *)p->external_argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(runtime, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        /* Its last error line, from its log. */
+        char said[1000] = "";
+        int log = open(p->external_log_file, O_RDONLY | O_CLOEXEC);
+        if (log >= 0) {
+            off_t size = lseek(log, 0, SEEK_END);
+            off_t from = size > (off_t)sizeof said - 1 ? size - (off_t)sizeof said + 1 : 0;
+            ssize_t n = pread(log, said, sizeof said - 1, from);
+            said[n > 0 ? n : 0] = 0;
+            close(log);
+            size_t length = strlen(said);
+            while (length && (said[length - 1] == '\n' || said[length - 1] == ' ')) said[--length] = 0;
+            char *last = strrchr(said, '\n');
+            if (last) memmove(said, last + 1, strlen(last + 1) + 1);
+        }
+        char message[1100];
+        snprintf(message, sizeof message, "%s create failed (%s %d)%s%s", p->external_argv[0], WIFEXITED(status) ? "exit" : "signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), said[0] ? ": " : "", said);
+        report(report_fd, "error %s\n", message, 0);
+        return -1;
+    }
+    char text[32] = "";
+    int file = open(p->external_pid_file, O_RDONLY | O_CLOEXEC);
+    ssize_t n = file >= 0 ? read(file, text, sizeof text - 1) : -1;
+    if (file >= 0) close(file);
+    text[n > 0 ? n : 0] = 0;
+    long long pid = atoll(text);
+    if (pid <= 1) { report(report_fd, "error %s wrote no container pid\n", p->external_argv[0], 0); return -1; }
+    return (pid_t)pid;
+}
+
 int iotkube_monitor_main(int argc, char **argv) {
     if (argc < 4) return 2;
     int report_fd = atoi(argv[3]);
@@ -232,7 +281,22 @@ int iotkube_monitor_main(int argc, char **argv) {
     sigaddset(&chld, SIGCHLD);
     sigprocmask(SIG_BLOCK, &chld, NULL);
 
-    pid_t child = (pid_t)syscall(SYS_clone, (unsigned long)(flags | SIGCHLD), NULL, NULL, NULL, NULL);
+    int terminal = -1;
+    pid_t child;
+    if (plan.external_argc > 0) {
+        child = create_with_external_runtime(&plan, in[0], out[1], err[1], report_fd);
+        if (child < 0) return 1;
+        close(sync[0]);
+        close(sync[1]);
+        if (out[1] >= 0) { close(out[1]); close(err[1]); }
+        if (in[0] >= 0) { close(in[0]); fcntl(in[1], F_SETFL, O_NONBLOCK); }
+        if (!plan.stdio_inherit) {
+            int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+            if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
+        }
+        goto created;
+    }
+    child = (pid_t)syscall(SYS_clone, (unsigned long)(flags | SIGCHLD), NULL, NULL, NULL, NULL);
     if (child < 0) { report(report_fd, "error clone: %s\n", strerror(errno), 0); return 1; }
     if (child == 0) {
         close(sync[0]);
@@ -293,7 +357,6 @@ int iotkube_monitor_main(int argc, char **argv) {
         report(report_fd, "error %s\n", got > 1 ? message + 1 : "the container init exited during setup", 0);
         return 1;
     }
-    int terminal = -1;
     if (terminal_receiver >= 0) {
         /* Sent before the container reported ready. */
         terminal = iotkube_receive_descriptor(terminal_receiver, 10000);
@@ -306,6 +369,7 @@ int iotkube_monitor_main(int argc, char **argv) {
         }
         out[0] = terminal;
     }
+created:;
     char pid_text[32];
     snprintf(pid_text, sizeof pid_text, "%d", (int)child);
     if (plan.pid_file && iotkube_write_file_atomic(plan.pid_file, pid_text) != 0) {
@@ -333,7 +397,7 @@ int iotkube_monitor_main(int argc, char **argv) {
     int signals = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     struct stream streams[2] = { { out[0], "stdout", {0}, 0 }, { err[0], "stderr", {0}, 0 } };
     char exec_error[1100] = "";
-    int sync_open = 1, exited = 0, status = 0;
+    int sync_open = plan.external_argc == 0, exited = 0, status = 0;
     long long exited_at = 0;
     while (!exited || (streams[0].fd >= 0 || streams[1].fd >= 0)) {
         struct pollfd fds[16];

@@ -130,6 +130,12 @@ int iotkube_plan_load(const char *path, struct plan *plan, char **error) {
             NUM(count); NEED(count <= 64);
             for (unsigned long long i = 0; i < count; i++) STR(h->env[i]);
             h->env_count = (int)count; h->env[count] = NULL;
+        } else if (!strcmp(tag, "external")) {
+            unsigned long long count;
+            NUM(count); NEED(count >= 1 && count <= 64);
+            for (unsigned long long i = 0; i < count; i++) STR(plan->external_argv[i]);
+            plan->external_argc = (int)count; plan->external_argv[count] = NULL;
+            STR(plan->external_pid_file); STR(plan->external_log_file);
         } else if (!strcmp(tag, "hookstate")) {
             STR(plan->hook_state_prefix); STR(plan->hook_state_suffix);
         } else if (!strcmp(tag, "cgroupprocs")) {
@@ -166,6 +172,6 @@ int iotkube_plan_load(const char *path, struct plan *plan, char **error) {
     }
     plan->env[plan->env_count] = NULL;
     plan->args[plan->arg_count] = NULL;
-    if (plan->arg_count == 0) { *error = "the plan has no process arguments"; return -1; }
+    if (plan->arg_count == 0 && plan->external_argc == 0) { *error = "the plan has no process arguments"; return -1; }
     return 0;
 }

@@ -19,11 +19,17 @@ public struct BuiltinRuntime: Sendable {
     /// Parent of containers' cgroups when a spec gives no (or a relative) `cgroupsPath`.
     public let cgroupParent: String
 
-    public init(root: String = "/run/iotkube/runtime", helper: String? = nil, cgroups: (any CgroupManager)? = nil, cgroupParent: String = "iotkube") {
+    /// An OCI runtime (crun, runc) that makes and starts the containers instead of this one's
+    /// own setup; the monitor, logs, attach, exec, state and exit records stay this runtime's.
+    public let backend: ExternalBackend?
+
+    public init(root: String = "/run/iotkube/runtime", helper: String? = nil, cgroups: (any CgroupManager)? = nil, cgroupParent: String = "iotkube",
+                backend: ExternalBackend? = nil) {
         self.root = root
         self.helper = helper ?? ProcessSpawner.currentExecutable()
         self.cgroups = cgroups ?? CgroupDetection.detect()
         self.cgroupParent = cgroupParent
+        self.backend = backend
     }
 
     /// Options of `create`.
@@ -124,32 +130,22 @@ public struct BuiltinRuntime: Sendable {
         }
         var cgroupCreated: String?
         do throws(RuntimeError) {
-            // 0622 like runc: a container process that is not root opens it (through the
-            // descriptor it inherited; the state directory itself is closed to it) to wait for start.
-            guard mkfifo("\(state)/exec.fifo", 0o622) == 0, chmod("\(state)/exec.fifo", 0o622) == 0 else {
-                throw RuntimeError("exec fifo: \(String(cString: strerror(errno)))")
-            }
-            let seccompPath = try spec.linux?.seccomp.map { (seccomp) throws(RuntimeError) in
-                try SeccompFilter.compiled(seccomp, cacheDirectory: "\(root)/.seccomp")
-            }
             var plan = LaunchPlan()
-            try plan.addContainer(spec, bundle: bundle, seccompPath: seccompPath, cgroupLayout: cgroups.containerMountLayout)
-            OCIHooks.record(spec.hooks, state: OCIState(ociVersion: spec.ociVersion, id: id, status: .creating, pid: nil, bundle: bundle,
-                                                         annotations: spec.annotations), into: &plan)
-            switch (spec.process?.terminal == true, options.consoleSocket) {
-            case (true, let socket?): plan.record("console", [Self.absolute(socket)])
-            case (true, nil) where options.logPath != nil:
-                // The monitor keeps the terminal: its output goes to the log, attach reaches it.
-                plan.record("monitorterminal", ["1"])
-            case (true, nil): throw RuntimeError("process.terminal is true: the terminal's master needs a --console-socket to go to")
-            case (false, _?): throw RuntimeError("--console-socket given, but process.terminal is false in \(bundle)/config.json")
-            case (false, nil): break
+            if let backend {
+                try backend.prepare(spec, id: id, bundle: bundle, state: state, options: options, plan: &plan)
+            } else {
+                try prepareOwnSetup(spec, id: id, bundle: bundle, state: state, options: options, plan: &plan)
             }
             let cgroup = cgroupPath(spec, id: id)
-            let procs = try cgroups.create(cgroup, resources: spec.linux?.resources)
+            let procs: [String]
+            if backend == nil {
+                procs = try cgroups.create(cgroup, resources: spec.linux?.resources)
+                for file in procs { plan.record("cgroupprocs", [file]) }
+                plan.record("execfifo", ["\(state)/exec.fifo"])
+            } else {
+                procs = cgroups.procsFiles(cgroup)   // the backend makes it
+            }
             cgroupCreated = cgroup
-            for file in procs { plan.record("cgroupprocs", [file]) }
-            plan.record("execfifo", ["\(state)/exec.fifo"])
             plan.record("exitfile", ["\(state)/exit.json"])
             plan.record("pidfile", ["\(state)/pid"])
             plan.record("statedir", [state])
@@ -237,7 +233,8 @@ public struct BuiltinRuntime: Sendable {
             }
             return .stopped
         }
-        return FileTree.exists("\(directory(record.id))/exec.fifo") ? .created : .running
+        let created = FileTree.exists("\(directory(record.id))/exec.fifo") || FileTree.exists("\(directory(record.id))/\(ExternalBackend.createdMarker)")
+        return created ? .created : .running
     }
 
     /// Whether `record.pid` is still the container's process (not gone, not reused: the same
@@ -253,6 +250,11 @@ public struct BuiltinRuntime: Sendable {
         var record = try record(id: id)
         let status = status(of: record)
         guard status == .created else { throw RuntimeError("container \(id) is \(status.rawValue), not created") }
+        if let backend {
+            try backend.start(id: id, state: directory(id))
+            record.startedAt = Self.now()
+            return try save(record)
+        }
         let fifo = "\(directory(id))/exec.fifo"
         let descriptor = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else { throw RuntimeError("container \(id): exec fifo: \(String(cString: strerror(errno)))") }
@@ -316,6 +318,7 @@ public struct BuiltinRuntime: Sendable {
         for _ in 0..<1000 where !FileTree.exists(directory(id) + "/exit.json") && ProcessInfoReader.isAlive(record.monitorPid) {
             usleep(10_000)
         }
+        backend?.delete(id: id)
         cgroups.remove(record.cgroupPath)
         do { try FileTree.remove(directory(id)) } catch { throw RuntimeError("container \(id): removing state: \(error)") }
         if let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststop, !hooks.isEmpty {

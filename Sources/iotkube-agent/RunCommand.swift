@@ -69,7 +69,11 @@ struct RunCommand: AsyncParsableCommand {
             clusterCAPEM: try Kubeconfig.parse(try AtomicFile.read(configuration.kubeconfig) ?? []).certificateAuthorityPEM ?? [])
         let servingCertificateService = ServingCertificateService(
             certificate: servingCertificate, client: { credentials.client }, logger: Logger(label: "iotkube-agent.endpoint"))
-        let runtime = BuiltinRuntime(root: configuration.runtimeRoot ?? "/run/iotkube/runtime")
+        let runtime: BuiltinRuntime
+        do { runtime = try configuration.containerRuntime() } catch {
+            printToStandardError("iotkube-agent: \(config): \(error)")
+            throw ExitCode.failure
+        }
         let devices = DeviceManager(classes: configuration.deviceClasses, checkpointPath: configuration.stateDir + "/devices/assignments.json")
         let heartbeat = HeartbeatService(
             credentials: credentials, configuration: configuration, host: host,

@@ -16,6 +16,7 @@ final class FakePodRuntime: PodRuntime {
 
     let root: String
     let helper = "/nonexistent/iotkube-agent"
+    let bundleVersion: String? = nil
     private let containers = Mutex<[String: Container]>([:])
     private let calls = Mutex<[String]>([])
     /// The exit status every exec (probe, hook) reports.

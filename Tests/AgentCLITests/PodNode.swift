@@ -33,20 +33,24 @@ final class PodNode: @unchecked Sendable {
     /// `stateFilesystemBytes`: the state directory is a tmpfs of that size (a small SD card);
     /// `configuration`: more agent.yaml lines; `agentArguments`: more `run` options;
     /// `insecureRegistries`: more registries reached over plain HTTP.
+    /// `hidingTheUnifiedCgroup`: the agent runs in a mount namespace of its own where the hybrid
+    /// host's near-empty cgroup2 mount is covered (crun refuses hybrid hosts).
     static func make(name: String, stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = [],
-                     insecureRegistries: [String] = []) async throws -> PodNode {
+                     insecureRegistries: [String] = [], hidingTheUnifiedCgroup: Bool = false) async throws -> PodNode {
         try await onOwnThread {
             try PodNode(name: name, stateFilesystemBytes: stateFilesystemBytes, configuration: configuration, agentArguments: agentArguments,
-                        insecureRegistries: insecureRegistries)
+                        insecureRegistries: insecureRegistries, hidingTheUnifiedCgroup: hidingTheUnifiedCgroup)
         }
     }
 
     let agentArguments: [String]
     let stateIsTmpfs: Bool
+    let hidingTheUnifiedCgroup: Bool
 
     private init(name: String, serverArguments: [String] = [], stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = [],
-                 insecureRegistries: [String] = []) throws {
+                 insecureRegistries: [String] = [], hidingTheUnifiedCgroup: Bool = false) throws {
         self.agentArguments = agentArguments
+        self.hidingTheUnifiedCgroup = hidingTheUnifiedCgroup
         stateIsTmpfs = stateFilesystemBytes != nil
         registry = try PodImageRegistry.shared.get()
         server = try ServerProcess(arguments: serverArguments)
@@ -98,8 +102,14 @@ final class PodNode: @unchecked Sendable {
 
     /// Starts `iotkube-agent run` (its output appended to `agentLog`).
     func startAgent() throws {
-        agent = try SpawnedProcess(JoinTests.agent, ["run", "--config", configDirectory + "/agent.yaml", "--heartbeat-interval", "2", "--static-pod-interval", "1"] + agentArguments,
-                                   output: .file(agentLog))
+        let arguments = ["run", "--config", configDirectory + "/agent.yaml", "--heartbeat-interval", "2", "--static-pod-interval", "1"] + agentArguments
+        if hidingTheUnifiedCgroup {
+            let script = "mount -t tmpfs -o size=1m none /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\""
+            agent = try SpawnedProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script, JoinTests.agent] + arguments,
+                                       output: .file(agentLog))
+        } else {
+            agent = try SpawnedProcess(JoinTests.agent, arguments, output: .file(agentLog))
+        }
     }
 
     /// Kills the agent with SIGKILL (no shutdown at all), as a crash or OOM kill would.

@@ -29,9 +29,12 @@ public protocol PodRuntime: Sendable {
     func spec(bundle: String) throws(RuntimeError) -> RuntimeSpec
     /// Memory and processes of a container's cgroup.
     func statistics(of record: ContainerRecord) -> CgroupStatistics
+    /// The OCI version bundles must carry for this runtime (nil: the agent's own).
+    var bundleVersion: String? { get }
 }
 
 extension BuiltinRuntime: PodRuntime {
     public func spec(bundle: String) throws(RuntimeError) -> RuntimeSpec { try Self.loadSpec(bundle: bundle) }
     public func statistics(of record: ContainerRecord) -> CgroupStatistics { cgroups.statistics(record.cgroupPath) }
+    public var bundleVersion: String? { backend == nil ? nil : ExternalBackend.specVersion }
 }

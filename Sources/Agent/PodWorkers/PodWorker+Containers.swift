@@ -140,6 +140,7 @@ extension PodWorker {
             try await host.devices?.preStart(pod: uid, container: container.name)
             var spec = try ContainerSpecBuilder.build(input)
             let imageID = image.repoDigests.first ?? image.id.description
+            if let version = host.runtime.bundleVersion { spec.ociVersion = version }
             spec.annotations?[Self.restartCountAnnotation] = String(restartCount)
             spec.annotations?[Self.imageIDAnnotation] = imageID
             if let signal = configuration.config?.stopSignal { spec.annotations?[Self.stopSignalAnnotation] = signal }

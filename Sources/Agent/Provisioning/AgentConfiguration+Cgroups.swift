@@ -11,6 +11,19 @@ extension AgentConfiguration {
     /// Whether `kubepods` is limited to node allocatable.
     public var enforcesPodAllocatable: Bool { cgroupsPerQOS != false && (enforceNodeAllocatable ?? ["pods"]).contains("pods") }
 
+    /// The container runtime `runtime` names: the built-in one, or it with an OCI runtime behind it.
+    public func containerRuntime() throws(ProvisioningError) -> BuiltinRuntime {
+        let root = runtimeRoot ?? "/run/iotkube/runtime"
+        guard let name = runtime, name != "builtin" else { return BuiltinRuntime(root: root) }
+        do {
+            // crun's own cgroup handling (not systemd's): the paths are the agent's pod cgroups.
+            let arguments = name.split(separator: "/").last?.hasPrefix("crun") == true ? ["--cgroup-manager=cgroupfs"] : []
+            return BuiltinRuntime(root: root, backend: try ExternalBackend(runtime: name, arguments: arguments, root: root + "/.external"))
+        } catch {
+            throw ProvisioningError("runtime: \(error)")
+        }
+    }
+
     func validateCgroups(_ path: String) throws(ProvisioningError) {
         switch cgroupDriver ?? "cgroupfs" {
         case "cgroupfs": break
@@ -24,6 +37,9 @@ extension AgentConfiguration {
         }
         for (index, value) in (enforceNodeAllocatable ?? []).enumerated() where value != "pods" && value != "none" {
             throw ProvisioningError("\(path): enforceNodeAllocatable[\(index)]: \"\(value)\" is not supported (pods, or none); system-reserved and kube-reserved need cgroups the agent does not manage")
+        }
+        if let name = runtime, name.isEmpty || name.contains("\0") || (name.contains("/") && !name.hasPrefix("/")) {
+            throw ProvisioningError("\(path): runtime: \"\(name)\" is not builtin, a runtime's name (crun, runc) or an absolute path")
         }
         if let root = cgroupRoot {
             let components = root.split(separator: "/")

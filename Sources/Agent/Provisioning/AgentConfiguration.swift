@@ -72,6 +72,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var tunnel: Bool?
     /// The container runtime's state (default `/run/iotkube/runtime`; a tmpfs, gone after a reboot).
     public var runtimeRoot: String?
+    /// What makes the containers: `builtin` (default), or an OCI runtime (`crun`, `runc`, or its
+    /// absolute path) behind the built-in one's monitor.
+    public var runtime: String?
     /// Eviction thresholds as the kubelet names them (`memory.available: 100Mi`,
     /// `nodefs.available: 10%`); given, they replace the defaults; `{}` turns hard eviction off.
     public var evictionHard: [String: String]?
@@ -130,6 +133,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         clusterDomain = try container.decodeIfPresent(String.self, forKey: .clusterDomain)
         podLogDirectory = try container.decodeIfPresent(String.self, forKey: .podLogDirectory)
         runtimeRoot = try container.decodeIfPresent(String.self, forKey: .runtimeRoot)
+        runtime = try container.decodeIfPresent(String.self, forKey: .runtime)
         staticPodPath = try container.decodeIfPresent(String.self, forKey: .staticPodPath)
         tunnel = try container.decodeIfPresent(Bool.self, forKey: .tunnel)
         containerLogMaxSize = try container.decodeIfPresent(Quantity.self, forKey: .containerLogMaxSize)
@@ -152,7 +156,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, unknownFields
-        case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS
+        case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS, runtime
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.

@@ -40,6 +40,8 @@ public protocol CgroupManager: Sendable {
     func prepareParent(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError)
     /// Whether the cgroup exists.
     func exists(_ path: String) -> Bool
+    /// The `cgroup.procs` files of `path` (made by someone else: an external runtime).
+    func procsFiles(_ path: String) -> [String]
     /// The names of the cgroups directly below `path`.
     func children(_ path: String) -> [String]
     /// The controllers this host offers (`memory`, `cpu`, `pids`, …).

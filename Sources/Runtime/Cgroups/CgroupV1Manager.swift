@@ -87,6 +87,10 @@ public struct CgroupV1Manager: CgroupManager {
         placements.contains { _, mount in CgroupFiles.exists(mount + "/" + path.split(separator: "/").joined(separator: "/")) }
     }
 
+    public func procsFiles(_ path: String) -> [String] {
+        placements.map { _, mount in mount + "/" + path.split(separator: "/").joined(separator: "/") + "/cgroup.procs" }
+    }
+
     public func children(_ path: String) -> [String] {
         guard let (_, mount) = placements.first else { return [] }
         return CgroupFiles.subdirectories(mount + "/" + path.split(separator: "/").joined(separator: "/"))

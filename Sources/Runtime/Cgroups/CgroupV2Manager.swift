@@ -42,6 +42,8 @@ public struct CgroupV2Manager: CgroupManager {
 
     public func exists(_ path: String) -> Bool { CgroupFiles.exists(directory(path)) }
 
+    public func procsFiles(_ path: String) -> [String] { [directory(path) + "/cgroup.procs"] }
+
     public func children(_ path: String) -> [String] {
         let directory = self.directory(path)
         return CgroupFiles.subdirectories(directory)
