@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -88,4 +90,18 @@ void iotkube_reset_signals(void) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+unsigned long long iotkube_start_ticks(pid_t pid) {
+    char path[64], text[1024] = "";
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof text - 1) : -1;
+    if (fd >= 0) close(fd);
+    text[n > 0 ? n : 0] = 0;
+    char *cursor = strrchr(text, ')');
+    if (!cursor) return 0;
+    /* After the comm: state is field 3; starttime is field 22. */
+    for (int field = 3; field <= 22 && cursor; field++) cursor = strchr(cursor + 1, ' ');
+    return cursor ? strtoull(cursor + 1, NULL, 10) : 0;
 }

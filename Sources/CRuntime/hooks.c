@@ -34,7 +34,8 @@ int iotkube_run_hook(const struct plan *p, const struct plan_hook *hook, const c
     char state[8192];
     int length = snprintf(state, sizeof state, "%s%s\",\"pid\":%lld%s", p->hook_state_prefix ? p->hook_state_prefix : "{\"status\":\"",
                           status, pid, p->hook_state_suffix ? p->hook_state_suffix : "}");
-    if (length < 0 || length >= (int)sizeof state) length = (int)sizeof state - 1;
+    /* The Swift side refuses states that do not fit. */
+    if (length < 0 || length >= (int)sizeof state) { snprintf(error, error_size, "%s hook %s: the state is too large", iotkube_hook_kind_name(hook->kind), hook->path); return -1; }
     int input[2], output[2];
     if (pipe2(input, O_CLOEXEC) != 0) { snprintf(error, error_size, "pipe: %s", strerror(errno)); return -1; }
     if (pipe2(output, O_CLOEXEC) != 0) { close(input[0]); close(input[1]); snprintf(error, error_size, "pipe: %s", strerror(errno)); return -1; }
@@ -46,10 +47,8 @@ int iotkube_run_hook(const struct plan *p, const struct plan_hook *hook, const c
     }
     if (child == 0) {
         if (dup2(input[0], 0) < 0 || dup2(output[1], 1) < 0 || dup2(output[1], 2) < 0) _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        for (int signal_number = 1; signal_number < NSIG; signal_number++) signal(signal_number, SIG_DFL);
+        setpgid(0, 0);   /* a timeout kills the hook with everything it started */
+        iotkube_reset_signals();
         const char *fallback[2] = { hook->path, NULL };
         execve(hook->path, hook->arg_count ? (char *const *)hook->args : (char *const *)fallback, (char *const *)hook->env);
         dprintf(2, "cannot run %s: %s", hook->path, strerror(errno));
@@ -57,34 +56,41 @@ int iotkube_run_hook(const struct plan *p, const struct plan_hook *hook, const c
     }
     close(input[0]);
     close(output[1]);
-    /* The state goes in whole or not at all (a hook that does not read it closes its end). */
+    setpgid(child, child);
+    /* The state goes in as the hook reads it, within the timeout (a hook that does not read
+     * it must not hold us past its deadline); SIGPIPE is ignored while we write. */
+    fcntl(input[1], F_SETFL, O_NONBLOCK);
     void (*previous)(int) = signal(SIGPIPE, SIG_IGN);
-    iotkube_write_all(input[1], state, (size_t)length);
-    signal(SIGPIPE, previous);
-    close(input[1]);
+    size_t written = 0;
     char said[256];
     size_t said_length = 0;
     long long deadline = hook->timeout > 0 ? now_ms() + (long long)hook->timeout * 1000 : 0;
     int status_code = 0, reaped = 0, timed_out = 0, open_output = 1;
     while (!reaped) {
-        struct pollfd descriptor = { .fd = output[0], .events = POLLIN };
-        if (open_output && poll(&descriptor, 1, 10) > 0) {
+        struct pollfd descriptors[2] = { { .fd = open_output ? output[0] : -1, .events = POLLIN }, { .fd = input[1], .events = POLLOUT } };
+        poll(descriptors, input[1] >= 0 ? 2 : 1, 10);
+        if (input[1] >= 0 && (descriptors[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t n = write(input[1], state + written, (size_t)length - written);
+            if (n > 0) written += (size_t)n;
+            if ((n < 0 && errno != EAGAIN && errno != EINTR) || written == (size_t)length) { close(input[1]); input[1] = -1; }
+        }
+        if (open_output && (descriptors[0].revents & (POLLIN | POLLHUP | POLLERR))) {
             char chunk[256];
             ssize_t n = read(output[0], chunk, sizeof chunk);
             if (n <= 0) open_output = 0;
             for (ssize_t i = 0; i < n && said_length < sizeof said - 1; i++) said[said_length++] = chunk[i];
-        } else if (!open_output) {
-            usleep(10000);
         }
         pid_t got = waitpid(child, &status_code, WNOHANG);
         if (got == child) reaped = 1;
         else if (deadline && now_ms() > deadline) {
-            kill(child, SIGKILL);
+            kill(-child, SIGKILL);
             waitpid(child, &status_code, 0);
             reaped = 1;
             timed_out = 1;
         }
     }
+    if (input[1] >= 0) close(input[1]);
+    signal(SIGPIPE, previous);
     close(output[0]);
     while (said_length > 0 && (said[said_length - 1] == '\n' || said[said_length - 1] == ' ')) said_length--;
     said[said_length] = 0;

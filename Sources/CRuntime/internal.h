@@ -130,6 +130,8 @@ int iotkube_exec_main(int argc, char **argv);
 void iotkube_close_inherited(int keep);
 /* All signal dispositions to default and none blocked (before a container process execs). */
 void iotkube_reset_signals(void);
+/* Field 22 of /proc/<pid>/stat (0 when unreadable). */
+unsigned long long iotkube_start_ticks(pid_t pid);
 int iotkube_sandbox_main(int argc, char **argv);
 
 /// Writes "error <message>" to fd and exits 1 (child side); the message names the step.

@@ -162,11 +162,15 @@ static pid_t create_with_external_runtime(struct plan *p, int in_fd, int out_fd,
     pid_t runtime = fork();
     if (runtime < 0) { report(report_fd, "error fork: %s\n", strerror(errno), 0); return -1; }
     if (runtime == 0) {
+        /* The container's stdio: our pipes, or /dev/null, never what the monitor inherited
+         * (the agent's stdin may be an administrator's terminal), unless stdio is inherited. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         int fds[3] = { in_fd, out_fd, err_fd };
-        for (int n = 0; n < 3; n++) if (fds[n] >= 0 && dup2(fds[n], n) < 0) _exit(127);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int n = 0; n < 3; n++) {
+            int source = fds[n] >= 0 ? fds[n] : (p->stdio_inherit ? -1 : null);
+            if (source >= 0 && dup2(source, n) < 0) _exit(127);
+        }
+        iotkube_reset_signals();
         execv(p->external_argv[0], (char *const *)p->external_argv);
         _exit(127);
     }
@@ -200,6 +204,22 @@ static pid_t create_with_external_runtime(struct plan *p, int in_fd, int out_fd,
     text[n > 0 ? n : 0] = 0;
     long long pid = atoll(text);
     if (pid <= 1) { report(report_fd, "error %s wrote no container pid\n", p->external_argv[0], 0); return -1; }
+    /* Orphaned when the runtime exited, it is ours now (we are a subreaper): only a child of
+     * ours is waited for, and only it can be trusted to be the container. */
+    char stat_path[64], stat_text[1024] = "";
+    snprintf(stat_path, sizeof stat_path, "/proc/%lld/stat", pid);
+    int stat_file = open(stat_path, O_RDONLY | O_CLOEXEC);
+    ssize_t got = stat_file >= 0 ? read(stat_file, stat_text, sizeof stat_text - 1) : -1;
+    if (stat_file >= 0) close(stat_file);
+    stat_text[got > 0 ? got : 0] = 0;
+    char *close_paren = strrchr(stat_text, ')');
+    long long parent = 0;
+    if (close_paren) sscanf(close_paren + 1, " %*c %lld", &parent);
+    if (parent != (long long)getpid()) {
+        report(report_fd, "error %s: the container's process is not the monitor's child (a runtime that daemonizes it is not supported)\n", p->external_argv[0], 0);
+        kill((pid_t)pid, SIGKILL);
+        return -1;
+    }
     return (pid_t)pid;
 }
 
@@ -338,7 +358,9 @@ int iotkube_monitor_main(int argc, char **argv) {
     if (iotkube_write_all(sync[0], go, (size_t)go_length) < 0) { kill(child, SIGKILL); waitpid(child, NULL, 0); report(report_fd, "error the container init died\n", NULL, 0); return 1; }
     char message[1100];
     ssize_t got = recv(sync[0], message, sizeof message - 1, 0);
-    /* The init's file system is set up, pivot_root not done: prestart and createRuntime hooks. */
+    /* The init's file system is set up, pivot_root not done: prestart and createRuntime hooks
+     * (in the runtime's namespaces; but in a pid namespace the spec joins by path, which the
+     * monitor entered for its children). */
     while (got > 0 && message[0] == 'H') {
         char hook_error[700];
         if (iotkube_run_hooks(&plan, "pr", "creating", (long long)child, hook_error, sizeof hook_error) != 0) {
@@ -378,7 +400,10 @@ created:;
         report(report_fd, "error writing pid file %s\n", plan.pid_file, 0);
         return 1;
     }
-    report(report_fd, "created %lld\n", NULL, (long long)child);
+    /* With its start time, read while it cannot have been reaped (we reap it, later). */
+    char created_line[96];
+    snprintf(created_line, sizeof created_line, "created %lld %llu\n", (long long)child, iotkube_start_ticks(child));
+    report(report_fd, "%s", created_line, 0);
 
     /* Attach: the container's stdin pipe, or the terminal, which is its stdin too. */
     int stdin_fd = in[1];

@@ -123,7 +123,7 @@ int iotkube_plan_load(const char *path, struct plan *plan, char **error) {
             ROOM(plan->hook_count, 16);
             struct plan_hook *h = &plan->hooks[plan->hook_count++];
             const char *kind; unsigned long long count;
-            STR(kind); h->kind = kind[0]; STR(h->path); NUM(h->timeout);
+            STR(kind); NEED(kind[0] && strchr("prcs", kind[0])); h->kind = kind[0]; STR(h->path); NUM(h->timeout);
             NUM(count); NEED(count <= 32);
             for (unsigned long long i = 0; i < count; i++) STR(h->args[i]);
             h->arg_count = (int)count; h->args[count] = NULL;

@@ -18,7 +18,7 @@ extension BuiltinRuntime {
             try SeccompFilter.compiled(seccomp, cacheDirectory: "\(root)/.seccomp")
         }
         try plan.addContainer(spec, bundle: bundle, seccompPath: seccompPath, cgroupLayout: cgroups.containerMountLayout)
-        OCIHooks.record(spec.hooks, state: OCIState(ociVersion: spec.ociVersion, id: id, status: .creating, pid: nil, bundle: bundle,
+        try OCIHooks.record(spec.hooks, state: OCIState(ociVersion: spec.ociVersion, id: id, status: .creating, pid: nil, bundle: bundle,
                                                      annotations: spec.annotations), into: &plan)
         switch (spec.process?.terminal == true, options.consoleSocket) {
         case (true, let socket?): plan.record("console", [Self.absolute(socket)])

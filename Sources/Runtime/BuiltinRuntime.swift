@@ -172,12 +172,15 @@ public struct BuiltinRuntime: Sendable {
             let reports = ReportReader(pipeEnds[0])
             let first = reports.line() ?? "error the monitor exited without a report"
             // The monitor stays alive (detached) for the container's life; reap it if it failed.
-            guard first.hasPrefix("created "), let pid = Int32(first.dropFirst(8)) else {
+            let fields = first.split(separator: " ")
+            guard fields.count >= 2, fields[0] == "created", let pid = Int32(fields[1]) else {
                 _ = ProcessSpawner.wait(monitor)
                 throw RuntimeError("container \(id): \(first.hasPrefix("error ") ? String(first.dropFirst(6)) : first)")
             }
             let record = ContainerRecord(
-                ociVersion: spec.ociVersion, id: id, bundle: bundle, pid: pid, processStartTicks: ProcessInfoReader.startTicks(pid) ?? 0,
+                ociVersion: spec.ociVersion, id: id, bundle: bundle, pid: pid,
+                // The monitor read it before it could reap the process.
+                processStartTicks: fields.count >= 3 ? UInt64(fields[2]) ?? 0 : ProcessInfoReader.startTicks(pid) ?? 0,
                 monitorPid: monitor, monitorStartTicks: ProcessInfoReader.startTicks(monitor), cgroupPath: cgroup, annotations: spec.annotations, createdAt: Self.now(), startedAt: nil,
                 cgroupProcs: procs)
             try save(record)
@@ -191,6 +194,7 @@ public struct BuiltinRuntime: Sendable {
                 cgroups.kill(cgroupCreated)
                 cgroups.remove(cgroupCreated)
             }
+            backend?.delete(id: id)   // what the external runtime may have made (a retry uses the id again)
             try? FileTree.remove(state)
             throw error
         }
@@ -273,7 +277,8 @@ public struct BuiltinRuntime: Sendable {
         unlink(fifo)
         record.startedAt = Self.now()
         try save(record)
-        if let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststart, !hooks.isEmpty {
+        // (An external runtime runs the bundle's hooks itself.)
+        if backend == nil, let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststart, !hooks.isEmpty {
             for warning in OCIHooks.run(hooks, kind: "poststart", state: try state(id: id)) { Self.warn("container \(id): \(warning)") }
         }
     }
@@ -298,7 +303,11 @@ public struct BuiltinRuntime: Sendable {
         let record: ContainerRecord
         do { record = try self.record(id: id) } catch {
             // A half-created container without state: remove what is there.
-            if force, FileTree.exists(directory(id)) { try? FileTree.remove(directory(id)); return }
+            if force, FileTree.exists(directory(id)) {
+                backend?.delete(id: id)
+                try? FileTree.remove(directory(id))
+                return
+            }
             throw error
         }
         var status = status(of: record)
@@ -321,7 +330,7 @@ public struct BuiltinRuntime: Sendable {
         backend?.delete(id: id)
         cgroups.remove(record.cgroupPath)
         do { try FileTree.remove(directory(id)) } catch { throw RuntimeError("container \(id): removing state: \(error)") }
-        if let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststop, !hooks.isEmpty {
+        if backend == nil, let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststop, !hooks.isEmpty {
             let state = OCIState(ociVersion: record.ociVersion, id: id, status: .stopped, pid: 0, bundle: record.bundle, annotations: record.annotations)
             for warning in OCIHooks.run(hooks, kind: "poststop", state: state) { Self.warn("container \(id): \(warning)") }
         }

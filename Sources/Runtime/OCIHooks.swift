@@ -40,7 +40,7 @@ enum OCIHooks {
     }
 
     /// The plan records of the setup hooks, and the state they get around its status and pid.
-    static func record(_ hooks: RuntimeSpec.Hooks?, state: OCIState, into plan: inout LaunchPlan) {
+    static func record(_ hooks: RuntimeSpec.Hooks?, state: OCIState, into plan: inout LaunchPlan) throws(RuntimeError) {
         let all = list(hooks)
         var any = false
         for (name, tag) in setupKinds {
@@ -52,6 +52,10 @@ enum OCIHooks {
         }
         guard any else { return }
         let (prefix, suffix) = stateJSON(state)
+        // The C side builds the state in 8 KiB.
+        guard prefix.utf8.count + suffix.utf8.count < 8000 else {
+            throw RuntimeError("hooks: the container's state (\(prefix.utf8.count + suffix.utf8.count) bytes of id, bundle and annotations) is too large to give hooks (8000 at most)")
+        }
         plan.record("hookstate", [prefix, suffix])
     }
 
@@ -115,35 +119,38 @@ enum OCIHooks {
         }
         close(stdinPipe[0])
         close(outputPipe[1])
-        // The state goes in whole or not at all (a hook that does not read it closes its end).
+        // The state goes in as the hook reads it, within its timeout (SIGPIPE ignored: a hook
+        // that does not read it closes its end).
         signal(SIGPIPE, SIG_IGN)
-        var offset = 0
-        while offset < input.count {
-            let written = input[offset...].withUnsafeBytes { write(stdinPipe[1], $0.baseAddress, $0.count) }
-            if written > 0 { offset += written } else if written < 0 && errno == EINTR { continue } else { break }
-        }
-        close(stdinPipe[1])
+        _ = fcntl(stdinPipe[1], F_SETFL, O_NONBLOCK)
         defer { close(outputPipe[0]) }
-        return wait(pid, reading: outputPipe[0], timeoutSeconds: hook.timeout)
+        return wait(pid, writing: input, to: stdinPipe[1], reading: outputPipe[0], timeoutSeconds: hook.timeout)
     }
 
-    /// Waits for the hook (killing its process group at the timeout), keeping the start of what
-    /// it printed for the message; nil when it exited 0.
-    static func wait(_ pid: pid_t, reading output: Int32, timeoutSeconds: Int?) -> String? {
+    /// Feeds the state and waits for the hook (killing its process group at the timeout),
+    /// keeping the start of what it printed for the message; nil when it exited 0.
+    static func wait(_ pid: pid_t, writing input: [UInt8], to inputDescriptor: Int32, reading output: Int32, timeoutSeconds: Int?) -> String? {
         let deadline = timeoutSeconds.map { ContinuousClock.now + .seconds($0) }
         var said: [UInt8] = []
         var open = true
         var status: Int32 = 0
+        var pending: Int32 = inputDescriptor, written = 0
+        defer { if pending >= 0 { close(pending) } }
         while true {
-            if open {
-                var descriptor = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
-                if poll(&descriptor, 1, 10) > 0 {
-                    var chunk = [UInt8](repeating: 0, count: 512)
-                    let count = chunk.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
-                    if count <= 0 { open = false } else if said.count < 300 { said += chunk[..<min(count, 300 - said.count)] }
+            var descriptors = [pollfd(fd: open ? output : -1, events: Int16(POLLIN), revents: 0), pollfd(fd: pending, events: Int16(POLLOUT), revents: 0)]
+            _ = poll(&descriptors, 2, 10)
+            if pending >= 0, descriptors[1].revents != 0 {
+                let count = input[written...].withUnsafeBytes { write(pending, $0.baseAddress, $0.count) }
+                if count > 0 { written += count }
+                if (count < 0 && errno != EAGAIN && errno != EINTR) || written == input.count {
+                    close(pending)
+                    pending = -1
                 }
-            } else {
-                usleep(10_000)
+            }
+            if open, descriptors[0].revents != 0 {
+                var chunk = [UInt8](repeating: 0, count: 512)
+                let count = chunk.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
+                if count <= 0 { open = false } else if said.count < 300 { said += chunk[..<min(count, 300 - said.count)] }
             }
             let reaped = waitpid(pid, &status, WNOHANG)
             if reaped == pid { break }

@@ -96,6 +96,39 @@ struct PodCgroupTests {
         await node.shutdown()
     }
 
+    /// Two pods that both want every CPU: the BestEffort one (its tier's minimal share) is
+    /// squeezed, the Burstable one (its tier sized by its requests) gets nearly all.
+    @Test func aBestEffortPodIsSqueezedFirst() async throws {
+        let node = try await PodNode.make(name: "squeeze-board")
+        let spin = "for i in 1 2 3 4; do (while :; do :; done) & done; wait"
+        func pod(_ name: String, _ resources: String) -> String {
+            """
+            apiVersion: v1
+            kind: Pod
+            metadata: {name: \(name)}
+            spec:
+              hostNetwork: true
+              terminationGracePeriodSeconds: 0
+              containers: [{name: app, image: \(image), command: ["sh", "-c", "\(spin)"], resources: \(resources)}]
+            """
+        }
+        try await node.apply(pod("idle-be", "{}") + "\n---\n" + pod("paying", "{requests: {cpu: 500m}}"))
+        var uids: [String: String] = [:]
+        for name in ["idle-be", "paying"] {
+            uids[name] = try await node.waitForPod(name, seconds: 90) { PodNode.status($0, "app")?.state?.running != nil }.metadata.uid
+        }
+        let usage = { (tier: String, name: String) -> Int64 in
+            Int64(Self.read("/sys/fs/cgroup/cpuacct/\(node.cgroupRoot)/kubepods/\(tier)/pod\(uids[name]!)/cpuacct.usage") ?? "") ?? 0
+        }
+        try await Task.sleep(for: .seconds(1))
+        let before = (usage("besteffort", "idle-be"), usage("burstable", "paying"))
+        try await Task.sleep(for: .seconds(4))
+        let squeezed = usage("besteffort", "idle-be") - before.0, paying = usage("burstable", "paying") - before.1
+        #expect(paying > 0 && squeezed * 5 < paying, "CPU ns: BestEffort \(squeezed), Burstable \(paying)")
+        try await node.kubectl(["delete", "pod", "idle-be", "paying", "--grace-period=0", "--wait=false"])
+        await node.shutdown()
+    }
+
     /// A hundred pods made and deleted, twenty at a time: no pod cgroup is left in any hierarchy.
     @Test func aHundredPodsComeAndGoWithoutLeavingACgroup() async throws {
         let node = try await PodNode.make(name: "churn-board", configuration: "podPidsLimit: 32")

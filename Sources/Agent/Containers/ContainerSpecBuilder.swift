@@ -178,8 +178,12 @@ public enum ContainerSpecBuilder {
                 mounts.append(RuntimeSpec.Mount(destination: mount.containerPath, type: "bind", source: mount.hostPath,
                                                 options: ["rbind", mount.readOnly ? "ro" : "rw", "nosuid"]))  // device directories (/dev/dri) need their nodes
             }
-            // The agent's own annotations (pod identity, restart count) stay its own.
-            for (key, value) in allocation.annotations where !key.hasPrefix("io.kubernetes.") && !key.contains("iotkube") { spec.annotations?[key] = value }
+            // The agent's own annotations (pod identity, restart count) stay its own, and none that
+            // an OCI runtime acts on (crun's `run.oci.*`) comes from a plugin.
+            for (key, value) in allocation.annotations where !key.hasPrefix("io.kubernetes.") && !key.contains("iotkube")
+                && !key.hasPrefix("run.oci.") && !key.hasPrefix("org.opencontainers.") && !key.hasPrefix("io.containers.") {
+                spec.annotations?[key] = value
+            }
         }
         linux.devices = nodes
         if linux.resources == nil { linux.resources = RuntimeSpec.Resources() }

@@ -41,6 +41,9 @@ extension AgentConfiguration {
         if let name = runtime, name.isEmpty || name.contains("\0") || (name.contains("/") && !name.hasPrefix("/")) {
             throw ProvisioningError("\(path): runtime: \"\(name)\" is not builtin, a runtime's name (crun, runc) or an absolute path")
         }
+        if let name = runtime, name != "builtin", cgroupsPerQOS == false {
+            throw ProvisioningError("\(path): runtime: \(name) needs cgroupsPerQOS (it finds its containers' cgroups by the pods')")
+        }
         if let root = cgroupRoot {
             let components = root.split(separator: "/")
             guard root.hasPrefix("/"), !components.contains(".."), !components.contains("."), root.utf8.count < 256 else {
