@@ -81,6 +81,21 @@ struct plan {
 
 int iotkube_plan_load(const char *path, struct plan *plan, char **error);
 
+/* The container's output (container_log.c): a pipe read into complete lines. */
+struct log_stream {
+    int fd;
+    const char *name;
+    char buffer[16384];
+    size_t used;
+};
+/* Opens journald's socket for lines of `identifier` (nothing when it does not run). */
+void iotkube_journal_open(const char *identifier);
+/* Reads what is available; logs complete lines ("F") and full buffers ("P"); 0 at EOF. */
+int iotkube_forward(struct log_stream *s, int log);
+
+/* An external OCI runtime's `create` (external_runtime.c); the container's pid, or -1 with `error`. */
+pid_t iotkube_create_with_external_runtime(struct plan *p, int in_fd, int out_fd, int err_fd, char *error, size_t error_size);
+
 /* Hooks (hooks.c): runs those of `kinds` in order with the state (its status, its pid) on stdin;
  * -1 with `error` naming the hook and what happened. */
 int iotkube_run_hooks(const struct plan *p, const char *kinds, const char *status, long long pid, char *error, size_t error_size);

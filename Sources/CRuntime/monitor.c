@@ -65,86 +65,6 @@ static void report(int fd, const char *format, const char *text, long long numbe
     if (n > 0) iotkube_write_all(fd, line, (size_t)(n < (int)sizeof line ? n : (int)sizeof line - 1));
 }
 
-/* --- CRI log forwarding: "<RFC3339Nano> stdout|stderr F|P <line>" ------------------------- */
-
-struct stream {
-    int fd;
-    const char *name;
-    char buffer[16384];
-    size_t used;
-};
-
-/* journald's native protocol: one datagram of FIELD=value lines per record. -1 when there is no
- * journald (the CRI log file is then the only copy). */
-static int journal_fd = -1;
-static const char *journal_identifier;
-
-static void journal_open(const char *identifier) {
-    if (!identifier || !*identifier) return;
-    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return;
-    struct sockaddr_un address = { .sun_family = AF_UNIX };
-    strncpy(address.sun_path, "/run/systemd/journal/socket", sizeof address.sun_path - 1);
-    if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) { close(fd); return; }
-    journal_fd = fd;
-    journal_identifier = identifier;
-}
-
-static void journal_line(const char *stream, const char *data, size_t length) {
-    if (journal_fd < 0) return;
-    char record[17000];
-    size_t used = 0;
-    int n = snprintf(record, sizeof record, "PRIORITY=%d\nSYSLOG_IDENTIFIER=%s\nCONTAINER_ID=%s\nCONTAINER_STREAM=%s\nMESSAGE=",
-                     strcmp(stream, "stderr") ? 6 : 3, journal_identifier, journal_identifier, stream);
-    if (n < 0) return;
-    used = (size_t)n;
-    if (length > sizeof record - used - 2) length = sizeof record - used - 2;
-    for (size_t i = 0; i < length; i++) record[used++] = data[i] == '\n' ? ' ' : data[i];
-    record[used++] = '\n';
-    send(journal_fd, record, used, MSG_DONTWAIT | MSG_NOSIGNAL);
-}
-
-static void log_line(int log, const char *stream, const char *tag, const char *data, size_t length) {
-    journal_line(stream, data, length);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char prefix[96];
-    int n = snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ %s %s ", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec, stream, tag);
-    iotkube_write_all(log, prefix, (size_t)n);
-    iotkube_write_all(log, data, length);
-    iotkube_write_all(log, "\n", 1);
-}
-
-/* Reads what is available; writes complete lines ("F") and full buffers ("P"). Returns 0 at EOF. */
-static int forward(struct stream *s, int log) {
-    ssize_t n = read(s->fd, s->buffer + s->used, sizeof s->buffer - s->used);
-    if (n < 0) return errno == EINTR || errno == EAGAIN ? 1 : 0;
-    if (n > 0) iotkube_attach_broadcast(strcmp(s->name, "stdout") == 0 ? '1' : '2', s->buffer + s->used, (size_t)n);
-    if (n == 0) {
-        if (s->used) log_line(log, s->name, "P", s->buffer, s->used);
-        s->used = 0;
-        return 0;
-    }
-    s->used += (size_t)n;
-    size_t start = 0;
-    for (size_t i = 0; i < s->used; i++) {
-        if (s->buffer[i] == '\n') {
-            log_line(log, s->name, "F", s->buffer + start, i - start);
-            start = i + 1;
-        }
-    }
-    memmove(s->buffer, s->buffer + start, s->used - start);
-    s->used -= start;
-    if (s->used == sizeof s->buffer) {
-        log_line(log, s->name, "P", s->buffer, s->used);
-        s->used = 0;
-    }
-    return 1;
-}
-
 /* --- the monitor ------------------------------------------------------------------------- */
 
 /* Closes every descriptor above 2 except `keep`: whatever the caller leaked (a test's pipe, a
@@ -152,75 +72,6 @@ static int forward(struct stream *s, int log) {
 void iotkube_close_inherited(int keep) {
     if (keep > 3) syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U);
     syscall(SYS_close_range, (unsigned)(keep >= 3 ? keep + 1 : 3), ~0U, 0U);
-}
-
-/* An external OCI runtime makes the container (`<runtime> create --pid-file …`) with our pipes
- * as its stdio; its container process, orphaned when the runtime exits, becomes our child (we
- * are a subreaper) and the rest goes on as for a container we cloned. -1 once reported. */
-static pid_t create_with_external_runtime(struct plan *p, int in_fd, int out_fd, int err_fd, int report_fd) {
-    unlink(p->external_pid_file);
-    pid_t runtime = fork();
-    if (runtime < 0) { report(report_fd, "error fork: %s\n", strerror(errno), 0); return -1; }
-    if (runtime == 0) {
-        /* The container's stdio: our pipes, or /dev/null, never what the monitor inherited
-         * (the agent's stdin may be an administrator's terminal), unless stdio is inherited. */
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        int fds[3] = { in_fd, out_fd, err_fd };
-        for (int n = 0; n < 3; n++) {
-            int source = fds[n] >= 0 ? fds[n] : (p->stdio_inherit ? -1 : null);
-            if (source >= 0 && dup2(source, n) < 0) _exit(127);
-        }
-        iotkube_reset_signals();
-        execv(p->external_argv[0], (char *const *)p->external_argv);
-        _exit(127);
-    }
-    int status = 0;
-    while (waitpid(runtime, &status, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        /* Its last error line, from its log. */
-        char said[1000] = "";
-        int log = open(p->external_log_file, O_RDONLY | O_CLOEXEC);
-        if (log >= 0) {
-            off_t size = lseek(log, 0, SEEK_END);
-            off_t from = size > (off_t)sizeof said - 1 ? size - (off_t)sizeof said + 1 : 0;
-            ssize_t n = pread(log, said, sizeof said - 1, from);
-            said[n > 0 ? n : 0] = 0;
-            close(log);
-            size_t length = strlen(said);
-            while (length && (said[length - 1] == '\n' || said[length - 1] == ' ')) said[--length] = 0;
-            char *last = strrchr(said, '\n');
-            if (last) memmove(said, last + 1, strlen(last + 1) + 1);
-        }
-        char message[1100];
-        snprintf(message, sizeof message, "%s create failed (%s %d)%s%s", p->external_argv[0], WIFEXITED(status) ? "exit" : "signal",
-                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), said[0] ? ": " : "", said);
-        report(report_fd, "error %s\n", message, 0);
-        return -1;
-    }
-    char text[32] = "";
-    int file = open(p->external_pid_file, O_RDONLY | O_CLOEXEC);
-    ssize_t n = file >= 0 ? read(file, text, sizeof text - 1) : -1;
-    if (file >= 0) close(file);
-    text[n > 0 ? n : 0] = 0;
-    long long pid = atoll(text);
-    if (pid <= 1) { report(report_fd, "error %s wrote no container pid\n", p->external_argv[0], 0); return -1; }
-    /* Orphaned when the runtime exited, it is ours now (we are a subreaper): only a child of
-     * ours is waited for, and only it can be trusted to be the container. */
-    char stat_path[64], stat_text[1024] = "";
-    snprintf(stat_path, sizeof stat_path, "/proc/%lld/stat", pid);
-    int stat_file = open(stat_path, O_RDONLY | O_CLOEXEC);
-    ssize_t got = stat_file >= 0 ? read(stat_file, stat_text, sizeof stat_text - 1) : -1;
-    if (stat_file >= 0) close(stat_file);
-    stat_text[got > 0 ? got : 0] = 0;
-    char *close_paren = strrchr(stat_text, ')');
-    long long parent = 0;
-    if (close_paren) sscanf(close_paren + 1, " %*c %lld", &parent);
-    if (parent != (long long)getpid()) {
-        report(report_fd, "error %s: the container's process is not the monitor's child (a runtime that daemonizes it is not supported)\n", p->external_argv[0], 0);
-        kill((pid_t)pid, SIGKILL);
-        return -1;
-    }
-    return (pid_t)pid;
 }
 
 int iotkube_monitor_main(int argc, char **argv) {
@@ -291,7 +142,7 @@ int iotkube_monitor_main(int argc, char **argv) {
             log = open("/dev/null", O_WRONLY | O_CLOEXEC);
         }
     }
-    journal_open(plan.journal_identifier);
+    iotkube_journal_open(plan.journal_identifier);
     int fifo_fd = -1, seccomp_fd = -1;
     if (plan.exec_fifo && (fifo_fd = open(plan.exec_fifo, O_PATH | O_CLOEXEC)) < 0) { report(report_fd, "error exec fifo %s\n", plan.exec_fifo, 0); return 1; }
     if (plan.seccomp_path && (seccomp_fd = open(plan.seccomp_path, O_RDONLY | O_CLOEXEC)) < 0) { report(report_fd, "error seccomp filter %s\n", plan.seccomp_path, 0); return 1; }
@@ -304,8 +155,9 @@ int iotkube_monitor_main(int argc, char **argv) {
     int terminal = -1;
     pid_t child;
     if (plan.external_argc > 0) {
-        child = create_with_external_runtime(&plan, in[0], out[1], err[1], report_fd);
-        if (child < 0) return 1;
+        char external_error[1100];
+        child = iotkube_create_with_external_runtime(&plan, in[0], out[1], err[1], external_error, sizeof external_error);
+        if (child < 0) { report(report_fd, "error %s\n", external_error, 0); return 1; }
         close(sync[0]);
         close(sync[1]);
         if (out[1] >= 0) { close(out[1]); close(err[1]); }
@@ -420,7 +272,7 @@ created:;
 
     /* Forward output, watch for an exec error, reap. */
     int signals = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-    struct stream streams[2] = { { out[0], "stdout", {0}, 0 }, { err[0], "stderr", {0}, 0 } };
+    struct log_stream streams[2] = { { out[0], "stdout", {0}, 0 }, { err[0], "stderr", {0}, 0 } };
     char exec_error[1100] = "";
     int sync_open = plan.external_argc == 0, exited = 0, status = 0;
     long long exited_at = 0;
@@ -446,7 +298,7 @@ created:;
         }
         for (int s = 0; s < 2; s++) {
             if (index_streams[s] >= 0 && fds[index_streams[s]].revents) {
-                if (!forward(&streams[s], log)) { close(streams[s].fd); streams[s].fd = -1; }
+                if (!iotkube_forward(&streams[s], log)) { close(streams[s].fd); streams[s].fd = -1; }
             }
         }
         if (index_attach >= 0) iotkube_attach_after_poll(fds + index_attach);

@@ -279,7 +279,7 @@ public struct BuiltinRuntime: Sendable {
         try save(record)
         // (An external runtime runs the bundle's hooks itself.)
         if backend == nil, let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststart, !hooks.isEmpty {
-            for warning in OCIHooks.run(hooks, kind: "poststart", state: try state(id: id)) { Self.warn("container \(id): \(warning)") }
+            for warning in OCIHooks.run(hooks, kind: "poststart", state: try state(id: id)) { OCIHooks.warn("container \(id): \(warning)") }
         }
     }
 
@@ -332,15 +332,10 @@ public struct BuiltinRuntime: Sendable {
         do { try FileTree.remove(directory(id)) } catch { throw RuntimeError("container \(id): removing state: \(error)") }
         if backend == nil, let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststop, !hooks.isEmpty {
             let state = OCIState(ociVersion: record.ociVersion, id: id, status: .stopped, pid: 0, bundle: record.bundle, annotations: record.annotations)
-            for warning in OCIHooks.run(hooks, kind: "poststop", state: state) { Self.warn("container \(id): \(warning)") }
+            for warning in OCIHooks.run(hooks, kind: "poststop", state: state) { OCIHooks.warn("container \(id): \(warning)") }
         }
     }
 
-    /// A warning of the runtime spec's kind (a failed poststart or poststop hook): to stderr.
-    static func warn(_ message: String) {
-        let line = Array("iotkube-agent runtime: warning: \(message)\n".utf8)
-        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    }
 
     public func list() -> [OCIState] {
         FileTree.list(root).filter { !$0.hasPrefix(".") }.compactMap { try? state(id: $0) }

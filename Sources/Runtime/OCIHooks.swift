@@ -89,6 +89,12 @@ enum OCIHooks {
         return result + "\""
     }
 
+    /// A warning of the runtime spec's kind (a failed poststart or poststop hook): to stderr.
+    static func warn(_ message: String) {
+        let line = Array("iotkube-agent runtime: warning: \(message)\n".utf8)
+        _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+    }
+
     /// Runs poststart or poststop hooks in order; a failure is a warning (the runtime spec's
     /// rule for these two) and the next hook still runs. Returns the warnings.
     static func run(_ hooks: [RuntimeSpec.Hook], kind: String, state: OCIState) -> [String] {
