@@ -20,7 +20,7 @@ static long long now_ms(void) {
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-const char *iotkube_hook_kind_name(int kind) {
+static const char *iotkube_hook_kind_name(int kind) {
     switch (kind) {
     case 'p': return "prestart";
     case 'r': return "createRuntime";
@@ -30,7 +30,7 @@ const char *iotkube_hook_kind_name(int kind) {
     }
 }
 
-int iotkube_run_hook(const struct plan *p, const struct plan_hook *hook, const char *status, long long pid, char *error, size_t error_size) {
+static int iotkube_run_hook(const struct plan *p, const struct plan_hook *hook, const char *status, long long pid, char *error, size_t error_size) {
     char state[8192];
     int length = snprintf(state, sizeof state, "%s%s\",\"pid\":%lld%s", p->hook_state_prefix ? p->hook_state_prefix : "{\"status\":\"",
                           status, pid, p->hook_state_suffix ? p->hook_state_suffix : "}");
