@@ -72,21 +72,6 @@ public struct ExternalBackend: Sendable {
     }
 
     func run(_ command: [String]) throws(RuntimeError) -> (status: Int32, output: String) {
-        var outputPipe: [Int32] = [0, 0]
-        guard iotkube_pipe_cloexec(&outputPipe) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
-        let pid: pid_t
-        do {
-            pid = try ProcessSpawner.spawn(path, arguments + ["--root", root] + command, descriptors: [1: outputPipe[1], 2: outputPipe[1]], nullInput: true)
-        } catch {
-            close(outputPipe[0])
-            close(outputPipe[1])
-            throw error
-        }
-        close(outputPipe[1])
-        let reader = ReportReader(outputPipe[0])
-        var lines: [String] = []
-        while let line = reader.line(), lines.count < 50 { lines.append(line) }
-        while reader.line() != nil {}
-        return (ProcessSpawner.wait(pid), lines.joined(separator: "\n"))
+        try ProcessSpawner.capture(path, arguments + ["--root", root] + command)
     }
 }

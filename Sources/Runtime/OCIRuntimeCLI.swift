@@ -25,22 +25,7 @@ public struct OCIRuntimeCLI: ContainerRuntime {
     /// Runs the runtime; output (stdout and stderr) is captured, except that a created
     /// container's stdio goes to `stdio` when given.
     func invoke(_ arguments: [String], stdio: Int32? = nil) throws(RuntimeError) -> (status: Int32, output: String) {
-        var outputPipe: [Int32] = [0, 0]
-        guard iotkube_pipe_cloexec(&outputPipe) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
-        let output = stdio ?? outputPipe[1]
-        let pid: pid_t
-        do {
-            pid = try ProcessSpawner.spawn(path, globalArguments + ["--root", root] + arguments, descriptors: [1: output, 2: output], nullInput: true)
-        } catch {
-            close(outputPipe[0])
-            close(outputPipe[1])
-            throw error
-        }
-        close(outputPipe[1])
-        let reader = ReportReader(outputPipe[0])
-        var lines: [String] = []
-        while let line = reader.line() { lines.append(line) }
-        return (ProcessSpawner.wait(pid), lines.joined(separator: "\n"))
+        try ProcessSpawner.capture(path, globalArguments + ["--root", root] + arguments, output: stdio)
     }
 
     func check(_ arguments: [String], what: String, stdio: Int32? = nil) throws(RuntimeError) -> String {

@@ -60,6 +60,28 @@ public enum ProcessSpawner {
         return pid
     }
 
+    /// Runs a command to its end with its stdout and stderr read (or sent to `output`), its
+    /// stdin /dev/null; its exit code and its first 200 lines.
+    public static func capture(_ executable: String, _ arguments: [String], output: Int32? = nil) throws(RuntimeError) -> (status: Int32, output: String) {
+        var outputPipe: [Int32] = [0, 0]
+        guard iotkube_pipe_cloexec(&outputPipe) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
+        let target = output ?? outputPipe[1]
+        let pid: pid_t
+        do {
+            pid = try spawn(executable, arguments, descriptors: [1: target, 2: target], nullInput: true)
+        } catch {
+            close(outputPipe[0])
+            close(outputPipe[1])
+            throw error
+        }
+        close(outputPipe[1])
+        let reader = ReportReader(outputPipe[0])
+        var lines: [String] = []
+        while let line = reader.line(), lines.count < 200 { lines.append(line) }
+        while reader.line() != nil {}
+        return (wait(pid), lines.joined(separator: "\n"))
+    }
+
     /// Waits for a child; its exit code (128+signal when killed).
     public static func wait(_ pid: pid_t) -> Int32 {
         var status: Int32 = 0
