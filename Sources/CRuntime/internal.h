@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "cruntime.h"
 
 #define MAX_ITEMS 256
 
@@ -63,6 +64,10 @@ struct plan {
     const char *seccomp_path;           /* raw struct sock_filter array */
     int oom_score_adj; int has_oom_score_adj;
     const char *cgroup_procs[8]; int cgroup_procs_count;
+    const char *systemd_scope;           /* the systemd driver: the scope unit the monitor starts for the init */
+    const char *systemd_cgroup;          /* its cgroup ("/a.slice/b.scope"), where the init must then be */
+    struct iotkube_unit_property unit_properties[25]; int unit_property_count;   /* the scope's; PIDs added */
+    const char *memory_events;           /* cgroup v2: the container's memory.events (its OOM kills) */
     const char *exec_fifo, *exit_file, *pid_file, *log_file, *state_directory;
     const char *journal_identifier;      /* also send output lines to journald under this name */
     int stdio_inherit;
@@ -80,6 +85,13 @@ struct plan {
 };
 
 int iotkube_plan_load(const char *path, struct plan *plan, char **error);
+
+/* monitor_cgroup.c: starts the plan's systemd scope holding `child` and waits until it is there
+ * (0, or -1 with `error`); opens a memory.events file (-1 when there is none); reads its
+ * oom_kill count (-1 when the cgroup is gone). */
+int iotkube_place_in_scope(const struct plan *p, pid_t child, char *error, size_t error_size);
+int iotkube_memory_events_open(const char *path);
+long long iotkube_oom_kills(int fd);
 
 /* The container's output (container_log.c): a pipe read into complete lines. */
 struct log_stream {

@@ -191,7 +191,17 @@ int iotkube_monitor_main(int argc, char **argv) {
     if (fifo_fd >= 0) close(fifo_fd);
     if (seccomp_fd >= 0) close(seccomp_fd);
 
-    /* Place the child in its cgroups before it does anything. */
+    /* Place the child in its cgroups before it does anything: with the systemd driver, in a
+     * scope systemd makes for it (the kubelet's layout, as runc does); else by its cgroup.procs. */
+    if (plan.systemd_scope) {
+        char scope_error[1100];
+        if (iotkube_place_in_scope(&plan, child, scope_error, sizeof scope_error) != 0) {
+            kill(child, SIGKILL);
+            waitpid(child, NULL, 0);
+            report(report_fd, "error %s\n", scope_error, 0);
+            return 1;
+        }
+    }
     for (int i = 0; i < plan.cgroup_procs_count; i++) {
         int fd = open(plan.cgroup_procs[i], O_WRONLY | O_CLOEXEC);
         char pid_text[32];
@@ -275,12 +285,15 @@ created:;
     struct log_stream streams[2] = { { out[0], "stdout", {0}, 0 }, { err[0], "stderr", {0}, 0 } };
     char exec_error[1100] = "";
     int sync_open = plan.external_argc == 0, exited = 0, status = 0;
+    int memory_events = iotkube_memory_events_open(plan.memory_events);
+    long long oom_kills = memory_events >= 0 ? iotkube_oom_kills(memory_events) : -1;
     long long exited_at = 0;
     while (!exited || (streams[0].fd >= 0 || streams[1].fd >= 0)) {
         struct pollfd fds[16];
         int count = 0;
-        int index_signals = -1, index_sync = -1, index_streams[2] = { -1, -1 }, index_attach = -1;
+        int index_signals = -1, index_sync = -1, index_streams[2] = { -1, -1 }, index_attach = -1, index_events = -1;
         if (!exited) { fds[count] = (struct pollfd){ signals, POLLIN, 0 }; index_signals = count++; }
+        if (memory_events >= 0 && !exited) { fds[count] = (struct pollfd){ memory_events, POLLPRI, 0 }; index_events = count++; }
         if (sync_open) { fds[count] = (struct pollfd){ sync[0], POLLIN, 0 }; index_sync = count++; }
         for (int s = 0; s < 2; s++) if (streams[s].fd >= 0) { fds[count] = (struct pollfd){ streams[s].fd, POLLIN, 0 }; index_streams[s] = count++; }
         if (attaching) { index_attach = count; count += iotkube_attach_fill_poll(fds + count, 16 - count, !exited); }
@@ -302,13 +315,21 @@ created:;
             }
         }
         if (index_attach >= 0) iotkube_attach_after_poll(fds + index_attach);
+        if (index_events >= 0 && fds[index_events].revents) {
+            long long kills = iotkube_oom_kills(memory_events);
+            if (kills < 0) { close(memory_events); memory_events = -1; } else if (kills > oom_kills) oom_kills = kills;
+        }
         if (index_signals >= 0 && fds[index_signals].revents) {
             struct signalfd_siginfo info;
             while (read(signals, &info, sizeof info) > 0) {}
             int child_status;
             pid_t reaped;
             while ((reaped = waitpid(-1, &child_status, WNOHANG)) > 0) {
-                if (reaped == child) { status = child_status; exited = 1; exited_at = clock_nanoseconds(CLOCK_MONOTONIC); }
+                if (reaped == child) {
+                    status = child_status; exited = 1; exited_at = clock_nanoseconds(CLOCK_MONOTONIC);
+                    long long kills = memory_events >= 0 ? iotkube_oom_kills(memory_events) : -1;
+                    if (kills > oom_kills) oom_kills = kills;
+                }
             }
         }
     }
@@ -326,9 +347,10 @@ created:;
         else escaped[e++] = *c;
     }
     escaped[e] = 0;
-    char record[3000];
-    snprintf(record, sizeof record, "{\"pid\":%d,\"exitCode\":%d,\"signal\":%d,\"finishedAt\":%lld,\"error\":\"%s\"}\n",
-             (int)child, exit_code, signal_number, finished, escaped);
+    char record[3000], kills[48] = "";
+    if (oom_kills >= 0) snprintf(kills, sizeof kills, ",\"oomKills\":%lld", oom_kills);
+    snprintf(record, sizeof record, "{\"pid\":%d,\"exitCode\":%d,\"signal\":%d,\"finishedAt\":%lld,\"error\":\"%s\"%s}\n",
+             (int)child, exit_code, signal_number, finished, escaped, kills);
     if (plan.exit_file) iotkube_write_file_atomic(plan.exit_file, record);
     /* The rest of the container's processes were killed with its pid namespace (or are orphans
      * we adopted as subreaper): reap them, after the exit is recorded so the agent does not wait

@@ -140,6 +140,16 @@ int iotkube_plan_load(const char *path, struct plan *plan, char **error) {
             STR(plan->hook_state_prefix); STR(plan->hook_state_suffix);
         } else if (!strcmp(tag, "cgroupprocs")) {
             ROOM(plan->cgroup_procs_count, 8); STR(plan->cgroup_procs[plan->cgroup_procs_count]); plan->cgroup_procs_count++;
+        } else if (!strcmp(tag, "systemdscope")) {
+            STR(plan->systemd_scope); STR(plan->systemd_cgroup);
+        } else if (!strcmp(tag, "unitproperty")) {
+            ROOM(plan->unit_property_count, 24);
+            struct iotkube_unit_property *u = &plan->unit_properties[plan->unit_property_count++];
+            const char *type;
+            STR(u->name); STR(type); NEED(type[0] && strchr("sbtu", type[0]) && !type[1]); u->type = type[0];
+            if (u->type == 's') { STR(u->text); } else { NUM(u->number); }
+        } else if (!strcmp(tag, "memoryevents")) {
+            STR(plan->memory_events);
         } else if (!strcmp(tag, "execfifo")) {
             STR(plan->exec_fifo);
         } else if (!strcmp(tag, "exitfile")) {

@@ -129,6 +129,7 @@ public struct BuiltinRuntime: Sendable {
             throw RuntimeError("state directory \(state): \(String(cString: strerror(errno)))")
         }
         var cgroupCreated: String?
+        var systemdScope: String?
         do throws(RuntimeError) {
             var plan = LaunchPlan()
             if let backend {
@@ -136,15 +137,27 @@ public struct BuiltinRuntime: Sendable {
             } else {
                 try prepareOwnSetup(spec, id: id, bundle: bundle, state: state, options: options, plan: &plan)
             }
-            let cgroup = cgroupPath(spec, id: id)
-            let procs: [String]
-            if backend == nil {
+            var cgroup = cgroupPath(spec, id: id)
+            var procs: [String]
+            if backend == nil, SystemdUnits.isSystemdForm(spec.linux?.cgroupsPath) {
+                // The monitor starts the scope with the init's pid; the files follow once it is there.
+                let scope = try SystemdUnits.scope(cgroupsPath: spec.linux?.cgroupsPath ?? "")
+                cgroup = scope.path
+                systemdScope = scope.unit
+                plan.record("systemdscope", [scope.unit, "/" + scope.path])
+                let properties = SystemdUnits.scopeProperties(slice: scope.slice, description: "iotkube container \(id)")
+                    + SystemdUnits.resourceProperties(spec.linux?.resources)
+                for property in properties { plan.record("unitproperty", property.planTokens) }
+                procs = []
+                plan.record("execfifo", ["\(state)/exec.fifo"])
+            } else if backend == nil {
                 procs = try cgroups.create(cgroup, resources: spec.linux?.resources)
                 for file in procs { plan.record("cgroupprocs", [file]) }
                 plan.record("execfifo", ["\(state)/exec.fifo"])
             } else {
                 procs = cgroups.procsFiles(cgroup)   // the backend makes it
             }
+            if let events = cgroups.memoryEventsFile(cgroup) { plan.record("memoryevents", [events]) }
             cgroupCreated = cgroup
             plan.record("exitfile", ["\(state)/exit.json"])
             plan.record("pidfile", ["\(state)/pid"])
@@ -177,12 +190,17 @@ public struct BuiltinRuntime: Sendable {
                 _ = ProcessSpawner.wait(monitor)
                 throw RuntimeError("container \(id): \(first.hasPrefix("error ") ? String(first.dropFirst(6)) : first)")
             }
+            if systemdScope != nil {
+                // In its scope now, waiting for `start`: the limits systemd does not set, and the
+                // device filter, before any of its own code runs.
+                procs = try cgroups.create(cgroup, resources: spec.linux?.resources)
+            }
             let record = ContainerRecord(
                 ociVersion: spec.ociVersion, id: id, bundle: bundle, pid: pid,
                 // The monitor read it before it could reap the process.
                 processStartTicks: fields.count >= 3 ? UInt64(fields[2]) ?? 0 : ProcessInfoReader.startTicks(pid) ?? 0,
                 monitorPid: monitor, monitorStartTicks: ProcessInfoReader.startTicks(monitor), cgroupPath: cgroup, annotations: spec.annotations, createdAt: Self.now(), startedAt: nil,
-                cgroupProcs: procs)
+                cgroupProcs: procs, systemdScope: systemdScope)
             try save(record)
             if let pidFile = options.pidFile {
                 do { try AtomicFile.write(String(pid), to: pidFile, mode: 0o644) } catch { throw RuntimeError("--pid-file \(pidFile): \(error)") }
@@ -192,6 +210,7 @@ public struct BuiltinRuntime: Sendable {
         } catch {
             if let cgroupCreated {
                 cgroups.kill(cgroupCreated)
+                if let systemdScope { try? SystemdUnits().stop(systemdScope) }
                 cgroups.remove(cgroupCreated)
             }
             backend?.delete(id: id)   // what the external runtime may have made (a retry uses the id again)
@@ -220,7 +239,7 @@ public struct BuiltinRuntime: Sendable {
         guard let bytes = try? AtomicFile.read("\(directory(id))/exit.json"),
               var exit = try? KubeJSON.decode(ContainerExit.self, from: bytes, validation: .discard) else { return nil }
         if let record = try? record(id: id), exit.signal == SIGKILL || exit.exitCode == 137 {
-            exit.oomKilled = cgroups.statistics(record.cgroupPath).oomKills > 0
+            exit.oomKilled = (exit.oomKills ?? 0) > 0 || cgroups.statistics(record.cgroupPath).oomKills > 0
         }
         return exit
     }
@@ -328,6 +347,7 @@ public struct BuiltinRuntime: Sendable {
             usleep(10_000)
         }
         backend?.delete(id: id)
+        if let scope = record.systemdScope { try? SystemdUnits().stop(scope) }
         cgroups.remove(record.cgroupPath)
         do { try FileTree.remove(directory(id)) } catch { throw RuntimeError("container \(id): removing state: \(error)") }
         if backend == nil, let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststop, !hooks.isEmpty {

@@ -26,6 +26,8 @@ public struct ContainerRecord: Codable, Sendable, Hashable {
     public var startedAt: Int64?
     /// The cgroup.procs files the process was placed through (exec joins the same).
     public var cgroupProcs: [String]?
+    /// The systemd scope holding the container (its cgroupsPath was `slice:prefix:name`).
+    public var systemdScope: String?
 }
 
 /// How the process ended, as the monitor recorded it.
@@ -38,6 +40,9 @@ public struct ContainerExit: Codable, Sendable, Hashable {
     public var error: String
     /// Set by the runtime from the cgroup's OOM-kill counter.
     public var oomKilled: Bool?
+    /// The container cgroup's OOM kills as the monitor last read them (cgroup v2), kept because
+    /// the cgroup may be gone by the time the exit is read (systemd removes an empty scope's).
+    public var oomKills: Int64?
 }
 
 /// The OCI `state` output.

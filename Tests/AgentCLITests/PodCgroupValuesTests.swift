@@ -99,9 +99,10 @@ import Testing
     }
 
     @Test(arguments: [
-        ("cgroupDriver: systemd\n", "cgroupDriver: systemd is not supported yet"),
+        ("cgroupDriver: systemd\nruntime: crun\n", "cgroupDriver: systemd needs the built-in runtime"),
+        ("cgroupDriver: systemd\ncgroupRoot: /edge\n", "cgroupRoot (/edge) needs cgroupfs"),
         ("cgroupsPerQOS: false\nenforceNodeAllocatable: [pods]\n", "enforceNodeAllocatable: pods needs cgroupsPerQOS"),
-        ("cgroupDriver: docker\n", "cgroupDriver: \"docker\" is not cgroupfs"),
+        ("cgroupDriver: docker\n", "cgroupDriver: \"docker\" is not cgroupfs or systemd"),
         ("enforceNodeAllocatable: [pods, system-reserved]\n", "enforceNodeAllocatable[1]: \"system-reserved\" is not supported"),
         ("podPidsLimit: 0\n", "podPidsLimit (0) must be -1 (none) or 1 to 4194304"),
         ("podPidsLimit: 99999999999999999999\n", "podPidsLimit"),
@@ -113,6 +114,77 @@ import Testing
     func aBadCgroupSettingStopsTheAgentNamingIt(_ section: String, _ message: String) throws {
         let path = try AgentNetworkConfigurationTests.file(section)
         #expect { _ = try AgentConfiguration.load(path) } throws: { "\($0)".contains(path) && "\($0)".contains(message) }
+    }
+
+    @Test func theSystemdDriverIsTheDefaultUnderSystemdWithCgroupV2AndRefusedWhereItCannotWork() throws {
+        let unified = CgroupV2Manager(root: "/nonexistent"), hybrid = CgroupV1Manager(hierarchies: ["memory": "/nonexistent"])
+        let plain = try AgentConfiguration.load(try AgentNetworkConfigurationTests.file(""))
+        #expect(try plain.usesSystemdDriver(manager: unified, systemdBooted: true))
+        #expect(try !plain.usesSystemdDriver(manager: unified, systemdBooted: false))
+        #expect(try !plain.usesSystemdDriver(manager: hybrid, systemdBooted: true))
+        #expect(try plain.podCgroups(manager: unified, cpuCount: 1, memoryBytes: 1 << 30, systemdBooted: true).root == "kubepods.slice")
+        let crun = try AgentConfiguration.load(try AgentNetworkConfigurationTests.file("runtime: crun\n"))
+        #expect(try !crun.usesSystemdDriver(manager: unified, systemdBooted: true))
+        let chosen = try AgentConfiguration.load(try AgentNetworkConfigurationTests.file("cgroupDriver: systemd\n"))
+        #expect { _ = try chosen.usesSystemdDriver(manager: unified, systemdBooted: false) } throws: { "\($0)".contains("needs systemd running as init") }
+        #expect { _ = try chosen.usesSystemdDriver(manager: hybrid, systemdBooted: true) } throws: { "\($0)".contains("systemd.unified_cgroup_hierarchy=1") }
+        let cgroupfs = try AgentConfiguration.load(try AgentNetworkConfigurationTests.file("cgroupDriver: cgroupfs\n"))
+        #expect(try !cgroupfs.usesSystemdDriver(manager: unified, systemdBooted: true))
+    }
+
+    @Test func systemdSlicesAndScopesAreNamedAsTheKubeletAndRuncNameThem() throws {
+        let root = NSTemporaryDirectory() + "slices-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cgroups = PodCgroups(manager: CgroupV2Manager(root: root), nodeLimits: nil, podPidsLimit: nil, systemd: SystemdUnits())
+        let uid = "0f6c2a1e-5b7d-4c1a-9e3f-2d4b6a8c0e1f", escaped = "0f6c2a1e_5b7d_4c1a_9e3f_2d4b6a8c0e1f"
+        let burstable = Self.pod([Self.container("a", requests: ["cpu": "1"])], uid: uid)
+        let path = cgroups.podPath(burstable)
+        #expect(path == "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod\(escaped).slice")
+        #expect(try SystemdUnits.slicePath("kubepods-burstable-pod\(escaped).slice") == path)
+        #expect(cgroups.podPath(Self.pod([Self.container("a", requests: ["cpu": "1", "memory": "1Gi"], limits: ["cpu": "1", "memory": "1Gi"])], uid: uid))
+            == "kubepods.slice/kubepods-pod\(escaped).slice")
+        #expect(cgroups.podPath(Self.pod([Self.container("a")], uid: uid)) == "kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod\(escaped).slice")
+        let cgroupsPath = cgroups.containerCgroupsPath(podPath: path, id: "\(uid)-a-0")
+        #expect(cgroupsPath == "kubepods-burstable-pod\(escaped).slice:iotkube:\(uid)-a-0")
+        #expect(SystemdUnits.isSystemdForm(cgroupsPath) && !SystemdUnits.isSystemdForm("/kubepods/pod1/c") && !SystemdUnits.isSystemdForm("a/b.slice:x:y"))
+        let scope = try SystemdUnits.scope(cgroupsPath: cgroupsPath)
+        #expect(scope.unit == "iotkube-\(uid)-a-0.scope" && scope.path == path + "/iotkube-\(uid)-a-0.scope")
+        // The sweep finds pods by their slices (dashes back from underscores).
+        for directory in [path, "kubepods.slice/kubepods-pod\(escaped)x.slice", "kubepods.slice/kubepods-besteffort.slice/other.slice"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+        }
+        #expect(cgroups.podUIDs() == [uid, uid + "x"])
+        // Names that would leave the tree, or clash once dashes are underscores, are refused.
+        for hostile in ["a--b.slice", "-a.slice", "a-.slice", "../x.slice", "a/b.slice", "a.scope", "a b.slice"] {
+            #expect(throws: RuntimeError.self) { try SystemdUnits.slicePath(hostile) }
+        }
+        for hostile in ["x.slice:iotkube", "x.slice:io/kube:c", "x.slice::c", "x.slice:a:..", "x.slice:a:b:c", "../x.slice:a:b"] {
+            #expect(throws: RuntimeError.self) { try SystemdUnits.scope(cgroupsPath: hostile) }
+        }
+        #expect(throws: RuntimeError.self) { try cgroups.prepare(Self.pod([Self.container("a")], uid: "a_b")) }
+    }
+
+    @Test func systemdGetsTheLimitsTheCgroupFilesGet() {
+        var resources = RuntimeSpec.Resources()
+        resources.memory = RuntimeSpec.Resources.Memory(limit: 50_331_648)
+        var cpu = RuntimeSpec.Resources.CPU()
+        cpu.shares = 256
+        cpu.quota = 25_000
+        cpu.period = 100_000
+        resources.cpu = cpu
+        resources.pids = RuntimeSpec.Resources.Pids(limit: 100)
+        let properties = Dictionary(uniqueKeysWithValues: SystemdUnits.resourceProperties(resources).map { ($0.name, $0.value) })
+        #expect(properties["MemoryMax"] == .uint64(50_331_648))
+        #expect(properties["CPUWeight"] == .uint64(CgroupV2Manager.weight(fromShares: 256)))
+        #expect(properties["CPUQuotaPerSecUSec"] == .uint64(250_000) && properties["CPUQuotaPeriodUSec"] == .uint64(100_000))
+        #expect(properties["TasksMax"] == .uint64(100))
+        // No quota is infinity; a hostile quota saturates instead of trapping.
+        cpu.quota = -1
+        resources.cpu = cpu
+        #expect(SystemdUnits.resourceProperties(resources).first { $0.name == "CPUQuotaPerSecUSec" }?.value == .uint64(.max))
+        cpu.quota = .max
+        resources.cpu = cpu
+        #expect(SystemdUnits.resourceProperties(resources).first { $0.name == "CPUQuotaPerSecUSec" }?.value == .uint64(.max - 1))
     }
 
     @Test func kubepodsGetsCapacityLessBothReservationsAndAllocatableShowsThem() throws {

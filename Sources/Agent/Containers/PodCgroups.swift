@@ -1,12 +1,18 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 import KubeModel
 import OCI
 import Runtime
 import Synchronization
 
-/// The kubelet's pod cgroups (its cgroupfs driver): `kubepods` holds every pod and carries node
-/// allocatable; `kubepods/burstable` and `kubepods/besteffort` are the QoS tiers (Guaranteed
-/// pods sit directly in `kubepods`); `pod<uid>` gets the sum of its containers' limits; each
-/// container's cgroup is below its pod's. Paths are relative to the hierarchy root and follow
+/// The kubelet's pod cgroups: `kubepods` holds every pod and carries node allocatable;
+/// `kubepods/burstable` and `kubepods/besteffort` are the QoS tiers (Guaranteed pods sit
+/// directly in `kubepods`); `pod<uid>` gets the sum of its containers' limits; each container's
+/// cgroup is below its pod's. With the systemd driver the same tree is made of slices
+/// (`kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice`) and scopes. Paths are relative to the hierarchy root and follow
 /// from the pod alone (its QoS class cannot change), so an agent restart finds them again.
 public final class PodCgroups: Sendable {
     public let manager: any CgroupManager
@@ -19,11 +25,18 @@ public final class PodCgroups: Sendable {
     /// The pods with a cgroup, by UID: their class and CPU request (for the burstable tier's share).
     private let pods = Mutex<[String: (qos: PodQOSClass, milliCPU: Int64)]>([:])
 
-    public init(manager: any CgroupManager, root: String = "kubepods", nodeLimits: RuntimeSpec.Resources?, podPidsLimit: Int64?) {
+    /// The systemd driver: the cgroups are slices systemd makes (`kubepods.slice`,
+    /// `kubepods-burstable.slice`, `kubepods-burstable-pod<uid>.slice`), containers scopes in
+    /// them; nil: the cgroupfs driver, plain directories.
+    public let systemd: SystemdUnits?
+
+    public init(manager: any CgroupManager, root: String = "kubepods", nodeLimits: RuntimeSpec.Resources?, podPidsLimit: Int64?,
+                systemd: SystemdUnits? = nil) {
         self.manager = manager
-        self.root = root
+        self.root = systemd == nil ? root : "kubepods.slice"
         self.nodeLimits = nodeLimits
         self.podPidsLimit = podPidsLimit
+        self.systemd = systemd
     }
 
     /// Whether containers' OOM kills take the whole container (cgroup v2 with its memory controller).
@@ -31,34 +44,82 @@ public final class PodCgroups: Sendable {
 
     /// The tier a pod's cgroup is in.
     public func tier(_ qos: PodQOSClass) -> String {
+        let name = qos == .burstable ? "burstable" : "besteffort"
+        if qos == .guaranteed { return root }
+        return systemd == nil ? root + "/" + name : root + "/kubepods-" + name + ".slice"
+    }
+
+    public func podPath(uid: String, qos: PodQOSClass) -> String { tier(qos) + "/" + podName(uid: uid, qos: qos) }
+
+    /// The pod's cgroup name: `pod<uid>`, or its slice (`kubepods-burstable-pod<uid>.slice`, the
+    /// UID's dashes as underscores, since a dash makes a level).
+    func podName(uid: String, qos: PodQOSClass) -> String {
+        guard systemd != nil else { return "pod" + uid }
+        let escaped = uid.replacing("-", with: "_")
         switch qos {
-        case .guaranteed: return root
-        case .burstable: return root + "/burstable"
-        case .bestEffort: return root + "/besteffort"
+        case .guaranteed: return "kubepods-pod\(escaped).slice"
+        case .burstable: return "kubepods-burstable-pod\(escaped).slice"
+        case .bestEffort: return "kubepods-besteffort-pod\(escaped).slice"
         }
     }
 
-    public func podPath(uid: String, qos: PodQOSClass) -> String { tier(qos) + "/pod" + uid }
+    /// The UID a child of a tier names, if it is a pod's cgroup.
+    func uid(ofChild name: String, in qos: PodQOSClass) -> String? {
+        var uid: String
+        if systemd == nil {
+            guard name.hasPrefix("pod") else { return nil }
+            uid = String(name.dropFirst(3))
+        } else {
+            let prefix = podName(uid: "", qos: qos).dropLast(6)   // "kubepods-burstable-pod"
+            guard name.hasPrefix(prefix), name.hasSuffix(".slice") else { return nil }
+            uid = String(name.dropFirst(prefix.count).dropLast(6)).replacing("_", with: "-")
+        }
+        return Self.isCgroupName(uid) ? uid : nil
+    }
+
+    /// A container's OCI `cgroupsPath` below the pod's cgroup: a path, or with systemd the
+    /// `slice:prefix:name` form that puts it in a scope of the pod's slice.
+    public func containerCgroupsPath(podPath: String, id: String) -> String {
+        guard systemd != nil else { return "/\(podPath)/\(id)" }
+        return "\(podPath.split(separator: "/").last ?? ""):iotkube:\(id)"
+    }
 
     public func podPath(_ pod: Pod) -> String { podPath(uid: pod.metadata.uid ?? "", qos: PodStatusBuilder.qosClass(pod)) }
 
     /// Makes (or brings up to date) `kubepods`, the pod's tier and the pod's cgroup; returns the
     /// pod's path, below which its containers go.
     public func prepare(_ pod: Pod) throws(RuntimeError) -> String {
-        guard let uid = pod.metadata.uid, Self.isCgroupName(uid) else {
+        guard let uid = pod.metadata.uid, Self.isCgroupName(uid), systemd == nil || !uid.contains("_") else {
             throw RuntimeError("metadata.uid: \"\(pod.metadata.uid ?? "")\" cannot name a cgroup")
         }
         let qos = PodStatusBuilder.qosClass(pod)
-        try manager.prepareParent(root, resources: nodeLimits)
+        try prepareParent(root, resources: nodeLimits, description: "iotkube pods")
         // The tier's share is written under the lock: two pods at once must not leave it stale.
         try pods.withLock { (pods) throws(RuntimeError) in
             pods[uid] = (qos, pod.effectiveRequests.milliCPU)
-            try manager.prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(Self.burstableShares(pods.values))))
+            try prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(Self.burstableShares(pods.values))), description: "iotkube burstable pods")
         }
-        try manager.prepareParent(tier(.bestEffort), resources: fitted(Self.cpuShares(2)))
+        try prepareParent(tier(.bestEffort), resources: fitted(Self.cpuShares(2)), description: "iotkube best-effort pods")
         let path = podPath(uid: uid, qos: qos)
-        try manager.prepareParent(path, resources: fitted(Self.resources(pod, pidsLimit: podPidsLimit)))
+        try prepareParent(path, resources: fitted(Self.resources(pod, pidsLimit: podPidsLimit)), description: "iotkube pod \(uid)")
         return path
+    }
+
+    /// A cgroup that holds others; with systemd, its slice is started (or updated) first and
+    /// then has its cgroup, whose files get the same values.
+    private func prepareParent(_ path: String, resources: RuntimeSpec.Resources?, description: String) throws(RuntimeError) {
+        if let systemd, let unit = path.split(separator: "/").last.map(String.init) {
+            try systemd.startOrUpdate(unit, fixed: SystemdUnits.sliceProperties(description: description),
+                                      resources: SystemdUnits.resourceProperties(resources))
+            // The start job runs right after the call returns; systemd then makes the cgroup.
+            var waited = 0
+            while !manager.exists(path) {
+                guard waited < 10_000 else { throw RuntimeError("systemd did not make the cgroup of \(unit) within 10 s") }
+                usleep(2000)
+                waited += 2
+            }
+        }
+        try manager.prepareParent(path, resources: resources)
     }
 
     /// Without a cpu controller, CPU shares are left out (a limit still needs the controller,
@@ -80,6 +141,7 @@ public final class PodCgroups: Sendable {
             guard manager.exists(path) else { continue }
             // Everything below it too: a privileged container may have made cgroups of its own.
             manager.kill(path)
+            if let systemd { try? systemd.stop(podName(uid: uid, qos: qos)) }
             manager.remove(path)
         }
         pods.withLock { pods in
@@ -106,8 +168,8 @@ public final class PodCgroups: Sendable {
     public func podUIDs() -> Set<String> {
         var found: Set<String> = []
         for qos in [PodQOSClass.guaranteed, .burstable, .bestEffort] {
-            for name in manager.children(tier(qos)) where name.hasPrefix("pod") && Self.isCgroupName(String(name.dropFirst(3))) {
-                found.insert(String(name.dropFirst(3)))
+            for name in manager.children(tier(qos)) {
+                if let uid = uid(ofChild: name, in: qos) { found.insert(uid) }
             }
         }
         return found

@@ -131,7 +131,7 @@ extension PodWorker {
             mounts += try volumes.mounts(for: container, volumes: volumePaths ?? [:])
             var input = ContainerSpecBuilder.Input(
                 pod: pod, container: container, process: process, imageUser: configuration.config?.user, rootfs: rootfs,
-                sandbox: hostNetwork ? nil : sandbox, cgroupsPath: podCgroup.map { "/\($0)/\(id)" } ?? id, mounts: mounts, seccompProfileRoot: host.seccompProfileRoot,
+                sandbox: hostNetwork ? nil : sandbox, cgroupsPath: podCgroup.flatMap { path in host.cgroups?.containerCgroupsPath(podPath: path, id: id) } ?? id, mounts: mounts, seccompProfileRoot: host.seccompProfileRoot,
                 nodeMemoryCapacity: host.nodeMemoryCapacity)
             // The devices admission assigned (the same ones after an agent restart).
             input.devices = try host.devices?.devices(pod: uid, container: container.name) ?? []

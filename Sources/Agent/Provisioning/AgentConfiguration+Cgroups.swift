@@ -28,9 +28,15 @@ extension AgentConfiguration {
         switch cgroupDriver ?? "cgroupfs" {
         case "cgroupfs": break
         case "systemd":
-            throw ProvisioningError("\(path): cgroupDriver: systemd is not supported yet; use cgroupfs (pods then live in the kubepods cgroup at the hierarchy's root)")
+            if let name = runtime, name != "builtin" {
+                throw ProvisioningError("\(path): cgroupDriver: systemd needs the built-in runtime (it starts each container's scope); with runtime: \(name) use cgroupfs")
+            }
+            if let root = cgroupRoot, root != "/" {
+                throw ProvisioningError("\(path): cgroupDriver: systemd puts pods in kubepods.slice; cgroupRoot (\(root)) needs cgroupfs")
+            }
+            if cgroupsPerQOS == false { throw ProvisioningError("\(path): cgroupDriver: systemd needs cgroupsPerQOS (its slices are the pods' cgroups)") }
         case let other:
-            throw ProvisioningError("\(path): cgroupDriver: \"\(other)\" is not cgroupfs")
+            throw ProvisioningError("\(path): cgroupDriver: \"\(other)\" is not cgroupfs or systemd")
         }
         if cgroupsPerQOS == false, enforceNodeAllocatable?.contains("pods") == true {
             throw ProvisioningError("\(path): enforceNodeAllocatable: pods needs cgroupsPerQOS (the kubepods cgroup carries it)")
@@ -60,11 +66,28 @@ extension AgentConfiguration {
         }
     }
 
+    /// Whether pods' cgroups are systemd's slices and scopes: `cgroupDriver`, or by default
+    /// where systemd runs the board with cgroup v2 and the built-in runtime (as the kubelet
+    /// recommends), else cgroupfs. Refused: systemd where it cannot work.
+    public func usesSystemdDriver(manager: any CgroupManager, systemdBooted: Bool = SystemdUnits.isBooted) throws(ProvisioningError) -> Bool {
+        switch cgroupDriver {
+        case "cgroupfs": return false
+        case "systemd":
+            guard systemdBooted else { throw ProvisioningError("cgroupDriver: systemd needs systemd running as init (PID 1); use cgroupfs") }
+            guard manager.containerMountLayout == .unified else {
+                throw ProvisioningError("cgroupDriver: systemd needs the unified cgroup hierarchy (cgroup v2), and this host has v1 controllers: boot with systemd.unified_cgroup_hierarchy=1, or use cgroupDriver: cgroupfs")
+            }
+            return true
+        default:
+            return systemdBooted && manager.containerMountLayout == .unified && (runtime ?? "builtin") == "builtin" && (cgroupRoot ?? "/") == "/"
+        }
+    }
+
     /// The pod cgroups on `manager`: `kubepods` carries capacity − reserved (the kubelet's
     /// enforced allocatable; hard eviction acts before it is reached) when enforced, limited to
     /// the controllers this host has.
     /// Refused: reservations that leave pods no memory, a process limit without the pids controller.
-    public func podCgroups(manager: any CgroupManager, cpuCount: Int, memoryBytes: Int64) throws(ProvisioningError) -> PodCgroups {
+    public func podCgroups(manager: any CgroupManager, cpuCount: Int, memoryBytes: Int64, systemdBooted: Bool = SystemdUnits.isBooted) throws(ProvisioningError) -> PodCgroups {
         if let limit = podPidsLimit, limit > 0, !manager.controllerNames.contains("pids") {
             throw ProvisioningError("podPidsLimit: the pids cgroup controller is not available on this host (enable it in the kernel command line or configuration, or remove podPidsLimit)")
         }
@@ -90,6 +113,8 @@ extension AgentConfiguration {
             limits = resources
         }
         let root = (cgroupRoot ?? "/").split(separator: "/").map(String.init) + ["kubepods"]
-        return PodCgroups(manager: manager, root: root.joined(separator: "/"), nodeLimits: limits, podPidsLimit: podPidsLimit.flatMap { $0 > 0 ? $0 : nil })
+        let systemd = try usesSystemdDriver(manager: manager, systemdBooted: systemdBooted) ? SystemdUnits() : nil
+        return PodCgroups(manager: manager, root: root.joined(separator: "/"), nodeLimits: limits, podPidsLimit: podPidsLimit.flatMap { $0 > 0 ? $0 : nil },
+                          systemd: systemd)
     }
 }

@@ -69,4 +69,27 @@ struct iotkube_device_rule {
 int iotkube_device_filter_attach(const char *cgroup_directory, const struct iotkube_device_rule *rules, int count,
                                  char *error, size_t error_size);
 
+/// A property of a systemd unit for StartTransientUnit/SetUnitProperties: `type` 's' (text),
+/// 'b' (number 0/1), 't' (uint64 number), 'u' (uint32 number) or 'p' (`PIDs`: a list of the one
+/// pid in number).
+struct iotkube_unit_property {
+    const char *name;
+    char type;
+    const char *text;
+    unsigned long long number;
+};
+
+/// Starts a transient unit (a slice, or a scope holding the pid given) through systemd's D-Bus
+/// API. 0 when started (the start job queued), 1 when the unit exists already, -1 with `error`.
+int iotkube_systemd_start_transient_unit(const char *unit, const struct iotkube_unit_property *properties, int count,
+                                         char *error, size_t error_size);
+/// Changes a unit's properties (until the next boot). 0, or -1 with `error`.
+int iotkube_systemd_set_unit_properties(const char *unit, const struct iotkube_unit_property *properties, int count,
+                                        char *error, size_t error_size);
+/// Stops a unit (nothing when systemd has no such unit). 0, or -1 with `error`.
+int iotkube_systemd_stop_unit(const char *unit, char *error, size_t error_size);
+/// Waits until process `pid` is in the unified hierarchy's `cgroup` ("/a.slice/b.scope"): 0, or
+/// -1 (errno ETIMEDOUT after `timeout_ms`, or the process is gone).
+int iotkube_wait_for_cgroup(long long pid, const char *cgroup, int timeout_ms);
+
 #endif

@@ -46,6 +46,9 @@ public protocol CgroupManager: Sendable {
     func children(_ path: String) -> [String]
     /// The controllers this host offers (`memory`, `cpu`, `pids`, …).
     var controllerNames: Set<String> { get }
+    /// The file counting the cgroup's OOM kills that can be watched (v2's `memory.events`;
+    /// nil on v1).
+    func memoryEventsFile(_ path: String) -> String?
 }
 
 /// What a spec's `cgroup` mount (at /sys/fs/cgroup) is made of, so that a container sees its

@@ -87,6 +87,8 @@ public struct CgroupV1Manager: CgroupManager {
         placements.contains { _, mount in CgroupFiles.exists(mount + "/" + path.split(separator: "/").joined(separator: "/")) }
     }
 
+    public func memoryEventsFile(_ path: String) -> String? { nil }
+
     public func procsFiles(_ path: String) -> [String] {
         placements.map { _, mount in mount + "/" + path.split(separator: "/").joined(separator: "/") + "/cgroup.procs" }
     }

@@ -44,6 +44,10 @@ public struct CgroupV2Manager: CgroupManager {
 
     public func procsFiles(_ path: String) -> [String] { [directory(path) + "/cgroup.procs"] }
 
+    public func memoryEventsFile(_ path: String) -> String? {
+        availableControllers.contains("memory") ? directory(path) + "/memory.events" : nil
+    }
+
     public func children(_ path: String) -> [String] {
         let directory = self.directory(path)
         return CgroupFiles.subdirectories(directory)

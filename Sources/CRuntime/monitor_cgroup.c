@@ -1,0 +1,48 @@
+#include "internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The monitor's cgroup work beyond writing cgroup.procs: a systemd scope for the init (the
+ * systemd driver), and the container's OOM kills, counted while its cgroup exists (systemd
+ * removes a scope's cgroup as soon as its last process has exited). */
+
+int iotkube_place_in_scope(const struct plan *p, pid_t child, char *error, size_t error_size) {
+    struct iotkube_unit_property properties[26];
+    int count = 0;
+    for (int i = 0; i < p->unit_property_count && count < 25; i++) properties[count++] = p->unit_properties[i];
+    properties[count++] = (struct iotkube_unit_property){ "PIDs", 'p', NULL, (unsigned long long)child };
+    int started = iotkube_systemd_start_transient_unit(p->systemd_scope, properties, count, error, error_size);
+    if (started < 0) return -1;
+    if (started == 1) {
+        snprintf(error, error_size, "systemd already has a unit %s (a container of that name exists)", p->systemd_scope);
+        return -1;
+    }
+    if (iotkube_wait_for_cgroup((long long)child, p->systemd_cgroup, 10000) != 0) {
+        snprintf(error, error_size, "systemd did not move the container into %s (cgroup %s) within 10 s", p->systemd_scope, p->systemd_cgroup);
+        return -1;
+    }
+    return 0;
+}
+
+int iotkube_memory_events_open(const char *path) {
+    if (!path) return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && iotkube_oom_kills(fd) < 0) { close(fd); return -1; }
+    return fd;
+}
+
+long long iotkube_oom_kills(int fd) {
+    char content[2048];
+    ssize_t n = pread(fd, content, sizeof content - 1, 0);   /* a read also re-arms poll's POLLPRI */
+    if (n <= 0) return -1;
+    content[n] = 0;
+    const char *line = strstr(content, "oom_kill ");
+    if (line && line != content && line[-1] != '\n') line = strstr(line, "\noom_kill ");
+    if (!line) return 0;
+    if (*line == '\n') line++;
+    return strtoll(line + 9, NULL, 10);
+}

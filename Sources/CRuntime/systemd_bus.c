@@ -1,0 +1,388 @@
+#include "internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A minimal D-Bus client for systemd's manager (the kubelet's systemd cgroup driver, in C so
+ * the monitor can use it too): StartTransientUnit, SetUnitProperties and StopUnit on the system
+ * bus, or on systemd's own socket where a board runs no bus daemon. Messages are built and read
+ * in the machine's byte order (the peer is on the same machine). */
+
+#define BUS_SOCKET "/run/dbus/system_bus_socket"
+#define SYSTEMD_SOCKET "/run/systemd/private"
+#define MESSAGE_LIMIT (64 * 1024)
+
+/* Heap-allocated (callers run on threads with small stacks; no statics: calls may run at once). */
+struct builder {
+    unsigned char data[16384];
+    size_t length;
+    int overflow;
+};
+
+static void put(struct builder *b, const void *bytes, size_t count) {
+    if (b->overflow || count > sizeof b->data - b->length) { b->overflow = 1; return; }
+    memcpy(b->data + b->length, bytes, count);
+    b->length += count;
+}
+
+static void pad(struct builder *b, size_t alignment) {
+    static const unsigned char zeros[8];
+    size_t extra = (alignment - b->length % alignment) % alignment;
+    put(b, zeros, extra);
+}
+
+static void put_byte(struct builder *b, unsigned char value) { put(b, &value, 1); }
+static void put_u32(struct builder *b, uint32_t value) { pad(b, 4); put(b, &value, 4); }
+static void put_u64(struct builder *b, uint64_t value) { pad(b, 8); put(b, &value, 8); }
+
+static void put_string(struct builder *b, const char *text) {
+    size_t length = strlen(text);
+    if (length > 4096) { b->overflow = 1; return; }
+    put_u32(b, (uint32_t)length);
+    put(b, text, length + 1);
+}
+
+static void put_signature(struct builder *b, const char *signature) {
+    size_t length = strlen(signature);
+    put_byte(b, (unsigned char)length);
+    put(b, signature, length + 1);
+}
+
+/* An array: its length is patched in by array_end (padding before the first element is not counted). */
+static size_t array_begin(struct builder *b, size_t element_alignment, size_t *elements_start) {
+    put_u32(b, 0);
+    size_t length_at = b->length - 4;
+    pad(b, element_alignment);
+    *elements_start = b->length;
+    return length_at;
+}
+
+static void array_end(struct builder *b, size_t length_at, size_t elements_start) {
+    if (b->overflow) return;
+    uint32_t length = (uint32_t)(b->length - elements_start);
+    memcpy(b->data + length_at, &length, 4);
+}
+
+static void put_properties(struct builder *b, const struct iotkube_unit_property *properties, int count) {
+    size_t start, at = array_begin(b, 8, &start);
+    for (int i = 0; i < count; i++) {
+        const struct iotkube_unit_property *p = &properties[i];
+        pad(b, 8);
+        put_string(b, p->name);
+        switch (p->type) {
+        case 's': put_signature(b, "s"); put_string(b, p->text ? p->text : ""); break;
+        case 'b': put_signature(b, "b"); put_u32(b, p->number ? 1 : 0); break;
+        case 't': put_signature(b, "t"); put_u64(b, (uint64_t)p->number); break;
+        case 'u': put_signature(b, "u"); put_u32(b, (uint32_t)p->number); break;
+        case 'p': {
+            put_signature(b, "au");
+            size_t pids_start, pids_at = array_begin(b, 4, &pids_start);
+            put_u32(b, (uint32_t)p->number);
+            array_end(b, pids_at, pids_start);
+            break;
+        }
+        default: b->overflow = 1;
+        }
+    }
+    array_end(b, at, start);
+}
+
+static void header_field(struct builder *h, unsigned char code, const char *signature, const char *value) {
+    pad(h, 8);
+    put_byte(h, code);
+    put_signature(h, signature);
+    if (signature[0] == 'g') put_signature(h, value); else put_string(h, value);
+}
+
+struct bus {
+    int fd;
+    uint32_t serial;
+    char *error;
+    size_t error_size;
+};
+
+static int fail(struct bus *bus, const char *format, const char *detail) {
+    snprintf(bus->error, bus->error_size, format, detail);
+    return -1;
+}
+
+static int write_all(int fd, const void *bytes, size_t count) {
+    const unsigned char *p = bytes;
+    while (count > 0) {
+        ssize_t n = send(fd, p, count, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        p += n;
+        count -= (size_t)n;
+    }
+    return 0;
+}
+
+static int read_exactly(int fd, void *bytes, size_t count) {
+    unsigned char *p = bytes;
+    while (count > 0) {
+        ssize_t n = recv(fd, p, count, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return -1;
+        p += n;
+        count -= (size_t)n;
+    }
+    return 0;
+}
+
+static int send_call(struct bus *bus, struct builder *header, const char *member, const char *signature, const struct builder *body, int to_bus);
+
+/* Sends a method call to systemd's manager (or, with `to_bus`, to the bus itself); its serial or -1. */
+static int call(struct bus *bus, const char *member, const char *signature, const struct builder *body, int to_bus) {
+    struct builder *h = calloc(1, sizeof *h);
+    if (!h) return fail(bus, "systemd: out of memory for %s", member);
+    int serial = send_call(bus, h, member, signature, body, to_bus);
+    free(h);
+    return serial;
+}
+
+static int send_call(struct bus *bus, struct builder *header, const char *member, const char *signature, const struct builder *body, int to_bus) {
+    uint32_t serial = ++bus->serial;
+    uint16_t probe = 1;
+    put_byte(header, *(unsigned char *)&probe ? 'l' : 'B');
+    put_byte(header, 1);      /* method call */
+    put_byte(header, 0);
+    put_byte(header, 1);      /* protocol version */
+    put_u32(header, (uint32_t)body->length);
+    put_u32(header, serial);
+    size_t start, at = array_begin(header, 8, &start);
+    header_field(header, 1, "o", to_bus ? "/org/freedesktop/DBus" : "/org/freedesktop/systemd1");
+    header_field(header, 2, "s", to_bus ? "org.freedesktop.DBus" : "org.freedesktop.systemd1.Manager");
+    header_field(header, 3, "s", member);
+    header_field(header, 6, "s", to_bus ? "org.freedesktop.DBus" : "org.freedesktop.systemd1");
+    if (signature[0]) header_field(header, 8, "g", signature);
+    array_end(header, at, start);
+    pad(header, 8);
+    if (header->overflow || body->overflow) return fail(bus, "systemd: the %s call is too large", member);
+    if (write_all(bus->fd, header->data, header->length) < 0 || write_all(bus->fd, body->data, body->length) < 0)
+        return fail(bus, "systemd: sending %s failed (the bus closed the connection)", member);
+    return (int)serial;
+}
+
+static int aligned(size_t *at, size_t alignment, size_t limit) {
+    *at = (*at + alignment - 1) / alignment * alignment;
+    return *at <= limit ? 0 : -1;
+}
+
+/* Reads messages until the reply to `serial`; 0 for a method return, 1 for an error (its name
+ * and message in `name`/`text`), -1 when the connection failed or a message was malformed. */
+static int read_reply(struct bus *bus, unsigned char *message, size_t message_size, uint32_t serial, char *name, size_t name_size, char *text, size_t text_size);
+
+static int reply(struct bus *bus, uint32_t serial, char *name, size_t name_size, char *text, size_t text_size) {
+    unsigned char *message = malloc(2 * MESSAGE_LIMIT + 16);
+    if (!message) return fail(bus, "systemd: out of memory for a reply%s", "");
+    int result = read_reply(bus, message, 2 * MESSAGE_LIMIT + 16, serial, name, name_size, text, text_size);
+    free(message);
+    return result;
+}
+
+static int read_reply(struct bus *bus, unsigned char *message, size_t message_size, uint32_t serial, char *name, size_t name_size, char *text, size_t text_size) {
+    for (int messages = 0; messages < 256; messages++) {
+        if (read_exactly(bus->fd, message, 16) < 0) return fail(bus, "systemd: the bus closed the connection%s", "");
+        uint16_t probe = 1;
+        if (message[0] != (*(unsigned char *)&probe ? 'l' : 'B')) return fail(bus, "systemd: a reply in the other byte order%s", "");
+        uint32_t body_length, fields_length;
+        memcpy(&body_length, message + 4, 4);
+        memcpy(&fields_length, message + 12, 4);
+        if (fields_length > MESSAGE_LIMIT || body_length > MESSAGE_LIMIT) return fail(bus, "systemd: a reply over 64 KiB%s", "");
+        size_t header_end = 16 + fields_length;
+        header_end = (header_end + 7) / 8 * 8;
+        size_t total = header_end + body_length;
+        if (total > message_size) return fail(bus, "systemd: a reply over 64 KiB%s", "");
+        if (read_exactly(bus->fd, message + 16, total - 16) < 0) return fail(bus, "systemd: the bus closed the connection%s", "");
+        int type = message[1];
+        uint32_t reply_serial = 0;
+        const char *error_name = NULL, *body_signature = "";
+        size_t at = 16, fields_end = 16 + fields_length;
+        while (at < fields_end) {
+            if (aligned(&at, 8, fields_end) < 0 || at + 2 > fields_end) break;
+            unsigned char code = message[at++];
+            size_t signature_length = message[at++];
+            if (at + signature_length + 1 > fields_end) return fail(bus, "systemd: a malformed reply header%s", "");
+            char kind = (char)message[at];
+            at += signature_length + 1;
+            if (kind == 's' || kind == 'o') {
+                if (aligned(&at, 4, fields_end) < 0 || at + 4 > fields_end) return fail(bus, "systemd: a malformed reply header%s", "");
+                uint32_t length;
+                memcpy(&length, message + at, 4);
+                if (at + 4 + (size_t)length + 1 > fields_end || message[at + 4 + length] != 0) return fail(bus, "systemd: a malformed reply header%s", "");
+                if (code == 4) error_name = (const char *)message + at + 4;
+                at += 4 + (size_t)length + 1;
+            } else if (kind == 'g') {
+                if (at + 1 > fields_end) return fail(bus, "systemd: a malformed reply header%s", "");
+                size_t length = message[at];
+                if (at + 1 + length + 1 > fields_end || message[at + 1 + length] != 0) return fail(bus, "systemd: a malformed reply header%s", "");
+                if (code == 8) body_signature = (const char *)message + at + 1;
+                at += 1 + length + 1;
+            } else if (kind == 'u') {
+                if (aligned(&at, 4, fields_end) < 0 || at + 4 > fields_end) return fail(bus, "systemd: a malformed reply header%s", "");
+                if (code == 5) memcpy(&reply_serial, message + at, 4);
+                at += 4;
+            } else {
+                return fail(bus, "systemd: a reply header field of an unexpected type%s", "");
+            }
+        }
+        if ((type != 2 && type != 3) || reply_serial != serial) continue;   /* signals, other replies */
+        if (type == 2) return 0;
+        snprintf(name, name_size, "%s", error_name ? error_name : "an unnamed error");
+        text[0] = 0;
+        if (body_signature[0] == 's' && body_length >= 5) {
+            uint32_t length;
+            memcpy(&length, message + header_end, 4);
+            if (length <= body_length - 5 && message[header_end + 4 + length] == 0)
+                snprintf(text, text_size, "%s", (const char *)message + header_end + 4);
+        }
+        return 1;
+    }
+    return fail(bus, "systemd: no reply%s", "");
+}
+
+/* Connects and authenticates (EXTERNAL, as the agent's uid); on the bus, says Hello. */
+static int bus_open(struct bus *bus) {
+    const char *paths[2] = { BUS_SOCKET, SYSTEMD_SOCKET };
+    for (int i = 0; i < 2; i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return fail(bus, "systemd: socket: %s", strerror(errno));
+        struct timeval timeout = { 30, 0 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+        struct sockaddr_un address = { .sun_family = AF_UNIX };
+        snprintf(address.sun_path, sizeof address.sun_path, "%s", paths[i]);
+        if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
+            close(fd);
+            if (i == 0) continue;
+            return fail(bus, "systemd: cannot reach systemd over D-Bus (" BUS_SOCKET " or " SYSTEMD_SOCKET "): %s; the systemd cgroup driver needs systemd as init", strerror(errno));
+        }
+        char uid[16], line[80] = "\0AUTH EXTERNAL ";
+        snprintf(uid, sizeof uid, "%u", (unsigned)getuid());
+        size_t length = 15;
+        for (const char *c = uid; *c; c++) length += (size_t)snprintf(line + length, sizeof line - length, "%02x", (unsigned char)*c);
+        length += (size_t)snprintf(line + length, sizeof line - length, "\r\n");
+        char answer[256];
+        size_t got = 0;
+        int ok = write_all(fd, line, length) == 0;
+        while (ok && got < sizeof answer - 1) {
+            ssize_t n = recv(fd, answer + got, 1, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) { ok = 0; break; }
+            if (answer[got++] == '\n') break;
+        }
+        answer[got] = 0;
+        if (!ok || strncmp(answer, "OK ", 3) != 0 || write_all(fd, "BEGIN\r\n", 7) < 0) {
+            close(fd);
+            return fail(bus, "systemd: D-Bus authentication refused at %s", paths[i]);
+        }
+        bus->fd = fd;
+        bus->serial = 0;
+        if (i == 0) {
+            struct builder *empty = calloc(1, sizeof *empty);
+            int serial = empty ? call(bus, "Hello", "", empty, 1) : fail(bus, "systemd: out of memory%s", "");
+            free(empty);
+            char name[256], text[512];
+            if (serial < 0) { close(fd); return -1; }
+            int result = reply(bus, (uint32_t)serial, name, sizeof name, text, sizeof text);
+            if (result != 0) { close(fd); return result < 0 ? -1 : fail(bus, "systemd: the bus refused Hello: %s", name); }
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* One call to the manager; 0 done, 1 refused with `refusal` (another result from the caller's
+ * view), -1 failed (the error filled in). */
+static int manager_call(const char *member, const char *signature, const struct builder *body, const char *unit,
+                        const char *tolerated, char *error, size_t error_size) {
+    struct bus bus = { -1, 0, error, error_size };
+    if (bus_open(&bus) < 0) return -1;
+    int serial = call(&bus, member, signature, body, 0);
+    int result = -1;
+    if (serial >= 0) {
+        char name[256], text[512];
+        result = reply(&bus, (uint32_t)serial, name, sizeof name, text, sizeof text);
+        if (result == 1) {
+            if (tolerated && !strcmp(name, tolerated)) {
+                result = 1;
+            } else {
+                snprintf(error, error_size, "systemd refused %s of %s: %s (%s)", member, unit, text[0] ? text : name, name);
+                result = -1;
+            }
+        }
+    }
+    close(bus.fd);
+    return result;
+}
+
+int iotkube_systemd_start_transient_unit(const char *unit, const struct iotkube_unit_property *properties, int count,
+                                         char *error, size_t error_size) {
+    struct builder *body = calloc(1, sizeof *body);
+    if (!body) { snprintf(error, error_size, "systemd: out of memory"); return -1; }
+    put_string(body, unit);
+    put_string(body, "replace");
+    put_properties(body, properties, count);
+    size_t start, at = array_begin(body, 8, &start);   /* no auxiliary units */
+    array_end(body, at, start);
+    int result = manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))", body, unit, "org.freedesktop.systemd1.UnitExists", error, error_size);
+    free(body);
+    return result;
+}
+
+int iotkube_systemd_set_unit_properties(const char *unit, const struct iotkube_unit_property *properties, int count,
+                                        char *error, size_t error_size) {
+    struct builder *body = calloc(1, sizeof *body);
+    if (!body) { snprintf(error, error_size, "systemd: out of memory"); return -1; }
+    put_string(body, unit);
+    put_u32(body, 1);   /* runtime: until the next boot, as the unit is */
+    put_properties(body, properties, count);
+    int result = manager_call("SetUnitProperties", "sba(sv)", body, unit, NULL, error, error_size);
+    free(body);
+    return result;
+}
+
+int iotkube_systemd_stop_unit(const char *unit, char *error, size_t error_size) {
+    struct builder *body = calloc(1, sizeof *body);
+    if (!body) { snprintf(error, error_size, "systemd: out of memory"); return -1; }
+    put_string(body, unit);
+    put_string(body, "replace");
+    int result = manager_call("StopUnit", "ss", body, unit, "org.freedesktop.systemd1.NoSuchUnit", error, error_size);
+    free(body);
+    return result < 0 ? -1 : 0;
+}
+
+int iotkube_wait_for_cgroup(long long pid, const char *cgroup, int timeout_ms) {
+    char path[64], content[4096];
+    snprintf(path, sizeof path, "/proc/%lld/cgroup", pid);
+    size_t wanted = strlen(cgroup);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return -1;
+        ssize_t n = read(fd, content, sizeof content - 1);
+        close(fd);
+        if (n < 0) return -1;
+        content[n] = 0;
+        /* The unified hierarchy's line: "0::<path>". */
+        for (char *line = content; line && *line; ) {
+            char *end = strchr(line, '\n');
+            if (end) *end = 0;
+            if (!strncmp(line, "0::", 3) && strlen(line + 3) == wanted && !memcmp(line + 3, cgroup, wanted)) return 0;
+            line = end ? end + 1 : NULL;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long elapsed = (now.tv_sec - start.tv_sec) * 1000LL + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed > timeout_ms) { errno = ETIMEDOUT; return -1; }
+        usleep(2000);
+    }
+}
