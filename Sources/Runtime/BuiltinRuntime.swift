@@ -145,7 +145,8 @@ public struct BuiltinRuntime: Sendable {
                 cgroup = scope.path
                 systemdScope = scope.unit
                 plan.record("systemdscope", [scope.unit, "/" + scope.path])
-                let properties = SystemdUnits.scopeProperties(slice: scope.slice, description: "iotkube container \(id)")
+                let properties = SystemdUnits.scopeProperties(slice: scope.slice, description: "iotkube container \(id)",
+                                                             groupOOMKill: spec.linux?.resources?.unified?["memory.oom.group"] == "1")
                     + SystemdUnits.resourceProperties(spec.linux?.resources)
                 for property in properties { plan.record("unitproperty", property.planTokens) }
                 procs = []

@@ -118,7 +118,9 @@ struct RunCommand: AsyncParsableCommand {
             podHost.nodeLabels = nodeLabels
             podHost.devices = devices
             if configuration.cgroupsPerQOS ?? true {
-                podHost.cgroups = try configuration.podCgroups(manager: runtime.cgroups, cpuCount: host.cpuCount(), memoryBytes: capacity)
+                let cgroups = try configuration.podCgroups(manager: runtime.cgroups, cpuCount: host.cpuCount(), memoryBytes: capacity)
+                podHost.cgroups = cgroups
+                logger.info("pod cgroups: the \(cgroups.systemd == nil ? "cgroupfs" : "systemd") driver, below \(cgroups.root) (\(runtime.cgroups.summary))")
             }
             if configuration.enforcesPodAllocatable, !runtime.cgroups.controllerNames.contains("memory") {
                 logger.warning("the memory cgroup controller is missing: pods' memory limits and node allocatable are not enforced (on Raspberry Pi OS add `cgroup_enable=memory cgroup_memory=1` to /boot/firmware/cmdline.txt and reboot)")

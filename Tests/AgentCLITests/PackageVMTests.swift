@@ -129,15 +129,31 @@ struct PackageVMTests {
         let restarted = try await waitFor("unhealthy", seconds: 300) { (PodNode.status($0, "app")?.restartCount ?? 0) >= 1 }
         #expect(PodNode.status(restarted, "app")?.lastState?.terminated?.exitCode == 137)
         Self.step("liveness restart", since: start)
-        // Pure cgroup v2: the Guaranteed pod's cgroup directly in kubepods with its limits, the
-        // container inside it, seeing its own cgroup as "0::/" and its own limits.
+        // Pure cgroup v2 under systemd (the systemd driver, the default there): the Guaranteed
+        // pod's slice directly in kubepods.slice with its limits, the container in a scope of
+        // it, seeing its own cgroup as "0::/" and its own limits. systemd holds the same values:
+        // a daemon-reload, which re-applies its own, changes nothing.
         let limited = try await waitFor("limited", seconds: 300) { PodNode.isReady($0) }
         let uid = limited.metadata.uid ?? ""
         let view = try await kubectl(["logs", "limited"])
         #expect(view == "0::/\n50331648\n25000 100000\n", "\(view)")
-        let tree = try await guest("cat /sys/fs/cgroup/kubepods/pod\(uid)/memory.max /sys/fs/cgroup/kubepods/pod\(uid)/cpu.max; cat /sys/fs/cgroup/kubepods/pod\(uid)/\(uid)-app-0/memory.oom.group; cat /sys/fs/cgroup/kubepods/besteffort/cpu.weight; grep -qv '^max$' /sys/fs/cgroup/kubepods/memory.max && echo allocatable")
-        #expect(tree == "50331648\n25000 100000\n1\n1\nallocatable\n", "pod limits, the container's group OOM kill, the tiers: \(tree)")
-        Self.step("pod cgroups on v2", since: start)
+        let podSlice = "kubepods-pod\(uid.replacingOccurrences(of: "-", with: "_")).slice", scope = "iotkube-\(uid)-app-0.scope"
+        let podDirectory = "/sys/fs/cgroup/kubepods.slice/" + podSlice
+        let tree = try await guest("""
+            systemctl daemon-reload
+            cat \(podDirectory)/memory.max \(podDirectory)/cpu.max \(podDirectory)/\(scope)/memory.max \(podDirectory)/\(scope)/memory.oom.group
+            cat /sys/fs/cgroup/kubepods.slice/kubepods-besteffort.slice/cpu.weight; grep -qv '^max$' /sys/fs/cgroup/kubepods.slice/memory.max && echo allocatable
+            systemctl is-active \(podSlice) \(scope)
+            """)
+        #expect(tree == "50331648\n25000 100000\n50331648\n1\n1\nallocatable\nactive\nactive\n", "pod limits, the container's group OOM kill, the tiers: \(tree)")
+        // Deleted, the pod leaves no unit and no cgroup behind.
+        _ = try await kubectl(["delete", "pod", "limited", "--wait=true", "--timeout=300s"])
+        let left = try await guest("""
+            for i in $(seq 1 120); do [ "$(systemctl list-units --all --no-legend '\(podSlice)' '\(scope)' | wc -l)" = 0 ] && [ ! -e \(podDirectory) ] && break; sleep 0.5; done
+            systemctl list-units --all --no-legend '\(podSlice)' '\(scope)'; test -e \(podDirectory) && echo cgroup-left; true
+            """)
+        #expect(left.isEmpty, "units or cgroup left after the pod: \(left)")
+        Self.step("pod slices and container scopes on v2", since: start)
         let steady = try await waitFor("steady", seconds: 300) { PodNode.isReady($0) }
         let steadyID = PodNode.status(steady, "app")?.containerID
 

@@ -121,10 +121,13 @@ public struct SystemdUnits: Sendable {
 
     /// A container scope's fixed properties (the monitor adds `PIDs`): delegated, so that a
     /// privileged container may make cgroups below its own; collected when it fails (an OOM
-    /// kill) as when it ends, so that no unit is left behind.
-    public static func scopeProperties(slice: String, description: String) -> [Property] {
+    /// kill) as when it ends, so that no unit is left behind; an OOM kill takes the whole
+    /// container or only its victim as `memory.oom.group` says (systemd writes that file from
+    /// `OOMPolicy`).
+    public static func scopeProperties(slice: String, description: String, groupOOMKill: Bool) -> [Property] {
         [Property("Description", .text(description)), Property("Slice", .text(slice)), Property("Delegate", .bool(true)),
-         Property("DefaultDependencies", .bool(false)), Property("CollectMode", .text("inactive-or-failed"))] + accounting
+         Property("DefaultDependencies", .bool(false)), Property("CollectMode", .text("inactive-or-failed")),
+         Property("OOMPolicy", .text(groupOOMKill ? "kill" : "continue"))] + accounting
     }
 
     /// The limits of `resources` as systemd properties, with the values the cgroup files get.
