@@ -87,7 +87,8 @@ struct plan {
 int iotkube_plan_load(const char *path, struct plan *plan, char **error);
 
 /* monitor_cgroup.c: starts the plan's systemd scope holding `child` and waits until it is there
- * (0, or -1 with `error`); opens a memory.events file (-1 when there is none); reads its
+ * (0; -2 when systemd has a unit of that name, which is left alone; -1 with `error`, the unit
+ * stopped: the caller reaps `child` only after the call); opens a memory.events file (-1 when there is none); reads its
  * oom_kill count (-1 when the cgroup is gone). */
 int iotkube_place_in_scope(const struct plan *p, pid_t child, char *error, size_t error_size);
 int iotkube_memory_events_open(const char *path);

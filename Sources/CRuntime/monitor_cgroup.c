@@ -14,18 +14,19 @@ int iotkube_place_in_scope(const struct plan *p, pid_t child, char *error, size_
     struct iotkube_unit_property properties[26];
     int count = 0;
     for (int i = 0; i < p->unit_property_count && count < 25; i++) properties[count++] = p->unit_properties[i];
-    properties[count++] = (struct iotkube_unit_property){ "PIDs", 'p', NULL, (unsigned long long)child };
+    properties[count++] = (struct iotkube_unit_property){ "PIDs", 'p', NULL, (unsigned long long)child, 0 };
     int started = iotkube_systemd_start_transient_unit(p->systemd_scope, properties, count, error, error_size);
-    if (started < 0) return -1;
     if (started == 1) {
         snprintf(error, error_size, "systemd already has a unit %s (a container of that name exists)", p->systemd_scope);
-        return -1;
+        return -2;
     }
-    if (iotkube_wait_for_cgroup((long long)child, p->systemd_cgroup, 10000) != 0) {
-        snprintf(error, error_size, "systemd did not move the container into %s (cgroup %s) within 10 s", p->systemd_scope, p->systemd_cgroup);
-        return -1;
-    }
-    return 0;
+    if (started == 0 && iotkube_wait_for_cgroup((long long)child, p->systemd_cgroup, 10000) == 0) return 0;
+    if (started == 0) snprintf(error, error_size, "systemd did not move the container into %s (cgroup %s) within 10 s", p->systemd_scope, p->systemd_cgroup);
+    /* The start job may still be queued with the pid: stop it while the pid cannot be reused
+     * (the caller kills the child but reaps it only after this). */
+    char ignored[256];
+    iotkube_systemd_stop_unit(p->systemd_scope, ignored, sizeof ignored);
+    return -1;
 }
 
 int iotkube_memory_events_open(const char *path) {

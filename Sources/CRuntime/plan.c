@@ -147,6 +147,7 @@ int iotkube_plan_load(const char *path, struct plan *plan, char **error) {
             struct iotkube_unit_property *u = &plan->unit_properties[plan->unit_property_count++];
             const char *type;
             STR(u->name); STR(type); NEED(type[0] && strchr("sbtu", type[0]) && !type[1]); u->type = type[0];
+            NUM(u->optional);
             if (u->type == 's') { STR(u->text); } else { NUM(u->number); }
         } else if (!strcmp(tag, "memoryevents")) {
             STR(plan->memory_events);

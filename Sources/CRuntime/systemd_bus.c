@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -106,7 +107,16 @@ struct bus {
     uint32_t serial;
     char *error;
     size_t error_size;
+    long long deadline;   /* CLOCK_MONOTONIC milliseconds: one call, however many messages, ends by then */
 };
+
+#define CALL_TIMEOUT_MS 30000
+
+static long long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
 
 static int fail(struct bus *bus, const char *format, const char *detail) {
     snprintf(bus->error, bus->error_size, format, detail);
@@ -125,14 +135,32 @@ static int write_all(int fd, const void *bytes, size_t count) {
     return 0;
 }
 
-static int read_exactly(int fd, void *bytes, size_t count) {
+/* Reads `count` bytes before the call's deadline; -1 with the reason set. */
+static int read_exactly(struct bus *bus, void *bytes, size_t count) {
     unsigned char *p = bytes;
     while (count > 0) {
-        ssize_t n = recv(fd, p, count, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return -1;
+        long long left = bus->deadline - now_ms();
+        if (left <= 0) return fail(bus, "systemd: no answer within %s s", "30");
+        struct pollfd ready = { bus->fd, POLLIN, 0 };
+        int polled = poll(&ready, 1, (int)left);
+        if (polled < 0 && errno == EINTR) continue;
+        if (polled == 0) return fail(bus, "systemd: no answer within %s s", "30");
+        ssize_t n = recv(bus->fd, p, count, MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) return fail(bus, "systemd: the connection closed: %s", n < 0 ? strerror(errno) : "end of stream");
         p += n;
         count -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads and drops `count` bytes (a message that is not our reply). */
+static int skip(struct bus *bus, size_t count) {
+    unsigned char sink[4096];
+    while (count > 0) {
+        size_t chunk = count < sizeof sink ? count : sizeof sink;
+        if (read_exactly(bus, sink, chunk) < 0) return -1;
+        count -= chunk;
     }
     return 0;
 }
@@ -189,52 +217,62 @@ static int reply(struct bus *bus, uint32_t serial, char *name, size_t name_size,
 }
 
 static int read_reply(struct bus *bus, unsigned char *message, size_t message_size, uint32_t serial, char *name, size_t name_size, char *text, size_t text_size) {
-    for (int messages = 0; messages < 256; messages++) {
-        if (read_exactly(bus->fd, message, 16) < 0) return fail(bus, "systemd: the bus closed the connection%s", "");
-        uint16_t probe = 1;
-        if (message[0] != (*(unsigned char *)&probe ? 'l' : 'B')) return fail(bus, "systemd: a reply in the other byte order%s", "");
+    uint16_t probe = 1;
+    const unsigned char native = *(unsigned char *)&probe ? 'l' : 'B';
+    for (;;) {
+        if (read_exactly(bus, message, 16) < 0) return -1;
+        if (message[0] != native) return fail(bus, "systemd: a message in the other byte order%s", "");
         uint32_t body_length, fields_length;
         memcpy(&body_length, message + 4, 4);
         memcpy(&fields_length, message + 12, 4);
-        if (fields_length > MESSAGE_LIMIT || body_length > MESSAGE_LIMIT) return fail(bus, "systemd: a reply over 64 KiB%s", "");
-        size_t header_end = 16 + fields_length;
-        header_end = (header_end + 7) / 8 * 8;
-        size_t total = header_end + body_length;
-        if (total > message_size) return fail(bus, "systemd: a reply over 64 KiB%s", "");
-        if (read_exactly(bus->fd, message + 16, total - 16) < 0) return fail(bus, "systemd: the bus closed the connection%s", "");
+        size_t header_end = ((size_t)fields_length + 16 + 7) / 8 * 8;
+        /* Headers are small; a huge one is no reply of systemd's: drop the message. */
+        if (fields_length > MESSAGE_LIMIT) {
+            if (skip(bus, header_end - 16) < 0 || skip(bus, body_length) < 0) return -1;
+            continue;
+        }
+        if (read_exactly(bus, message + 16, header_end - 16) < 0) return -1;
         int type = message[1];
         uint32_t reply_serial = 0;
         const char *error_name = NULL, *body_signature = "";
-        size_t at = 16, fields_end = 16 + fields_length;
+        size_t at = 16, fields_end = 16 + (size_t)fields_length;
         while (at < fields_end) {
-            if (aligned(&at, 8, fields_end) < 0 || at + 2 > fields_end) break;
+            if (aligned(&at, 8, fields_end) < 0 || fields_end - at < 3) break;
             unsigned char code = message[at++];
-            size_t signature_length = message[at++];
-            if (at + signature_length + 1 > fields_end) return fail(bus, "systemd: a malformed reply header%s", "");
-            char kind = (char)message[at];
-            at += signature_length + 1;
+            /* A one-letter signature: "s", "o", "g" or "u" (all that header fields use). */
+            if (message[at] != 1 || message[at + 2] != 0) return fail(bus, "systemd: a malformed message header%s", "");
+            char kind = (char)message[at + 1];
+            at += 3;
             if (kind == 's' || kind == 'o') {
-                if (aligned(&at, 4, fields_end) < 0 || at + 4 > fields_end) return fail(bus, "systemd: a malformed reply header%s", "");
+                if (aligned(&at, 4, fields_end) < 0 || fields_end - at < 5) return fail(bus, "systemd: a malformed message header%s", "");
                 uint32_t length;
                 memcpy(&length, message + at, 4);
-                if (at + 4 + (size_t)length + 1 > fields_end || message[at + 4 + length] != 0) return fail(bus, "systemd: a malformed reply header%s", "");
+                if (length > fields_end - at - 5 || message[at + 4 + length] != 0) return fail(bus, "systemd: a malformed message header%s", "");
                 if (code == 4) error_name = (const char *)message + at + 4;
                 at += 4 + (size_t)length + 1;
             } else if (kind == 'g') {
-                if (at + 1 > fields_end) return fail(bus, "systemd: a malformed reply header%s", "");
+                if (fields_end - at < 2) return fail(bus, "systemd: a malformed message header%s", "");
                 size_t length = message[at];
-                if (at + 1 + length + 1 > fields_end || message[at + 1 + length] != 0) return fail(bus, "systemd: a malformed reply header%s", "");
+                if (length > fields_end - at - 2 || message[at + 1 + length] != 0) return fail(bus, "systemd: a malformed message header%s", "");
                 if (code == 8) body_signature = (const char *)message + at + 1;
                 at += 1 + length + 1;
             } else if (kind == 'u') {
-                if (aligned(&at, 4, fields_end) < 0 || at + 4 > fields_end) return fail(bus, "systemd: a malformed reply header%s", "");
+                if (aligned(&at, 4, fields_end) < 0 || fields_end - at < 4) return fail(bus, "systemd: a malformed message header%s", "");
                 if (code == 5) memcpy(&reply_serial, message + at, 4);
                 at += 4;
             } else {
-                return fail(bus, "systemd: a reply header field of an unexpected type%s", "");
+                return fail(bus, "systemd: a message header field of an unexpected type%s", "");
             }
         }
-        if ((type != 2 && type != 3) || reply_serial != serial) continue;   /* signals, other replies */
+        /* Signals and anything else: read past. (The bus daemon forwards a reply only from the
+         * peer the call went to.) */
+        int ours = (type == 2 || type == 3) && reply_serial == serial;
+        if (!ours || body_length > message_size - header_end) {
+            if (skip(bus, body_length) < 0) return -1;
+            if (ours) return fail(bus, "systemd: a reply over 64 KiB%s", "");
+            continue;
+        }
+        if (read_exactly(bus, message + header_end, body_length) < 0) return -1;
         if (type == 2) return 0;
         snprintf(name, name_size, "%s", error_name ? error_name : "an unnamed error");
         text[0] = 0;
@@ -246,13 +284,16 @@ static int read_reply(struct bus *bus, unsigned char *message, size_t message_si
         }
         return 1;
     }
-    return fail(bus, "systemd: no reply%s", "");
 }
 
-/* Connects and authenticates (EXTERNAL, as the agent's uid); on the bus, says Hello. */
+/* Connects and authenticates (EXTERNAL, as the agent's uid); on the bus, says Hello. As root,
+ * systemd's own socket comes first, as with systemctl: no bus daemon in between, and no other
+ * client of the bus can send us messages there. */
 static int bus_open(struct bus *bus) {
-    const char *paths[2] = { BUS_SOCKET, SYSTEMD_SOCKET };
+    int root = getuid() == 0;
+    const char *paths[2] = { root ? SYSTEMD_SOCKET : BUS_SOCKET, root ? BUS_SOCKET : SYSTEMD_SOCKET };
     for (int i = 0; i < 2; i++) {
+        int on_bus = !strcmp(paths[i], BUS_SOCKET);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) return fail(bus, "systemd: socket: %s", strerror(errno));
         struct timeval timeout = { 30, 0 };
@@ -263,7 +304,7 @@ static int bus_open(struct bus *bus) {
         if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
             close(fd);
             if (i == 0) continue;
-            return fail(bus, "systemd: cannot reach systemd over D-Bus (" BUS_SOCKET " or " SYSTEMD_SOCKET "): %s; the systemd cgroup driver needs systemd as init", strerror(errno));
+            return fail(bus, "systemd: cannot reach systemd over D-Bus (" SYSTEMD_SOCKET " or " BUS_SOCKET "): %s; the systemd cgroup driver needs systemd as init", strerror(errno));
         }
         char uid[16], line[80] = "\0AUTH EXTERNAL ";
         snprintf(uid, sizeof uid, "%u", (unsigned)getuid());
@@ -286,7 +327,7 @@ static int bus_open(struct bus *bus) {
         }
         bus->fd = fd;
         bus->serial = 0;
-        if (i == 0) {
+        if (on_bus) {
             struct builder *empty = calloc(1, sizeof *empty);
             int serial = empty ? call(bus, "Hello", "", empty, 1) : fail(bus, "systemd: out of memory%s", "");
             free(empty);
@@ -303,8 +344,8 @@ static int bus_open(struct bus *bus) {
 /* One call to the manager; 0 done, 1 refused with `refusal` (another result from the caller's
  * view), -1 failed (the error filled in). */
 static int manager_call(const char *member, const char *signature, const struct builder *body, const char *unit,
-                        const char *tolerated, char *error, size_t error_size) {
-    struct bus bus = { -1, 0, error, error_size };
+                        const char *tolerated, char *error, size_t error_size, char *unknown_property, size_t unknown_size) {
+    struct bus bus = { -1, 0, error, error_size, now_ms() + CALL_TIMEOUT_MS };
     if (bus_open(&bus) < 0) return -1;
     int serial = call(&bus, member, signature, body, 0);
     int result = -1;
@@ -317,6 +358,14 @@ static int manager_call(const char *member, const char *signature, const struct 
             } else {
                 snprintf(error, error_size, "systemd refused %s of %s: %s (%s)", member, unit, text[0] ? text : name, name);
                 result = -1;
+                /* An older systemd: "Cannot set property OOMPolicy, or unknown property." */
+                const char *prefix = "Cannot set property ";
+                const char *comma = strchr(text, ',');
+                if (unknown_property && !strcmp(name, "org.freedesktop.DBus.Error.PropertyReadOnly") && !strncmp(text, prefix, strlen(prefix))
+                    && comma && (size_t)(comma - text) - strlen(prefix) < unknown_size) {
+                    snprintf(unknown_property, unknown_size, "%.*s", (int)(comma - text - strlen(prefix)), text + strlen(prefix));
+                    result = -2;
+                }
             }
         }
     }
@@ -324,30 +373,48 @@ static int manager_call(const char *member, const char *signature, const struct 
     return result;
 }
 
+/* StartTransientUnit or SetUnitProperties; properties marked optional that this systemd does
+ * not know (it names them one at a time) are left out and the call made again. */
+static int set_properties_call(int start, const char *unit, const struct iotkube_unit_property *properties, int count,
+                               char *error, size_t error_size) {
+    if (count < 0 || count > 64) { snprintf(error, error_size, "systemd: %d properties for %s", count, unit); return -1; }
+    int dropped[64] = { 0 };
+    for (int attempt = 0; attempt < 8; attempt++) {
+        struct iotkube_unit_property kept[64];
+        int kept_count = 0;
+        for (int i = 0; i < count; i++) if (!dropped[i]) kept[kept_count++] = properties[i];
+        struct builder *body = calloc(1, sizeof *body);
+        if (!body) { snprintf(error, error_size, "systemd: out of memory"); return -1; }
+        put_string(body, unit);
+        if (start) put_string(body, "replace"); else put_u32(body, 1);   /* runtime: until the next boot, as the unit is */
+        put_properties(body, kept, kept_count);
+        if (start) {
+            size_t elements, at = array_begin(body, 8, &elements);   /* no auxiliary units */
+            array_end(body, at, elements);
+        }
+        char unknown[128] = "";
+        int result = start
+            ? manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))", body, unit, "org.freedesktop.systemd1.UnitExists", error, error_size, unknown, sizeof unknown)
+            : manager_call("SetUnitProperties", "sba(sv)", body, unit, NULL, error, error_size, unknown, sizeof unknown);
+        free(body);
+        if (result != -2) return result;
+        int found = 0;
+        for (int i = 0; i < count; i++) {
+            if (!dropped[i] && properties[i].optional && !strcmp(properties[i].name, unknown)) { dropped[i] = 1; found = 1; }
+        }
+        if (!found) return -1;
+    }
+    return -1;
+}
+
 int iotkube_systemd_start_transient_unit(const char *unit, const struct iotkube_unit_property *properties, int count,
                                          char *error, size_t error_size) {
-    struct builder *body = calloc(1, sizeof *body);
-    if (!body) { snprintf(error, error_size, "systemd: out of memory"); return -1; }
-    put_string(body, unit);
-    put_string(body, "replace");
-    put_properties(body, properties, count);
-    size_t start, at = array_begin(body, 8, &start);   /* no auxiliary units */
-    array_end(body, at, start);
-    int result = manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))", body, unit, "org.freedesktop.systemd1.UnitExists", error, error_size);
-    free(body);
-    return result;
+    return set_properties_call(1, unit, properties, count, error, error_size);
 }
 
 int iotkube_systemd_set_unit_properties(const char *unit, const struct iotkube_unit_property *properties, int count,
                                         char *error, size_t error_size) {
-    struct builder *body = calloc(1, sizeof *body);
-    if (!body) { snprintf(error, error_size, "systemd: out of memory"); return -1; }
-    put_string(body, unit);
-    put_u32(body, 1);   /* runtime: until the next boot, as the unit is */
-    put_properties(body, properties, count);
-    int result = manager_call("SetUnitProperties", "sba(sv)", body, unit, NULL, error, error_size);
-    free(body);
-    return result;
+    return set_properties_call(0, unit, properties, count, error, error_size);
 }
 
 int iotkube_systemd_stop_unit(const char *unit, char *error, size_t error_size) {
@@ -355,7 +422,7 @@ int iotkube_systemd_stop_unit(const char *unit, char *error, size_t error_size) 
     if (!body) { snprintf(error, error_size, "systemd: out of memory"); return -1; }
     put_string(body, unit);
     put_string(body, "replace");
-    int result = manager_call("StopUnit", "ss", body, unit, "org.freedesktop.systemd1.NoSuchUnit", error, error_size);
+    int result = manager_call("StopUnit", "ss", body, unit, "org.freedesktop.systemd1.NoSuchUnit", error, error_size, NULL, 0);
     free(body);
     return result < 0 ? -1 : 0;
 }

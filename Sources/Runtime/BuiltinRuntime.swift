@@ -159,7 +159,8 @@ public struct BuiltinRuntime: Sendable {
                 procs = cgroups.procsFiles(cgroup)   // the backend makes it
             }
             if let events = cgroups.memoryEventsFile(cgroup) { plan.record("memoryevents", [events]) }
-            cgroupCreated = cgroup
+            // A scope is ours once the monitor made it (one of that name may be another's).
+            if systemdScope == nil { cgroupCreated = cgroup }
             plan.record("exitfile", ["\(state)/exit.json"])
             plan.record("pidfile", ["\(state)/pid"])
             plan.record("statedir", [state])
@@ -194,6 +195,7 @@ public struct BuiltinRuntime: Sendable {
             if systemdScope != nil {
                 // In its scope now, waiting for `start`: the limits systemd does not set, and the
                 // device filter, before any of its own code runs.
+                cgroupCreated = cgroup
                 procs = try cgroups.create(cgroup, resources: spec.linux?.resources)
             }
             let record = ContainerRecord(

@@ -105,6 +105,8 @@ import Testing
         ("cgroupDriver: docker\n", "cgroupDriver: \"docker\" is not cgroupfs or systemd"),
         ("enforceNodeAllocatable: [pods, system-reserved]\n", "enforceNodeAllocatable[1]: \"system-reserved\" is not supported"),
         ("podPidsLimit: 0\n", "podPidsLimit (0) must be -1 (none) or 1 to 4194304"),
+        ("memoryThrottlingFactor: 0\n", "memoryThrottlingFactor (0.0) must be above 0 and at most 1"),
+        ("memoryThrottlingFactor: 1.5\n", "memoryThrottlingFactor (1.5) must be above 0 and at most 1"),
         ("podPidsLimit: 99999999999999999999\n", "podPidsLimit"),
         ("cgroupRoot: edge\n", "cgroupRoot: \"edge\" is not an absolute cgroup path"),
         ("cgroupRoot: /edge/../..\n", "cgroupRoot: \"/edge/../..\" is not an absolute cgroup path"),
@@ -155,13 +157,19 @@ import Testing
         }
         #expect(cgroups.podUIDs() == [uid, uid + "x"])
         // Names that would leave the tree, or clash once dashes are underscores, are refused.
-        for hostile in ["a--b.slice", "-a.slice", "a-.slice", "../x.slice", "a/b.slice", "a.scope", "a b.slice"] {
+        for hostile in ["a--b.slice", "-a.slice", "a-.slice", "../x.slice", "a/b.slice", "a.scope", "a b.slice", "cpu.slice", "_a.slice", ".a.slice"] {
             #expect(throws: RuntimeError.self) { try SystemdUnits.slicePath(hostile) }
         }
-        for hostile in ["x.slice:iotkube", "x.slice:io/kube:c", "x.slice::c", "x.slice:a:..", "x.slice:a:b:c", "../x.slice:a:b"] {
+        for hostile in ["x.slice:iotkube", "x.slice:io/kube:c", "x.slice::c", "x.slice:a:..", "x.slice:a:b:c", "../x.slice:a:b", "x.slice:_a:b"] {
             #expect(throws: RuntimeError.self) { try SystemdUnits.scope(cgroupsPath: hostile) }
         }
         #expect(throws: RuntimeError.self) { try cgroups.prepare(Self.pod([Self.container("a")], uid: "a_b")) }
+        // Nor does removing (or measuring) a pod with such a UID reach the other pod's slice.
+        let other = root + "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-poda_b.slice"
+        try FileManager.default.createDirectory(atPath: other, withIntermediateDirectories: true)
+        cgroups.remove(uid: "a_b")
+        #expect(FileManager.default.fileExists(atPath: other))
+        #expect(cgroups.statistics(Self.pod([Self.container("a")], uid: "a_b")) == nil)
     }
 
     @Test func systemdGetsTheLimitsTheCgroupFilesGet() {
@@ -178,6 +186,20 @@ import Testing
         #expect(properties["CPUWeight"] == .uint64(CgroupV2Manager.weight(fromShares: 256)))
         #expect(properties["CPUQuotaPerSecUSec"] == .uint64(250_000) && properties["CPUQuotaPeriodUSec"] == .uint64(100_000))
         #expect(properties["TasksMax"] == .uint64(100))
+        // systemd keeps whole percents: rounded up (as runc does), never below the quota.
+        cpu.quota = 1_500
+        resources.cpu = cpu
+        #expect(SystemdUnits.resourceProperties(resources).first { $0.name == "CPUQuotaPerSecUSec" }?.value == .uint64(20_000))
+        cpu.quota = 100_000
+        cpu.period = 300_000
+        resources.cpu = cpu
+        #expect(SystemdUnits.resourceProperties(resources).first { $0.name == "CPUQuotaPerSecUSec" }?.value == .uint64(340_000))
+        cpu.period = 100_000
+        // Swap as the file gets it (OCI's is memory+swap); no process limit is infinity.
+        resources.memory?.swap = 50_331_648
+        resources.pids = nil
+        let more = Dictionary(uniqueKeysWithValues: SystemdUnits.resourceProperties(resources).map { ($0.name, $0.value) })
+        #expect(more["MemorySwapMax"] == .uint64(0) && more["TasksMax"] == .uint64(.max))
         // No quota is infinity; a hostile quota saturates instead of trapping.
         cpu.quota = -1
         resources.cpu = cpu
@@ -185,6 +207,43 @@ import Testing
         cpu.quota = .max
         resources.cpu = cpu
         #expect(SystemdUnits.resourceProperties(resources).first { $0.name == "CPUQuotaPerSecUSec" }?.value == .uint64(.max - 1))
+    }
+
+    @Test func memoryQoSGivesContainersMinAndHighAsTheKubeletComputesThem() {
+        let burstable = Self.container("a", requests: ["memory": "64Mi"], limits: ["memory": "128Mi"])
+        #expect(ContainerSpecBuilder.memoryQoS(burstable, factor: 0.9, allocatableMemory: 1 << 30, pageSize: 4096)
+            == ["memory.min": "67108864", "memory.high": "127504384"])
+        // Without a limit the ceiling is node allocatable; with neither request nor limit, nothing.
+        #expect(ContainerSpecBuilder.memoryQoS(Self.container("a", requests: ["memory": "64Mi"]), factor: 0.9, allocatableMemory: 1 << 30, pageSize: 4096)
+            == ["memory.min": "67108864", "memory.high": "973078528"])
+        #expect(ContainerSpecBuilder.memoryQoS(Self.container("a"), factor: 0.9, allocatableMemory: 1 << 30, pageSize: 4096).isEmpty)
+        // Request equal to limit (Guaranteed): protected, never throttled.
+        #expect(ContainerSpecBuilder.memoryQoS(Self.container("a", requests: ["memory": "1Gi"], limits: ["memory": "1Gi"]), factor: 0.9, allocatableMemory: 1 << 32, pageSize: 4096)
+            == ["memory.min": "1073741824"])
+        // A limit that is only a request (the API server's defaulting) is the request.
+        #expect(ContainerSpecBuilder.memoryQoS(Self.container("a", limits: ["memory": "1Gi"]), factor: 0.9, allocatableMemory: 1 << 32, pageSize: 4096)
+            == ["memory.min": "1073741824"])
+        // Hostile sizes neither trap nor wrap.
+        let huge = Self.container("a", requests: ["memory": "1"], limits: ["memory": "8Ei"])
+        #expect(ContainerSpecBuilder.memoryQoS(huge, factor: 1, allocatableMemory: .max, pageSize: 4096)["memory.high"].flatMap { Int64($0) }.map { $0 > 0 } ?? true)
+    }
+
+    @Test func memoryQoSProtectsPodsAndTiersByTheirRequests() throws {
+        let recorder = RecordingCgroupManager()
+        let cgroups = PodCgroups(manager: recorder, nodeLimits: nil, podPidsLimit: nil, memoryQoS: 0.9)
+        func read(_ path: String) -> String? { recorder.written(path)?.unified?["memory.min"] }
+        let burstable = try cgroups.prepare(Self.pod([Self.container("a", requests: ["memory": "64Mi"])], uid: "b"))
+        let guaranteed = try cgroups.prepare(Self.pod([Self.container("a", requests: ["cpu": "1", "memory": "128Mi"], limits: ["cpu": "1", "memory": "128Mi"])], uid: "g"))
+        _ = try cgroups.prepare(Self.pod([Self.container("a")], uid: "e"))
+        #expect(read(burstable) == "67108864" && read(guaranteed) == "134217728")
+        #expect(read("kubepods") == "201326592" && read("kubepods/burstable") == "67108864")
+        cgroups.remove(uid: "b")
+        #expect(read("kubepods") == "134217728" && read("kubepods/burstable") == "0")
+        let settings = try AgentConfiguration.load(try AgentNetworkConfigurationTests.file("memoryQoS: true\nmemoryThrottlingFactor: 0.8\n"))
+        #expect(try settings.podCgroups(manager: recorder, cpuCount: 1, memoryBytes: 1 << 30, systemdBooted: false).memoryQoS == 0.8)
+        #expect { _ = try settings.podCgroups(manager: CgroupV1Manager(hierarchies: ["memory": "/nonexistent"]), cpuCount: 1, memoryBytes: 1 << 30) } throws: {
+            "\($0)".contains("memoryQoS: needs cgroup v2")
+        }
     }
 
     @Test func kubepodsGetsCapacityLessBothReservationsAndAllocatableShowsThem() throws {
@@ -234,4 +293,27 @@ struct PodCgroupUsageTests {
         let usage = PodResourceUsage.measure(pod, host: host, withStorage: false)
         #expect(usage.memoryBytes == 4_000_000 && usage.processes == 7)
     }
+}
+
+/// A cgroup v2 host that only records what parents get (the values, not the kernel's part).
+final class RecordingCgroupManager: CgroupManager, @unchecked Sendable {
+    private let lock = NSLock()
+    private var parents: [String: RuntimeSpec.Resources] = [:]
+
+    func written(_ path: String) -> RuntimeSpec.Resources? { lock.withLock { parents[path] } }
+
+    var summary: String { "recording" }
+    var containerMountLayout: CgroupMountLayout { .unified }
+    var controllerNames: Set<String> { ["cpu", "memory", "pids"] }
+    func create(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) -> [String] { [] }
+    func statistics(_ path: String) -> CgroupStatistics { CgroupStatistics() }
+    func kill(_ path: String) {}
+    func remove(_ path: String) { lock.withLock { parents[path] = nil } }
+    func prepareParent(_ path: String, resources: RuntimeSpec.Resources?) throws(RuntimeError) {
+        lock.withLock { parents[path] = resources ?? RuntimeSpec.Resources() }
+    }
+    func exists(_ path: String) -> Bool { lock.withLock { parents[path] != nil } }
+    func procsFiles(_ path: String) -> [String] { [] }
+    func children(_ path: String) -> [String] { [] }
+    func memoryEventsFile(_ path: String) -> String? { nil }
 }

@@ -160,14 +160,17 @@ struct CgroupV2VMTests {
         // the container.
         try Self.bundle(vm, "scoped", ["sh", "-c", "cat /proc/self/cgroup; sleep 300"]) { spec in
             spec.linux?.cgroupsPath = "iotkubetest-pod1.slice:iotkube:scoped"
-            spec.linux?.resources = Self.resources { $0.memory = .init(limit: 40 << 20); $0.cpu = .init(); $0.cpu?.quota = 50_000; $0.cpu?.period = 100_000; $0.pids = .init(limit: 64) }
+            spec.linux?.resources = Self.resources {
+                $0.memory = .init(limit: 40 << 20); $0.memory?.swap = 40 << 20; $0.cpu = .init(); $0.cpu?.quota = 50_000; $0.cpu?.period = 100_000
+                $0.pids = .init(limit: 64); $0.unified = ["memory.high": "33554432", "memory.min": "8388608"]
+            }
         }
         let scopeDirectory = "/sys/fs/cgroup/iotkubetest.slice/iotkubetest-pod1.slice/iotkube-scoped.scope"
         let scoped = try await vm.checkAsync("""
             \(runtime) create -b bundles/scoped --container-log /tmp/scoped.log scoped && \(runtime) start scoped; echo created=$?
             systemctl is-active iotkube-scoped.scope; systemctl show -p Slice -p Delegate iotkube-scoped.scope
             systemctl daemon-reload
-            cat \(scopeDirectory)/memory.max \(scopeDirectory)/cpu.max \(scopeDirectory)/pids.max
+            cat \(scopeDirectory)/memory.max \(scopeDirectory)/cpu.max \(scopeDirectory)/pids.max \(scopeDirectory)/memory.high \(scopeDirectory)/memory.min \(scopeDirectory)/memory.swap.max
             \(runtime) exec scoped -- cat /proc/self/cgroup; echo exec=$?
             \(runtime) delete --force scoped; echo deleted=$?
             sleep 1
@@ -176,7 +179,7 @@ struct CgroupV2VMTests {
             true
             """)
         #expect(scoped.contains("created=0\nactive\n") && scoped.contains("Slice=iotkubetest-pod1.slice") && scoped.contains("Delegate=yes"), "\(scoped)")
-        #expect(scoped.contains("41943040\n50000 100000\n64\n0::/\nexec=0\ndeleted=0\nunits=0") && !scoped.contains("scope-left"), "\(scoped)")
+        #expect(scoped.contains("41943040\n50000 100000\n64\n33554432\n8388608\n0\n0::/\nexec=0\ndeleted=0\nunits=0") && !scoped.contains("scope-left"), "\(scoped)")
         // An OOM kill is reported although systemd removes the scope's cgroup as soon as it is empty.
         try Self.bundle(vm, "scopedoom", ["/bin/probe", "alloc", "256"]) { spec in
             spec.linux?.cgroupsPath = "iotkubetest.slice:iotkube:scopedoom"

@@ -32,6 +32,9 @@ public enum ContainerSpecBuilder {
         /// An OOM kill takes the whole container, not one of its processes (the kubelet's
         /// `memory.oom.group` on cgroup v2; needs the v2 memory controller).
         public var groupOOMKill = false
+        /// The kubelet's MemoryQoS (`memory.min`, `memory.high`): its throttling factor and the
+        /// node's allocatable memory (the ceiling of a container without a limit); nil: off.
+        public var memoryQoS: (factor: Double, allocatableMemory: Int64)?
 
         public init(
             pod: Pod, container: Container, process: ContainerProcess, imageUser: String?, rootfs: String, sandbox: PodSandbox?,
@@ -91,7 +94,12 @@ public enum ContainerSpecBuilder {
         linux.namespaces = namespaces
         linux.cgroupsPath = input.cgroupsPath
         linux.resources = resources(container)
-        if input.groupOOMKill { linux.resources?.unified = ["memory.oom.group": "1"] }
+        var unified: [String: String] = [:]
+        if input.groupOOMKill { unified["memory.oom.group"] = "1" }
+        if let qos = input.memoryQoS {
+            unified.merge(memoryQoS(container, factor: qos.factor, allocatableMemory: qos.allocatableMemory)) { $1 }
+        }
+        if !unified.isEmpty { linux.resources?.unified = unified }
         linux.seccomp = try seccomp(context?.seccompProfile ?? podContext?.seccompProfile, privileged: privileged, root: input.seccompProfileRoot, label: label)
         if let sysctls = podContext?.sysctls, !sysctls.isEmpty {
             linux.sysctl = Dictionary(sysctls.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })

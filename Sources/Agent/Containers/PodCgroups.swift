@@ -22,8 +22,11 @@ public final class PodCgroups: Sendable {
     public let nodeLimits: RuntimeSpec.Resources?
     /// Every pod's process limit (the kubelet's `podPidsLimit`; nil: none).
     public let podPidsLimit: Int64?
-    /// The pods with a cgroup, by UID: their class and CPU request (for the burstable tier's share).
-    private let pods = Mutex<[String: (qos: PodQOSClass, milliCPU: Int64)]>([:])
+    /// The pods with a cgroup, by UID: their class, CPU and memory requests (for the tiers' values).
+    private let pods = Mutex<[String: (qos: PodQOSClass, milliCPU: Int64, memory: Int64)]>([:])
+    /// The kubelet's MemoryQoS (cgroup v2), with its throttling factor: `memory.min` from the
+    /// memory requests on pods and tiers (and on containers, `memory.high`); nil: off.
+    public let memoryQoS: Double?
 
     /// The systemd driver: the cgroups are slices systemd makes (`kubepods.slice`,
     /// `kubepods-burstable.slice`, `kubepods-burstable-pod<uid>.slice`), containers scopes in
@@ -31,13 +34,23 @@ public final class PodCgroups: Sendable {
     public let systemd: SystemdUnits?
 
     public init(manager: any CgroupManager, root: String = "kubepods", nodeLimits: RuntimeSpec.Resources?, podPidsLimit: Int64?,
-                systemd: SystemdUnits? = nil) {
+                systemd: SystemdUnits? = nil, memoryQoS: Double? = nil) {
         self.manager = manager
+        self.memoryQoS = memoryQoS
         self.root = systemd == nil ? root : "kubepods.slice"
         self.nodeLimits = nodeLimits
         self.podPidsLimit = podPidsLimit
         self.systemd = systemd
+        // The cgroupfs driver's tree, left by an agent that used it before the driver changed.
+        formerTree = systemd == nil ? nil : PodCgroups(manager: manager, nodeLimits: nil, podPidsLimit: nil)
     }
+
+    /// With the systemd driver: the pod cgroups the cgroupfs driver made, swept as leftovers.
+    private let formerTree: PodCgroups?
+
+    /// Whether a UID can name a pod's cgroup here: with systemd, no "_", which stands for a
+    /// dash in slice names (another pod's slice could be named otherwise).
+    func accepts(_ uid: String) -> Bool { Self.isCgroupName(uid) && (systemd == nil || !uid.contains("_")) }
 
     /// Whether containers' OOM kills take the whole container (cgroup v2 with its memory controller).
     public var groupsOOMKills: Bool { manager.containerMountLayout == .unified && manager.controllerNames.contains("memory") }
@@ -89,20 +102,43 @@ public final class PodCgroups: Sendable {
     /// Makes (or brings up to date) `kubepods`, the pod's tier and the pod's cgroup; returns the
     /// pod's path, below which its containers go.
     public func prepare(_ pod: Pod) throws(RuntimeError) -> String {
-        guard let uid = pod.metadata.uid, Self.isCgroupName(uid), systemd == nil || !uid.contains("_") else {
+        guard let uid = pod.metadata.uid, accepts(uid) else {
             throw RuntimeError("metadata.uid: \"\(pod.metadata.uid ?? "")\" cannot name a cgroup")
         }
         let qos = PodStatusBuilder.qosClass(pod)
-        try prepareParent(root, resources: nodeLimits, description: "iotkube pods")
-        // The tier's share is written under the lock: two pods at once must not leave it stale.
+        // The tiers' values are written under the lock: two pods at once must not leave them stale.
         try pods.withLock { (pods) throws(RuntimeError) in
-            pods[uid] = (qos, pod.effectiveRequests.milliCPU)
-            try prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(Self.burstableShares(pods.values))), description: "iotkube burstable pods")
+            let requests = pod.effectiveRequests
+            pods[uid] = (qos, requests.milliCPU, qos == .bestEffort ? 0 : max(0, requests.memory))
+            try prepareTiers(pods)
         }
-        try prepareParent(tier(.bestEffort), resources: fitted(Self.cpuShares(2)), description: "iotkube best-effort pods")
         let path = podPath(uid: uid, qos: qos)
-        try prepareParent(path, resources: fitted(Self.resources(pod, pidsLimit: podPidsLimit)), description: "iotkube pod \(uid)")
+        var resources = fitted(Self.resources(pod, pidsLimit: podPidsLimit))
+        if memoryQoS != nil { resources = Self.memoryMin(pod.effectiveRequests.memory, on: resources) }
+        try prepareParent(path, resources: resources, description: "iotkube pod \(uid)")
         return path
+    }
+
+    /// `kubepods` and the tiers, with the values the pods in `pods` give them.
+    private func prepareTiers(_ pods: [String: (qos: PodQOSClass, milliCPU: Int64, memory: Int64)]) throws(RuntimeError) {
+        var node = nodeLimits, burstable = fitted(Self.cpuShares(Self.burstableShares(pods.values.map { ($0.qos, $0.milliCPU) })))
+        if memoryQoS != nil {
+            // What the pods below request is protected from reclaim by the rest of the board.
+            node = Self.memoryMin(pods.values.map(\.memory).saturatingSum(), on: node)
+            burstable = Self.memoryMin(pods.values.filter { $0.qos == .burstable }.map(\.memory).saturatingSum(), on: burstable)
+        }
+        try prepareParent(root, resources: node, description: "iotkube pods")
+        try prepareParent(tier(.burstable), resources: burstable, description: "iotkube burstable pods")
+        try prepareParent(tier(.bestEffort), resources: fitted(Self.cpuShares(2)), description: "iotkube best-effort pods")
+    }
+
+    /// `resources` with cgroup v2's `memory.min`.
+    static func memoryMin(_ bytes: Int64, on resources: RuntimeSpec.Resources?) -> RuntimeSpec.Resources {
+        var resources = resources ?? RuntimeSpec.Resources()
+        var unified = resources.unified ?? [:]
+        unified["memory.min"] = String(max(0, bytes))
+        resources.unified = unified
+        return resources
     }
 
     /// A cgroup that holds others; with systemd, its slice is started (or updated) first and
@@ -133,20 +169,23 @@ public final class PodCgroups: Sendable {
     }
 
     /// Kills what is left in the pod's cgroup and removes it (its containers' cgroups must be
-    /// gone: the runtime removes them with the containers).
+    /// gone: the runtime removes them with the containers). With systemd, its slice is stopped;
+    /// one that cannot be is kept, for the next sweep to find.
     public func remove(uid: String) {
-        guard Self.isCgroupName(uid) else { return }
+        guard accepts(uid) else { return }
         for qos in [PodQOSClass.guaranteed, .burstable, .bestEffort] {
-            let path = podPath(uid: uid, qos: qos)
-            guard manager.exists(path) else { continue }
+            let path = podPath(uid: uid, qos: qos), exists = manager.exists(path)
             // Everything below it too: a privileged container may have made cgroups of its own.
-            manager.kill(path)
-            if let systemd { try? systemd.stop(podName(uid: uid, qos: qos)) }
-            manager.remove(path)
+            if exists { manager.kill(path) }
+            if let systemd {
+                guard (try? systemd.stop(podName(uid: uid, qos: qos))) != nil else { continue }
+            }
+            if exists { manager.remove(path) }
         }
+        formerTree?.remove(uid: uid)
         pods.withLock { pods in
-            pods[uid] = nil
-            try? manager.prepareParent(tier(.burstable), resources: fitted(Self.cpuShares(Self.burstableShares(pods.values))))
+            guard pods.removeValue(forKey: uid) != nil else { return }
+            try? prepareTiers(pods)
         }
     }
 
@@ -160,7 +199,7 @@ public final class PodCgroups: Sendable {
     /// when it has none.
     public func statistics(_ pod: Pod) -> CgroupStatistics? {
         let path = podPath(pod)
-        guard pod.metadata.uid?.isEmpty == false, manager.exists(path) else { return nil }
+        guard let uid = pod.metadata.uid, accepts(uid), manager.exists(path) else { return nil }
         return manager.statistics(path)
     }
 
@@ -172,7 +211,7 @@ public final class PodCgroups: Sendable {
                 if let uid = uid(ofChild: name, in: qos) { found.insert(uid) }
             }
         }
-        return found
+        return found.union(formerTree?.podUIDs() ?? [])
     }
 
     // MARK: values

@@ -137,6 +137,7 @@ extension PodWorker {
             input.devices = try host.devices?.devices(pod: uid, container: container.name) ?? []
             input.pluginAllocations = host.devices?.pluginAllocations(pod: uid, container: container.name) ?? []
             input.groupOOMKill = host.cgroups?.groupsOOMKills ?? false
+            if let factor = host.cgroups?.memoryQoS { input.memoryQoS = (factor, host.nodeAllocatable["memory"]?.value ?? 0) }
             try await host.devices?.preStart(pod: uid, container: container.name)
             var spec = try ContainerSpecBuilder.build(input)
             let imageID = image.repoDigests.first ?? image.id.description

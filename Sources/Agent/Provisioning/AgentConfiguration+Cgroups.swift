@@ -56,6 +56,9 @@ extension AgentConfiguration {
                 throw ProvisioningError("\(path): cgroupRoot: \"\(root)\" is not an absolute cgroup path (like / or /edge)")
             }
         }
+        if let factor = memoryThrottlingFactor, !(factor > 0 && factor <= 1) {
+            throw ProvisioningError("\(path): memoryThrottlingFactor (\(factor)) must be above 0 and at most 1")
+        }
         if let limit = podPidsLimit, limit != -1, !(1...4_194_304).contains(limit) {
             throw ProvisioningError("\(path): podPidsLimit (\(limit)) must be -1 (none) or 1 to 4194304")
         }
@@ -88,6 +91,9 @@ extension AgentConfiguration {
     /// the controllers this host has.
     /// Refused: reservations that leave pods no memory, a process limit without the pids controller.
     public func podCgroups(manager: any CgroupManager, cpuCount: Int, memoryBytes: Int64, systemdBooted: Bool = SystemdUnits.isBooted) throws(ProvisioningError) -> PodCgroups {
+        if memoryQoS == true, manager.containerMountLayout != .unified || !manager.controllerNames.contains("memory") {
+            throw ProvisioningError("memoryQoS: needs cgroup v2 with its memory controller (memory.min and memory.high), which this host does not have")
+        }
         if let limit = podPidsLimit, limit > 0, !manager.controllerNames.contains("pids") {
             throw ProvisioningError("podPidsLimit: the pids cgroup controller is not available on this host (enable it in the kernel command line or configuration, or remove podPidsLimit)")
         }
@@ -115,6 +121,6 @@ extension AgentConfiguration {
         let root = (cgroupRoot ?? "/").split(separator: "/").map(String.init) + ["kubepods"]
         let systemd = try usesSystemdDriver(manager: manager, systemdBooted: systemdBooted) ? SystemdUnits() : nil
         return PodCgroups(manager: manager, root: root.joined(separator: "/"), nodeLimits: limits, podPidsLimit: podPidsLimit.flatMap { $0 > 0 ? $0 : nil },
-                          systemd: systemd)
+                          systemd: systemd, memoryQoS: memoryQoS == true ? memoryThrottlingFactor ?? 0.9 : nil)
     }
 }

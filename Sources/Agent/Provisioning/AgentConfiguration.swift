@@ -41,8 +41,14 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     public var enforceNodeAllocatable: [String]?
     /// The most processes one pod may have (the kubelet's `podPidsLimit`; default: no limit).
     public var podPidsLimit: Int64?
-    /// How pod cgroups are made: `cgroupfs` (the `kubepods` hierarchy written directly).
+    /// How pod cgroups are made: `systemd` (slices and scopes systemd makes; the default where
+    /// systemd runs the board with cgroup v2) or `cgroupfs` (the hierarchy written directly).
     public var cgroupDriver: String?
+    /// The kubelet's MemoryQoS (cgroup v2): `memory.min` from memory requests on containers,
+    /// pods and the tiers, and `memory.high` below each container's limit (default false).
+    public var memoryQoS: Bool?
+    /// Where between request and limit `memory.high` sits with memoryQoS (default 0.9).
+    public var memoryThrottlingFactor: Double?
     /// The cgroup `kubepods` is made in (the kubelet's `cgroupRoot`, default `/`).
     public var cgroupRoot: String?
     /// Whether pods get the kubepods hierarchy (QoS tiers, a cgroup per pod; the kubelet's
@@ -121,6 +127,8 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         cgroupDriver = try container.decodeIfPresent(String.self, forKey: .cgroupDriver)
         cgroupRoot = try container.decodeIfPresent(String.self, forKey: .cgroupRoot)
         cgroupsPerQOS = try container.decodeIfPresent(Bool.self, forKey: .cgroupsPerQOS)
+        memoryQoS = try container.decodeIfPresent(Bool.self, forKey: .memoryQoS)
+        memoryThrottlingFactor = try container.decodeIfPresent(Double.self, forKey: .memoryThrottlingFactor)
         registryMirrors = try container.decodeIfPresent([String: [String]].self, forKey: .registryMirrors)
         registryCAFiles = try container.decodeIfPresent([String: String].self, forKey: .registryCAFiles)
         registryAuthFile = try container.decodeIfPresent(String.self, forKey: .registryAuthFile)
@@ -156,7 +164,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, unknownFields
-        case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS, runtime
+        case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS, runtime, memoryQoS, memoryThrottlingFactor
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.

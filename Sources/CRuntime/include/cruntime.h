@@ -71,16 +71,18 @@ int iotkube_device_filter_attach(const char *cgroup_directory, const struct iotk
 
 /// A property of a systemd unit for StartTransientUnit/SetUnitProperties: `type` 's' (text),
 /// 'b' (number 0/1), 't' (uint64 number), 'u' (uint32 number) or 'p' (`PIDs`: a list of the one
-/// pid in number).
+/// pid in number). An `optional` one is left out where systemd is too old to know it.
 struct iotkube_unit_property {
     const char *name;
     char type;
     const char *text;
     unsigned long long number;
+    int optional;
 };
 
 /// Starts a transient unit (a slice, or a scope holding the pid given) through systemd's D-Bus
-/// API. 0 when started (the start job queued), 1 when the unit exists already, -1 with `error`.
+/// API, within 30 s. 0 when started (the start job queued), 1 when the unit exists already, -1
+/// with `error`.
 int iotkube_systemd_start_transient_unit(const char *unit, const struct iotkube_unit_property *properties, int count,
                                          char *error, size_t error_size);
 /// Changes a unit's properties (until the next boot). 0, or -1 with `error`.

@@ -22,19 +22,23 @@ public struct SystemdUnits: Sendable {
 
         public var name: String
         public var value: Value
+        /// Left out where systemd is too old to know it (the cgroup file still gets the value).
+        public var optional: Bool
 
-        public init(_ name: String, _ value: Value) {
+        public init(_ name: String, _ value: Value, optional: Bool = false) {
             self.name = name
             self.value = value
+            self.optional = optional
         }
 
-        /// The plan file's tokens (name, type, value) for the monitor.
+        /// The plan file's tokens (name, type, optional, value) for the monitor.
         public var planTokens: [String] {
+            let flag = optional ? "1" : "0"
             switch value {
-            case .text(let text): return [name, "s", text]
-            case .bool(let flag): return [name, "b", flag ? "1" : "0"]
-            case .uint64(let number): return [name, "t", String(number)]
-            case .uint32(let number): return [name, "u", String(number)]
+            case .text(let text): return [name, "s", flag, text]
+            case .bool(let on): return [name, "b", flag, on ? "1" : "0"]
+            case .uint64(let number): return [name, "t", flag, String(number)]
+            case .uint32(let number): return [name, "u", flag, String(number)]
             }
         }
     }
@@ -75,7 +79,17 @@ public struct SystemdUnits: Sendable {
         }
         var path: [String] = []
         for index in parts.indices { path.append(parts[...index].joined(separator: "-") + ".slice") }
+        // Names systemd would escape in the cgroup path ("_cpu.slice"): refused, not guessed.
+        guard path.allSatisfy({ !isEscapedByCgroupName($0) }) else { throw RuntimeError("\"\(slice)\" names a cgroup systemd escapes (a leading \"_\" or \".\", or a controller's name)") }
         return path.joined(separator: "/")
+    }
+
+    /// systemd's cg_escape: a name starting with "_" or ".", or whose part before the first
+    /// "." is a controller's name, gets a "_" in front in the cgroup tree.
+    static func isEscapedByCgroupName(_ name: String) -> Bool {
+        guard let first = name.first, first != "_", first != "." else { return true }
+        let stem = name.split(separator: ".", maxSplits: 1).first.map(String.init) ?? name
+        return ["cpu", "cpuacct", "cpuset", "io", "blkio", "memory", "devices", "freezer", "net_cls", "net_prio", "perf_event", "hugetlb", "pids", "rdma", "misc", "cgroup"].contains(stem)
     }
 
     /// A container's scope from an OCI systemd `cgroupsPath` ("slice:prefix:name", as runc and
@@ -89,6 +103,7 @@ public struct SystemdUnits: Sendable {
         }
         let slice = parts[0].isEmpty ? "system.slice" : parts[0]
         let unit = parts[1] + "-" + parts[2] + ".scope"
+        guard !isEscapedByCgroupName(unit) else { throw RuntimeError("linux.cgroupsPath: the unit \(unit) names a cgroup systemd escapes") }
         guard unit.utf8.count <= 255 else { throw RuntimeError("linux.cgroupsPath: the unit \(unit) is longer than 255 bytes") }
         let parent = try slicePath(slice)
         return (slice, unit, parent.isEmpty ? unit : parent + "/" + unit)
@@ -126,30 +141,50 @@ public struct SystemdUnits: Sendable {
     /// `OOMPolicy`).
     public static func scopeProperties(slice: String, description: String, groupOOMKill: Bool) -> [Property] {
         [Property("Description", .text(description)), Property("Slice", .text(slice)), Property("Delegate", .bool(true)),
-         Property("DefaultDependencies", .bool(false)), Property("CollectMode", .text("inactive-or-failed")),
-         Property("OOMPolicy", .text(groupOOMKill ? "kill" : "continue"))] + accounting
+         Property("DefaultDependencies", .bool(false)), Property("CollectMode", .text("inactive-or-failed"), optional: true),
+         Property("OOMPolicy", .text(groupOOMKill ? "kill" : "continue"), optional: true)] + accounting
     }
 
-    /// The limits of `resources` as systemd properties, with the values the cgroup files get.
+    /// The limits of `resources` as systemd properties, with the values the cgroup files get
+    /// (systemd writes its own again on a daemon-reload). No process limit is `infinity`, not
+    /// systemd's DefaultTasksMax.
     public static func resourceProperties(_ resources: RuntimeSpec.Resources?) -> [Property] {
-        guard let resources else { return [] }
         var properties: [Property] = []
-        if let limit = resources.memory?.limit { properties.append(Property("MemoryMax", .uint64(limit < 0 ? .max : UInt64(limit)))) }
-        if let low = resources.memory?.reservation { properties.append(Property("MemoryLow", .uint64(low < 0 ? .max : UInt64(low)))) }
-        if let cpu = resources.cpu {
+        let memory = resources?.memory
+        if let limit = memory?.limit { properties.append(Property("MemoryMax", .uint64(limit < 0 ? .max : UInt64(limit)))) }
+        if let low = memory?.reservation { properties.append(Property("MemoryLow", .uint64(low < 0 ? .max : UInt64(low)), optional: true)) }
+        if let swap = memory?.swap {
+            // OCI swap is memory+swap; memory.swap.max is swap alone.
+            let value = swap < 0 ? UInt64.max : UInt64(max(0, swap.subtractingReportingOverflow(memory?.limit ?? 0).partialValue))
+            properties.append(Property("MemorySwapMax", .uint64(value), optional: true))
+        }
+        if let cpu = resources?.cpu {
             if let shares = cpu.shares { properties.append(Property("CPUWeight", .uint64(CgroupV2Manager.weight(fromShares: shares)))) }
             if cpu.quota != nil || cpu.period != nil {
                 let period = max(1000, min(1_000_000, cpu.period ?? 100_000))
                 var perSecond = UInt64.max
                 if let quota = cpu.quota, quota > 0 {
+                    // systemd keeps whole percents (10 ms per second): rounded up, as runc does,
+                    // so that after a daemon-reload the container gets at least its quota.
                     let (product, overflow) = UInt64(quota).multipliedReportingOverflow(by: 1_000_000)
-                    perSecond = overflow ? .max - 1 : max(1000, product / period)
+                    let exact = product / period + (product % period == 0 ? 0 : 1)
+                    perSecond = overflow || exact > UInt64.max / 2 ? .max - 1 : max(10_000, (exact + 9_999) / 10_000 * 10_000)
                 }
                 properties.append(Property("CPUQuotaPerSecUSec", .uint64(perSecond)))
-                properties.append(Property("CPUQuotaPeriodUSec", .uint64(period)))
+                properties.append(Property("CPUQuotaPeriodUSec", .uint64(period), optional: true))
             }
         }
-        if let pids = resources.pids { properties.append(Property("TasksMax", .uint64(pids.limit <= 0 ? .max : UInt64(pids.limit)))) }
+        let pids = resources?.pids?.limit ?? 0
+        properties.append(Property("TasksMax", .uint64(pids <= 0 ? .max : UInt64(pids))))
+        // MemoryQoS's values (written as unified files too).
+        for (file, name) in [("memory.min", "MemoryMin"), ("memory.high", "MemoryHigh")] {
+            guard let text = resources?.unified?[file] else { continue }
+            if let bytes = UInt64(text) {
+                properties.append(Property(name, .uint64(bytes), optional: true))
+            } else if text == "max" {
+                properties.append(Property(name, .uint64(.max), optional: true))
+            }
+        }
         return properties
     }
 
@@ -162,7 +197,7 @@ public struct SystemdUnits: Sendable {
         for property in properties {
             let name = strdup(property.name)!
             texts.append(name)
-            var entry = iotkube_unit_property(name: name, type: 0, text: nil, number: 0)
+            var entry = iotkube_unit_property(name: name, type: 0, text: nil, number: 0, optional: property.optional ? 1 : 0)
             switch property.value {
             case .text(let text):
                 let copy = strdup(text)!
