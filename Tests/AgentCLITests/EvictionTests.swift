@@ -1,5 +1,6 @@
 import IotkubeTestSupport
 import KubeModel
+import Runtime
 import Testing
 import FoundationEssentials
 
@@ -138,6 +139,53 @@ import FoundationEssentials
         let diskMessage = EvictionRanking.message(for: Self.usage("writer", memory: 1, disk: 200), threshold: disk,
                                                   reading: .init(available: 5 << 20, capacity: 100 << 20))
         #expect(diskMessage.hasPrefix("The node was low on resource: ephemeral-storage. Threshold quantity: 10%, available: 5Mi. Container app was using 200Mi, request is 0"))
+    }
+
+    @Test func memoryStalledOnTheWholeBoardIsMemoryPressureOnceItHolds() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("eviction-psi-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/proc/pressure", withIntermediateDirectories: true)
+        let file = root + "/proc/pressure/memory"
+        func observe(full: String) throws -> NodeResourceObservation {
+            try "some avg10=60.00 avg60=30.00 avg300=9.00 total=123456789\nfull avg10=\(full) avg60=20.00 avg300=5.00 total=98765432\n"
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            return NodeResourceObservation.observe(host: HostReader(root: root), nodefsPath: "/", imagefsPath: "/")
+        }
+        #expect(try observe(full: "34.50")[.memoryPressure] == .init(available: 6550, capacity: 10_000))
+        let configuration = try AgentConfiguration.load(try AgentNetworkConfigurationTests.file("memoryPressureStallPercent: 25\nmemoryPressureStallGracePeriod: 20s\n"))
+        let settings = try configuration.evictionSettings()
+        let threshold = try #require(settings.thresholds.first { $0.signal == .memoryPressure })
+        var tracker = EvictionThresholdTracker(settings: settings)
+        let start = ContinuousClock.now
+        // 10 % stalled: nothing; 34.5 %: the condition at once, eviction after the grace period.
+        var evaluation = tracker.update(try observe(full: "10.00"), now: start)
+        #expect(!evaluation.conditions.contains("MemoryPressure"))
+        evaluation = tracker.update(try observe(full: "34.50"), now: start + .seconds(1))
+        #expect(evaluation.conditions.contains("MemoryPressure") && !evaluation.actionable.contains(threshold))
+        evaluation = tracker.update(try observe(full: "34.50"), now: start + .seconds(22))
+        #expect(evaluation.actionable.contains(threshold))
+        let message = EvictionRanking.message(for: Self.usage("hog", memoryRequest: "64Mi", memory: 300), threshold: threshold,
+                                              reading: .init(available: 6550, capacity: 10_000))
+        #expect(message == "The node was low on resource: memory. Memory was fully stalled 34.5% of the last 10 s, threshold 25%. Container app was using 300Mi, request is 64Mi, has larger consumption of memory. ")
+        // A board without PSI has no such reading, and the kubelet's fields do not take the signal.
+        try FileManager.default.removeItem(atPath: file)
+        #expect(NodeResourceObservation.observe(host: HostReader(root: root), nodefsPath: "/", imagefsPath: "/")[.memoryPressure] == nil)
+        #expect(throws: EvictionSettingsError.self) {
+            _ = try EvictionSettings.parse(hard: ["memory.pressure": "50%"], soft: nil, softGracePeriod: nil, minimumReclaim: nil, transitionPeriod: nil, maximumPodGracePeriod: nil)
+        }
+        for (section, message) in [("memoryPressureStallPercent: 100\n", "must be above 0 and below 100"), ("memoryPressureStallGracePeriod: 5s\n", "needs memoryPressureStallPercent"),
+                                   ("memoryPressureStallPercent: 20\nmemoryPressureStallGracePeriod: forever\n", "is not a duration")] {
+            let path = try AgentNetworkConfigurationTests.file(section)
+            #expect { _ = try AgentConfiguration.load(path) } throws: { "\($0)".contains(message) }
+        }
+    }
+
+    @Test func pressureStallInformationIsParsedAndBounded() {
+        let parsed = PressureStall(parsing: "some avg10=1.50 avg60=0.75 avg300=0.10 total=4242\nfull avg10=0.50 avg60=0.25 avg300=0.00 total=42\n")
+        #expect(parsed?.some == .init(avg10: 1.5, avg60: 0.75, avg300: 0.1, totalMicroseconds: 4242))
+        #expect(parsed?.full.totalMicroseconds == 42)
+        #expect(PressureStall(parsing: "some avg10=900 avg60=nan avg300=-3 total=-9\n")?.some == .init(avg10: 100, avg60: 0, avg300: 0, totalMicroseconds: 0))
+        #expect(PressureStall(parsing: "garbage") == nil)
     }
 
     @Test func signalsAreReadFromTheHost() throws {

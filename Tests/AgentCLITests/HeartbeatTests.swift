@@ -169,6 +169,12 @@ struct HeartbeatTests {
         #expect(try KubeJSON.parse(Array(summary.output.utf8))[path: ["node", "nodeName"]] == "pi-beat", "\(summary.output)")
         let own = try ServerProcess.run(curl, ["-sSk", "--cert", admin.certificate, "--key", admin.key, "\(endpoint)/metrics"])
         #expect(own.output.contains("iotkube_agent_heartbeats_total "), "\(own.output)")
+        // Memory pressure (PSI) where the kernel has it, in the kubelet's Summary API shape and as counters.
+        if FileManager.default.fileExists(atPath: "/proc/pressure/memory") {
+            let psi = try KubeJSON.parse(Array(summary.output.utf8))[path: ["node", "memory", "psi", "full"]]
+            #expect(psi?["avg10"] != nil && psi?["total"] != nil, "\(summary.output)")
+            #expect(own.output.contains("iotkube_node_memory_pressure_seconds_total{kind=\"full\"} "), "\(own.output)")
+        }
 
         // `iotkube-agent status` reads the same from the cluster's side
         let config = agent.directory.appendingPathComponent("agent.yaml").path

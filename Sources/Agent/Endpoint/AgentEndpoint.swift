@@ -2,6 +2,7 @@ import CRuntime
 import FoundationEssentials
 import HTTPServing
 import KubeModel
+import Runtime
 import SystemSupport
 
 /// The agent's HTTPS endpoint (the kubelet's port 10250): `/healthz`, `/metrics/resource` and
@@ -243,6 +244,12 @@ public struct AgentEndpoint: HTTPRequestHandler {
             text += "# HELP iotkube_node_temperature_celsius SoC temperature\n# TYPE iotkube_node_temperature_celsius gauge\n"
             text += "iotkube_node_temperature_celsius \(temperature)\n"
         }
+        if let pressure = host.memoryPressure() {
+            text += "# HELP iotkube_node_memory_pressure_seconds_total Time tasks were stalled on memory (PSI; some: at least one, full: all)\n"
+            text += "# TYPE iotkube_node_memory_pressure_seconds_total counter\n"
+            text += "iotkube_node_memory_pressure_seconds_total{kind=\"some\"} \(Self.seconds(fromMicroseconds: pressure.some.totalMicroseconds))\n"
+            text += "iotkube_node_memory_pressure_seconds_total{kind=\"full\"} \(Self.seconds(fromMicroseconds: pressure.full.totalMicroseconds))\n"
+        }
         if let load = host.loadAverage() {
             text += "# HELP iotkube_node_load1 1-minute load average\n# TYPE iotkube_node_load1 gauge\niotkube_node_load1 \(load)\n"
         }
@@ -259,6 +266,13 @@ public struct AgentEndpoint: HTTPRequestHandler {
                 "workingSetBytes": .integer(memory.total - memory.available),
             ],
         ]
+        if let pressure = host.memoryPressure() {
+            // The kubelet's Summary API PSI (KubeletPSI): stall totals and averages.
+            func line(_ line: PressureStall.Line) -> JSONValue {
+                ["total": .integer(line.totalMicroseconds), "avg10": .number(String(line.avg10)), "avg60": .number(String(line.avg60)), "avg300": .number(String(line.avg300))]
+            }
+            node.set(["memory", "psi"], ["full": line(pressure.full), "some": line(pressure.some)])
+        }
         if let cpu = host.cpuTimes() {
             node.set(["cpu"], ["time": .string(now.description), "usageCoreNanoSeconds": .integer(Self.nanoseconds(fromJiffies: cpu.busy))])
         }
@@ -279,6 +293,13 @@ public struct AgentEndpoint: HTTPRequestHandler {
     }
 
     static func nanoseconds(fromJiffies jiffies: UInt64) -> Int64 { Int64(clamping: jiffies) * 10_000_000 }
+
+    /// Microseconds as decimal seconds ("12.345678").
+    static func seconds(fromMicroseconds value: Int64) -> String {
+        let micro = max(0, value)
+        let fraction = String(micro % 1_000_000)
+        return "\(micro / 1_000_000).\(String(repeating: "0", count: 6 - fraction.count))\(fraction)"
+    }
 }
 
 extension String {

@@ -23,7 +23,7 @@ public enum EvictionRanking {
     /// Use minus request of the signal's resource (requests from the app containers' specs).
     static func excess(_ usage: PodResourceUsage, _ signal: EvictionSignal) -> Int64 {
         switch signal {
-        case .memoryAvailable: return usage.memoryBytes.subtractingSaturated(request(usage.pod, "memory"))
+        case .memoryAvailable, .memoryPressure: return usage.memoryBytes.subtractingSaturated(request(usage.pod, "memory"))
         case .nodefsAvailable, .imagefsAvailable: return usage.diskBytes.subtractingSaturated(request(usage.pod, "ephemeral-storage"))
         case .nodefsInodesFree, .imagefsInodesFree: return usage.inodes
         case .pidAvailable: return usage.processes
@@ -48,15 +48,29 @@ public enum EvictionRanking {
         let resource = threshold.signal.resource
         func shown(_ value: Int64) -> String { threshold.signal.isBytes ? Quantity.bytes(value).description : "\(value)" }
         var text = "The node was low on resource: \(resource). Threshold quantity: \(threshold.displayed(capacity: reading.capacity)), available: \(shown(reading.available)). "
-        guard threshold.signal == .memoryAvailable || threshold.signal == .nodefsAvailable || threshold.signal == .imagefsAvailable else { return text }
-        let requestName = threshold.signal == .memoryAvailable ? "memory" : "ephemeral-storage"
+        if threshold.signal == .memoryPressure {
+            text = "The node was low on resource: memory. Memory was fully stalled \(stalledPercent(reading))% of the last 10 s, threshold \(stallThreshold(threshold))%. "
+        }
+        guard threshold.signal.isMemory || threshold.signal == .nodefsAvailable || threshold.signal == .imagefsAvailable else { return text }
+        let requestName = threshold.signal.isMemory ? "memory" : "ephemeral-storage"
         for container in usage.containers {
-            let used = threshold.signal == .memoryAvailable ? container.memoryBytes : container.diskBytes
+            let used = threshold.signal.isMemory ? container.memoryBytes : container.diskBytes
             let spec = ((usage.pod.spec?.containers ?? []) + (usage.pod.spec?.initContainers ?? [])).first { $0.name == container.name }
             let request = spec?.resources?.requests?[requestName]?.value ?? spec?.resources?.limits?[requestName]?.value ?? 0
             guard used > request else { continue }
             text += "Container \(container.name) was using \(Quantity.bytes(used).description), request is \(request == 0 ? "0" : Quantity.bytes(request).description), has larger consumption of \(resource). "
         }
         return text
+    }
+
+    /// A memory.pressure reading as the stalled percentage ("34.5").
+    static func stalledPercent(_ reading: NodeResourceObservation.Reading) -> String {
+        EvictionThreshold.Value.percent(Double(reading.capacity - reading.available) / 10_000)
+    }
+
+    /// A memory.pressure threshold as the stalled percentage it stands for.
+    static func stallThreshold(_ threshold: EvictionThreshold) -> String {
+        guard case .percentage(let fraction) = threshold.value else { return "?" }
+        return EvictionThreshold.Value.percent(((1 - fraction) * 10_000).rounded() / 10_000)
     }
 }

@@ -62,9 +62,13 @@ public struct EvictionService: Service {
     /// Reclaims node-level resources, then evicts one pod if the threshold still holds.
     func act(on threshold: EvictionThreshold, observation: NodeResourceObservation, tracker: EvictionThresholdTracker) async {
         guard let reading = observation[threshold.signal] else { return }
-        logger.warning("eviction threshold met: \(threshold.signal.rawValue) available \(reading.available) < \(threshold.displayed(capacity: reading.capacity))")
+        if threshold.signal == .memoryPressure {
+            logger.warning("eviction threshold met: memory fully stalled \(EvictionRanking.stalledPercent(reading))% of the last 10 s (threshold \(EvictionRanking.stallThreshold(threshold))%)")
+        } else {
+            logger.warning("eviction threshold met: \(threshold.signal.rawValue) available \(reading.available) < \(threshold.displayed(capacity: reading.capacity))")
+        }
         var current = reading
-        if threshold.signal != .memoryAvailable && threshold.signal != .pidAvailable, let images {
+        if !threshold.signal.isMemory && threshold.signal != .pidAvailable, let images {
             do {
                 let report = try images.prune(all: true)
                 if !report.removedImages.isEmpty || report.freedBytes > 0 {
@@ -81,7 +85,7 @@ public struct EvictionService: Service {
             current = after[threshold.signal] ?? reading
         }
         var candidates: [(usage: PodResourceUsage, worker: PodWorker)] = []
-        let storage = threshold.signal != .memoryAvailable && threshold.signal != .pidAvailable
+        let storage = !threshold.signal.isMemory && threshold.signal != .pidAvailable
         for (pod, worker) in pods.admittedPods() where !EvictionRanking.isCritical(pod) {
             guard await worker.isActive else { continue }
             candidates.append((PodResourceUsage.measure(pod, host: podHost, withStorage: storage), worker))

@@ -22,8 +22,9 @@ public struct EvictionSettings: Sendable, Equatable {
         minimumReclaim: [String: String]?, transitionPeriod: String?, maximumPodGracePeriod: Int64?
     ) throws(EvictionSettingsError) -> EvictionSettings {
         func signal(_ name: String, _ field: String) throws(EvictionSettingsError) -> EvictionSignal {
-            guard let signal = EvictionSignal(rawValue: name) else {
-                throw EvictionSettingsError("\(field): unknown signal \"\(name)\" (known: \(EvictionSignal.allCases.map(\.rawValue).joined(separator: ", ")))")
+            guard let signal = EvictionSignal(rawValue: name), signal != .memoryPressure else {
+                let known = EvictionSignal.allCases.filter { $0 != .memoryPressure }.map(\.rawValue)
+                throw EvictionSettingsError("\(field): unknown signal \"\(name)\" (known: \(known.joined(separator: ", ")); memory pressure is memoryPressureStallPercent)")
             }
             return signal
         }

@@ -25,6 +25,9 @@ public struct NodeResourceObservation: Sendable, Equatable {
         var readings: [EvictionSignal: Reading] = [:]
         let memory = host.memory()
         if memory.total > 0 { readings[.memoryAvailable] = Reading(available: memory.available, capacity: memory.total) }
+        if let pressure = host.memoryPressure() {
+            readings[.memoryPressure] = Reading(available: 10_000 - Int64((pressure.full.avg10 * 100).rounded()), capacity: 10_000)
+        }
         if let disk = host.filesystem(nodefsPath) { readings[.nodefsAvailable] = Reading(available: disk.available, capacity: disk.total) }
         if let inodes = host.inodes(nodefsPath), inodes.total > 0 {
             readings[.nodefsInodesFree] = Reading(available: inodes.free, capacity: inodes.total)

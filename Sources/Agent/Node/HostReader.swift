@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Runtime
 import SystemSupport
 
 #if canImport(Glibc)
@@ -30,6 +31,12 @@ public struct HostReader: Sendable {
             if fields[0] == "MemAvailable:" { available = kibibytes * 1024 }
         }
         return (total, available)
+    }
+
+    /// The board's memory pressure (/proc/pressure/memory; nil without PSI, e.g. a kernel
+    /// without CONFIG_PSI or booted with psi=0).
+    public func memoryPressure() -> PressureStall? {
+        text("/proc/pressure/memory").flatMap { PressureStall(parsing: $0) }
     }
 
     /// The busy and total CPU jiffies from the first line of /proc/stat.

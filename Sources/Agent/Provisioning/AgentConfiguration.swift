@@ -85,6 +85,11 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     /// `nodefs.available: 10%`); given, they replace the defaults; `{}` turns hard eviction off.
     public var evictionHard: [String: String]?
     public var evictionSoft: [String: String]?
+    /// PSI: MemoryPressure, and memory eviction, also when every task was stalled on memory
+    /// this share (percent) of the last 10 s (/proc/pressure/memory `full avg10`) for
+    /// memoryPressureStallGracePeriod (default 30s); nil: memory.available alone decides.
+    public var memoryPressureStallPercent: Double?
+    public var memoryPressureStallGracePeriod: String?
     public var evictionSoftGracePeriod: [String: String]?
     public var evictionMinimumReclaim: [String: String]?
     /// How long a pressure condition stays after its threshold was last met (default 5m).
@@ -148,6 +153,8 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         containerLogMaxFiles = try container.decodeIfPresent(Int.self, forKey: .containerLogMaxFiles)
         evictionHard = try container.decodeIfPresent([String: String].self, forKey: .evictionHard)
         evictionSoft = try container.decodeIfPresent([String: String].self, forKey: .evictionSoft)
+        memoryPressureStallPercent = try container.decodeIfPresent(Double.self, forKey: .memoryPressureStallPercent)
+        memoryPressureStallGracePeriod = try container.decodeIfPresent(String.self, forKey: .memoryPressureStallGracePeriod)
         evictionSoftGracePeriod = try container.decodeIfPresent([String: String].self, forKey: .evictionSoftGracePeriod)
         evictionMinimumReclaim = try container.decodeIfPresent([String: String].self, forKey: .evictionMinimumReclaim)
         evictionPressureTransitionPeriod = try container.decodeIfPresent(String.self, forKey: .evictionPressureTransitionPeriod)
@@ -164,7 +171,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, unknownFields
-        case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS, runtime, memoryQoS, memoryThrottlingFactor
+        case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS, runtime, memoryQoS, memoryThrottlingFactor, memoryPressureStallPercent, memoryPressureStallGracePeriod
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -361,8 +368,22 @@ extension AgentConfiguration {
 
     /// The eviction manager's settings from the `eviction*` fields (the kubelet's defaults where absent).
     public func evictionSettings() throws(EvictionSettingsError) -> EvictionSettings {
-        try EvictionSettings.parse(
+        var settings = try EvictionSettings.parse(
             hard: evictionHard, soft: evictionSoft, softGracePeriod: evictionSoftGracePeriod, minimumReclaim: evictionMinimumReclaim,
             transitionPeriod: evictionPressureTransitionPeriod, maximumPodGracePeriod: evictionMaxPodGracePeriod)
+        if let percent = memoryPressureStallPercent {
+            guard percent > 0, percent < 100 else {
+                throw EvictionSettingsError("memoryPressureStallPercent (\(percent)) must be above 0 and below 100")
+            }
+            let text = memoryPressureStallGracePeriod ?? "30s"
+            guard let grace = EvictionSettings.parseDuration(text), grace >= .zero, grace <= .seconds(86400) else {
+                throw EvictionSettingsError("memoryPressureStallGracePeriod: \"\(text)\" is not a duration from 0 to 24h (like 30s, 2m)")
+            }
+            // "Not stalled" below 100 − percent, held for the grace period: a soft threshold.
+            settings.thresholds.append(EvictionThreshold(signal: .memoryPressure, value: .percentage((100 - percent) / 100), gracePeriod: grace))
+        } else if memoryPressureStallGracePeriod != nil {
+            throw EvictionSettingsError("memoryPressureStallGracePeriod needs memoryPressureStallPercent")
+        }
+        return settings
     }
 }

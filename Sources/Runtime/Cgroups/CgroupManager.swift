@@ -18,6 +18,8 @@ public struct CgroupStatistics: Sendable, Equatable {
     public var cpuUsageMicroseconds: Int64?
     public var pids: Int64?
     public var oomKills: Int64 = 0
+    /// The cgroup's memory pressure (cgroup v2's `memory.pressure`; nil on v1 or without PSI).
+    public var memoryPressure: PressureStall?
 }
 
 /// Creates a container's cgroup with its limits, reports usage, kills and removes it. Two

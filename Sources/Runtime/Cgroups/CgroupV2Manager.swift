@@ -153,6 +153,7 @@ public struct CgroupV2Manager: CgroupManager {
         statistics.cpuUsageMicroseconds = CgroupFiles.keyValues(directory + "/cpu.stat")["usage_usec"]
         statistics.pids = CgroupFiles.read(directory + "/pids.current").flatMap { Int64($0.split(separator: "\n").first ?? "") }
         statistics.oomKills = CgroupFiles.keyValues(directory + "/memory.events")["oom_kill"] ?? 0
+        statistics.memoryPressure = CgroupFiles.read(directory + "/memory.pressure").flatMap { PressureStall(parsing: $0) }
         statistics.memoryWorkingSetBytes = CgroupStatistics.workingSet(
             usage: statistics.memoryBytes, inactiveFile: CgroupFiles.keyValues(directory + "/memory.stat")["inactive_file"])
         if let io = CgroupFiles.read(directory + "/io.stat") {
