@@ -87,7 +87,7 @@ struct PackageVMTests {
               containers:
               - name: hungry
                 image: \(image)
-                command: ["dd", "if=/dev/zero", "of=/dev/null", "bs=96M", "count=1"]
+                command: ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=96M count=1; echo survived; sleep 100000"]
                 resources: {limits: {memory: 32Mi}}
             ---
             apiVersion: v1
@@ -125,7 +125,10 @@ struct PackageVMTests {
         let hungry = try await waitFor("hungry", seconds: 300) { $0.status?.phase == .failed }
         let terminated = PodNode.status(hungry, "hungry")?.state?.terminated
         #expect(terminated?.reason == "OOMKilled" && terminated?.exitCode == 137, "\(String(describing: terminated))")
-        Self.step("OOM kill reported", since: start)
+        // The whole container went (memory.oom.group): the shell that ran dd never went on.
+        let hungryLog = try await kubectl(["logs", "hungry"])
+        #expect(!hungryLog.contains("survived"), "\(hungryLog)")
+        Self.step("OOM kill of the whole container reported", since: start)
         let restarted = try await waitFor("unhealthy", seconds: 300) { (PodNode.status($0, "app")?.restartCount ?? 0) >= 1 }
         #expect(PodNode.status(restarted, "app")?.lastState?.terminated?.exitCode == 137)
         Self.step("liveness restart", since: start)
