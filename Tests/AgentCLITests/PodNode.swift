@@ -35,12 +35,22 @@ final class PodNode: @unchecked Sendable {
     /// `insecureRegistries`: more registries reached over plain HTTP.
     /// `hidingTheUnifiedCgroup`: the agent runs in a mount namespace of its own where the hybrid
     /// host's near-empty cgroup2 mount is covered (crun refuses hybrid hosts).
+    /// With `IOTKUBE_TEST_POD_RUNTIME=crun` every node's agent has `runtime: crun` (the pod
+    /// suites' second pass: the same pods through the external runtime).
     static func make(name: String, stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = [],
                      insecureRegistries: [String] = [], hidingTheUnifiedCgroup: Bool = false) async throws -> PodNode {
-        try await onOwnThread {
-            try PodNode(name: name, stateFilesystemBytes: stateFilesystemBytes, configuration: configuration, agentArguments: agentArguments,
-                        insecureRegistries: insecureRegistries, hidingTheUnifiedCgroup: hidingTheUnifiedCgroup)
+        let external = externalRuntime.map { "runtime: \($0)\n" } ?? ""
+        let configured = configuration.contains("runtime:") ? configuration : external + configuration
+        let hiding = hidingTheUnifiedCgroup || (externalRuntime != nil && !configuration.contains("runtime:"))
+        return try await onOwnThread {
+            try PodNode(name: name, stateFilesystemBytes: stateFilesystemBytes, configuration: configured, agentArguments: agentArguments,
+                        insecureRegistries: insecureRegistries, hidingTheUnifiedCgroup: hiding)
         }
+    }
+
+    /// The OCI runtime the pod suites run on this pass (nil: the built-in one).
+    static var externalRuntime: String? {
+        ProcessInfo.processInfo.environment["IOTKUBE_TEST_POD_RUNTIME"].flatMap { $0.isEmpty || $0 == "builtin" ? nil : $0 }
     }
 
     let agentArguments: [String]
