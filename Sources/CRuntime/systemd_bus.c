@@ -306,6 +306,7 @@ static int bus_open(struct bus *bus) {
             if (i == 0) continue;
             return fail(bus, "systemd: cannot reach systemd over D-Bus (" SYSTEMD_SOCKET " or " BUS_SOCKET "): %s; the systemd cgroup driver needs systemd as init", strerror(errno));
         }
+        bus->fd = fd;
         char uid[16], line[80] = "\0AUTH EXTERNAL ";
         snprintf(uid, sizeof uid, "%u", (unsigned)getuid());
         size_t length = 15;
@@ -315,26 +316,24 @@ static int bus_open(struct bus *bus) {
         size_t got = 0;
         int ok = write_all(fd, line, length) == 0;
         while (ok && got < sizeof answer - 1) {
-            ssize_t n = recv(fd, answer + got, 1, 0);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) { ok = 0; break; }
+            if (read_exactly(bus, answer + got, 1) < 0) { ok = 0; break; }
             if (answer[got++] == '\n') break;
         }
         answer[got] = 0;
         if (!ok || strncmp(answer, "OK ", 3) != 0 || write_all(fd, "BEGIN\r\n", 7) < 0) {
             close(fd);
+            bus->fd = -1;
             return fail(bus, "systemd: D-Bus authentication refused at %s", paths[i]);
         }
-        bus->fd = fd;
         bus->serial = 0;
         if (on_bus) {
             struct builder *empty = calloc(1, sizeof *empty);
             int serial = empty ? call(bus, "Hello", "", empty, 1) : fail(bus, "systemd: out of memory%s", "");
             free(empty);
             char name[256], text[512];
-            if (serial < 0) { close(fd); return -1; }
+            if (serial < 0) { close(fd); bus->fd = -1; return -1; }
             int result = reply(bus, (uint32_t)serial, name, sizeof name, text, sizeof text);
-            if (result != 0) { close(fd); return result < 0 ? -1 : fail(bus, "systemd: the bus refused Hello: %s", name); }
+            if (result != 0) { close(fd); bus->fd = -1; return result < 0 ? -1 : fail(bus, "systemd: the bus refused Hello: %s", name); }
         }
         return 0;
     }
@@ -344,8 +343,8 @@ static int bus_open(struct bus *bus) {
 /* One call to the manager; 0 done, 1 refused with `refusal` (another result from the caller's
  * view), -1 failed (the error filled in). */
 static int manager_call(const char *member, const char *signature, const struct builder *body, const char *unit,
-                        const char *tolerated, char *error, size_t error_size, char *unknown_property, size_t unknown_size) {
-    struct bus bus = { -1, 0, error, error_size, now_ms() + CALL_TIMEOUT_MS };
+                        const char *tolerated, long long deadline, char *error, size_t error_size, char *unknown_property, size_t unknown_size) {
+    struct bus bus = { -1, 0, error, error_size, deadline };
     if (bus_open(&bus) < 0) return -1;
     int serial = call(&bus, member, signature, body, 0);
     int result = -1;
@@ -379,6 +378,7 @@ static int set_properties_call(int start, const char *unit, const struct iotkube
                                char *error, size_t error_size) {
     if (count < 0 || count > 64) { snprintf(error, error_size, "systemd: %d properties for %s", count, unit); return -1; }
     int dropped[64] = { 0 };
+    long long deadline = now_ms() + CALL_TIMEOUT_MS;   /* for every attempt together */
     for (int attempt = 0; attempt < 8; attempt++) {
         struct iotkube_unit_property kept[64];
         int kept_count = 0;
@@ -394,8 +394,8 @@ static int set_properties_call(int start, const char *unit, const struct iotkube
         }
         char unknown[128] = "";
         int result = start
-            ? manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))", body, unit, "org.freedesktop.systemd1.UnitExists", error, error_size, unknown, sizeof unknown)
-            : manager_call("SetUnitProperties", "sba(sv)", body, unit, NULL, error, error_size, unknown, sizeof unknown);
+            ? manager_call("StartTransientUnit", "ssa(sv)a(sa(sv))", body, unit, "org.freedesktop.systemd1.UnitExists", deadline, error, error_size, unknown, sizeof unknown)
+            : manager_call("SetUnitProperties", "sba(sv)", body, unit, NULL, deadline, error, error_size, unknown, sizeof unknown);
         free(body);
         if (result != -2) return result;
         int found = 0;
@@ -422,7 +422,7 @@ int iotkube_systemd_stop_unit(const char *unit, char *error, size_t error_size) 
     if (!body) { snprintf(error, error_size, "systemd: out of memory"); return -1; }
     put_string(body, unit);
     put_string(body, "replace");
-    int result = manager_call("StopUnit", "ss", body, unit, "org.freedesktop.systemd1.NoSuchUnit", error, error_size, NULL, 0);
+    int result = manager_call("StopUnit", "ss", body, unit, "org.freedesktop.systemd1.NoSuchUnit", now_ms() + CALL_TIMEOUT_MS, error, error_size, NULL, 0);
     free(body);
     return result < 0 ? -1 : 0;
 }

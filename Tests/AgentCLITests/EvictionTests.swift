@@ -180,6 +180,29 @@ import FoundationEssentials
         }
     }
 
+    @Test func aPodStalledAtItsOwnLimitIsNotTheBoardsShortage() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("stall-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func cgroup(_ path: String, full: String? = nil, current: String, max: String) throws {
+            try FileManager.default.createDirectory(atPath: root + "/" + path, withIntermediateDirectories: true)
+            if let full { try "some avg10=\(full) avg60=0 avg300=0 total=1\nfull avg10=\(full) avg60=0 avg300=0 total=1\n".write(toFile: root + "/" + path + "/memory.pressure", atomically: true, encoding: .utf8) }
+            try current.write(toFile: root + "/" + path + "/memory.current", atomically: true, encoding: .utf8)
+            try max.write(toFile: root + "/" + path + "/memory.max", atomically: true, encoding: .utf8)
+        }
+        // At its pod limit (40 %); stalled with neither it nor a container at a limit (50 %); a
+        // container at its limit in a pod without one (60 %): the last counts.
+        try cgroup("kubepods/burstable/poda", full: "40.00", current: "95\n", max: "100\n")
+        try cgroup("kubepods/burstable/podb", full: "50.00", current: "10\n", max: "max\n")
+        try cgroup("kubepods/burstable/podb/c", current: "10\n", max: "100\n")
+        try cgroup("kubepods/podc", full: "60.00", current: "99\n", max: "max\n")
+        try cgroup("kubepods/podc/c", current: "99\n", max: "100\n")
+        let cgroups = PodCgroups(manager: CgroupV2Manager(root: root), nodeLimits: nil, podPidsLimit: nil)
+        #expect(cgroups.selfLimitedMemoryStall() == 60)
+        try "1\n".write(toFile: root + "/kubepods/podc/c/memory.current", atomically: true, encoding: .utf8)
+        try "1\n".write(toFile: root + "/kubepods/podc/memory.current", atomically: true, encoding: .utf8)
+        #expect(cgroups.selfLimitedMemoryStall() == 40)
+    }
+
     @Test func pressureStallInformationIsParsedAndBounded() {
         let parsed = PressureStall(parsing: "some avg10=1.50 avg60=0.75 avg300=0.10 total=4242\nfull avg10=0.50 avg60=0.25 avg300=0.00 total=42\n")
         #expect(parsed?.some == .init(avg10: 1.5, avg60: 0.75, avg300: 0.1, totalMicroseconds: 4242))

@@ -157,7 +157,7 @@ import Testing
         }
         #expect(cgroups.podUIDs() == [uid, uid + "x"])
         // Names that would leave the tree, or clash once dashes are underscores, are refused.
-        for hostile in ["a--b.slice", "-a.slice", "a-.slice", "../x.slice", "a/b.slice", "a.scope", "a b.slice", "cpu.slice", "_a.slice", ".a.slice"] {
+        for hostile in ["a--b.slice", "-a.slice", "a-.slice", "../x.slice", "a/b.slice", "a.scope", "a b.slice", "cpu.slice", "_a.slice", ".a.slice", "bpf-firewall.slice"] {
             #expect(throws: RuntimeError.self) { try SystemdUnits.slicePath(hostile) }
         }
         for hostile in ["x.slice:iotkube", "x.slice:io/kube:c", "x.slice::c", "x.slice:a:..", "x.slice:a:b:c", "../x.slice:a:b", "x.slice:_a:b"] {
@@ -206,7 +206,10 @@ import Testing
         #expect(SystemdUnits.resourceProperties(resources).first { $0.name == "CPUQuotaPerSecUSec" }?.value == .uint64(.max))
         cpu.quota = .max
         resources.cpu = cpu
-        #expect(SystemdUnits.resourceProperties(resources).first { $0.name == "CPUQuotaPerSecUSec" }?.value == .uint64(.max - 1))
+        #expect(SystemdUnits.resourceProperties(resources).first { $0.name == "CPUQuotaPerSecUSec" }?.value == .uint64(.max / 1_000_000))
+        // A hostile swap over an unlimited (negative) limit neither traps nor wraps.
+        #expect(SystemdUnits.swapAlone(swap: .max, limit: -2) == .max && SystemdUnits.swapAlone(swap: 10, limit: 50) == 0
+            && SystemdUnits.swapAlone(swap: 80, limit: 50) == 30)
     }
 
     @Test func memoryQoSGivesContainersMinAndHighAsTheKubeletComputesThem() {

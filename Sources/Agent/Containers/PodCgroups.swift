@@ -42,7 +42,7 @@ public final class PodCgroups: Sendable {
         self.podPidsLimit = podPidsLimit
         self.systemd = systemd
         // The cgroupfs driver's tree, left by an agent that used it before the driver changed.
-        formerTree = systemd == nil ? nil : PodCgroups(manager: manager, nodeLimits: nil, podPidsLimit: nil)
+        formerTree = systemd == nil ? nil : PodCgroups(manager: manager, root: root, nodeLimits: nil, podPidsLimit: nil)
     }
 
     /// With the systemd driver: the pod cgroups the cgroupfs driver made, swept as leftovers.
@@ -172,6 +172,7 @@ public final class PodCgroups: Sendable {
     /// gone: the runtime removes them with the containers). With systemd, its slice is stopped;
     /// one that cannot be is kept, for the next sweep to find.
     public func remove(uid: String) {
+        formerTree?.remove(uid: uid)
         guard accepts(uid) else { return }
         for qos in [PodQOSClass.guaranteed, .burstable, .bestEffort] {
             let path = podPath(uid: uid, qos: qos), exists = manager.exists(path)
@@ -182,7 +183,6 @@ public final class PodCgroups: Sendable {
             }
             if exists { manager.remove(path) }
         }
-        formerTree?.remove(uid: uid)
         pods.withLock { pods in
             guard pods.removeValue(forKey: uid) != nil else { return }
             try? prepareTiers(pods)
@@ -201,6 +201,28 @@ public final class PodCgroups: Sendable {
         let path = podPath(pod)
         guard let uid = pod.metadata.uid, accepts(uid), manager.exists(path) else { return nil }
         return manager.statistics(path)
+    }
+
+    /// The largest memory stall (PSI `full avg10`, percent) of a pod that is at its own memory
+    /// limit, or has a container at its: stall the pod brings on itself by reclaiming within
+    /// its limit (or MemoryQoS's memory.high), which is no shortage of the board's.
+    public func selfLimitedMemoryStall() -> Double {
+        func atLimit(_ statistics: CgroupStatistics) -> Bool {
+            guard let limit = statistics.memoryLimitBytes, limit > 0, let used = statistics.memoryBytes else { return false }
+            return used >= limit / 10 * 9
+        }
+        var worst = 0.0
+        for qos in [PodQOSClass.guaranteed, .burstable, .bestEffort] {
+            for name in manager.children(tier(qos)) where uid(ofChild: name, in: qos) != nil {
+                let path = tier(qos) + "/" + name
+                let statistics = manager.statistics(path)
+                guard let stall = statistics.memoryPressure?.full.avg10, stall > 0 else { continue }
+                if atLimit(statistics) || manager.children(path).contains(where: { atLimit(manager.statistics(path + "/" + $0)) }) {
+                    worst = max(worst, stall)
+                }
+            }
+        }
+        return worst
     }
 
     /// The UIDs that have a pod cgroup on this host.

@@ -32,7 +32,14 @@ public struct EvictionService: Service {
     var imagefsPath: String { images?.root ?? podHost.configuration.stateDir }
 
     func observe() -> NodeResourceObservation {
-        NodeResourceObservation.observe(host: host, nodefsPath: nodefsPath, imagefsPath: imagefsPath)
+        var observation = NodeResourceObservation.observe(host: host, nodefsPath: nodefsPath, imagefsPath: imagefsPath)
+        // A pod thrashing within its own limit stalls the board too: that part is not the
+        // board's shortage, and must not get other pods evicted.
+        if let reading = observation[.memoryPressure], reading.available < reading.capacity, let cgroups = podHost.cgroups {
+            let confined = Int64((cgroups.selfLimitedMemoryStall() * 100).rounded())
+            observation.readings[.memoryPressure]?.available = min(reading.capacity, reading.available + confined)
+        }
+        return observation
     }
 
     public func run() async throws {
@@ -43,6 +50,8 @@ public struct EvictionService: Service {
         logger.debug("eviction thresholds: \(settings.thresholds.map(\.description).joined(separator: ", "))")
         var tracker = EvictionThresholdTracker(settings: settings)
         var reported: Set<String> = []
+        // PSI's avg10 takes its 10 s to show an eviction's effect: no second one for the stall before then.
+        var stallEvictionAfter = ContinuousClock.now
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let observation = observe()
             let evaluation = tracker.update(observation, now: .now)
@@ -52,8 +61,9 @@ public struct EvictionService: Service {
                 for condition in reported.subtracting(evaluation.conditions).sorted() { logger.notice("node condition \(condition) is now false") }
                 reported = evaluation.conditions
             }
-            if let threshold = evaluation.actionable.first {
+            if let threshold = evaluation.actionable.first(where: { $0.signal != .memoryPressure || ContinuousClock.now >= stallEvictionAfter }) {
                 await act(on: threshold, observation: observation, tracker: tracker)
+                if threshold.signal == .memoryPressure { stallEvictionAfter = .now + .seconds(30) }
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }

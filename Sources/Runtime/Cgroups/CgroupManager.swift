@@ -20,6 +20,8 @@ public struct CgroupStatistics: Sendable, Equatable {
     public var oomKills: Int64 = 0
     /// The cgroup's memory pressure (cgroup v2's `memory.pressure`; nil on v1 or without PSI).
     public var memoryPressure: PressureStall?
+    /// Its memory limit (cgroup v2's `memory.max`; nil when "max" or unknown).
+    public var memoryLimitBytes: Int64?
 }
 
 /// Creates a container's cgroup with its limits, reports usage, kills and removes it. Two

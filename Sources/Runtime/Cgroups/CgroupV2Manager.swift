@@ -119,7 +119,7 @@ public struct CgroupV2Manager: CgroupManager {
             if let reservation = memory.reservation { try CgroupFiles.write(directory + "/memory.low", reservation < 0 ? "max" : String(reservation)) }
             if let swap = memory.swap, CgroupFiles.exists(directory + "/memory.swap.max") {
                 // OCI swap is memory+swap; v2's memory.swap.max is swap alone.
-                let value = swap < 0 ? "max" : String(max(0, swap - (memory.limit ?? 0)))
+                let value = swap < 0 ? "max" : String(SystemdUnits.swapAlone(swap: swap, limit: memory.limit))
                 try CgroupFiles.write(directory + "/memory.swap.max", value)
             }
         }
@@ -154,6 +154,7 @@ public struct CgroupV2Manager: CgroupManager {
         statistics.pids = CgroupFiles.read(directory + "/pids.current").flatMap { Int64($0.split(separator: "\n").first ?? "") }
         statistics.oomKills = CgroupFiles.keyValues(directory + "/memory.events")["oom_kill"] ?? 0
         statistics.memoryPressure = CgroupFiles.read(directory + "/memory.pressure").flatMap { PressureStall(parsing: $0) }
+        statistics.memoryLimitBytes = CgroupFiles.read(directory + "/memory.max").flatMap { Int64($0.split(separator: "\n").first ?? "") }
         statistics.memoryWorkingSetBytes = CgroupStatistics.workingSet(
             usage: statistics.memoryBytes, inactiveFile: CgroupFiles.keyValues(directory + "/memory.stat")["inactive_file"])
         if let io = CgroupFiles.read(directory + "/io.stat") {

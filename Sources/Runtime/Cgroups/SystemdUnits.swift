@@ -84,10 +84,10 @@ public struct SystemdUnits: Sendable {
         return path.joined(separator: "/")
     }
 
-    /// systemd's cg_escape: a name starting with "_" or ".", or whose part before the first
-    /// "." is a controller's name, gets a "_" in front in the cgroup tree.
+    /// systemd's cg_escape: a name starting with "_", "." or "bpf-", or whose part before the
+    /// first "." is a controller's name, gets a "_" in front in the cgroup tree.
     static func isEscapedByCgroupName(_ name: String) -> Bool {
-        guard let first = name.first, first != "_", first != "." else { return true }
+        guard let first = name.first, first != "_", first != ".", !name.hasPrefix("bpf-") else { return true }
         let stem = name.split(separator: ".", maxSplits: 1).first.map(String.init) ?? name
         return ["cpu", "cpuacct", "cpuset", "io", "blkio", "memory", "devices", "freezer", "net_cls", "net_prio", "perf_event", "hugetlb", "pids", "rdma", "misc", "cgroup"].contains(stem)
     }
@@ -145,6 +145,13 @@ public struct SystemdUnits: Sendable {
          Property("OOMPolicy", .text(groupOOMKill ? "kill" : "continue"), optional: true)] + accounting
     }
 
+    /// cgroup v2's `memory.swap.max` from OCI's memory+swap `swap` (not negative) and `limit`;
+    /// a negative (unlimited) or absent limit leaves swap as given. Never traps.
+    public static func swapAlone(swap: Int64, limit: Int64?) -> Int64 {
+        guard let limit, limit > 0 else { return max(0, swap) }
+        return max(0, swap - min(limit, swap))
+    }
+
     /// The limits of `resources` as systemd properties, with the values the cgroup files get
     /// (systemd writes its own again on a daemon-reload). No process limit is `infinity`, not
     /// systemd's DefaultTasksMax.
@@ -155,7 +162,7 @@ public struct SystemdUnits: Sendable {
         if let low = memory?.reservation { properties.append(Property("MemoryLow", .uint64(low < 0 ? .max : UInt64(low)), optional: true)) }
         if let swap = memory?.swap {
             // OCI swap is memory+swap; memory.swap.max is swap alone.
-            let value = swap < 0 ? UInt64.max : UInt64(max(0, swap.subtractingReportingOverflow(memory?.limit ?? 0).partialValue))
+            let value = swap < 0 ? UInt64.max : UInt64(swapAlone(swap: swap, limit: memory?.limit))
             properties.append(Property("MemorySwapMax", .uint64(value), optional: true))
         }
         if let cpu = resources?.cpu {
@@ -168,7 +175,8 @@ public struct SystemdUnits: Sendable {
                     // so that after a daemon-reload the container gets at least its quota.
                     let (product, overflow) = UInt64(quota).multipliedReportingOverflow(by: 1_000_000)
                     let exact = product / period + (product % period == 0 ? 0 : 1)
-                    perSecond = overflow || exact > UInt64.max / 2 ? .max - 1 : max(10_000, (exact + 9_999) / 10_000 * 10_000)
+                    // systemd multiplies it by the period: kept where that cannot wrap.
+                    perSecond = overflow ? .max / 1_000_000 : min(UInt64.max / 1_000_000, max(10_000, (exact + 9_999) / 10_000 * 10_000))
                 }
                 properties.append(Property("CPUQuotaPerSecUSec", .uint64(perSecond)))
                 properties.append(Property("CPUQuotaPeriodUSec", .uint64(period), optional: true))
