@@ -10,3 +10,5 @@ swift build --build-tests
 # The release packages (static Swift runtime) that the VM end-to-end test installs.
 packaging/build-deb.sh "$top/.build/package"
 swift test --skip-build
+# The pod suites again with an external OCI runtime (runtime: crun) making the containers.
+IOTKUBE_TEST_POD_RUNTIME=crun swift test --skip-build --filter 'PodLifecycleTests|PodExecTests'
