@@ -95,6 +95,7 @@ struct RunCommand: AsyncParsableCommand {
         let eventService: PodEventService
         let eviction: EvictionService
         let deviceMonitor: DeviceMonitorService
+        var podCgroups: PodCgroups?
         let devicePlugins = DevicePluginService(directory: configuration.devicePluginDirectory ?? DevicePluginService.defaultDirectory, devices: devices,
                                                 logger: Logger(label: "iotkube-agent.device-plugins"))
         do {
@@ -120,6 +121,7 @@ struct RunCommand: AsyncParsableCommand {
             if configuration.cgroupsPerQOS ?? true {
                 let cgroups = try configuration.podCgroups(manager: runtime.cgroups, cpuCount: host.cpuCount(), memoryBytes: capacity)
                 podHost.cgroups = cgroups
+                podCgroups = cgroups
                 logger.info("pod cgroups: the \(cgroups.systemd == nil ? "cgroupfs" : "systemd") driver, below \(cgroups.root) (\(runtime.cgroups.summary))")
             }
             if configuration.enforcesPodAllocatable, !runtime.cgroups.controllerNames.contains("memory") {
@@ -146,7 +148,8 @@ struct RunCommand: AsyncParsableCommand {
         let endpoint = HTTPService(
             server: APIHTTPServer(handler: AgentEndpoint(nodeName: configuration.nodeName, host: host, counters: counters,
                                                              logs: ContainerLogReader(directory: configuration.podLogDirectory ?? "/var/log/pods"), runtime: runtime,
-                                                             currentPodUID: currentPodUID, streamIdleTimeout: try configuration.streamIdleTimeout()), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
+                                                             currentPodUID: currentPodUID, streamIdleTimeout: try configuration.streamIdleTimeout(),
+                                                             cgroups: podCgroups), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
             host: "0.0.0.0", port: Int(configuration.port))
         let tunnel = AgentTunnelService(client: { credentials.client }, endpointPort: Int(configuration.port), logger: Logger(label: "iotkube-agent.tunnel"))
         let group = ServiceGroup(configuration: .init(

@@ -25,6 +25,19 @@ struct ResourceMetricsTests {
         #expect(lines.contains("# TYPE pod_memory_working_set_bytes gauge"))
     }
 
+    @Test func aPodWithAPodCgroupReportsItsUsage() {
+        var web = Self.sample("default", "web", "nginx", cpu: 1_000_000, memory: 4096)
+        web.podUID = "uid-web"
+        var other = Self.sample("default", "other", "app", cpu: 2_000_000, memory: 100)
+        other.podUID = "uid-other"
+        // The pod cgroup counts what the containers' own do not (an exec'd process, say).
+        let text = AgentEndpoint.containerMetrics([web, other], milliseconds: 5) { uid in uid == "uid-web" ? (3_000_000, 9000) : nil }
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.contains(#"pod_cpu_usage_seconds_total{namespace="default",pod="web"} 3.000000 5"#), "\(text)")
+        #expect(lines.contains(#"pod_memory_working_set_bytes{namespace="default",pod="web"} 9000 5"#))
+        #expect(lines.contains(#"pod_memory_working_set_bytes{namespace="default",pod="other"} 100 5"#))
+    }
+
     @Test func labelValuesAreEscapedAndSumsSaturate() {
         let text = AgentEndpoint.containerMetrics([
             Self.sample("ns", "a\"b\\c\nd", "x", cpu: Int64.max, memory: Int64.max),

@@ -225,6 +225,15 @@ public final class PodCgroups: Sendable {
         return worst
     }
 
+    /// The usage of the cgroup of the pod with this UID, whichever its QoS class; nil when it has none.
+    public func statistics(uid: String) -> CgroupStatistics? {
+        guard accepts(uid) else { return nil }
+        for qos in [PodQOSClass.guaranteed, .burstable, .bestEffort] where manager.exists(podPath(uid: uid, qos: qos)) {
+            return manager.statistics(podPath(uid: uid, qos: qos))
+        }
+        return nil
+    }
+
     /// The UIDs that have a pod cgroup on this host.
     public func podUIDs() -> Set<String> {
         var found: Set<String> = []

@@ -17,6 +17,8 @@ public struct AgentEndpoint: HTTPRequestHandler {
     let logs: ContainerLogReader?
     /// The runtime `kubectl exec` runs commands with.
     let runtime: (any PodRuntime)?
+    /// The pod cgroups, whose usage the pods' metrics lines report (nil: containers summed).
+    let cgroups: PodCgroups?
     /// The UID of the pod this node runs under a namespace and name now (nil: none).
     let currentPodUID: (@Sendable (String, String) -> String?)?
     /// When the agent started (the summary's `startTime`).
@@ -26,8 +28,9 @@ public struct AgentEndpoint: HTTPRequestHandler {
 
     public init(
         nodeName: String, host: HostReader = HostReader(), counters: HeartbeatCounters, logs: ContainerLogReader? = nil, runtime: (any PodRuntime)? = nil,
-        currentPodUID: (@Sendable (String, String) -> String?)? = nil, streamIdleTimeout: Duration? = .seconds(4 * 3600)
+        currentPodUID: (@Sendable (String, String) -> String?)? = nil, streamIdleTimeout: Duration? = .seconds(4 * 3600), cgroups: PodCgroups? = nil
     ) {
+        self.cgroups = cgroups
         self.currentPodUID = currentPodUID
         self.streamIdleTimeout = streamIdleTimeout
         self.nodeName = nodeName
@@ -192,12 +195,22 @@ public struct AgentEndpoint: HTTPRequestHandler {
             scrape_error 0
 
             """
-        if let runtime { text += Self.containerMetrics(PodMetricsSampler(runtime: runtime).sample().values, milliseconds: milliseconds) }
+        if let runtime {
+            // A pod's figures are its pod cgroup's where it has one: exec'd processes and memory
+            // charged to the pod count too.
+            let cgroups = self.cgroups
+            text += Self.containerMetrics(PodMetricsSampler(runtime: runtime).sample().values, milliseconds: milliseconds) { uid in
+                guard let statistics = cgroups?.statistics(uid: uid), let cpu = statistics.cpuUsageMicroseconds,
+                      let memory = statistics.memoryWorkingSetBytes ?? statistics.memoryBytes else { return nil }
+                return (max(0, cpu), max(0, memory))
+            }
+        }
         return text
     }
 
     /// The containers' and pods' lines of `/metrics/resource`, as the kubelet writes them.
-    static func containerMetrics(_ samples: some Sequence<PodMetricsSampler.ContainerSample>, milliseconds: Int64) -> String {
+    static func containerMetrics(_ samples: some Sequence<PodMetricsSampler.ContainerSample>, milliseconds: Int64,
+                                 podUsage: (String) -> (cpuMicroseconds: Int64, memoryBytes: Int64)? = { _ in nil }) -> String {
         func label(_ value: String) -> String {
             "\"" + value.replacingOccurrences("\\", "\\\\").replacingOccurrences("\"", "\\\"").replacingOccurrences("\n", "\\n") + "\""
         }
@@ -208,19 +221,20 @@ public struct AgentEndpoint: HTTPRequestHandler {
         let sorted = samples.sorted { ($0.namespace, $0.pod, $0.container) < ($1.namespace, $1.pod, $1.container) }
         var cpu = "# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in core-seconds\n# TYPE container_cpu_usage_seconds_total counter\n"
         var memory = "# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes\n# TYPE container_memory_working_set_bytes gauge\n"
-        var pods: [String: (namespace: String, pod: String, cpu: Int64, memory: Int64)] = [:]
+        var pods: [String: (namespace: String, pod: String, cpu: Int64, memory: Int64, uid: String)] = [:]
         for sample in sorted {
             let labels = "{container=\(label(sample.container)),namespace=\(label(sample.namespace)),pod=\(label(sample.pod))}"
             cpu += "container_cpu_usage_seconds_total\(labels) \(seconds(sample.cpuMicroseconds)) \(milliseconds)\n"
             memory += "container_memory_working_set_bytes\(labels) \(sample.memoryWorkingSetBytes) \(milliseconds)\n"
-            var pod = pods[sample.namespace + "/" + sample.pod] ?? (sample.namespace, sample.pod, 0, 0)
+            var pod = pods[sample.namespace + "/" + sample.pod] ?? (sample.namespace, sample.pod, 0, 0, sample.podUID)
             pod.cpu = pod.cpu.addingReportingOverflow(sample.cpuMicroseconds).overflow ? Int64.max : pod.cpu + sample.cpuMicroseconds
             pod.memory = pod.memory.addingReportingOverflow(sample.memoryWorkingSetBytes).overflow ? Int64.max : pod.memory + sample.memoryWorkingSetBytes
             pods[sample.namespace + "/" + sample.pod] = pod
         }
         var podCPU = "# HELP pod_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the pod in core-seconds\n# TYPE pod_cpu_usage_seconds_total counter\n"
         var podMemory = "# HELP pod_memory_working_set_bytes [STABLE] Current working set of the pod in bytes\n# TYPE pod_memory_working_set_bytes gauge\n"
-        for pod in pods.values.sorted(by: { ($0.namespace, $0.pod) < ($1.namespace, $1.pod) }) {
+        for var pod in pods.values.sorted(by: { ($0.namespace, $0.pod) < ($1.namespace, $1.pod) }) {
+            if !pod.uid.isEmpty, let usage = podUsage(pod.uid) { (pod.cpu, pod.memory) = (usage.cpuMicroseconds, usage.memoryBytes) }
             let labels = "{namespace=\(label(pod.namespace)),pod=\(label(pod.pod))}"
             podCPU += "pod_cpu_usage_seconds_total\(labels) \(seconds(pod.cpu)) \(milliseconds)\n"
             podMemory += "pod_memory_working_set_bytes\(labels) \(pod.memory) \(milliseconds)\n"

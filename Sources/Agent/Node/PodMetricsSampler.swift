@@ -17,6 +17,8 @@ public final class PodMetricsSampler: Sendable {
         public var namespace: String
         public var pod: String
         public var container: String
+        /// The pod's UID ("" when the container does not say).
+        public var podUID: String = ""
         /// Cumulative CPU time.
         public var cpuMicroseconds: Int64
         public var memoryWorkingSetBytes: Int64
@@ -42,6 +44,7 @@ public final class PodMetricsSampler: Sendable {
                 namespace: namespace, pod: pod, container: container, cpuMicroseconds: max(0, statistics.cpuUsageMicroseconds ?? 0),
                 memoryWorkingSetBytes: max(0, statistics.memoryWorkingSetBytes ?? statistics.memoryBytes ?? 0),
                 sampledAt: Self.monotonicNanoseconds())
+            samples[state.id]?.podUID = annotations["io.kubernetes.pod.uid"] ?? ""
         }
         return samples
     }
