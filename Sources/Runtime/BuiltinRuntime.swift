@@ -94,12 +94,6 @@ public struct BuiltinRuntime: Sendable {
         return spec
     }
 
-    func cgroupPath(_ spec: RuntimeSpec, id: String) -> String {
-        guard let path = spec.linux?.cgroupsPath, !path.isEmpty else { return "\(cgroupParent)/\(id)" }
-        if path.hasPrefix("/") { return String(path.dropFirst()) }
-        return "\(cgroupParent)/\(path)"
-    }
-
     // MARK: create / run
 
     /// Creates the container: everything set up, the process waiting for `start`.
@@ -137,28 +131,10 @@ public struct BuiltinRuntime: Sendable {
             } else {
                 try prepareOwnSetup(spec, id: id, bundle: bundle, state: state, options: options, plan: &plan)
             }
-            var cgroup = cgroupPath(spec, id: id)
-            var procs: [String]
-            if backend == nil, SystemdUnits.isSystemdForm(spec.linux?.cgroupsPath) {
-                // The monitor starts the scope with the init's pid; the files follow once it is there.
-                let scope = try SystemdUnits.scope(cgroupsPath: spec.linux?.cgroupsPath ?? "")
-                cgroup = scope.path
-                systemdScope = scope.unit
-                plan.record("systemdscope", [scope.unit, "/" + scope.path])
-                let properties = SystemdUnits.scopeProperties(slice: scope.slice, description: "iotkube container \(id)",
-                                                             groupOOMKill: spec.linux?.resources?.unified?["memory.oom.group"] == "1")
-                    + SystemdUnits.resourceProperties(spec.linux?.resources)
-                for property in properties { plan.record("unitproperty", property.planTokens) }
-                procs = []
-                plan.record("execfifo", ["\(state)/exec.fifo"])
-            } else if backend == nil {
-                procs = try cgroups.create(cgroup, resources: spec.linux?.resources)
-                for file in procs { plan.record("cgroupprocs", [file]) }
-                plan.record("execfifo", ["\(state)/exec.fifo"])
-            } else {
-                procs = cgroups.procsFiles(cgroup)   // the backend makes it
-            }
-            if let events = cgroups.memoryEventsFile(cgroup) { plan.record("memoryevents", [events]) }
+            let placement = try planCgroup(spec, id: id, state: state, plan: &plan)
+            let cgroup = placement.path
+            var procs = placement.procs
+            systemdScope = placement.systemdScope
             // A scope is ours once the monitor made it (one of that name may be another's).
             if systemdScope == nil { cgroupCreated = cgroup }
             plan.record("exitfile", ["\(state)/exit.json"])
