@@ -149,18 +149,7 @@ public struct BuiltinRuntime: Sendable {
             if let identifier = options.journalIdentifier, options.logPath != nil { plan.record("journal", [identifier]) }
             do { try AtomicFile.write(plan.bytes, to: "\(state)/plan", mode: 0o600) } catch { throw RuntimeError("writing the plan: \(error)") }
 
-            var pipeEnds: [Int32] = [0, 0]
-            guard iotkube_pipe_cloexec(&pipeEnds) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
-            let monitor: pid_t
-            do {
-                monitor = try ProcessSpawner.spawn(helper, ["__iotkube-monitor", "\(state)/plan", "3"], descriptors: [3: pipeEnds[1]])
-            } catch {
-                close(pipeEnds[0])
-                close(pipeEnds[1])
-                throw error
-            }
-            close(pipeEnds[1])
-            let reports = ReportReader(pipeEnds[0])
+            let (monitor, reports) = try ProcessSpawner.spawnReading(helper, ["__iotkube-monitor", "\(state)/plan", "3"], at: [3])
             let first = reports.line() ?? "error the monitor exited without a report"
             // The monitor stays alive (detached) for the container's life; reap it if it failed.
             let fields = first.split(separator: " ")

@@ -63,23 +63,29 @@ public enum ProcessSpawner {
     /// Runs a command to its end with its stdout and stderr read (or sent to `output`), its
     /// stdin /dev/null; its exit code and its first 200 lines.
     public static func capture(_ executable: String, _ arguments: [String], output: Int32? = nil) throws(RuntimeError) -> (status: Int32, output: String) {
-        var outputPipe: [Int32] = [0, 0]
-        guard iotkube_pipe_cloexec(&outputPipe) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
-        let target = output ?? outputPipe[1]
-        let pid: pid_t
-        do {
-            pid = try spawn(executable, arguments, descriptors: [1: target, 2: target], nullInput: true)
-        } catch {
-            close(outputPipe[0])
-            close(outputPipe[1])
-            throw error
-        }
-        close(outputPipe[1])
-        let reader = ReportReader(outputPipe[0])
+        if let output { return (wait(try spawn(executable, arguments, descriptors: [1: output, 2: output], nullInput: true)), "") }
+        let (pid, reader) = try spawnReading(executable, arguments, at: [1, 2], nullInput: true)
         var lines: [String] = []
         while let line = reader.line(), lines.count < 200 { lines.append(line) }
         while reader.line() != nil {}
         return (wait(pid), lines.joined(separator: "\n"))
+    }
+
+    /// Spawns with the write end of a new pipe at each of `descriptors`; the read end, as lines.
+    static func spawnReading(_ executable: String, _ arguments: [String], at descriptors: [Int32], nullInput: Bool = false) throws(RuntimeError)
+        -> (pid: pid_t, reader: ReportReader) {
+        var ends: [Int32] = [0, 0]
+        guard iotkube_pipe_cloexec(&ends) == 0 else { throw RuntimeError("pipe: \(String(cString: strerror(errno)))") }
+        let pid: pid_t
+        do {
+            pid = try spawn(executable, arguments, descriptors: Dictionary(uniqueKeysWithValues: descriptors.map { ($0, ends[1]) }), nullInput: nullInput)
+        } catch {
+            close(ends[0])
+            close(ends[1])
+            throw error
+        }
+        close(ends[1])
+        return (pid, ReportReader(ends[0]))
     }
 
     /// Waits for a child; its exit code (128+signal when killed).

@@ -24,6 +24,9 @@ public final class PodCgroups: Sendable {
     public let podPidsLimit: Int64?
     /// The pods with a cgroup, by UID: their class, CPU and memory requests (for the tiers' values).
     private let pods = Mutex<[String: (qos: PodQOSClass, milliCPU: Int64, memory: Int64)]>([:])
+    /// What `kubepods` and the tiers were last given (taken under `pods`): unchanged values are
+    /// not written again, nor sent to systemd, at every pod start.
+    private let appliedTiers = Mutex<[String: RuntimeSpec.Resources]>([:])
     /// The kubelet's MemoryQoS (cgroup v2), with its throttling factor: `memory.min` from the
     /// memory requests on pods and tiers (and on containers, `memory.high`); nil: off.
     public let memoryQoS: Double?
@@ -127,9 +130,13 @@ public final class PodCgroups: Sendable {
             node = Self.memoryMin(pods.values.map(\.memory).saturatingSum(), on: node)
             burstable = Self.memoryMin(pods.values.filter { $0.qos == .burstable }.map(\.memory).saturatingSum(), on: burstable)
         }
-        try prepareParent(root, resources: node, description: "iotkube pods")
-        try prepareParent(tier(.burstable), resources: burstable, description: "iotkube burstable pods")
-        try prepareParent(tier(.bestEffort), resources: fitted(Self.cpuShares(2)), description: "iotkube best-effort pods")
+        let tiers = [(root, node ?? RuntimeSpec.Resources(), "iotkube pods"), (tier(.burstable), burstable, "iotkube burstable pods"),
+                     (tier(.bestEffort), fitted(Self.cpuShares(2)), "iotkube best-effort pods")]
+        for (path, resources, description) in tiers {
+            guard appliedTiers.withLock({ $0[path] }) != resources || !manager.exists(path) else { continue }
+            try prepareParent(path, resources: resources, description: description)
+            appliedTiers.withLock { $0[path] = resources }
+        }
     }
 
     /// `resources` with cgroup v2's `memory.min`.
