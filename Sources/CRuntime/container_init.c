@@ -168,15 +168,17 @@ void iotkube_process_setup_and_exec(struct plan *p, int fifo_fd, int seccomp_fd)
         iotkube_fd_path(fifo_fd, path, sizeof path);
         int writer = open(path, O_WRONLY | O_CLOEXEC);
         if (writer < 0) FAIL("waiting for start: %s", strerror(errno));
-        if (iotkube_write_all(writer, "0", 1) < 0) FAIL("waiting for start: %s", strerror(errno));
-        close(writer);
         close(fifo_fd);
-        /* Started: startContainer hooks, inside the container, before its process. */
+        /* Started (`start` opened the reading end): startContainer hooks, inside the container,
+         * before its process; the byte goes only after them, so `start` runs the poststart
+         * hooks after every startContainer hook has finished. */
         char error[700];
         if (iotkube_run_hooks(p, "s", "created", p->host_pid, error, sizeof error) != 0) {
             dprintf(2, "iotkube: %s\n", error);
             _exit(127);
         }
+        if (iotkube_write_all(writer, "0", 1) < 0) FAIL("waiting for start: %s", strerror(errno));
+        close(writer);
     } else if (iotkube_write_all(iotkube_setup_report_fd, "R", 1) < 0) {
         _exit(1);
     }

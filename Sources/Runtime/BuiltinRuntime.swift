@@ -250,23 +250,32 @@ public struct BuiltinRuntime: Sendable {
         let descriptor = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard descriptor >= 0 else { throw RuntimeError("container \(id): exec fifo: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
-        // The process opens the other end and writes one byte; wait up to 10 s for it.
+        let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks
+        // The process opens the other end, runs the startContainer hooks and writes one byte:
+        // wait 10 s for it, plus the hooks' timeouts (a hook without one is waited for while
+        // the process lives, as runc does).
+        let startHooks = hooks?.startContainer ?? []
+        let unbounded = startHooks.contains { $0.timeout == nil }
+        let rounds = 100 + startHooks.reduce(0) { $0 + 10 * min(max($1.timeout ?? 0, 0), 86_400) }
         var pollDescriptor = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
         var byte: UInt8 = 0
         var got = 0
-        for _ in 0..<100 {
+        var round = 0
+        while unbounded || round < rounds {
+            round += 1
             _ = poll(&pollDescriptor, 1, 100)
             got = read(descriptor, &byte, 1)
             if got == 1 { break }
-            if self.status(of: record) == .stopped { throw RuntimeError("container \(id) exited before it started") }
+            if self.status(of: record) == .stopped {
+                throw RuntimeError("container \(id) exited before it started\(startHooks.isEmpty ? "" : " (a startContainer hook may have failed: see its log)")")
+            }
         }
-        guard got == 1 else { throw RuntimeError("container \(id) did not start within 10 s") }
+        guard got == 1 else { throw RuntimeError("container \(id) did not start within \(rounds / 10) s") }
         unlink(fifo)
         record.startedAt = Self.now()
         try save(record)
-        // (An external runtime runs the bundle's hooks itself.)
-        if backend == nil, let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks?.poststart, !hooks.isEmpty {
-            for warning in OCIHooks.run(hooks, kind: "poststart", state: try state(id: id)) { OCIHooks.warn("container \(id): \(warning)") }
+        if let poststart = hooks?.poststart, !poststart.isEmpty {
+            for warning in OCIHooks.run(poststart, kind: "poststart", state: try state(id: id)) { OCIHooks.warn("container \(id): \(warning)") }
         }
     }
 

@@ -10,8 +10,8 @@ import Testing
 struct RuntimeHookTests {
     /// A hook that saves its stdin as `<directory>/<name>.json`, appends its name to
     /// `<directory>/order` and shows HOOK_ENV.
-    static func recorder(_ name: String, directory: String) -> RuntimeSpec.Hook {
-        RuntimeSpec.Hook(path: "/bin/sh", args: ["sh", "-c", "cat > \(directory)/\(name).json; echo \"\(name) $HOOK_ENV\" >> \(directory)/order", name],
+    static func recorder(_ name: String, directory: String, delay: Bool = false) -> RuntimeSpec.Hook {
+        RuntimeSpec.Hook(path: "/bin/sh", args: ["sh", "-c", "cat > \(directory)/\(name).json; \(delay ? "sleep 1; " : "")echo \"\(name) $HOOK_ENV\" >> \(directory)/order", name],
                          env: ["HOOK_ENV=env-\(name)", "PATH=/bin:/usr/bin"], timeout: 10)
     }
 
@@ -28,7 +28,8 @@ struct RuntimeHookTests {
             hooks.createRuntime = [Self.recorder("createRuntime", directory: directory)]
             hooks.createContainer = [Self.recorder("createContainer", directory: directory)]
             // Inside the container after pivot_root: the container's sh, the directory at /hooks.
-            hooks.startContainer = [Self.recorder("startContainer", directory: "/hooks")]
+            // A slow one: `start` runs the poststart hooks only after it has finished.
+            hooks.startContainer = [Self.recorder("startContainer", directory: "/hooks", delay: true)]
             hooks.poststart = [Self.recorder("poststart", directory: directory)]
             hooks.poststop = [Self.recorder("poststop", directory: directory)]
             spec.hooks = hooks
