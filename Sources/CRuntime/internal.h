@@ -92,6 +92,8 @@ int iotkube_plan_load(const char *path, struct plan *plan, char **error);
  * oom_kill count (-1 when the cgroup is gone). */
 int iotkube_place_in_scope(const struct plan *p, pid_t child, char *error, size_t error_size);
 int iotkube_memory_events_open(const char *path);
+/* The memory.events of the cgroup above `path`'s (the pod's): its counts include its children's. */
+int iotkube_parent_memory_events_open(const char *path);
 long long iotkube_oom_kills(int fd);
 
 /* The container's output (container_log.c): a pipe read into complete lines. */

@@ -287,6 +287,13 @@ created:;
     int sync_open = plan.external_argc == 0, exited = 0, status = 0;
     int memory_events = iotkube_memory_events_open(plan.memory_events);
     long long oom_kills = memory_events >= 0 ? iotkube_oom_kills(memory_events) : -1;
+    long long oom_kills_at_start = oom_kills;
+    /* systemd removes an empty scope's cgroup at once, and memory.events notifications are
+     * rate-limited: the container's own count can be gone before it is read. The parent's count
+     * (hierarchical) then tells whether an OOM kill happened while the container ran. */
+    int parent_events = memory_events >= 0 ? iotkube_parent_memory_events_open(plan.memory_events) : -1;
+    long long parent_kills_at_start = parent_events >= 0 ? iotkube_oom_kills(parent_events) : -1;
+    int own_count_lost = 0;
     long long exited_at = 0;
     while (!exited || (streams[0].fd >= 0 || streams[1].fd >= 0)) {
         struct pollfd fds[16];
@@ -317,7 +324,7 @@ created:;
         if (index_attach >= 0) iotkube_attach_after_poll(fds + index_attach);
         if (index_events >= 0 && fds[index_events].revents) {
             long long kills = iotkube_oom_kills(memory_events);
-            if (kills < 0) { close(memory_events); memory_events = -1; } else if (kills > oom_kills) oom_kills = kills;
+            if (kills < 0) { close(memory_events); memory_events = -1; own_count_lost = 1; } else if (kills > oom_kills) oom_kills = kills;
         }
         if (index_signals >= 0 && fds[index_signals].revents) {
             struct signalfd_siginfo info;
@@ -329,10 +336,20 @@ created:;
                     status = child_status; exited = 1; exited_at = clock_nanoseconds(CLOCK_MONOTONIC);
                     long long kills = memory_events >= 0 ? iotkube_oom_kills(memory_events) : -1;
                     if (kills > oom_kills) oom_kills = kills;
+                    if (kills < 0 && oom_kills >= 0) own_count_lost = 1;
                 }
             }
         }
     }
+    /* The own count was lost with its cgroup before it showed a kill: a SIGKILL while the
+     * parent counted one more is taken as this container's OOM kill (a sibling's kill at the
+     * same moment could be taken for it). */
+    if (own_count_lost && oom_kills == oom_kills_at_start && parent_kills_at_start >= 0
+        && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+        long long parent_kills = iotkube_oom_kills(parent_events);
+        if (parent_kills > parent_kills_at_start) oom_kills = oom_kills_at_start + 1;
+    }
+    if (parent_events >= 0) close(parent_events);
     /* Attached clients see the end; nobody attaches to an exited container. */
     if (attaching) iotkube_attach_finish();
     long long finished = iotkube_now_nanoseconds();

@@ -29,6 +29,22 @@ int iotkube_place_in_scope(const struct plan *p, pid_t child, char *error, size_
     return -1;
 }
 
+int iotkube_parent_memory_events_open(const char *path) {
+    if (!path) return -1;
+    char parent[4096];
+    size_t length = strlen(path);
+    if (length >= sizeof parent) return -1;
+    memcpy(parent, path, length + 1);
+    /* <parent>/<container>/memory.events -> <parent>/memory.events */
+    char *file = strrchr(parent, '/');
+    if (!file || file == parent) return -1;
+    *file = 0;
+    char *container = strrchr(parent, '/');
+    if (!container || container == parent) return -1;
+    snprintf(container, sizeof parent - (size_t)(container - parent), "/memory.events");
+    return iotkube_memory_events_open(parent);
+}
+
 int iotkube_memory_events_open(const char *path) {
     if (!path) return -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
