@@ -14,12 +14,19 @@ bin="$top/.build/release"
 kubectl="$top/.build/test-tools/bin/kubectl"
 
 if [ ! -f "$data/pki/ca.crt" ]; then
-    "$bin/iotkube-server" init --data-dir "$data" --port "$port"
+    "$bin/iotkube-server" init --data-dir "$data" --port "$port" ${IOTKUBE_ADVERTISE_ADDRESS:+--advertise-address "$IOTKUBE_ADVERTISE_ADDRESS"}
 fi
-if [ -f "$data/server.pid" ] && kill -0 "$(cat "$data/server.pid")" 2>/dev/null; then
-    kill "$(cat "$data/server.pid")" && sleep 1
-fi
-nohup "$bin/iotkube-server" run --data-dir "$data" --listen "127.0.0.1:$port" > "$data/server.log" 2>&1 &
+# Stops the process in pid file $1 and waits (up to 30 s) until it is gone.
+stop_old() {
+    local pid
+    [ -f "$1" ] && pid=$(cat "$1") && kill -0 "$pid" 2>/dev/null || return 0
+    kill "$pid"
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    echo "pid $pid ($1) did not stop within 30 s" >&2
+}
+stop_old "$data/server.pid"
+# All addresses: other boards join at the advertised one (init's --advertise-address).
+nohup "$bin/iotkube-server" run --data-dir "$data" > "$data/server.log" 2>&1 &
 echo $! > "$data/server.pid"
 for _ in $(seq 100); do
     "$kubectl" --kubeconfig "$data/admin.kubeconfig" get --raw /healthz > /dev/null 2>&1 && break
@@ -33,9 +40,7 @@ if [ ! -f "$agent_dir/agent.yaml" ]; then
     token=$("$bin/iotkube-server" token create --data-dir "$data" --ttl 1h | tail -n 1)
     "$bin/iotkube-agent" join "$token" --config-dir "$agent_dir" --state-dir "$data/agent-state" --no-start
 fi
-if [ -f "$data/agent.pid" ] && kill -0 "$(cat "$data/agent.pid")" 2>/dev/null; then
-    kill "$(cat "$data/agent.pid")" && sleep 1
-fi
+stop_old "$data/agent.pid"
 nohup "$bin/iotkube-agent" run --config "$agent_dir/agent.yaml" > "$data/agent.log" 2>&1 &
 echo $! > "$data/agent.pid"
 for _ in $(seq 150); do
@@ -45,5 +50,7 @@ done
 echo "iotkube-agent is running (log: $data/agent.log, stop: kill \$(cat $data/agent.pid))"
 "$kubectl" --kubeconfig "$data/admin.kubeconfig" get nodes -o wide
 echo
-echo "A join token for another board (iotkube-agent join <token>):"
+advertised=$(sed -n 's/.*"advertiseAddress" *: *"\([^"]*\)".*/\1/p' "$data/server.json")
+echo "A join token for another board (iotkube-agent join <token>); it reaches this machine at $advertised:$port."
+echo "(For another address or a DNS name, start a new cluster: remove $data and run this again with IOTKUBE_ADVERTISE_ADDRESS=<address>.)"
 "$bin/iotkube-server" token create --data-dir "$data" --ttl 24h | tail -n 1

@@ -1,4 +1,9 @@
 import Synchronization
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -45,11 +50,43 @@ public final class APIHTTPServer: Sendable {
     }
 
     /// Binds and serves until cancelled; calls `onListening` with the bound port once listening.
-    public func run(host: String, port: Int, onListening: @Sendable (Int) -> Void = { _ in }) async throws {
+    /// A port in use is tried again each second for `bindRetrySeconds` (the process before this
+    /// one may still be stopping, as after a quick restart).
+    public func run(host: String, port: Int, bindRetrySeconds: Int = 0, onListening: @Sendable (Int) -> Void = { _ in }) async throws {
+        var waited = 0
+        var bound: NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never>?
+        while bound == nil {
+            do {
+                bound = try await bind(host: host, port: port)
+            } catch let error as IOError where error.errnoCode == EADDRINUSE && waited < bindRetrySeconds {
+                if waited == 0 {
+                    logger.warning("\(host):\(port) is in use (a process before this one still stopping?): trying again for up to \(bindRetrySeconds) s")
+                }
+                try await Task.sleep(for: .seconds(1))
+                waited += 1
+            }
+        }
+        guard let server = bound else { return }
+        if waited > 0 { logger.info("\(host):\(port) bound after \(waited) s") }
+        onListening(server.channel.localAddress?.port ?? port)
+        try await withTaskCancellationHandler {
+            try await server.executeThenClose { connections in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in connections {
+                        group.addTask { await self.serve(connection) }
+                    }
+                }
+            }
+        } onCancel: {
+            server.channel.close(promise: nil)
+        }
+    }
+
+    private func bind(host: String, port: Int) async throws -> NIOAsyncChannel<NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>, Never> {
         let tls = self.tls
         let requestTimeout = self.requestTimeout
         let idleTimeout = self.idleTimeout
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -65,18 +102,6 @@ public final class APIHTTPServer: Sendable {
                     return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                 }
             }
-        onListening(server.channel.localAddress?.port ?? port)
-        try await withTaskCancellationHandler {
-            try await server.executeThenClose { connections in
-                try await withThrowingDiscardingTaskGroup { group in
-                    for try await connection in connections {
-                        group.addTask { await self.serve(connection) }
-                    }
-                }
-            }
-        } onCancel: {
-            server.channel.close(promise: nil)
-        }
     }
 
     private func serve(_ connection: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async {

@@ -22,6 +22,9 @@ struct ResetCommand: ParsableCommand {
     @Option(help: "The runtime's state root.")
     var runtimeRoot = "/run/iotkube/runtime"
 
+    @Option(help: "How many seconds an agent still running with the state directory is waited for (nothing is removed while it runs).")
+    var waitForAgent = 30
+
     @Flag(name: [.short, .long], help: "Do not ask for confirmation.")
     var force = false
 
@@ -37,7 +40,7 @@ struct ResetCommand: ParsableCommand {
                 return
             }
         }
-        let (lines, clean) = NodeReset(configDirectory: configDir, stateDirectory: state, runtimeRoot: runtimeRoot).run()
+        let (lines, clean) = NodeReset(configDirectory: configDir, stateDirectory: state, runtimeRoot: runtimeRoot, lockWaitSeconds: min(max(waitForAgent, 0), 3600)).run()
         for line in lines { print(line) }
         print(clean ? "reset done: join again with `iotkube-agent join <token>`" : "reset finished with problems (see above)")
         if !clean { throw ExitCode(1) }

@@ -48,6 +48,16 @@ struct RunCommand: AsyncParsableCommand {
             throw ExitCode.failure
         }
         guard heartbeatInterval > 0, statusInterval > 0 else { throw ValidationError("intervals must be positive") }
+        // One agent per state directory: after a quick restart, wait for the one before to stop.
+        let instanceLock: AgentInstanceLock
+        do {
+            instanceLock = try AgentInstanceLock.acquire(stateDirectory: configuration.stateDir, waitSeconds: 30) { holder in
+                printToStandardError("iotkube-agent: another agent\(holder.map { " (pid \($0))" } ?? "") runs with \(configuration.stateDir): waiting up to 30 s for it to stop")
+            }
+        } catch {
+            printToStandardError("iotkube-agent: \(error)")
+            throw ExitCode.failure
+        }
         // journald's native protocol under systemd (structured fields), else stderr.
         let useJournal = JournalLogHandler.journalAvailable
         LoggingSystem.bootstrap { label -> any LogHandler in
@@ -158,6 +168,7 @@ struct RunCommand: AsyncParsableCommand {
                        .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor)]
                 + (configuration.devicePluginDirectory == "" ? [] : [.init(service: devicePlugins)]),
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        defer { withExtendedLifetime(instanceLock) {} }
         try await group.run()
     }
 }

@@ -133,8 +133,10 @@ public struct HostReader: Sendable {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The first non-loopback IPv4 address of an interface that is up.
+    /// The primary IPv4 address (the default route's source, as the kubelet picks it), or
+    /// without a default route the first non-loopback IPv4 address of an interface that is up.
     public func internalIPv4() -> String? {
+        if let primary = PrimaryAddress.ipv4() { return primary }
         var addresses: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&addresses) == 0, let first = addresses else { return nil }
         defer { freeifaddrs(addresses) }

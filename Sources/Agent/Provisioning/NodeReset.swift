@@ -17,9 +17,12 @@ public struct NodeReset: Sendable {
     public var stateDirectory: String
     public var runtimeRoot: String
     public var helper: String
+    /// How long a running agent is waited for.
+    public var lockWaitSeconds: Int
 
-    public init(configDirectory: String, stateDirectory: String, runtimeRoot: String, helper: String = ProcessSpawner.currentExecutable()) {
+    public init(configDirectory: String, stateDirectory: String, runtimeRoot: String, helper: String = ProcessSpawner.currentExecutable(), lockWaitSeconds: Int = 30) {
         self.configDirectory = configDirectory
+        self.lockWaitSeconds = lockWaitSeconds
         self.stateDirectory = stateDirectory
         self.runtimeRoot = runtimeRoot
         self.helper = helper
@@ -33,6 +36,20 @@ public struct NodeReset: Sendable {
             let status = SystemdUnit.run(["systemctl", "disable", "--now", "iotkube-agent.service"])
             lines.append(status == 0 ? "stopped and disabled iotkube-agent.service" : "systemctl disable --now iotkube-agent.service: exit \(status) (not installed?)")
         }
+        // An agent started by hand (or still stopping) would restart what is removed here:
+        // wait for it to be gone, and hold its lock while the state is taken apart.
+        var instanceLock: AgentInstanceLock?
+        if FileTree.isDirectory(stateDirectory) {
+            do {
+                instanceLock = try AgentInstanceLock.acquire(stateDirectory: stateDirectory, waitSeconds: lockWaitSeconds) { holder in
+                    lines.append("waiting up to \(lockWaitSeconds) s for the agent\(holder.map { " (pid \($0))" } ?? "") running with \(stateDirectory) to stop")
+                }
+            } catch {
+                lines.append("\(error); nothing was removed")
+                return (lines, false)
+            }
+        }
+        defer { withExtendedLifetime(instanceLock) {} }
         let runtime = BuiltinRuntime(root: runtimeRoot, helper: helper)
         for container in runtime.list() {
             do {

@@ -61,7 +61,8 @@ public struct ClusterFiles: Sendable {
         _ = try ObjectStore(path: storePath)
     }
 
-    static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
+    /// `host` as a URL writes it (an IPv6 address in brackets).
+    public static func hostForURL(_ host: String) -> String { host.contains(":") ? "[\(host)]" : host }
 
     /// The serving certificate's DNS names and IPv4 addresses (no node may be given them).
     public func serverCertificateNames() throws -> (dnsNames: [String], ipAddresses: [[UInt8]]) {
