@@ -31,12 +31,15 @@ final class FakePodRuntime: PodRuntime {
 
     private func note(_ call: String) { calls.withLock { $0.append(call) } }
 
-    private static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) }
+    /// Added to the wall clock of the records (a clock jump, as after NTP on a board without RTC).
+    let wallOffset = WallClockOffset()
+
+    private func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000_000) + wallOffset.seconds * 1_000_000_000 }
 
     func create(id: String, bundle: String, options: BuiltinRuntime.CreateOptions) throws(RuntimeError) -> ContainerRecord {
         let spec = try BuiltinRuntime.loadSpec(bundle: bundle)
         let record = ContainerRecord(ociVersion: spec.ociVersion, id: id, bundle: bundle, pid: 0, processStartTicks: 0, monitorPid: 0, monitorStartTicks: nil,
-                                     cgroupPath: "", annotations: spec.annotations, createdAt: Self.now(), startedAt: nil, cgroupProcs: nil)
+                                     cgroupPath: "", annotations: spec.annotations, createdAt: now(), startedAt: nil, cgroupProcs: nil)
         try containers.withLock { (containers) throws(RuntimeError) in
             guard containers[id] == nil else { throw RuntimeError("container \(id) exists") }
             containers[id] = Container(record: record, status: .created)
@@ -49,7 +52,7 @@ final class FakePodRuntime: PodRuntime {
         try containers.withLock { (containers) throws(RuntimeError) in
             guard containers[id]?.status == .created else { throw RuntimeError("container \(id) is not created") }
             containers[id]?.status = .running
-            containers[id]?.record.startedAt = Self.now()
+            containers[id]?.record.startedAt = now()
         }
         note("start \(id)")
     }
@@ -69,7 +72,7 @@ final class FakePodRuntime: PodRuntime {
         containers.withLock { containers in
             guard containers[id]?.status == .running || containers[id]?.status == .created else { return }
             containers[id]?.status = .stopped
-            containers[id]?.exit = ContainerExit(pid: 0, exitCode: code, signal: signal, finishedAt: Self.now(), error: "")
+            containers[id]?.exit = ContainerExit(pid: 0, exitCode: code, signal: signal, finishedAt: now(), error: "")
         }
     }
 
@@ -112,4 +115,11 @@ final class FakePodRuntime: PodRuntime {
         guard let container = containers.withLock({ $0[id] }) else { throw RuntimeError("container \(id) does not exist") }
         return container
     }
+}
+
+/// Seconds added to a fake wall clock, shared by the clocks that follow it.
+final class WallClockOffset: Sendable {
+    private let value = Mutex<Int64>(0)
+    var seconds: Int64 { value.withLock { $0 } }
+    func jump(by seconds: Int64) { value.withLock { $0 += seconds } }
 }

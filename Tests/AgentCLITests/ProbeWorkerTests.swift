@@ -60,7 +60,7 @@ import Testing
     }
 
     /// The workers the pod worker would start for `container`'s run `id`, with the scripted outcomes.
-    static func workers(_ container: Container, id: String, startedAt: Int64 = Timestamp.now().seconds, manager: ProbeManager, script: Script) -> [ProbeWorker] {
+    static func workers(_ container: Container, id: String, startedAt: Int64 = PodClock.bootSeconds(), manager: ProbeManager, script: Script) -> [ProbeWorker] {
         let target = ProbeTarget(containerID: id, container: container, address: "127.0.0.1", exec: nil, startedAt: startedAt)
         let probes: [(ProbeTracker.Kind, Probe?)] = [(.startup, container.startupProbe), (.liveness, container.livenessProbe), (.readiness, container.readinessProbe)]
         return probes.compactMap { kind, probe in
@@ -138,7 +138,7 @@ import Testing
         let script = Script([:])
         try await Self.withManager { manager in
             // Started long ago (adopted after an agent restart): no delay left.
-            manager.start(Self.workers(container, id: "old", startedAt: Timestamp.now().seconds - 60, manager: manager, script: script))
+            manager.start(Self.workers(container, id: "old", startedAt: PodClock.bootSeconds() - 60, manager: manager, script: script))
             #expect(await Self.eventually(30) { script.tries("readiness") == 1 })
             // Just started: nothing before the delay.
             manager.start(Self.workers(container, id: "new", manager: manager, script: script))

@@ -27,6 +27,7 @@ struct ContainerRun: Sendable {
     /// No new try before this (seconds), after a configuration error.
     var retryAt: Int64 = 0
     /// When the current run started (seconds), for the probes' initial delays.
+    /// Seconds since boot (``PodClock``) when this run started.
     var startedAt: Int64 = 0
     var hook: ContainerStopper.HookContext?
     var stopSignal: String?

@@ -40,6 +40,8 @@ public struct PodHost: Sendable {
     public var devices: DeviceManager?
     /// Pod cgroups (nil: containers get cgroups of their own only, as in the workers' own tests).
     public var cgroups: PodCgroups?
+    /// The clocks of decisions (since boot) and of reports (wall).
+    public var clock = PodClock.system
     /// How often a running pod's containers are looked at (exits, probes, volume contents).
     public var syncInterval: Duration = .seconds(1)
 

@@ -48,7 +48,12 @@ extension PodWorker {
             run.imageID = state.annotations?[Self.imageIDAnnotation] ?? ""
             let record = try? runtime.record(id: state.id)
             let started = record?.startedAt ?? record?.createdAt ?? 0
-            run.startedAt = started / 1_000_000_000
+            // On the boot clock: the init's start in /proc, else the record's wall time.
+            if let ticks = record?.processStartTicks, ticks > 0 {
+                run.startedAt = PodClock.sinceBoot(ofStartTicks: ticks)
+            } else {
+                run.startedAt = host.clock.sinceBoot(ofWall: Self.timestamp(nanoseconds: started))
+            }
             if let spec = try? runtime.spec(bundle: state.bundle), let process = spec.process {
                 run.hook = ContainerStopper.HookContext(env: process.env ?? [], user: process.user, podIP: podIPs.first, container: container)
             }
@@ -62,7 +67,7 @@ extension PodWorker {
             runs[container.name] = run
             logger.info("adopted container \(container.name) (\(state.id), \(state.status.rawValue), restarts \(count))")
         }
-        if !mine.isEmpty, startTime == nil { startTime = .now() }
+        if !mine.isEmpty, startTime == nil { startTime = host.clock.wall(); activeSince = now() }
     }
 
     static let restartCountAnnotation = "io.iotkube.container.restartCount"

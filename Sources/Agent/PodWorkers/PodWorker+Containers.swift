@@ -28,9 +28,9 @@ extension PodWorker {
             guard status == .stopped else { continue }
             probes.stop(containerID: id)
             run.state = finished(run, container: container, id: id)
-            if case .terminated(_, _, _, _, _, let finishedAt, _) = run.state {
-                run.backoff.recordExit(started: run.startedAt, exited: finishedAt.seconds)
-            }
+            // The back-off counts from when the exit was seen, on the boot clock (the exit
+            // record's time is the wall clock's, for the status only).
+            if case .terminated = run.state { run.backoff.recordExit(started: run.startedAt, exited: now) }
             if let exitCode = run.exitCode {
                 logger.info("container \(container.name) exited with \(exitCode)")
             }
@@ -69,7 +69,7 @@ extension PodWorker {
     // MARK: starting a container
 
     func start(_ container: Container, _ run: inout ContainerRun) async {
-        let now = Self.now()
+        let now = self.now()
         let label = "container \(container.name)"
         // 1. The image, per the pull policy.
         let image: ImageRecord
@@ -167,7 +167,7 @@ extension PodWorker {
             run.hasRun = true
             run.restartCount = restartCount
             run.imageID = imageID
-            run.startedAt = Self.now()
+            run.startedAt = self.now()
             run.stopSignal = configuration.config?.stopSignal
             run.hook = ContainerStopper.HookContext(env: spec.process?.env ?? [], user: spec.process?.user ?? RuntimeSpec.User(uid: 0, gid: 0),
                                                     podIP: podIPs.first, container: container)

@@ -9,7 +9,7 @@ extension PodWorker {
         guard let id = run.id else { return }
         let target = ProbeTarget(containerID: id, container: container, address: hostNetwork ? "127.0.0.1" : podIPs.first ?? "127.0.0.1",
                                  exec: run.hook, startedAt: run.startedAt)
-        let runtime = host.runtime, events = host.events, pod = self.pod, wake = self.wake, logger = self.logger
+        let runtime = host.runtime, events = host.events, pod = self.pod, wake = self.wake, logger = self.logger, clock = host.clock
         let fieldPath = self.fieldPath(of: container)
         let probes: [(ProbeTracker.Kind, Probe?)] = [(.startup, container.startupProbe), (.liveness, container.livenessProbe), (.readiness, container.readinessProbe)]
         let workers = probes.compactMap { kind, probe in
@@ -18,7 +18,7 @@ extension PodWorker {
                     kind: kind, probe: probe, target: target, results: self.probes.results,
                     perform: { probe, target, timeout in await ProbeActions.perform(probe, on: target, runtime: runtime, timeoutSeconds: timeout) },
                     failed: { message in await events?.record(pod, type: "Warning", reason: "Unhealthy", message: message, fieldPath: fieldPath) },
-                    changed: { wake.signal() }, logger: logger)
+                    changed: { wake.signal() }, logger: logger, now: clock.sinceBoot)
             }
         }
         if !workers.isEmpty { self.probes.start(workers) }
@@ -59,6 +59,6 @@ extension PodWorker {
         let context = run.hook ?? ContainerStopper.HookContext(env: [], user: RuntimeSpec.User(uid: 0, gid: 0), podIP: nil, container: container)
         _ = await ContainerStopper.stop(host.runtime, id: id, stopSignal: run.stopSignal, gracePeriodSeconds: grace,
                                         preStop: run.hook == nil ? nil : container.lifecycle?.preStop, context: context)
-        observeExits(now: Self.now())
+        observeExits(now: self.now())
     }
 }

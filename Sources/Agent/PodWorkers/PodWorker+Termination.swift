@@ -22,14 +22,14 @@ extension PodWorker {
         for container in allContainers where runs[container.name]?.isRunning == true {
             await event("Killing", "Stopping container \(container.name)", container: container)
         }
-        let deadline = Self.now() + SpecSeconds.bounded(gracePeriod)
+        let deadline = self.now() + SpecSeconds.bounded(gracePeriod)
         let groups = [pod.spec?.containers ?? [], (pod.spec?.initContainers ?? []).reversed()]
         for containers in groups {
             let targets = containers.compactMap { container -> (Container, ContainerRun)? in
                 guard let run = runs[container.name], run.isRunning, run.id != nil, run.hook != nil else { return nil }
                 return (container, run)
             }
-            let left = max(0, deadline - Self.now())
+            let left = max(0, deadline - self.now())
             await withTaskGroup(of: Void.self) { group in
                 for (container, run) in targets {
                     group.addTask {
@@ -43,9 +43,9 @@ extension PodWorker {
         for container in allContainers {
             guard let run = runs[container.name], run.isRunning, let id = run.id, run.hook == nil else { continue }
             let context = ContainerStopper.HookContext(env: [], user: RuntimeSpec.User(uid: 0, gid: 0), podIP: nil, container: container)
-            _ = await ContainerStopper.stop(runtime, id: id, stopSignal: run.stopSignal, gracePeriodSeconds: max(0, deadline - Self.now()), preStop: nil, context: context)
+            _ = await ContainerStopper.stop(runtime, id: id, stopSignal: run.stopSignal, gracePeriodSeconds: max(0, deadline - self.now()), preStop: nil, context: context)
         }
-        observeExits(now: Self.now())
+        observeExits(now: self.now())
     }
 
     func releaseNetwork() async {

@@ -48,6 +48,8 @@ public actor PodWorker {
     var configMaps: [String: ConfigMap] = [:]
     var secrets: [String: Secret] = [:]
     var startTime: Timestamp?
+    /// `startTime` in seconds since boot: the active deadline counts from it.
+    var activeSince: Int64?
     var lastStatus: PodStatus?
     /// Ends the pause between syncs when something arrives from outside (or a probe's verdict changes).
     let wake = WakeSignal()
@@ -80,7 +82,7 @@ public actor PodWorker {
         }
         // Deleted while the agent was away: the grace period counts from now.
         if pod.metadata.deletionTimestamp != nil {
-            state = .terminating(deadline: Self.now() + Self.gracePeriod(of: pod), deleteFromAPI: true, outcome: state.outcome)
+            state = .terminating(deadline: host.clock.sinceBoot() + Self.gracePeriod(of: pod), deleteFromAPI: true, outcome: state.outcome)
         }
     }
 
@@ -103,7 +105,7 @@ public actor PodWorker {
     /// A wanted pod becomes terminating and the sync in flight is cancelled; a deletion while
     /// terminating can only shorten the deadline.
     func beginTerminating(deleteFromAPI: Bool, gracePeriod: Int64? = nil) {
-        let deadline = Self.now() + (gracePeriod ?? self.gracePeriod)
+        let deadline = self.now() + (gracePeriod ?? self.gracePeriod)
         switch state {
         case .rejected, .syncing, .evicting, .finished:
             state = .terminating(deadline: deadline, deleteFromAPI: deleteFromAPI, outcome: state.outcome)
@@ -170,7 +172,7 @@ public actor PodWorker {
             }
             switch state {
             case .terminating(let deadline, let deleteFromAPI, _):
-                await terminate(gracePeriod: max(0, deadline - Self.now()), deleteFromAPI: deleteFromAPI)
+                await terminate(gracePeriod: max(0, deadline - self.now()), deleteFromAPI: deleteFromAPI)
                 state = .terminated
                 return
             case .terminated:
@@ -189,7 +191,8 @@ public actor PodWorker {
         }
     }
 
-    static func now() -> Int64 { Timestamp.now().seconds }
+    /// Seconds since boot: the clock of every decision (see ``PodClock``).
+    nonisolated func now() -> Int64 { host.clock.sinceBoot() }
 
     /// Records an event about the pod (or one of its containers).
     func event(_ reason: String, _ message: String, warning: Bool = false, container: Container? = nil) async {
@@ -216,14 +219,17 @@ public actor PodWorker {
     // MARK: sync
 
     func sync() async {
-        let now = Self.now()
-        if startTime == nil { startTime = .now() }
+        let now = self.now()
+        if startTime == nil { startTime = host.clock.wall(); activeSince = now }
+        // A start time from before this worker (the API's, after an agent restart): placed on
+        // the boot clock once, so a later wall-clock jump does not move the deadline.
+        if activeSince == nil, let startTime { activeSince = host.clock.sinceBoot(ofWall: startTime) }
         observeExits(now: now)
-        if state == .syncing, let deadline = pod.spec?.activeDeadlineSeconds, let startTime, now - startTime.seconds >= deadline {
+        if state == .syncing, let deadline = pod.spec?.activeDeadlineSeconds, let activeSince, now - activeSince >= deadline {
             logger.notice("active deadline of \(deadline)s passed: stopping the pod")
             finish(PodOutcome(phase: .failed, reason: "DeadlineExceeded", message: "Pod was active on the node longer than the specified deadline"))
             await stopAll(gracePeriod: gracePeriod)
-            observeExits(now: Self.now())
+            observeExits(now: self.now())
         }
         var evicted = false
         if case .evicting(let message, let gracePeriod) = state {
@@ -232,7 +238,7 @@ public actor PodWorker {
             evicted = true
             await event("Evicted", message, warning: true)
             await stopAll(gracePeriod: gracePeriod)
-            observeExits(now: Self.now())
+            observeExits(now: self.now())
         }
         if state == .syncing {
             await syncContainers(now: now)

@@ -15,7 +15,7 @@ enum PodWorkerState: Sendable, Equatable {
     /// the pod keeps its status (not its address) until it is deleted.
     case finished(PodOutcome)
     /// Deleted in the API (`deleteFromAPI`: the agent then removes the object) or no longer
-    /// wanted by any source: its containers are stopped by `deadline` (seconds since the epoch).
+    /// wanted by any source: its containers are stopped by `deadline` (seconds since boot, ``PodClock``).
     /// `outcome`: how the pod had ended before, if it had.
     case terminating(deadline: Int64, deleteFromAPI: Bool, outcome: PodOutcome?)
     /// Stopped and cleaned up; the worker has ended.

@@ -20,8 +20,8 @@ struct ProbeWorker: Sendable {
     /// Called when a verdict the pod worker acts on changed (status, restart).
     let changed: @Sendable () -> Void
     let logger: Logger
-    /// Seconds since the epoch.
-    var now: @Sendable () -> Int64 = { Timestamp.now().seconds }
+    /// Seconds since boot (``PodClock``), the clock of `target.startedAt`.
+    var now: @Sendable () -> Int64 = { PodClock.bootSeconds() }
 
     func run() async {
         var tracker = ProbeTracker(probe, kind: kind)

@@ -24,10 +24,20 @@ public struct NodeLifecycleService: Service {
         evictAfter = evictAfterSeconds
     }
 
+    /// The last heartbeat seen of a node (its Lease's renewTime and Ready's lastHeartbeatTime,
+    /// as the agent wrote them) and when this server saw it change, on its own monotonic
+    /// clock: as in kube-controller-manager, a node's clock is never compared with the
+    /// server's (a board without a real-time clock may be a year off after boot).
+    struct ObservedHeartbeat {
+        var stamp: [Timestamp?]
+        var seenAt: ContinuousClock.Instant
+    }
+
     public func run() async throws {
+        var observed: [String: ObservedHeartbeat] = [:]
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                try check(now: .now())
+                try check(now: .now(), at: .now, observed: &observed)
             } catch {
                 logger.warning("node lifecycle check failed: \(error)")
             }
@@ -35,15 +45,19 @@ public struct NodeLifecycleService: Service {
         }
     }
 
-    /// One pass over all nodes at time `now`.
-    func check(now: Timestamp) throws {
+    /// One pass over all nodes: `now` stamps what is written, `instant` measures silence.
+    /// A node first seen here (after a server start) gets a whole grace period.
+    func check(now: Timestamp, at instant: ContinuousClock.Instant, observed: inout [String: ObservedHeartbeat]) throws {
+        var present: Set<String> = []
         for tree in try store.list(.nodes, namespace: nil).items {
             guard let node = try? KubeJSON.decode(Node.self, from: tree), let name = node.metadata.name else { continue }
+            present.insert(name)
             let lease = try store.get(.leases, namespace: "kube-node-lease", name: name).flatMap { try? KubeJSON.decode(Lease.self, from: $0) }
-            let lastHeartbeat = [lease?.spec?.renewTime?.timestamp, node.status?.conditions?.first { $0.type == "Ready" }?.lastHeartbeatTime, node.metadata.creationTimestamp]
-                .compactMap { $0 }.max() ?? now
-            let silent = now.seconds.subtractingSaturated(lastHeartbeat.seconds)
             let ready = node.status?.conditions?.first { $0.type == "Ready" }
+            let stamp = [lease?.spec?.renewTime?.timestamp, ready?.lastHeartbeatTime]
+            if observed[name]?.stamp != stamp { observed[name] = ObservedHeartbeat(stamp: stamp, seenAt: instant) }
+            let silence = instant - (observed[name]?.seenAt ?? instant)
+            let silent = silence.components.seconds
             if silent > gracePeriod {
                 if ready?.status != .unknown || !hasUnreachableTaint(node) { try markUnreachable(name, now: now) }
                 if let evictAfter, silent > gracePeriod.addingSaturated(evictAfter) { try evictPods(of: name) }
@@ -51,6 +65,7 @@ public struct NodeLifecycleService: Service {
                 try clearUnreachable(name)
             }
         }
+        observed = observed.filter { present.contains($0.key) }
     }
 
     private func hasUnreachableTaint(_ node: Node) -> Bool {
