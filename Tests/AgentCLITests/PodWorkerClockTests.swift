@@ -120,3 +120,43 @@ struct PodWorkerClockTests {
         #expect(await PodWorkerTests.ends(running, within: 60))
     }
 }
+
+/// Event aggregation (repeats within 10 minutes counted, the count written every 30 s) is timed
+/// on the boot clock: a wall clock a year back neither freezes the count nor merges for a year.
+@Suite struct PodEventClockTests {
+    final class FakeClock: Sendable {
+        let sinceBoot = Mutex<Int64>(1000)
+        let wallOffset = WallClockOffset()
+        var clock: PodClock {
+            PodClock(sinceBoot: { self.sinceBoot.withLock { $0 } }, wall: {
+                var now = Timestamp.now()
+                now.seconds += self.wallOffset.seconds
+                return now
+            })
+        }
+    }
+
+    @Test func repeatsAreCountedOnTheBootClockThroughAJumpBack() async throws {
+        let fake = FakeClock()
+        let recorder = PodEventRecorder(nodeName: "board", clock: fake.clock)
+        let pod = try KubeJSON.decode(Pod.self, from: #"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "uid": "u"}}"#)
+        await recorder.record(pod, type: "Warning", reason: "BackOff", message: "Back-off restarting failed container")
+        #expect(await recorder.queue.count == 1)
+        // 10 s later a repeat is only counted; 40 s later, with the wall clock a year back, the
+        // count is written.
+        fake.sinceBoot.withLock { $0 += 10 }
+        await recorder.record(pod, type: "Warning", reason: "BackOff", message: "Back-off restarting failed container")
+        #expect(await recorder.queue.count == 1)
+        fake.wallOffset.jump(by: -PodWorkerClockTests.year)
+        fake.sinceBoot.withLock { $0 += 30 }
+        await recorder.record(pod, type: "Warning", reason: "BackOff", message: "Back-off restarting failed container")
+        let queued = await recorder.queue
+        #expect(queued.count == 2 && queued.last?.event.count == 3, "\(queued.map(\.event.count))")
+        #expect(queued.last?.event.metadata.name == queued.first?.event.metadata.name, "the same event, counted")
+        // Past 10 minutes on the boot clock: a new event.
+        fake.sinceBoot.withLock { $0 += 600 }
+        await recorder.record(pod, type: "Warning", reason: "BackOff", message: "Back-off restarting failed container")
+        let later = await recorder.queue
+        #expect(later.count == 3 && later.last?.event.count == 1 && later.last?.event.metadata.name != later.first?.event.metadata.name)
+    }
+}

@@ -19,7 +19,10 @@ public actor PodEventRecorder {
         var namespace: String
         var count: Int32
         var first: Timestamp
-        var lastSent: Timestamp
+        /// `first` and the last write, in seconds since boot (``PodClock``): the 10 minutes and
+        /// the 30 s are measured there, whatever NTP does to the wall clock meanwhile.
+        var firstSeen: Int64
+        var lastSentAt: Int64
         var unsent = false
     }
 
@@ -30,8 +33,12 @@ public actor PodEventRecorder {
     var lastRefill = ContinuousClock.now
     public private(set) var dropped = 0
 
-    public init(nodeName: String) {
+    /// Event times from `clock.wall`, aggregation windows on `clock.sinceBoot`.
+    let clock: PodClock
+
+    public init(nodeName: String, clock: PodClock = .system) {
         self.nodeName = nodeName
+        self.clock = clock
     }
 
     /// Records an event about `pod` (`fieldPath` names a container: `spec.containers{name}`).
@@ -39,7 +46,8 @@ public actor PodEventRecorder {
         var reference = ObjectReference(kind: "Pod", namespace: pod.metadata.namespace ?? "default", name: pod.metadata.name, uid: pod.metadata.uid, apiVersion: "v1")
         reference.fieldPath = fieldPath
         let key = [pod.metadata.uid ?? "", fieldPath ?? "", type, reason, message].joined(separator: "\u{1F}")
-        let now = Timestamp.now()
+        let now = clock.wall()
+        let seen = clock.sinceBoot()
         var event = Event(involvedObject: reference, reason: reason, message: String(message.prefix(1024)), type: type)
         event.source = EventSource(component: "kubelet", host: nodeName)
         event.reportingComponent = "kubelet"
@@ -47,26 +55,26 @@ public actor PodEventRecorder {
         event.firstTimestamp = now
         event.lastTimestamp = now
         event.count = 1
-        if var aggregate = aggregates[key], now.seconds - aggregate.first.seconds < 600 {
+        if var aggregate = aggregates[key], seen - aggregate.firstSeen < 600 {
             aggregate.count += 1
             aggregate.unsent = true
             aggregates[key] = aggregate
             // The count is written at most every 30 s.
-            guard now.seconds - aggregate.lastSent.seconds >= 30 else { return }
+            guard seen - aggregate.lastSentAt >= 30 else { return }
             event.metadata = ObjectMeta(name: aggregate.name, namespace: aggregate.namespace)
             event.firstTimestamp = aggregate.first
             event.count = aggregate.count
         } else {
             let name = "\(pod.metadata.name ?? "pod").\(Self.suffix())"
             event.metadata = ObjectMeta(name: name, namespace: pod.metadata.namespace ?? "default")
-            aggregates[key] = Aggregate(name: name, namespace: pod.metadata.namespace ?? "default", count: 1, first: now, lastSent: now)
+            aggregates[key] = Aggregate(name: name, namespace: pod.metadata.namespace ?? "default", count: 1, first: now, firstSeen: seen, lastSentAt: seen)
         }
         if queue.count >= 200 {
             queue.removeFirst()
             dropped += 1
         }
         queue.append(Pending(event: event, key: key))
-        if aggregates.count > 2000 { aggregates = aggregates.filter { now.seconds - $0.value.first.seconds < 600 } }
+        if aggregates.count > 2000 { aggregates = aggregates.filter { seen - $0.value.firstSeen < 600 } }
     }
 
     static func suffix() -> String {
@@ -93,7 +101,7 @@ public actor PodEventRecorder {
                 } else {
                     _ = try await client.create(next.event)
                 }
-                aggregates[next.key]?.lastSent = .now()
+                aggregates[next.key]?.lastSentAt = clock.sinceBoot()
                 aggregates[next.key]?.unsent = false
             } catch {
                 if error.statusCode == nil {
