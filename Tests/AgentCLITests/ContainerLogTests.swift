@@ -86,6 +86,15 @@ import Testing
         #expect(rotated.count == 2, "\(rotated)")
         #expect(rotated.last == "1.log." + ContainerLogRotation.stamp(Timestamp(seconds: 1_795_000_180)))
         #expect(try String(contentsOfFile: folder + "/" + rotated[0], encoding: .utf8).count == 60 * line.count)
+
+        // The wall clock goes a year back: the newest rotation is still the one kept last.
+        for round in 0..<3 {
+            try ("newest \(round)\n" + String(repeating: line, count: 60)).write(toFile: folder + "/1.log", atomically: true, encoding: .utf8)
+            #expect(try rotation.rotateIfNeeded(folder + "/1.log", now: Timestamp(seconds: 1_795_000_000 - 366 * 86_400 + Int64(round))))
+            let kept = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasPrefix("1.log.") }.sorted()
+            #expect(kept.count == 2, "\(kept)")
+            #expect(try String(contentsOfFile: folder + "/" + (kept.last ?? ""), encoding: .utf8).hasPrefix("newest \(round)\n"), "\(kept)")
+        }
     }
 
     @Test func followReadsOnAfterTheFileIsRotated() async throws {

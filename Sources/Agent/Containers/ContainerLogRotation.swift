@@ -37,11 +37,26 @@ public struct ContainerLogRotation: Sendable {
         var info = stat()
         guard fstat(log, &info) == 0, info.st_mode & S_IFMT == S_IFREG, Int64(info.st_size) > maxBytes else { return false }
         let bytes = try SystemCall.readAll(log, path: path)
-        try AtomicFile.write(bytes, to: path + "." + Self.stamp(now), mode: 0o640)
+        let earlier = try folder.entries().filter { $0.hasPrefix(name + ".") }.sorted()
+        var stamp = Self.stamp(now)
+        // The wall clock went back (NTP on a board without a real-time clock): the new file
+        // still sorts after the ones before it, or the count would remove it first.
+        if let newest = earlier.last.map({ String($0.dropFirst(name.count + 1)) }), stamp <= newest { stamp = Self.after(newest) }
+        try AtomicFile.write(bytes, to: path + "." + stamp, mode: 0o640)
         guard ftruncate(log, 0) == 0 else { throw FileError(operation: "truncate", path: path, code: errno) }
         let older = try folder.entries().filter { $0.hasPrefix(name + ".") }.sorted()
         for file in older.dropLast(maxFiles - 1) { unlinkat(folder.descriptor, file, 0) }
         return true
+    }
+
+    /// A stamp that sorts right after `stamp`: `20261124-001530-000001`, then `-000002`.
+    static func after(_ stamp: String) -> String {
+        let parts = stamp.split(separator: "-")
+        if parts.count == 3, parts[2].count == 6, let sequence = Int(parts[2]), sequence < 999_999 {
+            let next = String(sequence + 1)
+            return parts[0] + "-" + parts[1] + "-" + String(repeating: "0", count: 6 - next.count) + next
+        }
+        return String(stamp.prefix(40)) + "-000001"
     }
 
     /// `20261124-001530` (UTC; sorts in time order).
