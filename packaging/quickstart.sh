@@ -14,7 +14,7 @@ bin="$top/.build/release"
 kubectl="$top/.build/test-tools/bin/kubectl"
 
 if [ ! -f "$data/pki/ca.crt" ]; then
-    "$bin/iotkube-server" init --data-dir "$data" --port "$port" ${IOTKUBE_ADVERTISE_ADDRESS:+--advertise-address "$IOTKUBE_ADVERTISE_ADDRESS"}
+    "$bin/iotkube-server" init --data-dir "$data" --port "$port"
 fi
 # Stops the process in pid file $1 and waits (up to 30 s) until it is gone.
 stop_old() {
@@ -25,8 +25,7 @@ stop_old() {
     echo "pid $pid ($1) did not stop within 30 s" >&2
 }
 stop_old "$data/server.pid"
-# All addresses: other boards join at the advertised one (init's --advertise-address).
-nohup "$bin/iotkube-server" run --data-dir "$data" > "$data/server.log" 2>&1 &
+nohup "$bin/iotkube-server" run --data-dir "$data" --listen "127.0.0.1:$port" > "$data/server.log" 2>&1 &
 echo $! > "$data/server.pid"
 for _ in $(seq 100); do
     "$kubectl" --kubeconfig "$data/admin.kubeconfig" get --raw /healthz > /dev/null 2>&1 && break
@@ -50,7 +49,5 @@ done
 echo "iotkube-agent is running (log: $data/agent.log, stop: kill \$(cat $data/agent.pid))"
 "$kubectl" --kubeconfig "$data/admin.kubeconfig" get nodes -o wide
 echo
-advertised=$(sed -n 's/.*"advertiseAddress" *: *"\([^"]*\)".*/\1/p' "$data/server.json")
-echo "A join token for another board (iotkube-agent join <token>); it reaches this machine at $advertised:$port."
-echo "(For another address or a DNS name, start a new cluster: remove $data and run this again with IOTKUBE_ADVERTISE_ADDRESS=<address>.)"
+echo "A join token for another board (iotkube-agent join <token>):"
 "$bin/iotkube-server" token create --data-dir "$data" --ttl 24h | tail -n 1

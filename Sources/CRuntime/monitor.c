@@ -287,12 +287,14 @@ created:;
     int sync_open = plan.external_argc == 0, exited = 0, status = 0;
     int memory_events = iotkube_memory_events_open(plan.memory_events);
     long long oom_kills = memory_events >= 0 ? iotkube_oom_kills(memory_events) : -1;
-    long long oom_kills_at_start = oom_kills;
     /* systemd removes an empty scope's cgroup at once, and memory.events notifications are
      * rate-limited: the container's own count can be gone before it is read. The parent's count
      * (hierarchical) then tells whether an OOM kill happened while the container ran. */
     int parent_events = memory_events >= 0 ? iotkube_parent_memory_events_open(plan.memory_events) : -1;
-    long long parent_kills_at_start = parent_events >= 0 ? iotkube_oom_kills(parent_events) : -1;
+    /* The parent's count when the own count was last read (moved on at each event of either,
+     * so siblings' kills before then are not this container's). */
+    long long parent_baseline = parent_events >= 0 ? iotkube_oom_kills(parent_events) : -1;
+    long long own_at_baseline = oom_kills;
     int own_count_lost = 0;
     long long exited_at = 0;
     while (!exited || (streams[0].fd >= 0 || streams[1].fd >= 0)) {
@@ -301,6 +303,8 @@ created:;
         int index_signals = -1, index_sync = -1, index_streams[2] = { -1, -1 }, index_attach = -1, index_events = -1;
         if (!exited) { fds[count] = (struct pollfd){ signals, POLLIN, 0 }; index_signals = count++; }
         if (memory_events >= 0 && !exited) { fds[count] = (struct pollfd){ memory_events, POLLPRI, 0 }; index_events = count++; }
+        int index_parent_events = -1;
+        if (parent_events >= 0 && memory_events >= 0 && !exited) { fds[count] = (struct pollfd){ parent_events, POLLPRI, 0 }; index_parent_events = count++; }
         if (sync_open) { fds[count] = (struct pollfd){ sync[0], POLLIN, 0 }; index_sync = count++; }
         for (int s = 0; s < 2; s++) if (streams[s].fd >= 0) { fds[count] = (struct pollfd){ streams[s].fd, POLLIN, 0 }; index_streams[s] = count++; }
         if (attaching) { index_attach = count; count += iotkube_attach_fill_poll(fds + count, 16 - count, !exited); }
@@ -322,9 +326,14 @@ created:;
             }
         }
         if (index_attach >= 0) iotkube_attach_after_poll(fds + index_attach);
-        if (index_events >= 0 && fds[index_events].revents) {
+        if ((index_events >= 0 && fds[index_events].revents) || (index_parent_events >= 0 && fds[index_parent_events].revents)) {
+            long long parent_now = parent_events >= 0 ? iotkube_oom_kills(parent_events) : -1;
             long long kills = iotkube_oom_kills(memory_events);
-            if (kills < 0) { close(memory_events); memory_events = -1; own_count_lost = 1; } else if (kills > oom_kills) oom_kills = kills;
+            if (kills < 0) { close(memory_events); memory_events = -1; own_count_lost = 1; }
+            else {
+                if (kills > oom_kills) oom_kills = kills;
+                if (parent_now >= 0) { parent_baseline = parent_now; own_at_baseline = oom_kills; }
+            }
         }
         if (index_signals >= 0 && fds[index_signals].revents) {
             struct signalfd_siginfo info;
@@ -344,10 +353,10 @@ created:;
     /* The own count was lost with its cgroup before it showed a kill: a SIGKILL while the
      * parent counted one more is taken as this container's OOM kill (a sibling's kill at the
      * same moment could be taken for it). */
-    if (own_count_lost && oom_kills == oom_kills_at_start && parent_kills_at_start >= 0
+    if (own_count_lost && oom_kills == own_at_baseline && parent_baseline >= 0
         && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
         long long parent_kills = iotkube_oom_kills(parent_events);
-        if (parent_kills > parent_kills_at_start) oom_kills = oom_kills_at_start + 1;
+        if (parent_kills > parent_baseline) oom_kills = own_at_baseline + 1;
     }
     if (parent_events >= 0) close(parent_events);
     /* Attached clients see the end; nobody attaches to an exited container. */

@@ -252,20 +252,21 @@ public struct BuiltinRuntime: Sendable {
         defer { close(descriptor) }
         let hooks = (try? Self.loadSpec(bundle: record.bundle))?.hooks
         // The process opens the other end, runs the startContainer hooks and writes one byte:
-        // wait 10 s for it, plus the hooks' timeouts (a hook without one is waited for while
-        // the process lives, as runc does).
+        // wait 10 s for it, plus the hooks' timeouts (an hour for a hook without one).
         let startHooks = hooks?.startContainer ?? []
-        let unbounded = startHooks.contains { $0.timeout == nil }
-        let rounds = 100 + startHooks.reduce(0) { $0 + 10 * min(max($1.timeout ?? 0, 0), 86_400) }
+        let rounds = 100 + startHooks.prefix(16).reduce(0) { $0 + 10 * min(max($1.timeout ?? 3600, 0), 86_400) }
         var pollDescriptor = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
         var byte: UInt8 = 0
         var got = 0
         var round = 0
-        while unbounded || round < rounds {
+        while round < rounds {
             round += 1
             _ = poll(&pollDescriptor, 1, 100)
             got = read(descriptor, &byte, 1)
             if got == 1 { break }
+            // The writer came and went without the byte (a hook failed, the process died): the
+            // fifo reads as ended at once from now on; wait for the exit instead of spinning.
+            if got == 0, pollDescriptor.revents & Int16(POLLHUP) != 0 { usleep(100_000) }
             if self.status(of: record) == .stopped {
                 throw RuntimeError("container \(id) exited before it started\(startHooks.isEmpty ? "" : " (a startContainer hook may have failed: see its log)")")
             }

@@ -33,9 +33,19 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration: AgentConfiguration
+        do { configuration = try AgentConfiguration.load(config) } catch {
+            printToStandardError("iotkube-agent: \(error)")
+            throw ExitCode.failure
+        }
+        guard heartbeatInterval > 0, statusInterval > 0 else { throw ValidationError("intervals must be positive") }
+        // One agent per state directory: after a quick restart, wait for the one before to stop
+        // (before reading the credentials it may still be renewing).
+        let instanceLock: AgentInstanceLock
         let credentials: CertificateRotation
         do {
-            configuration = try AgentConfiguration.load(config)
+            instanceLock = try AgentInstanceLock.acquire(stateDirectory: configuration.stateDir, waitSeconds: 30) { holder in
+                printToStandardError("iotkube-agent: another agent\(holder.map { " (pid \($0))" } ?? "") runs with \(configuration.stateDir): waiting up to 30 s for it to stop")
+            }
             guard let kubeconfig = try AtomicFile.read(configuration.kubeconfig) else {
                 throw ProvisioningError("\(configuration.kubeconfig) does not exist: join again with `iotkube-agent join --force`")
             }
@@ -43,17 +53,6 @@ struct RunCommand: AsyncParsableCommand {
             credentials = try CertificateRotation(
                 configuration: configuration, clientConfiguration: try Kubeconfig.parse(kubeconfig, directory: directory.isEmpty ? "." : directory),
                 renewAfterSeconds: renewCertificateAfter)
-        } catch {
-            printToStandardError("iotkube-agent: \(error)")
-            throw ExitCode.failure
-        }
-        guard heartbeatInterval > 0, statusInterval > 0 else { throw ValidationError("intervals must be positive") }
-        // One agent per state directory: after a quick restart, wait for the one before to stop.
-        let instanceLock: AgentInstanceLock
-        do {
-            instanceLock = try AgentInstanceLock.acquire(stateDirectory: configuration.stateDir, waitSeconds: 30) { holder in
-                printToStandardError("iotkube-agent: another agent\(holder.map { " (pid \($0))" } ?? "") runs with \(configuration.stateDir): waiting up to 30 s for it to stop")
-            }
         } catch {
             printToStandardError("iotkube-agent: \(error)")
             throw ExitCode.failure

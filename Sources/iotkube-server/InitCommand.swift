@@ -1,6 +1,5 @@
 import ArgumentParser
 import ControlPlane
-import SystemSupport
 
 /// `iotkube-server init`: creates the cluster CA, serving certificate, store and admin kubeconfig.
 struct InitCommand: ParsableCommand {
@@ -11,29 +10,20 @@ struct InitCommand: ParsableCommand {
     @Option(help: "The data directory (created if missing).")
     var dataDir: String
 
-    @Option(help: """
-        The address agents and kubectl reach the server at (IP or DNS name); put in the certificate, \
-        the kubeconfig and join tokens. Default: this machine's primary address (its default route's), \
-        127.0.0.1 without one.
-        """)
-    var advertiseAddress: String?
+    @Option(help: "The address agents and kubectl reach the server at (IP or DNS name); put in the certificate and kubeconfig.")
+    var advertiseAddress = "127.0.0.1"
 
     @Option(help: "The HTTPS port the server will listen on (written into the kubeconfig).")
     var port = 6443
 
     func run() throws {
         let files = ClusterFiles(directory: dataDir)
-        let address = advertiseAddress ?? PrimaryAddress.ipv4() ?? "127.0.0.1"
         do {
-            try files.initialize(advertiseAddress: address, port: port)
+            try files.initialize(advertiseAddress: advertiseAddress, port: port)
         } catch {
             throw ValidationError("init failed: \(error)")
         }
         print("Initialised a new cluster in \(dataDir).")
-        print("Boards join it at https://\(ClusterFiles.hostForURL(address)):\(port)\(advertiseAddress == nil ? " (this machine's primary address)" : "").")
-        if advertiseAddress == nil {
-            print("For another address or a DNS name, init again with --advertise-address (127.0.0.1 and localhost always work on this machine).")
-        }
         print("CA public key pin: \(try files.caPublicKeyPin())")
         print("Admin kubeconfig: \(files.adminKubeconfigPath)")
         print("Start the server: iotkube-server run --data-dir \(dataDir)")

@@ -30,13 +30,15 @@ public struct PodClock: Sendable {
         return Int64(time.tv_sec)
     }
 
-    /// When (since boot) the wall time `timestamp` was, as this moment's two readings tell;
-    /// never later than now. Only for times that were not seen happen (a status from before a
-    /// restart): a wall-clock jump since then shifts the answer.
+    /// When (since boot) the wall time `timestamp` was, as this moment's two readings tell:
+    /// never later than now, negative before this boot. Only for times that were not seen
+    /// happen (a status from before a restart or a reboot): a wall-clock jump since then shifts
+    /// the answer.
     public func sinceBoot(ofWall timestamp: Timestamp) -> Int64 {
         let now = sinceBoot()
         let age = wall().seconds.subtractingReportingOverflow(timestamp.seconds)
-        return age.overflow ? now : now - min(max(0, age.partialValue), now)
+        // now ≥ 0 and 0 ≤ age ≤ Int64.max: the difference cannot overflow.
+        return age.overflow ? now : now - max(0, age.partialValue)
     }
 
     /// When (since boot) the process that started `ticks` clock ticks after boot (the 22nd
