@@ -117,6 +117,8 @@ public final class ServerProcess: @unchecked Sendable {
         if ephemeralStart > 11000 {
             for _ in 0..<100 {
                 let candidate = Int.random(in: 10000..<ephemeralStart)
+                // Tests that map fixed host ports keep theirs.
+                if fixedTestPorts.contains(candidate) { continue }
                 // Never the same port twice in one test run: a port handed out may not be bound
                 // yet (a registry starting), and another test's pick must not take it.
                 if bindable(candidate) != nil, handedOut.withLock({ $0.insert(candidate).inserted }) { return candidate }
@@ -129,6 +131,10 @@ public final class ServerProcess: @unchecked Sendable {
     }
 
     private static let handedOut = Mutex<Set<Int>>([])
+
+    /// Host ports that tests use by number (`PodNetworkTests` maps 20000 + cycle for 100
+    /// create/delete cycles): never handed out to another test's server or agent.
+    public static let fixedTestPorts = 20_000..<20_200
 
     /// Binds (and releases) `port` on 127.0.0.1 (0: any); the port bound, nil when taken.
     private static func bindable(_ port: Int) -> Int? {

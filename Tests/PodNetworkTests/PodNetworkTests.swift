@@ -74,7 +74,7 @@ struct PodNetworkTests {
         for cycle in 0..<100 {
             let id = NetworkFixture.sandboxID("cycle\(cycle)")
             let sandbox = try NetworkFixture.sandbox(network, id)
-            let hostPort = 20_000 + cycle
+            let hostPort = ServerProcess.fixedTestPorts.lowerBound + cycle   // never handed out by freePort
             let attachment = try network.attachments.add(.init(
                 sandboxID: id, namespace: "default", name: "cycle", uid: id, networkNamespace: sandbox.networkNamespace,
                 portMappings: [PortMapping(hostPort: hostPort, containerPort: 80)]))
