@@ -22,7 +22,7 @@ public enum MediaType {
     /// How a layer of this media type is compressed; nil for a type that is not a layer.
     public static func layerCompression(_ type: String) -> LayerCompression? {
         switch type {
-        case ociLayer, "application/vnd.docker.image.rootfs.diff.tar": return .none
+        case ociLayer, "application/vnd.docker.image.rootfs.diff.tar": return LayerCompression.none   // not Optional.none
         case ociLayerGzip, dockerLayerGzip, ociNondistributableLayerGzip, dockerForeignLayerGzip: return .gzip
         case ociLayerZstd, "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": return .zstd
         default: return nil

@@ -8,8 +8,8 @@ import SystemSupport
 /// `iotkube-agent images …`: the image store the pods use.
 struct ImagesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "images", abstract: "Pull, list and remove images in the agent's image store.",
-        subcommands: [ImagesPullCommand.self, ImagesListCommand.self, ImagesRemoveCommand.self, ImagesPruneCommand.self]
+        commandName: "images", abstract: "Pull, import, list and remove images in the agent's image store.",
+        subcommands: [ImagesPullCommand.self, ImagesImportCommand.self, ImagesListCommand.self, ImagesRemoveCommand.self, ImagesPruneCommand.self]
     )
 }
 
@@ -87,6 +87,45 @@ struct ImagesPullCommand: AsyncParsableCommand {
     }
 }
 
+struct ImagesImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import images from archives: docker save tarballs or OCI archives, gzip or zstd compressed or not.",
+        discussion: "Each image is checked as a pulled one is. Images need a name in the archive (docker save NAME:TAG, skopeo copy … oci-archive:FILE:NAME:TAG). Pods with imagePullPolicy IfNotPresent then start without a registry. Archives in the pre-load directory (imagePreloadDirectory, default <stateDir>/images-preload) are imported and pinned by the agent itself."
+    )
+
+    @Argument(help: "The archive files.")
+    var files: [String]
+
+    @Option(help: "Import for another platform, os/arch[/variant] (e.g. linux/arm/v7).")
+    var platform: String?
+
+    @Flag(help: "Keep the images from garbage collection and prune (as pre-loaded ones are).")
+    var pin = false
+
+    @OptionGroup var store: ImageStoreOptions
+
+    func run() async throws {
+        let imageStore = try store.openStore()
+        let platform = try self.platform.map { try Platform(parsing: $0) }
+        var failed = false
+        for file in files {
+            do {
+                let report = try await imageStore.importArchive(file, platform: platform, pin: pin) { message in printToStandardError(message) }
+                for skipped in report.skipped { printToStandardError("\(file): skipped \(skipped)") }
+                for imported in report.images {
+                    let image = imported.result.image
+                    print("Imported \(imported.names.joined(separator: ", ")) (\(image.platform)) image \(image.id) from \(file): \(image.layers.count) layers (\(imported.result.reusedLayers) already present), \(image.size) bytes on disk\(pin ? ", pinned" : "")")
+                }
+            } catch {
+                printToStandardError("iotkube-agent: \(error)")
+                failed = true
+            }
+        }
+        if failed { throw ExitCode.failure }
+    }
+}
+
 struct ImagesListCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the images in the store.")
 
@@ -105,7 +144,7 @@ struct ImagesListCommand: AsyncParsableCommand {
         for image in images {
             let names = image.names.isEmpty ? ["<none>"] : image.names
             for name in names {
-                rows.append([name, image.id.short, image.platform, Self.humanSize(image.size), image.inUse ? "yes" : ""])
+                rows.append([name, image.id.short, image.platform, Self.humanSize(image.size), image.inUse ? "yes" : image.isPinned ? "pinned" : ""])
             }
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }

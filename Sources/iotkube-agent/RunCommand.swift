@@ -97,6 +97,11 @@ struct RunCommand: AsyncParsableCommand {
         let imageGC = ImageGarbageCollectionService(
             store: imageStore, highPercent: configuration.imageGCHighThresholdPercent ?? 85,
             lowPercent: configuration.imageGCLowThresholdPercent ?? 80, logger: Logger(label: "iotkube-agent.images"))
+        // Archives on the board's storage are in the store before any pod asks for an image.
+        let preload = configuration.effectiveImagePreloadDirectory.map { directory in
+            ImagePreloadService(preloader: ImagePreloader(store: imageStore, directory: directory), logger: Logger(label: "iotkube-agent.images"))
+        }
+        await preload?.preloadOnce()
         let pods: PodWorkers
         let podSource: APIPodSource
         let staticPods: StaticPodSource
@@ -161,11 +166,15 @@ struct RunCommand: AsyncParsableCommand {
                                                              cgroups: podCgroups), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
             host: "0.0.0.0", port: Int(configuration.port))
         let tunnel = AgentTunnelService(client: { credentials.client }, endpointPort: Int(configuration.port), logger: Logger(label: "iotkube-agent.tunnel"))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: endpoint)]
+        if configuration.tunnel != false { services.append(.init(service: tunnel)) }
+        services += [.init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC)]
+        if let preload { services.append(.init(service: preload)) }
+        services += [.init(service: pods), .init(service: podSource), .init(service: staticPods),
+                     .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor)]
+        if configuration.devicePluginDirectory != "" { services.append(.init(service: devicePlugins)) }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: endpoint)] + (configuration.tunnel == false ? [] : [.init(service: tunnel)]) + [.init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC), .init(service: pods),
-                       .init(service: podSource), .init(service: staticPods),
-                       .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor)]
-                + (configuration.devicePluginDirectory == "" ? [] : [.init(service: devicePlugins)]),
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         defer { withExtendedLifetime(instanceLock) {} }
         try await group.run()

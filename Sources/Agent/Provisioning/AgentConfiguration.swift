@@ -110,6 +110,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     /// Where device plugins register (`kubelet.sock`) and listen (default
     /// `/var/lib/kubelet/device-plugins`, the kubelet's; "" turns the device plugin API off).
     public var devicePluginDirectory: String?
+    /// Image archives imported (and pinned) at start and whenever they change (default
+    /// `<stateDir>/images-preload`; "" turns pre-loading off).
+    public var imagePreloadDirectory: String?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -165,12 +168,13 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         devices = try container.decodeIfPresent([DeviceClass].self, forKey: .devices)
         builtinDevices = try container.decodeIfPresent(Bool.self, forKey: .builtinDevices)
         devicePluginDirectory = try container.decodeIfPresent(String.self, forKey: .devicePluginDirectory)
+        imagePreloadDirectory = try container.decodeIfPresent(String.self, forKey: .imagePreloadDirectory)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
     enum CodingKeys: String, CodingKey {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
-        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, unknownFields
+        case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, imagePreloadDirectory, unknownFields
         case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS, runtime, memoryQoS, memoryThrottlingFactor, memoryPressureStallPercent, memoryPressureStallGracePeriod
     }
 
@@ -289,6 +293,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let streamingConnectionIdleTimeout { text += "streamingConnectionIdleTimeout: \(quote(streamingConnectionIdleTimeout))\n" }
         if let builtinDevices { text += "builtinDevices: \(builtinDevices)\n" }
         if let devicePluginDirectory { text += "devicePluginDirectory: \(quote(devicePluginDirectory))\n" }
+        if let imagePreloadDirectory { text += "imagePreloadDirectory: \(quote(imagePreloadDirectory))\n" }
         if let devices, !devices.isEmpty {
             text += "devices:\n" + devices.map { device in
                 var entry = "  - name: \(quote(device.name))\n"
@@ -316,6 +321,15 @@ extension AgentConfiguration {
     /// The device classes in effect (built-in ones unless switched off, then the configured ones).
     public var deviceClasses: [DeviceClass] { DeviceClass.effective(configured: devices, builtin: builtinDevices) }
 
+    /// The pre-load directory in effect; nil when turned off.
+    public var effectiveImagePreloadDirectory: String? {
+        switch imagePreloadDirectory {
+        case nil: return stateDir + "/images-preload"
+        case ""?: return nil
+        case let directory?: return directory
+        }
+    }
+
     /// Refuses a devices section the agent would have to guess about: the error names the entry,
     /// its line in the file where it can be found, and what is wrong.
     func validateDevices(_ path: String) throws(ProvisioningError) {
@@ -331,6 +345,20 @@ extension AgentConfiguration {
                 let resolved = Self.resolvedAsFarAsItExists(entry)
                 if PodAdmission.isWithin(plugins, resolved) || PodAdmission.isWithin(resolved, plugins) {
                     throw ProvisioningError("\(path): allowedHostPaths: \"\(entry)\" reaches the device plugin directory \(plugins): a pod could register a device plugin; allow narrower paths, or set devicePluginDirectory elsewhere (\"\" turns device plugins off)")
+                }
+            }
+        }
+        // Nor the image pre-load directory: a pod writing an archive there would decide what
+        // other pods run under any image name.
+        if let preload = effectiveImagePreloadDirectory {
+            guard preload.hasPrefix("/") else {
+                throw ProvisioningError("\(path): imagePreloadDirectory: \"\(preload)\" must be an absolute path (\"\" turns pre-loading off)")
+            }
+            let resolvedPreload = Self.resolvedAsFarAsItExists(preload)
+            for entry in allowedHostPaths ?? [] {
+                let resolved = Self.resolvedAsFarAsItExists(entry)
+                if PodAdmission.isWithin(resolvedPreload, resolved) || PodAdmission.isWithin(resolved, resolvedPreload) {
+                    throw ProvisioningError("\(path): allowedHostPaths: \"\(entry)\" reaches the image pre-load directory \(resolvedPreload): a pod could plant images for other pods; allow narrower paths, or set imagePreloadDirectory elsewhere (\"\" turns pre-loading off)")
                 }
             }
         }

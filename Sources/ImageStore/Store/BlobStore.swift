@@ -133,6 +133,54 @@ struct BlobStore: Sendable {
         return (received, resumedFrom)
     }
 
+    /// Takes a blob from a local stream (an archive entry of `size` bytes that `produce` hands
+    /// over in chunks): written to a private locked file in `ingest/`, hashed, checked against
+    /// `expected` when the archive names the digest, fsynced and renamed in. Returns the digest
+    /// and whether the blob is new to the store. A failure leaves nothing behind.
+    func take(size: Int64, expected: Digest?, what: String,
+              produce: ((UnsafeRawBufferPointer) throws(ImageStoreError) -> Void) throws(ImageStoreError) -> Void) throws(ImageStoreError) -> (digest: Digest, added: Bool) {
+        if let expected, contains(expected) {
+            try produce { _ throws(ImageStoreError) in }
+            guard FileSystem.fileSize(path(expected)) == size else {
+                throw .init(.invalidContent, "\(what): \(size) bytes, but the store's blob \(expected) has another size")
+            }
+            return (expected, false)
+        }
+        if let available = FileSystem.capacity(ingestDirectory)?.available, available - ImageStore.diskReserve < size {
+            throw .init(.storage, "\(what) needs \(size) bytes but only \(available) are free in \(root) (disk full; \(ImageStore.diskReserve) bytes are kept free)")
+        }
+        var file: Int32 = -1
+        var temporary = ""
+        for attempt in 0..<100 {
+            temporary = "\(ingestDirectory)/import-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(attempt).partial"
+            file = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if file >= 0 || errno != EEXIST { break }
+        }
+        guard file >= 0 else { throw FileSystem.error("open", temporary) }
+        defer { close(file) }
+        // prune leaves locked ingest files alone.
+        _ = flock(file, LOCK_EX)
+        var committed = false
+        defer { if !committed { unlink(temporary) } }
+        var hasher = DigestHasher(algorithm: expected?.algorithm ?? "sha256")
+        var written: Int64 = 0
+        try produce { (raw) throws(ImageStoreError) in
+            hasher.update(raw)
+            try FileSystem.writeAll(file, raw, path: temporary)
+            written += Int64(raw.count)
+        }
+        guard written == size else { throw .init(.invalidContent, "\(what): \(written) of \(size) bytes (truncated)") }
+        let digest = hasher.finalize()
+        if let expected, expected != digest {
+            throw .init(.invalidContent, "\(what): content has digest \(digest), not the \(expected) its name claims")
+        }
+        if contains(digest) { return (digest, false) }
+        guard fsync(file) == 0 else { throw FileSystem.error("fsync", temporary) }
+        try commit(temporary, digest)
+        committed = true
+        return (digest, true)
+    }
+
     /// Opens and locks the partial file; another process pulling the same blob holds the lock
     /// until it is done. A file that was renamed away (committed) while we waited is not ours
     /// to continue: open the path again.

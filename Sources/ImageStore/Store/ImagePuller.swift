@@ -11,9 +11,13 @@ import OCI
 /// layers, unpack each layer into staging, check its diffID, move it in, record the image.
 struct ImagePuller: Sendable {
     let store: ImageStore
-    let client: RegistryClient
+    let client: any ImageContentSource
     let platform: Platform
     let progress: (@Sendable (String) -> Void)?
+    /// Archive imports keep compressed layers until the whole archive is in (another image of
+    /// it may share one) and may pin the image against garbage collection.
+    var keepsLayerBlobs = false
+    var pins = false
 
     private func say(_ message: String) { progress?(message) }
 
@@ -32,7 +36,7 @@ struct ImagePuller: Sendable {
 
     private func pull(_ reference: ImageReference, recordingInto added: AddedBlobs) async throws -> PullResult {
         // 1. The manifest for this platform.
-        let top = try await client.manifest(reference, reference.manifestReference)
+        let top = try await client.manifest(reference, reference.manifestReference, expected: nil)
         var manifestBytes = top.bytes
         var manifestDigest = top.digest
         var manifestType = top.mediaType
@@ -123,7 +127,7 @@ struct ImagePuller: Sendable {
                 }
                 let report = unpacked ?? UnpackReport()
                 // The unpacked layer is what is used; the compressed copy would only double the flash used.
-                unlink(store.blobs.path(layer.digest))
+                if !keepsLayerBlobs { unlink(store.blobs.path(layer.digest)) }
                 result.unpackedLayers += 1
                 result.report.entries += report.entries
                 result.report.regularBytes += report.regularBytes
@@ -169,6 +173,7 @@ struct ImagePuller: Sendable {
             record.unpackMode = store.unpackMode
             record.size = store.unpackMode == .overlay ? diffIDs.reduce(0) { $0 + (database.layers[$1.hex]?.size ?? 0) } : flattenedSize
             record.pulledAt = ImageStore.now()
+            if pins { record.pinned = true }
             database.images.append(record)
             return record
         }
@@ -201,11 +206,17 @@ struct ImagePuller: Sendable {
         let client = self.client
         var attempt = 1
         while true {
-            do {
-                return try await store.blobs.ingest(descriptor, what: "\(reference) \(what)") { (offset, restart, sink) async throws(ImageStoreError) in
+            do throws(ImageStoreError) {
+                let result = try await store.blobs.ingest(descriptor, what: "\(reference) \(what)") { (offset, restart, sink) async throws(ImageStoreError) in
                     if offset > 0 { say("\(reference): resuming \(what) at byte \(offset)") }
                     try await client.blob(reference, descriptor.digest, offset: offset, restart: restart, sink: sink)
                 }
+                // A blob already present was verified by digest; its declared size (what the
+                // decompression budget is reckoned from) must agree too.
+                if let size = FileSystem.fileSize(store.blobs.path(descriptor.digest)), size != descriptor.size {
+                    throw .init(.invalidContent, "\(reference) \(what) \(descriptor.digest): declared as \(descriptor.size) bytes but has \(size)")
+                }
+                return result
             } catch where error.kind == .registry && attempt < Self.downloadAttempts {
                 say("\(reference): \(what): \(error.description); retrying")
                 try? await Task.sleep(for: .milliseconds(200 * attempt))

@@ -24,10 +24,14 @@ public struct ImageRecord: Codable, Sendable, Hashable {
     public var users: [String]
     /// Pulled by digest (`name@sha256:…`): untagged on purpose, not left over.
     public var pulledByDigest: Bool?
+    /// Imported from the pre-load directory (or with `images import --pin`): garbage collection
+    /// and `prune` leave it alone, as the kubelet does with pinned images.
+    public var pinned: Bool?
 
     public var inUse: Bool { !users.isEmpty }
     /// Untagged because its tag moved to a newer image (what `prune` without `--all` removes).
     public var isDangling: Bool { names.isEmpty && pulledByDigest != true }
+    public var isPinned: Bool { pinned == true }
 }
 
 /// Unpacked layers shared between images (overlay mode), by diffID hex.

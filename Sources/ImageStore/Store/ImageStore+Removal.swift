@@ -46,7 +46,7 @@ extension ImageStore {
     public func prune(all: Bool) throws(ImageStoreError) -> RemovalReport {
         var report = RemovalReport()
         try update { (database) throws(ImageStoreError) in
-            let removable = database.images.filter { !$0.inUse && (all || $0.isDangling) }
+            let removable = database.images.filter { !$0.inUse && !$0.isPinned && (all || $0.isDangling) }
             report.removedImages = removable.map(\.id)
             for image in removable { report.untagged += image.names }
             database.images.removeAll { image in removable.contains { $0.id == image.id } }
@@ -77,7 +77,7 @@ extension ImageStore {
         var toFree = used - capacity.total * Int64(lowPercent) / 100
         try update { (database) throws(ImageStoreError) in
             // Layers shared with a kept image free nothing; count only what removal frees.
-            let candidates = database.images.filter { !$0.inUse }.sorted { $0.lastUsedAt < $1.lastUsedAt }
+            let candidates = database.images.filter { !$0.inUse && !$0.isPinned }.sorted { $0.lastUsedAt < $1.lastUsedAt }
             for image in candidates where toFree > 0 {
                 database.images.removeAll { $0.id == image.id }
                 let stillUsed = Set(database.images.flatMap(\.layers))

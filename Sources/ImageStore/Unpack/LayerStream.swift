@@ -23,10 +23,13 @@ final class LayerStream {
     /// Uncompressed bytes allowed; more is a decompression bomb.
     let budget: Int64
     let budgetReason: String
+    /// What the stream is, for messages ("layer <path>", "archive <path>").
+    let label: String
     static let freeSpaceReason = "the free disk space"
 
-    init(path: String, compression: LayerCompression, budget: Int64, budgetReason: String) throws(ImageStoreError) {
+    init(path: String, compression: LayerCompression, budget: Int64, budgetReason: String, label: String? = nil) throws(ImageStoreError) {
         self.path = path
+        self.label = label ?? "layer \(path)"
         self.budget = budget
         self.budgetReason = budgetReason
         file = open(path, O_RDONLY | O_CLOEXEC)
@@ -68,12 +71,12 @@ final class LayerStream {
                                              &consumed, buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), buffer.count, &made, &boundary)
                 }
                 guard status == IOTKUBE_DECOMPRESS_OK.rawValue else {
-                    throw .init(.invalidContent, "layer \(path): corrupt compressed data: \(String(cString: iotkube_decompressor_error(decompressor)))")
+                    throw .init(.invalidContent, "\(label): corrupt compressed data: \(String(cString: iotkube_decompressor_error(decompressor)))")
                 }
                 inputStart += consumed
                 count = made
                 if made == 0 && consumed == 0 && inputStart == inputEnd && inputEOF {
-                    guard boundary == 1 else { throw .init(.invalidContent, "layer \(path): the compressed stream is truncated") }
+                    guard boundary == 1 else { throw .init(.invalidContent, "\(label): the compressed stream is truncated") }
                     return 0
                 }
             } else {
@@ -87,9 +90,9 @@ final class LayerStream {
         produced += Int64(count)
         guard produced <= budget else {
             if budgetReason == Self.freeSpaceReason {
-                throw .init(.storage, "layer \(path): unpacking needs more than the \(budget) bytes free on disk (disk full; \(ImageStore.diskReserve) bytes are kept free)")
+                throw .init(.storage, "\(label): unpacking needs more than the \(budget) bytes free on disk (disk full; \(ImageStore.diskReserve) bytes are kept free)")
             }
-            throw .init(.invalidContent, "layer \(path): expands beyond \(budget) bytes (\(budgetReason)); refusing a decompression bomb")
+            throw .init(.invalidContent, "\(label): expands beyond \(budget) bytes (\(budgetReason)); refusing a decompression bomb")
         }
         hasher.update(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
         return count
