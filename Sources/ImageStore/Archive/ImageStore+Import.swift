@@ -61,9 +61,14 @@ extension ImageStore {
             var puller = ImagePuller(store: self, client: ArchiveContentSource(store: self, top: top, archive: path), platform: target, progress: progress)
             puller.keepsLayerBlobs = true
             puller.pins = pin
-            var result = try await puller.pull(reference)
-            if names.count > 1 {
-                result.image = try tag(result.image.id, with: Array(names.dropFirst()), repoDigest: top.digest)
+            var result: PullResult
+            do {
+                result = try await puller.pull(reference)
+                if names.count > 1 {
+                    result.image = try tag(result.image.id, with: Array(names.dropFirst()), repoDigest: top.digest)
+                }
+            } catch let error as ImageStoreError {
+                throw ImageStoreError(error.kind, "\(path): \(error.description)")
             }
             report.images.append(ImportedImage(names: names.map(\.description), result: result))
         }
