@@ -99,6 +99,26 @@ struct DeviceAssignmentSafetyTests {
         _ = try AgentConfiguration.load(off)
     }
 
+    /// Nor the image pre-load directory: a pod writing an archive there would choose what other
+    /// pods run under any image name.
+    @Test func noAllowedHostPathReachesTheImagePreloadDirectory() throws {
+        let state = directory + "/state"
+        let preload = state + "/images-preload"
+        try FileManager.default.createDirectory(atPath: preload, withIntermediateDirectories: true)
+        try? FileManager.default.createSymbolicLink(atPath: directory + "/state-alias", withDestinationPath: state)
+        for allowed in [directory, state, preload, preload + "/sub", directory + "/state-alias/images-preload"] {
+            // The default directory, under stateDir.
+            let path = try AgentNetworkConfigurationTests.file("stateDir: \"\(state)\"\ndevicePluginDirectory: \"\"\nallowedHostPaths: [\"\(allowed)\"]\n")
+            #expect { _ = try AgentConfiguration.load(path) } throws: { "\($0)".contains("reaches the image pre-load directory") }
+        }
+        let fine = try AgentNetworkConfigurationTests.file("stateDir: \"\(state)\"\ndevicePluginDirectory: \"\"\nallowedHostPaths: [\"\(state)/other\"]\n")
+        _ = try AgentConfiguration.load(fine)
+        let off = try AgentNetworkConfigurationTests.file("stateDir: \"\(state)\"\ndevicePluginDirectory: \"\"\nimagePreloadDirectory: \"\"\nallowedHostPaths: [\"\(directory)\"]\n")
+        _ = try AgentConfiguration.load(off)
+        let relative = try AgentNetworkConfigurationTests.file("imagePreloadDirectory: \"preload\"\n")
+        #expect { _ = try AgentConfiguration.load(relative) } throws: { "\($0)".contains("imagePreloadDirectory: \"preload\" must be an absolute path") }
+    }
+
     /// Found by udev properties alone, memory devices, terminals and links are never offered.
     @Test func discoveryByPropertiesLeavesOutSystemNodes() {
         let devices = DeviceManager(classes: [DeviceClass(name: "mem", subsystem: "mem"), DeviceClass(name: "tty", subsystem: "tty")],
