@@ -113,6 +113,9 @@ struct ImagesImportCommand: AsyncParsableCommand {
             do {
                 let report = try await imageStore.importArchive(file, platform: platform, pin: pin) { message in printToStandardError(message) }
                 for skipped in report.skipped { printToStandardError("\(file): skipped \(skipped)") }
+                for moved in report.movedTags { printToStandardError("\(file): the tag \(moved) now names the imported image") }
+                for failure in report.failures { printToStandardError("iotkube-agent: \(failure)") }
+                if !report.failures.isEmpty { failed = true }
                 for imported in report.images {
                     let image = imported.result.image
                     print("Imported \(imported.names.joined(separator: ", ")) (\(image.platform)) image \(image.id) from \(file): \(image.layers.count) layers (\(imported.result.reusedLayers) already present), \(image.size) bytes on disk\(pin ? ", pinned" : "")")

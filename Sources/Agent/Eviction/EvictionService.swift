@@ -80,7 +80,7 @@ public struct EvictionService: Service {
         var current = reading
         if !threshold.signal.isMemory && threshold.signal != .pidAvailable, let images {
             do {
-                let report = try images.prune(all: true)
+                let report = try images.prune(all: true, waiting: false)
                 if !report.removedImages.isEmpty || report.freedBytes > 0 {
                     logger.notice("eviction: removed \(report.removedImages.count) unused images (\(report.freedBytes) bytes) to reclaim \(threshold.signal.resource)")
                 }

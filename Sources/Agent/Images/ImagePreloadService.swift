@@ -20,13 +20,14 @@ public struct ImagePreloadService: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             guard !Task.isShuttingDownGracefully && !Task.isCancelled else { return }
-            await preloadOnce()
+            await preloadOnce(afterStart: false)
         }
     }
 
-    /// One pass; each import and failure is logged once (an unchanged failing file is not tried again).
-    public func preloadOnce() async {
-        for outcome in await preloader.run() {
+    /// One pass; each import and failure is logged once (an unchanged failing file is tried
+    /// again only after a start).
+    public func preloadOnce(afterStart: Bool = true) async {
+        for outcome in await preloader.run(afterStart: afterStart) {
             switch outcome {
             case let .imported(file, names):
                 logger.info("pre-loaded images", metadata: ["file": "\(preloader.directory)/\(file)", "images": "\(names.joined(separator: ","))"])
@@ -34,7 +35,9 @@ public struct ImagePreloadService: Service {
                 logger.error("cannot pre-load images", metadata: ["file": "\(preloader.directory)/\(file)", "error": "\(error)"])
             case let .removed(file):
                 logger.info("pre-load archive removed; its images are no longer pinned", metadata: ["file": "\(preloader.directory)/\(file)"])
-            case .unchanged, .stillFailing:
+            case let .refused(file, reason):
+                logger.error("pre-load archive refused", metadata: ["file": "\(preloader.directory)/\(file)", "reason": "\(reason)"])
+            case .unchanged, .stillFailing, .settling:
                 continue
             }
         }

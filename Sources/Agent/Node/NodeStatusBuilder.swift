@@ -118,13 +118,15 @@ public struct NodeStatusBuilder: Sendable {
 
     /// The kubelet reports at most this many images, largest first.
     static let maximumReportedImages = 50
+    /// The kubelet's maxNamesPerImageInNodeStatus: an image with many tags cannot swell the Node.
+    static let maximumNamesPerImage = 5
 
     /// `status.images`: each image's repo digests and tags with its size; nil when there are none.
     static func images(_ records: [ImageRecord]) -> [ContainerImage]? {
         guard !records.isEmpty else { return nil }
         return records.sorted { ($0.size, $0.id.description) > ($1.size, $1.id.description) }
             .prefix(maximumReportedImages)
-            .map { ContainerImage(names: $0.repoDigests + $0.names, sizeBytes: $0.size) }
+            .map { ContainerImage(names: Array(($0.repoDigests + $0.names).prefix(maximumNamesPerImage)), sizeBytes: $0.size) }
     }
 
     private func condition(_ type: String, _ value: ConditionStatus, _ reason: String, _ message: String, _ previous: NodeStatus?, _ now: Timestamp) -> NodeCondition {

@@ -19,6 +19,8 @@ struct ImageArchiveReader {
     static let metadataLimit: Int64 = 4 << 20
     /// Entries an archive may have (a docker save of many images has a few per layer).
     static let entryLimit = 100_000
+    /// All entry names and link targets together.
+    static let nameBytesLimit = 16 << 20
 
     /// What the archive held.
     struct Contents {
@@ -29,6 +31,8 @@ struct ImageArchiveReader {
         var metadata: [String: [UInt8]] = [:]
         /// Blobs this import put into the store (what goes again when nothing refers to them).
         var added: Set<Digest> = []
+        /// Manifests made for `docker save` images (the archive holds them in effect).
+        var made: Set<Digest> = []
 
         /// The file an entry name leads to, following links within the archive (8 at most).
         func file(_ name: String) -> (digest: Digest, size: Int64)? {
@@ -57,7 +61,7 @@ struct ImageArchiveReader {
 
     /// How the archive file is compressed, from its first bytes.
     static func compression(of path: String) throws(ImageStoreError) -> LayerCompression {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard descriptor >= 0 else { throw FileSystem.error("open", path) }
         defer { close(descriptor) }
         var info = stat()
@@ -73,18 +77,23 @@ struct ImageArchiveReader {
         return LayerCompression.none
     }
 
-    func read() throws(ImageStoreError) -> Contents {
+    /// Reads the archive into `contents`; on failure `contents.added` still lists what came in.
+    func read(into contents: inout Contents) throws(ImageStoreError) {
         let compression = try Self.compression(of: path)
-        var budget = Int64.max
-        var reason = "its size"
-        if let available = FileSystem.capacity(store.root)?.available {
+        // Uncompressed, the archive cannot give more than its size; compressed, at most the
+        // layers' ratio over it (at least their floor). Never more than the free space.
+        let fileSize = FileSystem.fileSize(path) ?? 0
+        var budget = compression == .none ? fileSize
+            : max(ImageStore.expansionFloor, fileSize.multipliedReportingOverflow(by: ImageStore.expansionRatioLimit).partialValue)
+        var reason = compression == .none ? "its size" : "\(ImageStore.expansionRatioLimit)× its \(fileSize) compressed bytes"
+        if let available = FileSystem.capacity(store.root)?.available, available - ImageStore.diskReserve < budget {
             budget = max(0, available - ImageStore.diskReserve)
             reason = LayerStream.freeSpaceReason
         }
         let stream = try LayerStream(path: path, compression: compression, budget: budget, budgetReason: reason, label: "archive \(path)")
         let reader = LayerReader(stream)
         var tar = TarReader(reader)
-        var contents = Contents()
+        var nameBytes = 0
         do throws(ImageStoreError) {
             var count = 0
             while let entry = try nextEntry(&tar) {
@@ -93,6 +102,10 @@ struct ImageArchiveReader {
                     throw ImageStoreError(.invalidContent, "more than \(Self.entryLimit) entries; not an image archive")
                 }
                 let name = Self.normalized(entry.path)
+                nameBytes += name.utf8.count + entry.linkTarget.utf8.count
+                guard nameBytes <= Self.nameBytesLimit else {
+                    throw ImageStoreError(.invalidContent, "entry names take more than \(Self.nameBytesLimit) bytes; not an image archive")
+                }
                 switch entry.kind {
                 case .regular:
                     if Self.metadataNames.contains(name) {
@@ -123,11 +136,8 @@ struct ImageArchiveReader {
                 }
             }
         } catch {
-            var unused = RemovalReport()
-            try? store.collectUnreferenced(into: &unused, onlyBlobs: contents.added)
             throw ImageStoreError(error.kind, "\(path): \(error.description)")
         }
-        return contents
     }
 
     private func nextEntry(_ tar: inout TarReader) throws(ImageStoreError) -> TarEntry? {

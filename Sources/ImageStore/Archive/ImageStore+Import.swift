@@ -8,10 +8,14 @@ public struct ImportedImage: Sendable {
     public var result: PullResult
 }
 
-/// What an import did: the images it installed and the entries it passed over (why, each).
+/// What an import did: the images it installed, the entries it passed over and the images
+/// that failed (why, each).
 public struct ImportReport: Sendable {
     public var images: [ImportedImage] = []
     public var skipped: [String] = []
+    public var failures: [String] = []
+    /// Tags that pointed at another image before (as `docker load` says when it moves one).
+    public var movedTags: [String] = []
 }
 
 /// An entry of a `docker save` tarball's `manifest.json`.
@@ -28,6 +32,8 @@ struct DockerArchiveEntry: Decodable {
 extension ImageStore {
     /// Images one archive may hold.
     static let archiveImageLimit = 256
+    /// Names one image may get from an archive.
+    static let archiveNamesPerImageLimit = 32
 
     /// Imports the images of an archive: an OCI image layout (`skopeo copy … oci-archive:`,
     /// `podman save --format oci-archive`, Docker ≥ 25 `docker save`) or a `docker save` tarball,
@@ -39,12 +45,31 @@ extension ImageStore {
     /// that no image uses go again.
     public func importArchive(_ path: String, platform: Platform? = nil, pin: Bool = false,
                               progress: (@Sendable (String) -> Void)? = nil) async throws -> ImportReport {
-        var contents = try ImageArchiveReader(store: self, path: path).read()
-        defer {
-            var unused = RemovalReport()
-            try? collectUnreferenced(into: &unused, onlyBlobs: contents.added)
-        }
+        var contents = ImageArchiveReader.Contents()
         var report = ImportReport()
+        do {
+            // Until the images are recorded, no sweep may take what the archive brought.
+            var lease = try ContentLease.acquire(self, exclusive: false, wait: true)
+            defer { lease = nil }
+            try ImageArchiveReader(store: self, path: path).read(into: &contents)
+            try await install(&contents, from: path, platform: platform, pin: pin, progress: progress, into: &report)
+        } catch {
+            cleanUp(contents)
+            throw error
+        }
+        cleanUp(contents)
+        return report
+    }
+
+    /// Blobs the archive brought that no image uses go again (when no other pull or import is
+    /// in flight; else the next sweep takes them).
+    private func cleanUp(_ contents: ImageArchiveReader.Contents) {
+        var unused = RemovalReport()
+        try? collectUnreferenced(into: &unused, onlyBlobs: contents.added)
+    }
+
+    private func install(_ contents: inout ImageArchiveReader.Contents, from path: String, platform: Platform?, pin: Bool,
+                         progress: (@Sendable (String) -> Void)?, into report: inout ImportReport) async throws {
         let images: [(names: [ImageReference], top: Descriptor)]
         do {
             images = try archiveImages(&contents, skipped: &report.skipped)
@@ -56,23 +81,30 @@ extension ImageStore {
             throw ImageStoreError(.invalidContent, "\(path): no named image to import\(why)")
         }
         let target = platform ?? HostPlatform.current()
+        let before = (try? loadDatabase().images) ?? []
+        // Only what the archive holds is used, never a blob or layer the store had before: an
+        // archive naming another image's digests gets nothing of it.
+        let source = ArchiveContentSource(store: self, archive: path, digests: Set(contents.files.values.map(\.digest)).union(contents.added).union(contents.made))
         for (names, top) in images {
             let reference = names[0]
-            var puller = ImagePuller(store: self, client: ArchiveContentSource(store: self, top: top, archive: path), platform: target, progress: progress)
+            var puller = ImagePuller(store: self, client: source.naming(top), platform: target, progress: progress)
             puller.keepsLayerBlobs = true
             puller.pins = pin
-            var result: PullResult
             do {
-                result = try await puller.pull(reference)
+                var result = try await puller.pull(reference)
                 if names.count > 1 {
                     result.image = try tag(result.image.id, with: Array(names.dropFirst()), repoDigest: top.digest)
                 }
+                for name in names.map(\.description) {
+                    if let previous = before.first(where: { $0.names.contains(name) && $0.id != result.image.id && $0.platform == result.image.platform }) {
+                        report.movedTags.append("\(name) (was image \(previous.id.short))")
+                    }
+                }
+                report.images.append(ImportedImage(names: names.map(\.description), result: result))
             } catch let error as ImageStoreError {
-                throw ImageStoreError(error.kind, "\(path): \(error.description)")
+                report.failures.append("\(path): \(error.description)")
             }
-            report.images.append(ImportedImage(names: names.map(\.description), result: result))
         }
-        return report
     }
 
     /// The images an archive names, with their top descriptors: from `index.json` (an OCI
@@ -83,7 +115,12 @@ extension ImageStore {
         var images: [(names: [ImageReference], top: Descriptor)] = []
         func add(_ name: ImageReference, _ top: Descriptor) {
             if let index = images.firstIndex(where: { $0.top.digest == top.digest }) {
-                if !images[index].names.contains(name) { images[index].names.append(name) }
+                guard !images[index].names.contains(name) else { return }
+                guard images[index].names.count < Self.archiveNamesPerImageLimit else {
+                    skipped.append("\(name): more than \(Self.archiveNamesPerImageLimit) names for one image")
+                    return
+                }
+                images[index].names.append(name)
             } else {
                 images.append(([name], top))
             }
@@ -133,8 +170,15 @@ extension ImageStore {
                     continue
                 }
                 let top = try dockerArchiveManifest(entry, position: position, contents: &contents)
-                for tag in tags {
-                    do { add(try ImageReference(parsing: tag), top) } catch {
+                for tag in tags.prefix(Self.archiveNamesPerImageLimit + 1) {
+                    do {
+                        let reference = try ImageReference(parsing: tag)
+                        guard reference.digest == nil else {
+                            skipped.append("manifest.json entry \(position + 1): \"\(tag)\" is pinned to a digest; a name to import under needs a tag")
+                            continue
+                        }
+                        add(reference, top)
+                    } catch {
                         skipped.append("manifest.json entry \(position + 1): \(error.description)")
                     }
                 }
@@ -174,6 +218,7 @@ extension ImageStore {
         hasher.update(bytes)
         let digest = hasher.finalize()
         if !blobs.contains(digest) { contents.added.insert(digest) }
+        contents.made.insert(digest)
         try blobs.store(bytes, as: digest)
         return Descriptor(mediaType: MediaType.dockerManifest, digest: digest, size: Int64(bytes.count))
     }

@@ -12,6 +12,12 @@ protocol ImageContentSource: Sendable {
     func blob(_ reference: ImageReference, _ digest: Digest, offset: Int64,
               restart: () throws(ImageStoreError) -> Void,
               sink: (inout ByteBuffer) throws(ImageStoreError) -> Void) async throws(ImageStoreError)
+
+    /// Whether the source itself holds this blob, so that a copy the store already has may
+    /// stand in for it (a registry: any; an archive: only its own).
+    func provides(_ digest: Digest) -> Bool
 }
 
-extension RegistryClient: ImageContentSource {}
+extension RegistryClient: ImageContentSource {
+    func provides(_ digest: Digest) -> Bool { true }
+}

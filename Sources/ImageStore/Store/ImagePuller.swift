@@ -24,10 +24,13 @@ struct ImagePuller: Sendable {
     func pull(_ reference: ImageReference) async throws -> PullResult {
         let added = AddedBlobs()
         do {
+            var lease = try ContentLease.acquire(store, exclusive: false, wait: true)
+            defer { lease = nil }
             return try await pull(reference, recordingInto: added)
         } catch {
             // Nothing of a failed pull stays: blobs it added that no image refers to go again
-            // (a partial download in ingest/ stays for resumption).
+            // (a partial download in ingest/ stays for resumption). With other pulls or imports
+            // in flight, the next sweep takes them instead.
             var unused = RemovalReport()
             try? store.collectUnreferenced(into: &unused, onlyBlobs: added.digests)
             throw error
@@ -108,6 +111,9 @@ struct ImagePuller: Sendable {
                 let diffID = diffIDs[index]
                 guard let compression = MediaType.layerCompression(layer.mediaType) else {
                     throw ImageStoreError(.invalidContent, "\(reference): layer \(index + 1) has unsupported media type \"\(layer.mediaType)\"")
+                }
+                guard client.provides(layer.digest) else {
+                    throw ImageStoreError(.notFound, "\(reference): layer \(index + 1) \(layer.digest) is not in the archive")
                 }
                 if store.unpackMode == .overlay && FileSystem.exists(store.layerPath(diffID)) {
                     result.reusedLayers += 1
@@ -204,6 +210,9 @@ struct ImagePuller: Sendable {
 
     private func download(_ descriptor: Descriptor, _ reference: ImageReference, what: String) async throws(ImageStoreError) -> (downloaded: Int64, resumedFrom: Int64) {
         let client = self.client
+        guard client.provides(descriptor.digest) else {
+            throw .init(.notFound, "\(reference): \(what) \(descriptor.digest) is not in the archive")
+        }
         var attempt = 1
         while true {
             do throws(ImageStoreError) {

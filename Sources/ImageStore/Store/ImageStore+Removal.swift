@@ -37,21 +37,25 @@ extension ImageStore {
             report.removedImages.append(image.id)
             database.images.remove(at: index)
         }
-        try collectUnreferenced(into: &report)
+        // Waits for pulls and imports in flight, whose files are not recorded yet.
+        let lease = try ContentLease.acquire(self, exclusive: true, wait: true)
+        try collectUnreferenced(into: &report, lease: lease)
         return report
     }
 
     /// Removes images without a tag (superseded by a newer pull of their tag) and, with `all`,
     /// every image not in use; then unreferenced layers, blobs and stale partial downloads.
-    public func prune(all: Bool) throws(ImageStoreError) -> RemovalReport {
+    /// With `waiting` false it does nothing while a pull or import is in flight.
+    public func prune(all: Bool, waiting: Bool = true) throws(ImageStoreError) -> RemovalReport {
         var report = RemovalReport()
+        guard let lease = try ContentLease.acquire(self, exclusive: true, wait: waiting) else { return report }
         try update { (database) throws(ImageStoreError) in
             let removable = database.images.filter { !$0.inUse && !$0.isPinned && (all || $0.isDangling) }
             report.removedImages = removable.map(\.id)
             for image in removable { report.untagged += image.names }
             database.images.removeAll { image in removable.contains { $0.id == image.id } }
         }
-        try collectUnreferenced(into: &report)
+        try collectUnreferenced(into: &report, lease: lease)
         for name in FileSystem.listDirectory(blobs.ingestDirectory) {
             let path = "\(blobs.ingestDirectory)/\(name)"
             let descriptor = open(path, O_RDWR | O_CLOEXEC)
@@ -75,6 +79,8 @@ extension ImageStore {
         let used = capacity.total - capacity.available
         guard used * 100 > capacity.total * Int64(highPercent) else { return report }
         var toFree = used - capacity.total * Int64(lowPercent) / 100
+        // A pull or import in flight: the next pass (its files then recorded and counted).
+        guard let lease = try ContentLease.acquire(self, exclusive: true, wait: false) else { return report }
         try update { (database) throws(ImageStoreError) in
             // Layers shared with a kept image free nothing; count only what removal frees.
             let candidates = database.images.filter { !$0.inUse && !$0.isPinned }.sorted { $0.lastUsedAt < $1.lastUsedAt }
@@ -88,13 +94,19 @@ extension ImageStore {
                 report.untagged += image.names
             }
         }
-        try collectUnreferenced(into: &report)
+        try collectUnreferenced(into: &report, lease: lease)
         return report
     }
 
     /// Deletes layers, flattened trees and blobs no image refers to; with `onlyBlobs`, just
     /// those blobs (what a failed pull added).
-    func collectUnreferenced(into report: inout RemovalReport, onlyBlobs: Set<Digest>? = nil) throws(ImageStoreError) {
+    /// Without `lease` (an exclusive content lease the caller holds) it sweeps only when no pull
+    /// or import is in flight.
+    func collectUnreferenced(into report: inout RemovalReport, onlyBlobs: Set<Digest>? = nil, lease: ContentLease? = nil) throws(ImageStoreError) {
+        var held = lease
+        if held == nil { held = try ContentLease.acquire(self, exclusive: true, wait: false) }
+        guard held != nil else { return }
+        defer { withExtendedLifetime(held) {} }
         try update { (database) throws(ImageStoreError) in
             let layers = Set(database.images.flatMap { $0.layers.map(\.hex) })
             let ids = Set(database.images.map(\.id.hex))

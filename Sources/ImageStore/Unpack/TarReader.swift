@@ -54,8 +54,8 @@ struct TarReader {
                 switch type {
                 case UInt8(ascii: "x"):
                     (paxRecords, paxAttributes) = try parsePAX(data)
-                case UInt8(ascii: "L"): longName = String(decoding: data.prefix(while: { $0 != 0 }), as: UTF8.self)
-                case UInt8(ascii: "K"): longLink = String(decoding: data.prefix(while: { $0 != 0 }), as: UTF8.self)
+                case UInt8(ascii: "L"): longName = try limitedName(data.prefix(while: { $0 != 0 }), "GNU long name")
+                case UInt8(ascii: "K"): longLink = try limitedName(data.prefix(while: { $0 != 0 }), "GNU long link target")
                 default: break   // global PAX headers carry nothing a layer needs
                 }
                 continue
@@ -89,24 +89,24 @@ struct TarReader {
                 deviceMajor: UInt32(truncatingIfNeeded: (try? number(header, 329, 8, "devmajor")) ?? 0),
                 deviceMinor: UInt32(truncatingIfNeeded: (try? number(header, 337, 8, "devminor")) ?? 0)
             )
-            if kind != .regular && size > 0 && kind != .hardLink {
-                // Data on a non-file entry is not allowed; skip it rather than misread the stream.
-                _ = try readPadded(size)
-            } else if kind == .hardLink && size > 0 {
-                _ = try readPadded(size)
+            if kind != .regular && size > 0 {
+                // Data on a non-file entry is not allowed; skip it (without holding it) rather than misread the stream.
+                try reader.forward(size) { _ throws(ImageStoreError) in }
+                let padding = (512 - size % 512) % 512
+                if padding > 0 { try reader.forward(padding) { _ throws(ImageStoreError) in } }
             }
             for (key, value) in paxRecords {
                 switch key {
-                case "path": entry.path = value
-                case "linkpath": entry.linkTarget = value
+                case "path": entry.path = try limitedName(Array(value.utf8), "PAX path")
+                case "linkpath": entry.linkTarget = try limitedName(Array(value.utf8), "PAX linkpath")
                 case "size":
                     guard let parsed = Int64(value), parsed >= 0 else { throw invalid("PAX size \"\(value)\"") }
                     if kind == .regular { entry.size = parsed }
                 case "uid": entry.uid = UInt32(value) ?? entry.uid
                 case "gid": entry.gid = UInt32(value) ?? entry.gid
                 case "mtime":
-                    let parts = value.split(separator: ".", maxSplits: 1)
-                    entry.modificationTime = Int64(parts[0]) ?? entry.modificationTime
+                    let parts = value.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+                    entry.modificationTime = parts.first.flatMap { Int64($0) } ?? entry.modificationTime
                     if parts.count == 2 { entry.modificationNanoseconds = Int((parts[1] + "000000000").prefix(9)) ?? 0 }
                 default:
                     if key.hasPrefix("GNU.sparse.") { throw invalid("PAX sparse files are not supported") }
@@ -122,6 +122,15 @@ struct TarReader {
         try reader.forward(entry.size, consume)
         let padding = (512 - entry.size % 512) % 512
         if padding > 0 { try reader.forward(padding) { _ throws(ImageStoreError) in } }
+    }
+
+    /// Longer names than Linux takes (PATH_MAX) are refused, so a stream of entries cannot hold
+    /// megabytes each.
+    static let nameLimit = 4096
+
+    private func limitedName(_ bytes: some Collection<UInt8>, _ what: String) throws(ImageStoreError) -> String {
+        guard bytes.count <= Self.nameLimit else { throw invalid("\(what) of \(bytes.count) bytes is longer than \(Self.nameLimit)") }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private func readPadded(_ size: Int64) throws(ImageStoreError) -> [UInt8] {
@@ -184,8 +193,8 @@ struct TarReader {
         var index = 0
         while index < data.count {
             guard let space = data[index...].firstIndex(of: UInt8(ascii: " ")),
-                  let length = Int(String(decoding: data[index..<space], as: UTF8.self)), length > 0,
-                  index + length <= data.count, data[index + length - 1] == 0x0A,
+                  let length = Int(String(decoding: data[index..<space], as: UTF8.self)), length > space - index,
+                  length <= data.count - index, data[index + length - 1] == 0x0A,
                   let equals = data[(space + 1)..<(index + length)].firstIndex(of: UInt8(ascii: "=")) else {
                 throw invalid("malformed PAX extended header")
             }
