@@ -18,6 +18,8 @@ struct ImagePreloadPodTests {
         #expect(copied.status == 0, "\(copied.output)")
         let compressed = try ServerProcess.run("/usr/bin/zstd", ["-q", "--rm", "\(preload)/sensor.tar"])
         #expect(compressed.status == 0, "\(compressed.output)")
+        // Copied a while ago (a file written in the last seconds waits for the next look).
+        #expect(try ServerProcess.run("/usr/bin/touch", ["-d", "1 minute ago", "\(preload)/sensor.tar.zst"]).status == 0)
 
         let node = try await PodNode.make(name: "preload-board", configuration: "imagePreloadDirectory: \"\(preload)\"")
         try await node.apply("""
