@@ -49,6 +49,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Bytes of recent changes kept for watches to resume from (older resource versions get 410 Gone).")
     var watchCacheBytes = 64 << 20
 
+    @Option(help: "Seconds Lease renewals and Node heartbeats are kept in memory before they are written (0: written at once). A crash loses at most this much of them; the agents send them again.")
+    var reconstructibleWriteInterval: Int64 = 300
+
     func validate() throws {
         guard (1...86_400).contains(requestTimeout) else { throw ValidationError("--request-timeout must be between 1 and 86400 seconds") }
         guard (1...31_536_000).contains(nodeMonitorGracePeriod) else { throw ValidationError("--node-monitor-grace-period must be between 1 and 31536000 seconds") }
@@ -75,7 +78,11 @@ struct RunCommand: AsyncParsableCommand {
         let (host, port) = try listenAddress(defaultPort: try files.settings().port)
         var logger = Logger(label: "iotkube-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let store = try ObjectStore(path: files.storePath, feedByteLimit: watchCacheBytes)
+        guard (0...86_400).contains(reconstructibleWriteInterval) else {
+            throw ValidationError("--reconstructible-write-interval must be 0 to 86400 seconds, got \(reconstructibleWriteInterval)")
+        }
+        let store = try ObjectStore(path: files.storePath, feedByteLimit: watchCacheBytes,
+                                    defersReconstructibleChanges: reconstructibleWriteInterval > 0)
         let signer = CSRSigner(authority: try files.certificateAuthority(), store: store, autoApprove: autoApproveNodes,
                                serverNames: try files.serverCertificateNames())
         let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer,
@@ -93,7 +100,9 @@ struct RunCommand: AsyncParsableCommand {
             store: store, logger: logger, gracePeriodSeconds: nodeMonitorGracePeriod,
             checkInterval: .seconds(max(1, min(5, nodeMonitorGracePeriod / 4))), evictAfterSeconds: evictUnreachableAfter)
         let csrCleaner = CSRCleanerService(store: store, logger: logger, interval: .seconds(csrCleanupInterval))
-        var services: [any Service] = [http, scheduler, nodeLifecycle, csrCleaner]
+        // First, so the last to stop: it writes what is kept in memory after the API stopped.
+        var services: [any Service] = [StoreFlushService(store: store, interval: .seconds(max(1, reconstructibleWriteInterval)), logger: logger),
+                                       http, scheduler, nodeLifecycle, csrCleaner]
         if let network = try? IPv4Network(clusterCIDR, prefixes: 8...30) {
             services.append(NodeIPAMService(store: store, logger: logger, clusterCIDR: network, nodeMaskSize: nodeCIDRMaskSize))
         }

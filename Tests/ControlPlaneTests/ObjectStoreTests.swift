@@ -63,6 +63,100 @@ struct ObjectStoreTests {
         }
     }
 
+    static func lease(_ name: String, holder: String, renewTime: String) -> JSONValue {
+        ["apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": ["name": .string(name), "namespace": "kube-node-lease"],
+         "spec": ["holderIdentity": .string(holder), "leaseDurationSeconds": 40, "renewTime": .string(renewTime)]]
+    }
+
+    static func renewTime(_ second: Int) -> String { "2026-12-04T10:\(String(format: "%02d", second / 60 % 60)):\(String(format: "%02d", second % 60)).000000Z" }
+
+    /// Lease renewals are served from memory and not written until a flush; a crash before it
+    /// loses them but no revision: the store reopens above every one a client saw.
+    @Test func leaseRenewalsWaitInMemoryAndTheStoreReopensAboveEveryRevision() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("state.db").path
+        let store = try ObjectStore(path: path, feedCapacity: 1000, defersReconstructibleChanges: true)
+        _ = try store.create(.leases, namespace: "kube-node-lease", name: "pi", object: Self.lease("pi", holder: "pi", renewTime: Self.renewTime(0)))
+        let subscription = try store.watch(.leases, namespace: nil, after: store.currentRevision)
+        var seen: [Int64] = []
+        for second in 1...200 {
+            let renewed = try store.update(.leases, namespace: "kube-node-lease", name: "pi") { current in
+                var next = current
+                next.set(["spec", "renewTime"], .string(Self.renewTime(second)))
+                return next
+            }
+            seen.append(Int64(renewed.string(at: ["metadata", "resourceVersion"]) ?? "") ?? 0)
+        }
+        #expect(seen == seen.sorted() && Set(seen).count == seen.count, "revisions increase")
+        #expect(store.pendingChanges == 1)
+        #expect(try store.get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "renewTime"]) == Self.renewTime(200))
+        #expect(try store.list(.leases, namespace: nil).items.first?.string(at: ["spec", "renewTime"]) == Self.renewTime(200))
+        var changes = subscription.changes.makeAsyncIterator()
+        var watched: [Int64] = []
+        while watched.count < 200, let change = await changes.next() { watched.append(change.revision) }
+        #expect(watched == seen, "watchers see every renewal")
+
+        // Another reader of the file (a restart after a crash) still has the created lease…
+        let crashed = try ObjectStore(path: path)
+        #expect(try crashed.get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "renewTime"]) == Self.renewTime(0))
+        // …and starts above every revision handed out, so no client sees one twice.
+        #expect(crashed.currentRevision >= seen.last!)
+        let next = try crashed.create(.configMaps, namespace: "default", name: "after-crash", object: Self.configMap("after-crash", "v"))
+        #expect((Int64(next.string(at: ["metadata", "resourceVersion"]) ?? "") ?? 0) > seen.last!)
+
+        // A change that is not a renewal (a new holder) is written at once, with what was pending.
+        _ = try store.update(.leases, namespace: "kube-node-lease", name: "pi") { current in
+            var next = current
+            next.set(["spec", "holderIdentity"], "other")
+            return next
+        }
+        #expect(store.pendingChanges == 0)
+        let reread = try ObjectStore(path: path)
+        #expect(try reread.get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "holderIdentity"]) == "other")
+
+        // A flush writes the renewals kept in memory.
+        _ = try store.update(.leases, namespace: "kube-node-lease", name: "pi") { current in
+            var next = current
+            next.set(["spec", "renewTime"], .string(Self.renewTime(300)))
+            return next
+        }
+        #expect(try ObjectStore(path: path).get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "renewTime"]) == Self.renewTime(200))
+        #expect(try store.flush() == 1)
+        #expect(try ObjectStore(path: path).get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "renewTime"]) == Self.renewTime(300))
+    }
+
+    /// Node status heartbeats wait in memory; a condition that changes is written at once.
+    @Test func nodeHeartbeatsWaitButConditionChangesAreWritten() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent("state.db").path
+        let store = try ObjectStore(path: path, defersReconstructibleChanges: true)
+        func node(_ status: String, _ beat: Int) -> JSONValue {
+            ["apiVersion": "v1", "kind": "Node", "metadata": ["name": "pi"],
+             "status": ["conditions": [["type": "Ready", "status": .string(status), "reason": "KubeletReady",
+                                        "lastHeartbeatTime": .string(Self.renewTime(beat)), "lastTransitionTime": .string(Self.renewTime(0))]]]]
+        }
+        _ = try store.create(.nodes, namespace: "", name: "pi", object: node("True", 0))
+        func status(_ value: JSONValue) -> (JSONValue) -> JSONValue? {
+            { current in
+                var next = current
+                next.set(["status"], value[path: ["status"]])
+                return next
+            }
+        }
+        _ = try store.update(.nodes, namespace: "", name: "pi", change: status(node("True", 10)))
+        #expect(store.pendingChanges == 1)
+        _ = try store.update(.nodes, namespace: "", name: "pi", change: status(node("False", 20)))
+        #expect(store.pendingChanges == 0)
+        let written = try ObjectStore(path: path).get(.nodes, namespace: "", name: "pi").map { KubeJSON.serialize($0) } ?? []
+        #expect(String(decoding: written, as: UTF8.self).contains(#""status":"False""#))
+        // Other resources are never kept back.
+        _ = try store.create(.configMaps, namespace: "default", name: "c", object: Self.configMap("c", "1"))
+        _ = try store.update(.configMaps, namespace: "default", name: "c") { _ in Self.configMap("c", "2") }
+        #expect(store.pendingChanges == 0)
+    }
+
     @Test func objectsSurviveReopening() throws {
         let (store, path) = try Self.temporaryStore()
         _ = try store.create(.configMaps, namespace: "default", name: "kept", object: Self.configMap("kept", "v"))

@@ -52,6 +52,13 @@ public final class ServerProcess: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// Kills the server with SIGKILL (no shutdown at all), as a power cut or OOM kill would.
+    public func kill() {
+        guard process?.isRunning == true else { return }
+        process.signal(SIGKILL)
+        process.waitUntilExit()
+    }
+
     public func resume() throws {
         guard process?.isRunning != true else { return }
         try start()

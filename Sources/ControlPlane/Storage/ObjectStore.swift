@@ -12,6 +12,11 @@ public final class ObjectStore: Sendable {
     private struct State {
         let database: SQLiteDatabase
         var revision: Int64
+        /// Revisions up to this one may be handed out by changes kept in memory: it is on disk,
+        /// so after a crash the store starts above every revision a client has seen.
+        var reservedRevision: Int64
+        /// Reconstructible changes not written yet, by ``key(_:_:_:)``.
+        var pending: [String: PendingChange] = [:]
         var feed: ChangeFeed
         let selectOne: SQLiteStatement
         let insert: SQLiteStatement
@@ -19,9 +24,23 @@ public final class ObjectStore: Sendable {
         let remove: SQLiteStatement
         let setRevision: SQLiteStatement
         let readRevision: SQLiteStatement
+        let setReservedRevision: SQLiteStatement
+    }
+
+    /// An update kept in memory until the next flush.
+    private struct PendingChange {
+        var resource: String
+        var namespace: String
+        var name: String
+        var revision: Int64
+        var object: JSONValue
     }
 
     private let state: Mutex<State>
+    /// Whether reconstructible updates (``ReconstructibleChange``) wait in memory for ``flush()``.
+    public let defersReconstructibleChanges: Bool
+    /// Revisions reserved on disk at a time for changes kept in memory (one small write per block).
+    static let reservationBlock: Int64 = 100_000
 
     /// The largest object the store keeps (etcd's default request limit, 1.5 MiB): a patch that
     /// grows an object past it is refused with 413 and the stored object stays as it was.
@@ -29,7 +48,12 @@ public final class ObjectStore: Sendable {
 
     /// Opens or creates the store at `path`; watches can resume from the last `feedCapacity`
     /// changes as long as they hold no more than `feedByteLimit` bytes of objects.
-    public init(path: String, feedCapacity: Int = 10_000, feedByteLimit: Int = 64 << 20) throws(StorageError) {
+    /// With `defersReconstructibleChanges`, Lease renewals and Node heartbeats are served from
+    /// memory and written by ``flush()`` (the server calls it every few minutes and at shutdown);
+    /// a crash loses only those, never a revision: the store reopens above every one handed out.
+    public init(path: String, feedCapacity: Int = 10_000, feedByteLimit: Int = 64 << 20,
+                defersReconstructibleChanges: Bool = false) throws(StorageError) {
+        self.defersReconstructibleChanges = defersReconstructibleChanges
         let database = try SQLiteDatabase(path: path)
         try database.execute("""
             CREATE TABLE IF NOT EXISTS objects (
@@ -41,15 +65,45 @@ public final class ObjectStore: Sendable {
             """)
         let read = try database.prepare("SELECT value FROM settings WHERE key = 'revision'")
         read.bind([])
-        let revision = try read.step() ? read.integer(0) : 1
+        let committed = try read.step() ? read.integer(0) : 1
+        let readReserved = try database.prepare("SELECT value FROM settings WHERE key = 'reservedRevision'")
+        readReserved.bind([])
+        let reserved = try readReserved.step() ? readReserved.integer(0) : 0
+        let revision = max(committed, reserved)
         state = Mutex(State(
-            database: database, revision: revision, feed: ChangeFeed(capacity: feedCapacity, byteLimit: feedByteLimit, startRevision: revision),
+            database: database, revision: revision, reservedRevision: reserved,
+            feed: ChangeFeed(capacity: feedCapacity, byteLimit: feedByteLimit, startRevision: revision),
             selectOne: try database.prepare("SELECT revision, body FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
             insert: try database.prepare("INSERT INTO objects (resource, namespace, name, revision, body) VALUES (?, ?, ?, ?, ?)"),
             update: try database.prepare("UPDATE objects SET revision = ?, body = ? WHERE resource = ? AND namespace = ? AND name = ?"),
             remove: try database.prepare("DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
             setRevision: try database.prepare("UPDATE settings SET value = ? WHERE key = 'revision'"),
-            readRevision: try database.prepare("SELECT value FROM settings WHERE key = 'revision'")))
+            readRevision: try database.prepare("SELECT value FROM settings WHERE key = 'revision'"),
+            setReservedRevision: try database.prepare("INSERT OR REPLACE INTO settings (key, value) VALUES ('reservedRevision', ?)")))
+    }
+
+    /// Writes the changes kept in memory, in one transaction; returns how many.
+    @discardableResult
+    public func flush() throws -> Int {
+        try state.withLock { state in
+            guard !state.pending.isEmpty else { return 0 }
+            let pending = state.pending
+            try state.database.transaction {
+                for change in pending.values {
+                    let body = KubeJSON.serialize(change.object)
+                    try state.update.run([.integer(change.revision), .blob(body), .text(change.resource), .text(change.namespace), .text(change.name)])
+                }
+            }
+            state.pending = [:]
+            return pending.count
+        }
+    }
+
+    /// How many changes wait in memory.
+    public var pendingChanges: Int { state.withLock { $0.pending.count } }
+
+    private static func key(_ resource: String, _ namespace: String, _ name: String) -> String {
+        "\(resource)\u{0}\(namespace)\u{0}\(name)"
     }
 
     /// The newest committed revision.
@@ -78,7 +132,13 @@ public final class ObjectStore: Sendable {
             let statement = try state.database.prepare(sql)
             statement.bind(values)
             var items: [JSONValue] = []
-            while try statement.step() { items.append(try Self.decode(statement.blob(2))) }
+            while try statement.step() {
+                if !state.pending.isEmpty, let pending = state.pending[Self.key(resource.storageKey, statement.text(0), statement.text(1))] {
+                    items.append(pending.object)
+                } else {
+                    items.append(try Self.decode(statement.blob(2)))
+                }
+            }
             return (items, max(state.revision, try Self.storedRevision(&state)))
         }
     }
@@ -117,6 +177,9 @@ public final class ObjectStore: Sendable {
             }
             updated.set(["metadata", "resourceVersion"], current[path: ["metadata", "resourceVersion"]])
             if updated == current { return current }
+            if defersReconstructibleChanges && ReconstructibleChange.isReconstructible(resource, from: current, to: updated) {
+                return try Self.commitInMemory(&state, resource, namespace, name, updated, previous: current)
+            }
             return try Self.commit(&state, resource, namespace, name, updated, type: .modified, previous: current)
         }
     }
@@ -139,6 +202,7 @@ public final class ObjectStore: Sendable {
                 try state.setRevision.run([.integer(revision)])
             }
             state.revision = revision
+            state.pending[Self.key(resource.storageKey, namespace, name)] = nil
             state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: .deleted, object: snapshot, previous: current), bytes: 2 * bytes)
             return snapshot
         }
@@ -160,6 +224,7 @@ public final class ObjectStore: Sendable {
     // MARK: - Under the lock
 
     private static func read(_ state: inout State, _ resource: ResourceType, _ namespace: String, _ name: String) throws -> JSONValue? {
+        if !state.pending.isEmpty, let pending = state.pending[key(resource.storageKey, namespace, name)] { return pending.object }
         state.selectOne.bind([.text(resource.storageKey), .text(namespace), .text(name)])
         defer { state.selectOne.reset() }
         guard try state.selectOne.step() else { return nil }
@@ -190,8 +255,40 @@ public final class ObjectStore: Sendable {
             try state.setRevision.run([.integer(revision)])
         }
         state.revision = revision
+        state.pending[key(resource.storageKey, namespace, name)] = nil
         state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: type, object: stored, previous: previous),
                            bytes: previous == nil ? bytes : 2 * bytes)
+        return stored
+    }
+
+    /// A reconstructible update: a revision like any other (watchers see it at once), the
+    /// object kept in memory until ``flush()``. When the revision passes the reservation on
+    /// disk, a new block is reserved first.
+    private static func commitInMemory(
+        _ state: inout State, _ resource: ResourceType, _ namespace: String, _ name: String, _ object: JSONValue, previous: JSONValue
+    ) throws -> JSONValue {
+        var revision = try nextRevision(&state)
+        if revision > state.reservedRevision {
+            var reserved: Int64 = 0
+            try state.database.transaction {
+                revision = try nextRevision(&state)
+                reserved = revision + reservationBlock
+                try state.setReservedRevision.run([.integer(reserved)])
+            }
+            state.reservedRevision = reserved
+        }
+        var stored = object
+        stored.set(["metadata", "resourceVersion"], .string(String(revision)))
+        let bytes = KubeJSON.serialize(stored).count
+        guard bytes <= maximumObjectBytes else {
+            throw APIError(code: 413, reason: "RequestEntityTooLarge",
+                           message: "\(resource.qualifiedName) \"\(name)\" would be \(bytes) bytes, more than the \(maximumObjectBytes) an object may have")
+        }
+        state.revision = revision
+        state.pending[key(resource.storageKey, namespace, name)] = PendingChange(
+            resource: resource.storageKey, namespace: namespace, name: name, revision: revision, object: stored)
+        state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: .modified, object: stored, previous: previous),
+                           bytes: 2 * bytes)
         return stored
     }
 
