@@ -28,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from exec_stream import measure_exec  # noqa: E402
+from flash_wear import measure_flash  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMESPACE = "default"
@@ -710,7 +711,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"), help="where the iotkube binaries are")
     parser.add_argument("--quick", action="store_true", help="fewer pods, 1 minute idle, shorter scale steps")
-    parser.add_argument("--only", default="size,start,cgroups,memory,pull,exec,scale", help="comma-separated: size,start,cgroups,memory,pull,exec,scale")
+    parser.add_argument("--only", default="size,start,cgroups,memory,pull,exec,scale,flash",
+                        help="comma-separated: size,start,cgroups,memory,pull,exec,scale,flash")
     parser.add_argument("--json", help="also write the figures to this file")
     arguments = parser.parse_args()
     if os.getuid() != 0:
@@ -746,6 +748,8 @@ def main():
         if "scale" in only:
             steps = [100, 500, 1000] if arguments.quick else [250, 500, 1000, 1500, 2000, 3000]
             measure_scale(arguments.bin, work, results, steps, 30 if arguments.quick else 60)
+        if "flash" in only:
+            measure_flash(arguments.bin, work, results, API, Cluster.wait_for, free_port, run, log, io_counters, arguments.quick)
     finally:
         print_table(results)
         if arguments.json:
