@@ -65,7 +65,7 @@ public struct PodNetworkAttachments: Sendable {
         try save(entry)
         var result: JSONValue?
         do throws(NetworkError) {
-            for index in network.plugins.indices {
+            for index in network.plugins.indices where !entry.skips(network.plugins[index]) {
                 let input = network.pluginInput(index, previousResult: result, runtimeConfig: entry.runtimeConfig)
                 result = try plugins.run(network.plugins[index]["type"]?.stringValue ?? "", invocation("ADD", entry), input: input, network: network.name)
             }
@@ -89,7 +89,7 @@ public struct PodNetworkAttachments: Sendable {
         let entry = cachedEntry(sandboxID) ?? CacheEntry(
             sandboxID: sandboxID, podLabel: sandboxID, networkNamespace: "", network: network, arguments: [], portMappings: [], result: nil)
         var firstError: NetworkError?
-        for index in entry.network.plugins.indices.reversed() {
+        for index in entry.network.plugins.indices.reversed() where !entry.skips(entry.network.plugins[index]) {
             let input = entry.network.pluginInput(index, previousResult: entry.result, runtimeConfig: entry.runtimeConfig)
             do {
                 _ = try plugins.run(entry.network.plugins[index]["type"]?.stringValue ?? "", invocation("DEL", entry), input: input, network: entry.network.name)
@@ -135,6 +135,13 @@ public struct PodNetworkAttachments: Sendable {
 
         var runtimeConfig: JSONObject {
             portMappings.isEmpty ? [:] : ["portMappings": .array(portMappings.map(\.json))]
+        }
+
+        /// portmap has nothing to do for a pod without hostPorts (its ADD returns the previous
+        /// result at once, making no rule, and its DEL only looks for rules): two plugin runs and
+        /// their iptables calls saved per pod. Decided by the cache entry, so ADD and DEL agree.
+        func skips(_ plugin: JSONObject) -> Bool {
+            portMappings.isEmpty && plugin["type"]?.stringValue == "portmap"
         }
     }
 

@@ -194,6 +194,35 @@ struct PodNetworkTests {
 
 /// Configuration files and ranges, without root.
 @Suite(.ownThread) struct CNIConfigurationTests {
+    /// portmap runs only for pods with hostPorts, on ADD and on DEL alike (recording plugins).
+    @Test func portmapRunsOnlyForPodsWithHostPorts() throws {
+        let base = NSTemporaryDirectory() + "iotkube-cni-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: base + "/bin", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for name in ["first", "portmap"] {
+            let script = """
+                #!/bin/sh
+                cat > /dev/null
+                echo "$CNI_COMMAND \(name) $CNI_CONTAINERID" >> \(base)/calls
+                [ "$CNI_COMMAND" = ADD ] && echo '{"cniVersion":"1.0.0","ips":[{"address":"10.9.9.9/24"}]}'
+                exit 0
+
+                """
+            try script.write(toFile: "\(base)/bin/\(name)", atomically: true, encoding: .utf8)
+            chmod("\(base)/bin/\(name)", 0o755)
+        }
+        let network = try CNINetworkList.parse(Array(#"{"cniVersion":"1.0.0","name":"rec","plugins":[{"type":"first"},{"type":"portmap","capabilities":{"portMappings":true}}]}"#.utf8), source: "rec.conflist")
+        let attachments = PodNetworkAttachments(network: network, plugins: CNIPlugins(directories: [base + "/bin"]), cacheDirectory: base + "/cache")
+        let plain = NetworkFixture.sandboxID("plain"), mapped = NetworkFixture.sandboxID("mapped")
+        _ = try attachments.add(.init(sandboxID: plain, namespace: "default", name: "plain", uid: plain, networkNamespace: "/proc/self/ns/net"))
+        _ = try attachments.add(.init(sandboxID: mapped, namespace: "default", name: "mapped", uid: mapped, networkNamespace: "/proc/self/ns/net",
+                                      portMappings: [PortMapping(hostPort: Int.random(in: 40000...49000), containerPort: 80)]))
+        try attachments.delete(sandboxID: plain)
+        try attachments.delete(sandboxID: mapped)
+        let calls = try String(contentsOfFile: base + "/calls", encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(calls == ["ADD first \(plain)", "ADD first \(mapped)", "ADD portmap \(mapped)", "DEL first \(plain)", "DEL portmap \(mapped)", "DEL first \(mapped)"])
+    }
+
     @Test(arguments: [
         ("{", "not valid JSON"),
         ("[]", "not a JSON object"),
