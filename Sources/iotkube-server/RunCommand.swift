@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 import ArgumentParser
 import ControlPlane
 import Logging
@@ -107,6 +112,19 @@ struct RunCommand: AsyncParsableCommand {
             services.append(NodeIPAMService(store: store, logger: logger, clusterCIDR: network, nodeMaskSize: nodeCIDRMaskSize))
         }
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // However the group ends (a service that threw cancels the rest at once), what is kept
+        // in memory is written before the process exits; a busy database is tried again.
+        defer {
+            for attempt in 1...5 {
+                do {
+                    try store.flush()
+                    break
+                } catch {
+                    logger.error("writing lease renewals and node heartbeats at exit failed (attempt \(attempt) of 5): \(error)")
+                    usleep(200_000)
+                }
+            }
+        }
         try await group.run()
     }
 

@@ -101,7 +101,7 @@ struct ObjectStoreTests {
         let crashed = try ObjectStore(path: path)
         #expect(try crashed.get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "renewTime"]) == Self.renewTime(0))
         // …and starts above every revision handed out, so no client sees one twice.
-        #expect(crashed.currentRevision >= seen.last!)
+        #expect(crashed.currentRevision > seen.last!, "above every revision handed out: a watcher at the last one gets 410 Gone")
         let next = try crashed.create(.configMaps, namespace: "default", name: "after-crash", object: Self.configMap("after-crash", "v"))
         #expect((Int64(next.string(at: ["metadata", "resourceVersion"]) ?? "") ?? 0) > seen.last!)
 
@@ -124,6 +124,52 @@ struct ObjectStoreTests {
         #expect(try ObjectStore(path: path).get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "renewTime"]) == Self.renewTime(200))
         #expect(try store.flush() == 1)
         #expect(try ObjectStore(path: path).get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "renewTime"]) == Self.renewTime(300))
+    }
+
+    static func renew(_ store: ObjectStore, _ name: String, namespace: String = "kube-node-lease", second: Int) throws -> Int64 {
+        let renewed = try store.update(.leases, namespace: namespace, name: name) { current in
+            var next = current
+            next.set(["spec", "renewTime"], .string(Self.renewTime(second)))
+            return next
+        }
+        return Int64(renewed.string(at: ["metadata", "resourceVersion"]) ?? "") ?? 0
+    }
+
+    /// Another process writing the store (`token create` beside the server) stays above every
+    /// revision the server handed out from memory, across the server's new reservations; and a
+    /// flush never writes over a row that process changed.
+    @Test func anotherWriterNeverReusesARevisionNorLosesItsWrite() throws {
+        let (_, path) = try Self.temporaryStore()
+        let server = try ObjectStore(path: path, defersReconstructibleChanges: true, reservationBlock: 10)
+        _ = try server.create(.leases, namespace: "kube-node-lease", name: "pi", object: Self.lease("pi", holder: "pi", renewTime: Self.renewTime(0)))
+        let cli = try ObjectStore(path: path)
+        var handedOut: Int64 = 0
+        for second in 1...25 { handedOut = try Self.renew(server, "pi", second: second) }
+        let written = try cli.create(.configMaps, namespace: "default", name: "from-cli", object: Self.configMap("from-cli", "v"))
+        #expect((Int64(written.string(at: ["metadata", "resourceVersion"]) ?? "") ?? 0) > handedOut)
+        // The server goes on above the other process's revision.
+        #expect(try Self.renew(server, "pi", second: 26) > (Int64(written.string(at: ["metadata", "resourceVersion"]) ?? "") ?? 0))
+
+        // The other process changes the lease for real while a renewal waits in the server.
+        _ = try cli.update(.leases, namespace: "kube-node-lease", name: "pi") { current in
+            var next = current
+            next.set(["spec", "holderIdentity"], "replacement")
+            return next
+        }
+        #expect(try server.get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "holderIdentity"]) == "replacement")
+        _ = try Self.renew(server, "pi", second: 27)
+        _ = try cli.update(.leases, namespace: "kube-node-lease", name: "pi") { current in
+            var next = current
+            next.set(["spec", "holderIdentity"], "third")
+            return next
+        }
+        try server.flush()
+        #expect(try ObjectStore(path: path).get(.leases, namespace: "kube-node-lease", name: "pi")?.string(at: ["spec", "holderIdentity"]) == "third",
+                "the flush left the other process's write alone")
+        // Leases outside kube-node-lease (leader election) are always written.
+        _ = try server.create(.leases, namespace: "kube-system", name: "leader", object: Self.lease("leader", holder: "a", renewTime: Self.renewTime(0)))
+        _ = try Self.renew(server, "leader", namespace: "kube-system", second: 1)
+        #expect(server.pendingChanges == 0)
     }
 
     /// Node status heartbeats wait in memory; a condition that changes is written at once.

@@ -15,6 +15,8 @@ public final class ObjectStore: Sendable {
         /// Revisions up to this one may be handed out by changes kept in memory: it is on disk,
         /// so after a crash the store starts above every revision a client has seen.
         var reservedRevision: Int64
+        /// Whether this store keeps changes in memory (the server); others stay above its reservations.
+        let defers: Bool
         /// Reconstructible changes not written yet, by ``key(_:_:_:)``.
         var pending: [String: PendingChange] = [:]
         var feed: ChangeFeed
@@ -25,6 +27,10 @@ public final class ObjectStore: Sendable {
         let setRevision: SQLiteStatement
         let readRevision: SQLiteStatement
         let setReservedRevision: SQLiteStatement
+        let readReservedRevision: SQLiteStatement
+        let raiseRevision: SQLiteStatement
+        let selectRevision: SQLiteStatement
+        let flushOne: SQLiteStatement
     }
 
     /// An update kept in memory until the next flush.
@@ -34,13 +40,16 @@ public final class ObjectStore: Sendable {
         var name: String
         var revision: Int64
         var object: JSONValue
+        /// The revision of the row when the first of these changes came: a flush writes only
+        /// over that row (another process may have written or deleted it since).
+        var baseRevision: Int64
     }
 
     private let state: Mutex<State>
     /// Whether reconstructible updates (``ReconstructibleChange``) wait in memory for ``flush()``.
     public let defersReconstructibleChanges: Bool
     /// Revisions reserved on disk at a time for changes kept in memory (one small write per block).
-    static let reservationBlock: Int64 = 100_000
+    let reservationBlock: Int64
 
     /// The largest object the store keeps (etcd's default request limit, 1.5 MiB): a patch that
     /// grows an object past it is refused with 413 and the stored object stays as it was.
@@ -52,8 +61,9 @@ public final class ObjectStore: Sendable {
     /// memory and written by ``flush()`` (the server calls it every few minutes and at shutdown);
     /// a crash loses only those, never a revision: the store reopens above every one handed out.
     public init(path: String, feedCapacity: Int = 10_000, feedByteLimit: Int = 64 << 20,
-                defersReconstructibleChanges: Bool = false) throws(StorageError) {
+                defersReconstructibleChanges: Bool = false, reservationBlock: Int64 = 100_000) throws(StorageError) {
         self.defersReconstructibleChanges = defersReconstructibleChanges
+        self.reservationBlock = max(1, reservationBlock)
         let database = try SQLiteDatabase(path: path)
         try database.execute("""
             CREATE TABLE IF NOT EXISTS objects (
@@ -69,9 +79,11 @@ public final class ObjectStore: Sendable {
         let readReserved = try database.prepare("SELECT value FROM settings WHERE key = 'reservedRevision'")
         readReserved.bind([])
         let reserved = try readReserved.step() ? readReserved.integer(0) : 0
-        let revision = max(committed, reserved)
+        // Above every revision handed out before the last stop. When changes kept in memory may
+        // have been lost, one more: a watcher that saw them gets 410 Gone and lists again.
+        let revision = reserved >= committed ? reserved + 1 : committed
         state = Mutex(State(
-            database: database, revision: revision, reservedRevision: reserved,
+            database: database, revision: revision, reservedRevision: reserved, defers: defersReconstructibleChanges,
             feed: ChangeFeed(capacity: feedCapacity, byteLimit: feedByteLimit, startRevision: revision),
             selectOne: try database.prepare("SELECT revision, body FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
             insert: try database.prepare("INSERT INTO objects (resource, namespace, name, revision, body) VALUES (?, ?, ?, ?, ?)"),
@@ -79,7 +91,13 @@ public final class ObjectStore: Sendable {
             remove: try database.prepare("DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
             setRevision: try database.prepare("UPDATE settings SET value = ? WHERE key = 'revision'"),
             readRevision: try database.prepare("SELECT value FROM settings WHERE key = 'revision'"),
-            setReservedRevision: try database.prepare("INSERT OR REPLACE INTO settings (key, value) VALUES ('reservedRevision', ?)")))
+            setReservedRevision: try database.prepare(
+                "INSERT INTO settings (key, value) VALUES ('reservedRevision', ?) ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)"),
+            readReservedRevision: try database.prepare("SELECT value FROM settings WHERE key = 'reservedRevision'"),
+            raiseRevision: try database.prepare("UPDATE settings SET value = MAX(value, ?) WHERE key = 'revision'"),
+            selectRevision: try database.prepare("SELECT revision FROM objects WHERE resource = ? AND namespace = ? AND name = ?"),
+            flushOne: try database.prepare(
+                "UPDATE objects SET revision = ?, body = ? WHERE resource = ? AND namespace = ? AND name = ? AND revision = ?")))
     }
 
     /// Writes the changes kept in memory, in one transaction; returns how many.
@@ -88,11 +106,17 @@ public final class ObjectStore: Sendable {
         try state.withLock { state in
             guard !state.pending.isEmpty else { return 0 }
             let pending = state.pending
+            let revision = state.revision
             try state.database.transaction {
                 for change in pending.values {
                     let body = KubeJSON.serialize(change.object)
-                    try state.update.run([.integer(change.revision), .blob(body), .text(change.resource), .text(change.namespace), .text(change.name)])
+                    // A row another process changed or deleted since is left as it is.
+                    try state.flushOne.run([.integer(change.revision), .blob(body), .text(change.resource), .text(change.namespace), .text(change.name),
+                                            .integer(change.baseRevision)])
                 }
+                // The rows' revisions are then at most the recorded one (for a reader that knows
+                // nothing of reservations).
+                try state.raiseRevision.run([.integer(revision)])
             }
             state.pending = [:]
             return pending.count
@@ -118,7 +142,7 @@ public final class ObjectStore: Sendable {
     /// name, starting after `after` (a `namespace/name` key), with the revision they were read at.
     public func list(_ resource: ResourceType, namespace: String?, after: String? = nil) throws -> (items: [JSONValue], revision: Int64) {
         try state.withLock { state in
-            var sql = "SELECT namespace, name, body FROM objects WHERE resource = ?"
+            var sql = "SELECT namespace, name, body, revision FROM objects WHERE resource = ?"
             var values: [SQLiteStatement.Value] = [.text(resource.storageKey)]
             if let namespace {
                 sql += " AND namespace = ?"
@@ -133,7 +157,8 @@ public final class ObjectStore: Sendable {
             statement.bind(values)
             var items: [JSONValue] = []
             while try statement.step() {
-                if !state.pending.isEmpty, let pending = state.pending[Self.key(resource.storageKey, statement.text(0), statement.text(1))] {
+                if !state.pending.isEmpty, let pending = state.pending[Self.key(resource.storageKey, statement.text(0), statement.text(1))],
+                   pending.baseRevision == statement.integer(3) {
                     items.append(pending.object)
                 } else {
                     items.append(try Self.decode(statement.blob(2)))
@@ -177,8 +202,8 @@ public final class ObjectStore: Sendable {
             }
             updated.set(["metadata", "resourceVersion"], current[path: ["metadata", "resourceVersion"]])
             if updated == current { return current }
-            if defersReconstructibleChanges && ReconstructibleChange.isReconstructible(resource, from: current, to: updated) {
-                return try Self.commitInMemory(&state, resource, namespace, name, updated, previous: current)
+            if defersReconstructibleChanges && ReconstructibleChange.isReconstructible(resource, namespace: namespace, from: current, to: updated) {
+                return try Self.commitInMemory(&state, resource, namespace, name, updated, previous: current, block: reservationBlock)
             }
             return try Self.commit(&state, resource, namespace, name, updated, type: .modified, previous: current)
         }
@@ -224,7 +249,14 @@ public final class ObjectStore: Sendable {
     // MARK: - Under the lock
 
     private static func read(_ state: inout State, _ resource: ResourceType, _ namespace: String, _ name: String) throws -> JSONValue? {
-        if !state.pending.isEmpty, let pending = state.pending[key(resource.storageKey, namespace, name)] { return pending.object }
+        let pendingKey = key(resource.storageKey, namespace, name)
+        if !state.pending.isEmpty, let pending = state.pending[pendingKey] {
+            state.selectRevision.bind([.text(resource.storageKey), .text(namespace), .text(name)])
+            defer { state.selectRevision.reset() }
+            if try state.selectRevision.step(), state.selectRevision.integer(0) == pending.baseRevision { return pending.object }
+            // Another process wrote or deleted the row: what it wrote wins.
+            state.pending[pendingKey] = nil
+        }
         state.selectOne.bind([.text(resource.storageKey), .text(namespace), .text(name)])
         defer { state.selectOne.reset() }
         guard try state.selectOne.step() else { return nil }
@@ -265,14 +297,14 @@ public final class ObjectStore: Sendable {
     /// object kept in memory until ``flush()``. When the revision passes the reservation on
     /// disk, a new block is reserved first.
     private static func commitInMemory(
-        _ state: inout State, _ resource: ResourceType, _ namespace: String, _ name: String, _ object: JSONValue, previous: JSONValue
+        _ state: inout State, _ resource: ResourceType, _ namespace: String, _ name: String, _ object: JSONValue, previous: JSONValue, block: Int64
     ) throws -> JSONValue {
         var revision = try nextRevision(&state)
         if revision > state.reservedRevision {
             var reserved: Int64 = 0
             try state.database.transaction {
                 revision = try nextRevision(&state)
-                reserved = revision + reservationBlock
+                reserved = revision + block
                 try state.setReservedRevision.run([.integer(reserved)])
             }
             state.reservedRevision = reserved
@@ -285,8 +317,10 @@ public final class ObjectStore: Sendable {
                            message: "\(resource.qualifiedName) \"\(name)\" would be \(bytes) bytes, more than the \(maximumObjectBytes) an object may have")
         }
         state.revision = revision
-        state.pending[key(resource.storageKey, namespace, name)] = PendingChange(
-            resource: resource.storageKey, namespace: namespace, name: name, revision: revision, object: stored)
+        let pendingKey = key(resource.storageKey, namespace, name)
+        let base = state.pending[pendingKey]?.baseRevision ?? Int64(previous.string(at: ["metadata", "resourceVersion"]) ?? "") ?? 0
+        state.pending[pendingKey] = PendingChange(
+            resource: resource.storageKey, namespace: namespace, name: name, revision: revision, object: stored, baseRevision: base)
         state.feed.publish(Change(revision: revision, resource: resource.storageKey, namespace: namespace, type: .modified, object: stored, previous: previous),
                            bytes: 2 * bytes)
         return stored
@@ -295,7 +329,15 @@ public final class ObjectStore: Sendable {
     /// The next revision, read inside the write transaction so that another process writing the
     /// same store (`iotkube-server token create` beside a running server) never reuses one.
     private static func nextRevision(_ state: inout State) throws -> Int64 {
-        max(try storedRevision(&state), state.revision) + 1
+        var floor = max(try storedRevision(&state), state.revision)
+        // Another process (`token create` beside a running server) stays above the revisions
+        // the server may have handed out from memory.
+        if !state.defers {
+            state.readReservedRevision.bind([])
+            defer { state.readReservedRevision.reset() }
+            if try state.readReservedRevision.step() { floor = max(floor, state.readReservedRevision.integer(0)) }
+        }
+        return floor + 1
     }
 
     private static func storedRevision(_ state: inout State) throws -> Int64 {

@@ -7,10 +7,12 @@ import KubeModel
 /// never by the stored time. Written through every time, 500 boards renewing every 10 s wear an
 /// SD card out in months; kept in memory they are written in one batch every few minutes.
 enum ReconstructibleChange {
-    static func isReconstructible(_ resource: ResourceType, from old: JSONValue, to new: JSONValue) -> Bool {
+    static func isReconstructible(_ resource: ResourceType, namespace: String, from old: JSONValue, to new: JSONValue) -> Bool {
         switch resource.storageKey {
         case ResourceType.leases.storageKey:
-            return strippingLeaseRenewal(old) == strippingLeaseRenewal(new)
+            // Node leases only: a leader-election Lease elsewhere may be judged by its stored
+            // renewTime, and losing a renewal could hand the leadership over.
+            return namespace == "kube-node-lease" && strippingLeaseRenewal(old) == strippingLeaseRenewal(new)
         case ResourceType.nodes.storageKey:
             return strippingHeartbeats(old) == strippingHeartbeats(new)
         default:
