@@ -33,7 +33,9 @@ def server_writes(binaries, work, api_class, wait_for, free_port, run, log, io_c
     run([os.path.join(binaries, "iotkube-server"), "init", "--data-dir", directory, "--port", str(port), "--advertise-address", "127.0.0.1"])
     logfile = open(os.path.join(work, f"flash-{nodes}-{interval}.log"), "ab")
     server = subprocess.Popen([os.path.join(binaries, "iotkube-server"), "run", "--data-dir", directory, "--listen", f"127.0.0.1:{port}",
-                               "--reconstructible-write-interval", str(interval)], stdout=logfile, stderr=logfile)
+                               "--reconstructible-write-interval", str(interval),
+                               # Room for every board's pod range (the default /16 holds 256).
+                               "--cluster-cidr", "10.64.0.0/12"], stdout=logfile, stderr=logfile)
     try:
         api = api_class(os.path.join(directory, "admin.kubeconfig"), work)
         wait_for(lambda: api.call("GET", "/api/v1/namespaces")[0] == 200, 60, "the flash-wear server")

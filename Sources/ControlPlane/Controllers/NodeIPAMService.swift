@@ -1,6 +1,7 @@
 import KubeModel
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Gives every node a pod range (`spec.podCIDR`, `spec.podCIDRs`) from the cluster CIDR, as
 /// kube-controller-manager's node IPAM does: the lowest free subnet of the node mask size, set
@@ -11,6 +12,13 @@ public struct NodeIPAMService: Service {
     let clusterCIDR: IPv4Network
     let nodeMaskSize: Int
     let resyncInterval: Duration
+    /// Nodes already reported as left without a range (each is said once, not at every pass:
+    /// a pass runs at every change of such a node, and its heartbeats are changes).
+    private let unplaced = UnplacedNodes()
+
+    final class UnplacedNodes: Sendable {
+        let names = Mutex<Set<String>>([])
+    }
 
     public init(store: ObjectStore, logger: Logger, clusterCIDR: IPv4Network, nodeMaskSize: Int = 24, resyncInterval: Duration = .seconds(30)) {
         self.store = store
@@ -50,10 +58,19 @@ public struct NodeIPAMService: Service {
         do {
             let nodes = try store.list(.nodes, namespace: nil).items.compactMap { try? KubeJSON.decode(Node.self, from: $0) }
             var used = nodes.compactMap { $0.spec?.podCIDR }.compactMap { try? IPv4Network($0) }
+            var exhausted = false
+            var left: [String] = []
+            defer { reportUnplaced(left) }
             for node in nodes where node.spec?.podCIDR == nil && node.metadata.deletionTimestamp == nil {
                 guard let name = node.metadata.name else { continue }
+                // Once one finds no range, none of the rest will: no search per node.
+                if exhausted {
+                    left.append(name)
+                    continue
+                }
                 guard let free = clusterCIDR.subnets(prefixLength: nodeMaskSize).first(where: { subnet in !used.contains { $0.overlaps(subnet) } }) else {
-                    logger.warning("node \(name): no free /\(nodeMaskSize) left in the cluster CIDR \(clusterCIDR)")
+                    exhausted = true
+                    left.append(name)
                     continue
                 }
                 var assigned = false
@@ -74,5 +91,17 @@ public struct NodeIPAMService: Service {
         } catch {
             logger.warning("node IPAM pass failed: \(error)")
         }
+    }
+
+    /// Says which nodes are newly without a range; nodes placed or gone since are forgotten.
+    private func reportUnplaced(_ names: [String]) {
+        let new = unplaced.names.withLock { known -> [String] in
+            let new = names.filter { !known.contains($0) }
+            known = Set(names)
+            return new
+        }
+        guard !new.isEmpty else { return }
+        let shown = new.prefix(10).joined(separator: ", ") + (new.count > 10 ? " and \(new.count - 10) more" : "")
+        logger.warning("no free /\(nodeMaskSize) left in the cluster CIDR \(clusterCIDR) for \(new.count) node(s): \(shown) (\(names.count) in all without a pod range; a larger --cluster-cidr or --node-cidr-mask-size makes room)")
     }
 }
