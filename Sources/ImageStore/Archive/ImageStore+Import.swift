@@ -49,7 +49,7 @@ extension ImageStore {
         var report = ImportReport()
         do {
             // Until the images are recorded, no sweep may take what the archive brought.
-            var lease = try ContentLease.acquire(self, exclusive: false, wait: true)
+            var lease: ContentLease? = try await ContentLease.shared(self)
             defer { lease = nil }
             try ImageArchiveReader(store: self, path: path).read(into: &contents)
             try await install(&contents, from: path, platform: platform, pin: pin, progress: progress, into: &report)

@@ -27,6 +27,15 @@ final class ContentLease: Sendable {
         return ContentLease(descriptor)
     }
 
+    /// The shared lease for a pull or import, waited for without blocking a thread of the
+    /// agent's small pool (a sweep of a large store on an SD card takes seconds).
+    static func shared(_ store: ImageStore) async throws -> ContentLease {
+        while true {
+            if let lease = try acquire(store, exclusive: false, wait: false) { return lease }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
     private init(_ descriptor: Int32) { self.descriptor = descriptor }
 
     deinit { close(descriptor) }

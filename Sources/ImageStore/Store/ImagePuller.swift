@@ -24,7 +24,7 @@ struct ImagePuller: Sendable {
     func pull(_ reference: ImageReference) async throws -> PullResult {
         let added = AddedBlobs()
         do {
-            var lease = try ContentLease.acquire(store, exclusive: false, wait: true)
+            var lease: ContentLease? = try await ContentLease.shared(store)
             defer { lease = nil }
             return try await pull(reference, recordingInto: added)
         } catch {
