@@ -55,7 +55,7 @@ struct RunCommand: AsyncParsableCommand {
     var watchCacheBytes = 64 << 20
 
     @Option(help: "Seconds Lease renewals and Node heartbeats are kept in memory before they are written (0: written at once). A crash loses at most this much of them; the agents send them again.")
-    var reconstructibleWriteInterval: Int64 = 300
+    var reconstructibleWriteInterval: Int64 = 600
 
     func validate() throws {
         guard (1...86_400).contains(requestTimeout) else { throw ValidationError("--request-timeout must be between 1 and 86400 seconds") }

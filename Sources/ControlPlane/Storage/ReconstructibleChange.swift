@@ -5,7 +5,7 @@ import KubeModel
 /// the conditions' `lastHeartbeatTime` moves) are reconstructible: the agents send them again
 /// within seconds, and the node lifecycle controller judges a node by when it saw them change,
 /// never by the stored time. Written through every time, 500 boards renewing every 10 s wear an
-/// SD card out in months; kept in memory they are written in one batch every few minutes.
+/// SD card out in months; kept in memory they are written in one batch every ten minutes.
 enum ReconstructibleChange {
     static func isReconstructible(_ resource: ResourceType, namespace: String, from old: JSONValue, to new: JSONValue) -> Bool {
         switch resource.storageKey {
