@@ -214,6 +214,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
                 throw ProvisioningError("\(path): allowedHostPaths: \"\(allowed)\" is not an absolute path")
             }
             try configuration.validateDevices(path)
+            try configuration.validateImagePreload(path)
             try configuration.validateCgroups(path)
             return configuration
         } catch let error as KubeDecodingError {
@@ -321,15 +322,6 @@ extension AgentConfiguration {
     /// The device classes in effect (built-in ones unless switched off, then the configured ones).
     public var deviceClasses: [DeviceClass] { DeviceClass.effective(configured: devices, builtin: builtinDevices) }
 
-    /// The pre-load directory in effect; nil when turned off.
-    public var effectiveImagePreloadDirectory: String? {
-        switch imagePreloadDirectory {
-        case nil: return stateDir + "/images-preload"
-        case ""?: return nil
-        case let directory?: return directory
-        }
-    }
-
     /// Refuses a devices section the agent would have to guess about: the error names the entry,
     /// its line in the file where it can be found, and what is wrong.
     func validateDevices(_ path: String) throws(ProvisioningError) {
@@ -345,20 +337,6 @@ extension AgentConfiguration {
                 let resolved = Self.resolvedAsFarAsItExists(entry)
                 if PodAdmission.isWithin(plugins, resolved) || PodAdmission.isWithin(resolved, plugins) {
                     throw ProvisioningError("\(path): allowedHostPaths: \"\(entry)\" reaches the device plugin directory \(plugins): a pod could register a device plugin; allow narrower paths, or set devicePluginDirectory elsewhere (\"\" turns device plugins off)")
-                }
-            }
-        }
-        // Nor the image pre-load directory: a pod writing an archive there would decide what
-        // other pods run under any image name.
-        if let preload = effectiveImagePreloadDirectory {
-            guard preload.hasPrefix("/") else {
-                throw ProvisioningError("\(path): imagePreloadDirectory: \"\(preload)\" must be an absolute path (\"\" turns pre-loading off)")
-            }
-            let resolvedPreload = Self.resolvedAsFarAsItExists(preload)
-            for entry in allowedHostPaths ?? [] {
-                let resolved = Self.resolvedAsFarAsItExists(entry)
-                if PodAdmission.isWithin(resolvedPreload, resolved) || PodAdmission.isWithin(resolved, resolvedPreload) {
-                    throw ProvisioningError("\(path): allowedHostPaths: \"\(entry)\" reaches the image pre-load directory \(resolvedPreload): a pod could plant images for other pods; allow narrower paths, or set imagePreloadDirectory elsewhere (\"\" turns pre-loading off)")
                 }
             }
         }
