@@ -67,6 +67,12 @@ struct RunCommand: AsyncParsableCommand {
         let host = HostReader()
         let pressure = NodePressure()
         let nodeLabels = NodeLabels()
+        let nodeShutdown = NodeShutdownState()
+        let shutdownPlan: NodeShutdownPlan
+        do { shutdownPlan = try configuration.shutdownPlan() } catch {
+            printToStandardError("iotkube-agent: \(config): \(error)")
+            throw ExitCode.failure
+        }
         let evictionSettings: EvictionSettings
         do { evictionSettings = try configuration.evictionSettings() } catch {
             printToStandardError("iotkube-agent: \(config): \(error)")
@@ -88,7 +94,7 @@ struct RunCommand: AsyncParsableCommand {
             credentials: credentials, configuration: configuration, host: host,
             interval: .milliseconds(Int64(heartbeatInterval * 1000)), statusInterval: .milliseconds(Int64(statusInterval * 1000)),
             logger: logger, counters: counters, pressure: pressure, labels: nodeLabels, podMetrics: PodMetricsSampler(runtime: runtime),
-            devices: devices)
+            devices: devices, shutdown: nodeShutdown)
         let imageStore: ImageStore
         do { imageStore = try ImageStore(stateDirectory: configuration.stateDir) } catch {
             printToStandardError("iotkube-agent: the image store in \(configuration.stateDir): \(error)")
@@ -108,6 +114,7 @@ struct RunCommand: AsyncParsableCommand {
         let statusService: PodStatusService
         let eventService: PodEventService
         let eviction: EvictionService
+        let shutdownService: NodeShutdownService
         let deviceMonitor: DeviceMonitorService
         var podCgroups: PodCgroups?
         let devicePlugins = DevicePluginService(directory: configuration.devicePluginDirectory ?? DevicePluginService.defaultDirectory, devices: devices,
@@ -130,6 +137,7 @@ struct RunCommand: AsyncParsableCommand {
                 nodeMemoryCapacity: capacity, logDirectory: configuration.podLogDirectory ?? "/var/log/pods",
                 client: client, status: reporter, events: recorder, logger: podLogger)
             podHost.pressure = pressure
+            podHost.shutdown = nodeShutdown
             podHost.nodeLabels = nodeLabels
             podHost.devices = devices
             if configuration.cgroupsPerQOS ?? true {
@@ -150,6 +158,7 @@ struct RunCommand: AsyncParsableCommand {
             deviceMonitor = DeviceMonitorService(devices: devices, pods: pods, events: recorder, logger: Logger(label: "iotkube-agent.devices"))
             eviction = EvictionService(settings: evictionSettings, host: host, pods: pods, podHost: podHost, images: imageStore,
                                        interval: .milliseconds(Int64(max(0.1, housekeepingInterval) * 1000)), logger: Logger(label: "iotkube-agent.eviction"))
+            shutdownService = NodeShutdownService(plan: shutdownPlan, pods: pods, host: podHost, logger: Logger(label: "iotkube-agent.shutdown"))
         } catch {
             printToStandardError("iotkube-agent: \(error)")
             throw ExitCode.failure
@@ -171,7 +180,8 @@ struct RunCommand: AsyncParsableCommand {
         services += [.init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC)]
         if let preload { services.append(.init(service: preload)) }
         services += [.init(service: pods), .init(service: podSource), .init(service: staticPods),
-                     .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor)]
+                     .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor),
+                     .init(service: shutdownService)]
         if configuration.devicePluginDirectory != "" { services.append(.init(service: devicePlugins)) }
         let group = ServiceGroup(configuration: .init(
             services: services,

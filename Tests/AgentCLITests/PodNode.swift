@@ -37,14 +37,15 @@ final class PodNode: @unchecked Sendable {
     /// host's near-empty cgroup2 mount is covered (crun refuses hybrid hosts).
     /// With `IOTKUBE_TEST_POD_RUNTIME=crun` every node's agent has `runtime: crun` (the pod
     /// suites' second pass: the same pods through the external runtime).
+    /// `agentEnvironment`: added to the agent's environment.
     static func make(name: String, stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = [],
-                     insecureRegistries: [String] = [], hidingTheUnifiedCgroup: Bool = false) async throws -> PodNode {
+                     insecureRegistries: [String] = [], hidingTheUnifiedCgroup: Bool = false, agentEnvironment: [String: String] = [:]) async throws -> PodNode {
         let external = externalRuntime.map { "runtime: \($0)\n" } ?? ""
         let configured = configuration.contains("runtime:") ? configuration : external + configuration
         let hiding = hidingTheUnifiedCgroup || (externalRuntime != nil && !configuration.contains("runtime:"))
         return try await onOwnThread {
             try PodNode(name: name, stateFilesystemBytes: stateFilesystemBytes, configuration: configured, agentArguments: agentArguments,
-                        insecureRegistries: insecureRegistries, hidingTheUnifiedCgroup: hiding)
+                        insecureRegistries: insecureRegistries, hidingTheUnifiedCgroup: hiding, agentEnvironment: agentEnvironment)
         }
     }
 
@@ -54,12 +55,14 @@ final class PodNode: @unchecked Sendable {
     }
 
     let agentArguments: [String]
+    let agentEnvironment: [String: String]
     let stateIsTmpfs: Bool
     let hidingTheUnifiedCgroup: Bool
 
     private init(name: String, serverArguments: [String] = [], stateFilesystemBytes: Int64? = nil, configuration: String = "", agentArguments: [String] = [],
-                 insecureRegistries: [String] = [], hidingTheUnifiedCgroup: Bool = false) throws {
+                 insecureRegistries: [String] = [], hidingTheUnifiedCgroup: Bool = false, agentEnvironment: [String: String] = [:]) throws {
         self.agentArguments = agentArguments
+        self.agentEnvironment = agentEnvironment
         self.hidingTheUnifiedCgroup = hidingTheUnifiedCgroup
         stateIsTmpfs = stateFilesystemBytes != nil
         registry = try PodImageRegistry.shared.get()
@@ -116,9 +119,9 @@ final class PodNode: @unchecked Sendable {
         if hidingTheUnifiedCgroup {
             let script = "mount -t tmpfs -o size=1m none /sys/fs/cgroup/unified 2>/dev/null; exec \"$0\" \"$@\""
             agent = try SpawnedProcess("/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script, JoinTests.agent] + arguments,
-                                       output: .file(agentLog))
+                                       environment: agentEnvironment, output: .file(agentLog))
         } else {
-            agent = try SpawnedProcess(JoinTests.agent, arguments, output: .file(agentLog))
+            agent = try SpawnedProcess(JoinTests.agent, arguments, environment: agentEnvironment, output: .file(agentLog))
         }
     }
 

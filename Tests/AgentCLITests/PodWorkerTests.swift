@@ -180,7 +180,7 @@ struct PodWorkerTests {
         defer { running.cancel() }
         #expect(await Self.eventually(30) { bench.images.state.withLock { $0.pullsStarted } == 1 })
         await worker.evict(message: "The node was low on resource: memory.", gracePeriod: 0)
-        #expect(await Self.eventually(30) { await worker.isEvictionDone })
+        #expect(await Self.eventually(30) { await worker.isKillDone })
         #expect(bench.images.state.withLock { $0.pullsCancelled } == 1)
         let status = try #require(await bench.status("evicted"))
         #expect(status.phase == .failed && status.reason == "Evicted" && status.message == "The node was low on resource: memory.")

@@ -89,6 +89,23 @@ public final class VirtualMachine: @unchecked Sendable {
         try boot()
     }
 
+    /// Waits for the guest to reboot itself (qemu runs with -no-reboot: a reboot ends it), then
+    /// boots the same disk again.
+    public func bootAfterGuestReboot(timeout: TimeInterval) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while qemuRunning {
+            guard Date() < deadline else { throw TestFailure("the guest did not reboot within \(Int(timeout)) s") }
+            usleep(200_000)
+        }
+        try boot()
+    }
+
+    /// Whether qemu still runs.
+    public var qemuRunning: Bool {
+        guard let text = try? String(contentsOfFile: control + "/qemu.pid", encoding: .utf8), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return false }
+        return kill(pid, 0) == 0
+    }
+
     private let stopped = StopFlag()
 
     public func stop() {
@@ -115,6 +132,10 @@ public final class VirtualMachine: @unchecked Sendable {
 
     public func rebootAsync() async throws {
         try await onOwnThread { [self] in try self.reboot() }
+    }
+
+    public func bootAfterGuestRebootAsync(timeout: TimeInterval) async throws {
+        try await onOwnThread { [self] in try self.bootAfterGuestReboot(timeout: timeout) }
     }
 
     public func stopAsync() async {

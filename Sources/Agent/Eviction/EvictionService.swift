@@ -112,7 +112,7 @@ public struct EvictionService: Service {
         await worker.evict(message: message, gracePeriod: grace)
         // Wait for it to be stopped and its storage released before looking again (30 s at most).
         for _ in 0..<150 {
-            if await worker.isEvictionDone { break }
+            if await worker.isKillDone { break }
             try? await Task.sleep(for: .milliseconds(200))
         }
     }

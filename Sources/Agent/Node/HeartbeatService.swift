@@ -24,19 +24,22 @@ public struct HeartbeatService: Service {
     let labels: NodeLabels
     /// The pods' usage, pushed as PodMetrics with the node's.
     let podMetrics: PodMetricsSampler?
+    /// A node shutdown is reported at once, not at the next beat.
+    let shutdown: NodeShutdownState
 
     public init(
         credentials: CertificateRotation, configuration: AgentConfiguration, host: HostReader = HostReader(),
         interval: Duration = .seconds(10), statusInterval: Duration = .seconds(300), logger: Logger,
         counters: HeartbeatCounters = HeartbeatCounters(), pressure: NodePressure = NodePressure(), labels: NodeLabels = NodeLabels(),
-        podMetrics: PodMetricsSampler? = nil, devices: DeviceManager? = nil
+        podMetrics: PodMetricsSampler? = nil, devices: DeviceManager? = nil, shutdown: NodeShutdownState = NodeShutdownState()
     ) {
+        self.shutdown = shutdown
         self.podMetrics = podMetrics
         self.credentials = credentials
         self.counters = counters
         self.configuration = configuration
         self.labels = labels
-        builder = NodeStatusBuilder(configuration: configuration, host: host, pressure: pressure, devices: devices)
+        builder = NodeStatusBuilder(configuration: configuration, host: host, pressure: pressure, devices: devices, shutdown: shutdown)
         self.interval = interval
         self.statusInterval = statusInterval
         var logger = logger
@@ -82,7 +85,8 @@ public struct HeartbeatService: Service {
                 ServiceNotifier.notify((ServiceNotifier.watchdogEnabled ? "WATCHDOG=1\n" : "") + "STATUS=cannot reach \(configuration.server): retrying (pods run from the local checkpoint)")
                 delay = min(backoff.next(), interval)
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+            let shutdown = self.shutdown
+            await cancelWhenGracefulShutdown { await shutdown.changed.wait(upTo: delay) }
         }
     }
 

@@ -13,10 +13,14 @@ public struct NodeStatusBuilder: Sendable {
     let host: HostReader
     /// The pressure conditions the eviction manager decided.
     let pressure: NodePressure
+    /// A graceful node shutdown turns Ready False, as the kubelet reports it.
+    let shutdown: NodeShutdownState
     /// The devices advertised as extended resources.
     let devices: DeviceManager?
 
-    public init(configuration: AgentConfiguration, host: HostReader = HostReader(), pressure: NodePressure = NodePressure(), devices: DeviceManager? = nil) {
+    public init(configuration: AgentConfiguration, host: HostReader = HostReader(), pressure: NodePressure = NodePressure(), devices: DeviceManager? = nil,
+                shutdown: NodeShutdownState = NodeShutdownState()) {
+        self.shutdown = shutdown
         self.configuration = configuration
         self.devices = devices
         self.host = host
@@ -109,7 +113,9 @@ public struct NodeStatusBuilder: Sendable {
                       diskPressure ? "kubelet has disk pressure" : "kubelet has no disk pressure", previous, now),
             condition("PIDPressure", pidPressure ? .true : .false, pidPressure ? "KubeletHasInsufficientPID" : "KubeletHasSufficientPID",
                       pidPressure ? "kubelet has insufficient PID available" : "kubelet has sufficient PID available", previous, now),
-            condition("Ready", .true, "KubeletReady", "iotkube-agent is posting ready status", previous, now),
+            shutdown.isShuttingDown
+                ? condition("Ready", .false, "KubeletNotReady", "node is shutting down", previous, now)
+                : condition("Ready", .true, "KubeletReady", "iotkube-agent is posting ready status", previous, now),
         ]
         status.conditions = conditions
         status.images = Self.images(ImageStore.records(stateDirectory: configuration.stateDir))

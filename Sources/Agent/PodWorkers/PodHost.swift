@@ -34,6 +34,8 @@ public struct PodHost: Sendable {
     }
     /// The node's pressure conditions (admission refuses pods under pressure).
     public var pressure = NodePressure()
+    /// Whether a graceful node shutdown began (admission refuses pods then).
+    public var shutdown = NodeShutdownState()
     /// The node's labels from the API, for admission's nodeSelector check.
     public var nodeLabels = NodeLabels()
     /// The node's devices (nil: none are offered).

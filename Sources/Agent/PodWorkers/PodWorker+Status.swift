@@ -84,8 +84,8 @@ extension PodWorker {
             status.phase = outcome.phase
             status.reason = outcome.reason
             status.message = outcome.message
-            if outcome.reason == "Evicted", let message = outcome.message {
-                // Kubernetes ≥ 1.26: the disruption is named on the pod.
+            if outcome.reason == "Evicted" || (outcome.reason == "Terminated" && outcome.message == Self.nodeShutdownMessage), let message = outcome.message {
+                // Kubernetes ≥ 1.26: the disruption (eviction, node shutdown) is named on the pod.
                 let previous = lastStatus?.conditions?.first { $0.type == "DisruptionTarget" }
                 var conditions = status.conditions ?? []
                 conditions.append(PodCondition(type: "DisruptionTarget", status: .true, lastTransitionTime: previous?.lastTransitionTime ?? .now(),

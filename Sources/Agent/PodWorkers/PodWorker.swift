@@ -51,6 +51,8 @@ public actor PodWorker {
     /// `startTime` in seconds since boot: the active deadline counts from it.
     var activeSince: Int64?
     var lastStatus: PodStatus?
+    /// An eviction or shutdown asked for and not yet carried out to the end.
+    var killInProgress = false
     /// Ends the pause between syncs when something arrives from outside (or a probe's verdict changes).
     let wake = WakeSignal()
     /// The probe workers of the running containers and their verdicts.
@@ -132,8 +134,23 @@ public actor PodWorker {
     /// Evicts the pod (node pressure): it is stopped within `gracePeriod`, reported Failed with
     /// reason Evicted and `message`, and its volumes are released. The next sync does it.
     public func evict(message: String, gracePeriod: Int64) {
+        kill(reason: "Evicted", message: message, gracePeriod: gracePeriod)
+    }
+
+    /// The kubelet's message for pods a node shutdown stops.
+    public static let nodeShutdownMessage = "Pod was terminated in response to imminent node shutdown."
+
+    /// Stops the pod for a node shutdown within `gracePeriod` (or its own grace period, when
+    /// shorter), reported Failed with reason Terminated, as the kubelet does.
+    public func terminateForNodeShutdown(gracePeriod: Int64) {
+        kill(reason: "Terminated", message: Self.nodeShutdownMessage, gracePeriod: gracePeriod)
+    }
+
+    /// A running pod is stopped by the next sync and ends Failed with `reason` and `message`.
+    func kill(reason: String, message: String, gracePeriod: Int64) {
         guard state == .syncing else { return }
-        state = .evicting(message: message, gracePeriod: max(0, min(gracePeriod, self.gracePeriod)))
+        state = .evicting(reason: reason, message: message, gracePeriod: max(0, min(gracePeriod, self.gracePeriod)))
+        killInProgress = true
         syncInFlight?.cancel()
         wake.signal()
     }
@@ -141,12 +158,12 @@ public actor PodWorker {
     /// Running (not yet Succeeded, Failed, evicted or terminating).
     public var isActive: Bool { state == .syncing }
 
-    /// The eviction asked for has been carried out, its volumes released (or the pod ended
-    /// meanwhile): the eviction manager looks at the node again only then.
-    public var isEvictionDone: Bool {
+    /// The eviction or shutdown asked for has been carried out: the containers stopped, the
+    /// final status reported and an evicted pod's volumes released (or the pod ended meanwhile).
+    public var isKillDone: Bool {
         switch state {
         case .syncing, .evicting: false
-        case .finished(let outcome): outcome.reason != "Evicted" || volumePaths == nil
+        case .finished: !killInProgress
         case .rejected, .terminating, .terminated: true
         }
     }
@@ -231,15 +248,18 @@ public actor PodWorker {
             await stopAll(gracePeriod: gracePeriod)
             observeExits(now: self.now())
         }
-        var evicted = false
-        if case .evicting(let message, let gracePeriod) = state {
-            logger.warning("evicted: \(message)")
-            finish(PodOutcome(phase: .failed, reason: "Evicted", message: message))
-            evicted = true
-            await event("Evicted", message, warning: true)
+        var evicted = false, killed = false
+        if case .evicting(let reason, let message, let gracePeriod) = state {
+            evicted = reason == "Evicted"
+            killed = true
+            logger.warning("\(evicted ? "evicted" : "stopping (\(reason))"): \(message)")
+            finish(PodOutcome(phase: .failed, reason: reason, message: message))
+            // The kubelet records an event for evictions, not for a node shutdown.
+            if evicted { await event("Evicted", message, warning: true) }
             await stopAll(gracePeriod: gracePeriod)
             observeExits(now: self.now())
         }
+        defer { if killed { killInProgress = false } }
         if state == .syncing {
             await syncContainers(now: now)
         }

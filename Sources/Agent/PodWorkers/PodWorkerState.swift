@@ -8,9 +8,10 @@ enum PodWorkerState: Sendable, Equatable {
     case rejected(PodOutcome)
     /// Running the pod: setting it up, starting, restarting and probing its containers.
     case syncing
-    /// The eviction manager asked for the pod: the next sync stops it within `gracePeriod`,
-    /// reports it Evicted with `message` and releases its volumes.
-    case evicting(message: String, gracePeriod: Int64)
+    /// The eviction manager (`reason` Evicted) or a node shutdown (`Terminated`) asked for the
+    /// pod: the next sync stops it within `gracePeriod` and reports it Failed with `reason` and
+    /// `message`; an evicted pod's volumes are released.
+    case evicting(reason: String, message: String, gracePeriod: Int64)
     /// Succeeded or Failed (completed, past its deadline, evicted): nothing is started any more;
     /// the pod keeps its status (not its address) until it is deleted.
     case finished(PodOutcome)

@@ -14,6 +14,7 @@ public final class PodWorkers: Service, Sendable {
     enum Command: Sendable {
         case desired(source: String, pods: [Pod])
         case finished(uid: String)
+        case ended(statuses: [String: PodStatus], recorded: CheckedContinuation<Void, Never>)
     }
 
     let host: PodHost
@@ -37,6 +38,13 @@ public final class PodWorkers: Service, Sendable {
     /// Replaces the pods of one source ("api", "file") with `pods` (those bound to this node).
     public func apply(source: String, pods: [Pod]) {
         continuation.yield(.desired(source: source, pods: pods))
+    }
+
+    /// Pods a node shutdown stopped, with the final statuses the API has: checkpointed as ended
+    /// (so a reboot without the server does not start them again). Returns once written.
+    public func recordEnded(_ statuses: [String: PodStatus]) async {
+        guard !statuses.isEmpty else { return }
+        await withCheckedContinuation { continuation.yield(.ended(statuses: statuses, recorded: $0)) }
     }
 
     public func run() async throws {
@@ -92,12 +100,13 @@ public final class PodWorkers: Service, Sendable {
                         let running = admitted.values.filter { $0.status?.phase != .succeeded && $0.status?.phase != .failed }
                         var allocatable = host.nodeAllocatable
                         for (resource, amounts) in host.devices?.resources() ?? [:] { allocatable[resource] = Quantity(amounts.allocatable) }
-                        var rejection = PodAdmission.check(pod, admitted: Array(running), allocatable: allocatable,
+                        let ended = pod.status?.phase == .succeeded || pod.status?.phase == .failed
+                        // No new pod while the node shuts down (the kubelet's shutdown manager).
+                        var rejection = host.shutdown.isShuttingDown && !ended ? NodeShutdownState.rejection : PodAdmission.check(pod, admitted: Array(running), allocatable: allocatable,
                                                            conditions: host.pressure.conditions, nodeLabels: host.nodeLabels.current,
                                                            allowedHostPaths: host.configuration.allowedHostPaths,
                                                            holdsDevices: host.devices?.holders.contains(uid) == true)
                         // The device manager picks the devices of an admitted pod that will run.
-                        let ended = pod.status?.phase == .succeeded || pod.status?.phase == .failed
                         if rejection == nil, !ended, let devices = host.devices { rejection = await devices.allocate(pod) }
                         if rejection == nil { admitted[uid] = pod }
                         if let rejection { await host.events?.record(pod, type: "Warning", reason: rejection.reason, message: rejection.message) }
@@ -126,6 +135,19 @@ public final class PodWorkers: Service, Sendable {
                             host.logger.warning("pod checkpoint not written: \(error)")
                         }
                     }
+                case .ended(let statuses, let recorded):
+                    let pods = (sources["api"] ?? []).map { pod in
+                        var ended = pod
+                        if let uid = pod.metadata.uid, let status = statuses[uid] { ended.status = status }
+                        return ended
+                    }
+                    do {
+                        if try checkpoint.save(pods) { host.logger.info("pod checkpoint written: \(statuses.count) pods ended by the node shutdown") }
+                    } catch {
+                        host.logger.warning("pod checkpoint not written: \(error)")
+                    }
+                    recorded.resume()
+                    continue
                 case .finished(let uid):
                     host.devices?.release(pod: uid)
                     workers[uid] = nil

@@ -113,6 +113,12 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     /// Image archives imported (and pinned) at start and whenever they change (default
     /// `<stateDir>/images-preload`; "" turns pre-loading off).
     public var imagePreloadDirectory: String?
+    /// Graceful node shutdown (the kubelet's): how long a shutdown waits for the pods (a
+    /// duration like "30s"; default 0: off), the part of it kept for critical pods, or per pod
+    /// priority instead of both. See ``shutdownPlan()``.
+    public var shutdownGracePeriod: String?
+    public var shutdownGracePeriodCriticalPods: String?
+    public var shutdownGracePeriodByPodPriority: [ShutdownGracePeriodByPodPriority]?
     public var unknownFields = UnknownFields()
 
     public init() {}
@@ -169,6 +175,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         builtinDevices = try container.decodeIfPresent(Bool.self, forKey: .builtinDevices)
         devicePluginDirectory = try container.decodeIfPresent(String.self, forKey: .devicePluginDirectory)
         imagePreloadDirectory = try container.decodeIfPresent(String.self, forKey: .imagePreloadDirectory)
+        shutdownGracePeriod = try container.decodeIfPresent(String.self, forKey: .shutdownGracePeriod)
+        shutdownGracePeriodCriticalPods = try container.decodeIfPresent(String.self, forKey: .shutdownGracePeriodCriticalPods)
+        shutdownGracePeriodByPodPriority = try container.decodeIfPresent([ShutdownGracePeriodByPodPriority].self, forKey: .shutdownGracePeriodByPodPriority)
         unknownFields = try container.decode(UnknownFields.self, forKey: .unknownFields)
     }
 
@@ -176,6 +185,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, imagePreloadDirectory, unknownFields
         case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS, runtime, memoryQoS, memoryThrottlingFactor, memoryPressureStallPercent, memoryPressureStallGracePeriod
+        case shutdownGracePeriod, shutdownGracePeriodCriticalPods, shutdownGracePeriodByPodPriority
     }
 
     /// Reads and checks a configuration file; errors name the file and the field.
@@ -216,6 +226,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
             try configuration.validateDevices(path)
             try configuration.validateImagePreload(path)
             try configuration.validateCgroups(path)
+            do { _ = try configuration.shutdownPlan() } catch { throw ProvisioningError("\(path): \(error)") }
             return configuration
         } catch let error as KubeDecodingError {
             // The line of the field, or of the nearest enclosing one the file has.
@@ -370,26 +381,5 @@ extension AgentConfiguration {
             throw ProvisioningError("streamingConnectionIdleTimeout: \"\(text)\" is not a duration from 0 (never) to 8784h (like 30m, 4h)")
         }
         return duration == .zero ? nil : duration
-    }
-
-    /// The eviction manager's settings from the `eviction*` fields (the kubelet's defaults where absent).
-    public func evictionSettings() throws(EvictionSettingsError) -> EvictionSettings {
-        var settings = try EvictionSettings.parse(
-            hard: evictionHard, soft: evictionSoft, softGracePeriod: evictionSoftGracePeriod, minimumReclaim: evictionMinimumReclaim,
-            transitionPeriod: evictionPressureTransitionPeriod, maximumPodGracePeriod: evictionMaxPodGracePeriod)
-        if let percent = memoryPressureStallPercent {
-            guard percent > 0, percent < 100 else {
-                throw EvictionSettingsError("memoryPressureStallPercent (\(percent)) must be above 0 and below 100")
-            }
-            let text = memoryPressureStallGracePeriod ?? "30s"
-            guard let grace = EvictionSettings.parseDuration(text), grace >= .zero, grace <= .seconds(86400) else {
-                throw EvictionSettingsError("memoryPressureStallGracePeriod: \"\(text)\" is not a duration from 0 to 24h (like 30s, 2m)")
-            }
-            // "Not stalled" below 100 − percent, held for the grace period: a soft threshold.
-            settings.thresholds.append(EvictionThreshold(signal: .memoryPressure, value: .percentage((100 - percent) / 100), gracePeriod: grace))
-        } else if memoryPressureStallGracePeriod != nil {
-            throw EvictionSettingsError("memoryPressureStallGracePeriod needs memoryPressureStallPercent")
-        }
-        return settings
     }
 }

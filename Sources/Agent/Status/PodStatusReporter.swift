@@ -65,6 +65,12 @@ public actor PodStatusReporter {
     /// The status last recorded for `uid` (what the agent endpoint reports).
     public func status(uid: String) -> PodStatus? { entries[uid]?.status }
 
+    /// The status of `uid` the API has, when it is the newest one recorded.
+    public func writtenStatus(uid: String) -> PodStatus? {
+        guard let entry = entries[uid], entry.written == entry.status else { return nil }
+        return entry.written
+    }
+
     /// Pods whose status is not written yet.
     public var pending: Int { entries.values.filter(\.due).count }
 

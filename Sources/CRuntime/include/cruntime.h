@@ -90,6 +90,24 @@ int iotkube_systemd_set_unit_properties(const char *unit, const struct iotkube_u
                                         char *error, size_t error_size);
 /// Stops a unit (nothing when systemd has no such unit). 0, or -1 with `error`.
 int iotkube_systemd_stop_unit(const char *unit, char *error, size_t error_size);
+/// Sends `signal_number` to every process of a unit (systemd's KillUnit). 0, or -1 with `error`.
+int iotkube_systemd_kill_unit(const char *unit, int signal_number, char *error, size_t error_size);
+
+/// A connection to systemd-logind on the system bus (the graceful node shutdown).
+struct iotkube_logind;
+/// Connects, and watches logind's PrepareForShutdown (from logind's own connection only).
+/// NULL with `error` when there is no bus or no logind.
+struct iotkube_logind *iotkube_logind_open(char *error, size_t error_size);
+void iotkube_logind_close(struct iotkube_logind *logind);
+/// Takes a delay inhibitor lock on shutdown (Inhibit "shutdown", `who`, `why`, "delay"): the
+/// lock's descriptor, which releases it when closed; or -1 with `error`.
+int iotkube_logind_inhibit(struct iotkube_logind *logind, const char *who, const char *why, char *error, size_t error_size);
+/// logind's InhibitDelayMaxUSec (the longest a delay lock holds a shutdown back), or -1.
+long long iotkube_logind_inhibit_delay_max(struct iotkube_logind *logind, char *error, size_t error_size);
+/// Waits up to `timeout_ms` for PrepareForShutdown: 1 a shutdown begins, 0 one was cancelled,
+/// 2 nothing came, -1 the connection failed (`error`).
+int iotkube_logind_wait(struct iotkube_logind *logind, int timeout_ms, char *error, size_t error_size);
+
 /// Waits until process `pid` is in the unified hierarchy's `cgroup` ("/a.slice/b.scope"): 0, or
 /// -1 (errno ETIMEDOUT after `timeout_ms`, or the process is gone).
 int iotkube_wait_for_cgroup(long long pid, const char *cgroup, int timeout_ms);

@@ -16,7 +16,8 @@ enum ResourceDefaults {
         spec.schedulerName = spec.schedulerName ?? "default-scheduler"
         spec.securityContext = spec.securityContext ?? PodSecurityContext()
         spec.enableServiceLinks = spec.enableServiceLinks ?? true
-        spec.priority = spec.priority ?? 0
+        // The Priority admission plugin's built-in classes (no PriorityClass objects here).
+        spec.priority = spec.priority ?? builtinPriorities[spec.priorityClassName ?? ""] ?? 0
         spec.serviceAccountName = spec.serviceAccountName ?? "default"
         spec.initContainers = spec.initContainers.map { $0.map(defaultContainer) }
         spec.containers = spec.containers.map(defaultContainer)
@@ -27,6 +28,9 @@ enum ResourceDefaults {
         pod.status = status
         return (try? KubeJSON.tree(pod)) ?? object
     }
+
+    /// The priorities of Kubernetes' built-in PriorityClasses.
+    static let builtinPriorities: [String: Int32] = ["system-node-critical": 2_000_001_000, "system-cluster-critical": 2_000_000_000]
 
     private static func defaultContainer(_ container: Container) -> Container {
         var result = container
