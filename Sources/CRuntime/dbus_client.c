@@ -136,7 +136,8 @@ static int parse_fields(struct bus *bus, const unsigned char *message, size_t fi
     size_t at = 16;
     *f = (struct fields){ 0, NULL, "", NULL, NULL, NULL };
     while (at < fields_end) {
-        if (aligned(&at, 8, fields_end) < 0 || fields_end - at < 3) break;
+        if (aligned(&at, 8, fields_end) < 0 || at == fields_end) break;
+        if (fields_end - at < 4) return iotkube_dbus_fail(bus, "D-Bus: a malformed message header%s", "");
         unsigned char code = message[at++];
         /* A one-letter signature: "s", "o", "g" or "u" (all that header fields use). */
         if (message[at] != 1 || message[at + 2] != 0) return iotkube_dbus_fail(bus, "D-Bus: a malformed message header%s", "");
@@ -170,9 +171,18 @@ static int parse_fields(struct bus *bus, const unsigned char *message, size_t fi
     return 0;
 }
 
-/* The watched signal from its sender: its boolean kept in `signal_value`. */
+/* The watched signal from its sender: its boolean kept in `signal_value`. NameOwnerChanged of
+ * the watched name, from the bus itself: `owner_changed`. */
 static void note_signal(struct bus *bus, const struct fields *f, const unsigned char *body, size_t length) {
     if (!bus->watch_member || !f->member || !f->interface || !f->sender) return;
+    if (bus->watch_owner_of && !strcmp(f->sender, "org.freedesktop.DBus") && !strcmp(f->interface, "org.freedesktop.DBus")
+        && !strcmp(f->member, "NameOwnerChanged") && !strcmp(f->signature, "sss") && length >= 5) {
+        uint32_t name_length;
+        memcpy(&name_length, body, 4);
+        size_t wanted = strlen(bus->watch_owner_of);
+        if (name_length == wanted && length >= 5 + (size_t)name_length && !memcmp(body + 4, bus->watch_owner_of, wanted)) bus->owner_changed = 1;
+        return;
+    }
     if (strcmp(f->member, bus->watch_member) || strcmp(f->interface, bus->watch_interface) || strcmp(f->sender, bus->watch_sender)) return;
     if (strcmp(f->signature, "b") || length < 4) return;
     uint32_t value;
@@ -188,20 +198,28 @@ static int read_message(struct bus *bus, unsigned char *message, size_t message_
     const unsigned char native = *(unsigned char *)&probe ? 'l' : 'B';
     iotkube_dbus_drop_fds(bus);
     if (read_exactly(bus, message, 16) < 0) return -1;
-    if (message[0] != native) return iotkube_dbus_fail(bus, "D-Bus: a message in the other byte order%s", "");
+    if (message[0] != 'l' && message[0] != 'B') return iotkube_dbus_fail(bus, "D-Bus: a message of no byte order%s", "");
     uint32_t body_length, fields_length;
     memcpy(&body_length, message + 4, 4);
     memcpy(&fields_length, message + 12, 4);
+    if (message[0] != native) {
+        body_length = __builtin_bswap32(body_length);
+        fields_length = __builtin_bswap32(fields_length);
+    }
     size_t header_end = ((size_t)fields_length + 16 + 7) / 8 * 8;
-    /* Headers are small; a huge one is no reply for us: drop the message. */
-    if (fields_length > DBUS_MESSAGE_LIMIT) {
+    /* Headers are small; a huge one is no reply for us, nor is one in the other byte order (any
+     * client may send us one; the bus passes it on as sent): skip it. */
+    if (fields_length > DBUS_MESSAGE_LIMIT || message[0] != native) {
         if (skip(bus, header_end - 16) < 0 || skip(bus, body_length) < 0) return -1;
         return 2;
     }
     if (read_exactly(bus, message + 16, header_end - 16) < 0) return -1;
     int type = message[1];
     struct fields f;
-    if (parse_fields(bus, message, 16 + (size_t)fields_length, &f) < 0) return -1;
+    if (parse_fields(bus, message, 16 + (size_t)fields_length, &f) < 0) {
+        /* Not understood: not ours to act on (a reply we wait for then times out). */
+        return skip(bus, body_length) < 0 ? -1 : 2;
+    }
     int ours = (type == 2 || type == 3) && serial != 0 && f.reply_serial == serial;
     int signal = type == 4 && bus->watch_member != NULL;
     if ((!ours && !signal) || body_length > message_size - header_end) {
@@ -250,7 +268,8 @@ int iotkube_dbus_wait_signal(struct bus *bus, int timeout_ms) {
     unsigned char *message = NULL;
     int result = 0;
     /* At most 64 messages a call: a client flooding the connection cannot hold the thread. */
-    for (int messages = 0; bus->signal_value < 0 && messages < 64; ) {
+    int messages = 0;
+    for (; bus->signal_value < 0 && !bus->owner_changed && messages < 64; ) {
         long long left = until - iotkube_dbus_now_ms();
         struct pollfd ready = { bus->fd, POLLIN, 0 };
         int polled = poll(&ready, 1, left > 0 ? (int)left : 0);
@@ -266,7 +285,10 @@ int iotkube_dbus_wait_signal(struct bus *bus, int timeout_ms) {
     }
     iotkube_dbus_drop_fds(bus);
     free(message);
-    return result < 0 ? -1 : bus->signal_value >= 0;
+    if (result < 0) return -1;
+    if (bus->signal_value >= 0) return 1;
+    if (bus->owner_changed) return iotkube_dbus_fail(bus, "%s restarted (its connection changed): connecting again", bus->watch_owner_of);
+    return messages >= 64 ? 2 : 0;
 }
 
 static int authenticate(struct bus *bus, int with_fds, const char *path) {
@@ -329,6 +351,10 @@ int iotkube_dbus_open(struct bus *bus, int bus_only) {
         int on_bus = !strcmp(paths[i], bus_path);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) return iotkube_dbus_fail(bus, "D-Bus: socket: %s", strerror(errno));
+        /* connect and send wait at most this long (reads poll against the call's deadline). */
+        struct timeval timeout = { 30, 0 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
         struct sockaddr_un address = { .sun_family = AF_UNIX };
         snprintf(address.sun_path, sizeof address.sun_path, "%s", paths[i]);
         if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {

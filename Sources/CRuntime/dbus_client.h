@@ -29,6 +29,9 @@ struct bus {
     const char *watch_interface, *watch_member;
     char watch_sender[256];
     int signal_value;
+    /* With `watch_owner_of` set: the bus said that name changed hands (its owner restarted). */
+    const char *watch_owner_of;
+    int owner_changed;
 };
 
 /* What a reply carried: its body (copied, at most `body_size` bytes) and signature. */
@@ -49,7 +52,8 @@ int iotkube_dbus_call(struct bus *bus, const struct dbus_target *target, const c
 /* Reads messages until the reply to `serial`: 0 a method return (its body in `out` when given),
  * 1 an error (name and message in `name`/`text`), -1 the connection failed or a message was malformed. */
 int iotkube_dbus_reply(struct bus *bus, uint32_t serial, char *name, size_t name_size, char *text, size_t text_size, struct dbus_reply *out);
-/* Waits up to `timeout_ms` for the watched signal: 1 (its value in `signal_value`), 0 none came, -1 failed. */
+/* Waits up to `timeout_ms` for the watched signal: 1 (its value in `signal_value`), 0 none came,
+ * 2 none yet but more messages wait (64 read: call again), -1 failed. */
 int iotkube_dbus_wait_signal(struct bus *bus, int timeout_ms);
 /* Closes the descriptors of the last message read. */
 void iotkube_dbus_drop_fds(struct bus *bus);

@@ -49,24 +49,46 @@ void iotkube_logind_close(struct iotkube_logind *l) {
     free(l);
 }
 
-long long iotkube_logind_inhibit_delay_max(struct iotkube_logind *l, char *error, size_t error_size) {
-    l->bus.error = error;
-    l->bus.error_size = error_size;
+/* Reads one property of logind's manager into `answer` (a variant); -1 with the error set. */
+static int get_property(struct iotkube_logind *l, const char *name, unsigned char *answer, size_t size, size_t *length) {
     struct builder *body = calloc(1, sizeof *body);
-    unsigned char answer[64];
-    struct dbus_reply reply = { answer, sizeof answer, 0, "" };
+    struct dbus_reply reply = { answer, size, 0, "" };
     if (!body) return iotkube_dbus_fail(&l->bus, "D-Bus: out of memory%s", "");
     put_string(body, "org.freedesktop.login1.Manager");
-    put_string(body, "InhibitDelayMaxUSec");
+    put_string(body, name);
     int result = request(l, &properties, "Get", "ss", body, &reply);
     free(body);
     if (result < 0) return -1;
+    if (strcmp(reply.signature, "v")) return iotkube_dbus_fail(&l->bus, "logind: %s is not a variant", name);
+    *length = reply.body_length;
+    return 0;
+}
+
+long long iotkube_logind_inhibit_delay_max(struct iotkube_logind *l, char *error, size_t error_size) {
+    l->bus.error = error;
+    l->bus.error_size = error_size;
+    unsigned char answer[64];
+    size_t length;
+    if (get_property(l, "InhibitDelayMaxUSec", answer, sizeof answer, &length) < 0) return -1;
     /* A variant holding a uint64: signature "t", then the value 8-aligned. */
-    if (strcmp(reply.signature, "v") || reply.body_length != 16 || answer[0] != 1 || answer[1] != 't' || answer[2] != 0)
+    if (length != 16 || answer[0] != 1 || answer[1] != 't' || answer[2] != 0)
         return iotkube_dbus_fail(&l->bus, "logind: InhibitDelayMaxUSec is not a uint64%s", "");
     uint64_t value;
     memcpy(&value, answer + 8, 8);
     return value > (uint64_t)INT64_MAX ? INT64_MAX : (long long)value;
+}
+
+int iotkube_logind_preparing_for_shutdown(struct iotkube_logind *l, char *error, size_t error_size) {
+    l->bus.error = error;
+    l->bus.error_size = error_size;
+    unsigned char answer[64];
+    size_t length;
+    if (get_property(l, "PreparingForShutdown", answer, sizeof answer, &length) < 0) return -1;
+    /* A variant holding a boolean: signature "b", then the value 4-aligned. */
+    uint32_t value;
+    if (length != 8 || answer[0] != 1 || answer[1] != 'b' || answer[2] != 0) return iotkube_dbus_fail(&l->bus, "logind: PreparingForShutdown is not a boolean%s", "");
+    memcpy(&value, answer + 4, 4);
+    return value != 0;
 }
 
 struct iotkube_logind *iotkube_logind_open(char *error, size_t error_size) {
@@ -89,10 +111,18 @@ struct iotkube_logind *iotkube_logind_open(char *error, size_t error_size) {
                          "interface='org.freedesktop.login1.Manager',member='PrepareForShutdown'");
         failed = request(l, &bus_daemon, "AddMatch", "s", body, NULL) < 0;
     }
+    if (!failed) {
+        /* logind restarting changes its connection: the signal would come from a new one. */
+        memset(body, 0, sizeof *body);
+        put_string(body, "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                         "member='NameOwnerChanged',arg0='org.freedesktop.login1'");
+        failed = request(l, &bus_daemon, "AddMatch", "s", body, NULL) < 0;
+    }
     free(body);
     if (failed) { iotkube_logind_close(l); return NULL; }
     l->bus.watch_interface = "org.freedesktop.login1.Manager";
     l->bus.watch_member = "PrepareForShutdown";
+    l->bus.watch_owner_of = "org.freedesktop.login1";
     return l;
 }
 
@@ -124,7 +154,9 @@ int iotkube_logind_wait(struct iotkube_logind *l, int timeout_ms, char *error, s
     l->bus.error = error;
     l->bus.error_size = error_size;
     int result = iotkube_dbus_wait_signal(&l->bus, timeout_ms);
-    if (result <= 0) return result < 0 ? -1 : 2;
+    if (result < 0) return -1;
+    if (result == 0) return 2;
+    if (result == 2) return 3;
     int value = l->bus.signal_value;
     l->bus.signal_value = -1;
     return value;

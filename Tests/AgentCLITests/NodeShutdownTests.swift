@@ -69,8 +69,15 @@ struct NodeShutdownTests {
 
             // Any client of the bus can send the agent a signal: one not from logind changes nothing.
             _ = try await onOwnThread { try bus.forgeShutdown(to: agentName) }
+            // Nor does one in the other byte order (the bus passes it on as sent): the agent
+            // keeps its connection and its lock.
+            try await onOwnThread { try bus.forgeBigEndianShutdown() }
             try await Task.sleep(for: .seconds(4))
             #expect(order().isEmpty, "a forged PrepareForShutdown stopped pods: \(order())")
+            let agentLog = (try? String(contentsOfFile: node.agentLog, encoding: .utf8)) ?? ""
+            let connections = agentLog.components(separatedBy: "a shutdown waits up to").count - 1
+            #expect(connections == 1, "the agent lost its logind connection: \(node.agentLogTail)")
+            #expect(!bus.events.contains { $0.hasPrefix("released") })
             #expect(try await node.pod("ordinary").status?.phase == .running)
             #expect(try await readyCondition(node).status == "True")
 
@@ -128,10 +135,28 @@ struct NodeShutdownTests {
             #expect(ready == "True")
             try await node.apply(pod("after"))
             _ = try await node.waitForPod("after", seconds: 60) { $0.status?.phase == .running }
+
+            // logind restarts (a new connection owns its name): its next shutdown still counts.
+            try await onOwnThread { try bus.restartLogind() }
+            try await Task.sleep(for: .seconds(3))
+            bus.announceShutdown()
+            let stopped = try await node.waitForPod("after", seconds: 60) { $0.status?.phase == .failed }
+            #expect(stopped.status?.reason == "Terminated", "\(String(describing: stopped.status))")
         } catch {
             await node.shutdown()
             throw error
         }
+        await node.shutdown()
+    }
+
+    /// The agent's optional loops with nothing to do (no eviction thresholds, no usable device
+    /// plugin directory, graceful shutdown off) wait for the agent's end: one returning early
+    /// ended the agent's whole service group.
+    @Test func anAgentWithItsOptionalLoopsOffKeepsRunning() async throws {
+        let node = try await PodNode.make(name: "quiet-board", configuration: "evictionHard: {}\ndevicePluginDirectory: /proc/iotkube-no-such-directory\n")
+        try await Task.sleep(for: .seconds(10))
+        #expect(node.agent?.isRunning == true, "the agent ended: \(node.agentLogTail)")
+        #expect(try await readyCondition(node).status == "True")
         await node.shutdown()
     }
 }

@@ -15,11 +15,13 @@ final class PrivateSystemBus: @unchecked Sendable {
 
     let directory: String
     let daemon: SpawnedProcess
-    let logind: SpawnedProcess
+    private(set) var logind: SpawnedProcess
+    let delayMaxSeconds: Int
     var address: String { "unix:path=\(directory)/bus" }
     var logPath: String { directory + "/logind.log" }
 
     init(delayMaxSeconds: Int) throws {
+        self.delayMaxSeconds = delayMaxSeconds
         directory = NSTemporaryDirectory() + "iotkube-bus-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let configuration = """
@@ -43,9 +45,30 @@ final class PrivateSystemBus: @unchecked Sendable {
             usleep(50_000)
             waited += 1
         }
-        logind = try SpawnedProcess("/usr/bin/python3", [Self.standIn, String(delayMaxSeconds)], environment: ["DBUS_SYSTEM_BUS_ADDRESS": "unix:path=\(directory)/bus"],
-                                    output: .file(directory + "/logind.log"))
+        logind = try Self.startStandIn(directory: directory, delayMaxSeconds: delayMaxSeconds)
         guard try waitFor("ready", seconds: 20) != nil else { throw TestFailure("the logind stand-in did not start: \(events.joined(separator: "\n"))") }
+    }
+
+    static func startStandIn(directory: String, delayMaxSeconds: Int) throws -> SpawnedProcess {
+        try SpawnedProcess("/usr/bin/python3", [Self.standIn, String(delayMaxSeconds)], environment: ["DBUS_SYSTEM_BUS_ADDRESS": "unix:path=\(directory)/bus"],
+                           output: .file(directory + "/logind.log"))
+    }
+
+    /// logind restarts: a new connection owns org.freedesktop.login1.
+    func restartLogind() throws {
+        logind.terminate()
+        logind.waitUntilExit()
+        let started = events.filter { $0.hasPrefix("ready") }.count
+        logind = try Self.startStandIn(directory: directory, delayMaxSeconds: delayMaxSeconds)
+        guard try waitFor("ready", count: started + 1, seconds: 20) != nil else { throw TestFailure("the logind stand-in did not start again: \(events)") }
+    }
+
+    /// A PrepareForShutdown(true) in big-endian byte order, sent straight to the last client
+    /// that took a lock from another connection.
+    func forgeBigEndianShutdown() throws {
+        let sent = events.filter { $0.hasPrefix("big-endian") }.count
+        logind.signal(SIGHUP)
+        guard try waitFor("big-endian", count: sent + 1, seconds: 10) != nil else { throw TestFailure("the big-endian signal was not sent: \(events)") }
     }
 
     /// The stand-in's lines, without their times.

@@ -45,6 +45,8 @@ public struct DevicePluginService: Service {
             guard chmod(directory, 0o700) == 0 else { throw FileError(operation: "chmod", path: directory, code: errno) }
         } catch {
             logger.error("device plugins are off: \(error)")
+            // Returning would end the agent's service group.
+            try? await gracefulShutdown()
             return
         }
         let socket = directory + "/kubelet.sock"

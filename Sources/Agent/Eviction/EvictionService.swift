@@ -45,6 +45,8 @@ public struct EvictionService: Service {
     public func run() async throws {
         guard !settings.thresholds.isEmpty else {
             logger.info("eviction: no thresholds configured; pods are never evicted")
+            // Returning would end the agent's service group.
+            try? await gracefulShutdown()
             return
         }
         logger.debug("eviction thresholds: \(settings.thresholds.map(\.description).joined(separator: ", "))")

@@ -12,11 +12,14 @@ import NIOPosix
 /// (at most 30 s each) and run on the thread pool. One task uses a connection at a time.
 final class LogindConnection: @unchecked Sendable {
     private let handle: OpaquePointer
-    /// The inhibitor lock's descriptor while one is held.
-    private(set) var lock: Int32 = -1
 
     /// What came from logind since the last look.
-    enum Signal: Equatable { case none, shutdownBegins, shutdownCancelled }
+    enum Signal: Equatable {
+        case none
+        /// Nothing yet, but more messages wait: look again at once.
+        case more
+        case shutdownBegins, shutdownCancelled
+    }
 
     private init(handle: OpaquePointer) { self.handle = handle }
 
@@ -39,22 +42,25 @@ final class LogindConnection: @unchecked Sendable {
         }
     }
 
-    /// Takes the delay lock on shutdown (nothing when one is held).
-    func inhibit() async throws {
-        guard lock < 0 else { return }
-        lock = try await NIOThreadPool.singleton.runIfActive { [self] in
+    /// Whether a shutdown is under way (logind's PreparingForShutdown).
+    func preparingForShutdown() async throws -> Bool {
+        try await NIOThreadPool.singleton.runIfActive { [self] in
+            var error = [CChar](repeating: 0, count: 512)
+            let preparing = iotkube_logind_preparing_for_shutdown(handle, &error, error.count)
+            guard preparing >= 0 else { throw LogindError(Self.text(error)) }
+            return preparing == 1
+        }
+    }
+
+    /// Takes a delay lock on shutdown: its descriptor, which releases the lock when closed (it
+    /// outlives this connection: logind keeps the lock across its own restarts).
+    func inhibit() async throws -> Int32 {
+        try await NIOThreadPool.singleton.runIfActive { [self] in
             var error = [CChar](repeating: 0, count: 512)
             let descriptor = iotkube_logind_inhibit(handle, "iotkube-agent", "iotkube-agent stops its pods before the node shuts down", &error, error.count)
             guard descriptor >= 0 else { throw LogindError(Self.text(error)) }
             return descriptor
         }
-    }
-
-    /// Lets the shutdown go on (closing the lock's descriptor releases it).
-    func release() {
-        guard lock >= 0 else { return }
-        close(lock)
-        lock = -1
     }
 
     /// What logind said since the last look (without waiting).
@@ -65,19 +71,38 @@ final class LogindConnection: @unchecked Sendable {
             case 1: return .shutdownBegins
             case 0: return .shutdownCancelled
             case 2: return .none
+            case 3: return .more
             default: throw LogindError(Self.text(error))
             }
         }
     }
 
-    deinit {
-        release()
-        iotkube_logind_close(handle)
-    }
+    deinit { iotkube_logind_close(handle) }
 
     static func text(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+}
+
+/// The delay lock's descriptor while one is held (one task uses it).
+final class InhibitorLock: @unchecked Sendable {
+    private(set) var descriptor: Int32 = -1
+
+    var isHeld: Bool { descriptor >= 0 }
+
+    func hold(_ descriptor: Int32) {
+        release()
+        self.descriptor = descriptor
+    }
+
+    /// Lets a shutdown go on.
+    func release() {
+        guard descriptor >= 0 else { return }
+        close(descriptor)
+        descriptor = -1
+    }
+
+    deinit { release() }
 }
 
 /// logind could not be used, with the reason.

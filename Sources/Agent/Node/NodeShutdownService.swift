@@ -6,6 +6,7 @@
 import CRuntime
 import KubeModel
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import SystemSupport
 
@@ -29,58 +30,93 @@ public struct NodeShutdownService: Service {
     var plan: NodeShutdownPlan { shutdown.plan }
 
     public func run() async throws {
-        guard plan.isEnabled else { return }
+        // Off: nothing to hold (returning would end the agent's service group).
+        guard plan.isEnabled else {
+            try? await gracefulShutdown()
+            return
+        }
+        let lock = InhibitorLock()
+        defer { lock.release() }
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            var connected = false
             do {
-                try await watch { failures = 0 }
+                try await watch(lock) {
+                    connected = true
+                    failures = 0
+                }
             } catch {
                 failures += 1
-                if failures == 1 || failures % 20 == 0 {
+                if connected {
+                    logger.warning("graceful node shutdown: \(error)")
+                } else if failures == 1 || failures % 20 == 0 {
                     logger.error("graceful node shutdown is not available (\(error)): on a shutdown systemd stops the pods without their grace periods; retrying every 30 s")
                 }
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) }
+            // A connection that worked is made again at once (logind restarted); else every 30 s.
+            let pause: Duration = connected ? .seconds(1) : .seconds(30)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
         }
     }
 
-    /// One connection to logind: the lock, then a look every second for its signal.
-    func watch(connected: () -> Void) async throws {
+    /// One connection to logind: the lock (kept from an earlier connection), then a look every
+    /// second for its signal. A shutdown that began or was cancelled while the agent was not
+    /// connected is caught up with from logind's PreparingForShutdown.
+    func watch(_ lock: InhibitorLock, connected: () -> Void) async throws {
         let logind = try await LogindConnection.open()
         try await ensureInhibitDelay(logind)
-        try await logind.inhibit()
+        let preparing = try await logind.preparingForShutdown()
+        if !preparing {
+            cancelled()
+            if !lock.isHeld { lock.hold(try await logind.inhibit()) }
+        }
         connected()
         logger.info("graceful node shutdown: a shutdown waits up to \(plan.totalSeconds) s for the pods (\(plan.groups.map { "priority ≥ \($0.priority): \($0.gracePeriodSeconds) s" }.joined(separator: ", ")))")
+        if preparing { await shutDown(lock) }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             switch try await logind.poll() {
             case .none:
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            case .more:
+                await Task.yield()
             case .shutdownBegins:
-                guard logind.lock >= 0 else { continue }
-                await shutdown.stopPods()
-                logind.release()
-                logger.notice("graceful node shutdown: pods stopped, the shutdown goes on")
+                await shutDown(lock)
             case .shutdownCancelled:
-                if shutdown.host.shutdown.isShuttingDown { logger.notice("the shutdown was cancelled: pods are admitted again") }
-                shutdown.host.shutdown.set(false)
-                try await logind.inhibit()
+                cancelled()
+                if !lock.isHeld { lock.hold(try await logind.inhibit()) }
             }
         }
     }
 
+    func shutDown(_ lock: InhibitorLock) async {
+        guard !shutdown.host.shutdown.isShuttingDown else { return }
+        await shutdown.stopPods(signalled: .now)
+        lock.release()
+        logger.notice("graceful node shutdown: pods stopped, the shutdown goes on")
+    }
+
+    func cancelled() {
+        guard shutdown.host.shutdown.isShuttingDown else { return }
+        shutdown.host.shutdown.set(false)
+        logger.notice("the shutdown was cancelled: pods are admitted again")
+    }
+
     /// logind holds a shutdown back at most InhibitDelayMaxSec (5 s by default): raised to the
-    /// plan's time when shorter. A value it still refuses is reported; the shutdown then gets that much.
+    /// plan's time (and a few seconds for the final statuses) when shorter. A value it still
+    /// refuses is reported; the shutdown then gets that much.
     func ensureInhibitDelay(_ logind: LogindConnection) async throws {
-        let wanted = plan.totalSeconds
+        let wanted = plan.totalSeconds + NodeShutdown.statusSeconds + 2
         var current = try await logind.inhibitDelayMaxSeconds()
         guard current < wanted else { return }
-        let path = logindConfigDirectory + "/99-iotkube.conf"
+        let path = logindConfigDirectory + "/99-iotkube.conf", directory = logindConfigDirectory
         do {
-            try FileTree.makeDirectories(logindConfigDirectory, mode: 0o755)
-            let text = "# Written by iotkube-agent: logind waits this long for the agent to stop its pods on shutdown (shutdownGracePeriod).\n[Login]\nInhibitDelayMaxSec=\(wanted)\n"
-            try AtomicFile.write(Array(text.utf8), to: path, mode: 0o644)
-            var error = [CChar](repeating: 0, count: 512)
-            if iotkube_systemd_kill_unit("systemd-logind.service", SIGHUP, &error, error.count) != 0 { throw LogindError(LogindConnection.text(error)) }
+            try await NIOThreadPool.singleton.runIfActive {
+                try FileTree.makeDirectories(directory, mode: 0o755)
+                let text = "# Written by iotkube-agent: logind waits this long for the agent to stop its pods on shutdown (shutdownGracePeriod).\n[Login]\nInhibitDelayMaxSec=\(wanted)\n"
+                try AtomicFile.write(Array(text.utf8), to: path, mode: 0o644)
+                var error = [CChar](repeating: 0, count: 512)
+                if iotkube_systemd_kill_unit("systemd-logind.service", SIGHUP, &error, error.count) != 0 { throw LogindError(LogindConnection.text(error)) }
+            }
         } catch {
             logger.error("logind's InhibitDelayMaxSec is \(current) s, less than the \(wanted) s the pods may take, and could not be raised through \(path): \(error)")
             return
@@ -105,45 +141,52 @@ struct NodeShutdown: Sendable {
     let host: PodHost
     let logger: Logger
 
-    /// Stops every running pod, lowest priority group first, and waits (within the plan's
-    /// time) for their final statuses to reach the API; those written are checkpointed as
-    /// ended, so a reboot does not start them again. The node stays "shutting down".
-    func stopPods() async {
+    /// How long the final statuses may take to reach the API after the groups' time.
+    static let statusSeconds: Int64 = 3
+
+    /// Stops every pod still running or stopping, lowest priority group first, and waits (within
+    /// the plan's time from `signalled`, and a few seconds more) for the final statuses of those
+    /// it ended to reach the API; those written are checkpointed as ended, so a reboot does not
+    /// start them again. The node stays "shutting down".
+    func stopPods(signalled: ContinuousClock.Instant) async {
         host.shutdown.set(true)
-        let end = ContinuousClock.now + .seconds(plan.totalSeconds)
-        var running: [(pod: Pod, worker: PodWorker)] = []
-        for (pod, worker) in pods.admittedPods() where await worker.isActive { running.append((pod, worker)) }
-        logger.notice("the node is shutting down: stopping \(running.count) pods within \(plan.totalSeconds) s")
-        var stopped: [(pod: Pod, worker: PodWorker)] = []
+        // A pod admitted by a pass that began before: running now, so in the list below.
+        await pods.settle()
+        var candidates: [(pod: Pod, worker: PodWorker)] = []
+        for (pod, worker) in pods.admittedPods() where !(await worker.isStopped) { candidates.append((pod, worker)) }
+        logger.notice("the node is shutting down: stopping \(candidates.count) pods within \(plan.totalSeconds) s")
+        var ended: [(uid: String, worker: PodWorker)] = []
+        var groupStart = ContinuousClock.now
         for (index, group) in plan.groups.enumerated() {
-            let members = running.filter { plan.groupIndex(priority: $0.pod.spec?.priority ?? 0) == index }
+            let members = candidates.filter { plan.groupIndex(priority: $0.pod.spec?.priority ?? 0) == index }
             guard !members.isEmpty else { continue }
             logger.info("stopping \(members.count) pods of priority ≥ \(group.priority) within \(group.gracePeriodSeconds) s")
-            for member in members { await member.worker.terminateForNodeShutdown(gracePeriod: group.gracePeriodSeconds) }
-            let deadline = ContinuousClock.now + .seconds(group.gracePeriodSeconds)
-            while ContinuousClock.now < deadline {
-                var done = true
-                for member in members where !(await member.worker.isKillDone) { done = false }
-                if done { break }
+            groupStart = .now
+            for member in members where await member.worker.shutDownForNode(gracePeriod: group.gracePeriodSeconds) {
+                if let uid = member.pod.metadata.uid { ended.append((uid, member.worker)) }
+            }
+            let deadline = groupStart + .seconds(group.gracePeriodSeconds)
+            while ContinuousClock.now < deadline && !Task.isCancelled {
+                var stopped = true
+                for member in members where !(await member.worker.isStopped) { stopped = false }
+                if stopped { break }
                 try? await Task.sleep(for: .milliseconds(100))
             }
-            stopped += members
         }
-        // The final statuses: the status service writes them; waited for within the time left.
-        let statusDeadline = max(end, ContinuousClock.now + .seconds(2))
-        var written: [String: PodStatus] = [:]
-        while true {
+        // The final statuses: the status service writes them.
+        let statusDeadline = max(signalled + .seconds(plan.totalSeconds), ContinuousClock.now) + .seconds(Self.statusSeconds)
+        var written: [String: PodStatus] = [:], waiting = 0
+        repeat {
             written = [:]
-            for member in stopped {
-                guard let uid = member.pod.metadata.uid, await member.worker.isKillDone, let status = await host.status.writtenStatus(uid: uid),
-                      status.phase == .failed else { continue }
-                written[uid] = status
+            waiting = 0
+            for (uid, worker) in ended where await worker.endedByNodeShutdown {
+                if let status = await host.status.writtenStatus(uid: uid), status.phase == .failed { written[uid] = status } else { waiting += 1 }
             }
-            if written.count == stopped.count || ContinuousClock.now >= statusDeadline { break }
+            if waiting == 0 || ContinuousClock.now >= statusDeadline || Task.isCancelled { break }
             try? await Task.sleep(for: .milliseconds(100))
-        }
-        if written.count < stopped.count {
-            logger.warning("\(stopped.count - written.count) of \(stopped.count) pods' final statuses did not reach the API before the shutdown; they run again after the boot")
+        } while true
+        if waiting > 0 {
+            logger.warning("\(waiting) pods' final statuses did not reach the API before the shutdown; they run again after the boot")
         }
         await pods.recordEnded(written)
     }

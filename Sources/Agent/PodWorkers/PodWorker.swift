@@ -121,11 +121,17 @@ public actor PodWorker {
     }
 
     /// The pod ended (or is being evicted, which ends it): only from syncing or evicting, so
-    /// that a sync resumed after a deletion never takes a terminating pod back.
-    func finish(_ outcome: PodOutcome) {
+    /// that a sync resumed after a deletion never takes a terminating pod back. A pod that ends
+    /// by itself before an eviction asked for is carried out needs no eviction any more.
+    func finish(_ outcome: PodOutcome, byKill: Bool = false) {
         switch state {
-        case .syncing, .evicting: state = .finished(outcome)
-        case .rejected, .finished, .terminating, .terminated: break
+        case .syncing:
+            state = .finished(outcome)
+        case .evicting:
+            state = .finished(outcome)
+            if !byKill { killInProgress = false }
+        case .rejected, .finished, .terminating, .terminated:
+            break
         }
     }
 
@@ -144,6 +150,38 @@ public actor PodWorker {
     /// shorter), reported Failed with reason Terminated, as the kubelet does.
     public func terminateForNodeShutdown(gracePeriod: Int64) {
         kill(reason: "Terminated", message: Self.nodeShutdownMessage, gracePeriod: gracePeriod)
+    }
+
+    /// A node shutdown: a running pod is stopped within `gracePeriod` and ends Terminated (true);
+    /// one being deleted or removed gets at most `gracePeriod` more (a stop already under way
+    /// keeps its time).
+    public func shutDownForNode(gracePeriod: Int64) -> Bool {
+        switch state {
+        case .syncing:
+            terminateForNodeShutdown(gracePeriod: gracePeriod)
+            return true
+        case .terminating:
+            beginTerminating(deleteFromAPI: false, gracePeriod: gracePeriod)
+            wake.signal()
+            return false
+        case .rejected, .evicting, .finished, .terminated:
+            return false
+        }
+    }
+
+    /// Nothing of the pod runs or is being stopped any more.
+    public var isStopped: Bool {
+        switch state {
+        case .syncing, .evicting, .terminating: false
+        case .finished: !killInProgress
+        case .rejected, .terminated: true
+        }
+    }
+
+    /// The pod ended through a node shutdown (and has not been deleted since).
+    public var endedByNodeShutdown: Bool {
+        guard case .finished(let outcome) = state else { return false }
+        return outcome.reason == "Terminated" && outcome.message == Self.nodeShutdownMessage
     }
 
     /// A running pod is stopped by the next sync and ends Failed with `reason` and `message`.
@@ -253,7 +291,7 @@ public actor PodWorker {
             evicted = reason == "Evicted"
             killed = true
             logger.warning("\(evicted ? "evicted" : "stopping (\(reason))"): \(message)")
-            finish(PodOutcome(phase: .failed, reason: reason, message: message))
+            finish(PodOutcome(phase: .failed, reason: reason, message: message), byKill: true)
             // The kubelet records an event for evictions, not for a node shutdown.
             if evicted { await event("Evicted", message, warning: true) }
             await stopAll(gracePeriod: gracePeriod)

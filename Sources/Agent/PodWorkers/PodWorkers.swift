@@ -14,7 +14,27 @@ public final class PodWorkers: Service, Sendable {
     enum Command: Sendable {
         case desired(source: String, pods: [Pod])
         case finished(uid: String)
-        case ended(statuses: [String: PodStatus], recorded: CheckedContinuation<Void, Never>)
+        case ended(statuses: [String: PodStatus], done: CommandDone)
+        case settle(done: CommandDone)
+    }
+
+    /// Marked once the loop has carried a command out; waited for with a bound, so a loop that
+    /// has ended (the agent stops) never holds the waiter.
+    final class CommandDone: Sendable {
+        private let state = Mutex(false)
+        private let signal = WakeSignal()
+
+        func mark() {
+            state.withLock { $0 = true }
+            signal.signal()
+        }
+
+        func wait(upTo limit: Duration) async {
+            let end = ContinuousClock.now + limit
+            while !state.withLock({ $0 }), ContinuousClock.now < end, !Task.isCancelled {
+                await signal.wait(upTo: .milliseconds(100))
+            }
+        }
     }
 
     let host: PodHost
@@ -44,7 +64,17 @@ public final class PodWorkers: Service, Sendable {
     /// (so a reboot without the server does not start them again). Returns once written.
     public func recordEnded(_ statuses: [String: PodStatus]) async {
         guard !statuses.isEmpty else { return }
-        await withCheckedContinuation { continuation.yield(.ended(statuses: statuses, recorded: $0)) }
+        let done = CommandDone()
+        continuation.yield(.ended(statuses: statuses, done: done))
+        await done.wait(upTo: .seconds(5))
+    }
+
+    /// Returns once every change given before has been carried out (admission included), or
+    /// after 5 s.
+    public func settle() async {
+        let done = CommandDone()
+        continuation.yield(.settle(done: done))
+        await done.wait(upTo: .seconds(5))
     }
 
     public func run() async throws {
@@ -135,7 +165,10 @@ public final class PodWorkers: Service, Sendable {
                             host.logger.warning("pod checkpoint not written: \(error)")
                         }
                     }
-                case .ended(let statuses, let recorded):
+                case .settle(let done):
+                    done.mark()
+                    continue
+                case .ended(let statuses, let done):
                     let pods = (sources["api"] ?? []).map { pod in
                         var ended = pod
                         if let uid = pod.metadata.uid, let status = statuses[uid] { ended.status = status }
@@ -146,7 +179,7 @@ public final class PodWorkers: Service, Sendable {
                     } catch {
                         host.logger.warning("pod checkpoint not written: \(error)")
                     }
-                    recorded.resume()
+                    done.mark()
                     continue
                 case .finished(let uid):
                     host.devices?.release(pod: uid)

@@ -26,6 +26,9 @@ extension AgentConfiguration {
             guard let duration = EvictionSettings.parseDuration(text), duration >= .zero, duration <= .seconds(NodeShutdownPlan.maximumSeconds) else {
                 throw ShutdownSettingsError("\(field): \"\(text)\" is not a duration from 0 (off) to 1h (like 30s, 2m)")
             }
+            guard duration.components.attoseconds == 0 else {
+                throw ShutdownSettingsError("\(field): \"\(text)\" must be whole seconds")
+            }
             return duration.components.seconds
         }
         let total = try seconds(shutdownGracePeriod, "shutdownGracePeriod")

@@ -104,8 +104,11 @@ void iotkube_logind_close(struct iotkube_logind *logind);
 int iotkube_logind_inhibit(struct iotkube_logind *logind, const char *who, const char *why, char *error, size_t error_size);
 /// logind's InhibitDelayMaxUSec (the longest a delay lock holds a shutdown back), or -1.
 long long iotkube_logind_inhibit_delay_max(struct iotkube_logind *logind, char *error, size_t error_size);
+/// logind's PreparingForShutdown: 1 a shutdown is under way, 0 not, -1 with `error`.
+int iotkube_logind_preparing_for_shutdown(struct iotkube_logind *logind, char *error, size_t error_size);
 /// Waits up to `timeout_ms` for PrepareForShutdown: 1 a shutdown begins, 0 one was cancelled,
-/// 2 nothing came, -1 the connection failed (`error`).
+/// 2 nothing came, 3 nothing yet but more messages wait (call again), -1 the connection failed
+/// or logind restarted (`error`; connect again).
 int iotkube_logind_wait(struct iotkube_logind *logind, int timeout_ms, char *error, size_t error_size);
 
 /// Waits until process `pid` is in the unified hierarchy's `cgroup` ("/a.slice/b.scope"): 0, or
