@@ -231,7 +231,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "KubeClient", "HTTPClientCore", "HTTPServing", "KubeModel", "IotkubeTestSupport", "iotkube-server"]
+            dependencies: ["ControlPlane", "KubeClient", "HTTPClientCore", "HTTPServing", "KubeModel", "SystemSupport", "IotkubeTestSupport", "iotkube-server"]
         ),
         .testTarget(
             name: "ImageStoreTests",

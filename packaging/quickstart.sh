@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds iotkube, creates a cluster in ./iotkube-data (once), starts iotkube-server in the
 # background, joins this machine as a node with iotkube-agent (config in ./iotkube-data/agent)
-# and shows the cluster with kubectl. Run it again to restart both.
+# and shows the cluster with kubectl. Run it again to restart both. Other boards reach the server
+# at this machine's primary address (IOTKUBE_ADVERTISE_ADDRESS chooses another one when the
+# cluster is created).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -14,7 +16,7 @@ bin="$top/.build/release"
 kubectl="$top/.build/test-tools/bin/kubectl"
 
 if [ ! -f "$data/pki/ca.crt" ]; then
-    "$bin/iotkube-server" init --data-dir "$data" --port "$port"
+    "$bin/iotkube-server" init --data-dir "$data" --port "$port" ${IOTKUBE_ADVERTISE_ADDRESS:+--advertise-address "$IOTKUBE_ADVERTISE_ADDRESS"}
 fi
 # Stops the process in pid file $1 and waits (up to 30 s) until it is gone.
 stop_old() {
@@ -25,7 +27,8 @@ stop_old() {
     echo "pid $pid ($1) did not stop within 30 s" >&2
 }
 stop_old "$data/server.pid"
-nohup "$bin/iotkube-server" run --data-dir "$data" --listen "127.0.0.1:$port" > "$data/server.log" 2>&1 &
+# On every address: other boards join through the advertised one.
+nohup "$bin/iotkube-server" run --data-dir "$data" > "$data/server.log" 2>&1 &
 echo $! > "$data/server.pid"
 for _ in $(seq 100); do
     "$kubectl" --kubeconfig "$data/admin.kubeconfig" get --raw /healthz > /dev/null 2>&1 && break
@@ -36,7 +39,8 @@ echo "iotkube-server is running (log: $data/server.log, stop: kill \$(cat $data/
 # This machine as a node: join once, then run the agent in the background.
 agent_dir="$data/agent"
 if [ ! -f "$agent_dir/agent.yaml" ]; then
-    token=$("$bin/iotkube-server" token create --data-dir "$data" --ttl 1h | tail -n 1)
+    # Over the loopback address: a change of this machine's address does not cut its own agent off.
+    token=$("$bin/iotkube-server" token create --data-dir "$data" --ttl 1h --server "https://127.0.0.1:$port" | tail -n 1)
     "$bin/iotkube-agent" join "$token" --config-dir "$agent_dir" --state-dir "$data/agent-state" --no-start
 fi
 stop_old "$data/agent.pid"
@@ -49,5 +53,7 @@ done
 echo "iotkube-agent is running (log: $data/agent.log, stop: kill \$(cat $data/agent.pid))"
 "$kubectl" --kubeconfig "$data/admin.kubeconfig" get nodes -o wide
 echo
-echo "A join token for another board (iotkube-agent join <token>):"
+server_url=$(sed -n 's/.*"advertiseAddress" *: *"\([^"]*\)".*/\1/p' "$data/server.json")
+echo "A join token for another board (iotkube-agent join <token>); it reaches this server at https://$server_url:$port"
+echo "(to use another address or DNS name, create the cluster with IOTKUBE_ADVERTISE_ADDRESS=<address> after removing $data):"
 "$bin/iotkube-server" token create --data-dir "$data" --ttl 24h | tail -n 1

@@ -22,6 +22,9 @@ struct TokenCommand: ParsableCommand {
         @Option(help: "A note stored with the token.")
         var description = "iotkube join token"
 
+        @Option(help: "The server URL the token names (default: https://<advertise address>:<port>); its host must be in the serving certificate: the advertise address, 127.0.0.1 or localhost. An agent on the server's own machine can use https://127.0.0.1:<port>, which a change of the machine's address does not break.")
+        var server: String?
+
         func run() throws {
             let files = ClusterFiles(directory: dataDir)
             guard files.isInitialized else {
@@ -33,14 +36,34 @@ struct TokenCommand: ParsableCommand {
             try BootstrapTokens.create(token, ttlSeconds: seconds, description: description, in: store)
             let settings = try files.settings()
             let host = settings.advertiseAddress.contains(":") ? "[\(settings.advertiseAddress)]" : settings.advertiseAddress
-            let server = "https://\(host):\(settings.port)"
-            try files.publishClusterInfo(server: server, store: store)
+            let advertised = "https://\(host):\(settings.port)"
+            // cluster-info (kubeadm-style discovery) always names the advertised address.
+            try files.publishClusterInfo(server: advertised, store: store)
+            let server = try self.server.map { try Self.checked($0, settings: settings) } ?? advertised
             let pin = try files.caPublicKeyPin()
             let join = JoinToken(server: server, caPinHex: String(pin.dropFirst("sha256:".count)), bootstrapToken: token)
             print("Bootstrap token \(token.id) valid \(seconds == 0 ? "without expiry" : "for \(ttl)"). On the board run:")
             print("  iotkube-agent join <token>")
             print("kubeadm-style discovery: --server \(server) --token \(token) --discovery-token-ca-cert-hash \(pin)")
             print(join.description)
+        }
+
+        /// `url` as a join token's server: https, and a host the serving certificate names.
+        static func checked(_ url: String, settings: (advertiseAddress: String, port: Int)) throws -> String {
+            guard url.hasPrefix("https://") else { throw ValidationError("--server must be an https:// URL, got \"\(url)\"") }
+            var authority = url.dropFirst("https://".count)
+            if authority.hasSuffix("/") { authority = authority.dropLast() }
+            let host: Substring
+            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+                host = authority[authority.index(after: authority.startIndex)..<close]
+            } else {
+                host = authority.split(separator: ":", maxSplits: 1).first ?? ""
+            }
+            let names = [settings.advertiseAddress, "127.0.0.1", "localhost"]
+            guard names.contains(String(host)), !authority.contains("/") else {
+                throw ValidationError("--server \(url): the serving certificate names only \(names.joined(separator: ", ")); use one of them (a host and port, no path)")
+            }
+            return "https://" + authority
         }
 
         static func seconds(_ text: String) -> Int64? {
