@@ -265,13 +265,12 @@ struct HeartbeatTests {
     }
 
     @Test func renewalPointIsBetweenSeventyAndNinetyPercent() {
-        let start = Timestamp(seconds: 1_000_000)
-        let end = start.adding(seconds: 100_000)
         for _ in 0..<200 {
-            let point = CertificateRotation.threshold(notBefore: start, notAfter: end, override: nil)
-            #expect(point.seconds >= start.seconds + 70_000 && point.seconds <= start.seconds + 90_000)
+            let point = CertificateRotation.renewalPoint(life: 100_000, inUseAfter: 10, override: nil)
+            #expect(point >= 70_000 && point <= 90_000)
         }
-        #expect(CertificateRotation.threshold(notBefore: start, notAfter: end, override: start.adding(seconds: 5)) == start.adding(seconds: 5))
+        // The override counts from when the certificate was taken into use.
+        #expect(CertificateRotation.renewalPoint(life: 100_000, inUseAfter: 600, override: 5) == 605)
     }
 
     @Test func badConfigurationStopsWithAMessage() throws {

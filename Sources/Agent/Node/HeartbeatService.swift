@@ -113,9 +113,9 @@ public struct HeartbeatService: Service {
         let now = Timestamp.now()
         // An expired certificate gets no answer from the server: renew it (with the bootstrap
         // token) before anything else; until then each beat fails with what to do.
-        if now >= credentials.expiry {
+        if credentials.isExpired {
             let logger = self.logger
-            try await credentials.renewIfDue(now: now) { logger.notice("\($0)") }
+            try await credentials.renewIfDue { logger.notice("\($0)") }
         }
         if !state.registered {
             try await register(now: now, state: state)
@@ -145,7 +145,7 @@ public struct HeartbeatService: Service {
         if state.metricsSupported { try await pushMetrics(state, now: now) }
         do {
             let logger = self.logger
-            try await credentials.renewIfDue(now: now) { logger.notice("\($0)") }
+            try await credentials.renewIfDue { logger.notice("\($0)") }
         } catch {
             logger.warning("could not renew the client certificate (will retry): \(error)")
         }

@@ -8,13 +8,21 @@ import X509
 /// Renews the node's client certificate before it expires, without restarting anything:
 /// when 70–90 % (jittered per certificate) of its life has passed, a new key and CSR are made,
 /// the cluster signs it (node self-renewals are auto-approved), the kubeconfig is replaced
-/// atomically and the API client is swapped.
+/// atomically and the API client is swapped. A certificate's age is counted on the boot clock
+/// from when it was taken into use: a wall-clock jump (NTP on a board without a real-time clock)
+/// neither renews it early, again and again, nor takes it for expired.
 public final class CertificateRotation: Sendable {
     private struct State {
         var client: KubeAPIClient
         var notBefore: Timestamp
         var notAfter: Timestamp
-        var renewAt: Timestamp
+        /// When (seconds since boot) the certificate's life began: placed on the boot clock
+        /// once, from the wall clock when it was loaded, or when it was issued.
+        var issuedAtBoot: Int64
+        /// Seconds into its life when it is renewed.
+        var renewAfter: Int64
+        /// Its life in seconds.
+        var life: Int64 { max(0, notAfter.seconds.subtractingReportingOverflow(notBefore.seconds).partialValue) }
     }
 
     let configuration: AgentConfiguration
@@ -22,18 +30,39 @@ public final class CertificateRotation: Sendable {
     /// Overrides the jittered threshold: renew this many seconds after a certificate is taken
     /// into use (for tests and operators).
     let renewAfterSeconds: Int64?
+    let clock: PodClock
     private let state: Mutex<State>
 
-    public init(configuration: AgentConfiguration, clientConfiguration: ClientConfiguration, renewAfterSeconds: Int64? = nil) throws {
+    public init(configuration: AgentConfiguration, clientConfiguration: ClientConfiguration, renewAfterSeconds: Int64? = nil,
+                clock: PodClock = .system) throws {
         self.configuration = configuration
         self.renewAfterSeconds = renewAfterSeconds
+        self.clock = clock
         let parts = configuration.kubeconfig.split(separator: "/", omittingEmptySubsequences: false).dropLast()
         kubeconfigDirectory = parts.isEmpty ? "." : parts.joined(separator: "/")
         let (notBefore, notAfter) = try Self.validity(of: clientConfiguration)
-        state = Mutex(State(
-            client: try KubeAPIClient(configuration: clientConfiguration), notBefore: notBefore, notAfter: notAfter,
-            renewAt: Self.threshold(notBefore: notBefore, notAfter: notAfter, override: renewAfterSeconds.map { Timestamp.now().adding(seconds: $0) })))
+        let now = clock.sinceBoot(), issued = clock.sinceBoot(ofWall: notBefore)
+        var state = State(client: try KubeAPIClient(configuration: clientConfiguration), notBefore: notBefore, notAfter: notAfter,
+                          issuedAtBoot: issued, renewAfter: 0)
+        state.renewAfter = Self.renewalPoint(life: state.life, inUseAfter: now - issued, override: renewAfterSeconds)
+        self.state = Mutex(state)
     }
+
+    /// Seconds into a certificate's life when it is renewed: a random point between 70 and 90 %,
+    /// or `override` seconds after it is taken into use (`inUseAfter` seconds into its life).
+    static func renewalPoint(life: Int64, inUseAfter: Int64, override: Int64?) -> Int64 {
+        if let override { return max(0, inUseAfter) + min(max(0, override), 366 * 86_400) }
+        return Int64(Double(life) * Double.random(in: 0.7...0.9))
+    }
+
+    /// Seconds since the certificate's life began, on the boot clock.
+    var age: Int64 { state.withLock { clock.sinceBoot() - $0.issuedAtBoot } }
+
+    /// The certificate's life is over (counted on the boot clock since it was taken into use).
+    public var isExpired: Bool { state.withLock { clock.sinceBoot() - $0.issuedAtBoot >= $0.life } }
+
+    /// The certificate is due for renewal.
+    public var isRenewalDue: Bool { state.withLock { clock.sinceBoot() - $0.issuedAtBoot >= $0.renewAfter } }
 
     /// The client with the current certificate.
     public var client: KubeAPIClient { state.withLock { $0.client } }
@@ -59,13 +88,6 @@ public final class CertificateRotation: Sendable {
         }
     }
 
-    /// When to renew: a random point between 70 and 90 % of the certificate's life.
-    static func threshold(notBefore: Timestamp, notAfter: Timestamp, override: Timestamp?) -> Timestamp {
-        if let override { return override }
-        let life = max(0, notAfter.seconds - notBefore.seconds)
-        return notBefore.adding(seconds: Int64(Double(life) * Double.random(in: 0.7...0.9)))
-    }
-
     static func validity(of configuration: ClientConfiguration) throws -> (Timestamp, Timestamp) {
         guard let pem = configuration.clientCertificatePEM else { throw ProvisioningError("the kubeconfig has no client certificate") }
         let certificate = try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
@@ -74,11 +96,11 @@ public final class CertificateRotation: Sendable {
 
     /// Renews if due; returns whether a new certificate is now in use.
     @discardableResult
-    public func renewIfDue(now: Timestamp = .now(), log: @Sendable (String) -> Void) async throws -> Bool {
-        let (client, renewAt, notAfter) = state.withLock { ($0.client, $0.renewAt, $0.notAfter) }
-        guard now >= renewAt else { return false }
+    public func renewIfDue(log: @Sendable (String) -> Void) async throws -> Bool {
+        let (client, notAfter) = state.withLock { ($0.client, $0.notAfter) }
+        guard isRenewalDue else { return false }
         let credentials: NodeCredentials
-        if now >= notAfter {
+        if isExpired {
             credentials = try await rebootstrap(expiredAt: notAfter, log: log)
         } else {
             // The password goes with renewals too: a board joined before node passwords gets
@@ -99,7 +121,9 @@ public final class CertificateRotation: Sendable {
             $0.client = newClient
             $0.notBefore = notBefore
             $0.notAfter = newNotAfter
-            $0.renewAt = Self.threshold(notBefore: notBefore, notAfter: newNotAfter, override: renewAfterSeconds.map { now.adding(seconds: $0) })
+            // Issued just now, whatever the wall clock says.
+            $0.issuedAtBoot = clock.sinceBoot()
+            $0.renewAfter = Self.renewalPoint(life: $0.life, inUseAfter: 0, override: renewAfterSeconds)
         }
         log("renewed the client certificate; it now expires at \(newNotAfter)")
         return true
