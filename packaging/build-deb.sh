@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Builds the packages from a release build with the Swift runtime linked statically:
-#   <out>/iotkube_<version>_<arch>.deb            for Debian / Raspberry Pi OS (dpkg, apt)
-#   <out>/iotkube-<version>-linux-<arch>.tar.gz   for boards without apt (unpack, run install.sh)
+# Builds the packages from a release build with the Swift runtime linked statically, one for the
+# agent (all a board installs) and one for the server:
+#   <out>/iotkube-agent_<version>_<arch>.deb, iotkube-server_<version>_<arch>.deb
+#                          for Debian / Raspberry Pi OS (dpkg, apt)
+#   <out>/iotkube-agent-<version>-linux-<arch>.tar.gz, iotkube-server-<version>-linux-<arch>.tar.gz
+#                          for boards without apt (unpack, run install.sh)
 # Usage: packaging/build-deb.sh [OUT_DIR]   (default .build/package)
 # Other architectures are built the same way with a Swift SDK for the target
 # (SWIFT_SDK=<aarch64 or armv7 Linux SDK> DEB_ARCH=arm64|armhf packaging/build-deb.sh); see README.
@@ -33,18 +36,11 @@ for program in iotkube-agent iotkube-server; do
     fi
 done
 
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
-chmod 0755 "$root"   # the package's "./" is the target's /
-install -d "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/share/doc/iotkube" "$root/usr/share/iotkube/seccomp" "$root/DEBIAN"
-for program in iotkube-agent iotkube-server; do
-    install -m 0755 "$bin/$program" "$root/usr/bin/$program"
-    strip --strip-unneeded "$root/usr/bin/$program"
-done
-install -m 0644 systemd/iotkube-agent.service systemd/iotkube-server.service systemd/iotkube-provision.service "$root/lib/systemd/system/"
-install -m 0644 configs/agent.yaml.example "$root/usr/share/doc/iotkube/agent.yaml.example"
-install -m 0644 README.md "$root/usr/share/doc/iotkube/README.md"
-cat > "$root/usr/share/doc/iotkube/copyright" <<'EOF'
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+copyright() {
+    cat <<'EOF'
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: iotkube
 Files: *
@@ -54,33 +50,67 @@ License: Apache-2.0
  swift-log, swift-argument-parser, swift-service-lifecycle) are Apache-2.0; libseccomp is
  LGPL-2.1, libcap BSD-3-Clause, libyaml MIT, zlib Zlib, zstd BSD-3-Clause, SQLite public domain.
 EOF
+}
+
+# stage PACKAGE UNIT...: the tree of package PACKAGE (program PACKAGE) in $work/PACKAGE, whose
+# "./" is the target's /.
+stage() {
+    local package=$1
+    shift
+    local root="$work/$package"
+    install -d -m 0755 "$root" "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/share/doc/$package" "$root/DEBIAN"
+    install -m 0755 "$bin/$package" "$root/usr/bin/$package"
+    strip --strip-unneeded "$root/usr/bin/$package"
+    for unit in "$@"; do install -m 0644 "systemd/$unit" "$root/lib/systemd/system/"; done
+    install -m 0644 README.md "$root/usr/share/doc/$package/README.md"
+    copyright > "$root/usr/share/doc/$package/copyright"
+}
+
+stage iotkube-agent iotkube-agent.service iotkube-provision.service
+stage iotkube-server iotkube-server.service
+install -m 0644 configs/agent.yaml.example "$work/iotkube-agent/usr/share/doc/iotkube-agent/agent.yaml.example"
 # The RuntimeDefault seccomp profile pods get, as JSON (a starting point for Localhost profiles).
+install -d "$work/iotkube-agent/usr/share/iotkube/seccomp"
 spec=$(mktemp -d)
 # (A cross-compiled binary cannot run here: a native build writes the same profile.)
 "$bin/iotkube-agent" runtime spec --bundle "$spec" 2>/dev/null || swift run -q iotkube-agent runtime spec --bundle "$spec"
 python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["linux"]["seccomp"], indent=2))' "$spec/config.json" \
-    > "$root/usr/share/iotkube/seccomp/runtime-default.json"
+    > "$work/iotkube-agent/usr/share/iotkube/seccomp/runtime-default.json"
 rm -rf "$spec"
 
-installed_size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
-cat > "$root/DEBIAN/control" <<EOF
-Package: iotkube
+# control PACKAGE DEPENDS DESCRIPTION-LINE...: its DEBIAN/control. Both take over from the single
+# `iotkube` package of earlier builds, so an upgrade from it goes through.
+control() {
+    local package=$1 depends=$2
+    shift 2
+    local root="$work/$package"
+    cat > "$root/DEBIAN/control" <<EOF
+Package: $package
 Version: $version
 Architecture: $arch
 Maintainer: iotkube developers <iotkube@localhost>
-Installed-Size: $installed_size
-Depends: libc6 (>= 2.31), libstdc++6, libgcc-s1, containernetworking-plugins, iptables
+Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
+Depends: $depends
 Recommends: systemd
+Breaks: iotkube
+Replaces: iotkube
 Section: admin
 Priority: optional
-Description: lightweight Kubernetes node agent and control plane for IoT boards
- iotkube-agent joins a board to a Kubernetes API (iotkube-server or k3s/kubeadm), pulls OCI
- images and runs pods itself: namespaces, cgroups v2 (and v1), seccomp, capabilities, CNI
- networking, probes, restarts, logs, static pods, and pods that restart after a reboot while
- the server is unreachable. iotkube-server is a small Kubernetes API server with SQLite storage.
 EOF
+    printf '%s\n' "$@" >> "$root/DEBIAN/control"
+}
+control iotkube-agent "libc6 (>= 2.31), libstdc++6, libgcc-s1, containernetworking-plugins, iptables" \
+    "Description: lightweight Kubernetes node agent for IoT boards" \
+    " iotkube-agent joins a board to a Kubernetes API (iotkube-server or k3s/kubeadm), pulls OCI" \
+    " images and runs pods itself: namespaces, cgroups v2 (and v1), seccomp, capabilities, CNI" \
+    " networking, probes, restarts, logs, static pods, and pods that restart after a reboot while" \
+    " the server is unreachable."
+control iotkube-server "libc6 (>= 2.31), libstdc++6, libgcc-s1" \
+    "Description: small Kubernetes API server with SQLite storage for IoT fleets" \
+    " iotkube-server serves the part of the Kubernetes API that iotkube-agent and kubectl use," \
+    " with its own CA, join tokens and node lifecycle, stored in SQLite."
 
-cat > "$root/DEBIAN/postinst" <<'EOF'
+cat > "$work/iotkube-agent/DEBIAN/postinst" <<'EOF'
 #!/bin/sh
 # Enables the units; the agent starts only once the board has joined (its unit requires
 # /etc/iotkube/agent.yaml). An upgrade restarts a running agent: its containers keep running.
@@ -94,18 +124,18 @@ if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
 fi
 exit 0
 EOF
-cat > "$root/DEBIAN/prerm" <<'EOF'
+cat > "$work/iotkube-agent/DEBIAN/prerm" <<'EOF'
 #!/bin/sh
 # Removal stops the agent (its containers keep running until `iotkube-agent reset` or a
 # reboot); an upgrade leaves it to postinst to restart.
 set -e
 if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
-    systemctl stop iotkube-agent.service iotkube-server.service || true
-    systemctl disable iotkube-agent.service iotkube-provision.service iotkube-server.service >/dev/null 2>&1 || true
+    systemctl stop iotkube-agent.service || true
+    systemctl disable iotkube-agent.service iotkube-provision.service >/dev/null 2>&1 || true
 fi
 exit 0
 EOF
-cat > "$root/DEBIAN/postrm" <<'EOF'
+cat > "$work/iotkube-agent/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
 # Only purge removes state: node credentials, configuration, pods, images and logs.
 set -e
@@ -117,22 +147,53 @@ if [ -d /run/systemd/system ]; then
 fi
 exit 0
 EOF
-chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
+cat > "$work/iotkube-server/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+# The server's unit is enabled by whoever initialises the cluster (`iotkube-server init`); an
+# upgrade restarts a running server.
+set -e
+if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    if [ -n "$2" ]; then
+        systemctl try-restart iotkube-server.service || true
+    fi
+fi
+exit 0
+EOF
+cat > "$work/iotkube-server/DEBIAN/prerm" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+    systemctl stop iotkube-server.service || true
+    systemctl disable iotkube-server.service >/dev/null 2>&1 || true
+fi
+exit 0
+EOF
+cat > "$work/iotkube-server/DEBIAN/postrm" <<'EOF'
+#!/bin/sh
+# The cluster's data directory is never removed by the package.
+set -e
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || true
+fi
+exit 0
+EOF
+chmod 0755 "$work"/*/DEBIAN/postinst "$work"/*/DEBIAN/prerm "$work"/*/DEBIAN/postrm
 
-deb="$out/iotkube_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
-
-# The tarball: the same files and an installer.
-tar_root=$(mktemp -d)
-chmod 0755 "$tar_root"
-mkdir -p "$tar_root/iotkube-$version"
-cp -a "$root/usr" "$root/lib" "$tar_root/iotkube-$version/"
-install -m 0755 packaging/install.sh "$tar_root/iotkube-$version/install.sh"
-tarball="$out/iotkube-$version-linux-$arch.tar.gz"
-tar -C "$tar_root" --owner=0 --group=0 -czf "$tarball" "iotkube-$version"
-rm -rf "$tar_root"
-
-printf '%-40s %s\n' "agent binary (stripped)" "$(stat -c %s "$root/usr/bin/iotkube-agent") bytes" \
-    "server binary (stripped)" "$(stat -c %s "$root/usr/bin/iotkube-server") bytes" \
-    "$(basename "$deb")" "$(stat -c %s "$deb") bytes" \
-    "$(basename "$tarball")" "$(stat -c %s "$tarball") bytes"
+sizes=()
+for package in iotkube-agent iotkube-server; do
+    deb="$out/${package}_${version}_${arch}.deb"
+    dpkg-deb --root-owner-group -Zxz --build "$work/$package" "$deb" >/dev/null
+    # The tarball: the same files and an installer.
+    tar_root=$(mktemp -d)
+    chmod 0755 "$tar_root"
+    mkdir -p "$tar_root/$package-$version"
+    cp -a "$work/$package/usr" "$work/$package/lib" "$tar_root/$package-$version/"
+    install -m 0755 packaging/install.sh "$tar_root/$package-$version/install.sh"
+    tarball="$out/$package-$version-linux-$arch.tar.gz"
+    tar -C "$tar_root" --owner=0 --group=0 -czf "$tarball" "$package-$version"
+    rm -rf "$tar_root"
+    sizes+=("$package binary (stripped)" "$(stat -c %s "$work/$package/usr/bin/$package") bytes"
+            "$(basename "$deb")" "$(stat -c %s "$deb") bytes" "$(basename "$tarball")" "$(stat -c %s "$tarball") bytes")
+done
+printf '%-44s %s\n' "${sizes[@]}"

@@ -12,7 +12,7 @@ struct PackageVMTests {
     /// The package built by `packaging/test.sh` (packaging/build-deb.sh .build/package).
     static var package: String? {
         let directory = VirtualMachine.packageRoot + "/.build/package"
-        let name = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasSuffix(".deb") }.sorted().last
+        let name = (try? FileManager.default.contentsOfDirectory(atPath: directory))?.filter { $0.hasPrefix("iotkube-agent_") && $0.hasSuffix(".deb") }.sorted().last
         return name.map { directory + "/" + $0 }
     }
 
