@@ -27,8 +27,13 @@ stop_old() {
     echo "pid $pid ($1) did not stop within 30 s" >&2
 }
 stop_old "$data/server.pid"
-# On every address: other boards join through the advertised one.
-nohup "$bin/iotkube-server" run --data-dir "$data" > "$data/server.log" 2>&1 &
+advertised=$(sed -n 's/.*"advertiseAddress" *: *"\([^"]*\)".*/\1/p' "$data/server.json")
+case "$advertised" in *:*) advertised_host="[$advertised]" ;; *) advertised_host=$advertised ;; esac
+# On every address, so that other boards join through the advertised one; a cluster that
+# advertises the loopback address stays on it.
+listen=()
+[ "$advertised" = 127.0.0.1 ] && listen=(--listen "127.0.0.1:$port")
+nohup "$bin/iotkube-server" run --data-dir "$data" "${listen[@]}" > "$data/server.log" 2>&1 &
 echo $! > "$data/server.pid"
 for _ in $(seq 100); do
     "$kubectl" --kubeconfig "$data/admin.kubeconfig" get --raw /healthz > /dev/null 2>&1 && break
@@ -53,7 +58,6 @@ done
 echo "iotkube-agent is running (log: $data/agent.log, stop: kill \$(cat $data/agent.pid))"
 "$kubectl" --kubeconfig "$data/admin.kubeconfig" get nodes -o wide
 echo
-server_url=$(sed -n 's/.*"advertiseAddress" *: *"\([^"]*\)".*/\1/p' "$data/server.json")
-echo "A join token for another board (iotkube-agent join <token>); it reaches this server at https://$server_url:$port"
+echo "A join token for another board (iotkube-agent join <token>); it reaches this server at https://$advertised_host:$port"
 echo "(to use another address or DNS name, create the cluster with IOTKUBE_ADVERTISE_ADDRESS=<address> after removing $data):"
 "$bin/iotkube-server" token create --data-dir "$data" --ttl 24h | tail -n 1

@@ -206,6 +206,9 @@ static int read_message(struct bus *bus, unsigned char *message, size_t message_
         body_length = __builtin_bswap32(body_length);
         fields_length = __builtin_bswap32(fields_length);
     }
+    /* D-Bus messages are at most 128 MiB: larger lengths are no message (and would wrap a
+     * 32-bit board's size_t below). */
+    if (fields_length > (128u << 20) || body_length > (128u << 20)) return iotkube_dbus_fail(bus, "D-Bus: a message longer than 128 MiB%s", "");
     size_t header_end = ((size_t)fields_length + 16 + 7) / 8 * 8;
     /* Headers are small; a huge one is no reply for us, nor is one in the other byte order (any
      * client may send us one; the bus passes it on as sent): skip it. */

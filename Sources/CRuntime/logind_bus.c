@@ -102,15 +102,15 @@ struct iotkube_logind *iotkube_logind_open(char *error, size_t error_size) {
     unsigned char answer[512];
     struct dbus_reply reply = { answer, sizeof answer, 0, "" };
     if (!body) { snprintf(error, error_size, "logind: out of memory"); iotkube_logind_close(l); return NULL; }
-    put_string(body, "org.freedesktop.login1");
-    int failed = request(l, &bus_daemon, "GetNameOwner", "s", body, &reply) < 0
-        || reply_string(l, &reply, l->bus.watch_sender, sizeof l->bus.watch_sender) < 0;
-    if (!failed) {
-        memset(body, 0, sizeof *body);
-        put_string(body, "type='signal',sender='org.freedesktop.login1',path='/org/freedesktop/login1',"
-                         "interface='org.freedesktop.login1.Manager',member='PrepareForShutdown'");
-        failed = request(l, &bus_daemon, "AddMatch", "s", body, NULL) < 0;
-    }
+    /* Watched from here on (a PrepareForShutdown before logind's name is known counts for nothing;
+     * a change of its owner makes the first look fail and the caller connect again). Then the
+     * matches, before GetNameOwner: a restart of logind after it is seen. */
+    l->bus.watch_interface = "org.freedesktop.login1.Manager";
+    l->bus.watch_member = "PrepareForShutdown";
+    l->bus.watch_owner_of = "org.freedesktop.login1";
+    put_string(body, "type='signal',sender='org.freedesktop.login1',path='/org/freedesktop/login1',"
+                     "interface='org.freedesktop.login1.Manager',member='PrepareForShutdown'");
+    int failed = request(l, &bus_daemon, "AddMatch", "s", body, NULL) < 0;
     if (!failed) {
         /* logind restarting changes its connection: the signal would come from a new one. */
         memset(body, 0, sizeof *body);
@@ -118,11 +118,14 @@ struct iotkube_logind *iotkube_logind_open(char *error, size_t error_size) {
                          "member='NameOwnerChanged',arg0='org.freedesktop.login1'");
         failed = request(l, &bus_daemon, "AddMatch", "s", body, NULL) < 0;
     }
+    if (!failed) {
+        memset(body, 0, sizeof *body);
+        put_string(body, "org.freedesktop.login1");
+        failed = request(l, &bus_daemon, "GetNameOwner", "s", body, &reply) < 0
+            || reply_string(l, &reply, l->bus.watch_sender, sizeof l->bus.watch_sender) < 0;
+    }
     free(body);
     if (failed) { iotkube_logind_close(l); return NULL; }
-    l->bus.watch_interface = "org.freedesktop.login1.Manager";
-    l->bus.watch_member = "PrepareForShutdown";
-    l->bus.watch_owner_of = "org.freedesktop.login1";
     return l;
 }
 

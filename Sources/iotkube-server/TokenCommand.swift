@@ -31,15 +31,17 @@ struct TokenCommand: ParsableCommand {
                 throw ValidationError("\(dataDir) is not initialised: run `iotkube-server init --data-dir \(dataDir)` first")
             }
             guard let seconds = Self.seconds(ttl) else { throw ValidationError("--ttl must look like 30m, 24h or 7d, got \"\(ttl)\"") }
+            let settings = try files.settings()
+            // Checked before a token is stored: a refused URL leaves none behind.
+            let chosenServer = try self.server.map { try Self.checked($0, settings: settings) }
             let store = try ObjectStore(path: files.storePath)
             let token = BootstrapToken.generate()
             try BootstrapTokens.create(token, ttlSeconds: seconds, description: description, in: store)
-            let settings = try files.settings()
             let host = settings.advertiseAddress.contains(":") ? "[\(settings.advertiseAddress)]" : settings.advertiseAddress
             let advertised = "https://\(host):\(settings.port)"
             // cluster-info (kubeadm-style discovery) always names the advertised address.
             try files.publishClusterInfo(server: advertised, store: store)
-            let server = try self.server.map { try Self.checked($0, settings: settings) } ?? advertised
+            let server = chosenServer ?? advertised
             let pin = try files.caPublicKeyPin()
             let join = JoinToken(server: server, caPinHex: String(pin.dropFirst("sha256:".count)), bootstrapToken: token)
             print("Bootstrap token \(token.id) valid \(seconds == 0 ? "without expiry" : "for \(ttl)"). On the board run:")
@@ -48,22 +50,32 @@ struct TokenCommand: ParsableCommand {
             print(join.description)
         }
 
-        /// `url` as a join token's server: https, and a host the serving certificate names.
+        /// `url` as a join token's server: `https://` and exactly a host the serving certificate
+        /// names (an IPv6 address in brackets), an optional port 1–65535, nothing else.
         static func checked(_ url: String, settings: (advertiseAddress: String, port: Int)) throws -> String {
-            guard url.hasPrefix("https://") else { throw ValidationError("--server must be an https:// URL, got \"\(url)\"") }
-            var authority = url.dropFirst("https://".count)
-            if authority.hasSuffix("/") { authority = authority.dropLast() }
-            let host: Substring
-            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-                host = authority[authority.index(after: authority.startIndex)..<close]
-            } else {
-                host = authority.split(separator: ":", maxSplits: 1).first ?? ""
-            }
             let names = [settings.advertiseAddress, "127.0.0.1", "localhost"]
-            guard names.contains(String(host)), !authority.contains("/") else {
-                throw ValidationError("--server \(url): the serving certificate names only \(names.joined(separator: ", ")); use one of them (a host and port, no path)")
+            let refusal = ValidationError("--server \(url): must be https://HOST[:PORT] with HOST one the serving certificate names (\(names.joined(separator: ", ")))")
+            guard url.hasPrefix("https://") else { throw refusal }
+            var rest = Substring(url.dropFirst("https://".count))
+            if rest.hasSuffix("/") { rest = rest.dropLast() }
+            let host: Substring, afterHost: Substring
+            if rest.hasPrefix("[") {
+                guard let close = rest.firstIndex(of: "]") else { throw refusal }
+                host = rest[rest.index(after: rest.startIndex)..<close]
+                guard host.contains(":") else { throw refusal }
+                afterHost = rest[rest.index(after: close)...]
+            } else {
+                let end = rest.firstIndex(of: ":") ?? rest.endIndex
+                host = rest[..<end]
+                afterHost = rest[end...]
             }
-            return "https://" + authority
+            guard names.contains(String(host)) else { throw refusal }
+            if !afterHost.isEmpty {
+                let port = afterHost.dropFirst()
+                guard afterHost.first == ":", !port.isEmpty, port.count <= 5, port.allSatisfy(\.isASCII), port.allSatisfy(\.isNumber),
+                      let number = Int(port), (1...65535).contains(number) else { throw refusal }
+            }
+            return "https://" + rest
         }
 
         static func seconds(_ text: String) -> Int64? {

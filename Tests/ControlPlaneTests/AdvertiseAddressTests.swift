@@ -1,3 +1,4 @@
+@testable import ControlPlane
 import Foundation
 import IotkubeTestSupport
 import KubeModel
@@ -37,8 +38,15 @@ struct AdvertiseAddressTests {
         #expect(try tokenServer(["--server", "https://localhost:\(port)/"]) == "https://localhost:\(port)")
         // A host the certificate does not name would fail the agent's TLS check: refused here.
         let elsewhere = try server(["token", "create", "--data-dir", directory, "--server", "https://evil.example:\(port)"])
-        #expect(elsewhere.status != 0 && elsewhere.output.contains("the serving certificate names only"), "\(elsewhere.output)")
-        let plain = try server(["token", "create", "--data-dir", directory, "--server", "http://127.0.0.1:\(port)"])
-        #expect(plain.status != 0 && plain.output.contains("must be an https:// URL"), "\(plain.output)")
+        #expect(elsewhere.status != 0 && elsewhere.output.contains("HOST one the serving certificate names"), "\(elsewhere.output)")
+        for bad in ["http://127.0.0.1:\(port)", "https://127.0.0.1:\(port)@evil.example", "https://127.0.0.1@evil.example:\(port)",
+                    "https://127.0.0.1:abc", "https://127.0.0.1:\(port)?x", "https://[127.0.0.1]:\(port)", "https://127.0.0.1:99999",
+                    "https://127.0.0.1:\(port)/path"] {
+            let refused = try server(["token", "create", "--data-dir", directory, "--server", bad])
+            #expect(refused.status != 0 && refused.output.contains("must be https://HOST[:PORT]"), "\(bad): \(refused.output)")
+        }
+        // A refused URL stores no token: only the three printed above exist.
+        let store = try ObjectStore(path: ClusterFiles(directory: directory).storePath)
+        #expect(try BootstrapTokens.signingTokens(in: store).count == 3)
     }
 }

@@ -64,17 +64,24 @@ public struct NodeShutdownService: Service {
     /// connected is caught up with from logind's PreparingForShutdown.
     func watch(_ lock: InhibitorLock, connected: () -> Void) async throws {
         let logind = try await LogindConnection.open()
-        try await ensureInhibitDelay(logind)
-        let preparing = try await logind.preparingForShutdown()
-        if !preparing {
-            cancelled()
-            if !lock.isHeld { lock.hold(try await logind.inhibit()) }
+        if try await logind.preparingForShutdown() {
+            // Under way already: the pods first, logind's settings later.
+            connected()
+            await shutDown(lock)
         }
+        try await ensureInhibitDelay(logind)
         connected()
         logger.info("graceful node shutdown: a shutdown waits up to \(plan.totalSeconds) s for the pods (\(plan.groups.map { "priority ≥ \($0.priority): \($0.gracePeriodSeconds) s" }.joined(separator: ", ")))")
-        if preparing { await shutDown(lock) }
+        var looks = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            switch try await logind.poll() {
+            var signal = try await logind.poll()
+            // Every 5 s logind's own state too: a signal the bus did not deliver (a client
+            // filling the agent's queue) is not missed for long.
+            looks += 1
+            if signal == .none, looks % 5 == 0 {
+                signal = try await logind.preparingForShutdown() ? .shutdownBegins : .shutdownCancelled
+            }
+            switch signal {
             case .none:
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             case .more:
@@ -141,7 +148,8 @@ struct NodeShutdown: Sendable {
     let host: PodHost
     let logger: Logger
 
-    /// How long the final statuses may take to reach the API after the groups' time.
+    /// How long the final statuses may take to reach the API after the groups' time (and the
+    /// checkpoint after them: logind waits this and 2 s more beyond the plan).
     static let statusSeconds: Int64 = 3
 
     /// Stops every pod still running or stopping, lowest priority group first, and waits (within
@@ -156,17 +164,17 @@ struct NodeShutdown: Sendable {
         for (pod, worker) in pods.admittedPods() where !(await worker.isStopped) { candidates.append((pod, worker)) }
         logger.notice("the node is shutting down: stopping \(candidates.count) pods within \(plan.totalSeconds) s")
         var ended: [(uid: String, worker: PodWorker)] = []
-        var groupStart = ContinuousClock.now
+        // One budget from the signal: group i ends at most the first i+1 groups' time after it.
+        var groupsEnd = signalled
         for (index, group) in plan.groups.enumerated() {
+            groupsEnd += .seconds(group.gracePeriodSeconds)
             let members = candidates.filter { plan.groupIndex(priority: $0.pod.spec?.priority ?? 0) == index }
             guard !members.isEmpty else { continue }
             logger.info("stopping \(members.count) pods of priority ≥ \(group.priority) within \(group.gracePeriodSeconds) s")
-            groupStart = .now
             for member in members where await member.worker.shutDownForNode(gracePeriod: group.gracePeriodSeconds) {
                 if let uid = member.pod.metadata.uid { ended.append((uid, member.worker)) }
             }
-            let deadline = groupStart + .seconds(group.gracePeriodSeconds)
-            while ContinuousClock.now < deadline && !Task.isCancelled {
+            while ContinuousClock.now < groupsEnd && !Task.isCancelled {
                 var stopped = true
                 for member in members where !(await member.worker.isStopped) { stopped = false }
                 if stopped { break }
@@ -174,7 +182,7 @@ struct NodeShutdown: Sendable {
             }
         }
         // The final statuses: the status service writes them.
-        let statusDeadline = max(signalled + .seconds(plan.totalSeconds), ContinuousClock.now) + .seconds(Self.statusSeconds)
+        let statusDeadline = signalled + .seconds(plan.totalSeconds + Self.statusSeconds)
         var written: [String: PodStatus] = [:], waiting = 0
         repeat {
             written = [:]

@@ -169,11 +169,12 @@ public actor PodWorker {
         }
     }
 
-    /// Nothing of the pod runs or is being stopped any more.
+    /// Nothing of the pod runs or is being stopped any more (a pod that ended may still be
+    /// stopping its other containers: its deadline, a sidecar).
     public var isStopped: Bool {
         switch state {
         case .syncing, .evicting, .terminating: false
-        case .finished: !killInProgress
+        case .finished: !killInProgress && !runs.values.contains(where: \.isRunning)
         case .rejected, .terminated: true
         }
     }

@@ -66,15 +66,15 @@ public final class PodWorkers: Service, Sendable {
         guard !statuses.isEmpty else { return }
         let done = CommandDone()
         continuation.yield(.ended(statuses: statuses, done: done))
-        await done.wait(upTo: .seconds(5))
+        await done.wait(upTo: .seconds(2))
     }
 
     /// Returns once every change given before has been carried out (admission included), or
-    /// after 5 s.
-    public func settle() async {
+    /// after `limit`.
+    public func settle(upTo limit: Duration = .seconds(2)) async {
         let done = CommandDone()
         continuation.yield(.settle(done: done))
-        await done.wait(upTo: .seconds(5))
+        await done.wait(upTo: limit)
     }
 
     public func run() async throws {
