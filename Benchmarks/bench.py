@@ -29,6 +29,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from exec_stream import measure_exec  # noqa: E402
 from flash_wear import measure_flash  # noqa: E402
+from podman_play import podman_kube_play_times  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMESPACE = "default"
@@ -392,8 +393,14 @@ def measure_start(cluster, results, count, parallel):
                         "crun run -d p50, " + label, percentile(crun, 0.5) * 1000 if crun else None, "≤ 150 ms"))
         results.append(("pod start p99, " + label, values and percentile(values, 0.99) * 1000, "ms",
                         "crun run -d p99, " + label, percentile(crun, 0.99) * 1000 if crun else None, ""))
-    if shutil.which("podman") is None:
-        results.append(("podman kube play", None, "", "not installed here", None, "skipped"))
+    played = podman_kube_play_times(cluster, count, parallel, run, log)
+    if played is None:
+        results.append(("podman kube play", None, "", "not installed here (or failed)", None, "skipped"))
+    else:
+        for label, values, podman in (("sequential", latencies["sequential"], played[0]),
+                                      (f"{parallel} in parallel", latencies[f"{parallel} in parallel"], played[1])):
+            results.append(("pod start p50 (vs podman), " + label, values and percentile(values, 0.5) * 1000, "ms",
+                            "podman kube play p50, " + label, percentile(podman, 0.5) if podman else None, ""))
 
 
 def measure_pod_cgroups(cluster, results, count, parallel):

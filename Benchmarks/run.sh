@@ -7,6 +7,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 packaging/install-deps.sh --test >/dev/null
+# The peer pod manager of the pod-start rows (podman kube play), from Debian.
+command -v podman >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman catatonit >/dev/null
 packaging/build-deb.sh >/dev/null
 bin=$(swift build -c release --static-swift-stdlib --show-bin-path)
 exec python3 Benchmarks/bench.py --bin "$bin" "$@"
