@@ -15,21 +15,7 @@ struct GracefulShutdownVMTests {
     }
 
     func pod(_ name: String, image: String, critical: Bool = false) -> String {
-        let note = { (what: String) in "read up rest < /proc/uptime; echo \(name)-\(what) $up >> /shared/order" }
-        return """
-            apiVersion: v1
-            kind: Pod
-            metadata: {name: \(name)}
-            spec:
-              terminationGracePeriodSeconds: 60
-              \(critical ? "priorityClassName: system-node-critical" : "")
-              containers:
-              - name: app
-                image: \(image)
-                command: ["sh", "-c", "trap '\(note("term")); sleep 3; \(note("exit")); exit 0' TERM; while true; do sleep 1; done"]
-                volumeMounts: [{name: shared, mountPath: /shared}]
-              volumes: [{name: shared, hostPath: {path: /var/lib/shutdown-test}}]
-            """
+        NodeShutdownTests.trappingPod(name, image: image, hostPath: "/var/lib/shutdown-test", seconds: 3, critical: critical)
     }
 
     @Test func systemctlRebootStopsThePodsByPriorityAndReportsThemFirst() async throws {

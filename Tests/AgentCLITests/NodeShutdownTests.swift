@@ -14,25 +14,29 @@ import Testing
 struct NodeShutdownTests {
     var image: String { (try? PodImageRegistry.shared.get().busybox) ?? "" }
 
-    /// A container that, on SIGTERM, notes the time (seconds since boot), takes two seconds to
-    /// finish and notes that too, in the shared folder.
-    func pod(_ name: String, critical: Bool = false, nodeName: String? = nil) -> String {
+    /// A pod whose container, on SIGTERM, notes the time (seconds since boot) in `hostPath`'s
+    /// `order` file, takes `seconds` to finish and notes that too.
+    static func trappingPod(_ name: String, image: String, hostPath: String, seconds: Int, critical: Bool = false, nodeName: String? = nil) -> String {
         let note = { (what: String) in "read up rest < /proc/uptime; echo \(name)-\(what) $up >> /shared/order" }
         return """
             apiVersion: v1
             kind: Pod
             metadata: {name: \(name)}
             spec:
-              terminationGracePeriodSeconds: 30
+              terminationGracePeriodSeconds: 60
               \(critical ? "priorityClassName: system-node-critical" : "")
               \(nodeName.map { "nodeName: \($0)" } ?? "")
               containers:
               - name: app
                 image: \(image)
-                command: ["sh", "-c", "trap '\(note("term")); sleep 2; \(note("exit")); exit 0' TERM; while true; do sleep 1; done"]
+                command: ["sh", "-c", "trap '\(note("term")); sleep \(seconds); \(note("exit")); exit 0' TERM; while true; do sleep 1; done"]
                 volumeMounts: [{name: shared, mountPath: /shared}]
-              volumes: [{name: shared, hostPath: {path: \(sharedDirectory)}}]
+              volumes: [{name: shared, hostPath: {path: \(hostPath)}}]
             """
+    }
+
+    func pod(_ name: String, critical: Bool = false, nodeName: String? = nil) -> String {
+        Self.trappingPod(name, image: image, hostPath: sharedDirectory, seconds: 2, critical: critical, nodeName: nodeName)
     }
 
     let sharedDirectory = NSTemporaryDirectory() + "iotkube-shutdown-\(UUID().uuidString.prefix(8))"
