@@ -6,6 +6,9 @@
  * one connection, method calls with their replies, and one watched signal. Messages are built
  * and read in the machine's byte order (the peer is on the same machine). */
 
+/* The runtime's own: hidden from the dynamic symbol table, as internal.h's. */
+#pragma GCC visibility push(hidden)
+
 #define DBUS_MESSAGE_LIMIT (64 * 1024)
 #define DBUS_CALL_TIMEOUT_MS 30000
 #define DBUS_MAX_FDS 4
@@ -57,5 +60,7 @@ int iotkube_dbus_reply(struct bus *bus, uint32_t serial, char *name, size_t name
 int iotkube_dbus_wait_signal(struct bus *bus, int timeout_ms);
 /* Closes the descriptors of the last message read. */
 void iotkube_dbus_drop_fds(struct bus *bus);
+
+#pragma GCC visibility pop
 
 #endif
