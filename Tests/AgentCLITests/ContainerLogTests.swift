@@ -111,14 +111,16 @@ import Testing
             try await reader.follow(request, file: file) { bytes in received.withLock { $0 += String(decoding: bytes, as: UTF8.self) } }
         }
         defer { following.cancel() }
-        for _ in 0..<40 where !received.withLock({ $0.contains("before") }) { try await Task.sleep(for: .milliseconds(100)) }
+        // Up to 30 s: on a loaded machine the follow's first read can take seconds.
+        for _ in 0..<300 where !received.withLock({ $0.contains("before") }) { try await Task.sleep(for: .milliseconds(100)) }
+        try #require(received.withLock { $0 } == "before\n", "the follow did not read the tail before the rotation")
         // Rotation (copy + truncate), then the container writes on into the emptied file.
         #expect(try ContainerLogRotation(maxBytes: 1024, maxFiles: 2).rotateIfNeeded(file))
         let handle = try #require(FileHandle(forWritingAtPath: file))
         handle.seekToEndOfFile()
         handle.write(Data("2026-11-24T00:00:03Z stdout F after\n".utf8))
         try handle.close()
-        for _ in 0..<40 where !received.withLock({ $0.contains("after") }) { try await Task.sleep(for: .milliseconds(100)) }
+        for _ in 0..<300 where !received.withLock({ $0.contains("after") }) { try await Task.sleep(for: .milliseconds(100)) }
         #expect(received.withLock { $0 } == "before\nafter\n")
     }
 }
