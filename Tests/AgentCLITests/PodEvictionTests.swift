@@ -119,7 +119,13 @@ struct PodEvictionTests {
             let pod = try await node.pod(name)
             #expect(pod.status?.phase == .running && PodNode.status(pod, "app")?.restartCount == 0, "\(name): \(String(describing: pod.status))")
         }
-        let events = try KubeJSON.decode(KubeList<Event>.self, from: Array(try await node.kubectl(["get", "events", "-o", "json"]).utf8)).items
+        // Events are posted apart from statuses (batched, rate-limited): waited for, up to 30 s.
+        var events: [Event] = []
+        for _ in 0..<60 {
+            events = try KubeJSON.decode(KubeList<Event>.self, from: Array(try await node.kubectl(["get", "events", "-o", "json"]).utf8)).items
+            if events.contains(where: { $0.reason == "Evicted" && $0.involvedObject.name == "late" }) { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
         #expect(events.contains { $0.reason == "Evicted" && $0.involvedObject.name == "writer" && $0.type == "Warning" })
         #expect(events.contains { $0.reason == "Evicted" && $0.involvedObject.name == "late" })
 
