@@ -33,6 +33,18 @@ public enum JSONValue: Sendable, Hashable {
         return nil
     }
 
+    /// The elements, if this is an array.
+    public var arrayValue: [JSONValue]? {
+        if case .array(let items) = self { return items }
+        return nil
+    }
+
+    /// The flag, if this is a boolean.
+    public var boolValue: Bool? {
+        if case .bool(let flag) = self { return flag }
+        return nil
+    }
+
     /// A short description for error messages: the kind and a truncated rendering.
     var shortDescription: String {
         switch self {

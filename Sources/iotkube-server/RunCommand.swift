@@ -107,7 +107,9 @@ struct RunCommand: AsyncParsableCommand {
         let csrCleaner = CSRCleanerService(store: store, logger: logger, interval: .seconds(csrCleanupInterval))
         // First, so the last to stop: it writes what is kept in memory after the API stopped.
         var services: [any Service] = [StoreFlushService(store: store, interval: .seconds(max(1, reconstructibleWriteInterval)), logger: logger),
-                                       http, scheduler, nodeLifecycle, csrCleaner]
+                                       http, scheduler, nodeLifecycle, csrCleaner,
+                                       ReplicaSetController(store: store, logger: logger), DeploymentController(store: store, logger: logger),
+                                       GarbageCollector(store: store, logger: logger)]
         if let network = try? IPv4Network(clusterCIDR, prefixes: 8...30) {
             services.append(NodeIPAMService(store: store, logger: logger, clusterCIDR: network, nodeMaskSize: nodeCIDRMaskSize))
         }

@@ -55,10 +55,10 @@ struct PatchAndSelectorTests {
         for (selector, expected) in [("app=web", true), ("app==web,tier=frontend", true), ("app!=web", false), ("env in (prod,staging)", true),
                                      ("env notin (prod)", false), ("tier", true), ("!tier", false), ("!missing", true), ("missing", false),
                                      ("", true), ("app=web,env in (dev)", false)] {
-            #expect(try LabelSelector(parsing: selector).matches(labels) == expected, "\(selector)")
+            #expect(try LabelQuery(parsing: selector).matches(labels) == expected, "\(selector)")
         }
-        #expect(throws: APIError.self) { try LabelSelector(parsing: "env in prod") }
-        #expect(throws: APIError.self) { try LabelSelector(parsing: "bad key") }
+        #expect(throws: APIError.self) { try LabelQuery(parsing: "env in prod") }
+        #expect(throws: APIError.self) { try LabelQuery(parsing: "bad key") }
     }
 
     @Test func fieldSelectors() throws {

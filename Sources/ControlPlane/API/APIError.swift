@@ -38,7 +38,9 @@ public struct APIError: Error, Sendable, CustomStringConvertible {
 
     static func invalid(_ resource: ResourceType, _ name: String, _ causes: [StatusCause]) -> APIError {
         let summary = causes.map { "\($0.field ?? ""): \($0.message ?? "")" }.joined(separator: ", ")
-        return APIError(code: 422, reason: "Invalid", message: "\(resource.kind) \"\(name)\" is invalid: [\(summary)]",
+        // kube-apiserver names the kind with its group: `Deployment.apps "web" is invalid`.
+        let kind = resource.group.isEmpty ? resource.kind : "\(resource.kind).\(resource.group)"
+        return APIError(code: 422, reason: "Invalid", message: "\(kind) \"\(name)\" is invalid: [\(summary)]",
                         details: StatusDetails(name: name, group: resource.group, kind: resource.kind, causes: causes))
     }
 

@@ -12,7 +12,7 @@ extension APIServer {
             }
             return Self.objectResponse(200, object)
         case "list":
-            let labelSelector = try LabelSelector(parsing: request.query["labelSelector"] ?? "")
+            let labelSelector = try LabelQuery(parsing: request.query["labelSelector"] ?? "")
             let items = metricsStore.list(route.resource, namespace: route.namespace, now: now).filter { sample in
                 // Metrics carry no labels of their own: select on the node's or pod's labels.
                 let source: JSONValue?

@@ -17,7 +17,7 @@ extension APIServer {
     }
 
     func list(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {
-        let labelSelector = try LabelSelector(parsing: request.query["labelSelector"] ?? "")
+        let labelSelector = try LabelQuery(parsing: request.query["labelSelector"] ?? "")
         let fieldSelector = try FieldSelector(parsing: request.query["fieldSelector"] ?? "", resource: route.resource)
         let limit = try request.query["limit"].map { text -> Int in
             guard let value = Int(text), value >= 0 else { throw APIError.badRequest("limit must be a non-negative integer") }
@@ -52,7 +52,7 @@ extension APIServer {
         return Self.objectResponse(200, list)
     }
 
-    static func matches(_ object: JSONValue, _ labels: LabelSelector, _ fields: FieldSelector) -> Bool {
+    static func matches(_ object: JSONValue, _ labels: LabelQuery, _ fields: FieldSelector) -> Bool {
         var labelMap: [String: String] = [:]
         for member in object[path: ["metadata", "labels"]]?.objectValue ?? JSONObject() {
             labelMap[member.key] = member.value.stringValue
@@ -66,7 +66,7 @@ extension APIServer {
 
     /// A chunked stream of watch events, one JSON object per line.
     func watch(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {
-        let labelSelector = try LabelSelector(parsing: request.query["labelSelector"] ?? "")
+        let labelSelector = try LabelQuery(parsing: request.query["labelSelector"] ?? "")
         let fieldSelector = try FieldSelector(parsing: request.query["fieldSelector"] ?? "", resource: route.resource)
         var selectedFields = fieldSelector
         if let name = route.name {  // watching a single object by name
@@ -138,7 +138,7 @@ extension APIServer {
 
     /// What a filtered watcher sees of a change: objects entering the selection are ADDED,
     /// leaving it DELETED.
-    static func filteredEvent(_ change: Change, _ labels: LabelSelector, _ fields: FieldSelector) -> (WatchEventType, JSONValue)? {
+    static func filteredEvent(_ change: Change, _ labels: LabelQuery, _ fields: FieldSelector) -> (WatchEventType, JSONValue)? {
         let now = matches(change.object, labels, fields)
         switch change.type {
         case .added: return now ? (.added, change.object) : nil

@@ -24,6 +24,8 @@ extension APIServer {
             tree.set(["spec", "groups"], .array(identity.groups.map(JSONValue.string)))
             tree.set(["status"], nil)
         }
+        // A workload's status is its controller's to write.
+        if route.resource == .deployments || route.resource == .replicaSets { tree.set(["status"], nil) }
         // A node password never stays in the request (its hash and verdict are the server's).
         let nodePassword = route.resource == .certificateSigningRequests ? NodePasswords.takePassword(&tree) : nil
         let (mode, warn) = try Self.fieldValidation(request)
@@ -111,6 +113,7 @@ extension APIServer {
             warnings = decoded.droppedFields
             decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
             try ObjectValidation.validate(decoded.object, resource: route.resource)
+            if route.subresource == nil { try ObjectValidation.validateUpdate(old: current, new: decoded.object, resource: route.resource) }
             try admitNodeWrite(route, old: current, new: decoded.object)
             if route.resource == .pods, route.subresource == nil, let old = try? KubeJSON.decode(Pod.self, from: current),
                let new = try? KubeJSON.decode(Pod.self, from: decoded.object) {
@@ -154,6 +157,7 @@ extension APIServer {
                            details: StatusDetails(group: "meta.k8s.io", kind: "DeleteOptions", causes: [error.cause]))
         }
         let hasFinalizers = Self.hasFinalizers(current)
+        let propagationFinalizer = try Self.propagationFinalizer(request, options)
 
         // Pods bound to a node terminate gracefully: the node's agent stops them and then deletes.
         var grace: Int64 = 0
@@ -164,12 +168,20 @@ extension APIServer {
             if Self.systemNamespaces.contains(name) { throw APIError.forbidden("namespace \"\(name)\" is a system namespace and cannot be deleted") }
             try deleteNamespaceContents(name)
         }
-        if grace > 0 || hasFinalizers {
+        if grace > 0 || hasFinalizers || propagationFinalizer != nil {
             let deadline = Timestamp.now().adding(seconds: grace)
             let marked = try store.update(route.resource, namespace: namespace, name: name) { object in
                 var next = object
+                if let propagationFinalizer {
+                    // The garbage collector orphans or deletes the dependents, then drops it.
+                    var finalizers = (object[path: ["metadata", "finalizers"]]?.arrayValue ?? []).filter {
+                        $0.stringValue != GarbageCollector.orphanFinalizer && $0.stringValue != GarbageCollector.foregroundFinalizer
+                    }
+                    finalizers.append(.string(propagationFinalizer))
+                    next.set(["metadata", "finalizers"], .array(finalizers))
+                }
                 if let existing = object.string(at: ["metadata", "deletionTimestamp"]), let existingTime = try? Timestamp(rfc3339: existing), existingTime <= deadline {
-                    return nil  // already terminating at least as soon
+                    return next == object ? nil : next  // already terminating at least as soon
                 }
                 next.set(["metadata", "deletionTimestamp"], .string(deadline.description))
                 next.set(["metadata", "deletionGracePeriodSeconds"], .integer(grace))
@@ -181,6 +193,29 @@ extension APIServer {
         // A deleted node's name is free again: its password goes with it (as with k3s).
         if route.resource == .nodes { NodePasswords(store: store).forget(node: name) }
         return Self.objectResponse(200, removed)
+    }
+
+    /// The finalizer a delete's propagation policy asks for: `orphan` (`Orphan`, or the older
+    /// `orphanDependents: true`), `foregroundDeletion` (`Foreground`), or none (`Background`,
+    /// the default: the garbage collector deletes the dependents after the owner is gone).
+    static func propagationFinalizer(_ request: HTTPRequest, _ options: JSONValue) throws -> String? {
+        let policy = request.query["propagationPolicy"] ?? options.string(at: ["propagationPolicy"])
+        let orphanDependents = request.query["orphanDependents"].map { $0 == "true" } ?? options[path: ["orphanDependents"]]?.boolValue
+        if policy != nil, orphanDependents != nil {
+            throw APIError(code: 422, reason: "Invalid", message: "DeleteOptions \"\" is invalid: [propagationPolicy: Invalid value: \"\(policy ?? "")\": orphanDependents and deletionPropagation cannot be both set]",
+                           details: StatusDetails(group: "meta.k8s.io", kind: "DeleteOptions", causes: [StatusCause(reason: "FieldValueInvalid",
+                               message: "orphanDependents and deletionPropagation cannot be both set", field: "propagationPolicy")]))
+        }
+        switch policy {
+        case "Orphan"?: return GarbageCollector.orphanFinalizer
+        case "Foreground"?: return GarbageCollector.foregroundFinalizer
+        case "Background"?: return nil
+        case nil: return orphanDependents == true ? GarbageCollector.orphanFinalizer : nil
+        case let other?:
+            let message = "Unsupported value: \"\(other.prefix(64))\": supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\""
+            throw APIError(code: 422, reason: "Invalid", message: "DeleteOptions \"\" is invalid: [propagationPolicy: \(message)]",
+                           details: StatusDetails(group: "meta.k8s.io", kind: "DeleteOptions", causes: [StatusCause(reason: "FieldValueNotSupported", message: message, field: "propagationPolicy")]))
+        }
     }
 
     /// Removes every namespaced object of a namespace being deleted.

@@ -103,6 +103,7 @@ public final class APIServer: HTTPRequestHandler {
         if route.resource == .pods, route.subresource == "exec" || route.subresource == "attach" { return try await podExec(route, request) }
         if route.resource == .pods, route.subresource == "portforward" { return try await podPortForward(route, request) }
         if route.resource == .nodes, route.subresource == "proxy" { return try await nodeProxy(route, request) }
+        if route.subresource == "scale" { return try scale(verb, route, request) }
         switch verb {
         case "get":
             if route.subresource == "log" { return try await podLog(route, request) }

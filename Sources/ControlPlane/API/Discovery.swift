@@ -62,14 +62,22 @@ enum Discovery {
                 "kind": .string(resource.kind), "verbs": .array(resource.verbs.map(JSONValue.string)),
             ]
             if !resource.shortNames.isEmpty { entry.set(["shortNames"], .array(resource.shortNames.map(JSONValue.string))) }
+            if !resource.categories.isEmpty { entry.set(["categories"], .array(resource.categories.map(JSONValue.string))) }
             entries.append(entry)
             for subresource in resource.subresources {
                 let connect = ["exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions", "proxy": "NodeProxyOptions"]
                 let verbs: [JSONValue] = subresource == "log" || subresource == "proxy" ? ["get"] : connect[subresource] != nil ? ["create", "get"] : ["get", "patch", "update"]
-                entries.append([
+                var subresourceEntry: JSONValue = [
                     "name": .string("\(resource.plural)/\(subresource)"), "singularName": "", "namespaced": .bool(resource.namespaced),
                     "kind": .string(subresource == "log" ? "Pod" : connect[subresource] ?? resource.kind), "verbs": .array(verbs),
-                ])
+                ]
+                if subresource == "scale" {
+                    // kubectl scale finds the Scale kind it sends here.
+                    subresourceEntry.set(["group"], "autoscaling")
+                    subresourceEntry.set(["version"], "v1")
+                    subresourceEntry.set(["kind"], "Scale")
+                }
+                entries.append(subresourceEntry)
             }
         }
         let groupVersion = group.isEmpty ? version : "\(group)/\(version)"

@@ -26,7 +26,22 @@ enum ObjectValidation {
         if resource == .certificateSigningRequests, let request = try? KubeJSON.decode(CertificateSigningRequest.self, from: object) {
             causes += ClusterObjectValidation.problems(request)
         }
+        if resource == .replicaSets, let replicaSet = try? KubeJSON.decode(ReplicaSet.self, from: object) {
+            causes += WorkloadValidation.problems(replicaSet)
+        }
+        if resource == .deployments, let deployment = try? KubeJSON.decode(Deployment.self, from: object) {
+            causes += WorkloadValidation.problems(deployment)
+        }
         if !causes.isEmpty { throw APIError.invalid(resource, name, causes) }
+    }
+
+    /// Rules of an update beyond those of the new object alone: a workload's selector is fixed.
+    static func validateUpdate(old: JSONValue, new: JSONValue, resource: ResourceType) throws {
+        guard resource == .replicaSets || resource == .deployments else { return }
+        let oldSelector = old[path: ["spec", "selector"]].flatMap { try? KubeJSON.decode(LabelSelector.self, from: $0) }
+        let newSelector = new[path: ["spec", "selector"]].flatMap { try? KubeJSON.decode(LabelSelector.self, from: $0) }
+        let causes = WorkloadValidation.updateProblems(oldSelector: oldSelector, newSelector: newSelector)
+        if !causes.isEmpty { throw APIError.invalid(resource, new.string(at: ["metadata", "name"]) ?? "", causes) }
     }
 
     /// Namespace names are DNS-1123 labels; the other resources here use DNS subdomains.
@@ -34,7 +49,8 @@ enum ObjectValidation {
         if name.isEmpty { return "name or generateName is required" }
         if resource == .namespaces { return NameValidation.dnsLabelProblem(name) }
         if resource == .nodes || resource == .pods || resource == .configMaps || resource == .secrets || resource == .leases
-            || resource == .serviceAccounts || resource == .certificateSigningRequests || resource == .events {
+            || resource == .serviceAccounts || resource == .certificateSigningRequests || resource == .events
+            || resource == .replicaSets || resource == .deployments {
             return NameValidation.dnsSubdomainProblem(name)
         }
         return nil

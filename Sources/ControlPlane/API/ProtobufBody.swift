@@ -13,6 +13,9 @@ enum ProtobufBody {
         case bytes
         case int64
         case bool
+        /// A Go field that is not a pointer: written even when zero, which means unset.
+        case plainInt
+        case plainBool
         case time
         case message(Schema)
         case map(FieldType)
@@ -29,7 +32,7 @@ enum ProtobufBody {
     ])
     static let objectMeta = Schema(fields: [
         1: ("name", .string), 2: ("generateName", .string), 3: ("namespace", .string), 4: ("selfLink", .string), 5: ("uid", .string),
-        6: ("resourceVersion", .string), 7: ("generation", .int64), 8: ("creationTimestamp", .time), 9: ("deletionTimestamp", .time),
+        6: ("resourceVersion", .string), 7: ("generation", .plainInt), 8: ("creationTimestamp", .time), 9: ("deletionTimestamp", .time),
         10: ("deletionGracePeriodSeconds", .int64), 11: ("labels", .map(.string)), 12: ("annotations", .map(.string)),
         13: ("ownerReferences", .repeated(.message(ownerReference))), 14: ("finalizers", .repeated(.string)),
     ])
@@ -44,7 +47,45 @@ enum ProtobufBody {
         5: ("lastTransitionTime", .time), 6: ("status", .string),
     ])
 
+    static let labelSelector = Schema(fields: [
+        1: ("matchLabels", .map(.string)),
+        2: ("matchExpressions", .repeated(.message(Schema(fields: [1: ("key", .string), 2: ("operator", .string), 3: ("values", .repeated(.string))])))),
+    ])
+    /// The container fields kubectl's generators write (`kubectl create deployment`); quantities
+    /// and probes are not read here (such bodies are refused, naming the field).
+    static let container = Schema(fields: [
+        1: ("name", .string), 2: ("image", .string), 3: ("command", .repeated(.string)), 4: ("args", .repeated(.string)), 5: ("workingDir", .string),
+        6: ("ports", .repeated(.message(Schema(fields: [
+            1: ("name", .string), 2: ("hostPort", .plainInt), 3: ("containerPort", .int64), 4: ("protocol", .string), 5: ("hostIP", .string),
+        ])))),
+        7: ("env", .repeated(.message(Schema(fields: [1: ("name", .string), 2: ("value", .string)])))),
+        8: ("resources", .message(Schema(fields: [:]))),
+        13: ("terminationMessagePath", .string), 14: ("imagePullPolicy", .string), 16: ("stdin", .plainBool), 17: ("stdinOnce", .plainBool), 18: ("tty", .plainBool),
+        20: ("terminationMessagePolicy", .string),
+    ])
+    static let podSpec = Schema(fields: [
+        2: ("containers", .repeated(.message(container))), 3: ("restartPolicy", .string), 4: ("terminationGracePeriodSeconds", .int64),
+        5: ("activeDeadlineSeconds", .int64), 6: ("dnsPolicy", .string), 7: ("nodeSelector", .map(.string)), 8: ("serviceAccountName", .string),
+        9: ("serviceAccount", .string), 10: ("nodeName", .string), 11: ("hostNetwork", .plainBool), 12: ("hostPID", .plainBool), 13: ("hostIPC", .plainBool),
+        15: ("imagePullSecrets", .repeated(.message(localObjectReference))), 16: ("hostname", .string), 17: ("subdomain", .string),
+        19: ("schedulerName", .string), 20: ("initContainers", .repeated(.message(container))), 24: ("priorityClassName", .string),
+    ])
+    static let podTemplateSpec = Schema(fields: [1: ("metadata", .message(objectMeta)), 2: ("spec", .message(podSpec))])
+
     static let schemas: [String: Schema] = [
+        // kubectl create deployment (apps/v1): the generator's fields; status is the server's.
+        "Deployment": Schema(fields: [
+            1: ("metadata", .message(objectMeta)),
+            2: ("spec", .message(Schema(fields: [
+                1: ("replicas", .int64), 2: ("selector", .message(labelSelector)), 3: ("template", .message(podTemplateSpec)),
+                4: ("strategy", .message(Schema(fields: [1: ("type", .string)]))), 5: ("minReadySeconds", .plainInt), 6: ("revisionHistoryLimit", .int64),
+                7: ("paused", .plainBool), 9: ("progressDeadlineSeconds", .int64),
+            ]))),
+            3: ("status", .message(Schema(fields: [
+                1: ("observedGeneration", .plainInt), 2: ("replicas", .plainInt), 3: ("updatedReplicas", .plainInt), 4: ("availableReplicas", .plainInt),
+                5: ("unavailableReplicas", .plainInt), 7: ("readyReplicas", .plainInt), 8: ("collisionCount", .int64),
+            ]))),
+        ]),
         // kubectl certificate approve|deny sends the whole request to /approval.
         "CertificateSigningRequest": Schema(fields: [
             1: ("metadata", .message(objectMeta)),
@@ -89,7 +130,7 @@ enum ProtobufBody {
             }
         }
         guard let schema = schemas[kind] else {
-            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies are accepted for CertificateSigningRequest, ConfigMap, Namespace, Secret and ServiceAccount only; send \(kind) as application/json")
+            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies are accepted for CertificateSigningRequest, ConfigMap, Deployment, Namespace, Secret and ServiceAccount only; send \(kind) as application/json")
         }
         var object = try message(raw, schema, path: kind)
         object.set(["apiVersion"], .string(apiVersion))
@@ -139,6 +180,10 @@ enum ProtobufBody {
         case .bytes: return .string(Data(try reader.lengthDelimited()).base64EncodedString())
         case .int64: return .integer(Int64(bitPattern: try reader.varint()))
         case .bool: return .bool(try reader.varint() != 0)
+        case .plainInt:
+            let number = Int64(bitPattern: try reader.varint())
+            return number == 0 ? .null : .integer(number)
+        case .plainBool: return try reader.varint() != 0 ? .bool(true) : .null
         case .time:
             var time = Reader(bytes: try reader.lengthDelimited())
             var seconds: Int64 = 0
@@ -151,6 +196,8 @@ enum ProtobufBody {
             guard (Timestamp.earliestRepresentable.seconds...Timestamp.latestRepresentable.seconds).contains(seconds), (0..<1_000_000_000).contains(nanos) else {
                 throw APIError.badRequest("the time at \(path) is outside the years 0000-9999")
             }
+            // Go writes an unset time as the zero one (which JSON writes as null).
+            if seconds == 0 && nanos == 0 { return .null }
             return .string(Timestamp(seconds: seconds, nanoseconds: nanos).description)
         case .message(let schema): return try message(try reader.lengthDelimited(), schema, path: path)
         case .map, .repeated: throw APIError.badRequest("nested protobuf collections at \(path) are not supported")

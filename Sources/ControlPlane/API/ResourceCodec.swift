@@ -25,6 +25,8 @@ struct ResourceCodec {
             case "ServiceAccount": return try normalise(ServiceAccount.self, tree, mode)
             case "Lease": return try normalise(Lease.self, tree, mode)
             case "CertificateSigningRequest": return try normalise(CertificateSigningRequest.self, tree, mode)
+            case "ReplicaSet": return try normalise(ReplicaSet.self, tree, mode)
+            case "Deployment": return try normalise(Deployment.self, tree, mode)
             default: return Decoded(object: tree, droppedFields: [])
             }
         } catch let error as KubeDecodingError {

@@ -9,18 +9,36 @@ enum ResourceDefaults {
             if namespace[path: ["spec", "finalizers"]] == nil { namespace.set(["spec", "finalizers"], ["kubernetes"]) }
             return namespace
         }
+        if resource == .deployments, var deployment = try? KubeJSON.decode(Deployment.self, from: object), var spec = deployment.spec {
+            spec.replicas = spec.replicas ?? 1
+            var strategy = spec.strategy ?? DeploymentStrategy()
+            strategy.type = strategy.type ?? "RollingUpdate"
+            if strategy.type == "RollingUpdate" {
+                var rolling = strategy.rollingUpdate ?? RollingUpdateDeployment()
+                rolling.maxUnavailable = rolling.maxUnavailable ?? "25%"
+                rolling.maxSurge = rolling.maxSurge ?? "25%"
+                strategy.rollingUpdate = rolling
+            }
+            spec.strategy = strategy
+            spec.revisionHistoryLimit = spec.revisionHistoryLimit ?? 10
+            spec.progressDeadlineSeconds = spec.progressDeadlineSeconds ?? 600
+            spec.template = spec.template.map(defaultTemplate)
+            deployment.spec = spec
+            return (try? KubeJSON.tree(deployment)) ?? object
+        }
+        if resource == .replicaSets, var replicaSet = try? KubeJSON.decode(ReplicaSet.self, from: object), var spec = replicaSet.spec {
+            spec.replicas = spec.replicas ?? 1
+            spec.template = spec.template.map(defaultTemplate)
+            if (replicaSet.metadata.labels ?? [:]).isEmpty { replicaSet.metadata.labels = spec.template?.metadata?.labels }
+            replicaSet.spec = spec
+            return (try? KubeJSON.tree(replicaSet)) ?? object
+        }
         guard resource == .pods, var pod = try? KubeJSON.decode(Pod.self, from: object), var spec = pod.spec else { return object }
-        spec.restartPolicy = spec.restartPolicy ?? .always
-        spec.dnsPolicy = spec.dnsPolicy ?? .clusterFirst
-        spec.terminationGracePeriodSeconds = spec.terminationGracePeriodSeconds ?? 30
-        spec.schedulerName = spec.schedulerName ?? "default-scheduler"
-        spec.securityContext = spec.securityContext ?? PodSecurityContext()
+        spec = defaultPodSpec(spec)
         spec.enableServiceLinks = spec.enableServiceLinks ?? true
         // The Priority admission plugin's built-in classes (no PriorityClass objects here).
         spec.priority = spec.priority ?? builtinPriorities[spec.priorityClassName ?? ""] ?? 0
         spec.serviceAccountName = spec.serviceAccountName ?? "default"
-        spec.initContainers = spec.initContainers.map { $0.map(defaultContainer) }
-        spec.containers = spec.containers.map(defaultContainer)
         pod.spec = spec
         var status = pod.status ?? PodStatus()
         status.phase = status.phase ?? .pending
@@ -29,11 +47,33 @@ enum ResourceDefaults {
         return (try? KubeJSON.tree(pod)) ?? object
     }
 
+    /// The pod spec defaults (`SetDefaults_PodSpec` and the containers'), for pods and templates.
+    static func defaultPodSpec(_ podSpec: PodSpec) -> PodSpec {
+        var spec = podSpec
+        spec.restartPolicy = spec.restartPolicy ?? .always
+        spec.dnsPolicy = spec.dnsPolicy ?? .clusterFirst
+        spec.terminationGracePeriodSeconds = spec.terminationGracePeriodSeconds ?? 30
+        spec.schedulerName = spec.schedulerName ?? "default-scheduler"
+        spec.securityContext = spec.securityContext ?? PodSecurityContext()
+        spec.initContainers = spec.initContainers.map { $0.map(defaultContainer) }
+        spec.containers = spec.containers.map(defaultContainer)
+        return spec
+    }
+
+    private static func defaultTemplate(_ template: PodTemplateSpec) -> PodTemplateSpec {
+        var result = template
+        result.spec = result.spec.map(defaultPodSpec)
+        return result
+    }
+
     /// The priorities of Kubernetes' built-in PriorityClasses.
     static let builtinPriorities: [String: Int32] = ["system-node-critical": 2_000_001_000, "system-cluster-critical": 2_000_000_000]
 
     private static func defaultContainer(_ container: Container) -> Container {
         var result = container
+        // Always present, as kube-apiserver writes it (`resources: {}`): a template read back
+        // and sent again (`kubectl rollout undo`) then equals the one it came from.
+        result.resources = result.resources ?? ResourceRequirements()
         result.terminationMessagePath = result.terminationMessagePath ?? "/dev/termination-log"
         result.terminationMessagePolicy = result.terminationMessagePolicy ?? .file
         if result.imagePullPolicy == nil {

@@ -14,6 +14,8 @@ public struct ResourceType: Sendable, Hashable {
     /// Subresources served (`status`, `log`, `approval`).
     public var subresources: [String] = []
     public var verbs: [String] = ["create", "delete", "get", "list", "patch", "update", "watch"]
+    /// Groupings kubectl expands (`kubectl get all`).
+    public var categories: [String] = []
 
     /// `v1` or `group/version`.
     public var apiVersion: String { group.isEmpty ? version : "\(group)/\(version)" }
@@ -29,7 +31,7 @@ extension ResourceType {
         shortNames: ["ns"], subresources: ["status"])
     public static let pods = ResourceType(
         group: "", version: "v1", plural: "pods", singular: "pod", kind: "Pod", namespaced: true,
-        shortNames: ["po"], subresources: ["status", "log", "exec", "attach", "portforward"])
+        shortNames: ["po"], subresources: ["status", "log", "exec", "attach", "portforward"], categories: ["all"])
     public static let nodes = ResourceType(
         group: "", version: "v1", plural: "nodes", singular: "node", kind: "Node", namespaced: false,
         shortNames: ["no"], subresources: ["status", "proxy"])
@@ -48,6 +50,13 @@ extension ResourceType {
         group: "certificates.k8s.io", version: "v1", plural: "certificatesigningrequests", singular: "certificatesigningrequest",
         kind: "CertificateSigningRequest", namespaced: false, shortNames: ["csr"], subresources: ["status", "approval"])
 
+    public static let replicaSets = ResourceType(
+        group: "apps", version: "v1", plural: "replicasets", singular: "replicaset", kind: "ReplicaSet", namespaced: true,
+        shortNames: ["rs"], subresources: ["status", "scale"], categories: ["all"])
+    public static let deployments = ResourceType(
+        group: "apps", version: "v1", plural: "deployments", singular: "deployment", kind: "Deployment", namespaced: true,
+        shortNames: ["deploy"], subresources: ["status", "scale"], categories: ["all"])
+
     public static let nodeMetrics = ResourceType(
         group: "metrics.k8s.io", version: "v1beta1", plural: "nodes", singular: "", kind: "NodeMetrics", namespaced: false,
         verbs: ["get", "list"])
@@ -58,8 +67,13 @@ extension ResourceType {
     /// Every resource the server serves, in discovery order.
     public static let all: [ResourceType] = [
         .namespaces, .pods, .nodes, .events, .configMaps, .secrets, .serviceAccounts, .leases, .certificateSigningRequests,
-        .nodeMetrics, .podMetrics,
+        .replicaSets, .deployments, .nodeMetrics, .podMetrics,
     ]
+
+    /// The resource of an owner reference's `apiVersion` and `kind`, if the server serves it.
+    static func find(apiVersion: String, kind: String) -> ResourceType? {
+        all.first { $0.apiVersion == apiVersion && $0.kind == kind && !$0.isMetrics }
+    }
 
     /// Whether objects of this resource are usage samples kept in memory (metrics.k8s.io), not in the store.
     var isMetrics: Bool { group == "metrics.k8s.io" }

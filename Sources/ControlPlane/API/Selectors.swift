@@ -1,7 +1,7 @@
 import KubeModel
 
 /// A label selector (`app=web,tier!=db,env in (a,b),!legacy,release`), matched against labels.
-struct LabelSelector: Sendable {
+struct LabelQuery: Sendable {
     enum Requirement: Sendable {
         case equals(String, String)
         case notEquals(String, String)

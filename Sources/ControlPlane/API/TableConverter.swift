@@ -38,9 +38,30 @@ enum TableConverter {
         case "certificatesigningrequests":
             return [name, age, TableColumnDefinition(name: "SignerName"), TableColumnDefinition(name: "Requestor"),
                     TableColumnDefinition(name: "Condition")]
+        case "deployments":
+            return [name, TableColumnDefinition(name: "Ready", description: "The ready replicas of the desired ones."),
+                    TableColumnDefinition(name: "Up-to-date", type: "integer", description: "Replicas of the current template."),
+                    TableColumnDefinition(name: "Available", type: "integer", description: "Replicas available to serve."), age] + workloadWideColumns
+        case "replicasets":
+            return [name, TableColumnDefinition(name: "Desired", type: "integer", description: "The desired replicas."),
+                    TableColumnDefinition(name: "Current", type: "integer", description: "The replicas that exist."),
+                    TableColumnDefinition(name: "Ready", type: "integer", description: "The ready replicas."), age] + workloadWideColumns
         default:
             return [name, age]
         }
+    }
+
+    static let workloadWideColumns = [
+        TableColumnDefinition(name: "Containers", description: "The containers of the pod template.", priority: 1),
+        TableColumnDefinition(name: "Images", description: "The images of the pod template.", priority: 1),
+        TableColumnDefinition(name: "Selector", description: "The pod selector.", priority: 1),
+    ]
+
+    /// The wide columns of a workload: its template's containers and images and its selector.
+    static func workloadWideCells(_ template: PodTemplateSpec?, _ selector: LabelSelector?) -> [JSONValue] {
+        let containers = template?.spec?.containers ?? []
+        return [.string(containers.map(\.name).joined(separator: ",")), .string(containers.map { $0.image ?? "" }.joined(separator: ",")),
+                .string(selector?.queryText ?? "<none>")]
     }
 
     static func row(_ resource: ResourceType, _ object: JSONValue, now: Timestamp) -> TableRow {
@@ -91,6 +112,16 @@ enum TableConverter {
                 if object[path: ["status", "certificate"]] != nil { condition += ",Issued" }
             }
             cells = [name, age, .string(object.string(at: ["spec", "signerName"]) ?? ""), .string(object.string(at: ["spec", "username"]) ?? ""), .string(condition)]
+        case "deployments":
+            let deployment = try? KubeJSON.decode(Deployment.self, from: object)
+            let status = deployment?.status
+            cells = [name, .string("\(status?.readyReplicas ?? 0)/\(deployment?.spec?.replicas ?? 0)"), .integer(Int(status?.updatedReplicas ?? 0)),
+                     .integer(Int(status?.availableReplicas ?? 0)), age] + workloadWideCells(deployment?.spec?.template, deployment?.spec?.selector)
+        case "replicasets":
+            let replicaSet = try? KubeJSON.decode(ReplicaSet.self, from: object)
+            let status = replicaSet?.status
+            cells = [name, .integer(Int(replicaSet?.spec?.replicas ?? 0)), .integer(Int(status?.replicas ?? 0)), .integer(Int(status?.readyReplicas ?? 0)), age]
+                + workloadWideCells(replicaSet?.spec?.template, replicaSet?.spec?.selector)
         default:
             cells = [name, age]
         }

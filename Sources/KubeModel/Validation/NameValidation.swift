@@ -44,3 +44,18 @@ public enum NameValidation {
             || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
     }
 }
+
+extension NameValidation {
+    /// Label values: empty, or at most 63 alphanumerics, '-', '_' and '.', alphanumeric at both ends.
+    public static func labelValueProblem(_ value: String) -> String? {
+        if value.isEmpty { return nil }
+        let bytes = Array(value.utf8)
+        let isAlphanumeric = { (byte: UInt8) in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+        }
+        let allowed = bytes.count <= 63 && bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") }
+        return allowed && isAlphanumeric(bytes.first!) && isAlphanumeric(bytes.last!) ? nil
+            : "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+    }
+}

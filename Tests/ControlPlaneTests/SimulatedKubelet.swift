@@ -1,0 +1,70 @@
+import Foundation
+import KubeModel
+import IotkubeTestSupport
+import Synchronization
+
+/// A stand-in for a node's agent, for controller tests that need many pods to come and go
+/// quickly: it reports the pods bound to its node as running and Ready (or failing to pull an
+/// image whose reference contains `invalid`) and confirms their deletion, through real kubectl
+/// against the real server, as an agent's status writes and deletes would reach it.
+final class SimulatedKubelet: @unchecked Sendable {
+    let server: ServerProcess
+    let node: String
+    private let running = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(server: ServerProcess, node: String) throws {
+        self.server = server
+        self.node = node
+        let manifest = "apiVersion: v1\nkind: Node\nmetadata: {name: \(node), labels: {kubernetes.io/hostname: \(node)}}\n"
+        guard try server.kubectl(["create", "-f", "-"], input: manifest).status == 0 else { throw TestFailure("cannot create node \(node)") }
+        let now = Timestamp.now().description
+        let status = #"{"status":{"allocatable":{"cpu":"4","memory":"4Gi","pods":"110"},"capacity":{"cpu":"4","memory":"4Gi","pods":"110"},"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","message":"ready","lastHeartbeatTime":"\#(now)","lastTransitionTime":"\#(now)"}]}}"#
+        guard try server.kubectl(["patch", "node", node, "--subresource=status", "--type=merge", "-p", status]).status == 0 else {
+            throw TestFailure("cannot make node \(node) Ready")
+        }
+    }
+
+    /// Runs ``tick()`` on a thread of its own until ``stop()``.
+    func start() {
+        running.store(true, ordering: .relaxed)
+        let thread = Thread { [self] in
+            while running.load(ordering: .relaxed) {
+                tick()
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+            finished.signal()
+        }
+        thread.start()
+    }
+
+    func stop() {
+        guard running.exchange(false, ordering: .relaxed) else { return }
+        _ = finished.wait(timeout: .now() + 60)
+    }
+
+    /// One look at the node's pods: each gets the status its image earns, deleted ones go.
+    func tick() {
+        guard let result = try? server.kubectl(["get", "pods", "-A", "--field-selector", "spec.nodeName=\(node)", "-o", "json"]), result.status == 0,
+              let list = try? KubeJSON.parse(Array(result.output.utf8)), let items = list["items"]?.arrayValue else { return }
+        for item in items {
+            guard let pod = try? KubeJSON.decode(Pod.self, from: item), let name = pod.metadata.name, let namespace = pod.metadata.namespace else { continue }
+            if pod.metadata.deletionTimestamp != nil {
+                _ = try? server.kubectl(["delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", "--wait=false"])
+                continue
+            }
+            let containers = pod.spec?.containers ?? []
+            let broken = containers.contains { ($0.image ?? "").contains("invalid") }
+            let wanted: PodPhase = broken ? .pending : .running
+            guard pod.status?.phase != wanted || pod.status?.containerStatuses == nil else { continue }
+            let now = Timestamp.now().description
+            let statuses = containers.map { container -> String in
+                let state = broken ? #"{"waiting":{"reason":"ErrImagePull","message":"image not found"}}"# : #"{"running":{"startedAt":"\#(now)"}}"#
+                return #"{"name":"\#(container.name)","image":"\#(container.image ?? "")","imageID":"","ready":\#(!broken),"restartCount":0,"started":\#(!broken),"state":\#(state)}"#
+            }.joined(separator: ",")
+            let ready = broken ? "False" : "True"
+            let patch = #"{"status":{"phase":"\#(wanted.rawValue)","podIP":"10.42.0.9","conditions":[{"type":"PodScheduled","status":"True","lastTransitionTime":"\#(now)"},{"type":"Initialized","status":"True","lastTransitionTime":"\#(now)"},{"type":"ContainersReady","status":"\#(ready)","lastTransitionTime":"\#(now)"},{"type":"Ready","status":"\#(ready)","lastTransitionTime":"\#(now)"}],"containerStatuses":[\#(statuses)]}}"#
+            _ = try? server.kubectl(["patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", patch])
+        }
+    }
+}
