@@ -9,14 +9,27 @@ import Synchronization
 /// against the real server, as an agent's status writes and deletes would reach it.
 final class SimulatedKubelet: @unchecked Sendable {
     let server: ServerProcess
-    let node: String
+    /// The nodes it plays.
+    let nodes: Set<String>
     private let running = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
 
-    init(server: ServerProcess, node: String) throws {
+    convenience init(server: ServerProcess, node: String) throws {
+        try self.init(server: server, nodes: [node: [:]])
+    }
+
+    /// Registers each node (with its labels) and reports it Ready; it also plays the nodes
+    /// named in `later` once a test registers them (``register(_:labels:on:)``).
+    init(server: ServerProcess, nodes: [String: [String: String]], later: [String] = []) throws {
         self.server = server
-        self.node = node
-        let manifest = "apiVersion: v1\nkind: Node\nmetadata: {name: \(node), labels: {kubernetes.io/hostname: \(node)}}\n"
+        self.nodes = Set(nodes.keys).union(later)
+        for (node, labels) in nodes.sorted(by: { $0.key < $1.key }) { try Self.register(node, labels: labels, on: server) }
+    }
+
+    /// Creates a Ready node.
+    static func register(_ node: String, labels: [String: String], on server: ServerProcess) throws {
+        let labelText = (labels.merging(["kubernetes.io/hostname": node]) { $1 }).map { "\($0.key): \($0.value)" }.sorted().joined(separator: ", ")
+        let manifest = "apiVersion: v1\nkind: Node\nmetadata: {name: \(node), labels: {\(labelText)}}\n"
         guard try server.kubectl(["create", "-f", "-"], input: manifest).status == 0 else { throw TestFailure("cannot create node \(node)") }
         let now = Timestamp.now().description
         let status = #"{"status":{"allocatable":{"cpu":"4","memory":"4Gi","pods":"110"},"capacity":{"cpu":"4","memory":"4Gi","pods":"110"},"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady","message":"ready","lastHeartbeatTime":"\#(now)","lastTransitionTime":"\#(now)"}]}}"#
@@ -45,10 +58,12 @@ final class SimulatedKubelet: @unchecked Sendable {
 
     /// One look at the node's pods: each gets the status its image earns, deleted ones go.
     func tick() {
-        guard let result = try? server.kubectl(["get", "pods", "-A", "--field-selector", "spec.nodeName=\(node)", "-o", "json"]), result.status == 0,
+        let query = nodes.count == 1 ? ["--field-selector", "spec.nodeName=\(nodes.first!)"] : []
+        guard let result = try? server.kubectl(["get", "pods", "-A", "-o", "json"] + query), result.status == 0,
               let list = try? KubeJSON.parse(Array(result.output.utf8)), let items = list["items"]?.arrayValue else { return }
         for item in items {
-            guard let pod = try? KubeJSON.decode(Pod.self, from: item), let name = pod.metadata.name, let namespace = pod.metadata.namespace else { continue }
+            guard let pod = try? KubeJSON.decode(Pod.self, from: item), let name = pod.metadata.name, let namespace = pod.metadata.namespace,
+                  let node = pod.spec?.nodeName, nodes.contains(node) else { continue }
             if pod.metadata.deletionTimestamp != nil {
                 _ = try? server.kubectl(["delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", "--wait=false"])
                 continue

@@ -25,7 +25,7 @@ extension APIServer {
             tree.set(["status"], nil)
         }
         // A workload's status is its controller's to write.
-        if route.resource == .deployments || route.resource == .replicaSets { tree.set(["status"], nil) }
+        if route.resource == .deployments || route.resource == .replicaSets || route.resource == .daemonSets { tree.set(["status"], nil) }
         // A node password never stays in the request (its hash and verdict are the server's).
         let nodePassword = route.resource == .certificateSigningRequests ? NodePasswords.takePassword(&tree) : nil
         let (mode, warn) = try Self.fieldValidation(request)

@@ -32,12 +32,25 @@ enum ObjectValidation {
         if resource == .deployments, let deployment = try? KubeJSON.decode(Deployment.self, from: object) {
             causes += WorkloadValidation.problems(deployment)
         }
+        if resource == .daemonSets, let daemonSet = try? KubeJSON.decode(DaemonSet.self, from: object) {
+            causes += WorkloadValidation.problems(daemonSet)
+        }
+        if resource == .controllerRevisions, let revision = object.int64(at: ["revision"]), revision < 0 {
+            causes.append(StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \(revision): must be greater than or equal to 0", field: "revision"))
+        }
         if !causes.isEmpty { throw APIError.invalid(resource, name, causes) }
     }
 
     /// Rules of an update beyond those of the new object alone: a workload's selector is fixed.
     static func validateUpdate(old: JSONValue, new: JSONValue, resource: ResourceType) throws {
-        guard resource == .replicaSets || resource == .deployments else { return }
+        if resource == .controllerRevisions {
+            // A revision's data never changes (its number does, when a rollback makes it current again).
+            for field in ["data"] where old[field] != new[field] {
+                throw APIError.invalid(resource, new.string(at: ["metadata", "name"]) ?? "", [StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \(field): field is immutable", field: field)])
+            }
+            return
+        }
+        guard resource == .replicaSets || resource == .deployments || resource == .daemonSets else { return }
         let oldSelector = old[path: ["spec", "selector"]].flatMap { try? KubeJSON.decode(LabelSelector.self, from: $0) }
         let newSelector = new[path: ["spec", "selector"]].flatMap { try? KubeJSON.decode(LabelSelector.self, from: $0) }
         let causes = WorkloadValidation.updateProblems(oldSelector: oldSelector, newSelector: newSelector)
@@ -50,7 +63,7 @@ enum ObjectValidation {
         if resource == .namespaces { return NameValidation.dnsLabelProblem(name) }
         if resource == .nodes || resource == .pods || resource == .configMaps || resource == .secrets || resource == .leases
             || resource == .serviceAccounts || resource == .certificateSigningRequests || resource == .events
-            || resource == .replicaSets || resource == .deployments {
+            || resource == .replicaSets || resource == .deployments || resource == .daemonSets || resource == .controllerRevisions {
             return NameValidation.dnsSubdomainProblem(name)
         }
         return nil

@@ -27,6 +27,8 @@ struct ResourceCodec {
             case "CertificateSigningRequest": return try normalise(CertificateSigningRequest.self, tree, mode)
             case "ReplicaSet": return try normalise(ReplicaSet.self, tree, mode)
             case "Deployment": return try normalise(Deployment.self, tree, mode)
+            case "DaemonSet": return try normalise(DaemonSet.self, tree, mode)
+            case "ControllerRevision": return try normalise(ControllerRevision.self, tree, mode)
             default: return Decoded(object: tree, droppedFields: [])
             }
         } catch let error as KubeDecodingError {

@@ -26,6 +26,21 @@ enum ResourceDefaults {
             deployment.spec = spec
             return (try? KubeJSON.tree(deployment)) ?? object
         }
+        if resource == .daemonSets, var daemonSet = try? KubeJSON.decode(DaemonSet.self, from: object), var spec = daemonSet.spec {
+            var strategy = spec.updateStrategy ?? DaemonSetUpdateStrategy()
+            strategy.type = strategy.type ?? "RollingUpdate"
+            if strategy.type == "RollingUpdate" {
+                var rolling = strategy.rollingUpdate ?? RollingUpdateDaemonSet()
+                rolling.maxUnavailable = rolling.maxUnavailable ?? 1
+                rolling.maxSurge = rolling.maxSurge ?? 0
+                strategy.rollingUpdate = rolling
+            }
+            spec.updateStrategy = strategy
+            spec.revisionHistoryLimit = spec.revisionHistoryLimit ?? 10
+            spec.template = spec.template.map(defaultTemplate)
+            daemonSet.spec = spec
+            return (try? KubeJSON.tree(daemonSet)) ?? object
+        }
         if resource == .replicaSets, var replicaSet = try? KubeJSON.decode(ReplicaSet.self, from: object), var spec = replicaSet.spec {
             spec.replicas = spec.replicas ?? 1
             spec.template = spec.template.map(defaultTemplate)

@@ -56,6 +56,11 @@ extension ResourceType {
     public static let deployments = ResourceType(
         group: "apps", version: "v1", plural: "deployments", singular: "deployment", kind: "Deployment", namespaced: true,
         shortNames: ["deploy"], subresources: ["status", "scale"], categories: ["all"])
+    public static let daemonSets = ResourceType(
+        group: "apps", version: "v1", plural: "daemonsets", singular: "daemonset", kind: "DaemonSet", namespaced: true,
+        shortNames: ["ds"], subresources: ["status"], categories: ["all"])
+    public static let controllerRevisions = ResourceType(
+        group: "apps", version: "v1", plural: "controllerrevisions", singular: "controllerrevision", kind: "ControllerRevision", namespaced: true)
 
     public static let nodeMetrics = ResourceType(
         group: "metrics.k8s.io", version: "v1beta1", plural: "nodes", singular: "", kind: "NodeMetrics", namespaced: false,
@@ -67,7 +72,7 @@ extension ResourceType {
     /// Every resource the server serves, in discovery order.
     public static let all: [ResourceType] = [
         .namespaces, .pods, .nodes, .events, .configMaps, .secrets, .serviceAccounts, .leases, .certificateSigningRequests,
-        .replicaSets, .deployments, .nodeMetrics, .podMetrics,
+        .replicaSets, .deployments, .daemonSets, .controllerRevisions, .nodeMetrics, .podMetrics,
     ]
 
     /// The resource of an owner reference's `apiVersion` and `kind`, if the server serves it.

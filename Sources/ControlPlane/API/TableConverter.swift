@@ -46,6 +46,14 @@ enum TableConverter {
             return [name, TableColumnDefinition(name: "Desired", type: "integer", description: "The desired replicas."),
                     TableColumnDefinition(name: "Current", type: "integer", description: "The replicas that exist."),
                     TableColumnDefinition(name: "Ready", type: "integer", description: "The ready replicas."), age] + workloadWideColumns
+        case "daemonsets":
+            let number = { (title: String, text: String) in TableColumnDefinition(name: title, type: "integer", description: text) }
+            return [name, number("Desired", "Nodes that should run the pod."), number("Current", "Nodes that run it."), number("Ready", "Nodes with it ready."),
+                    number("Up-to-date", "Nodes with the current template."), number("Available", "Nodes with it available."),
+                    TableColumnDefinition(name: "Node Selector", description: "The template's node selector."), age] + workloadWideColumns
+        case "controllerrevisions":
+            return [name, TableColumnDefinition(name: "Controller", description: "The owner of the revision."),
+                    TableColumnDefinition(name: "Revision", type: "integer", description: "The revision number."), age]
         default:
             return [name, age]
         }
@@ -122,6 +130,17 @@ enum TableConverter {
             let status = replicaSet?.status
             cells = [name, .integer(Int(replicaSet?.spec?.replicas ?? 0)), .integer(Int(status?.replicas ?? 0)), .integer(Int(status?.readyReplicas ?? 0)), age]
                 + workloadWideCells(replicaSet?.spec?.template, replicaSet?.spec?.selector)
+        case "daemonsets":
+            let daemonSet = try? KubeJSON.decode(DaemonSet.self, from: object)
+            let status = daemonSet?.status ?? DaemonSetStatus()
+            let selector = (daemonSet?.spec?.template?.spec?.nodeSelector ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+            cells = [name, .integer(Int(status.desiredNumberScheduled)), .integer(Int(status.currentNumberScheduled)), .integer(Int(status.numberReady)),
+                     .integer(Int(status.updatedNumberScheduled ?? 0)), .integer(Int(status.numberAvailable ?? 0)), .string(selector.isEmpty ? "<none>" : selector), age]
+                + workloadWideCells(daemonSet?.spec?.template, daemonSet?.spec?.selector)
+        case "controllerrevisions":
+            let owner = (object[path: ["metadata", "ownerReferences"]]?.arrayValue ?? []).first { $0["controller"] == .bool(true) }
+            let controller = owner.map { "\(($0.string(at: ["kind"]) ?? "").lowercased()).\(($0.string(at: ["apiVersion"]) ?? "").split(separator: "/").first ?? "")/\($0.string(at: ["name"]) ?? "")" }
+            cells = [name, .string(controller ?? "<none>"), .integer(object.int64(at: ["revision"]) ?? 0), age]
         default:
             cells = [name, age]
         }

@@ -1,6 +1,7 @@
 import KubeModel
 
-/// Picks a node for a pod: Ready, schedulable, matching the pod's nodeSelector, tolerating its
+/// Picks a node for a pod: Ready, schedulable, matching the pod's nodeSelector and required node
+/// affinity, tolerating its
 /// taints and with room for its requests. Pure logic; ``SchedulerService`` runs it.
 struct Scheduler {
     /// What a placement attempt found.
@@ -38,6 +39,9 @@ struct Scheduler {
         if node.spec?.unschedulable == true { return "node(s) were unschedulable" }
         let labels = node.metadata.labels ?? [:]
         for (key, value) in pod.spec?.nodeSelector ?? [:] where labels[key] != value {
+            return "node(s) didn't match Pod's node affinity/selector"
+        }
+        if let required = NodeSelector.required(by: pod.spec?.affinity), !required.matches(labels: labels, name: node.metadata.name ?? "") {
             return "node(s) didn't match Pod's node affinity/selector"
         }
         for taint in node.spec?.taints ?? [] where taint.effect == .noSchedule || taint.effect == .noExecute {

@@ -22,6 +22,56 @@ public enum WorkloadValidation {
         return causes
     }
 
+    public static func problems(_ daemonSet: DaemonSet) -> [StatusCause] {
+        guard let spec = daemonSet.spec else { return [required("spec.selector"), required("spec.template")] }
+        var causes = replicaCountProblems(nil, spec.minReadySeconds)
+        causes += selectorAndTemplateProblems(spec.selector, spec.template)
+        var problems = FieldProblems()
+        problems.atLeast(spec.revisionHistoryLimit, 0, "spec.revisionHistoryLimit")
+        causes += problems.causes
+        guard let strategy = spec.updateStrategy else { return causes }
+        switch strategy.type {
+        case "OnDelete", nil:
+            break
+        case "RollingUpdate":
+            guard let rolling = strategy.rollingUpdate else {
+                causes.append(required("spec.updateStrategy.rollingUpdate"))
+                break
+            }
+            let unavailableField = "spec.updateStrategy.rollingUpdate.maxUnavailable"
+            let surgeField = "spec.updateStrategy.rollingUpdate.maxSurge"
+            causes += intOrPercentProblems(rolling.maxUnavailable, unavailableField, atMost100: true)
+            causes += intOrPercentProblems(rolling.maxSurge, surgeField, atMost100: true)
+            let hasUnavailable = !isZero(rolling.maxUnavailable) && rolling.maxUnavailable != nil
+            let hasSurge = !isZero(rolling.maxSurge) && rolling.maxSurge != nil
+            if hasUnavailable && hasSurge {
+                causes.append(StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \"\(rolling.maxSurge!)\": may not be set when maxUnavailable is non-zero", field: surgeField))
+            } else if !hasUnavailable && !hasSurge {
+                causes.append(StatusCause(reason: "FieldValueRequired", message: "Required value: cannot be 0 when maxSurge is 0", field: unavailableField))
+            }
+        case let other?:
+            causes.append(StatusCause(reason: "FieldValueNotSupported", message: "Unsupported value: \"\(other)\": supported values: \"OnDelete\", \"RollingUpdate\"",
+                                      field: "spec.updateStrategy.type"))
+        }
+        return causes
+    }
+
+    /// A non-negative integer or a `N%` percent (at most 100% when asked).
+    static func intOrPercentProblems(_ value: IntOrString?, _ field: String, atMost100: Bool) -> [StatusCause] {
+        guard let value else { return [] }
+        var problems = FieldProblems()
+        switch value {
+        case .int(let number): problems.atLeast(number, 0, field)
+        case .string(let text):
+            if let percent = value.percent {
+                if atMost100, percent > 100 { problems.invalid(field, "\"\(text)\"", "must not be greater than 100%") }
+            } else {
+                problems.invalid(field, "\"\(text.prefix(64))\"", "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')")
+            }
+        }
+        return problems.causes
+    }
+
     /// Update rules: the selector may not change (apps/v1).
     public static func updateProblems(oldSelector: LabelSelector?, newSelector: LabelSelector?) -> [StatusCause] {
         guard oldSelector != newSelector else { return [] }
