@@ -109,7 +109,8 @@ struct RunCommand: AsyncParsableCommand {
         var services: [any Service] = [StoreFlushService(store: store, interval: .seconds(max(1, reconstructibleWriteInterval)), logger: logger),
                                        http, scheduler, nodeLifecycle, csrCleaner,
                                        ReplicaSetController(store: store, logger: logger), DeploymentController(store: store, logger: logger),
-                                       DaemonSetController(store: store, logger: logger),
+                                       DaemonSetController(store: store, logger: logger), JobController(store: store, logger: logger),
+                                       CronJobController(store: store, logger: logger),
                                        GarbageCollector(store: store, logger: logger)]
         if let network = try? IPv4Network(clusterCIDR, prefixes: 8...30) {
             services.append(NodeIPAMService(store: store, logger: logger, clusterCIDR: network, nodeMaskSize: nodeCIDRMaskSize))

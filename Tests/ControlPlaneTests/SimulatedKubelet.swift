@@ -38,6 +38,27 @@ final class SimulatedKubelet: @unchecked Sendable {
         }
     }
 
+    /// How many pods of each job this node failed (for `fail-first N`).
+    private var failures: [String: Int] = [:]
+
+    /// What a pod's command asks the simulation for: `exit N` ends it with that code,
+    /// `fail-first N` fails the first N pods of its job and lets the next one succeed; nil
+    /// keeps it running.
+    static func outcome(of pod: Pod, failures: inout [String: Int]) -> Int? {
+        let command = (pod.spec?.containers ?? []).flatMap { ($0.command ?? []) + ($0.args ?? []) }.joined(separator: " ")
+        if let range = command.range(of: "fail-first ") {
+            let count = Int(command[range.upperBound...].prefix { $0.isNumber }) ?? 0
+            let job = pod.metadata.labels?["job-name"] ?? ""
+            if failures[job, default: 0] < count {
+                failures[job, default: 0] += 1
+                return 1
+            }
+            return 0
+        }
+        if let range = command.range(of: "exit ") { return Int(command[range.upperBound...].prefix { $0.isNumber }) ?? 1 }
+        return nil
+    }
+
     /// Runs ``tick()`` on a thread of its own until ``stop()``.
     func start() {
         running.store(true, ordering: .relaxed)
@@ -70,14 +91,18 @@ final class SimulatedKubelet: @unchecked Sendable {
             }
             let containers = pod.spec?.containers ?? []
             let broken = containers.contains { ($0.image ?? "").contains("invalid") }
-            let wanted: PodPhase = broken ? .pending : .running
+            guard pod.status?.phase != .succeeded, pod.status?.phase != .failed else { continue }
+            let outcome = Self.outcome(of: pod, failures: &failures)
+            let wanted: PodPhase = broken ? .pending : outcome.map { $0 == 0 ? .succeeded : .failed } ?? .running
             guard pod.status?.phase != wanted || pod.status?.containerStatuses == nil else { continue }
             let now = Timestamp.now().description
             let statuses = containers.map { container -> String in
-                let state = broken ? #"{"waiting":{"reason":"ErrImagePull","message":"image not found"}}"# : #"{"running":{"startedAt":"\#(now)"}}"#
-                return #"{"name":"\#(container.name)","image":"\#(container.image ?? "")","imageID":"","ready":\#(!broken),"restartCount":0,"started":\#(!broken),"state":\#(state)}"#
+                var state = broken ? #"{"waiting":{"reason":"ErrImagePull","message":"image not found"}}"# : #"{"running":{"startedAt":"\#(now)"}}"#
+                if let outcome { state = #"{"terminated":{"exitCode":\#(outcome),"reason":"\#(outcome == 0 ? "Completed" : "Error")","startedAt":"\#(now)","finishedAt":"\#(now)"}}"# }
+                let running = !broken && outcome == nil
+                return #"{"name":"\#(container.name)","image":"\#(container.image ?? "")","imageID":"","ready":\#(running),"restartCount":0,"started":\#(running),"state":\#(state)}"#
             }.joined(separator: ",")
-            let ready = broken ? "False" : "True"
+            let ready = broken || outcome != nil ? "False" : "True"
             let patch = #"{"status":{"phase":"\#(wanted.rawValue)","podIP":"10.42.0.9","conditions":[{"type":"PodScheduled","status":"True","lastTransitionTime":"\#(now)"},{"type":"Initialized","status":"True","lastTransitionTime":"\#(now)"},{"type":"ContainersReady","status":"\#(ready)","lastTransitionTime":"\#(now)"},{"type":"Ready","status":"\#(ready)","lastTransitionTime":"\#(now)"}],"containerStatuses":[\#(statuses)]}}"#
             _ = try? server.kubectl(["patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", patch])
         }

@@ -13,7 +13,7 @@ extension APIServer {
         }
         if route.resource.namespaced {
             tree.set(["metadata", "namespace"], .string(namespace))
-            guard try store.get(.namespaces, namespace: "", name: namespace) != nil else { throw APIError.notFound(.namespaces, namespace) }
+            try Self.checkNamespaceAcceptsContent(namespace, store: store)
         }
         if tree.string(at: ["metadata", "name"]) ?? "" == "", let prefix = tree.string(at: ["metadata", "generateName"]), !prefix.isEmpty {
             tree.set(["metadata", "name"], .string(prefix + Self.randomSuffix()))
@@ -25,12 +25,14 @@ extension APIServer {
             tree.set(["status"], nil)
         }
         // A workload's status is its controller's to write.
-        if route.resource == .deployments || route.resource == .replicaSets || route.resource == .daemonSets { tree.set(["status"], nil) }
+        if [.deployments, .replicaSets, .daemonSets, .jobs, .cronJobs].contains(route.resource) { tree.set(["status"], nil) }
         // A node password never stays in the request (its hash and verdict are the server's).
         let nodePassword = route.resource == .certificateSigningRequests ? NodePasswords.takePassword(&tree) : nil
         let (mode, warn) = try Self.fieldValidation(request)
         var decoded = try ResourceCodec(resource: route.resource).decode(tree, validation: mode)
         try admitNodeWrite(route, old: nil, new: decoded.object)
+        var preassignedUID: String?
+        if route.resource == .jobs { (decoded.object, preassignedUID) = try ResourceDefaults.identifyJob(decoded.object) }
         decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
         try ObjectValidation.validate(decoded.object, resource: route.resource)
         let name = decoded.object.string(at: ["metadata", "name"]) ?? ""
@@ -39,7 +41,9 @@ extension APIServer {
             // Checked (and a first join's password recorded) only for a request that is stored.
             try NodePasswords(store: store).admit(&decoded.object, password: nodePassword, identity: identity)
         }
-        var stored = try store.create(route.resource, namespace: namespace, name: name, object: Self.stripServerFields(decoded.object))
+        var object = Self.stripServerFields(decoded.object)
+        if let preassignedUID { object.set(["metadata", "uid"], .string(preassignedUID)) }
+        var stored = try store.create(route.resource, namespace: namespace, name: name, object: object)
         if route.resource == .certificateSigningRequests { stored = try signer?.process(name: name) ?? stored }
         return Self.objectResponse(201, stored, warnings: warn ? decoded.droppedFields.map { "unknown field \"\($0)\"" } : [])
     }
@@ -127,8 +131,7 @@ extension APIServer {
             return result
         }
         // An object being deleted goes once its last finalizer is gone.
-        if stored[path: ["metadata", "deletionTimestamp"]] != nil, !Self.hasFinalizers(stored),
-           route.resource != .pods || stored.string(at: ["spec", "nodeName"]) == nil {
+        if Self.mayRemove(stored, resource: route.resource) {
             let removed = try store.delete(route.resource, namespace: namespace, name: name)
             if route.resource == .nodes { NodePasswords(store: store).forget(node: name) }
             return Self.objectResponse(200, removed)
@@ -157,7 +160,9 @@ extension APIServer {
                            details: StatusDetails(group: "meta.k8s.io", kind: "DeleteOptions", causes: [error.cause]))
         }
         let hasFinalizers = Self.hasFinalizers(current)
-        let propagationFinalizer = try Self.propagationFinalizer(request, options)
+        let requestedFinalizer = try Self.propagationFinalizer(request, options)
+        // Only objects the garbage collector looks at can wait for it.
+        let propagationFinalizer = GarbageCollector.resources.contains(route.resource) ? requestedFinalizer : nil
 
         // Pods bound to a node terminate gracefully: the node's agent stops them and then deletes.
         var grace: Int64 = 0
@@ -181,7 +186,12 @@ extension APIServer {
                     next.set(["metadata", "finalizers"], .array(finalizers))
                 }
                 if let existing = object.string(at: ["metadata", "deletionTimestamp"]), let existingTime = try? Timestamp(rfc3339: existing), existingTime <= deadline {
-                    return next == object ? nil : next  // already terminating at least as soon
+                    // Already terminating at least as soon; a shorter grace period is still
+                    // recorded (a node's confirmation is a delete with grace period 0).
+                    if grace < (object.int64(at: ["metadata", "deletionGracePeriodSeconds"]) ?? Int64.max) {
+                        next.set(["metadata", "deletionGracePeriodSeconds"], .integer(grace))
+                    }
+                    return next == object ? nil : next
                 }
                 next.set(["metadata", "deletionTimestamp"], .string(deadline.description))
                 next.set(["metadata", "deletionGracePeriodSeconds"], .integer(grace))
@@ -218,9 +228,19 @@ extension APIServer {
         }
     }
 
-    /// Removes every namespaced object of a namespace being deleted.
+    /// New objects go only into a namespace that exists and is not being deleted.
+    static func checkNamespaceAcceptsContent(_ namespace: String, store: ObjectStore) throws {
+        guard let object = try store.get(.namespaces, namespace: "", name: namespace) else { throw APIError.notFound(.namespaces, namespace) }
+        if object[path: ["metadata", "deletionTimestamp"]] != nil {
+            throw APIError.forbidden("unable to create new content in namespace \(namespace) because it is being terminated")
+        }
+    }
+
+    /// Removes every namespaced object of a namespace being deleted: the workloads first, so
+    /// their controllers do not make new pods meanwhile.
     private func deleteNamespaceContents(_ namespace: String) throws {
-        for resource in ResourceType.all where resource.namespaced {
+        let workloads: [ResourceType] = [.cronJobs, .jobs, .deployments, .daemonSets, .replicaSets]
+        for resource in workloads + ResourceType.all.filter({ $0.namespaced && !workloads.contains($0) }) where resource.namespaced {
             for object in try store.list(resource, namespace: namespace).items {
                 if let name = object.string(at: ["metadata", "name"]) {
                     _ = try? store.delete(resource, namespace: namespace, name: name)
@@ -256,6 +276,13 @@ extension APIServer {
             newBody.set([key], nil)
         }
         return oldBody != newBody
+    }
+
+    /// Whether an object being deleted may go now: no finalizer is left, and a pod bound to a
+    /// node was confirmed stopped by its node (a delete with grace period 0).
+    static func mayRemove(_ object: JSONValue, resource: ResourceType) -> Bool {
+        guard object[path: ["metadata", "deletionTimestamp"]] != nil, !hasFinalizers(object) else { return false }
+        return resource != .pods || object.string(at: ["spec", "nodeName"]) == nil || object.int64(at: ["metadata", "deletionGracePeriodSeconds"]) == 0
     }
 
     static func hasFinalizers(_ object: JSONValue) -> Bool {

@@ -32,6 +32,23 @@ enum ObjectValidation {
         if resource == .deployments, let deployment = try? KubeJSON.decode(Deployment.self, from: object) {
             causes += WorkloadValidation.problems(deployment)
         }
+        if resource == .jobs, let job = try? KubeJSON.decode(Job.self, from: object) {
+            causes += BatchValidation.problems(job)
+        }
+        if resource == .cronJobs, let cronJob = try? KubeJSON.decode(CronJob.self, from: object) {
+            causes += BatchValidation.problems(cronJob)
+            if let zone = cronJob.spec?.timeZone, ZoneRules.load(zone) == nil {
+                causes.append(StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \"\(zone.prefix(64))\": unknown time zone \(zone.prefix(64))", field: "spec.timeZone"))
+            }
+        }
+        if [.deployments, .replicaSets, .daemonSets, .jobs].contains(resource) {
+            // Controllers do arithmetic on these counts: none may be negative (kube's status validation).
+            for member in object["status"]?.objectValue ?? JSONObject() {
+                if case .number(let literal) = member.value, let value = Int64(literal), value < 0 {
+                    causes.append(StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \(value): must be greater than or equal to 0", field: "status.\(member.key)"))
+                }
+            }
+        }
         if resource == .daemonSets, let daemonSet = try? KubeJSON.decode(DaemonSet.self, from: object) {
             causes += WorkloadValidation.problems(daemonSet)
         }
@@ -50,6 +67,11 @@ enum ObjectValidation {
             }
             return
         }
+        if resource == .jobs, let oldJob = try? KubeJSON.decode(Job.self, from: old), let newJob = try? KubeJSON.decode(Job.self, from: new) {
+            let causes = BatchValidation.updateProblems(old: oldJob, new: newJob)
+            if !causes.isEmpty { throw APIError.invalid(resource, new.string(at: ["metadata", "name"]) ?? "", causes) }
+            return
+        }
         guard resource == .replicaSets || resource == .deployments || resource == .daemonSets else { return }
         let oldSelector = old[path: ["spec", "selector"]].flatMap { try? KubeJSON.decode(LabelSelector.self, from: $0) }
         let newSelector = new[path: ["spec", "selector"]].flatMap { try? KubeJSON.decode(LabelSelector.self, from: $0) }
@@ -63,7 +85,7 @@ enum ObjectValidation {
         if resource == .namespaces { return NameValidation.dnsLabelProblem(name) }
         if resource == .nodes || resource == .pods || resource == .configMaps || resource == .secrets || resource == .leases
             || resource == .serviceAccounts || resource == .certificateSigningRequests || resource == .events
-            || resource == .replicaSets || resource == .deployments || resource == .daemonSets || resource == .controllerRevisions {
+            || resource == .replicaSets || resource == .deployments || resource == .daemonSets || resource == .controllerRevisions || resource == .jobs || resource == .cronJobs {
             return NameValidation.dnsSubdomainProblem(name)
         }
         return nil

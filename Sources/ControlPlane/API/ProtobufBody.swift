@@ -72,7 +72,30 @@ enum ProtobufBody {
     ])
     static let podTemplateSpec = Schema(fields: [1: ("metadata", .message(objectMeta)), 2: ("spec", .message(podSpec))])
 
+    static let jobSpec = Schema(fields: [
+        1: ("parallelism", .int64), 2: ("completions", .int64), 3: ("activeDeadlineSeconds", .int64), 4: ("selector", .message(labelSelector)),
+        5: ("manualSelector", .bool), 6: ("template", .message(podTemplateSpec)), 7: ("backoffLimit", .int64), 8: ("ttlSecondsAfterFinished", .int64),
+        9: ("completionMode", .string), 10: ("suspend", .bool), 14: ("podReplacementPolicy", .string),
+    ])
+
     static let schemas: [String: Schema] = [
+        // kubectl create job and cronjob (batch/v1).
+        "Job": Schema(fields: [
+            1: ("metadata", .message(objectMeta)), 2: ("spec", .message(jobSpec)),
+            3: ("status", .message(Schema(fields: [
+                2: ("startTime", .time), 3: ("completionTime", .time), 4: ("active", .plainInt), 5: ("succeeded", .plainInt), 6: ("failed", .plainInt),
+                7: ("completedIndexes", .string), 9: ("ready", .int64), 10: ("failedIndexes", .string), 11: ("terminating", .int64),
+            ]))),
+        ]),
+        "CronJob": Schema(fields: [
+            1: ("metadata", .message(objectMeta)),
+            2: ("spec", .message(Schema(fields: [
+                1: ("schedule", .string), 2: ("startingDeadlineSeconds", .int64), 3: ("concurrencyPolicy", .string), 4: ("suspend", .bool),
+                5: ("jobTemplate", .message(Schema(fields: [1: ("metadata", .message(objectMeta)), 2: ("spec", .message(jobSpec))]))),
+                6: ("successfulJobsHistoryLimit", .int64), 7: ("failedJobsHistoryLimit", .int64), 8: ("timeZone", .string),
+            ]))),
+            3: ("status", .message(Schema(fields: [:]))),
+        ]),
         // kubectl create deployment (apps/v1): the generator's fields; status is the server's.
         "Deployment": Schema(fields: [
             1: ("metadata", .message(objectMeta)),
@@ -130,7 +153,7 @@ enum ProtobufBody {
             }
         }
         guard let schema = schemas[kind] else {
-            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies are accepted for CertificateSigningRequest, ConfigMap, Deployment, Namespace, Secret and ServiceAccount only; send \(kind) as application/json")
+            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies are accepted for CertificateSigningRequest, ConfigMap, CronJob, Deployment, Job, Namespace, Secret and ServiceAccount only; send \(kind) as application/json")
         }
         var object = try message(raw, schema, path: kind)
         object.set(["apiVersion"], .string(apiVersion))
@@ -141,16 +164,19 @@ enum ProtobufBody {
     private static func message(_ bytes: ArraySlice<UInt8>, _ schema: Schema, path: String) throws -> JSONValue {
         var reader = Reader(bytes: bytes)
         var object = JSONObject()
+        // Lists and maps are gathered apart and set once (appending to the object's copy for
+        // each element would be quadratic in the element count).
+        var lists: [String: [JSONValue]] = [:]
+        var maps: [String: JSONObject] = [:]
+        var order: [String] = []
         while let (number, wireType) = try reader.tag() {
             guard let (name, type) = schema.fields[number] else {
                 throw APIError.badRequest("protobuf field \(number) of \(path) is not supported; send the object as application/json")
             }
             switch type {
             case .repeated(let element):
-                var items: [JSONValue] = []
-                if case .array(let existing)? = object[name] { items = existing }
-                items.append(try value(&reader, element, wireType, path: "\(path).\(name)"))
-                object[name] = .array(items)
+                if lists[name] == nil { order.append(name) }
+                lists[name, default: []].append(try value(&reader, element, wireType, path: "\(path).\(name)"))
             case .map(let valueType):
                 var entry = Reader(bytes: try reader.lengthDelimited())
                 var key = ""
@@ -160,13 +186,16 @@ enum ProtobufBody {
                     else if field == 2 { entryValue = try value(&entry, valueType, entryWire, path: "\(path).\(name)") }
                     else { try entry.skip(entryWire) }
                 }
-                var map = object[name]?.objectValue ?? JSONObject()
-                map[key] = entryValue
-                object[name] = .object(map)
+                if maps[name] == nil { order.append(name) }
+                maps[name, default: JSONObject()][key] = entryValue
             default:
                 let decoded = try value(&reader, type, wireType, path: "\(path).\(name)")
                 object[name] = decoded == .null ? nil : decoded
             }
+        }
+        for name in order {
+            if let items = lists[name] { object[name] = .array(items) }
+            if let map = maps[name] { object[name] = .object(map) }
         }
         return .object(object)
     }

@@ -28,6 +28,8 @@ struct ResourceCodec {
             case "ReplicaSet": return try normalise(ReplicaSet.self, tree, mode)
             case "Deployment": return try normalise(Deployment.self, tree, mode)
             case "DaemonSet": return try normalise(DaemonSet.self, tree, mode)
+            case "Job": return try normalise(Job.self, tree, mode)
+            case "CronJob": return try normalise(CronJob.self, tree, mode)
             case "ControllerRevision": return try normalise(ControllerRevision.self, tree, mode)
             default: return Decoded(object: tree, droppedFields: [])
             }

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import KubeModel
 
 /// Defaults the API server fills in, so stored objects look as they do in Kubernetes.
@@ -41,6 +42,22 @@ enum ResourceDefaults {
             daemonSet.spec = spec
             return (try? KubeJSON.tree(daemonSet)) ?? object
         }
+        if resource == .jobs, var job = try? KubeJSON.decode(Job.self, from: object), var spec = job.spec {
+            spec = defaultJobSpec(spec)
+            if (job.metadata.labels ?? [:]).isEmpty, let labels = spec.template?.metadata?.labels, !labels.isEmpty { job.metadata.labels = labels }
+            job.spec = spec
+            return (try? KubeJSON.tree(job)) ?? object
+        }
+        if resource == .cronJobs, var cronJob = try? KubeJSON.decode(CronJob.self, from: object), var spec = cronJob.spec {
+            spec.concurrencyPolicy = spec.concurrencyPolicy ?? "Allow"
+            spec.suspend = spec.suspend ?? false
+            spec.successfulJobsHistoryLimit = spec.successfulJobsHistoryLimit ?? 3
+            spec.failedJobsHistoryLimit = spec.failedJobsHistoryLimit ?? 1
+            let template = spec.jobTemplate.spec?.template.map(defaultTemplate)
+            spec.jobTemplate.spec?.template = template
+            cronJob.spec = spec
+            return (try? KubeJSON.tree(cronJob)) ?? object
+        }
         if resource == .replicaSets, var replicaSet = try? KubeJSON.decode(ReplicaSet.self, from: object), var spec = replicaSet.spec {
             spec.replicas = spec.replicas ?? 1
             spec.template = spec.template.map(defaultTemplate)
@@ -60,6 +77,42 @@ enum ResourceDefaults {
         status.qosClass = status.qosClass ?? qosClass(spec)
         pod.status = status
         return (try? KubeJSON.tree(pod)) ?? object
+    }
+
+    /// `SetDefaults_Job`: one pod to completion unless told otherwise, 6 retries.
+    static func defaultJobSpec(_ jobSpec: JobSpec) -> JobSpec {
+        var spec = jobSpec
+        if spec.completions == nil && spec.parallelism == nil { spec.completions = 1 }
+        spec.parallelism = spec.parallelism ?? 1
+        spec.backoffLimit = spec.backoffLimit ?? 6
+        spec.completionMode = spec.completionMode ?? "NonIndexed"
+        spec.suspend = spec.suspend ?? false
+        spec.podReplacementPolicy = spec.podReplacementPolicy ?? "TerminatingOrFailed"
+        spec.template = spec.template.map(defaultTemplate)
+        return spec
+    }
+
+    /// The labels a job's pods get and the selector that finds them, from the job's uid (given
+    /// here, before it is stored): kube-apiserver's generated selector, unless `manualSelector`.
+    /// Returns the job and its uid.
+    static func identifyJob(_ object: JSONValue) throws -> (job: JSONValue, uid: String) {
+        let uid = UUID().uuidString.lowercased()
+        guard var job = try? KubeJSON.decode(Job.self, from: object), var spec = job.spec else { return (object, uid) }
+        guard spec.manualSelector != true else { return (object, uid) }
+        let name = job.metadata.name ?? ""
+        let generated = ["batch.kubernetes.io/controller-uid": uid, "controller-uid": uid, "batch.kubernetes.io/job-name": name, "job-name": name]
+        if spec.selector != nil {
+            throw APIError.invalid(.jobs, name, [StatusCause(reason: "FieldValueInvalid",
+                message: "Invalid value: \"\(spec.selector?.queryText ?? "")\": `selector` will be auto-generated", field: "spec.selector")])
+        }
+        var template = spec.template ?? PodTemplateSpec()
+        var metadata = template.metadata ?? ObjectMeta()
+        metadata.labels = (metadata.labels ?? [:]).merging(generated) { $1 }
+        template.metadata = metadata
+        spec.template = template
+        spec.selector = LabelSelector(matchLabels: ["batch.kubernetes.io/controller-uid": uid])
+        job.spec = spec
+        return (try KubeJSON.tree(job), uid)
     }
 
     /// The pod spec defaults (`SetDefaults_PodSpec` and the containers'), for pods and templates.

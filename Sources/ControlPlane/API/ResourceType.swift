@@ -61,6 +61,12 @@ extension ResourceType {
         shortNames: ["ds"], subresources: ["status"], categories: ["all"])
     public static let controllerRevisions = ResourceType(
         group: "apps", version: "v1", plural: "controllerrevisions", singular: "controllerrevision", kind: "ControllerRevision", namespaced: true)
+    public static let jobs = ResourceType(
+        group: "batch", version: "v1", plural: "jobs", singular: "job", kind: "Job", namespaced: true,
+        subresources: ["status"], categories: ["all"])
+    public static let cronJobs = ResourceType(
+        group: "batch", version: "v1", plural: "cronjobs", singular: "cronjob", kind: "CronJob", namespaced: true,
+        shortNames: ["cj"], subresources: ["status"], categories: ["all"])
 
     public static let nodeMetrics = ResourceType(
         group: "metrics.k8s.io", version: "v1beta1", plural: "nodes", singular: "", kind: "NodeMetrics", namespaced: false,
@@ -72,7 +78,7 @@ extension ResourceType {
     /// Every resource the server serves, in discovery order.
     public static let all: [ResourceType] = [
         .namespaces, .pods, .nodes, .events, .configMaps, .secrets, .serviceAccounts, .leases, .certificateSigningRequests,
-        .replicaSets, .deployments, .daemonSets, .controllerRevisions, .nodeMetrics, .podMetrics,
+        .replicaSets, .deployments, .daemonSets, .controllerRevisions, .jobs, .cronJobs, .nodeMetrics, .podMetrics,
     ]
 
     /// The resource of an owner reference's `apiVersion` and `kind`, if the server serves it.

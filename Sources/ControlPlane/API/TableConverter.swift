@@ -51,6 +51,16 @@ enum TableConverter {
             return [name, number("Desired", "Nodes that should run the pod."), number("Current", "Nodes that run it."), number("Ready", "Nodes with it ready."),
                     number("Up-to-date", "Nodes with the current template."), number("Available", "Nodes with it available."),
                     TableColumnDefinition(name: "Node Selector", description: "The template's node selector."), age] + workloadWideColumns
+        case "jobs":
+            return [name, TableColumnDefinition(name: "Status", description: "Complete, Failed, Suspended or Running."),
+                    TableColumnDefinition(name: "Completions", description: "Succeeded pods of the needed ones."),
+                    TableColumnDefinition(name: "Duration", description: "How long the job ran."), age] + workloadWideColumns
+        case "cronjobs":
+            return [name, TableColumnDefinition(name: "Schedule", description: "The cron schedule."),
+                    TableColumnDefinition(name: "Timezone", description: "The schedule's time zone."),
+                    TableColumnDefinition(name: "Suspend", type: "boolean", description: "Whether new runs are suspended."),
+                    TableColumnDefinition(name: "Active", type: "integer", description: "Jobs running now."),
+                    TableColumnDefinition(name: "Last Schedule", description: "When the schedule last fired."), age] + workloadWideColumns
         case "controllerrevisions":
             return [name, TableColumnDefinition(name: "Controller", description: "The owner of the revision."),
                     TableColumnDefinition(name: "Revision", type: "integer", description: "The revision number."), age]
@@ -137,6 +147,19 @@ enum TableConverter {
             cells = [name, .integer(Int(status.desiredNumberScheduled)), .integer(Int(status.currentNumberScheduled)), .integer(Int(status.numberReady)),
                      .integer(Int(status.updatedNumberScheduled ?? 0)), .integer(Int(status.numberAvailable ?? 0)), .string(selector.isEmpty ? "<none>" : selector), age]
                 + workloadWideCells(daemonSet?.spec?.template, daemonSet?.spec?.selector)
+        case "jobs":
+            let job = try? KubeJSON.decode(Job.self, from: object)
+            let conditions = job?.status?.conditions ?? []
+            let state = ["Complete", "Failed", "Suspended"].first { type in conditions.contains { $0.type == type && $0.status == .true } } ?? "Running"
+            let completions = job?.spec?.completions.map { "\(job?.status?.succeeded ?? 0)/\($0)" } ?? "\(job?.status?.succeeded ?? 0)/1 of \(job?.spec?.parallelism ?? 1)"
+            let duration = job?.status?.startTime.map { ageText($0.description, now: job?.status?.completionTime ?? now) } ?? ""
+            cells = [name, .string(state), .string(completions), .string(duration), age] + workloadWideCells(job?.spec?.template, job?.spec?.selector)
+        case "cronjobs":
+            let cronJob = try? KubeJSON.decode(CronJob.self, from: object)
+            let last = cronJob?.status?.lastScheduleTime.map { ageText($0.description, now: now) } ?? "<none>"
+            cells = [name, .string(cronJob?.spec?.schedule ?? ""), .string(cronJob?.spec?.timeZone ?? "<none>"), .bool(cronJob?.spec?.suspend ?? false),
+                     .integer(cronJob?.status?.active?.count ?? 0), .string(last), age]
+                + workloadWideCells(cronJob?.spec?.jobTemplate.spec?.template, cronJob?.spec?.jobTemplate.spec?.selector)
         case "controllerrevisions":
             let owner = (object[path: ["metadata", "ownerReferences"]]?.arrayValue ?? []).first { $0["controller"] == .bool(true) }
             let controller = owner.map { "\(($0.string(at: ["kind"]) ?? "").lowercased()).\(($0.string(at: ["apiVersion"]) ?? "").split(separator: "/").first ?? "")/\($0.string(at: ["name"]) ?? "")" }

@@ -10,6 +10,9 @@ struct ControllerLoop: Sendable {
     let store: ObjectStore
     let resources: [ResourceType]
     let resync: Duration
+    /// The least time between two passes: a stream of changes (a client or node writing in a
+    /// loop) makes one pass per interval, not one per change.
+    var minimumInterval: Duration = .milliseconds(200)
 
     func run(isRelevant: @escaping @Sendable (Change) -> Bool, pass: @escaping @Sendable () -> Duration?) async throws {
         let (signals, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
@@ -39,10 +42,11 @@ struct ControllerLoop: Sendable {
                     if ContinuousClock.now >= due.instant.withLock({ $0 }) { continuation.yield() }
                 }
             }
-            group.addTask { [resync] in
+            group.addTask { [resync, minimumInterval] in
                 for await _ in signals.cancelOnGracefulShutdown() {
                     let next = min(pass() ?? resync, resync)
                     due.instant.withLock { $0 = ContinuousClock.now + next }
+                    try? await Task.sleep(for: minimumInterval)
                 }
             }
             try? await gracefulShutdown()

@@ -11,15 +11,22 @@ struct ControllerWrites {
     @discardableResult
     func create(_ resource: ResourceType, namespace: String, object: JSONValue) throws -> JSONValue {
         var tree = object
-        if resource.namespaced { tree.set(["metadata", "namespace"], .string(namespace)) }
+        if resource.namespaced {
+            tree.set(["metadata", "namespace"], .string(namespace))
+            try APIServer.checkNamespaceAcceptsContent(namespace, store: store)
+        }
         if tree.string(at: ["metadata", "name"]) ?? "" == "", let prefix = tree.string(at: ["metadata", "generateName"]) {
             tree.set(["metadata", "name"], .string(prefix + APIServer.randomSuffix()))
         }
         var decoded = try ResourceCodec(resource: resource).decode(tree, validation: .discard)
+        var preassignedUID: String?
+        if resource == .jobs { (decoded.object, preassignedUID) = try ResourceDefaults.identifyJob(decoded.object) }
         decoded.object = ResourceDefaults.apply(decoded.object, resource: resource)
         try ObjectValidation.validate(decoded.object, resource: resource)
         let name = decoded.object.string(at: ["metadata", "name"]) ?? ""
-        return try store.create(resource, namespace: namespace, name: name, object: APIServer.stripServerFields(decoded.object))
+        var stripped = APIServer.stripServerFields(decoded.object)
+        if let preassignedUID { stripped.set(["metadata", "uid"], .string(preassignedUID)) }
+        return try store.create(resource, namespace: namespace, name: name, object: stripped)
     }
 
     /// Deletes a pod as a client's delete would: a pod bound to a node is marked with its grace
@@ -39,6 +46,23 @@ struct ControllerWrites {
             var next = object
             next.set(["metadata", "deletionTimestamp"], .string(deadline.description))
             next.set(["metadata", "deletionGracePeriodSeconds"], .integer(grace))
+            return next
+        }
+    }
+
+    /// Deletes an object that is not a pod as a client's delete would: one held by finalizers
+    /// is marked and goes when they are done. Only the object with `uid` is touched.
+    func delete(_ resource: ResourceType, namespace: String, name: String, uid: String?) throws {
+        guard let current = try store.get(resource, namespace: namespace, name: name), uid == nil || current.string(at: ["metadata", "uid"]) == uid else { return }
+        guard APIServer.hasFinalizers(current) else {
+            try store.delete(resource, namespace: namespace, name: name, expectedUID: uid)
+            return
+        }
+        try store.update(resource, namespace: namespace, name: name) { object in
+            guard object[path: ["metadata", "deletionTimestamp"]] == nil, uid == nil || object.string(at: ["metadata", "uid"]) == uid else { return nil }
+            var next = object
+            next.set(["metadata", "deletionTimestamp"], .string(Timestamp.now().description))
+            next.set(["metadata", "deletionGracePeriodSeconds"], .integer(0))
             return next
         }
     }

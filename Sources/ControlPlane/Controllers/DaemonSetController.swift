@@ -241,7 +241,8 @@ public final class DaemonSetController: Service, Sendable {
     /// beyond `revisionHistoryLimit` go.
     private func currentRevision(of daemonSet: DaemonSet, revisions: [ControllerRevision]) throws -> String? {
         guard let name = daemonSet.metadata.name, let namespace = daemonSet.metadata.namespace, let template = daemonSet.spec?.template else { return nil }
-        let newest = revisions.map(\.revision).max() ?? 0
+        // Revisions are client-writable: one beyond any real count is ignored, never overflowed.
+        let newest = revisions.map(\.revision).filter { $0 <= DeploymentRollout.largestRevision }.max() ?? 0
         let matching = revisions.filter { DeploymentRollout.sameIgnoringHash(DaemonSetPlacement.template(of: $0), template) }
         var current: ControllerRevision
         if let existing = matching.max(by: { $0.revision < $1.revision }) {
@@ -288,7 +289,7 @@ public final class DaemonSetController: Service, Sendable {
         guard surplus > 0 else { return }
         for revision in old.prefix(surplus) {
             guard let name = revision.metadata.name else { continue }
-            _ = try? store.delete(.controllerRevisions, namespace: namespace, name: name, expectedUID: revision.metadata.uid)
+            try? writes.delete(.controllerRevisions, namespace: namespace, name: name, uid: revision.metadata.uid)
         }
     }
 

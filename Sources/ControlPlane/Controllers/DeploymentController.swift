@@ -53,6 +53,14 @@ public final class DeploymentController: Service, Sendable {
               let selector = spec.selector, !selector.isEmpty else { return }
         let deleting = deployment.metadata.deletionTimestamp != nil
         var owned: [ReplicaSet] = []
+        var adoptionAllowed: Bool?
+        func mayAdopt() throws -> Bool {
+            if let adoptionAllowed { return adoptionAllowed }
+            let live = try store.get(.deployments, namespace: namespace, name: deployment.metadata.name ?? "")
+            let allowed = live?.string(at: ["metadata", "uid"]) == uid && live?[path: ["metadata", "deletionTimestamp"]] == nil
+            adoptionAllowed = allowed
+            return allowed
+        }
         for replicaSet in replicaSets {
             let labels = replicaSet.metadata.labels ?? [:]
             if let reference = replicaSet.metadata.controllerReference {
@@ -62,13 +70,15 @@ public final class DeploymentController: Service, Sendable {
                 } else {
                     try setControllerReference(of: replicaSet, to: nil, releasing: uid)
                 }
-            } else if !deleting, selector.matches(labels), replicaSet.metadata.deletionTimestamp == nil,
+            } else if !deleting, selector.matches(labels), replicaSet.metadata.deletionTimestamp == nil, try mayAdopt(),
                       let adopted = try setControllerReference(of: replicaSet, to: deployment, releasing: nil) {
                 owned.append(adopted)
             }
         }
         owned.sort { ($0.metadata.creationTimestamp?.seconds ?? 0, $0.metadata.name ?? "") < ($1.metadata.creationTimestamp?.seconds ?? 0, $1.metadata.name ?? "") }
         var newReplicaSet = owned.first { DeploymentRollout.sameIgnoringHash($0.spec?.template, spec.template) }
+        let hadNewReplicaSet = newReplicaSet != nil
+        var createFailure: String?
         var old = owned.filter { $0.metadata.uid != newReplicaSet?.metadata.uid }
         if !deleting {
             if spec.paused == true {
@@ -83,7 +93,7 @@ public final class DeploymentController: Service, Sendable {
                 // The new pods start only when every old pod has stopped.
                 if try !oldPodsRemain(old, namespace: namespace) {
                     if newReplicaSet == nil {
-                        newReplicaSet = try createReplicaSet(for: deployment, old: old, replicas: Int64(spec.replicas ?? 1))
+                        newReplicaSet = try createReplicaSet(for: deployment, old: old, replicas: Int64(spec.replicas ?? 1), failure: &createFailure)
                     } else if let current = newReplicaSet {
                         newReplicaSet = try scale(try annotate(current, for: deployment, old: old), to: Int64(spec.replicas ?? 1), for: deployment)
                     }
@@ -95,7 +105,7 @@ public final class DeploymentController: Service, Sendable {
                     newReplicaSet = try scale(annotated, to: count, for: deployment)
                 } else {
                     let count = DeploymentRollout.newReplicaCount(spec, all: old, newReplicas: 0)
-                    newReplicaSet = try createReplicaSet(for: deployment, old: old, replicas: count)
+                    newReplicaSet = try createReplicaSet(for: deployment, old: old, replicas: count, failure: &createFailure)
                 }
                 let counts = DeploymentRollout.oldReplicaCounts(spec, new: newReplicaSet, old: old)
                 for (index, replicaSet) in old.enumerated() {
@@ -106,7 +116,15 @@ public final class DeploymentController: Service, Sendable {
             }
             try cleanUp(old, limit: spec.revisionHistoryLimit)
         }
-        try writeStatus(deployment, new: newReplicaSet, all: old + (newReplicaSet.map { [$0] } ?? []))
+        var event: RolloutEvent?
+        if let failure = createFailure { event = .createFailed(failure) } else if !hadNewReplicaSet, newReplicaSet != nil { event = .created }
+        try writeStatus(deployment, new: newReplicaSet, all: old + (newReplicaSet.map { [$0] } ?? []), event: event)
+    }
+
+    /// What happened to the new replica set in this pass, for the Progressing condition.
+    enum RolloutEvent {
+        case created
+        case createFailed(String)
     }
 
     /// Whether pods of the old replica sets still exist and have not ended (terminating ones count).
@@ -122,7 +140,17 @@ public final class DeploymentController: Service, Sendable {
 
     /// Creates the replica set of the deployment's current template; a name taken by another
     /// template raises the collision count (the next pass hashes differently).
-    private func createReplicaSet(for deployment: Deployment, old: [ReplicaSet], replicas: Int64) throws -> ReplicaSet? {
+    /// Creates the new replica set; a refusal of the API is returned as the Progressing message.
+    private func createReplicaSet(for deployment: Deployment, old: [ReplicaSet], replicas: Int64, failure: inout String?) throws -> ReplicaSet? {
+        do {
+            return try createReplicaSetOrCountCollision(for: deployment, old: old, replicas: replicas)
+        } catch let error as APIError where error.code != 409 {
+            failure = "Failed to create new replica set for \"\(deployment.metadata.name ?? "")\": \(error.message)"
+            return nil
+        }
+    }
+
+    private func createReplicaSetOrCountCollision(for deployment: Deployment, old: [ReplicaSet], replicas: Int64) throws -> ReplicaSet? {
         guard let spec = deployment.spec, var template = spec.template, var selector = spec.selector, let name = deployment.metadata.name,
               let namespace = deployment.metadata.namespace else { return nil }
         let hash = DeploymentRollout.templateHash(template, collisionCount: deployment.status?.collisionCount)
@@ -164,7 +192,7 @@ public final class DeploymentController: Service, Sendable {
             annotations[key] = value
         }
         let next = (old.map(DeploymentRollout.revision).max() ?? 0) + 1
-        let current = existing[DeploymentRollout.revisionAnnotation].flatMap { Int64($0) } ?? 0
+        let current = DeploymentRollout.readRevision(existing[DeploymentRollout.revisionAnnotation])
         if current < next {
             if current > 0 {
                 let history = existing[DeploymentRollout.revisionHistoryAnnotation].map { $0 + "," } ?? ""
@@ -247,14 +275,27 @@ public final class DeploymentController: Service, Sendable {
         guard surplus > 0 else { return }
         for replicaSet in cleanable.sorted(by: { DeploymentRollout.revision($0) < DeploymentRollout.revision($1) }).prefix(surplus) {
             guard let name = replicaSet.metadata.name, let namespace = replicaSet.metadata.namespace else { continue }
-            _ = try? store.delete(.replicaSets, namespace: namespace, name: name, expectedUID: replicaSet.metadata.uid)
+            try? writes.delete(.replicaSets, namespace: namespace, name: name, uid: replicaSet.metadata.uid)
         }
     }
 
     /// Writes the deployment's status and its revision annotation, when they changed.
-    private func writeStatus(_ deployment: Deployment, new newReplicaSet: ReplicaSet?, all: [ReplicaSet]) throws {
+    private func writeStatus(_ deployment: Deployment, new newReplicaSet: ReplicaSet?, all: [ReplicaSet], event: RolloutEvent?) throws {
         guard let name = deployment.metadata.name, let namespace = deployment.metadata.namespace else { return }
-        let status = DeploymentRollout.status(of: deployment, new: newReplicaSet, all: all, now: .now())
+        var status = DeploymentRollout.status(of: deployment, new: newReplicaSet, all: all, now: .now())
+        var conditions = status.conditions ?? []
+        switch event {
+        case .created?:
+            // A new rollout starts its progress deadline now.
+            DeploymentRollout.set(&conditions, DeploymentCondition(type: "Progressing", status: .true, reason: "NewReplicaSetCreated",
+                                                                   message: "Created new replica set \"\(newReplicaSet?.metadata.name ?? "")\"", at: .now()))
+        case .createFailed(let message)?:
+            DeploymentRollout.set(&conditions, DeploymentCondition(type: "Progressing", status: .false, reason: "ReplicaSetCreateError",
+                                                                   message: String(message.prefix(1024)), at: .now()))
+        case nil:
+            break
+        }
+        status.conditions = conditions
         let revision = newReplicaSet?.metadata.annotations?[DeploymentRollout.revisionAnnotation]
         let revisionChanged = revision != nil && revision != deployment.metadata.annotations?[DeploymentRollout.revisionAnnotation]
         guard status != deployment.status || revisionChanged else { return }

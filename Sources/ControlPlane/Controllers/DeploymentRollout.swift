@@ -51,14 +51,26 @@ enum DeploymentRollout {
             guard var result = template else { return nil }
             result.metadata?.labels?[templateHashLabel] = nil
             if result.metadata?.labels?.isEmpty == true { result.metadata?.labels = nil }
+            if result.metadata?.annotations?.isEmpty == true { result.metadata?.annotations = nil }
+            // No metadata and empty metadata are the same template.
+            if result.metadata == ObjectMeta() { result.metadata = nil }
             return result
         }
         return stripped(left) == stripped(right)
     }
 
+    /// Revisions above this are ignored as unreadable (anyone who can write a replica set can
+    /// write its annotation; the next revision must never overflow).
+    static let largestRevision: Int64 = 1 << 40
+
     /// The revision a replica set records, 0 when absent or unreadable.
     static func revision(_ replicaSet: ReplicaSet) -> Int64 {
-        replicaSet.metadata.annotations?[revisionAnnotation].flatMap { Int64($0) }.map { max(0, $0) } ?? 0
+        readRevision(replicaSet.metadata.annotations?[revisionAnnotation])
+    }
+
+    static func readRevision(_ text: String?) -> Int64 {
+        guard let value = text.flatMap({ Int64($0) }), value > 0, value <= largestRevision else { return 0 }
+        return value
     }
 
     /// `maxSurge` and `maxUnavailable` against the replica count (surge rounds up, unavailable
@@ -179,8 +191,9 @@ enum DeploymentRollout {
 
     /// More pods updated, ready or available, or fewer old ones, than the last status said.
     static func madeProgress(_ old: DeploymentStatus, _ new: DeploymentStatus) -> Bool {
-        let oldPods = (old.replicas ?? 0) - (old.updatedReplicas ?? 0)
-        let newPods = (new.replicas ?? 0) - (new.updatedReplicas ?? 0)
+        // In 64 bits: a status written by a client may hold any 32-bit values.
+        let oldPods = Int64(old.replicas ?? 0) - Int64(old.updatedReplicas ?? 0)
+        let newPods = Int64(new.replicas ?? 0) - Int64(new.updatedReplicas ?? 0)
         return (new.updatedReplicas ?? 0) > (old.updatedReplicas ?? 0) || (new.readyReplicas ?? 0) > (old.readyReplicas ?? 0)
             || (new.availableReplicas ?? 0) > (old.availableReplicas ?? 0) || newPods < oldPods
     }

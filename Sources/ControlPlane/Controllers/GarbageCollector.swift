@@ -34,7 +34,7 @@ public final class GarbageCollector: Service, Sendable {
     }
 
     public func run() async throws {
-        try await ControllerLoop(store: store, resources: Self.resources, resync: resync).run(isRelevant: Self.isRelevant) { [self] in
+        try await ControllerLoop(store: store, resources: Self.resources, resync: resync, minimumInterval: .seconds(1)).run(isRelevant: Self.isRelevant) { [self] in
             collect()
             return nil
         }
@@ -95,7 +95,9 @@ public final class GarbageCollector: Service, Sendable {
                     logger.warning("garbage collection of \(node.resource.qualifiedName) \(node.namespace)/\(node.name): \(error)")
                 }
             }
-            for node in nodes where !node.deleting && !node.owners.isEmpty {
+            // Namespaces and Nodes are never collected (their deletion has its own rules; a node
+            // must not be able to delete itself by naming an owner that goes).
+            for node in nodes where !node.deleting && !node.owners.isEmpty && node.resource != .namespaces && node.resource != .nodes {
                 do {
                     try collectIfOrphaned(node, byKey: byKey, hasDependents: dependents[node.uid] != nil)
                 } catch {
@@ -126,14 +128,22 @@ public final class GarbageCollector: Service, Sendable {
     }
 
     private func resolve(_ node: Node, _ reference: OwnerReference, in byKey: [String: Node]) -> Resolution {
-        guard let resource = ResourceType.find(apiVersion: reference.apiVersion, kind: reference.kind) else { return .unknown }
+        guard let resource = ResourceType.find(apiVersion: reference.apiVersion, kind: reference.kind), Self.resources.contains(resource) else { return .unknown }
         if resource.namespaced && !node.resource.namespaced { return .unknown }
         return owner(of: node, reference, in: byKey)?.uid == reference.uid ? .present : .absent
     }
 
     /// Deletes an object whose owners are all gone; drops references to gone owners otherwise.
     private func collectIfOrphaned(_ node: Node, byKey: [String: Node], hasDependents: Bool) throws {
-        let resolutions = node.owners.map { resolve(node, $0, in: byKey) }
+        var resolutions = node.owners.map { resolve(node, $0, in: byKey) }
+        guard resolutions.contains(.absent) else { return }
+        // The lists were taken one resource after another: an owner created meanwhile is
+        // looked up again before anything is deleted or dropped.
+        for (index, reference) in node.owners.enumerated() where resolutions[index] == .absent {
+            guard let resource = ResourceType.find(apiVersion: reference.apiVersion, kind: reference.kind) else { continue }
+            let live = try store.get(resource, namespace: resource.namespaced ? node.namespace : "", name: reference.name)
+            if live?.string(at: ["metadata", "uid"]) == reference.uid { resolutions[index] = .present }
+        }
         guard resolutions.contains(.absent) else { return }
         if resolutions.allSatisfy({ $0 == .absent }) {
             // Re-read: the references may have changed since the list.
@@ -174,10 +184,17 @@ public final class GarbageCollector: Service, Sendable {
     /// Foreground propagation: the dependents are deleted; the owner goes when none that
     /// blocks its deletion is left.
     private func deleteInForeground(_ owner: Node, dependents: [(node: Node, blocking: Bool)], all: [String: [(node: Node, blocking: Bool)]]) throws {
-        for dependent in dependents where !dependent.node.deleting {
+        for dependent in dependents where !dependent.node.deleting && dependent.node.uid != owner.uid
+            && dependent.node.resource != .namespaces && dependent.node.resource != .nodes {
             try delete(dependent.node, foreground: all[dependent.node.uid] != nil)
         }
-        guard !dependents.contains(where: \.blocking) else { return }
+        // What blocks: not the owner itself, not a Namespace or Node (never deleted here), not
+        // a dependent that in turn waits for this owner (a cycle would never end).
+        let blocking = dependents.filter { dependent in
+            dependent.blocking && dependent.node.uid != owner.uid && dependent.node.resource != .namespaces && dependent.node.resource != .nodes
+                && !(all[dependent.node.uid] ?? []).contains { $0.node.uid == owner.uid }
+        }
+        guard blocking.isEmpty else { return }
         try finish(owner, removing: Self.foregroundFinalizer)
     }
 
@@ -230,8 +247,7 @@ public final class GarbageCollector: Service, Sendable {
             next.set(["metadata", "finalizers"], kept.isEmpty ? nil : .array(kept))
             return next
         }
-        guard stored.string(at: ["metadata", "uid"]) == node.uid, stored[path: ["metadata", "deletionTimestamp"]] != nil, !APIServer.hasFinalizers(stored),
-              !(node.resource == .pods && stored.string(at: ["spec", "nodeName"]) != nil) else { return }
+        guard stored.string(at: ["metadata", "uid"]) == node.uid, APIServer.mayRemove(stored, resource: node.resource) else { return }
         try store.delete(node.resource, namespace: node.namespace, name: node.name, expectedUID: node.uid)
         if node.resource == .nodes { NodePasswords(store: store).forget(node: node.name) }
     }

@@ -19,6 +19,10 @@ public final class ReplicaSetController: Service, Sendable {
     /// after `minReadySeconds` by its Ready condition's time or by this, whichever says so
     /// first (a board's clock may be far off). Lost at restart, which only delays availability.
     private let readySince = Mutex<[String: ContinuousClock.Instant]>([:])
+    /// Replica sets (by uid) whose last pod create failed, and when to try again: a template
+    /// the API refuses costs one attempt per interval, not a pass per write.
+    private let createRetryAt = Mutex<[String: ContinuousClock.Instant]>([:])
+    static let createRetryInterval: Duration = .seconds(10)
 
     public init(store: ObjectStore, logger: Logger, resync: Duration = .seconds(10)) {
         self.store = store
@@ -93,6 +97,16 @@ public final class ReplicaSetController: Service, Sendable {
               let spec = replicaSet.spec, let selector = spec.selector else { return nil }
         let deleting = replicaSet.metadata.deletionTimestamp != nil
         var owned: [Pod] = []
+        // Adoption only by a replica set that is still there and not being deleted (read again:
+        // an orphaning delete may have come since the list).
+        var adoptionAllowed: Bool?
+        func mayAdopt() throws -> Bool {
+            if let adoptionAllowed { return adoptionAllowed }
+            let live = try store.get(.replicaSets, namespace: namespace, name: name)
+            let allowed = live?.string(at: ["metadata", "uid"]) == uid && live?[path: ["metadata", "deletionTimestamp"]] == nil
+            adoptionAllowed = allowed
+            return allowed
+        }
         for pod in pods {
             let labels = pod.metadata.labels ?? [:]
             if let reference = pod.metadata.controllerReference {
@@ -102,24 +116,39 @@ public final class ReplicaSetController: Service, Sendable {
                 } else {
                     try release(pod, from: uid)
                 }
-            } else if !deleting, !selector.isEmpty, selector.matches(labels), pod.metadata.deletionTimestamp == nil, !PodAvailability.hasEnded(pod) {
+            } else if !deleting, !selector.isEmpty, selector.matches(labels), pod.metadata.deletionTimestamp == nil, !PodAvailability.hasEnded(pod), try mayAdopt() {
                 if let adopted = try adopt(pod, by: replicaSet) { owned.append(adopted) }
             }
         }
         let active = owned.filter { $0.metadata.deletionTimestamp == nil && !PodAvailability.hasEnded($0) }
         let desired = Int(spec.replicas ?? 1)
         var failure: String?
+        var retryWait: Duration?
         if !deleting {
-            if active.count < desired {
+            let wait = createRetryAt.withLock { table -> Duration? in
+                guard let at = table[uid] else { return nil }
+                let left = at - ContinuousClock.now
+                if left <= .zero { table[uid] = nil }
+                return left > .zero ? left : nil
+            }
+            if active.count < desired, let wait {
+                retryWait = wait
+                failure = replicaSet.status?.conditions?.first { $0.type == "ReplicaFailure" }?.message
+            } else if active.count < desired {
                 let count = min(desired - active.count, Self.burstReplicas)
                 for _ in 0..<count {
+                    let pod = podFromTemplate(replicaSet)
                     do {
-                        let pod = try writes.create(.pods, namespace: namespace, object: try KubeJSON.tree(podFromTemplate(replicaSet)))
+                        try writes.create(.pods, namespace: namespace, object: try KubeJSON.tree(pod))
                         writes.event(about: ControllerWrites.reference(replicaSet), type: "Normal", reason: "SuccessfulCreate",
-                                     message: "Created pod: \(pod.string(at: ["metadata", "name"]) ?? "")")
+                                     message: "Created pod: \(pod.metadata.name ?? "")")
                     } catch {
-                        failure = "\(error)"
-                        writes.event(about: ControllerWrites.reference(replicaSet), type: "Warning", reason: "FailedCreate", message: "Error creating: \(error)")
+                        // The same words each time (not the pod's random name): the condition
+                        // is rewritten only when the reason changes.
+                        failure = "\(error)".replacing(pod.metadata.name ?? "", with: "\(pod.metadata.generateName ?? "")*")
+                        writes.event(about: ControllerWrites.reference(replicaSet), type: "Warning", reason: "FailedCreate", message: "Error creating: \(failure ?? "")")
+                        createRetryAt.withLock { $0[uid] = ContinuousClock.now + Self.createRetryInterval }
+                        retryWait = Self.createRetryInterval
                         break
                     }
                 }
@@ -132,7 +161,9 @@ public final class ReplicaSetController: Service, Sendable {
                 }
             }
         }
-        return try writeStatus(replicaSet, active: active, failure: failure)
+        let due = try writeStatus(replicaSet, active: active, failure: failure)
+        guard let retryWait else { return due }
+        return min(due ?? retryWait, retryWait)
     }
 
     /// Counts the active pods into the status (written only when it changed).
@@ -180,6 +211,7 @@ public final class ReplicaSetController: Service, Sendable {
         var metadata = ObjectMeta(labels: template?.metadata?.labels, annotations: template?.metadata?.annotations)
         // As kube's name generator: the prefix is cut so the name stays a DNS label (63).
         metadata.generateName = String((replicaSet.metadata.name ?? "").prefix(57)) + "-"
+        metadata.name = metadata.generateName! + APIServer.randomSuffix()
         metadata.finalizers = template?.metadata?.finalizers
         metadata.ownerReferences = [ControllerWrites.controllerReference(to: replicaSet)]
         var pod = Pod(metadata: metadata, spec: template?.spec)

@@ -43,6 +43,16 @@ struct NodeRestriction {
             guard new.string(at: ["metadata", "name"]) == node else {
                 throw refusal(route, new, "can only access node lease with the same name as the requesting node")
             }
+            // Its lease may be owned by its own Node only, and hold no finalizer: nothing a node
+            // writes may hold up or set off the garbage collector's work on other objects.
+            for owner in new[path: ["metadata", "ownerReferences"]]?.arrayValue ?? [] {
+                guard owner.string(at: ["kind"]) == "Node", owner.string(at: ["apiVersion"]) == "v1", owner.string(at: ["name"]) == node else {
+                    throw refusal(route, new, "node \"\(node)\" may only set its own Node as the owner of its lease")
+                }
+            }
+            if !(new[path: ["metadata", "finalizers"]]?.arrayValue ?? []).isEmpty {
+                throw refusal(route, new, "node \"\(node)\" is not allowed to set finalizers on its lease")
+            }
         default:
             return
         }

@@ -173,7 +173,8 @@ public final class ObjectStore: Sendable {
         try state.withLock { state in
             if try Self.read(&state, resource, namespace, name) != nil { throw APIError.alreadyExists(resource, name) }
             var stored = object
-            stored.set(["metadata", "uid"], .string(UUID().uuidString.lowercased()))
+            // A uid the server chose beforehand (a job's selector names it) is kept.
+            if stored.string(at: ["metadata", "uid"])?.isEmpty != false { stored.set(["metadata", "uid"], .string(UUID().uuidString.lowercased())) }
             stored.set(["metadata", "creationTimestamp"], .string(Timestamp.now().description))
             stored.set(["metadata", "generation"], .integer(1))
             return try Self.commit(&state, resource, namespace, name, stored, type: .added, previous: nil)
