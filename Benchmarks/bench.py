@@ -27,6 +27,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from daemonset_rollout import measure_daemonset  # noqa: E402
 from exec_stream import measure_exec  # noqa: E402
 from flash_wear import measure_flash  # noqa: E402
 from podman_play import podman_kube_play_times  # noqa: E402
@@ -718,8 +719,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"), help="where the iotkube binaries are")
     parser.add_argument("--quick", action="store_true", help="fewer pods, 1 minute idle, shorter scale steps")
-    parser.add_argument("--only", default="size,start,cgroups,memory,pull,exec,scale,flash",
-                        help="comma-separated: size,start,cgroups,memory,pull,exec,scale,flash")
+    parser.add_argument("--only", default="size,start,cgroups,memory,pull,exec,scale,flash,daemonset",
+                        help="comma-separated: size,start,cgroups,memory,pull,exec,scale,flash,daemonset")
     parser.add_argument("--json", help="also write the figures to this file")
     arguments = parser.parse_args()
     if os.getuid() != 0:
@@ -755,6 +756,8 @@ def main():
         if "scale" in only:
             steps = [100, 500, 1000] if arguments.quick else [250, 500, 1000, 1500, 2000, 3000]
             measure_scale(arguments.bin, work, results, steps, 30 if arguments.quick else 60)
+        if "daemonset" in only:
+            measure_daemonset(arguments.bin, work, results, API, Cluster.wait_for, free_port, run, log, proc_status, cpu_seconds, arguments.quick)
         if "flash" in only:
             measure_flash(arguments.bin, work, results, API, Cluster.wait_for, free_port, run, log, io_counters, arguments.quick)
     finally:

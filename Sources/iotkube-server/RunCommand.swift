@@ -36,6 +36,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Delete the pods of a node unreachable for this many more seconds (default: never; edge boards keep their pods).")
     var evictUnreachableAfter: Int64?
 
+    @Option(help: "Ended (Succeeded or Failed) pods kept before the oldest are deleted (kube-controller-manager's --terminated-pod-gc-threshold).")
+    var terminatedPodGCThreshold = 12_500
+
+    @Option(help: "Seconds an event is kept (kube-apiserver's --event-ttl).")
+    var eventTTL: Int64 = 3600
+
     @Option(help: "The pod range each node's podCIDR is taken from (empty: no allocation; nodes bring their own).")
     var clusterCIDR = "10.42.0.0/16"
 
@@ -61,6 +67,8 @@ struct RunCommand: AsyncParsableCommand {
         guard (1...86_400).contains(requestTimeout) else { throw ValidationError("--request-timeout must be between 1 and 86400 seconds") }
         guard (1...31_536_000).contains(nodeMonitorGracePeriod) else { throw ValidationError("--node-monitor-grace-period must be between 1 and 31536000 seconds") }
         guard (0...31_536_000).contains(evictUnreachableAfter ?? 0) else { throw ValidationError("--evict-unreachable-after must be between 0 and 31536000 seconds") }
+        guard (1...31_536_000).contains(eventTTL) else { throw ValidationError("--event-ttl must be between 1 and 31536000 seconds") }
+        guard (1...10_000_000).contains(terminatedPodGCThreshold) else { throw ValidationError("--terminated-pod-gc-threshold must be between 1 and 10000000") }
         guard (1...86_400).contains(csrCleanupInterval) else { throw ValidationError("--csr-cleanup-interval must be between 1 and 86400 seconds") }
         guard (1...1_000_000).contains(maxConnectionsPerAddress) else { throw ValidationError("--max-connections-per-address must be between 1 and 1000000") }
         guard (1...1_000_000).contains(maxWatchesPerClient) else { throw ValidationError("--max-watches-per-client must be between 1 and 1000000") }
@@ -111,7 +119,7 @@ struct RunCommand: AsyncParsableCommand {
                                        ReplicaSetController(store: store, logger: logger), DeploymentController(store: store, logger: logger),
                                        DaemonSetController(store: store, logger: logger), JobController(store: store, logger: logger),
                                        CronJobController(store: store, logger: logger),
-                                       GarbageCollector(store: store, logger: logger)]
+                                       GarbageCollector(store: store, logger: logger, terminatedPodThreshold: terminatedPodGCThreshold, eventTTL: eventTTL)]
         if let network = try? IPv4Network(clusterCIDR, prefixes: 8...30) {
             services.append(NodeIPAMService(store: store, logger: logger, clusterCIDR: network, nodeMaskSize: nodeCIDRMaskSize))
         }

@@ -160,7 +160,12 @@ extension APIServer {
                            details: StatusDetails(group: "meta.k8s.io", kind: "DeleteOptions", causes: [error.cause]))
         }
         let hasFinalizers = Self.hasFinalizers(current)
-        let requestedFinalizer = try Self.propagationFinalizer(request, options)
+        var requestedFinalizer = try Self.propagationFinalizer(request, options)
+        // batch/v1 Jobs orphan their pods unless told otherwise, as in Kubernetes (kubectl asks for Background).
+        if route.resource == .jobs, request.query["propagationPolicy"] == nil, options[path: ["propagationPolicy"]] == nil,
+           request.query["orphanDependents"] == nil, options[path: ["orphanDependents"]] == nil {
+            requestedFinalizer = GarbageCollector.orphanFinalizer
+        }
         // Only objects the garbage collector looks at can wait for it.
         let propagationFinalizer = GarbageCollector.resources.contains(route.resource) ? requestedFinalizer : nil
 

@@ -64,7 +64,19 @@ public final class CronJobController: Service, Sendable {
         let succeededAt = owned.compactMap { JobController.finished($0)?.type == "Complete" ? $0.status?.completionTime : nil }.max { $0.seconds < $1.seconds }
         if let succeededAt, (status.lastSuccessfulTime?.seconds ?? Int64.min) < succeededAt.seconds { status.lastSuccessfulTime = succeededAt }
         status.active = active.isEmpty ? nil : active.map(ControllerWrites.reference)
-        let nextTime = schedule.next(after: zone.wallTime(at: now.seconds)).map { zone.instant(of: $0) }
+        // The first scheduled instant after now (a repeated autumn hour maps a wall time to an
+        // instant already past: step on until one is ahead).
+        var nextTime: Int64?
+        var wall = zone.wallTime(at: now.seconds)
+        for _ in 0..<1_500 {
+            guard let candidate = schedule.next(after: wall) else { break }
+            let instant = zone.instant(of: candidate)
+            if instant > now.seconds {
+                nextTime = instant
+                break
+            }
+            wall = candidate
+        }
         let dueAgain = nextTime.map { Duration.seconds(max(1, $0 - now.seconds)) }
         guard spec.suspend != true, cronJob.metadata.deletionTimestamp == nil else {
             try writeStatus(cronJob, status)
@@ -77,7 +89,8 @@ public final class CronJobController: Service, Sendable {
             return dueAgain
         }
         let scheduled = zone.instant(of: latestWall)
-        guard scheduled > since else {
+        // A wall time in a spring gap reads as an instant after now: not due yet.
+        guard scheduled > since, scheduled <= now.seconds else {
             try writeStatus(cronJob, status)
             return dueAgain
         }
@@ -116,7 +129,13 @@ public final class CronJobController: Service, Sendable {
             status.active = (status.active ?? []) + [ControllerWrites.reference(created)]
             writes.event(about: ControllerWrites.reference(cronJob), type: "Normal", reason: "SuccessfulCreate", message: "Created job \(jobName)")
         } catch let error as APIError where error.code == 409 {
-            // Created before a restart: this time has run.
+            // Created before a restart: this time has run. A job of that name made by someone
+            // else is reported (the time is not run twice either way).
+            let existing = try store.get(.jobs, namespace: namespace, name: jobName).flatMap { try? KubeJSON.decode(Job.self, from: $0) }
+            if existing?.metadata.controllerReference?.uid != uid {
+                writes.event(about: ControllerWrites.reference(cronJob), type: "Warning", reason: "FailedCreate",
+                             message: "Error creating job \(jobName): a job of that name exists and is not this cron job's")
+            }
         } catch {
             writes.event(about: ControllerWrites.reference(cronJob), type: "Warning", reason: "FailedCreate", message: "Error creating job: \(error)")
             try writeStatus(cronJob, status)

@@ -47,17 +47,37 @@ public final class DaemonSetController: Service, Sendable {
     func syncAll() -> Duration? {
         do {
             let daemonSets = try store.list(.daemonSets, namespace: nil).items.compactMap { try? KubeJSON.decode(DaemonSet.self, from: $0) }
-            guard !daemonSets.isEmpty else { return nil }
+            guard !daemonSets.isEmpty else {
+                backoff.withLock { $0 = [:] }
+                return nil
+            }
             let nodes = try store.list(.nodes, namespace: nil).items.compactMap { try? KubeJSON.decode(Node.self, from: $0) }
             var nextDue: Duration?
+            // Each namespace's pods and revisions are read once per pass, whatever the number of daemon sets.
+            var podsByNamespace: [String: [Pod]] = [:]
+            var revisionsByNamespace: [String: [ControllerRevision]] = [:]
             for daemonSet in daemonSets {
                 let namespace = daemonSet.metadata.namespace ?? ""
                 do {
-                    let pods = try store.list(.pods, namespace: namespace).items.compactMap { try? KubeJSON.decode(Pod.self, from: $0) }
-                    let revisions = try store.list(.controllerRevisions, namespace: namespace).items.compactMap { try? KubeJSON.decode(ControllerRevision.self, from: $0) }
+                    if podsByNamespace[namespace] == nil {
+                        podsByNamespace[namespace] = try store.list(.pods, namespace: namespace).items.compactMap { try? KubeJSON.decode(Pod.self, from: $0) }
+                        revisionsByNamespace[namespace] = try store.list(.controllerRevisions, namespace: namespace).items.compactMap {
+                            try? KubeJSON.decode(ControllerRevision.self, from: $0)
+                        }
+                    }
+                    let pods = podsByNamespace[namespace] ?? []
+                    let revisions = revisionsByNamespace[namespace] ?? []
                     if let due = try sync(daemonSet, nodes: nodes, pods: pods, revisions: revisions) { nextDue = min(nextDue ?? due, due) }
                 } catch {
                     logger.warning("daemon set \(daemonSet.qualifiedName): \(error)")
+                }
+            }
+            // Back-offs of daemon sets that are gone, or quiet for 5 minutes, are forgotten.
+            let keys = Set(daemonSets.map { "\($0.metadata.namespace ?? "")/\($0.metadata.name ?? "")/" })
+            let now = ContinuousClock.now
+            backoff.withLock { table in
+                table = table.filter { entry in
+                    keys.contains { entry.key.hasPrefix($0) } && now - entry.value.until < .seconds(300)
                 }
             }
             return nextDue
@@ -258,7 +278,8 @@ public final class DaemonSetController: Service, Sendable {
             }
         } else {
             let hash = DeploymentRollout.templateHash(template, collisionCount: daemonSet.status?.collisionCount)
-            var revision = ControllerRevision(metadata: ObjectMeta(name: "\(name)-\(hash)", namespace: namespace,
+            // The prefix is cut so the name stays within 253 characters (as kube's controller does).
+            var revision = ControllerRevision(metadata: ObjectMeta(name: "\(name.prefix(223))-\(hash)", namespace: namespace,
                                                                    labels: (template.metadata?.labels ?? [:]).merging([DaemonSetPlacement.revisionHashLabel: hash]) { $1 }),
                                               data: DaemonSetPlacement.revisionData(template), revision: newest &+ 1)
             revision.metadata.annotations = daemonSet.metadata.annotations?.filter { $0.key == "kubernetes.io/change-cause" }
@@ -280,7 +301,7 @@ public final class DaemonSetController: Service, Sendable {
             }
         }
         try cleanUpRevisions(revisions, keeping: current, limit: daemonSet.spec?.revisionHistoryLimit ?? 10, namespace: namespace)
-        return current.metadata.labels?[DaemonSetPlacement.revisionHashLabel] ?? current.metadata.name.map { String($0.dropFirst(name.count + 1)) }
+        return current.metadata.labels?[DaemonSetPlacement.revisionHashLabel] ?? current.metadata.name.map { String($0.dropFirst(min(name.count, 223) + 1)) }
     }
 
     private func cleanUpRevisions(_ revisions: [ControllerRevision], keeping current: ControllerRevision, limit: Int32, namespace: String) throws {

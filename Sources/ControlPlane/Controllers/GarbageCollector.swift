@@ -26,10 +26,19 @@ public final class GarbageCollector: Service, Sendable {
     /// The resources whose objects can own or be owned.
     static var resources: [ResourceType] { ResourceType.all.filter { !$0.isMetrics && $0 != .events } }
 
-    public init(store: ObjectStore, logger: Logger, resync: Duration = .seconds(30)) {
+    /// Ended pods kept; beyond it the oldest go (kube's pod GC), so pods a node fails or
+    /// evicts cannot pile up in the store without bound.
+    let terminatedPodThreshold: Int
+
+    /// Seconds an event is kept after it was stored (kube-apiserver's `--event-ttl`, 1 h).
+    let eventTTL: Int64
+
+    public init(store: ObjectStore, logger: Logger, resync: Duration = .seconds(30), terminatedPodThreshold: Int = 12_500, eventTTL: Int64 = 3600) {
+        self.eventTTL = max(1, eventTTL)
         self.store = store
         self.logger = logger
         self.resync = resync
+        self.terminatedPodThreshold = max(1, terminatedPodThreshold)
         writes = ControllerWrites(store: store, component: "garbage-collector-controller")
     }
 
@@ -46,6 +55,8 @@ public final class GarbageCollector: Service, Sendable {
         case .deleted: return true
         case .modified:
             if change.object[path: ["metadata", "deletionTimestamp"]] != nil, APIServer.hasFinalizers(change.object) { return true }
+            let phase = change.object.string(at: ["status", "phase"])
+            if phase != change.previous?.string(at: ["status", "phase"]), phase == "Succeeded" || phase == "Failed" { return true }
             return change.object[path: ["metadata", "ownerReferences"]] != change.previous?[path: ["metadata", "ownerReferences"]]
         default: return false
         }
@@ -61,6 +72,9 @@ public final class GarbageCollector: Service, Sendable {
         var finalizers: [String]
         var owners: [OwnerReference]
         var boundPod: Bool
+        /// For pods: whether it ended (Succeeded or Failed), and when it was created.
+        var ended = false
+        var created: Int64 = 0
     }
 
     /// One pass over every object.
@@ -73,9 +87,14 @@ public final class GarbageCollector: Service, Sendable {
                 for tree in try store.list(resource, namespace: nil).items {
                     guard let metadata = tree["metadata"].flatMap({ try? KubeJSON.decode(ObjectMeta.self, from: $0) }),
                           let name = metadata.name, let uid = metadata.uid else { continue }
-                    let node = Node(resource: resource, namespace: metadata.namespace ?? "", name: name, uid: uid,
+                    var node = Node(resource: resource, namespace: metadata.namespace ?? "", name: name, uid: uid,
                                     deleting: metadata.deletionTimestamp != nil, finalizers: metadata.finalizers ?? [], owners: metadata.ownerReferences ?? [],
                                     boundPod: resource == .pods && tree.string(at: ["spec", "nodeName"]) != nil)
+                    if resource == .pods {
+                        let phase = tree.string(at: ["status", "phase"])
+                        node.ended = phase == "Succeeded" || phase == "Failed"
+                        node.created = metadata.creationTimestamp?.seconds ?? 0
+                    }
                     nodes.append(node)
                     byKey[Self.key(resource, node.namespace, name)] = node
                 }
@@ -104,8 +123,35 @@ public final class GarbageCollector: Service, Sendable {
                     logger.warning("garbage collection of \(node.resource.qualifiedName) \(node.namespace)/\(node.name): \(error)")
                 }
             }
+            try collectEndedPods(nodes.filter { $0.resource == .pods && $0.ended && !$0.deleting })
+            try expireEvents(now: .now())
         } catch {
             logger.warning("garbage collection pass failed: \(error)")
+        }
+    }
+
+    /// Deletes events stored longer ago than the TTL (by the server's own creation time: the
+    /// times inside an event come from whoever wrote it).
+    func expireEvents(now: Timestamp) throws {
+        var expired = 0
+        for tree in try store.list(.events, namespace: nil).items {
+            guard let created = tree.string(at: ["metadata", "creationTimestamp"]).flatMap({ try? Timestamp(rfc3339: $0) }),
+                  now.seconds - created.seconds > eventTTL, let name = tree.string(at: ["metadata", "name"]) else { continue }
+            _ = try? store.delete(.events, namespace: tree.string(at: ["metadata", "namespace"]) ?? "", name: name, expectedUID: tree.string(at: ["metadata", "uid"]))
+            expired += 1
+        }
+        if expired > 0 { logger.debug("deleted \(expired) events older than \(eventTTL) s") }
+    }
+
+    /// Deletes the oldest ended pods beyond the threshold (through the usual pod deletion).
+    private func collectEndedPods(_ ended: [Node]) throws {
+        let surplus = ended.count - terminatedPodThreshold
+        guard surplus > 0 else { return }
+        logger.info("deleting \(surplus) ended pods beyond the threshold of \(terminatedPodThreshold)")
+        for pod in ended.sorted(by: { ($0.created, $0.name) < ($1.created, $1.name) }).prefix(surplus) {
+            // Ended: nothing runs any more, so no node needs to confirm (kube's pod GC deletes
+            // with grace period 0 too).
+            try writes.delete(.pods, namespace: pod.namespace, name: pod.name, uid: pod.uid)
         }
     }
 

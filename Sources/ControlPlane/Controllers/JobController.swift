@@ -44,7 +44,6 @@ public final class JobController: Service, Sendable {
     func syncAll() -> Duration? {
         do {
             let jobs = try store.list(.jobs, namespace: nil).items.compactMap { try? KubeJSON.decode(Job.self, from: $0) }
-            guard !jobs.isEmpty else { return nil }
             var podsByNamespace: [String: [Pod]] = [:]
             for tree in try store.list(.pods, namespace: nil).items {
                 guard let pod = try? KubeJSON.decode(Pod.self, from: tree) else { continue }
@@ -58,10 +57,22 @@ public final class JobController: Service, Sendable {
                     logger.warning("job \(job.qualifiedName): \(error)")
                 }
             }
+            try releaseOrphans(podsByNamespace.values.joined(), liveJobs: Set(jobs.filter { $0.metadata.deletionTimestamp == nil }.compactMap(\.metadata.uid)))
+            let known = Set(jobs.compactMap(\.metadata.uid))
+            retryAt.withLock { table in table = table.filter { known.contains($0.key) } }
             return nextDue
         } catch {
             logger.warning("job pass failed: \(error)")
             return nil
+        }
+    }
+
+    /// Pods whose job is gone or being deleted lose their tracking finalizer (kube's
+    /// syncOrphanPod): nothing will count them, and the finalizer must not keep them forever.
+    private func releaseOrphans<Pods: Sequence<Pod>>(_ pods: Pods, liveJobs: Set<String>) throws {
+        for pod in pods where pod.metadata.finalizers?.contains(Self.trackingFinalizer) == true {
+            if let owner = pod.metadata.controllerReference, owner.kind == Job.kind, liveJobs.contains(owner.uid) { continue }
+            try removeTrackingFinalizer(pod)
         }
     }
 
@@ -105,8 +116,8 @@ public final class JobController: Service, Sendable {
             released.insert(podUID)
         }
         let failures = Int32(clamping: uncountedFailed.filter(released.contains).count)
-        status.succeeded = (status.succeeded ?? 0).addingReportingOverflow(Int32(clamping: uncountedSucceeded.filter(released.contains).count)).partialValue
-        status.failed = (status.failed ?? 0).addingReportingOverflow(failures).partialValue
+        status.succeeded = Int32(clamping: Int64(status.succeeded ?? 0) + Int64(uncountedSucceeded.filter(released.contains).count))
+        status.failed = Int32(clamping: Int64(status.failed ?? 0) + Int64(failures))
         let remainingSucceeded = uncountedSucceeded.filter { !released.contains($0) }
         let remainingFailed = uncountedFailed.filter { !released.contains($0) }
         status.uncountedTerminatedPods = remainingSucceeded.isEmpty && remainingFailed.isEmpty ? nil
@@ -124,6 +135,11 @@ public final class JobController: Service, Sendable {
         status.terminating = terminating == 0 ? nil : Int32(clamping: terminating)
         var nextDue: Duration?
 
+        if job.metadata.deletionTimestamp != nil {
+            // Being deleted: nothing new starts (its pods lose their finalizers as orphans).
+            try writeStatusIfChanged(job, status)
+            return nil
+        }
         if let finish = Self.finished(job) {
             for pod in active { try writes.deletePod(namespace: namespace, name: pod.metadata.name ?? "", uid: pod.metadata.uid) }
             try writeStatusIfChanged(job, status)
@@ -136,7 +152,7 @@ public final class JobController: Service, Sendable {
         if failed > Int64(spec.backoffLimit ?? 6) {
             finishing = JobCondition(type: "Failed", status: .true, reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit", at: now)
         } else if let deadline = spec.activeDeadlineSeconds, let start = status.startTime, spec.suspend != true,
-                  now.seconds - start.seconds >= deadline {
+                  max(0, now.seconds - start.seconds) >= deadline {
             finishing = JobCondition(type: "Failed", status: .true, reason: "DeadlineExceeded", message: "Job was active longer than specified deadline", at: now)
         } else if let completions = spec.completions, succeeded >= Int64(completions) {
             finishing = JobCondition(type: "Complete", status: .true, at: now)
@@ -195,7 +211,9 @@ public final class JobController: Service, Sendable {
                 }
             }
             if let deadline = spec.activeDeadlineSeconds, let start = status.startTime {
-                let left = max(1, deadline - (now.seconds - start.seconds))
+                // A start in the future (a clock that jumped, a status a client wrote) counts as now.
+                let elapsed = max(0, now.seconds - start.seconds)
+                let left = deadline > elapsed ? min(deadline - elapsed, 86_400) : 1
                 nextDue = min(nextDue ?? .seconds(left), .seconds(left))
             }
         }

@@ -50,8 +50,9 @@ public struct CronSchedule: Sendable, Hashable {
         daysOfMonth = try Self.field(fields[2], 1...31, names: [:])
         months = try Self.field(fields[3], 1...12, names: ["jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12])
         daysOfWeek = try Self.field(fields[4], 0...6, names: ["sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6])
-        anyDayOfMonth = fields[2].hasPrefix("*") || fields[2] == "?"
-        anyDayOfWeek = fields[4].hasPrefix("*") || fields[4] == "?"
+        // As kube's parser: `*` or `?` (with no step above 1) leaves the day open.
+        anyDayOfMonth = ["*", "?", "*/1", "?/1"].contains(fields[2])
+        anyDayOfWeek = ["*", "?", "*/1", "?/1"].contains(fields[4])
     }
 
     private static func field(_ text: String, _ range: ClosedRange<Int>, names: [String: Int]) throws(CronScheduleError) -> Set<Int> {
@@ -61,7 +62,8 @@ public struct CronSchedule: Sendable, Hashable {
             var step = 1
             if let slash = part.firstIndex(of: "/") {
                 rangeText = String(part[..<slash])
-                guard let parsed = Int(part[part.index(after: slash)...]), parsed > 0, parsed <= range.upperBound + 1 else {
+                let stepText = part[part.index(after: slash)...]
+                guard stepText.count <= 5, let parsed = Int(stepText), parsed > 0 else {
                     throw CronScheduleError("bad step in \"\(part.prefix(32))\"")
                 }
                 step = parsed

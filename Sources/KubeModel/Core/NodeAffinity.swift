@@ -6,10 +6,11 @@ public struct NodeSelector: Codable, Sendable, Hashable {
 
     public init(nodeSelectorTerms: [NodeSelectorTerm]) { self.nodeSelectorTerms = nodeSelectorTerms }
 
-    /// The required node selector of a pod's affinity, if it has one (nil also when unreadable).
+    /// The required node selector of a pod's affinity, if it has one. One that cannot be read
+    /// matches no node: a constraint is never dropped for being malformed.
     public static func required(by affinity: JSONValue?) -> NodeSelector? {
-        guard let tree = affinity?[path: ["nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"]] else { return nil }
-        return try? KubeJSON.decode(NodeSelector.self, from: tree)
+        guard let tree = affinity?[path: ["nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution"]], tree != .null else { return nil }
+        return (try? KubeJSON.decode(NodeSelector.self, from: tree)) ?? NodeSelector(nodeSelectorTerms: [])
     }
 
     /// Whether a node with these labels and this name matches (an empty term matches nothing).

@@ -31,6 +31,11 @@ public enum BatchValidation {
         }
         if let jobSpec = spec.jobTemplate.spec {
             causes += specProblems(jobSpec, path: "spec.jobTemplate.spec", selectorRequired: false)
+            if jobSpec.selector != nil, jobSpec.manualSelector != true {
+                // Its jobs would each be refused: the server generates their selectors.
+                causes.append(StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \"\(jobSpec.selector?.queryText ?? "")\": `selector` will be auto-generated",
+                                          field: "spec.jobTemplate.spec.selector"))
+            }
         } else {
             causes.append(StatusCause(reason: "FieldValueRequired", message: "Required value", field: "spec.jobTemplate.spec.template"))
         }

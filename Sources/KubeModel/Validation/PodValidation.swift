@@ -88,6 +88,6 @@ public enum PodValidation {
         for (index, volume) in (spec.volumes ?? []).enumerated() where !seenVolumes.insert(volume.name).inserted {
             add("spec.volumes[\(index)].name", "Duplicate value: \"\(volume.name)\"", reason: "FieldValueDuplicate")
         }
-        return causes + PodNumericValidation.problems(spec)
+        return causes + PodNumericValidation.problems(spec) + NodeAffinityValidation.problems(spec.affinity)
     }
 }
