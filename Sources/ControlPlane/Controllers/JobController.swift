@@ -46,7 +46,12 @@ public final class JobController: Service, Sendable {
             let jobs = try store.list(.jobs, namespace: nil).items.compactMap { try? KubeJSON.decode(Job.self, from: $0) }
             var podsByNamespace: [String: [Pod]] = [:]
             for tree in try store.list(.pods, namespace: nil).items {
-                guard let pod = try? KubeJSON.decode(Pod.self, from: tree) else { continue }
+                // Only pods of jobs, or still carrying the tracking finalizer, are decoded (the
+                // pass runs on every pod change: decoding every pod would cost the most).
+                let owners = tree[path: ["metadata", "ownerReferences"]]?.arrayValue ?? []
+                let tracked = (tree[path: ["metadata", "finalizers"]]?.arrayValue ?? []).contains(.string(Self.trackingFinalizer))
+                guard tracked || owners.contains(where: { $0.string(at: ["kind"]) == Job.kind }),
+                      let pod = try? KubeJSON.decode(Pod.self, from: tree) else { continue }
                 podsByNamespace[pod.metadata.namespace ?? "", default: []].append(pod)
             }
             var nextDue: Duration?
@@ -149,7 +154,11 @@ public final class JobController: Service, Sendable {
         let succeeded = Int64(status.succeeded ?? 0)
         let failed = Int64(status.failed ?? 0)
         var finishing: JobCondition?
-        if failed > Int64(spec.backoffLimit ?? 6) {
+        // With restartPolicy OnFailure the node restarts containers in place: their restarts
+        // count against backoffLimit too, as in Kubernetes.
+        let restarts = spec.template?.spec?.restartPolicy == .onFailure
+            ? active.reduce(Int64(0)) { total, pod in total + (pod.status?.containerStatuses ?? []).reduce(Int64(0)) { $0 + Int64(max(0, $1.restartCount)) } } : 0
+        if failed + restarts > Int64(spec.backoffLimit ?? 6) {
             finishing = JobCondition(type: "Failed", status: .true, reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit", at: now)
         } else if let deadline = spec.activeDeadlineSeconds, let start = status.startTime, spec.suspend != true,
                   max(0, now.seconds - start.seconds) >= deadline {

@@ -56,7 +56,7 @@ public final class ReplicaSetController: Service, Sendable {
                 return nil
             }
             var podsByNamespace: [String: [Pod]] = [:]
-            for tree in try store.list(.pods, namespace: nil).items {
+            for tree in try store.list(.pods, namespace: nil).items where tree.controlledBy(kindOrNone: ReplicaSet.kind) {
                 guard let pod = try? KubeJSON.decode(Pod.self, from: tree) else { continue }
                 podsByNamespace[pod.metadata.namespace ?? "", default: []].append(pod)
             }
