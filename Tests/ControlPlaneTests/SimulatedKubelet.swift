@@ -13,6 +13,8 @@ final class SimulatedKubelet: @unchecked Sendable {
     let nodes: Set<String>
     private let running = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
+    /// Nodes whose Lease it renews at every tick (the others are silent, as offline boards).
+    let heartbeating = Mutex<Set<String>>([])
 
     convenience init(server: ServerProcess, node: String) throws {
         try self.init(server: server, nodes: [node: [:]])
@@ -79,6 +81,10 @@ final class SimulatedKubelet: @unchecked Sendable {
 
     /// One look at the node's pods: each gets the status its image earns, deleted ones go.
     func tick() {
+        for node in heartbeating.withLock({ $0 }).sorted() {
+            let lease = "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: \(node), namespace: kube-node-lease}\nspec: {holderIdentity: \(node), leaseDurationSeconds: 40, renewTime: \"\(MicroTimestamp.now())\"}\n"
+            _ = try? server.kubectl(["apply", "-f", "-"], input: lease)
+        }
         let query = nodes.count == 1 ? ["--field-selector", "spec.nodeName=\(nodes.first!)"] : []
         guard let result = try? server.kubectl(["get", "pods", "-A", "-o", "json"] + query), result.status == 0,
               let list = try? KubeJSON.parse(Array(result.output.utf8)), let items = list["items"]?.arrayValue else { return }

@@ -60,7 +60,9 @@ public struct NodeLifecycleService: Service {
             let silent = silence.components.seconds
             if silent > gracePeriod {
                 if ready?.status != .unknown || !hasUnreachableTaint(node) { try markUnreachable(name, now: now) }
-                if let evictAfter, silent > gracePeriod.addingSaturated(evictAfter) { try evictPods(of: name) }
+                if let evictAfter, silent > gracePeriod.addingSaturated(evictAfter) {
+                    try evictPods(of: name, unreachableFor: silent.subtractingSaturated(gracePeriod))
+                }
             } else if ready?.status == .true, hasUnreachableTaint(node) {
                 try clearUnreachable(name)
             }
@@ -110,10 +112,24 @@ public struct NodeLifecycleService: Service {
         logger.info("node \(name) is reachable again")
     }
 
-    private func evictPods(of node: String) throws {
+    /// Deletes the pods of an unreachable node as kube's taint manager does: a pod that
+    /// tolerates the unreachable NoExecute taint stays (for its `tolerationSeconds`, or for good:
+    /// daemon pods), mirror pods stay (their board runs them anyway). The deletion is graceful,
+    /// so the pods show Terminating until their board confirms, and their controllers replace
+    /// them elsewhere meanwhile.
+    private func evictPods(of node: String, unreachableFor seconds: Int64) throws {
+        let taint = Taint(key: Self.unreachableTaintKey, effect: .noExecute)
+        let writes = ControllerWrites(store: store, component: "node-controller")
         for tree in try store.list(.pods, namespace: nil).items where tree.string(at: ["spec", "nodeName"]) == node {
-            guard let name = tree.string(at: ["metadata", "name"]), let namespace = tree.string(at: ["metadata", "namespace"]) else { continue }
-            _ = try? store.delete(.pods, namespace: namespace, name: name)
+            guard tree[path: ["metadata", "deletionTimestamp"]] == nil, tree[path: ["metadata", "annotations", NodeRestriction.mirrorAnnotation]] == nil,
+                  let pod = try? KubeJSON.decode(Pod.self, from: tree), let name = pod.metadata.name, let namespace = pod.metadata.namespace else { continue }
+            if let toleration = (pod.spec?.tolerations ?? []).first(where: { Scheduler.tolerates($0, taint) }),
+               toleration.tolerationSeconds.map({ seconds <= max(0, $0) }) ?? true {
+                continue
+            }
+            try writes.deletePod(namespace: namespace, name: name, uid: pod.metadata.uid)
+            writes.event(about: ObjectReference(kind: "Pod", namespace: namespace, name: name, uid: pod.metadata.uid, apiVersion: "v1"),
+                         type: "Normal", reason: "TaintManagerEviction", message: "Marking for deletion Pod \(namespace)/\(name)")
             logger.warning("evicted pod \(namespace)/\(name) from unreachable node \(node)")
         }
     }
