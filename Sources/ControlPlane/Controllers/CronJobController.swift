@@ -149,8 +149,13 @@ public final class CronJobController: Service, Sendable {
     /// Deletes the oldest finished jobs beyond `successfulJobsHistoryLimit` and `failedJobsHistoryLimit`.
     private func cleanUpHistory(_ owned: [Job], spec: CronJobSpec) throws {
         for (type, limit) in [("Complete", spec.successfulJobsHistoryLimit ?? 3), ("Failed", spec.failedJobsHistoryLimit ?? 1)] {
+            // Oldest first: by the time each was scheduled for (its annotation), then its start.
+            func order(_ job: Job) -> (String, Int64, String) {
+                (job.metadata.annotations?[Self.scheduledTimestampAnnotation] ?? "",
+                 job.status?.startTime?.seconds ?? job.metadata.creationTimestamp?.seconds ?? 0, job.metadata.name ?? "")
+            }
             let finished = owned.filter { JobController.finished($0)?.type == type && $0.metadata.deletionTimestamp == nil }
-                .sorted { ($0.status?.startTime?.seconds ?? $0.metadata.creationTimestamp?.seconds ?? 0) < ($1.status?.startTime?.seconds ?? $1.metadata.creationTimestamp?.seconds ?? 0) }
+                .sorted { order($0) < order($1) }
             for job in finished.prefix(max(0, finished.count - Int(max(0, limit)))) {
                 guard let jobName = job.metadata.name, let namespace = job.metadata.namespace else { continue }
                 try? writes.delete(.jobs, namespace: namespace, name: jobName, uid: job.metadata.uid)
