@@ -187,6 +187,7 @@ extension DaemonSetTests {
         })
         // A second board that keeps its heartbeat; pi-b goes silent.
         kubelet.heartbeating.withLock { $0.insert("pi-a") }
+        kubelet.offline.withLock { $0.insert("pi-b") }
         try SimulatedKubelet.register("pi-a", labels: ["zone": "kitchen"], on: server)
         let moved = try DeploymentTests.waitFor(60) {
             let live = try server.kubectl(["get", "pods", "-l", "app=web", "-o",

@@ -15,6 +15,8 @@ final class SimulatedKubelet: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// Nodes whose Lease it renews at every tick (the others are silent, as offline boards).
     let heartbeating = Mutex<Set<String>>([])
+    /// Nodes it no longer plays at all (an offline board confirms nothing).
+    let offline = Mutex<Set<String>>([])
 
     convenience init(server: ServerProcess, node: String) throws {
         try self.init(server: server, nodes: [node: [:]])
@@ -90,7 +92,7 @@ final class SimulatedKubelet: @unchecked Sendable {
               let list = try? KubeJSON.parse(Array(result.output.utf8)), let items = list["items"]?.arrayValue else { return }
         for item in items {
             guard let pod = try? KubeJSON.decode(Pod.self, from: item), let name = pod.metadata.name, let namespace = pod.metadata.namespace,
-                  let node = pod.spec?.nodeName, nodes.contains(node) else { continue }
+                  let node = pod.spec?.nodeName, nodes.contains(node), !offline.withLock({ $0.contains(node) }) else { continue }
             if pod.metadata.deletionTimestamp != nil {
                 _ = try? server.kubectl(["delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", "--wait=false"])
                 continue
