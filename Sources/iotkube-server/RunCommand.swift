@@ -45,6 +45,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The pod range each node's podCIDR is taken from (empty: no allocation; nodes bring their own).")
     var clusterCIDR = "10.42.0.0/16"
 
+    @Option(help: "The range services' cluster addresses are taken from (its first address is the kubernetes service's).")
+    var serviceClusterIPRange = "10.43.0.0/16"
+
+    @Option(help: "The range node ports are taken from, as FIRST-LAST.")
+    var serviceNodePortRange = "30000-32767"
+
     @Option(help: "The prefix length of each node's pod range.")
     var nodeCIDRMaskSize = 24
 
@@ -73,6 +79,7 @@ struct RunCommand: AsyncParsableCommand {
         guard (1...1_000_000).contains(maxConnectionsPerAddress) else { throw ValidationError("--max-connections-per-address must be between 1 and 1000000") }
         guard (1...1_000_000).contains(maxWatchesPerClient) else { throw ValidationError("--max-watches-per-client must be between 1 and 1000000") }
         guard (1 << 20...1 << 34).contains(watchCacheBytes) else { throw ValidationError("--watch-cache-bytes must be between 1 MiB and 16 GiB") }
+        _ = try serviceAddressing()
         if !clusterCIDR.isEmpty {
             let network: IPv4Network
             do { network = try IPv4Network(clusterCIDR, prefixes: 8...30) } catch { throw ValidationError("--cluster-cidr: \(error)") }
@@ -82,13 +89,28 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 
+    /// The service ranges from the options; a /12 to /29 of IPv4 and ports within 1-65535.
+    func serviceAddressing() throws -> ServiceAddressing {
+        let network: IPv4Network
+        do { network = try IPv4Network(serviceClusterIPRange, prefixes: 12...29) } catch { throw ValidationError("--service-cluster-ip-range: \(error)") }
+        let bounds = serviceNodePortRange.split(separator: "-", omittingEmptySubsequences: false)
+        guard bounds.count == 2, let first = Int32(bounds[0]), let last = Int32(bounds[1]), 1 <= first, first <= last, last <= 65535 else {
+            throw ValidationError("--service-node-port-range must be FIRST-LAST within 1-65535, like 30000-32767; got \"\(serviceNodePortRange.prefix(64))\"")
+        }
+        if let pods = try? IPv4Network(clusterCIDR, prefixes: 8...30), pods.overlaps(network) {
+            throw ValidationError("--service-cluster-ip-range \(network) overlaps --cluster-cidr \(pods)")
+        }
+        return ServiceAddressing(network: network, nodePorts: first...last)
+    }
+
     func run() async throws {
         let files = ClusterFiles(directory: dataDir)
         FileLimits.raiseOpenFileLimit()
         guard files.isInitialized else {
             throw ValidationError("\(dataDir) is not initialised: run `iotkube-server init --data-dir \(dataDir)` first")
         }
-        let (host, port) = try listenAddress(defaultPort: try files.settings().port)
+        let settings = try files.settings()
+        let (host, port) = try listenAddress(defaultPort: settings.port)
         var logger = Logger(label: "iotkube-server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         guard (0...86_400).contains(reconstructibleWriteInterval) else {
@@ -99,7 +121,7 @@ struct RunCommand: AsyncParsableCommand {
         let signer = CSRSigner(authority: try files.certificateAuthority(), store: store, autoApprove: autoApproveNodes,
                                serverNames: try files.serverCertificateNames())
         let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer,
-                                kubeletClient: try files.kubeletClientCredentials(), logger: logger)
+                                kubeletClient: try files.kubeletClientCredentials(), serviceAddressing: try serviceAddressing(), logger: logger)
         let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger, requestTimeoutSeconds: requestTimeout,
                                    limits: ClientLimits(connectionsPerAddress: maxConnectionsPerAddress, watchesPerClient: maxWatchesPerClient,
                                                         upgradesExemptForGroup: "system:nodes"))
@@ -118,7 +140,8 @@ struct RunCommand: AsyncParsableCommand {
                                        http, scheduler, nodeLifecycle, csrCleaner,
                                        ReplicaSetController(store: store, logger: logger), DeploymentController(store: store, logger: logger),
                                        DaemonSetController(store: store, logger: logger), JobController(store: store, logger: logger),
-                                       CronJobController(store: store, logger: logger),
+                                       CronJobController(store: store, logger: logger), EndpointSliceController(store: store, logger: logger),
+                                       APIServiceReconciler(api: api, address: settings.advertiseAddress, port: port, logger: logger),
                                        GarbageCollector(store: store, logger: logger, terminatedPodThreshold: terminatedPodGCThreshold, eventTTL: eventTTL)]
         if let network = try? IPv4Network(clusterCIDR, prefixes: 8...30) {
             services.append(NodeIPAMService(store: store, logger: logger, clusterCIDR: network, nodeMaskSize: nodeCIDRMaskSize))

@@ -44,6 +44,19 @@ final class SimulatedKubelet: @unchecked Sendable {
 
     /// How many pods of each job this node failed (for `fail-first N`).
     private var failures: [String: Int] = [:]
+    /// The address each pod (by uid) was given: 10.42.0.2 onwards, in the order they started.
+    private var addresses: [String: String] = [:]
+    /// The annotation that makes a running pod report itself not Ready (a failing readiness probe).
+    static let unreadyAnnotation = "simulation/unready"
+
+    private func address(of pod: Pod) -> String {
+        let uid = pod.metadata.uid ?? ""
+        if let known = addresses[uid] { return known }
+        let number = addresses.count + 2
+        let address = "10.42.\(number / 250).\(number % 250 + 2)"
+        addresses[uid] = address
+        return address
+    }
 
     /// What a pod's command asks the simulation for: `exit N` ends it with that code,
     /// `fail-first N` fails the first N pods of its job and lets the next one succeed; nil
@@ -102,16 +115,17 @@ final class SimulatedKubelet: @unchecked Sendable {
             guard pod.status?.phase != .succeeded, pod.status?.phase != .failed else { continue }
             let outcome = Self.outcome(of: pod, failures: &failures)
             let wanted: PodPhase = broken ? .pending : outcome.map { $0 == 0 ? .succeeded : .failed } ?? .running
-            guard pod.status?.phase != wanted || pod.status?.containerStatuses == nil else { continue }
+            let ready = broken || outcome != nil || pod.metadata.annotations?[Self.unreadyAnnotation] == "true" ? "False" : "True"
+            let reportedReady = pod.status?.conditions?.first { $0.type == "Ready" }?.status.rawValue
+            guard pod.status?.phase != wanted || pod.status?.containerStatuses == nil || reportedReady != ready else { continue }
             let now = Timestamp.now().description
             let statuses = containers.map { container -> String in
                 var state = broken ? #"{"waiting":{"reason":"ErrImagePull","message":"image not found"}}"# : #"{"running":{"startedAt":"\#(now)"}}"#
                 if let outcome { state = #"{"terminated":{"exitCode":\#(outcome),"reason":"\#(outcome == 0 ? "Completed" : "Error")","startedAt":"\#(now)","finishedAt":"\#(now)"}}"# }
                 let running = !broken && outcome == nil
-                return #"{"name":"\#(container.name)","image":"\#(container.image ?? "")","imageID":"","ready":\#(running),"restartCount":0,"started":\#(running),"state":\#(state)}"#
+                return #"{"name":"\#(container.name)","image":"\#(container.image ?? "")","imageID":"","ready":\#(running && ready == "True"),"restartCount":0,"started":\#(running),"state":\#(state)}"#
             }.joined(separator: ",")
-            let ready = broken || outcome != nil ? "False" : "True"
-            let patch = #"{"status":{"phase":"\#(wanted.rawValue)","podIP":"10.42.0.9","conditions":[{"type":"PodScheduled","status":"True","lastTransitionTime":"\#(now)"},{"type":"Initialized","status":"True","lastTransitionTime":"\#(now)"},{"type":"ContainersReady","status":"\#(ready)","lastTransitionTime":"\#(now)"},{"type":"Ready","status":"\#(ready)","lastTransitionTime":"\#(now)"}],"containerStatuses":[\#(statuses)]}}"#
+            let patch = #"{"status":{"phase":"\#(wanted.rawValue)","podIP":"\#(address(of: pod))","conditions":[{"type":"PodScheduled","status":"True","lastTransitionTime":"\#(now)"},{"type":"Initialized","status":"True","lastTransitionTime":"\#(now)"},{"type":"ContainersReady","status":"\#(ready)","lastTransitionTime":"\#(now)"},{"type":"Ready","status":"\#(ready)","lastTransitionTime":"\#(now)"}],"containerStatuses":[\#(statuses)]}}"#
             _ = try? server.kubectl(["patch", "pod", name, "-n", namespace, "--subresource=status", "--type=merge", "-p", patch])
         }
     }

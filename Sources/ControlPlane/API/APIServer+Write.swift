@@ -4,6 +4,11 @@ import HTTPServing
 
 extension APIServer {
     func create(_ route: RequestRoute, _ request: HTTPRequest, identity: RequestIdentity? = nil) throws -> HTTPResponse {
+        if route.resource == .services { return try allocationLock.withLock { _ in try createObject(route, request, identity: identity) } }
+        return try createObject(route, request, identity: identity)
+    }
+
+    private func createObject(_ route: RequestRoute, _ request: HTTPRequest, identity: RequestIdentity?) throws -> HTTPResponse {
         guard route.subresource == nil else { throw APIError.methodNotAllowed("cannot create a subresource") }
         let namespace = try Self.namespace(of: route)
         var tree = try Self.body(request)
@@ -36,6 +41,7 @@ extension APIServer {
         decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
         try ObjectValidation.validate(decoded.object, resource: route.resource)
         let name = decoded.object.string(at: ["metadata", "name"]) ?? ""
+        if route.resource == .services { decoded.object = try allocateService(decoded.object, old: nil, namespace: namespace, name: name) }
         if request.query["dryRun"] == "All" { return Self.objectResponse(201, decoded.object) }
         if route.resource == .certificateSigningRequests, let identity {
             // Checked (and a first join's password recorded) only for a request that is stored.
@@ -88,11 +94,21 @@ extension APIServer {
     /// Validates and stores a new version of an object (update and patch), keeping what the
     /// route may not change: status on the main resource, everything but status on `/status`.
     private func replace(_ route: RequestRoute, _ request: HTTPRequest, with tree: JSONValue, expectedRevision: String?, created: Bool) throws -> HTTPResponse {
+        if route.resource == .services {
+            return try allocationLock.withLock { _ in try replaceObject(route, request, with: tree, expectedRevision: expectedRevision, created: created) }
+        }
+        return try replaceObject(route, request, with: tree, expectedRevision: expectedRevision, created: created)
+    }
+
+    private func replaceObject(_ route: RequestRoute, _ request: HTTPRequest, with tree: JSONValue, expectedRevision: String?, created: Bool) throws -> HTTPResponse {
         let name = route.name ?? ""
         let namespace = try Self.namespace(of: route)
         let (mode, warn) = try Self.fieldValidation(request)
         let codec = ResourceCodec(resource: route.resource)
         var warnings: [String] = []
+        // Read before the update (the store is not re-entered from inside it); the allocation lock
+        // keeps them current.
+        let otherServices = route.resource == .services ? try store.list(.services, namespace: nil).items : []
         let stored = try store.update(route.resource, namespace: namespace, name: name, expectedRevision: expectedRevision) { current in
             var next: JSONValue
             let hasStatusSubresource = route.resource.subresources.contains("status")
@@ -118,6 +134,9 @@ extension APIServer {
             decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
             try ObjectValidation.validate(decoded.object, resource: route.resource)
             if route.subresource == nil { try ObjectValidation.validateUpdate(old: current, new: decoded.object, resource: route.resource) }
+            if route.resource == .services {
+                decoded.object = try allocateService(decoded.object, old: current, namespace: namespace, name: name, services: otherServices)
+            }
             try admitNodeWrite(route, old: current, new: decoded.object)
             if route.resource == .pods, route.subresource == nil, let old = try? KubeJSON.decode(Pod.self, from: current),
                let new = try? KubeJSON.decode(Pod.self, from: decoded.object) {

@@ -1,6 +1,7 @@
 import HTTPServing
 import KubeModel
 import Logging
+import Synchronization
 
 /// The Kubernetes REST API over the object store: discovery, CRUD, patch, watch, tables.
 public final class APIServer: HTTPRequestHandler {
@@ -13,6 +14,10 @@ public final class APIServer: HTTPRequestHandler {
     /// The agents' tunnels (streams to boards that cannot be dialled).
     let agentTunnels = AgentTunnels()
     let logger: Logger
+    /// The ranges services get their cluster addresses and node ports from.
+    let serviceAddressing: ServiceAddressing
+    /// Held across a service write's allocation and store, so two writes never take one address.
+    let allocationLock = Mutex(())
 
     /// Namespaces every cluster has.
     static let systemNamespaces = ["default", "kube-system", "kube-public", "kube-node-lease"]
@@ -24,8 +29,10 @@ public final class APIServer: HTTPRequestHandler {
     let kubeletClient: (certificatePEM: [UInt8], keyPEM: [UInt8])?
 
     public init(store: ObjectStore, authenticator: Authenticator, signer: CSRSigner? = nil,
-                kubeletClient: (certificatePEM: [UInt8], keyPEM: [UInt8])? = nil, logger: Logger) throws {
+                kubeletClient: (certificatePEM: [UInt8], keyPEM: [UInt8])? = nil, serviceAddressing: ServiceAddressing = .standard,
+                logger: Logger) throws {
         self.store = store
+        self.serviceAddressing = serviceAddressing
         self.kubeletClient = kubeletClient
         self.authenticator = authenticator
         self.signer = signer

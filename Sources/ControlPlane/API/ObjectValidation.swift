@@ -52,6 +52,12 @@ enum ObjectValidation {
         if resource == .daemonSets, let daemonSet = try? KubeJSON.decode(DaemonSet.self, from: object) {
             causes += WorkloadValidation.problems(daemonSet)
         }
+        if resource == .services, let service = try? KubeJSON.decode(KubeService.self, from: object) {
+            causes += ServiceValidation.problems(service)
+        }
+        if resource == .endpointSlices, let slice = try? KubeJSON.decode(EndpointSlice.self, from: object) {
+            causes += EndpointSliceValidation.problems(slice)
+        }
         if resource == .controllerRevisions, let revision = object.int64(at: ["revision"]), revision < 0 {
             causes.append(StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \(revision): must be greater than or equal to 0", field: "revision"))
         }
@@ -65,6 +71,11 @@ enum ObjectValidation {
             for field in ["data"] where old[field] != new[field] {
                 throw APIError.invalid(resource, new.string(at: ["metadata", "name"]) ?? "", [StatusCause(reason: "FieldValueInvalid", message: "Invalid value: \(field): field is immutable", field: field)])
             }
+            return
+        }
+        if resource == .services, let oldService = try? KubeJSON.decode(KubeService.self, from: old), let newService = try? KubeJSON.decode(KubeService.self, from: new) {
+            let causes = ServiceValidation.updateProblems(old: oldService, new: newService)
+            if !causes.isEmpty { throw APIError.invalid(resource, new.string(at: ["metadata", "name"]) ?? "", causes) }
             return
         }
         if resource == .jobs, let oldJob = try? KubeJSON.decode(Job.self, from: old), let newJob = try? KubeJSON.decode(Job.self, from: new) {
@@ -83,9 +94,11 @@ enum ObjectValidation {
     static func nameProblem(_ name: String, resource: ResourceType) -> String? {
         if name.isEmpty { return "name or generateName is required" }
         if resource == .namespaces { return NameValidation.dnsLabelProblem(name) }
+        if resource == .services { return ServiceValidation.dns1035LabelProblem(name) }
         if resource == .nodes || resource == .pods || resource == .configMaps || resource == .secrets || resource == .leases
             || resource == .serviceAccounts || resource == .certificateSigningRequests || resource == .events
-            || resource == .replicaSets || resource == .deployments || resource == .daemonSets || resource == .controllerRevisions || resource == .jobs || resource == .cronJobs {
+            || resource == .replicaSets || resource == .deployments || resource == .daemonSets || resource == .controllerRevisions || resource == .jobs || resource == .cronJobs
+            || resource == .endpointSlices {
             return NameValidation.dnsSubdomainProblem(name)
         }
         return nil

@@ -42,6 +42,12 @@ enum Patch {
         "ownerReferences": "uid", "conditions": "type", "addresses": "type", "containerStatuses": "name",
         "initContainerStatuses": "name", "resourceClaims": "name", "taints": "key", "readinessGates": "conditionType",
     ]
+    /// The merge key of the list `field` holding `items`: a service's `ports` merge on `port`,
+    /// a container's on `containerPort`.
+    static func mergeKey(_ field: String, _ items: [JSONValue]) -> String? {
+        if field == "ports", !items.isEmpty, items.allSatisfy({ $0["containerPort"] == nil && $0["port"] != nil }) { return "port" }
+        return mergeKeys[field]
+    }
     /// Lists of scalars merged as sets.
     static let setLists: Set<String> = ["finalizers"]
 
@@ -77,7 +83,7 @@ enum Patch {
             }
             switch (result[key], member.value) {
             case (.array(let current)?, .array(let patchItems)):
-                if let mergeKey = mergeKeys[key], patchItems.allSatisfy({ $0.objectValue != nil }) {
+                if let mergeKey = mergeKey(key, current + patchItems), patchItems.allSatisfy({ $0.objectValue != nil }) {
                     result[key] = .array(try mergeList(current, patchItems, by: mergeKey))
                 } else if setLists.contains(key) {
                     result[key] = .array(current + patchItems.filter { !current.contains($0) })
@@ -91,7 +97,7 @@ enum Patch {
             }
         }
         for (field, order) in elementOrders {
-            guard let mergeKey = mergeKeys[field], case .array(let items)? = result[field] else { continue }
+            guard case .array(let items)? = result[field], let mergeKey = mergeKey(field, items) else { continue }
             let position = Dictionary(order.enumerated().compactMap { index, element in element[mergeKey].map { ($0, index) } }, uniquingKeysWith: { first, _ in first })
             result[field] = .array(items.enumerated().sorted { lhs, rhs in
                 let left = lhs.element[mergeKey].flatMap { position[$0] } ?? Int.max

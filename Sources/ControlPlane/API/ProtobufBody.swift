@@ -17,6 +17,8 @@ enum ProtobufBody {
         case plainInt
         case plainBool
         case time
+        /// `intstr.IntOrString`: a number or a name (a service's `targetPort`).
+        case intOrString
         case message(Schema)
         case map(FieldType)
         case repeated(FieldType)
@@ -78,7 +80,29 @@ enum ProtobufBody {
         9: ("completionMode", .string), 10: ("suspend", .bool), 14: ("podReplacementPolicy", .string),
     ])
 
+    static let servicePort = Schema(fields: [
+        1: ("name", .string), 2: ("protocol", .string), 3: ("port", .plainInt), 4: ("targetPort", .intOrString), 5: ("nodePort", .plainInt),
+        6: ("appProtocol", .string),
+    ])
+
     static let schemas: [String: Schema] = [
+        // kubectl expose and kubectl create service.
+        "Service": Schema(fields: [
+            1: ("metadata", .message(objectMeta)),
+            2: ("spec", .message(Schema(fields: [
+                1: ("ports", .repeated(.message(servicePort))), 2: ("selector", .map(.string)), 3: ("clusterIP", .string), 4: ("type", .string),
+                5: ("externalIPs", .repeated(.string)), 7: ("sessionAffinity", .string), 8: ("loadBalancerIP", .string),
+                9: ("loadBalancerSourceRanges", .repeated(.string)), 10: ("externalName", .string), 11: ("externalTrafficPolicy", .string),
+                12: ("healthCheckNodePort", .plainInt), 13: ("publishNotReadyAddresses", .plainBool),
+                14: ("sessionAffinityConfig", .message(Schema(fields: [1: ("clientIP", .message(Schema(fields: [1: ("timeoutSeconds", .int64)])))]))),
+                17: ("ipFamilyPolicy", .string), 18: ("clusterIPs", .repeated(.string)), 19: ("ipFamilies", .repeated(.string)),
+                20: ("allocateLoadBalancerNodePorts", .bool), 21: ("loadBalancerClass", .string), 22: ("internalTrafficPolicy", .string),
+                23: ("trafficDistribution", .string),
+            ]))),
+            3: ("status", .message(Schema(fields: [
+                1: ("loadBalancer", .message(Schema(fields: [1: ("ingress", .repeated(.message(Schema(fields: [1: ("ip", .string), 2: ("hostname", .string)]))))]))),
+            ]))),
+        ]),
         // kubectl create job and cronjob (batch/v1).
         "Job": Schema(fields: [
             1: ("metadata", .message(objectMeta)), 2: ("spec", .message(jobSpec)),
@@ -153,7 +177,7 @@ enum ProtobufBody {
             }
         }
         guard let schema = schemas[kind] else {
-            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies are accepted for CertificateSigningRequest, ConfigMap, CronJob, Deployment, Job, Namespace, Secret and ServiceAccount only; send \(kind) as application/json")
+            throw APIError(code: 415, reason: "UnsupportedMediaType", message: "protobuf bodies are accepted for CertificateSigningRequest, ConfigMap, CronJob, Deployment, Job, Namespace, Secret, Service and ServiceAccount only; send \(kind) as application/json")
         }
         var object = try message(raw, schema, path: kind)
         object.set(["apiVersion"], .string(apiVersion))
@@ -228,6 +252,20 @@ enum ProtobufBody {
             // Go writes an unset time as the zero one (which JSON writes as null).
             if seconds == 0 && nanos == 0 { return .null }
             return .string(Timestamp(seconds: seconds, nanoseconds: nanos).description)
+        case .intOrString:
+            var field = Reader(bytes: try reader.lengthDelimited())
+            var isString = false
+            var number: Int64 = 0
+            var text = ""
+            while let (tag, tagWire) = try field.tag() {
+                switch tag {
+                case 1: isString = try field.varint() == 1
+                case 2: number = Int64(Int32(truncatingIfNeeded: try field.varint()))
+                case 3: text = try field.string()
+                default: try field.skip(tagWire)
+                }
+            }
+            return isString ? .string(text) : .integer(number)
         case .message(let schema): return try message(try reader.lengthDelimited(), schema, path: path)
         case .map, .repeated: throw APIError.badRequest("nested protobuf collections at \(path) are not supported")
         }

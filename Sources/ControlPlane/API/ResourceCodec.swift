@@ -31,6 +31,8 @@ struct ResourceCodec {
             case "Job": return try normalise(Job.self, tree, mode)
             case "CronJob": return try normalise(CronJob.self, tree, mode)
             case "ControllerRevision": return try normalise(ControllerRevision.self, tree, mode)
+            case "Service": return try normalise(KubeService.self, tree, mode)
+            case "EndpointSlice": return try normalise(EndpointSlice.self, tree, mode)
             default: return Decoded(object: tree, droppedFields: [])
             }
         } catch let error as KubeDecodingError {

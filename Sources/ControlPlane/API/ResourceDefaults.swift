@@ -58,6 +58,9 @@ enum ResourceDefaults {
             cronJob.spec = spec
             return (try? KubeJSON.tree(cronJob)) ?? object
         }
+        if resource == .services, let service = try? KubeJSON.decode(KubeService.self, from: object) {
+            return (try? KubeJSON.tree(defaultService(service))) ?? object
+        }
         if resource == .replicaSets, var replicaSet = try? KubeJSON.decode(ReplicaSet.self, from: object), var spec = replicaSet.spec {
             spec.replicas = spec.replicas ?? 1
             spec.template = spec.template.map(defaultTemplate)
@@ -77,6 +80,46 @@ enum ResourceDefaults {
         status.qosClass = status.qosClass ?? qosClass(spec)
         pod.status = status
         return (try? KubeJSON.tree(pod)) ?? object
+    }
+
+    /// `SetDefaults_Service` and the REST strategy's: TCP ports aimed at the same port number,
+    /// no session affinity (three hours once ClientIP), cluster-wide traffic policies, IPv4
+    /// single-stack, and an empty load balancer status.
+    static func defaultService(_ input: KubeService) -> KubeService {
+        var service = input
+        var spec = service.spec ?? ServiceSpec()
+        let type = service.serviceType
+        spec.type = type
+        spec.sessionAffinity = spec.sessionAffinity ?? "None"
+        if spec.sessionAffinity == "ClientIP" {
+            var config = spec.sessionAffinityConfig ?? SessionAffinityConfig()
+            var clientIP = config.clientIP ?? ClientIPConfig()
+            clientIP.timeoutSeconds = clientIP.timeoutSeconds ?? 10800
+            config.clientIP = clientIP
+            spec.sessionAffinityConfig = config
+        }
+        spec.ports = spec.ports?.map { port in
+            var port = port
+            port.protocol = port.protocol ?? "TCP"
+            switch port.targetPort {
+            case nil, .int(0)?, .string("")?: port.targetPort = .int(port.port)
+            default: break
+            }
+            return port
+        }
+        if type != "ExternalName" {
+            spec.internalTrafficPolicy = spec.internalTrafficPolicy ?? "Cluster"
+            spec.ipFamilies = spec.ipFamilies ?? ["IPv4"]
+            // PreferDualStack on a single-stack cluster is single-stack.
+            if spec.ipFamilyPolicy == nil || spec.ipFamilyPolicy == "PreferDualStack" { spec.ipFamilyPolicy = "SingleStack" }
+        }
+        if type == "NodePort" || type == "LoadBalancer" { spec.externalTrafficPolicy = spec.externalTrafficPolicy ?? "Cluster" }
+        if type == "LoadBalancer" { spec.allocateLoadBalancerNodePorts = spec.allocateLoadBalancerNodePorts ?? true }
+        service.spec = spec
+        var status = service.status ?? ServiceStatus()
+        status.loadBalancer = status.loadBalancer ?? .object(JSONObject())
+        service.status = status
+        return service
     }
 
     /// `SetDefaults_Job`: one pod to completion unless told otherwise, 6 retries.

@@ -44,6 +44,11 @@ extension ResourceType {
     public static let serviceAccounts = ResourceType(
         group: "", version: "v1", plural: "serviceaccounts", singular: "serviceaccount", kind: "ServiceAccount", namespaced: true,
         shortNames: ["sa"])
+    public static let services = ResourceType(
+        group: "", version: "v1", plural: "services", singular: "service", kind: "Service", namespaced: true,
+        shortNames: ["svc"], subresources: ["status"], categories: ["all"])
+    public static let endpointSlices = ResourceType(
+        group: "discovery.k8s.io", version: "v1", plural: "endpointslices", singular: "endpointslice", kind: "EndpointSlice", namespaced: true)
     public static let leases = ResourceType(
         group: "coordination.k8s.io", version: "v1", plural: "leases", singular: "lease", kind: "Lease", namespaced: true)
     public static let certificateSigningRequests = ResourceType(
@@ -77,8 +82,8 @@ extension ResourceType {
 
     /// Every resource the server serves, in discovery order.
     public static let all: [ResourceType] = [
-        .namespaces, .pods, .nodes, .events, .configMaps, .secrets, .serviceAccounts, .leases, .certificateSigningRequests,
-        .replicaSets, .deployments, .daemonSets, .controllerRevisions, .jobs, .cronJobs, .nodeMetrics, .podMetrics,
+        .namespaces, .pods, .nodes, .events, .configMaps, .secrets, .serviceAccounts, .services, .leases, .certificateSigningRequests,
+        .replicaSets, .deployments, .daemonSets, .controllerRevisions, .jobs, .cronJobs, .endpointSlices, .nodeMetrics, .podMetrics,
     ]
 
     /// The resource of an owner reference's `apiVersion` and `kind`, if the server serves it.

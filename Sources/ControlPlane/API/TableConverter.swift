@@ -61,6 +61,16 @@ enum TableConverter {
                     TableColumnDefinition(name: "Suspend", type: "boolean", description: "Whether new runs are suspended."),
                     TableColumnDefinition(name: "Active", type: "integer", description: "Jobs running now."),
                     TableColumnDefinition(name: "Last Schedule", description: "When the schedule last fired."), age] + workloadWideColumns
+        case "services":
+            return [name, TableColumnDefinition(name: "Type", description: "The type of the service."),
+                    TableColumnDefinition(name: "Cluster-IP", description: "The service's cluster address."),
+                    TableColumnDefinition(name: "External-IP", description: "Addresses outside the cluster."),
+                    TableColumnDefinition(name: "Port(s)", description: "The ports, with their node ports."), age,
+                    TableColumnDefinition(name: "Selector", description: "The pods the service routes to.", priority: 1)]
+        case "endpointslices":
+            return [name, TableColumnDefinition(name: "AddressType", description: "The type of the addresses."),
+                    TableColumnDefinition(name: "Ports", description: "The ports of the endpoints."),
+                    TableColumnDefinition(name: "Endpoints", description: "The first addresses of the endpoints."), age]
         case "controllerrevisions":
             return [name, TableColumnDefinition(name: "Controller", description: "The owner of the revision."),
                     TableColumnDefinition(name: "Revision", type: "integer", description: "The revision number."), age]
@@ -160,6 +170,16 @@ enum TableConverter {
             cells = [name, .string(cronJob?.spec?.schedule ?? ""), .string(cronJob?.spec?.timeZone ?? "<none>"), .bool(cronJob?.spec?.suspend ?? false),
                      .integer(cronJob?.status?.active?.count ?? 0), .string(last), age]
                 + workloadWideCells(cronJob?.spec?.jobTemplate.spec?.template, cronJob?.spec?.jobTemplate.spec?.selector)
+        case "services":
+            cells = [name] + serviceCells(try? KubeJSON.decode(KubeService.self, from: object), age: age)
+        case "endpointslices":
+            let slice = try? KubeJSON.decode(EndpointSlice.self, from: object)
+            let ports = (slice?.ports ?? []).map { $0.port.map(String.init) ?? "<unset>" }
+            let addresses = (slice?.endpoints ?? []).flatMap(\.addresses)
+            var endpoints = addresses.prefix(3).joined(separator: ",")
+            if addresses.count > 3 { endpoints += " + \(addresses.count - 3) more..." }
+            cells = [name, .string(slice?.addressType ?? ""), .string(ports.isEmpty ? "<unset>" : ports.joined(separator: ",")),
+                     .string(endpoints.isEmpty ? "<none>" : endpoints), age]
         case "controllerrevisions":
             let owner = (object[path: ["metadata", "ownerReferences"]]?.arrayValue ?? []).first { $0["controller"] == .bool(true) }
             let controller = owner.map { "\(($0.string(at: ["kind"]) ?? "").lowercased()).\(($0.string(at: ["apiVersion"]) ?? "").split(separator: "/").first ?? "")/\($0.string(at: ["name"]) ?? "")" }
@@ -168,6 +188,25 @@ enum TableConverter {
             cells = [name, age]
         }
         return TableRow(cells: cells, object: partial)
+    }
+
+    /// A service's TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), AGE and SELECTOR cells.
+    static func serviceCells(_ service: KubeService?, age: JSONValue) -> [JSONValue] {
+        let spec = service?.spec
+        let type = service?.serviceType ?? "ClusterIP"
+        var external = spec?.externalIPs ?? []
+        if type == "ExternalName" { external = [spec?.externalName ?? ""] }
+        if type == "LoadBalancer" {
+            let ingress = service?.status?.loadBalancer?["ingress"]?.arrayValue ?? []
+            external += ingress.compactMap { $0.string(at: ["ip"]) ?? $0.string(at: ["hostname"]) }
+            if external.isEmpty { external = ["<pending>"] }
+        }
+        let ports = (spec?.ports ?? []).map { port in
+            (port.nodePort ?? 0) != 0 ? "\(port.port):\(port.nodePort ?? 0)/\(port.protocol ?? "TCP")" : "\(port.port)/\(port.protocol ?? "TCP")"
+        }
+        let selector = (spec?.selector ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        return [.string(type), .string(spec?.clusterIP ?? "<none>"), .string(external.isEmpty ? "<none>" : external.joined(separator: ",")),
+                .string(ports.isEmpty ? "<none>" : ports.joined(separator: ",")), age, .string(selector.isEmpty ? "<none>" : selector)]
     }
 
     /// The STATUS column of `kubectl get pods`: a waiting or terminated reason, Terminating, or the phase.

@@ -83,6 +83,9 @@ struct Authorizer {
                 return try podNode(route) == node
             default: return false
             }
+        case .services, .endpointSlices:
+            // The node is also its service proxy (kube-proxy's `system:node-proxier` rules).
+            return reads.contains(verb) && route.subresource == nil
         case .configMaps, .secrets:
             guard let namespace = route.namespace else { return false }
             let name: String

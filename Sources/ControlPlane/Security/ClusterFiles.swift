@@ -38,8 +38,9 @@ public struct ClusterFiles: Sendable {
         try AtomicFile.write(authority.keyPEM, to: caKeyPath)
 
         let serverKey = P256.Signing.PrivateKey()
-        var dnsNames = ["localhost", "kubernetes", "kubernetes.default", "iotkube-server"]
-        var addresses: [[UInt8]] = [[127, 0, 0, 1]]
+        // Pods reach the API as the `kubernetes` service: by name and at the default service range's first address.
+        var dnsNames = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "iotkube-server"]
+        var addresses: [[UInt8]] = [[127, 0, 0, 1], [10, 43, 0, 1]]
         if let bytes = ipv4Bytes(advertiseAddress) { addresses.append(bytes) } else { dnsNames.append(advertiseAddress) }
         let serving = try authority.issue(
             commonName: "iotkube-server", publicKey: .init(serverKey.publicKey), dnsNames: dnsNames, ipAddresses: addresses,

@@ -1,0 +1,199 @@
+import KubeModel
+import Logging
+import ServiceLifecycle
+
+/// The endpoint slice controller: for each service with a selector, slices of at most 100
+/// endpoints (one per pod with an address, ended pods left out) with kube's conditions: `ready`
+/// (Ready and not terminating, or any when `publishNotReadyAddresses`), `serving` (Ready) and
+/// `terminating`. Named target ports are resolved per pod, so pods that resolve differently
+/// go into different slices. Slices carry the service's labels, `kubernetes.io/service-name`
+/// and the managed-by label; others' slices are never touched.
+public final class EndpointSliceController: Service, Sendable {
+    static let managedBy = "endpointslice-controller.k8s.io"
+    static let maxEndpointsPerSlice = 100
+
+    let store: ObjectStore
+    let logger: Logger
+    let resync: Duration
+    let writes: ControllerWrites
+
+    public init(store: ObjectStore, logger: Logger, resync: Duration = .seconds(30)) {
+        self.store = store
+        self.logger = logger
+        self.resync = resync
+        writes = ControllerWrites(store: store, component: "endpointslice-controller")
+    }
+
+    public func run() async throws {
+        try await ControllerLoop(store: store, resources: [.services, .pods, .endpointSlices], resync: resync).run(isRelevant: Self.isRelevant) { [self] in
+            syncAll()
+            return nil
+        }
+    }
+
+    /// Service changes, this controller's slices changed by someone, and pod changes that move
+    /// an endpoint: labels, address, phase, readiness, termination, node, hostname.
+    static func isRelevant(_ change: Change) -> Bool {
+        if change.resource == ResourceType.endpointSlices.storageKey {
+            return change.object.string(at: ["metadata", "labels", EndpointSlice.managedByLabel]) == managedBy
+                || change.previous?.string(at: ["metadata", "labels", EndpointSlice.managedByLabel]) == managedBy
+        }
+        guard change.resource == ResourceType.pods.storageKey, change.type == .modified else { return true }
+        let keys: [[String]] = [["metadata", "labels"], ["metadata", "deletionTimestamp"], ["status", "podIP"], ["status", "phase"],
+                                ["status", "conditions"], ["spec", "nodeName"], ["spec", "hostname"], ["spec", "subdomain"]]
+        return keys.contains { change.object[path: $0] != change.previous?[path: $0] }
+    }
+
+    /// One pass over every service and this controller's slices.
+    func syncAll() {
+        do {
+            let services = try store.list(.services, namespace: nil).items.compactMap { try? KubeJSON.decode(KubeService.self, from: $0) }
+            var slicesByService: [String: [EndpointSlice]] = [:]
+            for tree in try store.list(.endpointSlices, namespace: nil).items
+            where tree.string(at: ["metadata", "labels", EndpointSlice.managedByLabel]) == Self.managedBy {
+                guard let slice = try? KubeJSON.decode(EndpointSlice.self, from: tree) else { continue }
+                let service = slice.metadata.labels?[EndpointSlice.serviceNameLabel] ?? ""
+                slicesByService["\(slice.metadata.namespace ?? "")/\(service)", default: []].append(slice)
+            }
+            let selecting = services.filter { Self.selects($0) }
+            let namespaces = Set(selecting.compactMap(\.metadata.namespace))
+            var podsByNamespace: [String: [Pod]] = [:]
+            for namespace in namespaces {
+                podsByNamespace[namespace] = try store.list(.pods, namespace: namespace).items.compactMap { try? KubeJSON.decode(Pod.self, from: $0) }
+            }
+            var kept = Set<String>()
+            for service in selecting {
+                let key = "\(service.metadata.namespace ?? "")/\(service.metadata.name ?? "")"
+                kept.insert(key)
+                do {
+                    try sync(service, pods: podsByNamespace[service.metadata.namespace ?? ""] ?? [], existing: slicesByService[key] ?? [])
+                } catch {
+                    logger.warning("endpoint slices of service \(key): \(error)")
+                }
+            }
+            // Slices of services that are gone or no longer select pods.
+            for (key, slices) in slicesByService where !kept.contains(key) {
+                for slice in slices {
+                    try? writes.delete(.endpointSlices, namespace: slice.metadata.namespace ?? "", name: slice.metadata.name ?? "", uid: slice.metadata.uid)
+                }
+            }
+        } catch {
+            logger.warning("endpoint slice pass failed: \(error)")
+        }
+    }
+
+    /// Whether the controller keeps slices for the service: it has a selector and is not ExternalName.
+    static func selects(_ service: KubeService) -> Bool {
+        service.spec?.selector != nil && service.serviceType != "ExternalName" && service.metadata.deletionTimestamp == nil
+    }
+
+    private func sync(_ service: KubeService, pods: [Pod], existing: [EndpointSlice]) throws {
+        let namespace = service.metadata.namespace ?? ""
+        var desired = Self.desiredGroups(service, pods: pods)
+        // A service without endpoints still has one (empty) slice, as kube keeps a placeholder.
+        if desired.isEmpty { desired = [EndpointGroup(ports: nil, endpoints: [])] }
+        var unused = existing.sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
+        let labels = Self.labels(service)
+        let owner = ControllerWrites.controllerReference(to: service)
+        for group in desired {
+            let chunks = group.endpoints.isEmpty ? [[]] : stride(from: 0, to: group.endpoints.count, by: Self.maxEndpointsPerSlice).map {
+                Array(group.endpoints[$0..<min($0 + Self.maxEndpointsPerSlice, group.endpoints.count)])
+            }
+            for chunk in chunks {
+                if let index = unused.firstIndex(where: { $0.ports == group.ports }) ?? unused.indices.first {
+                    let slice = unused.remove(at: index)
+                    if slice.endpoints == chunk, slice.ports == group.ports, slice.metadata.labels == labels, slice.metadata.ownerReferences == [owner] { continue }
+                    let name = slice.metadata.name ?? ""
+                    let uid = slice.metadata.uid
+                    let endpoints = try KubeJSON.tree(chunk)
+                    let ports = try group.ports.map { try KubeJSON.tree($0) }
+                    let labelTree = try KubeJSON.tree(labels)
+                    let ownerTree = try KubeJSON.tree([owner])
+                    try store.update(.endpointSlices, namespace: namespace, name: name) { object in
+                        guard object.string(at: ["metadata", "uid"]) == uid else { return nil }
+                        var next = object
+                        next.set(["endpoints"], endpoints)
+                        next.set(["ports"], ports)
+                        next.set(["metadata", "labels"], labelTree)
+                        next.set(["metadata", "ownerReferences"], ownerTree)
+                        return next
+                    }
+                } else {
+                    var slice = EndpointSlice(metadata: ObjectMeta(namespace: namespace), addressType: "IPv4", endpoints: chunk, ports: group.ports)
+                    slice.metadata.generateName = "\(service.metadata.name ?? "")-"
+                    slice.metadata.labels = labels
+                    slice.metadata.ownerReferences = [owner]
+                    try writes.create(.endpointSlices, namespace: namespace, object: try KubeJSON.tree(slice))
+                }
+            }
+        }
+        for slice in unused {
+            try writes.delete(.endpointSlices, namespace: namespace, name: slice.metadata.name ?? "", uid: slice.metadata.uid)
+        }
+    }
+
+    /// Endpoints that share one port mapping.
+    struct EndpointGroup: Equatable {
+        var ports: [EndpointPort]?
+        var endpoints: [Endpoint]
+    }
+
+    /// The endpoints of the pods the service selects, grouped by their resolved ports, in pod name order.
+    static func desiredGroups(_ service: KubeService, pods: [Pod]) -> [EndpointGroup] {
+        let selector = service.spec?.selector ?? [:]
+        let publishNotReady = service.spec?.publishNotReadyAddresses ?? false
+        var groups: [EndpointGroup] = []
+        for pod in pods.sorted(by: { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }) {
+            let labels = pod.metadata.labels ?? [:]
+            guard selector.allSatisfy({ labels[$0.key] == $0.value }) else { continue }
+            guard pod.status?.phase != .succeeded, pod.status?.phase != .failed, let spec = pod.spec, spec.nodeName != nil,
+                  let address = pod.status?.podIP, IPv4Network.parseAddress(address) != nil else { continue }
+            guard let ports = resolvedPorts(service, spec) else { continue }
+            let podReady = pod.status?.conditions?.contains { $0.type == "Ready" && $0.status == .true } ?? false
+            let terminating = pod.metadata.deletionTimestamp != nil
+            var endpoint = Endpoint(addresses: [address],
+                                    conditions: EndpointConditions(ready: publishNotReady || (podReady && !terminating), serving: publishNotReady || podReady, terminating: terminating),
+                                    targetRef: ObjectReference(kind: "Pod", namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid),
+                                    nodeName: spec.nodeName)
+            if let hostname = spec.hostname, spec.subdomain == service.metadata.name { endpoint.hostname = hostname }
+            if let index = groups.firstIndex(where: { $0.ports == ports }) {
+                groups[index].endpoints.append(endpoint)
+            } else {
+                groups.append(EndpointGroup(ports: ports, endpoints: [endpoint]))
+            }
+        }
+        return groups
+    }
+
+    /// The service's ports as this pod serves them; a named target port the pod lacks leaves
+    /// that port out (the pod serves the others). Nil when the pod serves none of them.
+    static func resolvedPorts(_ service: KubeService, _ spec: PodSpec) -> [EndpointPort]? {
+        let servicePorts = service.spec?.ports ?? []
+        if servicePorts.isEmpty { return [] }  // headless without ports: addresses only
+        var result: [EndpointPort] = []
+        for servicePort in servicePorts {
+            let portProtocol = servicePort.protocol ?? "TCP"
+            let number: Int32?
+            switch servicePort.targetPort {
+            case .int(let value)?: number = value
+            case .string(let name)?:
+                number = spec.containers.lazy.flatMap { $0.ports ?? [] }.first { $0.name == name && ($0.protocol?.rawValue ?? "TCP") == portProtocol }?.containerPort
+            case nil: number = servicePort.port
+            }
+            guard let number else { continue }
+            var port = EndpointPort(name: servicePort.name ?? "", port: number, protocol: portProtocol)
+            port.appProtocol = servicePort.appProtocol
+            result.append(port)
+        }
+        return result.isEmpty ? nil : result
+    }
+
+    /// The service's labels (without kube's reserved ones) and the slice labels.
+    static func labels(_ service: KubeService) -> [String: String] {
+        var labels = (service.metadata.labels ?? [:]).filter { $0.key != EndpointSlice.serviceNameLabel && $0.key != EndpointSlice.managedByLabel }
+        labels[EndpointSlice.serviceNameLabel] = service.metadata.name ?? ""
+        labels[EndpointSlice.managedByLabel] = managedBy
+        if service.isHeadless { labels["service.kubernetes.io/headless"] = "" }
+        return labels
+    }
+}
