@@ -101,6 +101,7 @@ let package = Package(
                 "Agent",
                 "ImageStore",
                 "OCI",
+                "PodNetwork",
                 "Runtime",
                 "CRuntime",
                 "KubeClient",

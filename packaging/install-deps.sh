@@ -37,6 +37,8 @@ apt_packages+=(binutils dpkg)
 $want_test_tools && apt_packages+=(gcc libc6-dev crun)
 # Pod networking: the standard CNI plugins (bridge, host-local, portmap) and iptables they drive.
 apt_packages+=(containernetworking-plugins iptables)
+# The service proxy programs nftables (the nft tool).
+apt_packages+=(nftables)
 # A private system bus with a logind stand-in for the graceful node shutdown tests.
 $want_test_tools && apt_packages+=(dbus-daemon dbus-bin python3-dbus python3-gi)
 # A Debian VM under qemu (systemd as PID 1, pure cgroup v2) for what this kind of host cannot show.

@@ -5,6 +5,7 @@ import ImageStore
 import KubeClient
 import KubeModel
 import Logging
+import PodNetwork
 import Runtime
 import ServiceLifecycle
 import SystemSupport
@@ -174,6 +175,7 @@ struct RunCommand: AsyncParsableCommand {
                                                              currentPodUID: currentPodUID, streamIdleTimeout: try configuration.streamIdleTimeout(),
                                                              cgroups: podCgroups), tls: endpointTLS, logger: Logger(label: "iotkube-agent.endpoint")),
             host: "0.0.0.0", port: Int(configuration.port))
+        let serviceCatalog = ServiceCatalog()
         let tunnel = AgentTunnelService(client: { credentials.client }, endpointPort: Int(configuration.port), logger: Logger(label: "iotkube-agent.tunnel"))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: endpoint)]
         if configuration.tunnel != false { services.append(.init(service: tunnel)) }
@@ -183,6 +185,14 @@ struct RunCommand: AsyncParsableCommand {
                      .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor),
                      .init(service: shutdownService)]
         if configuration.devicePluginDirectory != "" { services.append(.init(service: devicePlugins)) }
+        if configuration.serviceProxy != false {
+            if let nft = NFTablesProxy.find() {
+                services.append(.init(service: ServiceProxyService(nodeName: configuration.nodeName, client: { credentials.client }, catalog: serviceCatalog,
+                                                                   nft: nft, logger: Logger(label: "iotkube-agent.services"))))
+            } else {
+                logger.error("nft is not installed: pods cannot reach services through their cluster addresses (apt-get install nftables, or set serviceProxy: false)")
+            }
+        }
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

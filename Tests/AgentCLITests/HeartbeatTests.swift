@@ -51,7 +51,7 @@ struct HeartbeatTests {
             // Pods of other tests' agents are not this one's to sweep.
             let configuration = try FileHandle(forWritingTo: directory.appendingPathComponent("agent.yaml"))
             configuration.seekToEndOfFile()
-            configuration.write(Data("\ncgroupRoot: \"/iotkube-test-\(UUID().uuidString.prefix(8))\"\n".utf8))
+            configuration.write(Data("\ncgroupRoot: \"/iotkube-test-\(UUID().uuidString.prefix(8))\"\nserviceProxy: false\n".utf8))
             try configuration.close()
             arguments = ["run", "--config", directory.appendingPathComponent("agent.yaml").path, "--heartbeat-interval", "1"] + extraArguments
             self.environment = environment

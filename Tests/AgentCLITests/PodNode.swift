@@ -102,6 +102,7 @@ final class PodNode: @unchecked Sendable {
             cgroupRoot: "/\(cgroupRoot)"
             cniConfigDirectory: "\(base)/cni"
             staticPodPath: "\(manifestDirectory)"
+            \(configuration.contains("serviceProxy:") ? "" : "serviceProxy: false  # agents of concurrent tests would program one table")
             \(configuration)
 
             """

@@ -76,6 +76,9 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     /// Whether the agent keeps a tunnel to iotkube-server (default true), through which the
     /// server reaches this board's endpoint when it cannot dial it (NAT).
     public var tunnel: Bool?
+    /// Whether the agent is the node's service proxy and cluster DNS (default true; false where
+    /// kube-proxy and CoreDNS run as pods).
+    public var serviceProxy: Bool?
     /// The container runtime's state (default `/run/iotkube/runtime`; a tmpfs, gone after a reboot).
     public var runtimeRoot: String?
     /// What makes the containers: `builtin` (default), or an OCI runtime (`crun`, `runc`, or its
@@ -158,6 +161,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         runtime = try container.decodeIfPresent(String.self, forKey: .runtime)
         staticPodPath = try container.decodeIfPresent(String.self, forKey: .staticPodPath)
         tunnel = try container.decodeIfPresent(Bool.self, forKey: .tunnel)
+        serviceProxy = try container.decodeIfPresent(Bool.self, forKey: .serviceProxy)
         containerLogMaxSize = try container.decodeIfPresent(Quantity.self, forKey: .containerLogMaxSize)
         containerLogMaxFiles = try container.decodeIfPresent(Int.self, forKey: .containerLogMaxFiles)
         evictionHard = try container.decodeIfPresent([String: String].self, forKey: .evictionHard)
@@ -182,7 +186,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, containerLogMaxSize, containerLogMaxFiles
+        case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, serviceProxy, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, imagePreloadDirectory, unknownFields
         case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS, runtime, memoryQoS, memoryThrottlingFactor, memoryPressureStallPercent, memoryPressureStallGracePeriod
         case shutdownGracePeriod, shutdownGracePeriodCriticalPods, shutdownGracePeriodByPodPriority
@@ -292,6 +296,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let runtimeRoot { text += "runtimeRoot: \(quote(runtimeRoot))\n" }
         if let staticPodPath { text += "staticPodPath: \(quote(staticPodPath))\n" }
         if let tunnel { text += "tunnel: \(tunnel)\n" }
+        if let serviceProxy { text += "serviceProxy: \(serviceProxy)\n" }
         if let containerLogMaxSize { text += "containerLogMaxSize: \(quote(containerLogMaxSize.description))\n" }
         if let containerLogMaxFiles { text += "containerLogMaxFiles: \(containerLogMaxFiles)\n" }
         for (field, map) in [("evictionHard", evictionHard), ("evictionSoft", evictionSoft), ("evictionSoftGracePeriod", evictionSoftGracePeriod),

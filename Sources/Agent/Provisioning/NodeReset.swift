@@ -78,6 +78,12 @@ public struct NodeReset: Sendable {
             PodEgressMasquerade.remove(podCIDR: range)
             lines.append("removed the egress masquerade of \(range)")
         }
+        // The service proxy's rules, unless the agent was configured not to be the proxy.
+        let configuration = try? AgentConfiguration.load(configDirectory + "/agent.yaml")
+        if configuration?.serviceProxy != false, let nft = NFTablesProxy.find() {
+            NFTablesProxy.remove(nft: nft)
+            lines.append("removed the service proxy's rules (nftables table \(ProxyRuleset.table))")
+        }
         for mountPoint in Self.mountPoints(under: stateDirectory) {
             if umount2(mountPoint, Int32(MNT_DETACH)) == 0 {
                 lines.append("unmounted \(mountPoint)")
