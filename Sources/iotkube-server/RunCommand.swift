@@ -118,8 +118,16 @@ struct RunCommand: AsyncParsableCommand {
         }
         let store = try ObjectStore(path: files.storePath, feedByteLimit: watchCacheBytes,
                                     defersReconstructibleChanges: reconstructibleWriteInterval > 0)
+        // No node gets a serving certificate for the API's own names or its service address.
+        var serverNames = try files.serverCertificateNames()
+        let apiServiceAddress = try serviceAddressing().apiServiceAddress
+        let apiServiceBytes = apiServiceAddress.split(separator: ".").compactMap { UInt8($0) }
+        if !serverNames.ipAddresses.contains(apiServiceBytes) {
+            logger.warning("the serving certificate does not name \(apiServiceAddress), the kubernetes service's address: pods reaching the API through it fail TLS verification (initialise with the default --service-cluster-ip-range, or reach the API by name)")
+            serverNames.ipAddresses.append(apiServiceBytes)
+        }
         let signer = CSRSigner(authority: try files.certificateAuthority(), store: store, autoApprove: autoApproveNodes,
-                               serverNames: try files.serverCertificateNames())
+                               serverNames: serverNames)
         let api = try APIServer(store: store, authenticator: Authenticator(store: store), signer: signer,
                                 kubeletClient: try files.kubeletClientCredentials(), serviceAddressing: try serviceAddressing(), logger: logger)
         let server = APIHTTPServer(handler: api, tls: try files.serverTLSContext(), logger: logger, requestTimeoutSeconds: requestTimeout,
@@ -140,7 +148,7 @@ struct RunCommand: AsyncParsableCommand {
                                        http, scheduler, nodeLifecycle, csrCleaner,
                                        ReplicaSetController(store: store, logger: logger), DeploymentController(store: store, logger: logger),
                                        DaemonSetController(store: store, logger: logger), JobController(store: store, logger: logger),
-                                       CronJobController(store: store, logger: logger), EndpointSliceController(store: store, logger: logger),
+                                       CronJobController(store: store, logger: logger), EndpointSliceController(store: store, logger: logger, serviceNetwork: try serviceAddressing().network),
                                        APIServiceReconciler(api: api, address: settings.advertiseAddress, port: port, logger: logger),
                                        GarbageCollector(store: store, logger: logger, terminatedPodThreshold: terminatedPodGCThreshold, eventTTL: eventTTL)]
         if let network = try? IPv4Network(clusterCIDR, prefixes: 8...30) {

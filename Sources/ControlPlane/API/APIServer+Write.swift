@@ -29,8 +29,8 @@ extension APIServer {
             tree.set(["spec", "groups"], .array(identity.groups.map(JSONValue.string)))
             tree.set(["status"], nil)
         }
-        // A workload's status is its controller's to write.
-        if [.deployments, .replicaSets, .daemonSets, .jobs, .cronJobs].contains(route.resource) { tree.set(["status"], nil) }
+        // A workload's status is its controller's to write; a service's load balancer is no client's to claim.
+        if [.deployments, .replicaSets, .daemonSets, .jobs, .cronJobs, .services].contains(route.resource) { tree.set(["status"], nil) }
         // A node password never stays in the request (its hash and verdict are the server's).
         let nodePassword = route.resource == .certificateSigningRequests ? NodePasswords.takePassword(&tree) : nil
         let (mode, warn) = try Self.fieldValidation(request)
@@ -109,7 +109,7 @@ extension APIServer {
         // Read before the update (the store is not re-entered from inside it); the allocation lock
         // keeps them current.
         let otherServices = route.resource == .services ? try store.list(.services, namespace: nil).items : []
-        let stored = try store.update(route.resource, namespace: namespace, name: name, expectedRevision: expectedRevision) { current in
+        func transform(_ current: JSONValue) throws -> JSONValue {
             var next: JSONValue
             let hasStatusSubresource = route.resource.subresources.contains("status")
             switch route.subresource {
@@ -131,6 +131,7 @@ extension APIServer {
             next.set(["metadata", "generation"], current[path: ["metadata", "generation"]])
             var decoded = try codec.decode(next, validation: mode)
             warnings = decoded.droppedFields
+            if route.resource == .services { decoded.object = ResourceDefaults.dropTypeDependentFields(old: current, new: decoded.object) }
             decoded.object = ResourceDefaults.apply(decoded.object, resource: route.resource)
             try ObjectValidation.validate(decoded.object, resource: route.resource)
             if route.subresource == nil { try ObjectValidation.validateUpdate(old: current, new: decoded.object, resource: route.resource) }
@@ -149,6 +150,15 @@ extension APIServer {
             }
             return result
         }
+        if request.query["dryRun"] == "All" {
+            // Checked and answered as if stored, but not stored (kubectl diff, apply --dry-run=server).
+            guard let current = try store.get(route.resource, namespace: namespace, name: name) else { throw APIError.notFound(route.resource, name) }
+            if let expectedRevision, !expectedRevision.isEmpty, expectedRevision != current.string(at: ["metadata", "resourceVersion"]) {
+                throw APIError.conflict(route.resource, name, "the object has been modified; please apply your changes to the latest version and try again")
+            }
+            return Self.objectResponse(200, try transform(current))
+        }
+        let stored = try store.update(route.resource, namespace: namespace, name: name, expectedRevision: expectedRevision) { try transform($0) }
         // An object being deleted goes once its last finalizer is gone.
         if Self.mayRemove(stored, resource: route.resource) {
             let removed = try store.delete(route.resource, namespace: namespace, name: name)
@@ -178,6 +188,8 @@ extension APIServer {
             throw APIError(code: 422, reason: "Invalid", message: "DeleteOptions \"\" is invalid: [\(error.cause.field ?? ""): \(error.cause.message ?? "")]",
                            details: StatusDetails(group: "meta.k8s.io", kind: "DeleteOptions", causes: [error.cause]))
         }
+        // A dry run changes nothing: the object as it is answers.
+        if request.query["dryRun"] == "All" || options["dryRun"]?.arrayValue?.contains("All") == true { return Self.objectResponse(200, current) }
         let hasFinalizers = Self.hasFinalizers(current)
         var requestedFinalizer = try Self.propagationFinalizer(request, options)
         // batch/v1 Jobs orphan their pods unless told otherwise, as in Kubernetes (kubectl asks for Background).

@@ -42,11 +42,20 @@ enum Patch {
         "ownerReferences": "uid", "conditions": "type", "addresses": "type", "containerStatuses": "name",
         "initContainerStatuses": "name", "resourceClaims": "name", "taints": "key", "readinessGates": "conditionType",
     ]
-    /// The merge key of the list `field` holding `items`: a service's `ports` merge on `port`,
-    /// a container's on `containerPort`.
+    /// The merge key of the list `field` holding `items`: a service's `ports` merge on their
+    /// port and protocol (as server-side apply keys them: 53/UDP and 53/TCP are two ports), a
+    /// container's on `containerPort`.
     static func mergeKey(_ field: String, _ items: [JSONValue]) -> String? {
-        if field == "ports", !items.isEmpty, items.allSatisfy({ $0["containerPort"] == nil && $0["port"] != nil }) { return "port" }
+        if field == "ports", !items.isEmpty, items.allSatisfy({ $0["containerPort"] == nil && $0["port"] != nil }) { return servicePortKey }
         return mergeKeys[field]
+    }
+    static let servicePortKey = "port+protocol"
+
+    /// The value an element is matched on.
+    static func keyValue(_ element: JSONValue, _ mergeKey: String) -> JSONValue? {
+        guard mergeKey == servicePortKey else { return element[mergeKey] }
+        guard let port = element["port"] else { return nil }
+        return ["port": port, "protocol": element["protocol"] ?? "TCP"]
     }
     /// Lists of scalars merged as sets.
     static let setLists: Set<String> = ["finalizers"]
@@ -98,10 +107,10 @@ enum Patch {
         }
         for (field, order) in elementOrders {
             guard case .array(let items)? = result[field], let mergeKey = mergeKey(field, items) else { continue }
-            let position = Dictionary(order.enumerated().compactMap { index, element in element[mergeKey].map { ($0, index) } }, uniquingKeysWith: { first, _ in first })
+            let position = Dictionary(order.enumerated().compactMap { index, element in keyValue(element, mergeKey).map { ($0, index) } }, uniquingKeysWith: { first, _ in first })
             result[field] = .array(items.enumerated().sorted { lhs, rhs in
-                let left = lhs.element[mergeKey].flatMap { position[$0] } ?? Int.max
-                let right = rhs.element[mergeKey].flatMap { position[$0] } ?? Int.max
+                let left = keyValue(lhs.element, mergeKey).flatMap { position[$0] } ?? Int.max
+                let right = keyValue(rhs.element, mergeKey).flatMap { position[$0] } ?? Int.max
                 return left == right ? lhs.offset < rhs.offset : left < right
             }.map(\.element))
         }
@@ -115,11 +124,17 @@ enum Patch {
         // Slots holding each merge key value, first first (the first match is the one patched).
         var slots: [JSONValue: ArraySlice<Int>] = [:]
         for (slot, element) in current.enumerated() {
-            if let keyValue = element[mergeKey] { slots[keyValue, default: []].append(slot) }
+            if let keyValue = keyValue(element, mergeKey) { slots[keyValue, default: []].append(slot) }
         }
         for item in patchItems {
-            guard let keyValue = item[mergeKey] else {
+            guard var keyValue = keyValue(item, mergeKey) else {
                 throw APIError.badRequest("strategic merge patch: list element without merge key \"\(mergeKey)\"")
+            }
+            // A service port patched without its protocol (kubectl's client-side apply keys ports
+            // on the number alone) is the port of that number, whatever its protocol.
+            if mergeKey == servicePortKey, item["protocol"] == nil, slots[keyValue]?.first == nil,
+               let other = slots.first(where: { $0.key["port"] == item["port"] && $0.value.first != nil })?.key {
+                keyValue = other
             }
             let slot = slots[keyValue]?.first
             if item["$patch"] == "delete" {

@@ -90,6 +90,8 @@ enum ResourceDefaults {
         var spec = service.spec ?? ServiceSpec()
         let type = service.serviceType
         spec.type = type
+        // `clusterIPs` alone names the address (`clusterIP` is its first element).
+        if (spec.clusterIP ?? "").isEmpty, let first = spec.clusterIPs?.first, !first.isEmpty { spec.clusterIP = first }
         spec.sessionAffinity = spec.sessionAffinity ?? "None"
         if spec.sessionAffinity == "ClientIP" {
             var config = spec.sessionAffinityConfig ?? SessionAffinityConfig()
@@ -111,7 +113,7 @@ enum ResourceDefaults {
             spec.internalTrafficPolicy = spec.internalTrafficPolicy ?? "Cluster"
             spec.ipFamilies = spec.ipFamilies ?? ["IPv4"]
             // PreferDualStack on a single-stack cluster is single-stack.
-            if spec.ipFamilyPolicy == nil || spec.ipFamilyPolicy == "PreferDualStack" { spec.ipFamilyPolicy = "SingleStack" }
+            spec.ipFamilyPolicy = spec.ipFamilyPolicy ?? "SingleStack"
         }
         if type == "NodePort" || type == "LoadBalancer" { spec.externalTrafficPolicy = spec.externalTrafficPolicy ?? "Cluster" }
         if type == "LoadBalancer" { spec.allocateLoadBalancerNodePorts = spec.allocateLoadBalancerNodePorts ?? true }
@@ -120,6 +122,36 @@ enum ResourceDefaults {
         status.loadBalancer = status.loadBalancer ?? .object(JSONObject())
         service.status = status
         return service
+    }
+
+    /// The fields a service's new type has no use for, dropped when they are as the old type
+    /// left them (kube's `dropTypeDependentFields`): node ports and the external policy when it
+    /// stops being NodePort or LoadBalancer, the cluster address when it becomes ExternalName.
+    static func dropTypeDependentFields(old: JSONValue, new: JSONValue) -> JSONValue {
+        guard let before = try? KubeJSON.decode(KubeService.self, from: old), var after = try? KubeJSON.decode(KubeService.self, from: new),
+              before.serviceType != after.serviceType, var spec = after.spec else { return new }
+        let oldSpec = before.spec ?? ServiceSpec()
+        let type = after.serviceType
+        if type != "NodePort" && type != "LoadBalancer" {
+            let oldNodePorts = Set((oldSpec.ports ?? []).compactMap(\.nodePort))
+            spec.ports = spec.ports?.map { port in
+                var port = port
+                if let nodePort = port.nodePort, oldNodePorts.contains(nodePort) { port.nodePort = nil }
+                return port
+            }
+            if spec.externalTrafficPolicy == oldSpec.externalTrafficPolicy { spec.externalTrafficPolicy = nil }
+            if spec.healthCheckNodePort == oldSpec.healthCheckNodePort { spec.healthCheckNodePort = nil }
+        }
+        if type != "LoadBalancer", spec.allocateLoadBalancerNodePorts == oldSpec.allocateLoadBalancerNodePorts { spec.allocateLoadBalancerNodePorts = nil }
+        if type == "ExternalName" {
+            if spec.clusterIP == oldSpec.clusterIP { spec.clusterIP = nil }
+            if spec.clusterIPs == oldSpec.clusterIPs { spec.clusterIPs = nil }
+            if spec.ipFamilies == oldSpec.ipFamilies { spec.ipFamilies = nil }
+            if spec.ipFamilyPolicy == oldSpec.ipFamilyPolicy { spec.ipFamilyPolicy = nil }
+            if spec.internalTrafficPolicy == oldSpec.internalTrafficPolicy { spec.internalTrafficPolicy = nil }
+        }
+        after.spec = spec
+        return (try? KubeJSON.tree(after)) ?? new
     }
 
     /// `SetDefaults_Job`: one pod to completion unless told otherwise, 6 retries.

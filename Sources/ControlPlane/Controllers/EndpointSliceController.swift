@@ -16,9 +16,12 @@ public final class EndpointSliceController: Service, Sendable {
     let logger: Logger
     let resync: Duration
     let writes: ControllerWrites
+    /// The service range: no pod address in it becomes an endpoint.
+    let serviceNetwork: IPv4Network
 
-    public init(store: ObjectStore, logger: Logger, resync: Duration = .seconds(30)) {
+    public init(store: ObjectStore, logger: Logger, serviceNetwork: IPv4Network = ServiceAddressing.standard.network, resync: Duration = .seconds(30)) {
         self.store = store
+        self.serviceNetwork = serviceNetwork
         self.logger = logger
         self.resync = resync
         writes = ControllerWrites(store: store, component: "endpointslice-controller")
@@ -60,13 +63,15 @@ public final class EndpointSliceController: Service, Sendable {
             var podsByNamespace: [String: [Pod]] = [:]
             for namespace in namespaces {
                 podsByNamespace[namespace] = try store.list(.pods, namespace: namespace).items.compactMap { try? KubeJSON.decode(Pod.self, from: $0) }
+                    .sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
             }
+            let nodes = namespaces.isEmpty ? [:] : try NodeAddresses.load(store)
             var kept = Set<String>()
             for service in selecting {
                 let key = "\(service.metadata.namespace ?? "")/\(service.metadata.name ?? "")"
                 kept.insert(key)
                 do {
-                    try sync(service, pods: podsByNamespace[service.metadata.namespace ?? ""] ?? [], existing: slicesByService[key] ?? [])
+                    try sync(service, pods: podsByNamespace[service.metadata.namespace ?? ""] ?? [], nodes: nodes, existing: slicesByService[key] ?? [])
                 } catch {
                     logger.warning("endpoint slices of service \(key): \(error)")
                 }
@@ -82,14 +87,17 @@ public final class EndpointSliceController: Service, Sendable {
         }
     }
 
-    /// Whether the controller keeps slices for the service: it has a selector and is not ExternalName.
+    /// Whether the controller keeps slices for the service: it has a selector (an empty one means
+    /// endpoints kept by someone else, as in kube) and is not ExternalName.
     static func selects(_ service: KubeService) -> Bool {
-        service.spec?.selector != nil && service.serviceType != "ExternalName" && service.metadata.deletionTimestamp == nil
+        !(service.spec?.selector ?? [:]).isEmpty && service.serviceType != "ExternalName" && service.metadata.deletionTimestamp == nil
     }
 
-    private func sync(_ service: KubeService, pods: [Pod], existing: [EndpointSlice]) throws {
+    private func sync(_ service: KubeService, pods: [Pod], nodes: [String: NodeAddresses], existing: [EndpointSlice]) throws {
         let namespace = service.metadata.namespace ?? ""
-        var desired = Self.desiredGroups(service, pods: pods)
+        var desired = Self.desiredGroups(service, pods: pods) { pod, address in
+            Self.mayServe(address, pod: pod, nodes: nodes, serviceNetwork: serviceNetwork)
+        }
         // A service without endpoints still has one (empty) slice, as kube keeps a placeholder.
         if desired.isEmpty { desired = [EndpointGroup(ports: nil, endpoints: [])] }
         var unused = existing.sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
@@ -116,6 +124,8 @@ public final class EndpointSliceController: Service, Sendable {
                         next.set(["ports"], ports)
                         next.set(["metadata", "labels"], labelTree)
                         next.set(["metadata", "ownerReferences"], ownerTree)
+                        // Nothing the API would refuse, from this controller either.
+                        try ObjectValidation.validate(next, resource: .endpointSlices)
                         return next
                     }
                 } else {
@@ -138,16 +148,30 @@ public final class EndpointSliceController: Service, Sendable {
         var endpoints: [Endpoint]
     }
 
-    /// The endpoints of the pods the service selects, grouped by their resolved ports, in pod name order.
-    static func desiredGroups(_ service: KubeService, pods: [Pod]) -> [EndpointGroup] {
+    /// Whether a node's report of a pod's address may become an endpoint: an address traffic may
+    /// go to, outside the service range, and the node's to give: in its pod range (or one of its
+    /// own addresses for a host-network pod). A node cannot point a service at anything else.
+    static func mayServe(_ address: String, pod: Pod, nodes: [String: NodeAddresses], serviceNetwork: IPv4Network) -> Bool {
+        guard IPv4Network.endpointAddressProblem(address) == nil, let value = IPv4Network.parseAddress(address), !serviceNetwork.contains(address: value) else {
+            return false
+        }
+        guard let node = pod.spec?.nodeName.flatMap({ nodes[$0] }) else { return false }
+        if pod.spec?.hostNetwork == true { return node.addresses.contains(value) }
+        return node.podNetwork?.contains(address: value) ?? true
+    }
+
+    /// The endpoints of the pods (in name order) the service selects, grouped by their resolved
+    /// ports; `accepts` decides whether a pod's address may serve.
+    static func desiredGroups(_ service: KubeService, pods: [Pod], accepts: (Pod, String) -> Bool = { _, _ in true }) -> [EndpointGroup] {
         let selector = service.spec?.selector ?? [:]
         let publishNotReady = service.spec?.publishNotReadyAddresses ?? false
         var groups: [EndpointGroup] = []
-        for pod in pods.sorted(by: { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }) {
+        var groupIndex: [[EndpointPort]?: Int] = [:]
+        for pod in pods {
             let labels = pod.metadata.labels ?? [:]
             guard selector.allSatisfy({ labels[$0.key] == $0.value }) else { continue }
             guard pod.status?.phase != .succeeded, pod.status?.phase != .failed, let spec = pod.spec, spec.nodeName != nil,
-                  let address = pod.status?.podIP, IPv4Network.parseAddress(address) != nil else { continue }
+                  let address = pod.status?.podIP, accepts(pod, address) else { continue }
             guard let ports = resolvedPorts(service, spec) else { continue }
             let podReady = pod.status?.conditions?.contains { $0.type == "Ready" && $0.status == .true } ?? false
             let terminating = pod.metadata.deletionTimestamp != nil
@@ -156,9 +180,10 @@ public final class EndpointSliceController: Service, Sendable {
                                     targetRef: ObjectReference(kind: "Pod", namespace: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid),
                                     nodeName: spec.nodeName)
             if let hostname = spec.hostname, spec.subdomain == service.metadata.name { endpoint.hostname = hostname }
-            if let index = groups.firstIndex(where: { $0.ports == ports }) {
+            if let index = groupIndex[ports] {
                 groups[index].endpoints.append(endpoint)
             } else {
+                groupIndex[ports] = groups.count
                 groups.append(EndpointGroup(ports: ports, endpoints: [endpoint]))
             }
         }
@@ -170,14 +195,17 @@ public final class EndpointSliceController: Service, Sendable {
     static func resolvedPorts(_ service: KubeService, _ spec: PodSpec) -> [EndpointPort]? {
         let servicePorts = service.spec?.ports ?? []
         if servicePorts.isEmpty { return [] }  // headless without ports: addresses only
+        var named: [String: Int32] = [:]  // "name/protocol" → container port
+        for port in spec.containers.lazy.flatMap({ $0.ports ?? [] }) {
+            if let name = port.name { named["\(name)/\(port.protocol?.rawValue ?? "TCP")"] = named["\(name)/\(port.protocol?.rawValue ?? "TCP")"] ?? port.containerPort }
+        }
         var result: [EndpointPort] = []
         for servicePort in servicePorts {
             let portProtocol = servicePort.protocol ?? "TCP"
             let number: Int32?
             switch servicePort.targetPort {
             case .int(let value)?: number = value
-            case .string(let name)?:
-                number = spec.containers.lazy.flatMap { $0.ports ?? [] }.first { $0.name == name && ($0.protocol?.rawValue ?? "TCP") == portProtocol }?.containerPort
+            case .string(let name)?: number = named["\(name)/\(portProtocol)"]
             case nil: number = servicePort.port
             }
             guard let number else { continue }
@@ -195,5 +223,22 @@ public final class EndpointSliceController: Service, Sendable {
         labels[EndpointSlice.managedByLabel] = managedBy
         if service.isHeadless { labels["service.kubernetes.io/headless"] = "" }
         return labels
+    }
+}
+
+/// A node's pod range and own addresses, as its endpoints are checked against.
+struct NodeAddresses {
+    var podNetwork: IPv4Network?
+    var addresses: Set<UInt32>
+
+    static func load(_ store: ObjectStore) throws -> [String: NodeAddresses] {
+        var result: [String: NodeAddresses] = [:]
+        for tree in try store.list(.nodes, namespace: nil).items {
+            guard let name = tree.string(at: ["metadata", "name"]) else { continue }
+            let podNetwork = tree.string(at: ["spec", "podCIDR"]).flatMap { try? IPv4Network($0) }
+            let addresses = (tree[path: ["status", "addresses"]]?.arrayValue ?? []).compactMap { $0.string(at: ["address"]).flatMap(IPv4Network.parseAddress) }
+            result[name] = NodeAddresses(podNetwork: podNetwork, addresses: Set(addresses))
+        }
+        return result
     }
 }

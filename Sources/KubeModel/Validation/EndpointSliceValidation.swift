@@ -22,8 +22,8 @@ public enum EndpointSliceValidation {
             } else if endpoint.addresses.count > maxAddresses {
                 causes.append(tooMany("\(field).addresses", endpoint.addresses.count, maxAddresses))
             }
-            for (position, address) in endpoint.addresses.prefix(maxAddresses).enumerated() where slice.addressType == "IPv4" && IPv4Network.parseAddress(address) == nil {
-                problems.invalid("\(field).addresses[\(position)]", "\"\(address.prefix(64))\"", "must be a valid IPv4 address")
+            for (position, address) in endpoint.addresses.prefix(maxAddresses).enumerated() where slice.addressType == "IPv4" {
+                if let problem = IPv4Network.endpointAddressProblem(address) { problems.invalid("\(field).addresses[\(position)]", "\"\(address.prefix(64))\"", problem) }
             }
             if let node = endpoint.nodeName, let problem = NameValidation.dnsSubdomainProblem(node) {
                 problems.invalid("\(field).nodeName", "\"\(node.prefix(64))\"", problem)

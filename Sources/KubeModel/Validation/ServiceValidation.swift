@@ -5,6 +5,8 @@ public enum ServiceValidation {
     public static let protocols = ["SCTP", "TCP", "UDP"]
     /// The longest `sessionAffinityConfig.clientIP.timeoutSeconds` (a day).
     public static let maxAffinityTimeout: Int32 = 86400
+    /// The most ports one service may have (a bound on every proxy's and allocator's work).
+    public static let maxPorts = 250
 
     public static func problems(_ service: KubeService) -> [StatusCause] {
         var problems = FieldProblems()
@@ -17,6 +19,10 @@ public enum ServiceValidation {
         let ports = spec.ports ?? []
         if ports.isEmpty && !service.isHeadless && type != "ExternalName" {
             causes.append(StatusCause(reason: "FieldValueRequired", message: "Required value", field: "spec.ports"))
+        }
+        if ports.count > maxPorts {
+            causes.append(StatusCause(reason: "FieldValueTooMany", message: "Too many: \(ports.count): must have at most \(maxPorts) items", field: "spec.ports"))
+            return causes
         }
         var names = Set<String>()
         var portProtocols = Set<String>()
@@ -77,8 +83,12 @@ public enum ServiceValidation {
         if let policy = spec.internalTrafficPolicy, !["Cluster", "Local"].contains(policy) {
             causes.append(unsupported("spec.internalTrafficPolicy", policy, ["Cluster", "Local"]))
         }
-        if let check = spec.healthCheckNodePort, check != 0, !(spec.externalTrafficPolicy == "Local" && type == "LoadBalancer") {
-            problems.invalid("spec.healthCheckNodePort", "\(check)", "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'")
+        if let check = spec.healthCheckNodePort, check != 0 {
+            if !(spec.externalTrafficPolicy == "Local" && type == "LoadBalancer") {
+                problems.invalid("spec.healthCheckNodePort", "\(check)", "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'")
+            } else if !(1...65535).contains(check) {
+                problems.invalid("spec.healthCheckNodePort", "\(check)", "must be between 1 and 65535, inclusive")
+            }
         }
         return causes + problems.causes
     }
@@ -106,7 +116,7 @@ public enum ServiceValidation {
                 if type == "NodePort" || type == "LoadBalancer" {
                     problems.invalid("spec.clusterIPs[0]", "\"None\"", "may not be set to 'None' for \(type) services")
                 }
-            } else if IPv4Network.parseAddress(address) == nil {
+            } else if !IPv4Network.isCanonicalAddress(address) {
                 problems.invalid("spec.clusterIPs[0]", "\"\(address.prefix(64))\"", "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
             }
         }
@@ -127,8 +137,11 @@ public enum ServiceValidation {
                 causes.append(unsupported("spec.ipFamilyPolicy", policy, ["PreferDualStack", "RequireDualStack", "SingleStack"]))
             }
         }
-        for (index, address) in (spec.externalIPs ?? []).enumerated() where IPv4Network.parseAddress(address) == nil {
-            problems.invalid("spec.externalIPs[\(index)]", "\"\(address.prefix(64))\"", "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")
+        if (spec.externalIPs ?? []).count > maxPorts {
+            causes.append(StatusCause(reason: "FieldValueTooMany", message: "Too many: \((spec.externalIPs ?? []).count): must have at most \(maxPorts) items", field: "spec.externalIPs"))
+        }
+        for (index, address) in (spec.externalIPs ?? []).prefix(maxPorts).enumerated() {
+            if let problem = IPv4Network.endpointAddressProblem(address) { problems.invalid("spec.externalIPs[\(index)]", "\"\(address.prefix(64))\"", problem) }
         }
         return causes
     }

@@ -62,3 +62,31 @@ public struct IPv4NetworkError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension IPv4Network {
+    /// Why `text` cannot be an address traffic is sent to (an endpoint, an external IP):
+    /// kube-apiserver's `ValidateEndpointIP` ranges, and only the canonical spelling (no leading
+    /// zeros or signs, so one address is never two strings). Nil when it can.
+    public static func endpointAddressProblem(_ text: String) -> String? {
+        guard let address = parseAddress(text), format(address) == text else {
+            return "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+        }
+        switch address >> 24 {
+        case 0: return "may not be unspecified (0.0.0.0, ::)"
+        case 127: return "may not be in the loopback range (127.0.0.0/8, ::1/128)"
+        case 224...239: return "may not be in the multicast range (224.0.0.0/4, ff00::/8)"
+        case 240...255: return "may not be a reserved or broadcast address (240.0.0.0/4)"
+        default: break
+        }
+        if address >> 16 == 0xA9FE { return "may not be in the link-local range (169.254.0.0/16, fe80::/10)" }
+        return nil
+    }
+
+    /// Whether `text` is an IPv4 address written canonically (`10.43.0.1`, not `10.43.0.01`).
+    public static func isCanonicalAddress(_ text: String) -> Bool {
+        parseAddress(text).map { format($0) == text } ?? false
+    }
+
+    /// Whether the network holds `address`.
+    public func contains(address: UInt32) -> Bool { address & Self.mask(prefixLength) == self.address }
+}
