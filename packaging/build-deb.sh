@@ -99,7 +99,7 @@ Priority: optional
 EOF
     printf '%s\n' "$@" >> "$root/DEBIAN/control"
 }
-control iotkube-agent "libc6 (>= 2.31), libstdc++6, libgcc-s1, containernetworking-plugins, iptables, nftables" \
+control iotkube-agent "libc6 (>= 2.31), libstdc++6, libgcc-s1, containernetworking-plugins, iptables, nftables, iproute2" \
     "Description: lightweight Kubernetes node agent for IoT boards" \
     " iotkube-agent joins a board to a Kubernetes API (iotkube-server or k3s/kubeadm), pulls OCI" \
     " images and runs pods itself: namespaces, cgroups v2 (and v1), seccomp, capabilities, CNI" \

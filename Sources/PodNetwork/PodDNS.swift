@@ -28,6 +28,11 @@ public struct PodDNS: Sendable {
         }
     }
 
+    /// The IPv4 name servers of a resolv.conf text (where the cluster DNS forwards other names).
+    public static func nameservers(_ resolvConf: String) -> [String] {
+        parse(resolvConf).nameservers.filter { IPv4Network.parseAddress($0) != nil }
+    }
+
     static func parse(_ text: String) -> Resolver {
         var resolver = Resolver()
         for line in text.split(separator: "\n") {

@@ -193,6 +193,11 @@ struct RunCommand: AsyncParsableCommand {
                 logger.error("nft is not installed: pods cannot reach services through their cluster addresses (apt-get install nftables, or set serviceProxy: false)")
             }
         }
+        if configuration.runsClusterDNS {
+            services.append(.init(service: ClusterDNSServer(
+                address: ClusterDNSServer.defaultAddress, domain: configuration.clusterDomain ?? "cluster.local", catalog: serviceCatalog,
+                upstreams: { PodDNS.nameservers(FileTree.readText("/etc/resolv.conf") ?? "") }, logger: Logger(label: "iotkube-agent.dns"))))
+        }
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -12,15 +12,24 @@ struct ServiceAttackTests {
         let admin = try ClusterCaller.admin(server)
         let node = try ClusterCaller.node(server, "pi1")
         #expect(try node.post("/api/v1/nodes", NodeRestrictionTests.nodeManifest).status == 201)
-        var podRange = ""
-        #expect(try DeploymentTests.waitFor(30) {
-            podRange = try server.kubectl(["get", "node", "pi1", "-o", "jsonpath={.spec.podCIDR}"]).output
-            return !podRange.isEmpty
-        })
-        let inRange = podRange.replacingOccurrences(of: ".0/24", with: ".7")
+        // Another board, with its pod range and its own address.
+        let other = try ClusterCaller.node(server, "pi2")
+        #expect(try other.post("/api/v1/nodes", NodeRestrictionTests.nodeManifest.replacingOccurrences(of: "pi1", with: "pi2")).status == 201)
+        #expect(try other.mergePatch("/api/v1/nodes/pi2/status", #"{"status":{"addresses":[{"type":"InternalIP","address":"192.0.2.20"}]}}"#).status == 200)
+        func podRange(_ name: String) throws -> String {
+            var range = ""
+            _ = try DeploymentTests.waitFor(30) {
+                range = try server.kubectl(["get", "node", name, "-o", "jsonpath={.spec.podCIDR}"]).output
+                return !range.isEmpty
+            }
+            return range
+        }
+        let inRange = try podRange("pi1").replacingOccurrences(of: ".0/24", with: ".7")
+        let otherBoardsPod = try podRange("pi2").replacingOccurrences(of: ".0/24", with: ".9")
         #expect(try admin.post("/api/v1/namespaces/default/services", #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"dns"},"spec":{"selector":{"app":"dns"},"ports":[{"port":53,"protocol":"UDP"}]}}"#).status == 201)
         // Pods bound to the node, whose statuses the node writes: each claims an address.
-        let claims = ["loopback": "127.0.0.1", "metadata": "169.254.169.254", "api": "10.43.0.1", "elsewhere": "192.0.2.10", "leading-zero": "10.42.0.07", "own": inRange]
+        let claims = ["loopback": "127.0.0.1", "metadata": "169.254.169.254", "api": "10.43.0.1", "other-pod": otherBoardsPod, "other-board": "192.0.2.20",
+                      "leading-zero": inRange.replacingOccurrences(of: ".7", with: ".07"), "own": inRange, "calico": "192.168.77.5"]
         let now = Timestamp.now().description
         for (name, address) in claims {
             let pod = #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"\#(name)","labels":{"app":"dns"}},"spec":{"nodeName":"pi1","containers":[{"name":"c","image":"busybox"}]}}"#
@@ -29,10 +38,12 @@ struct ServiceAttackTests {
             let patched = try node.mergePatch("/api/v1/namespaces/default/pods/\(name)/status", status)
             #expect(patched.status == 200, "\(name): \(patched.body)")
         }
-        // Only the node's own pod range gives endpoints.
-        #expect(try DeploymentTests.waitFor(30) { try ServiceTests.endpoints(server, "dns") == ["\(inRange):53 ready"] }, "\((try? ServiceTests.endpoints(server, "dns")) ?? [])")
+        // Only the node's own pod range, and addresses no node or the API holds (a pod network
+        // with its own address pools), give endpoints.
+        let expected = ["192.168.77.5:53 ready", "\(inRange):53 ready"].sorted()
+        #expect(try DeploymentTests.waitFor(30) { try ServiceTests.endpoints(server, "dns") == expected }, "\((try? ServiceTests.endpoints(server, "dns")) ?? [])")
         Thread.sleep(forTimeInterval: 1)
-        #expect(try ServiceTests.endpoints(server, "dns") == ["\(inRange):53 ready"])
+        #expect(try ServiceTests.endpoints(server, "dns") == expected)
         // Nodes read services and slices (they are the proxies), and write neither.
         #expect(try node.get("/apis/discovery.k8s.io/v1/endpointslices").status == 200)
         #expect(try node.get("/api/v1/services").status == 200)

@@ -43,6 +43,17 @@ extension AgentConfiguration {
 
     /// resolv.conf and hosts for pods, from the node's resolver configuration.
     public func podDNS(hostResolvConf: String) -> PodDNS {
-        PodDNS(clusterDNS: clusterDNS ?? [], clusterDomain: clusterDomain ?? "cluster.local", hostResolvConf: hostResolvConf)
+        PodDNS(clusterDNS: effectiveClusterDNS, clusterDomain: clusterDomain ?? "cluster.local", hostResolvConf: hostResolvConf)
     }
+
+    /// The DNS servers pods use: `clusterDNS` when set, else the agent's own cluster DNS
+    /// (when it is the service proxy), else none (ClusterFirst falls back to the node's resolvers).
+    public var effectiveClusterDNS: [String] {
+        if let clusterDNS, !clusterDNS.isEmpty { return clusterDNS }
+        return runsClusterDNS ? [ClusterDNSServer.defaultAddress] : []
+    }
+
+    /// Whether the agent answers cluster names itself: it is the service proxy and no other
+    /// cluster DNS is configured.
+    public var runsClusterDNS: Bool { serviceProxy != false && (clusterDNS ?? []).isEmpty }
 }

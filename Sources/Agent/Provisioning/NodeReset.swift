@@ -84,6 +84,10 @@ public struct NodeReset: Sendable {
             NFTablesProxy.remove(nft: nft)
             lines.append("removed the service proxy's rules (nftables table \(ProxyRuleset.table))")
         }
+        if configuration?.runsClusterDNS ?? true {
+            NodeLocalAddress.remove(ClusterDNSServer.defaultAddress)
+            lines.append("removed the cluster DNS address \(ClusterDNSServer.defaultAddress)")
+        }
         for mountPoint in Self.mountPoints(under: stateDirectory) {
             if umount2(mountPoint, Int32(MNT_DETACH)) == 0 {
                 lines.append("unmounted \(mountPoint)")

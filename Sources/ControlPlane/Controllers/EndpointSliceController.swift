@@ -65,7 +65,7 @@ public final class EndpointSliceController: Service, Sendable {
                 podsByNamespace[namespace] = try store.list(.pods, namespace: namespace).items.compactMap { try? KubeJSON.decode(Pod.self, from: $0) }
                     .sorted { ($0.metadata.name ?? "") < ($1.metadata.name ?? "") }
             }
-            let nodes = namespaces.isEmpty ? [:] : try NodeAddresses.load(store)
+            let nodes = namespaces.isEmpty ? NodeAddresses.Index() : try NodeAddresses.load(store)
             var kept = Set<String>()
             for service in selecting {
                 let key = "\(service.metadata.namespace ?? "")/\(service.metadata.name ?? "")"
@@ -93,7 +93,7 @@ public final class EndpointSliceController: Service, Sendable {
         !(service.spec?.selector ?? [:]).isEmpty && service.serviceType != "ExternalName" && service.metadata.deletionTimestamp == nil
     }
 
-    private func sync(_ service: KubeService, pods: [Pod], nodes: [String: NodeAddresses], existing: [EndpointSlice]) throws {
+    private func sync(_ service: KubeService, pods: [Pod], nodes: NodeAddresses.Index, existing: [EndpointSlice]) throws {
         let namespace = service.metadata.namespace ?? ""
         var desired = Self.desiredGroups(service, pods: pods) { pod, address in
             Self.mayServe(address, pod: pod, nodes: nodes, serviceNetwork: serviceNetwork)
@@ -149,15 +149,21 @@ public final class EndpointSliceController: Service, Sendable {
     }
 
     /// Whether a node's report of a pod's address may become an endpoint: an address traffic may
-    /// go to, outside the service range, and the node's to give: in its pod range (or one of its
-    /// own addresses for a host-network pod). A node cannot point a service at anything else.
-    static func mayServe(_ address: String, pod: Pod, nodes: [String: NodeAddresses], serviceNetwork: IPv4Network) -> Bool {
+    /// go to, outside the service range, and the node's to give: one of its own addresses for a
+    /// host-network pod; otherwise in its pod range, or outside every node's range and address
+    /// and the API server's (pod networks that assign addresses their own way, as Calico does).
+    /// A node cannot point a service at another node, its pods, or the API.
+    static func mayServe(_ address: String, pod: Pod, nodes: NodeAddresses.Index, serviceNetwork: IPv4Network) -> Bool {
         guard IPv4Network.endpointAddressProblem(address) == nil, let value = IPv4Network.parseAddress(address), !serviceNetwork.contains(address: value) else {
             return false
         }
-        guard let node = pod.spec?.nodeName.flatMap({ nodes[$0] }) else { return false }
+        guard let name = pod.spec?.nodeName, let node = nodes.byName[name] else { return false }
         if pod.spec?.hostNetwork == true { return node.addresses.contains(value) }
-        return node.podNetwork?.contains(address: value) ?? true
+        if node.podNetwork?.contains(address: value) == true { return true }
+        if nodes.apiAddresses.contains(value) { return false }
+        return !nodes.byName.contains { other in
+            other.key != name && (other.value.podNetwork?.contains(address: value) == true || other.value.addresses.contains(value))
+        } && !node.addresses.contains(value)
     }
 
     /// The endpoints of the pods (in name order) the service selects, grouped by their resolved
@@ -231,14 +237,23 @@ struct NodeAddresses {
     var podNetwork: IPv4Network?
     var addresses: Set<UInt32>
 
-    static func load(_ store: ObjectStore) throws -> [String: NodeAddresses] {
-        var result: [String: NodeAddresses] = [:]
+    /// Every node's, and the API server's own addresses (the `kubernetes` service's endpoints).
+    struct Index {
+        var byName: [String: NodeAddresses] = [:]
+        var apiAddresses: Set<UInt32> = []
+    }
+
+    static func load(_ store: ObjectStore) throws -> Index {
+        var index = Index()
         for tree in try store.list(.nodes, namespace: nil).items {
             guard let name = tree.string(at: ["metadata", "name"]) else { continue }
             let podNetwork = tree.string(at: ["spec", "podCIDR"]).flatMap { try? IPv4Network($0) }
             let addresses = (tree[path: ["status", "addresses"]]?.arrayValue ?? []).compactMap { $0.string(at: ["address"]).flatMap(IPv4Network.parseAddress) }
-            result[name] = NodeAddresses(podNetwork: podNetwork, addresses: Set(addresses))
+            index.byName[name] = NodeAddresses(podNetwork: podNetwork, addresses: Set(addresses))
         }
-        return result
+        for endpoint in try store.get(.endpointSlices, namespace: "default", name: "kubernetes")?["endpoints"]?.arrayValue ?? [] {
+            for address in endpoint["addresses"]?.arrayValue ?? [] { if let value = address.stringValue.flatMap(IPv4Network.parseAddress) { index.apiAddresses.insert(value) } }
+        }
+        return index
     }
 }
