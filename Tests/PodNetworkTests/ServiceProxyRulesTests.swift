@@ -16,17 +16,30 @@ struct ServiceProxyRulesTests {
     final class Namespace {
         let name = "iotkube-proxy-" + String(UUID().uuidString.prefix(8)).lowercased()
         let nft: String
+        let iptablesRestore: String
+        let iptables: String
 
         init() throws {
+            let name = self.name
             guard try ServerProcess.run("/usr/sbin/ip", ["netns", "add", name]).status == 0 else { throw TestFailure("ip netns add \(name)") }
-            nft = NSTemporaryDirectory() + name + "-nft"
-            try "#!/bin/sh\nexec /usr/sbin/ip netns exec \(name) \(NFTablesProxy.find() ?? "nft") \"$@\"\n".write(toFile: nft, atomically: true, encoding: .utf8)
-            chmod(nft, 0o755)
+            func wrapper(_ tool: String) throws -> String {
+                let path = NSTemporaryDirectory() + name + "-" + (tool.split(separator: "/").last.map(String.init) ?? tool)
+                try "#!/bin/sh\nexec /usr/sbin/ip netns exec \(name) \(tool) \"$@\"\n".write(toFile: path, atomically: true, encoding: .utf8)
+                chmod(path, 0o755)
+                return path
+            }
+            nft = try wrapper(NFTablesProxy.find() ?? "nft")
+            iptablesRestore = try wrapper(IPTablesProxy.find()?.restore ?? "iptables-restore")
+            iptables = try wrapper(IPTablesProxy.find()?.iptables ?? "iptables")
         }
 
         deinit {
             _ = try? ServerProcess.run("/usr/sbin/ip", ["netns", "delete", name])
-            try? FileManager.default.removeItem(atPath: nft)
+            for path in [nft, iptablesRestore, iptables] { try? FileManager.default.removeItem(atPath: path) }
+        }
+
+        func backend(_ name: String) -> ServiceProxyBackend {
+            name == "iptables" ? .iptables(IPTablesProxy(restore: iptablesRestore, iptables: iptables)) : .nftables(NFTablesProxy(nft: nft))
         }
 
         @discardableResult
@@ -121,8 +134,8 @@ struct ServiceProxyRulesTests {
         #expect(!listing.contains("svc-") && !listing.contains("ep-") && !listing.contains("aff-") && !listing.contains("elements"), "\(listing)")
     }
 
-    @Test(.enabled(if: ready, skipReason))
-    func connectionsReachEndpointsAndServicesWithoutEndpointsRefuse() throws {
+    @Test(.enabled(if: ready && IPTablesProxy.find() != nil, skipReason), arguments: ["nftables", "iptables"])
+    func connectionsReachEndpointsAndServicesWithoutEndpointsRefuse(backendName: String) throws {
         let namespace = try Namespace()
         // Two "pods" on local addresses of a link, each serving its own name.
         let setup = try namespace.run("""
@@ -139,11 +152,12 @@ struct ServiceProxyRulesTests {
             servers.append(try SpawnedProcess("/usr/sbin/ip", ["netns", "exec", namespace.name, "/bin/busybox", "httpd", "-f", "-p", "\(address):8080", "-h", root]))
         }
         Thread.sleep(forTimeInterval: 0.5)
-        var proxy = NFTablesProxy(nft: namespace.nft)
+        var proxy = namespace.backend(backendName)
         let services = [Self.service("web", clusterIP: "10.43.7.7", nodePort: 30080), Self.service("sticky", clusterIP: "10.43.7.8", affinity: true),
                         Self.service("empty", clusterIP: "10.43.7.9")]
         let endpoints = [("10.99.0.2", Int32(8080)), ("10.99.0.3", Int32(8080))]
-        try proxy.apply(Self.ruleset(services, [Self.slice("web", endpoints), Self.slice("sticky", endpoints)]))
+        func program(_ slices: [EndpointSlice]) throws { try proxy.apply(ProxiedServicePort.build(services: services, slices: slices, nodeName: "pi")) }
+        try program([Self.slice("web", endpoints), Self.slice("sticky", endpoints)])
 
         func fetch(_ url: String) throws -> (status: Int32, output: String) {
             try namespace.run("curl -sS -m 5 \(url) 2>&1")
@@ -161,7 +175,11 @@ struct ServiceProxyRulesTests {
         let refused = try refusal("http://10.43.7.9/")
         #expect(refused.contains("Connection refused"), "\(refused)")
         // Endpoints that are not ready take no traffic (here: none left, so refused).
-        try proxy.apply(Self.ruleset(services, [Self.slice("web", endpoints, ready: false)]))
+        try program([Self.slice("web", endpoints, ready: false)])
         #expect(try refusal("http://10.43.7.7/").contains("Connection refused"))
+        // Services gone: nothing of theirs is left.
+        try proxy.apply([])
+        let left = backendName == "iptables" ? try namespace.run("iptables -t nat -S; iptables -S").output : try namespace.run("nft list table ip \(ProxyRuleset.table)").output
+        #expect(!left.contains("IOTKUBE-SVC-") && !left.contains("IOTKUBE-SEP-") && !left.contains("svc-") && !left.contains("REJECT") && !left.contains("elements"), "\(left)")
     }
 }

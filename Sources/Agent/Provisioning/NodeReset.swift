@@ -80,9 +80,9 @@ public struct NodeReset: Sendable {
         }
         // The service proxy's rules, unless the agent was configured not to be the proxy.
         let configuration = try? AgentConfiguration.load(configDirectory + "/agent.yaml")
-        if configuration?.serviceProxy != false, let nft = NFTablesProxy.find() {
-            NFTablesProxy.remove(nft: nft)
-            lines.append("removed the service proxy's rules (nftables table \(ProxyRuleset.table))")
+        if configuration?.serviceProxy != false {
+            ServiceProxyBackend.removeAll()
+            lines.append("removed the service proxy's rules")
         }
         if configuration?.runsClusterDNS ?? true {
             NodeLocalAddress.remove(ClusterDNSServer.defaultAddress)

@@ -7,23 +7,24 @@ import Synchronization
 
 /// The node's service proxy (kube-proxy's role, in its nftables mode): watches Services and
 /// EndpointSlices through the Kubernetes API (so it works against any API server), and after
-/// changes programs the kernel with one nftables transaction holding only the difference.
+/// changes programs the kernel with one nftables transaction holding only the difference (or,
+/// without nftables, one iptables-restore of the whole rule set).
 /// Changes are batched (`minimumInterval`). While the API is unreachable the rules stay as
 /// they are; they go with `iotkube-agent reset`.
 public struct ServiceProxyService: Service {
     let nodeName: String
     let client: @Sendable () -> KubeAPIClient?
     let catalog: ServiceCatalog
-    let nft: String
+    let backend: ServiceProxyBackend
     let logger: Logger
     let minimumInterval: Duration
 
-    public init(nodeName: String, client: @escaping @Sendable () -> KubeAPIClient?, catalog: ServiceCatalog, nft: String, logger: Logger,
+    public init(nodeName: String, client: @escaping @Sendable () -> KubeAPIClient?, catalog: ServiceCatalog, backend: ServiceProxyBackend, logger: Logger,
                 minimumInterval: Duration = .milliseconds(100)) {
         self.nodeName = nodeName
         self.client = client
         self.catalog = catalog
-        self.nft = nft
+        self.backend = backend
         self.logger = logger
         self.minimumInterval = minimumInterval
     }
@@ -41,16 +42,16 @@ public struct ServiceProxyService: Service {
 
     /// Programs the rules after each batch of changes, once the catalog is complete.
     private func programLoop() async {
-        var tables = NFTablesProxy(nft: nft)
+        var tables = backend
         var failing = false
         for await _ in catalog.changes.cancelOnGracefulShutdown() {
             guard catalog.isComplete else { continue }
             let (services, slices) = catalog.snapshot()
             let ports = ProxiedServicePort.build(services: services, slices: slices, nodeName: nodeName)
             do {
-                let bytes = try tables.apply(ProxyRuleset.build(ports))
+                let bytes = try tables.apply(ports)
                 if failing { logger.notice("service proxy: rules programmed again (\(ports.count) service ports)") }
-                if bytes > 0 { logger.debug("service proxy: \(ports.count) service ports, \(bytes) bytes of nft transaction") }
+                if bytes > 0 { logger.debug("service proxy: \(ports.count) service ports, \(bytes) bytes to \(tables.name)") }
                 failing = false
             } catch {
                 if !failing { logger.error("service proxy: \(error)") }
