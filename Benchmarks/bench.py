@@ -31,6 +31,7 @@ from daemonset_rollout import measure_daemonset  # noqa: E402
 from exec_stream import measure_exec  # noqa: E402
 from flash_wear import measure_flash  # noqa: E402
 from podman_play import podman_kube_play_times  # noqa: E402
+from service_traffic import measure_rules, measure_traffic  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMESPACE = "default"
@@ -258,7 +259,7 @@ class Cluster:
         path = os.path.join(self.config_dir, "agent.yaml")
         with open(path) as config:
             lines = config.read().rstrip("\n").split("\n")
-        if lines[-1].startswith(("tunnel:", "cgroupsPerQOS:", "runtime:")):
+        if lines[-1].startswith(("tunnel:", "cgroupsPerQOS:", "runtime:", "serviceProxyMode:")):
             lines.pop()
         with open(path, "w") as config:
             config.write("\n".join(lines + ([config_line] if config_line else [])) + "\n")
@@ -302,6 +303,9 @@ class Cluster:
                     run([self.bin("iotkube-agent"), "runtime", "--root", self.runtime_root, "delete", "--force", container], check=False)
         run(["/bin/sh", "-c", f"grep -F ' {self.work}/' /proc/self/mountinfo | awk '{{print $5}}' | sort -r | xargs -r -n1 umount -l"], check=False)
         run(["ip", "link", "del", "iotkube0"], check=False)
+        # The agent's service proxy and cluster DNS (what `iotkube-agent reset` removes).
+        run(["nft", "delete", "table", "ip", "iotkube-proxy"], check=False)
+        run(["ip", "address", "delete", "169.254.20.10/32", "dev", "lo"], check=False)
         # The default network's node-wide egress chain (what `iotkube-agent reset` removes).
         try:
             cidr = open(os.path.join(self.state_dir, "network", "node-pod-cidr")).read().strip()
@@ -719,8 +723,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"), help="where the iotkube binaries are")
     parser.add_argument("--quick", action="store_true", help="fewer pods, 1 minute idle, shorter scale steps")
-    parser.add_argument("--only", default="size,start,cgroups,memory,pull,exec,scale,flash,daemonset",
-                        help="comma-separated: size,start,cgroups,memory,pull,exec,scale,flash,daemonset")
+    parser.add_argument("--only", default="size,start,cgroups,memory,pull,exec,scale,flash,daemonset,services",
+                        help="comma-separated: size,start,cgroups,memory,pull,exec,scale,flash,daemonset,services")
     parser.add_argument("--json", help="also write the figures to this file")
     arguments = parser.parse_args()
     if os.getuid() != 0:
@@ -737,7 +741,9 @@ def main():
     try:
         if "size" in only:
             measure_sizes(arguments.bin, work, results)
-        if only & {"start", "cgroups", "memory", "pull", "exec"}:
+        if "services" in only:
+            measure_rules(arguments.bin, results, run, log)
+        if only & {"start", "cgroups", "memory", "pull", "exec", "services"}:
             cluster = Cluster(arguments.bin, work)
             try:
                 cluster.join_and_start_agent()
@@ -751,6 +757,8 @@ def main():
                     measure_pull(cluster, results)
                 if "exec" in only:
                     measure_exec(cluster, results, ROOT, proc_status, ReadyWatch)
+                if "services" in only:
+                    measure_traffic(cluster, results, ReadyWatch, percentile, log, 10 if arguments.quick else 30)
             finally:
                 cluster.close()
         if "scale" in only:

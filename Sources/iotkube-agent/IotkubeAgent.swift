@@ -9,6 +9,6 @@ struct IotkubeAgent: AsyncParsableCommand {
         commandName: "iotkube-agent",
         abstract: "The iotkube edge node agent: runs the pods a Kubernetes API server assigns to this board.",
         version: IotkubeVersion.current,
-        subcommands: [JoinCommand.self, RunCommand.self, StatusCommand.self, ResetCommand.self, ImagesCommand.self, RuntimeCommand.self, VersionCommand.self, ManifestCheckCommand.self]
+        subcommands: [JoinCommand.self, RunCommand.self, StatusCommand.self, ResetCommand.self, ImagesCommand.self, RuntimeCommand.self, VersionCommand.self, ManifestCheckCommand.self, BenchCommand.self]
     )
 }

@@ -13,8 +13,12 @@ extension AgentConfiguration {
         for server in clusterDNS ?? [] where IPv4Network.parseAddress(server) == nil {
             throw ProvisioningError("\(path): clusterDNS: \"\(server)\" is not an IPv4 address")
         }
-        if let clusterDomain, clusterDomain.isEmpty || clusterDomain.hasPrefix(".") || clusterDomain.hasSuffix(".") {
+        if let clusterDomain, clusterDomain.isEmpty || clusterDomain.hasPrefix(".") || clusterDomain.hasSuffix(".")
+            || clusterDomain.split(separator: ".").contains(where: { NameValidation.dnsLabelProblem(String($0)) != nil }) {
             throw ProvisioningError("\(path): clusterDomain: \"\(clusterDomain)\" is not a DNS domain like cluster.local")
+        }
+        if let serviceProxyMode, serviceProxyMode != "nftables", serviceProxyMode != "iptables" {
+            throw ProvisioningError("\(path): serviceProxyMode: \"\(serviceProxyMode)\" is not nftables or iptables")
         }
     }
 

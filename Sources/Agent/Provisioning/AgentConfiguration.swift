@@ -79,6 +79,8 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     /// Whether the agent is the node's service proxy and cluster DNS (default true; false where
     /// kube-proxy and CoreDNS run as pods).
     public var serviceProxy: Bool?
+    /// `nftables` or `iptables` (kube-proxy's --proxy-mode); default: nftables when installed.
+    public var serviceProxyMode: String?
     /// The container runtime's state (default `/run/iotkube/runtime`; a tmpfs, gone after a reboot).
     public var runtimeRoot: String?
     /// What makes the containers: `builtin` (default), or an OCI runtime (`crun`, `runc`, or its
@@ -162,6 +164,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         staticPodPath = try container.decodeIfPresent(String.self, forKey: .staticPodPath)
         tunnel = try container.decodeIfPresent(Bool.self, forKey: .tunnel)
         serviceProxy = try container.decodeIfPresent(Bool.self, forKey: .serviceProxy)
+        serviceProxyMode = try container.decodeIfPresent(String.self, forKey: .serviceProxyMode)
         containerLogMaxSize = try container.decodeIfPresent(Quantity.self, forKey: .containerLogMaxSize)
         containerLogMaxFiles = try container.decodeIfPresent(Int.self, forKey: .containerLogMaxFiles)
         evictionHard = try container.decodeIfPresent([String: String].self, forKey: .evictionHard)
@@ -186,7 +189,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, serviceProxy, containerLogMaxSize, containerLogMaxFiles
+        case nodeName, server, kubeconfig, bootstrapKubeconfig, stateDir, port, labels, insecureRegistries, registryMirrors, registryCAFiles, registryAuthFile, imageGCHighThresholdPercent, imageGCLowThresholdPercent, systemReserved, podCIDR, cniConfigDirectory, cniBinDirectories, clusterDNS, clusterDomain, podLogDirectory, runtimeRoot, staticPodPath, tunnel, serviceProxy, serviceProxyMode, containerLogMaxSize, containerLogMaxFiles
         case evictionHard, evictionSoft, evictionSoftGracePeriod, evictionMinimumReclaim, evictionPressureTransitionPeriod, evictionMaxPodGracePeriod, maxPods, allowedHostPaths, streamingConnectionIdleTimeout, devices, builtinDevices, devicePluginDirectory, imagePreloadDirectory, unknownFields
         case kubeReserved, enforceNodeAllocatable, podPidsLimit, cgroupDriver, cgroupRoot, cgroupsPerQOS, runtime, memoryQoS, memoryThrottlingFactor, memoryPressureStallPercent, memoryPressureStallGracePeriod
         case shutdownGracePeriod, shutdownGracePeriodCriticalPods, shutdownGracePeriodByPodPriority
@@ -297,6 +300,7 @@ public struct AgentConfiguration: Codable, Sendable, Hashable {
         if let staticPodPath { text += "staticPodPath: \(quote(staticPodPath))\n" }
         if let tunnel { text += "tunnel: \(tunnel)\n" }
         if let serviceProxy { text += "serviceProxy: \(serviceProxy)\n" }
+        if let serviceProxyMode { text += "serviceProxyMode: \(quote(serviceProxyMode))\n" }
         if let containerLogMaxSize { text += "containerLogMaxSize: \(quote(containerLogMaxSize.description))\n" }
         if let containerLogMaxFiles { text += "containerLogMaxFiles: \(containerLogMaxFiles)\n" }
         for (field, map) in [("evictionHard", evictionHard), ("evictionSoft", evictionSoft), ("evictionSoftGracePeriod", evictionSoftGracePeriod),

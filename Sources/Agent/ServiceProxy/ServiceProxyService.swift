@@ -31,6 +31,7 @@ public struct ServiceProxyService: Service {
 
     public func run() async throws {
         for problem in NFTablesProxy.prepareKernel() { logger.warning("service proxy: cannot set \(problem); pods may not reach services on this node") }
+        backend.removeOtherLeftovers()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await ServiceWatch(kind: "services", client: client, logger: logger).run(KubeService.self, replace: { catalog.replaceServices($0) }, update: { catalog.update($0, present: $1) }) }
             group.addTask { await ServiceWatch(kind: "endpoint slices", client: client, logger: logger).run(EndpointSlice.self, replace: { catalog.replaceSlices($0) }, update: { catalog.update($0, present: $1) }) }

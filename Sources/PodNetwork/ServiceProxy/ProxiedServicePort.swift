@@ -23,6 +23,22 @@ public struct ProxiedServicePort: Sendable, Hashable {
     /// `externalTrafficPolicy: Local`: node port traffic keeps its client address (no masquerade).
     public var externalLocal: Bool
 
+    public init(namespace: String, name: String, portName: String, transport: String, clusterIP: String, port: Int32, nodePort: Int32?,
+                externalIPs: [String], affinitySeconds: Int32?, clusterEndpoints: [ProxyEndpoint], externalEndpoints: [ProxyEndpoint], externalLocal: Bool) {
+        self.namespace = namespace
+        self.name = name
+        self.portName = portName
+        self.transport = transport
+        self.clusterIP = clusterIP
+        self.port = port
+        self.nodePort = nodePort
+        self.externalIPs = externalIPs
+        self.affinitySeconds = affinitySeconds
+        self.clusterEndpoints = clusterEndpoints
+        self.externalEndpoints = externalEndpoints
+        self.externalLocal = externalLocal
+    }
+
     /// Unique per service port: what rule names are derived from.
     public var key: String { "\(namespace)/\(name):\(portName)/\(transport)" }
 }

@@ -4,11 +4,23 @@ public enum ServiceProxyBackend: Sendable {
     case nftables(NFTablesProxy)
     case iptables(IPTablesProxy)
 
-    /// nftables when `nft` is installed, else iptables; nil when neither is.
-    public static func detect() -> ServiceProxyBackend? {
-        if let nft = NFTablesProxy.find() { return .nftables(NFTablesProxy(nft: nft)) }
-        if let tools = IPTablesProxy.find() { return .iptables(IPTablesProxy(restore: tools.restore, iptables: tools.iptables)) }
+    /// The `mode` asked for (`nftables`, `iptables`), or nftables when `nft` is installed, else
+    /// iptables; nil when the tools are missing.
+    public static func detect(mode: String? = nil) -> ServiceProxyBackend? {
+        if mode != "iptables", let nft = NFTablesProxy.find() { return .nftables(NFTablesProxy(nft: nft)) }
+        if mode != "nftables", let tools = IPTablesProxy.find() { return .iptables(IPTablesProxy(restore: tools.restore, iptables: tools.iptables)) }
         return nil
+    }
+
+    /// Removes what the other backend left (a node switched modes), as kube-proxy cleans up
+    /// other modes' leftovers at start.
+    public func removeOtherLeftovers() {
+        switch self {
+        case .nftables:
+            if let tools = IPTablesProxy.find() { IPTablesProxy.remove(restore: tools.restore, iptables: tools.iptables) }
+        case .iptables:
+            if let nft = NFTablesProxy.find() { NFTablesProxy.remove(nft: nft) }
+        }
     }
 
     public var name: String {
