@@ -145,6 +145,15 @@ struct ServicePodTests {
         #expect(try await Self.waitFor(30) { Self.clientLines(log, since: offline).count >= 6 })
         let whileOffline = Self.clientLines(log, since: offline)
         #expect(whileOffline.allSatisfy { $0.contains("web=web-") && $0.contains("dns=Address: \(clusterIP)") }, "\(whileOffline)")
+        // And the agent restarts while the API is gone: the names come from its checkpoint, the
+        // traffic from the rules the kernel kept.
+        node.killAgent()
+        try node.startAgent()
+        try await Task.sleep(for: .seconds(3))
+        let restarted = Self.now
+        #expect(try await Self.waitFor(30) { Self.clientLines(log, since: restarted).count >= 6 })
+        let afterRestart = Self.clientLines(log, since: restarted)
+        #expect(afterRestart.allSatisfy { $0.contains("web=web-") && $0.contains("dns=Address: \(clusterIP)") }, "\(afterRestart)\nagent: \(node.agentLogTail)")
         try node.server.resume()
     }
 }

@@ -36,6 +36,17 @@ public final class ServiceCatalog: Sendable {
         state.withLock { (Array($0.services.values), Array($0.slices.values)) }
     }
 
+    /// What a checkpoint held: answered by the DNS until the API lists afresh (the catalog is
+    /// not complete by it, so the proxy keeps the kernel's rules meanwhile).
+    public func restore(services: [KubeService], slices: [EndpointSlice]) {
+        state.withLock { state in
+            guard !state.listedServices, !state.listedSlices else { return }
+            state.services = Dictionary(services.prefix(Self.maxServices).map { (Self.key($0.metadata), $0) }, uniquingKeysWith: { $1 })
+            state.slices = Dictionary(slices.prefix(Self.maxSlices).map { (Self.key($0.metadata), $0) }, uniquingKeysWith: { $1 })
+            state.generation &+= 1
+        }
+    }
+
     /// Replaces every service (a fresh list). Returns how many were left out over the bound.
     @discardableResult
     public func replaceServices(_ services: [KubeService]) -> Int {

@@ -18,9 +18,14 @@ public struct ServiceProxyService: Service {
     let backend: ServiceProxyBackend
     let logger: Logger
     let minimumInterval: Duration
+    /// Where the catalog is kept for restarts without the API (nil: not kept).
+    let checkpointPath: String?
+    let checkpointInterval: Duration
 
     public init(nodeName: String, client: @escaping @Sendable () -> KubeAPIClient?, catalog: ServiceCatalog, backend: ServiceProxyBackend, logger: Logger,
-                minimumInterval: Duration = .milliseconds(100)) {
+                minimumInterval: Duration = .milliseconds(100), checkpointPath: String? = nil, checkpointInterval: Duration = .seconds(60)) {
+        self.checkpointPath = checkpointPath
+        self.checkpointInterval = checkpointInterval
         self.nodeName = nodeName
         self.client = client
         self.catalog = catalog
@@ -32,12 +37,46 @@ public struct ServiceProxyService: Service {
     public func run() async throws {
         for problem in NFTablesProxy.prepareKernel() { logger.warning("service proxy: cannot set \(problem); pods may not reach services on this node") }
         backend.removeOtherLeftovers()
+        if let checkpointPath {
+            do {
+                let (services, slices) = try ServiceCatalogCheckpoint(path: checkpointPath).load()
+                catalog.restore(services: services, slices: slices)
+            } catch {
+                logger.warning("service proxy: \(error)")
+            }
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
+            if let checkpointPath { group.addTask { await keepCheckpoint(checkpointPath) } }
             group.addTask { await ServiceWatch(kind: "services", client: client, logger: logger).run(KubeService.self, replace: { catalog.replaceServices($0) }, update: { catalog.update($0, present: $1) }) }
             group.addTask { await ServiceWatch(kind: "endpoint slices", client: client, logger: logger).run(EndpointSlice.self, replace: { catalog.replaceSlices($0) }, update: { catalog.update($0, present: $1) }) }
             group.addTask { await programLoop() }
             try? await gracefulShutdown()
             group.cancelAll()
+        }
+    }
+
+    /// Writes the catalog once it is complete, then at most every `checkpointInterval` when it
+    /// changed (and once more at shutdown).
+    private func keepCheckpoint(_ path: String) async {
+        var checkpoint = ServiceCatalogCheckpoint(path: path)
+        var written: UInt64?
+        var lastWrite: ContinuousClock.Instant?
+        while true {
+            let generation = catalog.generation
+            let stopping = Task.isShuttingDownGracefully || Task.isCancelled
+            let due = lastWrite.map { ContinuousClock.now - $0 >= checkpointInterval } ?? true
+            if catalog.isComplete, generation != written, due || stopping {
+                let (services, slices) = catalog.snapshot()
+                do {
+                    try checkpoint.save(services: services, slices: slices)
+                    written = generation
+                    lastWrite = .now
+                } catch {
+                    logger.warning("service proxy: writing \(path): \(error)")
+                }
+            }
+            if stopping { return }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
     }
 
