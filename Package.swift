@@ -73,7 +73,7 @@ let package = Package(
         // Pod networking: sandboxes (held namespaces), CNI plugins, DNS and hosts files.
         .target(
             name: "PodNetwork",
-            dependencies: ["KubeModel", "SystemSupport", "Runtime", "CRuntime"]
+            dependencies: ["KubeModel", "SystemSupport", "Runtime", "CRuntime", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // OCI image-spec types (descriptors, manifests, indexes, configs, platforms).
         .target(name: "OCI"),

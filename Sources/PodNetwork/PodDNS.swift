@@ -44,7 +44,8 @@ public struct PodDNS: Sendable {
             case "options":
                 for option in fields.dropFirst() {
                     let parts = option.split(separator: ":", maxSplits: 1)
-                    resolver.options.append((String(parts[0]), parts.count > 1 ? String(parts[1]) : nil))
+                    guard let name = parts.first else { continue }
+                    resolver.options.append((String(name), parts.count > 1 ? String(parts[1]) : nil))
                 }
             default: continue
             }

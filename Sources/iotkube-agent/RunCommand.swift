@@ -186,10 +186,13 @@ struct RunCommand: AsyncParsableCommand {
                      .init(service: shutdownService)]
         if configuration.devicePluginDirectory != "" { services.append(.init(service: devicePlugins)) }
         if configuration.serviceProxy != false {
+            // A node port never captures the agent's own endpoint or the API server's port.
+            let serverPort = configuration.server.split(separator: ":").last.flatMap { Int32($0.prefix { $0.isNumber }) } ?? 443
+            let reservedNodePorts: Set<Int32> = [Int32(clamping: configuration.port), serverPort]
             if let backend = ServiceProxyBackend.detect(mode: configuration.serviceProxyMode) {
                 if case .iptables = backend, configuration.serviceProxyMode == nil { logger.notice("nft is not installed: the service proxy uses iptables-restore (apt-get install nftables for incremental updates)") }
                 services.append(.init(service: ServiceProxyService(nodeName: configuration.nodeName, client: { credentials.client }, catalog: serviceCatalog,
-                                                                   backend: backend, logger: Logger(label: "iotkube-agent.services"),
+                                                                   backend: backend, reservedNodePorts: reservedNodePorts, logger: Logger(label: "iotkube-agent.services"),
                                                                    checkpointPath: configuration.stateDir + "/services-checkpoint.json")))
             } else {
                 logger.error("\(configuration.serviceProxyMode.map { "serviceProxyMode \($0): its tool is not installed" } ?? "neither nft nor iptables-restore is installed"): pods cannot reach services through their cluster addresses (apt-get install nftables, or set serviceProxy: false)")

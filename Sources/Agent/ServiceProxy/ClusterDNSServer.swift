@@ -13,19 +13,22 @@ import Synchronization
 public struct ClusterDNSServer: Service {
     /// The address pods are given when agent.yaml names no clusterDNS (NodeLocal DNSCache's).
     public static let defaultAddress = "169.254.20.10"
-    /// Forwarded queries in flight at most; more are answered SERVFAIL (a flood from one pod
-    /// cannot tie up the agent).
+    /// Forwarded queries in flight at most, and from one client address; more are answered
+    /// SERVFAIL (a flood from one pod cannot tie up the agent or starve the others).
     static let maxForwards = 128
+    static let maxForwardsPerClient = 16
 
     let address: String
     let port: Int
     let domain: String
     let catalog: ServiceCatalog
     let upstreams: @Sendable () -> [String]
+    let upstreamPort: Int
     let logger: Logger
     let records: RecordsCache
 
-    public init(address: String, port: Int = 53, domain: String, catalog: ServiceCatalog, upstreams: @escaping @Sendable () -> [String], logger: Logger) {
+    public init(address: String, port: Int = 53, domain: String, catalog: ServiceCatalog, upstreams: @escaping @Sendable () -> [String], upstreamPort: Int = 53, logger: Logger) {
+        self.upstreamPort = upstreamPort
         self.address = address
         self.port = port
         self.domain = domain
@@ -39,8 +42,12 @@ public struct ClusterDNSServer: Service {
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
+                // Ending without being asked to is a failure too (the channel closed): serve again.
                 try await cancelWhenGracefulShutdown { try await serve() }
-                return
+                if Task.isShuttingDownGracefully || Task.isCancelled { return }
+                failures = 0
+                logger.warning("cluster DNS on \(address):\(port) stopped: serving again")
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { return }
                 failures += 1
@@ -54,7 +61,7 @@ public struct ClusterDNSServer: Service {
     private func serve() async throws {
         if address == Self.defaultAddress { try NodeLocalAddress.add(address) }
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
             .bind(host: address, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(wrappingChannelSynchronously: channel)
@@ -67,18 +74,21 @@ public struct ClusterDNSServer: Service {
                 for try await envelope in inbound {
                     let query = Array(envelope.data.readableBytesView)
                     let client = envelope.remoteAddress
+                    // Never answer a response (QR set) or a DNS, echo or chargen port: no reply loops.
+                    if query.count >= 3, query[2] & 0x80 != 0 { continue }
+                    if let sourcePort = client.port, [7, 19, 53].contains(sourcePort) { continue }
                     if let reply = localAnswer(query) {
                         // Empty: not even a header to answer (dropped).
                         if !reply.isEmpty { try await outbound.write(AddressedEnvelope(remoteAddress: client, data: ByteBuffer(bytes: reply))) }
                         continue
                     }
-                    guard inFlight.value.add(1, ordering: .relaxed).newValue <= Self.maxForwards else {
-                        inFlight.value.subtract(1, ordering: .relaxed)
+                    let source = client.ipAddress ?? ""
+                    guard inFlight.take(source) else {
                         if let failure = failureAnswer(query) { try await outbound.write(AddressedEnvelope(remoteAddress: client, data: ByteBuffer(bytes: failure))) }
                         continue
                     }
                     group.addTask {
-                        defer { inFlight.value.subtract(1, ordering: .relaxed) }
+                        defer { inFlight.release(source) }
                         let reply = await forward(query) ?? failureAnswer(query)
                         if let reply { try? await outbound.write(AddressedEnvelope(remoteAddress: client, data: ByteBuffer(bytes: reply))) }
                     }
@@ -87,7 +97,7 @@ public struct ClusterDNSServer: Service {
         }
     }
 
-    /// The reply to a cluster name, a malformed query or an unsupported one; nil: forward it.
+    /// The reply to a cluster name or a malformed query; nil: forward it; empty: drop it.
     func localAnswer(_ bytes: [UInt8]) -> [UInt8]? {
         guard let query = try? DNSMessage(query: bytes) else {
             // Answered FORMERR when at least the header can be echoed, else dropped.
@@ -106,16 +116,17 @@ public struct ClusterDNSServer: Service {
 
     /// Sends the query to each upstream in turn (2 s each) and returns the first reply with the same id.
     private func forward(_ query: [UInt8]) async -> [UInt8]? {
-        for upstream in upstreams() where upstream != address {
+        for upstream in upstreams().prefix(3) where upstream != address || upstreamPort != port {
             do {
                 let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                    .connect(host: upstream, port: 53) { channel in
+                    .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65536))
+                    .connect(host: upstream, port: upstreamPort) { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>(wrappingChannelSynchronously: channel)
                         }
                     }
                 let reply: [UInt8]? = try await channel.executeThenClose { inbound, outbound in
-                    try await outbound.write(AddressedEnvelope(remoteAddress: try SocketAddress(ipAddress: upstream, port: 53), data: ByteBuffer(bytes: query)))
+                    try await outbound.write(AddressedEnvelope(remoteAddress: try SocketAddress(ipAddress: upstream, port: upstreamPort), data: ByteBuffer(bytes: query)))
                     return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
                         group.addTask {
                             for try await envelope in inbound {
@@ -156,7 +167,25 @@ final class RecordsCache: Sendable {
     }
 }
 
-/// Forwarded queries in flight.
+/// Forwarded queries in flight, in all and per client address.
 private final class ForwardCount: Sendable {
-    let value = Atomic<Int>(0)
+    private let state = Mutex<(total: Int, byClient: [String: Int])>((0, [:]))
+
+    /// Takes a slot for `client`; false when it or everyone has too many.
+    func take(_ client: String) -> Bool {
+        state.withLock { state in
+            guard state.total < ClusterDNSServer.maxForwards, state.byClient[client, default: 0] < ClusterDNSServer.maxForwardsPerClient else { return false }
+            state.total += 1
+            state.byClient[client, default: 0] += 1
+            return true
+        }
+    }
+
+    func release(_ client: String) {
+        state.withLock { state in
+            state.total -= 1
+            let left = state.byClient[client, default: 1] - 1
+            state.byClient[client] = left > 0 ? left : nil
+        }
+    }
 }

@@ -16,13 +16,15 @@ public struct ServiceProxyService: Service {
     let client: @Sendable () -> KubeAPIClient?
     let catalog: ServiceCatalog
     let backend: ServiceProxyBackend
+    /// Node ports never programmed (the agent's own port, the API server's).
+    let reservedNodePorts: Set<Int32>
     let logger: Logger
     let minimumInterval: Duration
     /// Where the catalog is kept for restarts without the API (nil: not kept).
     let checkpointPath: String?
     let checkpointInterval: Duration
 
-    public init(nodeName: String, client: @escaping @Sendable () -> KubeAPIClient?, catalog: ServiceCatalog, backend: ServiceProxyBackend, logger: Logger,
+    public init(nodeName: String, client: @escaping @Sendable () -> KubeAPIClient?, catalog: ServiceCatalog, backend: ServiceProxyBackend, reservedNodePorts: Set<Int32> = [], logger: Logger,
                 minimumInterval: Duration = .milliseconds(100), checkpointPath: String? = nil, checkpointInterval: Duration = .seconds(60)) {
         self.checkpointPath = checkpointPath
         self.checkpointInterval = checkpointInterval
@@ -30,6 +32,7 @@ public struct ServiceProxyService: Service {
         self.client = client
         self.catalog = catalog
         self.backend = backend
+        self.reservedNodePorts = reservedNodePorts
         self.logger = logger
         self.minimumInterval = minimumInterval
     }
@@ -87,7 +90,7 @@ public struct ServiceProxyService: Service {
         for await _ in catalog.changes.cancelOnGracefulShutdown() {
             guard catalog.isComplete else { continue }
             let (services, slices) = catalog.snapshot()
-            let ports = ProxiedServicePort.build(services: services, slices: slices, nodeName: nodeName)
+            let ports = ProxiedServicePort.build(services: services, slices: slices, nodeName: nodeName, reservedNodePorts: reservedNodePorts)
             do {
                 let bytes = try tables.apply(ports)
                 if failing { logger.notice("service proxy: rules programmed again (\(ports.count) service ports)") }

@@ -7,6 +7,8 @@ import KubeModel
 /// `a-b-c-d.<namespace>.pod.<domain>`. Built once per catalog change, answered from memory.
 public struct ClusterDNSRecords: Sendable {
     public static let ttl: UInt32 = 5
+    /// The most addresses or SRV targets one name holds (more never fit a UDP answer).
+    public static let maxRecordsPerName = 100
 
     public let domain: [String]
     private var addresses: [String: [UInt32]] = [:]
@@ -37,32 +39,34 @@ public struct ClusterDNSRecords: Sendable {
             branches.insert(Self.key([namespace, "svc"] + self.domain))
             let spec = service.spec ?? ServiceSpec()
             if service.serviceType == "ExternalName" {
-                let target = (spec.externalName ?? "").lowercased().split(separator: ".").map(String.init)
-                if !target.isEmpty, target.allSatisfy({ NameValidation.dnsLabelProblem($0) == nil }) { aliases[Self.key(base)] = target }
+                let text = spec.externalName ?? ""
+                let target = text.lowercased().split(separator: ".").map(String.init)
+                if text.utf8.count <= 253, !target.isEmpty, target.allSatisfy({ NameValidation.dnsLabelProblem($0) == nil }) { aliases[Self.key(base)] = target }
                 continue
             }
             let ports = (spec.ports ?? []).filter { (1...65535).contains($0.port) }
             if service.isHeadless {
-                var all: [UInt32] = []
+                var all = Set<UInt32>()
                 var targets: [String: [SRVTarget]] = [:]
-                for slice in slicesByService["\(namespace)/\(name)"] ?? [] {
-                    for endpoint in slice.endpoints where endpoint.isReady || spec.publishNotReadyAddresses == true {
-                        guard let text = endpoint.addresses.first, let address = IPv4Network.parseAddress(text) else { continue }
-                        all.append(address)
+                for slice in slicesByService["\(namespace)/\(name)"] ?? [] where all.count < Self.maxRecordsPerName {
+                    for endpoint in slice.endpoints.prefix(EndpointSliceValidation.maxEndpoints) where endpoint.isReady || spec.publishNotReadyAddresses == true {
+                        guard all.count < Self.maxRecordsPerName, let text = endpoint.addresses.first,
+                              IPv4Network.endpointAddressProblem(text) == nil, let address = IPv4Network.parseAddress(text), all.insert(address).inserted else { continue }
                         let label = endpoint.hostname.flatMap { NameValidation.dnsLabelProblem($0) == nil ? $0 : nil } ?? text.replacingDots()
-                        addresses[Self.key([label] + base), default: []].append(address)
-                        for port in slice.ports ?? [] {
+                        let key = Self.key([label] + base)
+                        if (addresses[key]?.count ?? 0) < Self.maxRecordsPerName { addresses[key, default: []].append(address) }
+                        for port in (slice.ports ?? []).prefix(EndpointSliceValidation.maxPorts) {
                             guard let portName = port.name, !portName.isEmpty, let number = port.port, (1...65535).contains(number) else { continue }
                             let owner = Self.key(["_\(portName)", "_\((port.protocol ?? "TCP").lowercased())"] + base)
-                            targets[owner, default: []].append(SRVTarget(port: UInt16(number), target: [label] + base))
+                            if (targets[owner]?.count ?? 0) < Self.maxRecordsPerName { targets[owner, default: []].append(SRVTarget(port: UInt16(number), target: [label] + base)) }
                         }
                     }
                 }
-                addresses[Self.key(base)] = Array(Set(all)).sorted()
+                addresses[Self.key(base)] = all.sorted()
                 for (owner, list) in targets { services[owner] = list }
-            } else if let clusterIP = spec.clusterIP.flatMap(IPv4Network.parseAddress) {
+            } else if let text = spec.clusterIP, IPv4Network.endpointAddressProblem(text) == nil, let clusterIP = IPv4Network.parseAddress(text) {
                 addresses[Self.key(base)] = [clusterIP]
-                for port in ports {
+                for port in ports.prefix(Self.maxRecordsPerName) {
                     guard let portName = port.name, !portName.isEmpty else { continue }
                     services[Self.key(["_\(portName)", "_\((port.protocol ?? "TCP").lowercased())"] + base)] = [SRVTarget(port: UInt16(port.port), target: base)]
                 }

@@ -80,49 +80,58 @@ public struct DNSMessage: Sendable, Equatable {
     }
 
     /// The response to this query: `answers` under `code`, authoritative for the cluster
-    /// domain, with recursion available; cut to `limit` bytes with TC set when too long.
+    /// domain, with recursion available; cut to `limit` bytes with TC set when too long. An
+    /// answer about the question's name points back at it (compression); names longer than 255
+    /// bytes are left out.
     public func response(code: ResponseCode, answers: [Answer], authoritative: Bool, limit: Int = 512) -> [UInt8] {
-        var out: [UInt8] = []
-        func u16(_ value: UInt16) { out += [UInt8(value >> 8), UInt8(value & 0xFF)] }
-        func u32(_ value: UInt32) { u16(UInt16(value >> 16)); u16(UInt16(value & 0xFFFF)) }
-        func name(_ labels: [String]) {
+        func encodedName(_ labels: [String]) -> [UInt8]? {
+            if labels == name { return [0xC0, 12] }
+            var bytes: [UInt8] = []
             for label in labels {
-                let bytes = Array(label.utf8.prefix(63))
-                out.append(UInt8(bytes.count))
-                out += bytes
+                let text = Array(label.utf8)
+                guard (1...63).contains(text.count) else { return nil }
+                bytes.append(UInt8(text.count))
+                bytes += text
             }
-            out.append(0)
+            bytes.append(0)
+            return bytes.count <= 255 ? bytes : nil
         }
-        func header(answerCount: Int, truncated: Bool) {
-            out = []
-            u16(id)
-            var responseFlags: UInt16 = 0x8000 | (flags & 0x0100) | 0x0080 | UInt16(code.rawValue)
-            if authoritative { responseFlags |= 0x0400 }
-            if truncated { responseFlags |= 0x0200 }
-            u16(responseFlags)
-            u16(1); u16(UInt16(answerCount)); u16(0); u16(0)
-            name(self.name)
-            u16(type); u16(questionClass)
-        }
-        var included = answers.count
-        while true {
-            header(answerCount: included, truncated: included < answers.count)
-            for answer in answers.prefix(included) {
-                switch answer {
-                case .a(let owner, let address, let ttl):
-                    name(owner); u16(RecordType.a.rawValue); u16(1); u32(ttl); u16(4); u32(address)
-                case .cname(let owner, let target, let ttl):
-                    name(owner); u16(RecordType.cname.rawValue); u16(1); u32(ttl)
-                    let length = target.reduce(1) { $0 + 1 + min($1.utf8.count, 63) }
-                    u16(UInt16(length)); name(target)
-                case .srv(let owner, let priority, let weight, let port, let target, let ttl):
-                    name(owner); u16(RecordType.srv.rawValue); u16(1); u32(ttl)
-                    let length = 6 + target.reduce(1) { $0 + 1 + min($1.utf8.count, 63) }
-                    u16(UInt16(length)); u16(priority); u16(weight); u16(port); name(target)
-                }
+        func u16(_ value: UInt16) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xFF)] }
+        func u32(_ value: UInt32) -> [UInt8] { u16(UInt16(value >> 16)) + u16(UInt16(value & 0xFFFF)) }
+        var records: [[UInt8]] = []
+        var size = 0
+        var truncated = false
+        var question = [UInt8]()
+        for label in name { question.append(UInt8(clamping: label.utf8.count)); question += Array(label.utf8) }
+        question.append(0)
+        question += u16(type) + u16(questionClass)
+        let budget = limit - 12 - question.count
+        for answer in answers {
+            var record: [UInt8]
+            switch answer {
+            case .a(let owner, let address, let ttl):
+                guard let owner = encodedName(owner) else { continue }
+                record = owner + u16(RecordType.a.rawValue) + u16(1) + u32(ttl) + u16(4) + u32(address)
+            case .cname(let owner, let target, let ttl):
+                guard let owner = encodedName(owner), let target = encodedName(target) else { continue }
+                record = owner + u16(RecordType.cname.rawValue) + u16(1) + u32(ttl) + u16(UInt16(target.count)) + target
+            case .srv(let owner, let priority, let weight, let port, let target, let ttl):
+                guard let owner = encodedName(owner), let target = encodedName(target) else { continue }
+                record = owner + u16(RecordType.srv.rawValue) + u16(1) + u32(ttl) + u16(UInt16(6 + target.count)) + u16(priority) + u16(weight) + u16(port) + target
             }
-            if out.count <= limit || included == 0 { return out }
-            included -= 1
+            guard size + record.count <= budget else {
+                truncated = true
+                break
+            }
+            size += record.count
+            records.append(record)
         }
+        var responseFlags: UInt16 = 0x8000 | (flags & 0x0100) | 0x0080 | UInt16(code.rawValue)
+        if authoritative { responseFlags |= 0x0400 }
+        if truncated { responseFlags |= 0x0200 }
+        var out = u16(id) + u16(responseFlags) + u16(1) + u16(UInt16(clamping: records.count)) + u16(0) + u16(0)
+        out += question
+        for record in records { out += record }
+        return out
     }
 }

@@ -10,6 +10,8 @@ public struct IPTablesProxy: Sendable {
     /// The per-service chains the last applied rules made (deleted when no longer needed).
     public private(set) var chains: Set<String>?
     private var jumpsInstalled = false
+    /// The restore input last applied (an unchanged rule set is not restored again).
+    private var lastText: String?
 
     public init(restore: String, iptables: String) {
         self.restore = restore
@@ -42,8 +44,12 @@ public struct IPTablesProxy: Sendable {
         var filter: [String] = []
         var chains = Set<String>()
         var serviceRules: [String] = []
+        // One address and port, or node port, to the first service port claiming it (as the nftables rules).
+        var claimedKeys = Set<String>()
+        var claimedNodePorts = Set<String>()
         for port in ports {
             let hash = ProxyRuleset.hash(port.key)
+            guard claimedKeys.insert("\(port.clusterIP) \(port.transport) \(port.port)").inserted, !chains.contains("IOTKUBE-SVC-\(hash.uppercased())") else { continue }
             let transport = port.transport
             var endpointChains: [ProxyEndpoint: String] = [:]
             for endpoint in Set(port.clusterEndpoints + port.externalEndpoints).sorted() {
@@ -86,20 +92,23 @@ public struct IPTablesProxy: Sendable {
                 balance(serviceChain, port.clusterEndpoints)
                 serviceRules.append("-A \(services) -d \(port.clusterIP)/32 -p \(transport) --dport \(port.port) -j \(serviceChain)")
             }
-            guard port.nodePort != nil || !port.externalIPs.isEmpty else { continue }
+            let nodePort = port.nodePort.flatMap { claimedNodePorts.insert("\(transport) \($0)").inserted ? $0 : nil }
+            let externalIPs = port.externalIPs.filter { claimedKeys.insert("\($0) \(transport) \(port.port)").inserted }
+            guard nodePort != nil || !externalIPs.isEmpty else { continue }
             if port.externalEndpoints.isEmpty {
-                if let nodePort = port.nodePort { filter.append("-A \(filterServices) -m addrtype --dst-type LOCAL -p \(transport) --dport \(nodePort) -j REJECT") }
-                for address in port.externalIPs { filter.append("-A \(filterServices) -d \(address)/32 -p \(transport) --dport \(port.port) -j REJECT") }
+                if let nodePort { filter.append("-A \(filterServices) ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -p \(transport) --dport \(nodePort) -j REJECT") }
+                for address in externalIPs { filter.append("-A \(filterServices) -d \(address)/32 -p \(transport) --dport \(port.port) -j REJECT") }
                 continue
             }
             chains.insert(externalChain)
             declarations.append(":\(externalChain) - [0:0]")
             if !port.externalLocal { rules.append("-A \(externalChain) -j \(markMasquerade)") }
             balance(externalChain, port.externalEndpoints)
-            if let nodePort = port.nodePort { rules.append("-A \(nodePorts) -p \(transport) --dport \(nodePort) -j \(externalChain)") }
-            for address in port.externalIPs { serviceRules.append("-A \(services) -d \(address)/32 -p \(transport) --dport \(port.port) -j \(externalChain)") }
+            if let nodePort { rules.append("-A \(nodePorts) -p \(transport) --dport \(nodePort) -j \(externalChain)") }
+            for address in externalIPs { serviceRules.append("-A \(services) -d \(address)/32 -p \(transport) --dport \(port.port) -j \(externalChain)") }
         }
-        serviceRules.append("-A \(services) -m addrtype --dst-type LOCAL -j \(nodePorts)")
+        // Node ports on the node's addresses, not loopback (as the nftables rules; 127/8 is not routed to pods).
+        serviceRules.append("-A \(services) ! -d 127.0.0.0/8 -m addrtype --dst-type LOCAL -j \(nodePorts)")
         let deletions = stale.subtracting(chains).sorted()
         var text = "*nat\n" + (declarations + deletions.map { ":\($0) - [0:0]" }).joined(separator: "\n") + "\n"
         text += (serviceRules + rules).joined(separator: "\n") + "\n"
@@ -125,12 +134,15 @@ public struct IPTablesProxy: Sendable {
         let stale: Set<String>
         if let chains { stale = chains } else { stale = try existingChains() }
         let (text, made) = Self.render(ports, removing: stale)
+        if text == lastText { return 0 }
         chains = nil
+        lastText = nil
         let outcome = try captured(restore, ["-w", "5", "--noflush"], input: Array(text.utf8), timeoutSeconds: 120)
         guard outcome.status == 0 else {
             throw NetworkError("iptables-restore refused the service rules (exit \(outcome.status)): \(String(decoding: outcome.errorOutput.prefix(2000), as: UTF8.self))")
         }
         chains = made
+        lastText = text
         return text.utf8.count
     }
 

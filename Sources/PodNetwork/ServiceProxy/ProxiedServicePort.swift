@@ -62,13 +62,24 @@ extension ProxiedServicePort {
     /// The most endpoints one service port is balanced over (kube's slices hold 100 each;
     /// more than this many would only grow the rules of one board).
     public static let maxEndpoints = 1000
+    /// The most service ports programmed in all (a flood from the API cannot exhaust the board).
+    public static let maxServicePorts = 20_000
+    /// Node ports never programmed whatever the API says: DNS (the cluster DNS answers on the
+    /// node), and those of `reserved` (the agent's own and the API server's ports).
+    static let alwaysReservedNodePorts: Set<Int32> = [53]
 
     /// The service ports to program from what the API holds: services with a cluster address
     /// (not headless, not ExternalName) and their IPv4 endpoint slices. Endpoints that are ready
     /// take the traffic; when none is, serving ones that are terminating do (kube-proxy's
     /// rule). `Local` policies keep only endpoints on `nodeName`. Values that are malformed
     /// (from any API server) are left out, never programmed.
-    public static func build(services: [KubeService], slices: [EndpointSlice], nodeName: String) -> [ProxiedServicePort] {
+    ///
+    /// `externalIPs` are not programmed: any tenant allowed to create a Service could otherwise
+    /// capture traffic for addresses it does not own (CVE-2020-8554), the API server's included.
+    /// A cluster address or endpoint must be written canonically and be an address traffic may
+    /// go to; node ports in `reservedNodePorts` are left out.
+    public static func build(services: [KubeService], slices: [EndpointSlice], nodeName: String, reservedNodePorts: Set<Int32> = []) -> [ProxiedServicePort] {
+        let reserved = reservedNodePorts.union(alwaysReservedNodePorts)
         var slicesByService: [String: [EndpointSlice]] = [:]
         for slice in slices where slice.addressType == "IPv4" {
             guard let service = slice.metadata.labels?[EndpointSlice.serviceNameLabel] else { continue }
@@ -77,7 +88,7 @@ extension ProxiedServicePort {
         var result: [ProxiedServicePort] = []
         for service in services {
             guard let spec = service.spec, service.serviceType != "ExternalName", let clusterIP = spec.clusterIP,
-                  IPv4Network.parseAddress(clusterIP) != nil else { continue }
+                  IPv4Network.endpointAddressProblem(clusterIP) == nil else { continue }
             let namespace = service.metadata.namespace ?? ""
             let name = service.metadata.name ?? ""
             let serviceSlices = slicesByService["\(namespace)/\(name)"] ?? []
@@ -85,7 +96,8 @@ extension ProxiedServicePort {
                 ? min(max(spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800, 1), ServiceValidation.maxAffinityTimeout) : nil
             let nodePortsAllowed = service.serviceType == "NodePort" || service.serviceType == "LoadBalancer"
             var seen = Set<String>()
-            for port in spec.ports ?? [] {
+            for port in (spec.ports ?? []).prefix(ServiceValidation.maxPorts) {
+                guard result.count < maxServicePorts else { break }
                 let transport = (port.protocol ?? "TCP").lowercased()
                 guard ["tcp", "udp", "sctp"].contains(transport), (1...65535).contains(port.port), seen.insert("\(port.port)/\(transport)").inserted else { continue }
                 let candidates = endpoints(for: port, in: serviceSlices)
@@ -94,10 +106,10 @@ extension ProxiedServicePort {
                 let clusterSide = spec.internalTrafficPolicy == "Local" ? local : usable
                 let externalLocal = nodePortsAllowed && spec.externalTrafficPolicy == "Local"
                 let externalSide = externalLocal ? local : usable
-                let nodePort = nodePortsAllowed ? port.nodePort.flatMap { (1...65535).contains($0) ? $0 : nil } : nil
+                let nodePort = nodePortsAllowed ? port.nodePort.flatMap { (1...65535).contains($0) && !reserved.contains($0) ? $0 : nil } : nil
                 result.append(ProxiedServicePort(
                     namespace: namespace, name: name, portName: port.name ?? "", transport: transport, clusterIP: clusterIP, port: port.port,
-                    nodePort: nodePort, externalIPs: (spec.externalIPs ?? []).filter { IPv4Network.parseAddress($0) != nil },
+                    nodePort: nodePort, externalIPs: [],
                     affinitySeconds: affinity, clusterEndpoints: unique(clusterSide), externalEndpoints: unique(externalSide), externalLocal: externalLocal))
             }
         }
@@ -112,14 +124,15 @@ extension ProxiedServicePort {
         var node: String?
     }
 
-    /// The slice endpoints serving `port` (matched by port name and protocol).
+    /// The slice endpoints serving `port` (matched by port name and protocol), at most twice
+    /// `maxEndpoints` of them.
     private static func endpoints(for port: ServicePort, in slices: [EndpointSlice]) -> [Candidate] {
         var result: [Candidate] = []
-        for slice in slices {
-            guard let match = (slice.ports ?? []).first(where: { ($0.name ?? "") == (port.name ?? "") && ($0.protocol ?? "TCP") == (port.protocol ?? "TCP") }),
+        for slice in slices where result.count < 2 * maxEndpoints {
+            guard let match = (slice.ports ?? []).prefix(EndpointSliceValidation.maxPorts).first(where: { ($0.name ?? "") == (port.name ?? "") && ($0.protocol ?? "TCP") == (port.protocol ?? "TCP") }),
                   let number = match.port, (1...65535).contains(number) else { continue }
             for endpoint in slice.endpoints.prefix(EndpointSliceValidation.maxEndpoints) {
-                guard let address = endpoint.addresses.first, IPv4Network.parseAddress(address) != nil else { continue }
+                guard let address = endpoint.addresses.first, IPv4Network.endpointAddressProblem(address) == nil else { continue }
                 let conditions = endpoint.conditions
                 let ready = conditions?.ready ?? true
                 result.append(Candidate(endpoint: ProxyEndpoint(address: address, port: number), ready: ready,

@@ -1,3 +1,5 @@
+import Crypto
+
 /// The per-service part of the proxy's nftables table: chains with their rules, client
 /// affinity sets, and the elements of the dispatch maps. Two rulesets give the transaction
 /// that turns one into the other, so a change rewrites only what changed.
@@ -46,11 +48,22 @@ public struct ProxyRuleset: Sendable, Equatable {
 
         """
 
-    /// The rules for `ports`.
+    /// The rules for `ports`. One key of a map (an address and port, a node port) goes to the
+    /// first service port that claims it, cluster addresses before node ports, in key order: two
+    /// services claiming one (possible from a hostile or buggy API) never make the kernel refuse
+    /// the whole transaction, and one never takes over the other's.
     public static func build(_ ports: [ProxiedServicePort]) -> ProxyRuleset {
         var ruleset = ProxyRuleset()
+        var claimedKeys = Set<String>()
+        var claimedNodePorts = Set<String>()
+        var chainOwners: [String: String] = [:]
         for port in ports {
             let hash = Self.hash(port.key)
+            // A name two keys share (a hash collision, however unlikely) is given to the first.
+            guard chainOwners["svc-\(hash)", default: port.key] == port.key else { continue }
+            chainOwners["svc-\(hash)"] = port.key
+            let clusterKey = "\(port.clusterIP) . \(port.transport) . \(port.port)"
+            guard claimedKeys.insert(clusterKey).inserted else { continue }
             let serviceChain = "svc-\(hash)"
             let externalChain = "ext-\(hash)"
             let transport = port.transport
@@ -79,7 +92,6 @@ public struct ProxyRuleset: Sendable, Equatable {
                 rules.append("numgen random mod \(endpoints.count) vmap { \(targets.joined(separator: ", ")) }")
                 return rules
             }
-            let clusterKey = "\(port.clusterIP) . \(transport) . \(port.port)"
             if port.clusterEndpoints.isEmpty {
                 ruleset.elements["no-endpoint-services", default: []].insert("\(clusterKey) : goto reject-chain")
             } else {
@@ -87,18 +99,20 @@ public struct ProxyRuleset: Sendable, Equatable {
                 ruleset.chains[serviceChain] = ["fib saddr type local jump mark-for-masquerade"] + balance(port.clusterEndpoints)
                 ruleset.elements["service-ips", default: []].insert("\(clusterKey) : goto \(serviceChain)")
             }
-            guard port.nodePort != nil || !port.externalIPs.isEmpty else { continue }
+            let nodePort = port.nodePort.flatMap { claimedNodePorts.insert("\(transport) . \($0)").inserted ? $0 : nil }
+            let externalIPs = port.externalIPs.filter { claimedKeys.insert("\($0) . \(transport) . \(port.port)").inserted }
+            guard nodePort != nil || !externalIPs.isEmpty else { continue }
             if port.externalEndpoints.isEmpty {
-                if let nodePort = port.nodePort { ruleset.elements["no-endpoint-nodeports", default: []].insert("\(transport) . \(nodePort) : goto reject-chain") }
-                for address in port.externalIPs {
+                if let nodePort { ruleset.elements["no-endpoint-nodeports", default: []].insert("\(transport) . \(nodePort) : goto reject-chain") }
+                for address in externalIPs {
                     ruleset.elements["no-endpoint-services", default: []].insert("\(address) . \(transport) . \(port.port) : goto reject-chain")
                 }
                 continue
             }
             // Node port traffic is masqueraded unless it must keep its client address (Local).
             ruleset.chains[externalChain] = (port.externalLocal ? [] : ["jump mark-for-masquerade"]) + balance(port.externalEndpoints)
-            if let nodePort = port.nodePort { ruleset.elements["service-nodeports", default: []].insert("\(transport) . \(nodePort) : goto \(externalChain)") }
-            for address in port.externalIPs {
+            if let nodePort { ruleset.elements["service-nodeports", default: []].insert("\(transport) . \(nodePort) : goto \(externalChain)") }
+            for address in externalIPs {
                 ruleset.elements["service-ips", default: []].insert("\(address) . \(transport) . \(port.port) : goto \(externalChain)")
             }
         }
@@ -151,14 +165,22 @@ public struct ProxyRuleset: Sendable, Equatable {
         return String(parts.first ?? Substring(element))
     }
 
-    /// A stable 16-hex-digit name part (FNV-1a, 64 bits).
+    /// A stable 16-character name part: the first 80 bits of SHA-256 in base32 (as kube-proxy
+    /// names its chains), so no one can craft a key whose chain is another service's.
     static func hash(_ text: String) -> String {
-        var value: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            value ^= UInt64(byte)
-            value &*= 0x0000_0100_0000_01b3
+        let digest = Array(SHA256.hash(data: Array(text.utf8)).prefix(10))
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
+        var result = ""
+        var buffer: UInt32 = 0
+        var bits = 0
+        for byte in digest {
+            buffer = buffer << 8 | UInt32(byte)
+            bits += 8
+            while bits >= 5 {
+                bits -= 5
+                result.append(alphabet[Int(buffer >> UInt32(bits) & 31)])
+            }
         }
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+        return result
     }
 }
