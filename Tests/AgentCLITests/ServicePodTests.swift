@@ -38,7 +38,6 @@ struct ServicePodTests {
             NodeLocalAddress.remove("169.254.20.10")
         }
         let node = try await PodNode.make(name: "service-board", configuration: "serviceProxy: true\nallowedHostPaths: [\"\(shared)\"]")
-        defer { Task { await node.shutdown() } }
         let image = node.registry.busybox
         try await node.apply("""
             apiVersion: apps/v1
@@ -155,5 +154,6 @@ struct ServicePodTests {
         let afterRestart = Self.clientLines(log, since: restarted)
         #expect(afterRestart.allSatisfy { $0.contains("web=web-") && $0.contains("dns=Address: \(clusterIP)") }, "\(afterRestart)\nagent: \(node.agentLogTail)")
         try node.server.resume()
+        await node.shutdown()
     }
 }

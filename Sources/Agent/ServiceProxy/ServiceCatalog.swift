@@ -47,6 +47,9 @@ public final class ServiceCatalog: Sendable {
         }
     }
 
+    /// Wakes the consumer without a change (to try again after a failure).
+    public func poke() { signal.yield() }
+
     /// Replaces every service (a fresh list). Returns how many were left out over the bound.
     @discardableResult
     public func replaceServices(_ services: [KubeService]) -> Int {

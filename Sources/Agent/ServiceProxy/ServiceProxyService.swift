@@ -52,7 +52,16 @@ public struct ServiceProxyService: Service {
             if let checkpointPath { group.addTask { await keepCheckpoint(checkpointPath) } }
             group.addTask { await ServiceWatch(kind: "services", client: client, logger: logger).run(KubeService.self, replace: { catalog.replaceServices($0) }, update: { catalog.update($0, present: $1) }) }
             group.addTask { await ServiceWatch(kind: "endpoint slices", client: client, logger: logger).run(EndpointSlice.self, replace: { catalog.replaceSlices($0) }, update: { catalog.update($0, present: $1) }) }
-            group.addTask { await programLoop() }
+            let failed = FailureFlag()
+            group.addTask { await programLoop(failed) }
+            group.addTask {
+                // A failed programming (the table changed under the agent, a full disk for nft's
+                // cache) is tried again every 5 s, not only at the next change.
+                while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
+                    if failed.value.load(ordering: .relaxed) { catalog.poke() }
+                }
+            }
             try? await gracefulShutdown()
             group.cancelAll()
         }
@@ -84,7 +93,7 @@ public struct ServiceProxyService: Service {
     }
 
     /// Programs the rules after each batch of changes, once the catalog is complete.
-    private func programLoop() async {
+    private func programLoop(_ failed: FailureFlag) async {
         var tables = backend
         var failing = false
         for await _ in catalog.changes.cancelOnGracefulShutdown() {
@@ -97,9 +106,10 @@ public struct ServiceProxyService: Service {
                 if bytes > 0 { logger.debug("service proxy: \(ports.count) service ports, \(bytes) bytes to \(tables.name)") }
                 failing = false
             } catch {
-                if !failing { logger.error("service proxy: \(error)") }
+                if !failing { logger.error("service proxy: \(error) (trying again every 5 s)") }
                 failing = true
             }
+            failed.value.store(failing, ordering: .relaxed)
             try? await Task.sleep(for: minimumInterval)
         }
     }
@@ -161,4 +171,9 @@ private final class VersionBox: Sendable {
         get { storage.withLock { $0 } }
         set { storage.withLock { $0 = newValue } }
     }
+}
+
+/// Whether the last programming failed.
+private final class FailureFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }

@@ -175,7 +175,7 @@ enum TableConverter {
         case "endpointslices":
             let slice = try? KubeJSON.decode(EndpointSlice.self, from: object)
             let ports = (slice?.ports ?? []).map { $0.port.map(String.init) ?? "<unset>" }
-            let addresses = (slice?.endpoints ?? []).flatMap(\.addresses)
+            let addresses = (slice?.endpointList ?? []).flatMap(\.addresses)
             var endpoints = addresses.prefix(3).joined(separator: ",")
             if addresses.count > 3 { endpoints += " + \(addresses.count - 3) more..." }
             cells = [name, .string(slice?.addressType ?? ""), .string(ports.isEmpty ? "<unset>" : ports.joined(separator: ",")),

@@ -110,7 +110,7 @@ public final class EndpointSliceController: Service, Sendable {
             for chunk in chunks {
                 if let index = unused.firstIndex(where: { $0.ports == group.ports }) ?? unused.indices.first {
                     let slice = unused.remove(at: index)
-                    if slice.endpoints == chunk, slice.ports == group.ports, slice.metadata.labels == labels, slice.metadata.ownerReferences == [owner] { continue }
+                    if slice.endpointList == chunk, slice.ports == group.ports, slice.metadata.labels == labels, slice.metadata.ownerReferences == [owner] { continue }
                     let name = slice.metadata.name ?? ""
                     let uid = slice.metadata.uid
                     let endpoints = try KubeJSON.tree(chunk)

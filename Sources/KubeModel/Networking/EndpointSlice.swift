@@ -11,13 +11,17 @@ public struct EndpointSlice: KubeObject {
     public var apiVersion: String? = EndpointSlice.apiVersion
     public var kind: String? = EndpointSlice.kind
     public var metadata = ObjectMeta()
-    /// `IPv4`, `IPv6` or `FQDN`.
-    public var addressType: String = "IPv4"
-    public var endpoints: [Endpoint] = []
+    /// `IPv4`, `IPv6` or `FQDN` (absent only in watch bookmarks).
+    public var addressType: String?
+    /// The endpoints (kube-apiserver writes `null` for none).
+    public var endpoints: [Endpoint]?
     public var ports: [EndpointPort]?
     public var unknownFields = UnknownFields()
 
-    public init(metadata: ObjectMeta = ObjectMeta(), addressType: String = "IPv4", endpoints: [Endpoint] = [], ports: [EndpointPort]? = nil) {
+    /// The endpoints, none when absent.
+    public var endpointList: [Endpoint] { endpoints ?? [] }
+
+    public init(metadata: ObjectMeta = ObjectMeta(), addressType: String = "IPv4", endpoints: [Endpoint]? = [], ports: [EndpointPort]? = nil) {
         self.metadata = metadata
         self.addressType = addressType
         self.endpoints = endpoints

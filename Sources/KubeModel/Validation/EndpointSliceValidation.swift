@@ -9,13 +9,17 @@ public enum EndpointSliceValidation {
         var problems = FieldProblems()
         var causes: [StatusCause] = []
         let types = ["FQDN", "IPv4", "IPv6"]
-        if !types.contains(slice.addressType) {
-            causes.append(StatusCause(reason: "FieldValueNotSupported", message: "Unsupported value: \"\(slice.addressType.prefix(64))\": supported values: \"FQDN\", \"IPv4\", \"IPv6\"", field: "addressType"))
+        if let type = slice.addressType {
+            if !types.contains(type) {
+                causes.append(StatusCause(reason: "FieldValueNotSupported", message: "Unsupported value: \"\(type.prefix(64))\": supported values: \"FQDN\", \"IPv4\", \"IPv6\"", field: "addressType"))
+            }
+        } else {
+            causes.append(StatusCause(reason: "FieldValueRequired", message: "Required value", field: "addressType"))
         }
-        if slice.endpoints.count > maxEndpoints {
-            causes.append(tooMany("endpoints", slice.endpoints.count, maxEndpoints))
+        if slice.endpointList.count > maxEndpoints {
+            causes.append(tooMany("endpoints", slice.endpointList.count, maxEndpoints))
         }
-        for (index, endpoint) in slice.endpoints.prefix(maxEndpoints).enumerated() {
+        for (index, endpoint) in slice.endpointList.prefix(maxEndpoints).enumerated() {
             let field = "endpoints[\(index)]"
             if endpoint.addresses.isEmpty {
                 causes.append(StatusCause(reason: "FieldValueRequired", message: "Required value: must contain at least 1 address", field: "\(field).addresses"))

@@ -49,7 +49,7 @@ public struct ClusterDNSRecords: Sendable {
                 var all = Set<UInt32>()
                 var targets: [String: [SRVTarget]] = [:]
                 for slice in slicesByService["\(namespace)/\(name)"] ?? [] where all.count < Self.maxRecordsPerName {
-                    for endpoint in slice.endpoints.prefix(EndpointSliceValidation.maxEndpoints) where endpoint.isReady || spec.publishNotReadyAddresses == true {
+                    for endpoint in slice.endpointList.prefix(EndpointSliceValidation.maxEndpoints) where endpoint.isReady || spec.publishNotReadyAddresses == true {
                         guard all.count < Self.maxRecordsPerName, let text = endpoint.addresses.first,
                               IPv4Network.endpointAddressProblem(text) == nil, let address = IPv4Network.parseAddress(text), all.insert(address).inserted else { continue }
                         let label = endpoint.hostname.flatMap { NameValidation.dnsLabelProblem($0) == nil ? $0 : nil } ?? text.replacingDots()

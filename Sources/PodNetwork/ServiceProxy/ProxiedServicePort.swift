@@ -131,7 +131,7 @@ extension ProxiedServicePort {
         for slice in slices where result.count < 2 * maxEndpoints {
             guard let match = (slice.ports ?? []).prefix(EndpointSliceValidation.maxPorts).first(where: { ($0.name ?? "") == (port.name ?? "") && ($0.protocol ?? "TCP") == (port.protocol ?? "TCP") }),
                   let number = match.port, (1...65535).contains(number) else { continue }
-            for endpoint in slice.endpoints.prefix(EndpointSliceValidation.maxEndpoints) {
+            for endpoint in slice.endpointList.prefix(EndpointSliceValidation.maxEndpoints) {
                 guard let address = endpoint.addresses.first, IPv4Network.endpointAddressProblem(address) == nil else { continue }
                 let conditions = endpoint.conditions
                 let ready = conditions?.ready ?? true
