@@ -45,6 +45,15 @@ struct ServiceProxyAttackTests {
         #expect(listing.contains("10.43.9.1 . tcp . 80"))
     }
 
+    /// Bookmarks (no addressType) and kube's `endpoints: null` once ended the proxy's watch.
+    @Test func bookmarksAndNullEndpointsDecode() throws {
+        let bookmark = #"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"42"}}}"#
+        let event = try KubeJSON.decode(WatchEvent<EndpointSlice>.self, from: Array(bookmark.utf8))
+        #expect(event.object?.metadata.resourceVersion == "42")
+        let empty = #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"a","namespace":"b"},"addressType":"IPv4","endpoints":null}"#
+        #expect(try KubeJSON.decode(EndpointSlice.self, from: Array(empty.utf8)).endpointList.isEmpty)
+    }
+
     @Test func aResolvConfWithAnEmptyOptionIsRead() {
         #expect(PodDNS.nameservers("nameserver 10.0.0.2\noptions : ndots:2\nnameserver 08.8.8.8\n") == ["10.0.0.2", "08.8.8.8"].filter { IPv4Network.parseAddress($0) != nil })
     }
