@@ -131,12 +131,12 @@ struct ServicePodTests {
             try ServerProcess.run(nft, ["list", "table", "ip", ProxyRuleset.table]).output.split(separator: "\n").filter { $0.contains("chain ") || $0.contains(" : goto ") }.count
         }
         let before = try chainCount()
-        for cycle in 0..<20 {
+        for cycle in 0..<100 {
             try await node.kubectl(["create", "service", "nodeport", "cycle-\(cycle % 3)", "--tcp=90:8080"])
             try await node.kubectl(["delete", "service", "cycle-\(cycle % 3)"])
         }
         let listing = { (try? ServerProcess.run(nft, ["list", "table", "ip", ProxyRuleset.table]).output) ?? "" }
-        #expect(try await Self.waitFor(30) { try chainCount() == before }, "\(listing())")
+        #expect(try await Self.waitFor(60) { try chainCount() == before }, "\(listing())")
 
         // The API goes away: names still resolve and traffic still flows from the last rules.
         node.server.stop()

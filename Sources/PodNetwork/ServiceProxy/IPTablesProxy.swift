@@ -161,15 +161,7 @@ public struct IPTablesProxy: Sendable {
     private func installJumps() throws(NetworkError) {
         let base = "*nat\n:\(Self.services) - [0:0]\n:\(Self.nodePorts) - [0:0]\n:\(Self.postrouting) - [0:0]\n:\(Self.markMasquerade) - [0:0]\nCOMMIT\n*filter\n:\(Self.filterServices) - [0:0]\nCOMMIT\n"
         _ = try captured(restore, ["-w", "5", "--noflush"], input: Array(base.utf8), timeoutSeconds: 60)
-        let jumps: [(String, [String])] = [
-            ("nat", ["PREROUTING", "-m", "comment", "--comment", "iotkube service portals", "-j", Self.services]),
-            ("nat", ["OUTPUT", "-m", "comment", "--comment", "iotkube service portals", "-j", Self.services]),
-            ("nat", ["POSTROUTING", "-m", "comment", "--comment", "iotkube service masquerade", "-j", Self.postrouting]),
-            ("filter", ["INPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", Self.filterServices]),
-            ("filter", ["FORWARD", "-m", "conntrack", "--ctstate", "NEW", "-j", Self.filterServices]),
-            ("filter", ["OUTPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", Self.filterServices]),
-        ]
-        for (table, rule) in jumps {
+        for (table, rule) in Self.jumps {
             if try captured(iptables, ["-w", "5", "-t", table, "-C"] + rule, timeoutSeconds: 30).status == 0 { continue }
             let added = try captured(iptables, ["-w", "5", "-t", table, "-I"] + rule, timeoutSeconds: 30)
             guard added.status == 0 else {
@@ -178,16 +170,18 @@ public struct IPTablesProxy: Sendable {
         }
     }
 
+    /// The jumps from the built-in chains into the proxy's: (table, rule).
+    static let jumps: [(String, [String])] = [
+        ("nat", ["PREROUTING", "-m", "comment", "--comment", "iotkube service portals", "-j", services]),
+        ("nat", ["OUTPUT", "-m", "comment", "--comment", "iotkube service portals", "-j", services]),
+        ("nat", ["POSTROUTING", "-m", "comment", "--comment", "iotkube service masquerade", "-j", postrouting]),
+        ("filter", ["INPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", filterServices]),
+        ("filter", ["FORWARD", "-m", "conntrack", "--ctstate", "NEW", "-j", filterServices]),
+        ("filter", ["OUTPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", filterServices]),
+    ]
+
     /// Removes the jumps and every chain (what `reset` does on such a node).
     public static func remove(restore: String, iptables: String) {
-        let jumps: [(String, [String])] = [
-            ("nat", ["PREROUTING", "-m", "comment", "--comment", "iotkube service portals", "-j", services]),
-            ("nat", ["OUTPUT", "-m", "comment", "--comment", "iotkube service portals", "-j", services]),
-            ("nat", ["POSTROUTING", "-m", "comment", "--comment", "iotkube service masquerade", "-j", postrouting]),
-            ("filter", ["INPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", filterServices]),
-            ("filter", ["FORWARD", "-m", "conntrack", "--ctstate", "NEW", "-j", filterServices]),
-            ("filter", ["OUTPUT", "-m", "conntrack", "--ctstate", "NEW", "-j", filterServices]),
-        ]
         for (table, rule) in jumps {
             while (try? captured(iptables, ["-w", "5", "-t", table, "-D"] + rule, timeoutSeconds: 30).status) == 0 {}
         }
