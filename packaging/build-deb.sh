@@ -78,11 +78,11 @@ python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["linu
     > "$work/iotkube-agent/usr/share/iotkube/seccomp/runtime-default.json"
 rm -rf "$spec"
 
-# control PACKAGE DEPENDS DESCRIPTION-LINE...: its DEBIAN/control. Both take over from the single
+# control PACKAGE DEPENDS RECOMMENDS DESCRIPTION-LINE...: its DEBIAN/control. Both take over from the single
 # `iotkube` package of earlier builds, so an upgrade from it goes through.
 control() {
-    local package=$1 depends=$2
-    shift 2
+    local package=$1 depends=$2 recommends=$3
+    shift 3
     local root="$work/$package"
     cat > "$root/DEBIAN/control" <<EOF
 Package: $package
@@ -91,7 +91,7 @@ Architecture: $arch
 Maintainer: iotkube developers <iotkube@localhost>
 Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
 Depends: $depends
-Recommends: systemd
+Recommends: $recommends
 Breaks: iotkube
 Replaces: iotkube
 Section: admin
@@ -99,13 +99,13 @@ Priority: optional
 EOF
     printf '%s\n' "$@" >> "$root/DEBIAN/control"
 }
-control iotkube-agent "libc6 (>= 2.31), libstdc++6, libgcc-s1, containernetworking-plugins, iptables, nftables, iproute2" \
+control iotkube-agent "libc6 (>= 2.31), libstdc++6, libgcc-s1, containernetworking-plugins, iptables, iproute2" "systemd, nftables" \
     "Description: lightweight Kubernetes node agent for IoT boards" \
     " iotkube-agent joins a board to a Kubernetes API (iotkube-server or k3s/kubeadm), pulls OCI" \
     " images and runs pods itself: namespaces, cgroups v2 (and v1), seccomp, capabilities, CNI" \
     " networking, probes, restarts, logs, static pods, and pods that restart after a reboot while" \
     " the server is unreachable."
-control iotkube-server "libc6 (>= 2.31), libstdc++6, libgcc-s1" \
+control iotkube-server "libc6 (>= 2.31), libstdc++6, libgcc-s1" "systemd" \
     "Description: small Kubernetes API server with SQLite storage for IoT fleets" \
     " iotkube-server serves the part of the Kubernetes API that iotkube-agent and kubectl use," \
     " with its own CA, join tokens and node lifecycle, stored in SQLite."

@@ -64,10 +64,13 @@ struct ClusterDNSServerTests {
         return catalog
     }
 
-    static func serving(_ server: ClusterDNSServer, _ body: () async throws -> Void) async throws {
+    /// Runs `server` during `body`, once it answers (a loaded machine may take seconds to bind it).
+    static func serving(_ server: ClusterDNSServer, port: Int, domain: String, _ body: () async throws -> Void) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
-            try await Task.sleep(for: .milliseconds(500))
+            for _ in 0..<30 {
+                if try await asked(query("probe.svc.\(domain)", id: 1), port: port, timeout: 1) != nil { break }
+            }
             defer { group.cancelAll() }
             try await body()
         }
@@ -82,8 +85,8 @@ struct ClusterDNSServerTests {
                                         upstreams: { [] }, logger: logger)
         let server = ClusterDNSServer(address: "127.0.0.1", port: port, domain: "cluster.local", catalog: Self.catalog(endpoints: 70_000),
                                       upstreams: { ["127.0.0.1"] }, upstreamPort: upstreamPort, logger: logger)
-        try await Self.serving(upstream) {
-            try await Self.serving(server) {
+        try await Self.serving(upstream, port: upstreamPort, domain: "example.test") {
+            try await Self.serving(server, port: port, domain: "cluster.local") {
                 let local = try #require(await Self.asked(Self.query("web.default.svc.cluster.local", id: 7), port: port))
                 #expect(local[0] == 0 && local[1] == 7 && local[3] & 0x0F == 0 && local[7] == 1, "one answer")
                 #expect(Array(local.suffix(4)) == [10, 43, 5, 5])

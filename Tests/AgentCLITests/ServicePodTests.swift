@@ -84,7 +84,7 @@ struct ServicePodTests {
               - name: client
                 image: "\(image)"
                 volumeMounts: [{name: shared, mountPath: /shared}]
-                command: [sh, -c, "while true; do w=$(wget -q -O - http://web/ 2>&1 | head -n 1); d=$(nslookup web.default.svc.cluster.local 2>&1 | grep -A1 '^Name:' | tail -n 1); echo \\"$(date +%s) web=$w dns=$d\\" >> /shared/log; sleep 0.5; done"]
+                command: [sh, -c, "while true; do w=$(timeout 5 wget -q -O - http://web/ 2>&1 | head -n 1); d=$(timeout 5 nslookup web.default.svc.cluster.local 2>&1 | grep -A1 '^Name:' | tail -n 1); echo \\"$(date +%s) web=$w dns=$d\\" >> /shared/log; sleep 0.5; done"]
             """)
         let log = shared + "/log"
         let start = Self.now
@@ -119,7 +119,7 @@ struct ServicePodTests {
         // Scale to zero: refused at once; back to two: answered again.
         try await node.kubectl(["scale", "deployment", "web", "--replicas=0"])
         let scaledDown = Self.now
-        #expect(try await Self.waitFor(60) { Self.clientLines(log, since: scaledDown).contains { $0.contains("refused") } }, "\(Self.clientLines(log, since: scaledDown).suffix(3))")
+        #expect(try await Self.waitFor(120) { Self.clientLines(log, since: scaledDown).contains { $0.contains("refused") } }, "\(Self.clientLines(log, since: scaledDown).suffix(3))")
         try await node.kubectl(["scale", "deployment", "web", "--replicas=2"])
         #expect(try await node.kubectl(["rollout", "status", "deployment/web", "--timeout=180s"]).contains("successfully rolled out"))
         let scaledUp = Self.now

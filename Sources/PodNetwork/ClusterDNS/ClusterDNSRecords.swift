@@ -50,7 +50,8 @@ public struct ClusterDNSRecords: Sendable {
                 var targets: [String: [SRVTarget]] = [:]
                 for slice in slicesByService["\(namespace)/\(name)"] ?? [] where all.count < Self.maxRecordsPerName {
                     for endpoint in slice.endpointList.prefix(EndpointSliceValidation.maxEndpoints) where endpoint.isReady || spec.publishNotReadyAddresses == true {
-                        guard all.count < Self.maxRecordsPerName, let text = endpoint.addresses.first,
+                        if all.count >= Self.maxRecordsPerName { break }
+                        guard let text = endpoint.addresses.first,
                               IPv4Network.endpointAddressProblem(text) == nil, let address = IPv4Network.parseAddress(text), all.insert(address).inserted else { continue }
                         let label = endpoint.hostname.flatMap { NameValidation.dnsLabelProblem($0) == nil ? $0 : nil } ?? text.replacingDots()
                         let key = Self.key([label] + base)
