@@ -14,8 +14,9 @@ final class AnsweredFlag: Sendable {
     var value: Bool { flag.load(ordering: .relaxed) }
 }
 
-/// One HTTPS exchange per connection over SwiftNIO: TLS with the configured CA and client
-/// certificate, a request with a body, and the response as a whole or as a stream of lines.
+/// HTTPS over SwiftNIO: TLS with the configured CA and client certificate, a request with a
+/// body, and the response as a whole (on kept-alive connections, see ``ConnectionPool``) or as
+/// a stream of lines (a watch, on a connection of its own).
 struct HTTPSTransport: Sendable {
     let host: String
     let port: Int
@@ -26,6 +27,8 @@ struct HTTPSTransport: Sendable {
     let dialer: StreamDialer?
     /// Connecting and answering a non-streaming request must take less than this.
     let timeout: TimeAmount
+    /// Shared by the copies of this transport (a client's copies share its connections).
+    let pool = ConnectionPool()
 
     init(configuration: ClientConfiguration, timeout: TimeAmount = .seconds(30)) throws(KubeClientError) {
         (host, port) = try configuration.endpoint()
@@ -69,16 +72,21 @@ struct HTTPSTransport: Sendable {
     }
 
     /// Sends a request and returns the status code and the whole body. A connection that fails
-    /// or closes before any answer arrived (the request was not processed) is tried once more.
+    /// or closes before any answer arrived (the request was not processed) is tried once more,
+    /// on a new connection (a kept one may have been closed by the server meanwhile).
     func send(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) async throws(KubeClientError) -> (status: Int, body: [UInt8]) {
         let first: String
-        switch await sendOnce(method, path, body: body, contentType: contentType) {
+        var reused = false
+        switch await sendOnce(method, path, body: body, contentType: contentType, reused: &reused) {
         case .success(let result): return result
         case .failure(.other(let error)): throw error
         case .failure(.unanswered(let message)): first = message
         }
-        try? await Task.sleep(for: .milliseconds(200))
-        switch await sendOnce(method, path, body: body, contentType: contentType) {
+        // A kept connection that died unanswered: the server restarted or dropped its idle
+        // connections, so the others are as dead; tried again at once on a new connection.
+        if reused { pool.closeAll() } else { try? await Task.sleep(for: .milliseconds(200)) }
+        var fresh = true
+        switch await sendOnce(method, path, body: body, contentType: contentType, reused: &fresh) {
         case .success(let result): return result
         case .failure(.other(let error)): throw error
         case .failure(.unanswered(let message)): throw .transport("\(first); tried again: \(message)")
@@ -91,9 +99,12 @@ struct HTTPSTransport: Sendable {
         case other(KubeClientError)
     }
 
-    private func sendOnce(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String?) async -> Result<(status: Int, body: [UInt8]), AttemptError> {
+    /// One attempt. `reused` in: false to use a new connection; out: whether a kept one was used.
+    private func sendOnce(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String?, reused: inout Bool) async -> Result<(status: Int, body: [UInt8]), AttemptError> {
+        let kept = reused ? nil : pool.checkOut()
+        reused = kept != nil
         do {
-            return .success(try await exchange(method, path, body: body, contentType: contentType))
+            return .success(try await exchange(method, path, body: body, contentType: contentType, on: kept))
         } catch {
             if error.answered { return .failure(.other(error.underlying)) }
             // What the server said is not in the message: strip the "cannot reach" prefix once.
@@ -108,48 +119,42 @@ struct HTTPSTransport: Sendable {
         var message: String { underlying.description }
     }
 
-    private func exchange(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String?) async throws(ExchangeError) -> (status: Int, body: [UInt8]) {
-        let connection: Connection
-        do { connection = try await connect() } catch { throw ExchangeError(underlying: error, answered: false) }
+    /// One exchange on `kept` or on a new connection, which goes back to the pool when the
+    /// response allows it.
+    private func exchange(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String?, on kept: KeptAliveConnection?) async throws(ExchangeError) -> (status: Int, body: [UInt8]) {
+        let connection: KeptAliveConnection
+        if let kept {
+            connection = kept
+        } else {
+            do { connection = KeptAliveConnection.start(try await connect()) } catch { throw ExchangeError(underlying: error, answered: false) }
+        }
+        let parts: [HTTPClientRequestPart] = [.head(head(method, path, contentType: contentType, bodyLength: body?.count ?? 0))]
+            + (body.map { $0.isEmpty ? [] : [.body(.byteBuffer(ByteBuffer(bytes: $0)))] } ?? []) + [.end(nil)]
         let answered = AnsweredFlag()
         do {
-            return try await withThrowingTaskGroup(of: (Int, [UInt8])?.self) { group in
-                group.addTask {
-                    try await connection.executeThenClose { inbound, outbound in
-                        try await Self.write(
-                            [.head(head(method, path, contentType: contentType, bodyLength: body?.count ?? 0))]
-                                + (body.map { $0.isEmpty ? [] : [.body(.byteBuffer(ByteBuffer(bytes: $0)))] } ?? []) + [.end(nil)],
-                            to: outbound, reasonFrom: inbound)
-                        var status = 0
-                        var collected: [UInt8] = []
-                        for try await part in inbound {
-                            switch part {
-                            case .head(let responseHead):
-                                answered.set()
-                                status = Int(responseHead.status.code)
-                            case .body(var buffer): collected.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
-                            case .end: return (status, collected)
-                            }
-                        }
-                        throw KubeClientError.transport("the connection closed before the response ended")
-                    }
-                }
+            let reply = try await withThrowingTaskGroup(of: KeptAliveConnection.Reply?.self) { group in
+                group.addTask { try await connection.exchange(parts, answered: answered) }
                 group.addTask {
                     try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
                     return nil
                 }
                 defer { group.cancelAll() }
-                guard let result = try await group.next() ?? nil else {
-                    connection.channel.close(promise: nil)
+                guard let reply = try await group.next() ?? nil else {
+                    // The exchange then fails with the closed connection.
+                    connection.close()
                     // The server may have acted on it: not repeated.
                     answered.set()
                     throw KubeClientError.transport("no answer within \(timeout.nanoseconds / 1_000_000_000) s")
                 }
-                return result
+                return reply
             }
+            if reply.reusable { pool.checkIn(connection) } else { connection.close() }
+            return (reply.status, reply.body)
         } catch let error as KubeClientError {
+            connection.close()
             throw ExchangeError(underlying: error, answered: answered.value)
         } catch {
+            connection.close()
             throw ExchangeError(underlying: .transport("\(method) \(path): \(error)"), answered: answered.value)
         }
     }

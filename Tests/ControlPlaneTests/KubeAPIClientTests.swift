@@ -87,6 +87,56 @@ struct KubeAPIClientTests {
         }
     }
 
+    /// The local ports of this machine's established TCP connections to `port` on loopback.
+    static func connections(to port: Int) -> Set<String> {
+        let table = (try? String(contentsOfFile: "/proc/net/tcp", encoding: .utf8)) ?? ""
+        let remote = String(format: "0100007F:%04X", port)
+        return Set(table.split(separator: "\n").dropFirst().compactMap { line -> String? in
+            let fields = line.split(separator: " ")
+            // local_address rem_address st: 01 is ESTABLISHED.
+            guard fields.count > 3, fields[2] == remote, fields[3] == "01" else { return nil }
+            return String(fields[1])
+        })
+    }
+
+    /// Requests share a kept-alive connection (one TLS handshake, not one per request); one
+    /// the server dropped (a restart) costs a retry on a new connection, not an error.
+    @Test func requestsShareKeptAliveConnections() async throws {
+        let server = try ServerProcess()
+        let client = try Self.client(server)
+        var seen: Set<String> = []
+        for _ in 0..<20 {
+            _ = try await client.get(Namespace.self, name: "default")
+            let open = Self.connections(to: server.port)
+            #expect(open.count == 1, "connections open after a request: \(open)")
+            seen.formUnion(open)
+        }
+        #expect(seen.count == 1, "20 requests used \(seen.count) connections")
+
+        // Concurrent requests open what they need; at most the pool's limit stays open.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 { group.addTask { _ = try await client.list(ConfigMap.self, namespace: "default") } }
+            try await group.waitForAll()
+        }
+        #expect(client.transport.pool.idleCount <= ConnectionPool.maximumIdle)
+        #expect(Self.connections(to: server.port).count <= ConnectionPool.maximumIdle)
+
+        // The server restarts under the kept connections: the next request still succeeds.
+        try server.restart()
+        #expect(try await client.get(Namespace.self, name: "default").metadata.name == "default")
+        #expect(Self.connections(to: server.port).count == 1)
+        // Stopped: a clear error, no hang.
+        server.stop()
+        await #expect {
+            _ = try await client.get(Namespace.self, name: "default")
+        } throws: { error in
+            if case .transport = error as? KubeClientError { return true }
+            return false
+        }
+        // A failed exchange leaves no dead connection in the pool.
+        #expect(client.transport.pool.idleCount == 0)
+    }
+
     @Test func refusesAServerFromAnotherCA() async throws {
         let server = try ServerProcess()
         var configuration = try Self.adminConfiguration(server)
