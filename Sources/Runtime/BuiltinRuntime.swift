@@ -22,6 +22,8 @@ public struct BuiltinRuntime: Sendable {
     /// An OCI runtime (crun, runc) that makes and starts the containers instead of this one's
     /// own setup; the monitor, logs, attach, exec, state and exit records stay this runtime's.
     public let backend: ExternalBackend?
+    /// Records already decoded (shared by copies of this runtime).
+    let records = ContainerRecordCache()
 
     public init(root: String = "/run/iotkube/runtime", helper: String? = nil, cgroups: (any CgroupManager)? = nil, cgroupParent: String = "iotkube",
                 backend: ExternalBackend? = nil) {
@@ -196,10 +198,16 @@ public struct BuiltinRuntime: Sendable {
     public func record(id: String) throws(RuntimeError) -> ContainerRecord {
         try Self.validate(id: id)
         let path = "\(directory(id))/state.json"
-        guard let bytes = try? AtomicFile.read(path) else { throw RuntimeError("container \(id) does not exist") }
-        do { return try KubeJSON.decode(ContainerRecord.self, from: bytes, validation: .discard) } catch {
-            throw RuntimeError("container \(id): corrupt state \(path): \(error)")
+        var corruption: (any Error)?
+        let record = try? records.record(at: path) { bytes in
+            do { return try KubeJSON.decode(ContainerRecord.self, from: bytes, validation: .discard) } catch {
+                corruption = error
+                throw error
+            }
         }
+        if let corruption { throw RuntimeError("container \(id): corrupt state \(path): \(corruption)") }
+        guard let record else { throw RuntimeError("container \(id) does not exist") }
+        return record
     }
 
     /// How the process ended (nil while it runs), with OOM kills from the cgroup.

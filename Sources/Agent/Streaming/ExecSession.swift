@@ -207,32 +207,35 @@ struct PipeChannels: Sendable {
             }
         }
         let bootstrap = NIOPipeBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        // NIO owns a descriptor from the hand-off on: it closes it itself when a step after
+        // building its channel fails, and pipes and terminals pass the checks before that. So a
+        // failed hand-off closes here only what was never handed over: closing a descriptor
+        // twice would close whatever another task opened under its number meanwhile.
         let main: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        var handed: [CInt] = []
         do {
             if process.terminal, stdin {
                 // Our own second descriptor (NIO's inputOutput variant traps when dup fails).
                 let writing = fcntl(process.output, F_DUPFD_CLOEXEC, 3)
                 guard writing >= 0 else { throw PipeError("duplicating the terminal: \(String(cString: strerror(errno)))") }
-                do {
-                    main = try await bootstrap.takingOwnershipOfDescriptors(input: process.output, output: writing) { wrap($0) }
-                } catch {
-                    close(writing)
-                    throw error
-                }
+                handed = [process.output, writing]
+                main = try await bootstrap.takingOwnershipOfDescriptors(input: process.output, output: writing) { wrap($0) }
             } else if let input = process.input {
+                handed = [process.output, input]
                 main = try await bootstrap.takingOwnershipOfDescriptors(input: process.output, output: input) { wrap($0) }
             } else {
+                handed = [process.output]
                 main = try await bootstrap.takingOwnershipOfDescriptor(input: process.output) { wrap($0) }
             }
         } catch {
-            for descriptor in [process.output, process.errors] + (process.input.map { [$0] } ?? []) { close(descriptor) }
+            let notHanded = ([process.output, process.errors] + (process.input.map { [$0] } ?? [])).filter { !handed.contains($0) }
+            for descriptor in Set(notHanded) { close(descriptor) }
             throw error
         }
         do {
             let errors = try await bootstrap.takingOwnershipOfDescriptor(input: process.errors) { wrap($0) }
             return PipeChannels(main: main, errors: errors)
         } catch {
-            close(process.errors)
             main.channel.close(promise: nil)
             throw error
         }
