@@ -16,10 +16,11 @@ public struct HTTPClientConnection: Sendable {
 
     /// Connects to `host:port`. With `tls`, the server name sent and checked is the host, unless
     /// it is an IP literal (NIOSSL checks that against the certificate's IP SANs). `configure` adds handlers between TLS and HTTP. With
-    /// `idleReadTimeout`, a server that stops sending closes the connection (see ``idle``).
+    /// `idleReadTimeout`, a server that stops sending closes the connection (see ``idle``). With
+    /// `closeOnError`, any error in the pipeline closes it.
     public static func connect(
         host: String, port: Int, tls: NIOSSLContext? = nil, connectTimeout: TimeAmount,
-        idleReadTimeout: TimeAmount? = nil, dialer: StreamDialer? = nil,
+        idleReadTimeout: TimeAmount? = nil, dialer: StreamDialer? = nil, closeOnError: Bool = false,
         configure: (@Sendable (ChannelPipeline.SynchronousOperations) throws -> Void)? = nil
     ) async throws -> HTTPClientConnection {
         let name = Self.serverName(for: host)
@@ -34,6 +35,9 @@ public struct HTTPClientConnection: Sendable {
                 }
                 try configure?(pipeline)
                 try pipeline.addHTTPClientHandlers()
+                // A kept-alive connection that saw an error (a response nobody asked for) must
+                // not look open to the next exchange.
+                if closeOnError { try pipeline.addHandler(NIOCloseOnErrorHandler()) }
                 return try Channel(wrappingChannelSynchronously: channel)
             }
         }

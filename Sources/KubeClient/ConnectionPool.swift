@@ -24,13 +24,16 @@ final class ConnectionPool: Sendable {
         let (connection, closed) = idle.withLock { idle -> (KeptAliveConnection?, [KeptAliveConnection]) in
             var closed: [KeptAliveConnection] = []
             while let candidate = idle.popLast() {
-                if candidate.isOpen { return (candidate, closed) }
+                if candidate.isOpen {
+                    // Taken under the lock: an idle timer firing now finds it gone.
+                    _ = candidate.mark()
+                    return (candidate, closed)
+                }
                 closed.append(candidate)
             }
             return (nil, closed)
         }
         for connection in closed { connection.close() }
-        connection?.markInUse()
         return connection
     }
 
@@ -41,16 +44,31 @@ final class ConnectionPool: Sendable {
         let mark: UInt64? = idle.withLock { idle in
             idle.removeAll { !$0.isOpen }
             guard idle.count < Self.maximumIdle else { return nil }
-            // Marked before another exchange can take it (which marks it in use).
-            let mark = connection.markIdle()
+            let mark = connection.mark()
             idle.append(connection)
             return mark
         }
-        if let mark { connection.closeIfStillIdle(mark, after: Self.idleLimit) } else { connection.close() }
+        guard let mark else { return connection.close() }
+        connection.armIdleTimer(after: Self.idleLimit) { [weak self, weak connection] in
+            guard let connection else { return }
+            guard let self else { return connection.close() }
+            self.expire(connection, mark: mark)
+        }
     }
 
-    /// Closes every idle connection (after one failed unanswered: the server may have restarted,
-    /// and the others are then as dead).
+    /// Closes `connection` if it is still idle since `mark` (checked under the lock, so a
+    /// connection taken meanwhile is left alone).
+    private func expire(_ connection: KeptAliveConnection, mark: UInt64) {
+        let expired = idle.withLock { idle in
+            guard connection.isStill(mark), let index = idle.firstIndex(where: { $0 === connection }) else { return false }
+            idle.remove(at: index)
+            return true
+        }
+        if expired { connection.close() }
+    }
+
+    /// Closes every idle connection (after a kept one failed unanswered: the server may have
+    /// restarted, and the others are then as dead).
     func closeAll() {
         for connection in idle.withLock({ idle in defer { idle = [] }; return idle }) { connection.close() }
     }

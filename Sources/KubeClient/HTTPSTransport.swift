@@ -7,13 +7,6 @@ import NIOSSL
 import Synchronization
 import SystemSupport
 
-/// Set once a response head arrived (a request that got an answer is never repeated).
-final class AnsweredFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func set() { flag.store(true, ordering: .relaxed) }
-    var value: Bool { flag.load(ordering: .relaxed) }
-}
-
 /// HTTPS over SwiftNIO: TLS with the configured CA and client certificate, a request with a
 /// body, and the response as a whole (on kept-alive connections, see ``ConnectionPool``) or as
 /// a stream of lines (a watch, on a connection of its own).
@@ -45,7 +38,7 @@ struct HTTPSTransport: Sendable {
     private func connect() async throws(KubeClientError) -> Connection {
         let check = serverCertificateCheck
         do {
-            return try await HTTPClientConnection.connect(host: host, port: port, tls: tls, connectTimeout: timeout, dialer: dialer) { pipeline in
+            return try await HTTPClientConnection.connect(host: host, port: port, tls: tls, connectTimeout: timeout, dialer: dialer, closeOnError: true) { pipeline in
                 if let check { try pipeline.addHandler(ServerCertificateCheck(check: check)) }
             }.channel
         } catch {
@@ -71,9 +64,10 @@ struct HTTPSTransport: Sendable {
         return HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
     }
 
-    /// Sends a request and returns the status code and the whole body. A connection that fails
-    /// or closes before any answer arrived (the request was not processed) is tried once more,
-    /// on a new connection (a kept one may have been closed by the server meanwhile).
+    /// Sends a request and returns the status code and the whole body. A request the server
+    /// cannot have acted on (the connection failed before all of it was written, or a GET
+    /// that got no answer) is tried once more, on a new connection: a kept one may have been
+    /// closed by the server meanwhile. Anything else is never sent twice.
     func send(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, contentType: String? = nil) async throws(KubeClientError) -> (status: Int, body: [UInt8]) {
         let first: String
         var reused = false
@@ -85,6 +79,7 @@ struct HTTPSTransport: Sendable {
         // A kept connection that died unanswered: the server restarted or dropped its idle
         // connections, so the others are as dead; tried again at once on a new connection.
         if reused { pool.closeAll() } else { try? await Task.sleep(for: .milliseconds(200)) }
+        if Task.isCancelled { throw .transport("\(first) (cancelled)") }
         var fresh = true
         switch await sendOnce(method, path, body: body, contentType: contentType, reused: &fresh) {
         case .success(let result): return result
@@ -93,20 +88,22 @@ struct HTTPSTransport: Sendable {
         }
     }
 
-    /// The failure of one attempt: `unanswered` when nothing came back (safe to repeat).
+    /// The failure of one attempt: `unanswered` when the server cannot have acted on it (safe to repeat).
     private enum AttemptError: Error {
         case unanswered(String)
         case other(KubeClientError)
     }
 
-    /// One attempt. `reused` in: false to use a new connection; out: whether a kept one was used.
+    /// One attempt. `reused` in: true to use a new connection; out: whether a kept one was used.
     private func sendOnce(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String?, reused: inout Bool) async -> Result<(status: Int, body: [UInt8]), AttemptError> {
         let kept = reused ? nil : pool.checkOut()
         reused = kept != nil
         do {
             return .success(try await exchange(method, path, body: body, contentType: contentType, on: kept))
         } catch {
-            if error.answered { return .failure(.other(error.underlying)) }
+            // Answered, cancelled (the server may have it), or written in full and not a GET:
+            // the server may have acted on it.
+            if error.progress.answered || Task.isCancelled || (error.progress.written && method != .GET) { return .failure(.other(error.underlying)) }
             // What the server said is not in the message: strip the "cannot reach" prefix once.
             if case .transport(let message) = error.underlying { return .failure(.unanswered(message)) }
             return .failure(.unanswered(error.message))
@@ -115,35 +112,36 @@ struct HTTPSTransport: Sendable {
 
     private struct ExchangeError: Error {
         var underlying: KubeClientError
-        var answered: Bool
+        var progress: ExchangeProgress
         var message: String { underlying.description }
     }
 
     /// One exchange on `kept` or on a new connection, which goes back to the pool when the
     /// response allows it.
     private func exchange(_ method: HTTPMethod, _ path: String, body: [UInt8]?, contentType: String?, on kept: KeptAliveConnection?) async throws(ExchangeError) -> (status: Int, body: [UInt8]) {
+        let progress = ExchangeProgress()
         let connection: KeptAliveConnection
         if let kept {
             connection = kept
         } else {
-            do { connection = KeptAliveConnection.start(try await connect()) } catch { throw ExchangeError(underlying: error, answered: false) }
+            do { connection = KeptAliveConnection.start(try await connect()) } catch { throw ExchangeError(underlying: error, progress: progress) }
         }
         let parts: [HTTPClientRequestPart] = [.head(head(method, path, contentType: contentType, bodyLength: body?.count ?? 0))]
             + (body.map { $0.isEmpty ? [] : [.body(.byteBuffer(ByteBuffer(bytes: $0)))] } ?? []) + [.end(nil)]
-        let answered = AnsweredFlag()
         do {
             let reply = try await withThrowingTaskGroup(of: KeptAliveConnection.Reply?.self) { group in
-                group.addTask { try await connection.exchange(parts, answered: answered) }
+                // Cancelled (by the timeout below or the caller), it closes the connection.
+                group.addTask { try await connection.exchange(parts, progress: progress) }
                 group.addTask {
                     try await Task.sleep(for: .nanoseconds(timeout.nanoseconds))
                     return nil
                 }
                 defer { group.cancelAll() }
                 guard let reply = try await group.next() ?? nil else {
-                    // The exchange then fails with the closed connection.
+                    // The exchange then fails with the closed connection. The server may have
+                    // acted on it: not repeated.
                     connection.close()
-                    // The server may have acted on it: not repeated.
-                    answered.set()
+                    progress.setAnswered()
                     throw KubeClientError.transport("no answer within \(timeout.nanoseconds / 1_000_000_000) s")
                 }
                 return reply
@@ -152,10 +150,10 @@ struct HTTPSTransport: Sendable {
             return (reply.status, reply.body)
         } catch let error as KubeClientError {
             connection.close()
-            throw ExchangeError(underlying: error, answered: answered.value)
+            throw ExchangeError(underlying: error, progress: progress)
         } catch {
             connection.close()
-            throw ExchangeError(underlying: .transport("\(method) \(path): \(error)"), answered: answered.value)
+            throw ExchangeError(underlying: .transport("\(method) \(path): \(error)"), progress: progress)
         }
     }
 

@@ -7,12 +7,12 @@ import Synchronization
 /// connection to the API server: a task owns the channel and runs the exchanges handed to it,
 /// one after the other. It ends when the connection closes (the server's idle timeout, a
 /// response without keep-alive, an error) or when it is let go (``close()``); an exchange handed
-/// to a closed connection fails as unanswered, so the caller may try it on another.
+/// to a closed connection fails before anything was written, so the caller may try it on another.
 final class KeptAliveConnection: Sendable {
     /// A request to send and where its answer goes.
     struct Exchange: Sendable {
         let parts: [HTTPClientRequestPart]
-        let answered: AnsweredFlag
+        let progress: ExchangeProgress
         let reply: CheckedContinuation<Reply, any Error>
     }
 
@@ -23,15 +23,20 @@ final class KeptAliveConnection: Sendable {
         var reusable: Bool
     }
 
-    /// The connection ended before the server answered (the request was not processed).
+    /// The connection ended before the server answered.
     struct Unanswered: Error, CustomStringConvertible {
         var description: String
     }
 
+    /// The most body bytes kept of one response: a server (or, for iotkube-server's own
+    /// requests, an agent) sending without end fails the exchange instead of filling memory.
+    static let maximumResponseBytes = 64 << 20
+
     private let exchanges: AsyncStream<Exchange>.Continuation
     private let channel: any Channel
-    /// Bumped at each check-out, so an idle timer armed before it does nothing.
-    private let idleGeneration = Atomic<UInt64>(0)
+    /// Bumped whenever the connection is taken or put back, so an idle timer armed before does
+    /// nothing; and that timer, cancelled when the connection closes.
+    private let idle = Mutex<(generation: UInt64, timer: Scheduled<Void>?)>((0, nil))
 
     private init(exchanges: AsyncStream<Exchange>.Continuation, channel: any Channel) {
         self.exchanges = exchanges
@@ -54,38 +59,46 @@ final class KeptAliveConnection: Sendable {
     /// Whether the connection is still open.
     var isOpen: Bool { channel.isActive }
 
-    /// Sends one request and waits for the whole response.
-    func exchange(_ parts: [HTTPClientRequestPart], answered: AnsweredFlag) async throws -> Reply {
-        try await withCheckedThrowingContinuation { reply in
-            if case .terminated = exchanges.yield(Exchange(parts: parts, answered: answered, reply: reply)) {
-                reply.resume(throwing: Unanswered(description: "the kept-alive connection had closed"))
+    /// Sends one request and waits for the whole response. A cancelled caller closes the
+    /// connection (the exchange then fails at once instead of waiting for the server).
+    func exchange(_ parts: [HTTPClientRequestPart], progress: ExchangeProgress) async throws -> Reply {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { reply in
+                if case .terminated = exchanges.yield(Exchange(parts: parts, progress: progress, reply: reply)) {
+                    reply.resume(throwing: Unanswered(description: "the kept-alive connection had closed"))
+                }
             }
+        } onCancel: {
+            close()
         }
     }
 
     /// Closes the connection (an exchange under way fails).
     func close() {
         exchanges.finish()
+        idle.withLock { $0.timer?.cancel(); $0.timer = nil }
         channel.close(promise: nil)
     }
 
-    /// Marks the connection idle as of now; the mark is what ``closeIfStillIdle(_:after:)``
-    /// checks. Call before the connection is visible to others in the pool.
-    func markIdle() -> UInt64 {
-        idleGeneration.wrappingAdd(1, ordering: .relaxed).newValue
-    }
-
-    /// Closes the connection after `limit` unless it was taken (or marked idle again) since `mark`.
-    func closeIfStillIdle(_ mark: UInt64, after limit: TimeAmount) {
-        channel.eventLoop.scheduleTask(in: limit) { [weak self] in
-            guard let self, self.idleGeneration.load(ordering: .relaxed) == mark else { return }
-            self.close()
+    /// A new mark (taken out of or put back into the pool): idle timers armed before it do
+    /// nothing. Called under the pool's lock.
+    func mark() -> UInt64 {
+        idle.withLock { idle in
+            idle.generation &+= 1
+            idle.timer?.cancel()
+            idle.timer = nil
+            return idle.generation
         }
     }
 
-    /// Taken from the pool: an idle timer armed before does nothing.
-    func markInUse() {
-        idleGeneration.wrappingAdd(1, ordering: .relaxed)
+    /// Whether nothing happened to the connection since `mark`. Called under the pool's lock.
+    func isStill(_ mark: UInt64) -> Bool { idle.withLock { $0.generation == mark } }
+
+    /// Runs `expire` after `limit` (it checks under the pool's lock that the connection is
+    /// still idle since the mark).
+    func armIdleTimer(after limit: TimeAmount, _ expire: @escaping @Sendable () -> Void) {
+        let timer = channel.eventLoop.scheduleTask(in: limit, expire)
+        idle.withLock { $0.timer = timer }
     }
 
     /// Runs the exchanges in order. After a failure every further exchange fails as
@@ -133,18 +146,24 @@ final class KeptAliveConnection: Sendable {
             while try await responses.next() != nil {}
             throw Unanswered(description: "\(error)")
         }
+        // The whole request is on its way: the server may act on it from now on.
+        exchange.progress.setWritten()
         var reply = Reply(status: 0, body: [], reusable: false)
         var answered = false
         while let part = try await responses.next() {
             switch part {
             case .head(let head):
-                // An interim answer (100 Continue) is not the response.
-                if head.status.code >= 100 && head.status.code < 200 { continue }
+                // Interim answers (100 Continue) are not the response; NIO passes on only 101,
+                // which ends HTTP on the connection (it is then not kept).
+                if head.status.code >= 100 && head.status.code < 200 && head.status.code != 101 { continue }
                 answered = true
-                exchange.answered.set()
+                exchange.progress.setAnswered()
                 reply.status = Int(head.status.code)
-                reply.reusable = head.isKeepAlive
+                reply.reusable = head.isKeepAlive && head.status.code >= 200
             case .body(var buffer):
+                guard reply.body.count + buffer.readableBytes <= Self.maximumResponseBytes else {
+                    throw KubeClientError.protocolViolation("a response body over \(Self.maximumResponseBytes >> 20) MiB")
+                }
                 reply.body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
             case .end:
                 return reply
@@ -153,4 +172,14 @@ final class KeptAliveConnection: Sendable {
         if answered { throw KubeClientError.transport("the connection closed before the response ended") }
         throw Unanswered(description: "the connection closed before the server answered")
     }
+}
+
+/// How far one exchange got: whether the whole request was written (the server may have acted
+/// on it) and whether a response arrived.
+final class ExchangeProgress: Sendable {
+    private let state = Atomic<UInt8>(0)
+    func setWritten() { state.bitwiseOr(1, ordering: .relaxed) }
+    func setAnswered() { state.bitwiseOr(3, ordering: .relaxed) }
+    var written: Bool { state.load(ordering: .relaxed) & 1 != 0 }
+    var answered: Bool { state.load(ordering: .relaxed) & 2 != 0 }
 }
