@@ -68,6 +68,9 @@ public struct BuiltinRuntime: Sendable {
 
     func directory(_ id: String) -> String { "\(root)/\(id)" }
 
+    /// The container's state directory: its record, and its exit record once the process ended.
+    public func stateDirectory(id: String) -> String { directory(id) }
+
     static func validate(id: String) throws(RuntimeError) {
         let bytes = Array(id.utf8)
         func allowed(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) || c == 0x5F || c == 0x2E || c == 0x2D }

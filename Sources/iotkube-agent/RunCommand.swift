@@ -32,6 +32,10 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var housekeepingInterval: Double = 10
 
+    /// Seconds between looks at a pod whose containers all run (exits wake its worker at once).
+    @Option(help: .hidden)
+    var steadySyncInterval: Double = 10
+
     func run() async throws {
         let configuration: AgentConfiguration
         do { configuration = try AgentConfiguration.load(config) } catch {
@@ -118,6 +122,7 @@ struct RunCommand: AsyncParsableCommand {
         let shutdownService: NodeShutdownService
         let deviceMonitor: DeviceMonitorService
         var podCgroups: PodCgroups?
+        let exitWatch: ContainerExitWatch?
         let devicePlugins = DevicePluginService(directory: configuration.devicePluginDirectory ?? DevicePluginService.defaultDirectory, devices: devices,
                                                 logger: Logger(label: "iotkube-agent.device-plugins"))
         do {
@@ -141,6 +146,9 @@ struct RunCommand: AsyncParsableCommand {
             podHost.shutdown = nodeShutdown
             podHost.nodeLabels = nodeLabels
             podHost.devices = devices
+            exitWatch = ContainerExitWatch(logger: podLogger)
+            podHost.exitWatch = exitWatch
+            podHost.steadySyncInterval = .milliseconds(Int64(min(max(1, steadySyncInterval), 3600) * 1000))
             if configuration.cgroupsPerQOS ?? true {
                 let cgroups = try configuration.podCgroups(manager: runtime.cgroups, cpuCount: host.cpuCount(), memoryBytes: capacity)
                 podHost.cgroups = cgroups
@@ -181,6 +189,7 @@ struct RunCommand: AsyncParsableCommand {
         if configuration.tunnel != false { services.append(.init(service: tunnel)) }
         services += [.init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC)]
         if let preload { services.append(.init(service: preload)) }
+        if let exitWatch { services.append(.init(service: exitWatch)) }
         services += [.init(service: pods), .init(service: podSource), .init(service: staticPods),
                      .init(service: statusService), .init(service: eventService), .init(service: eviction), .init(service: deviceMonitor),
                      .init(service: shutdownService)]

@@ -31,10 +31,18 @@ public protocol PodRuntime: Sendable {
     func statistics(of record: ContainerRecord) -> CgroupStatistics
     /// The OCI version bundles must carry for this runtime (nil: the agent's own).
     var bundleVersion: String? { get }
+    /// The directory where the container's exit record appears when its process ends (nil:
+    /// the runtime tells of exits only when asked).
+    func exitRecordDirectory(id: String) -> String?
+}
+
+extension PodRuntime {
+    public func exitRecordDirectory(id: String) -> String? { nil }
 }
 
 extension BuiltinRuntime: PodRuntime {
     public func spec(bundle: String) throws(RuntimeError) -> RuntimeSpec { try Self.loadSpec(bundle: bundle) }
     public func statistics(of record: ContainerRecord) -> CgroupStatistics { cgroups.statistics(record.cgroupPath) }
     public var bundleVersion: String? { backend == nil ? nil : ExternalBackend.specVersion }
+    public func exitRecordDirectory(id: String) -> String? { stateDirectory(id: id) }
 }

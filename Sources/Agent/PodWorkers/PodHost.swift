@@ -46,6 +46,12 @@ public struct PodHost: Sendable {
     public var clock = PodClock.system
     /// How often a running pod's containers are looked at (exits, probes, volume contents).
     public var syncInterval: Duration = .seconds(1)
+    /// Tells workers of their containers' exits as they are recorded (nil: they look every
+    /// ``syncInterval``).
+    public var exitWatch: ContainerExitWatch?
+    /// How often a pod whose containers all run and are watched is looked at (the log-size
+    /// check is every 10 s).
+    public var steadySyncInterval: Duration = .seconds(10)
 
     public init(
         configuration: AgentConfiguration, runtime: any PodRuntime, images: any PodImageSource, registry: RegistryConfiguration,

@@ -53,8 +53,11 @@ public actor PodWorker {
     var lastStatus: PodStatus?
     /// An eviction or shutdown asked for and not yet carried out to the end.
     var killInProgress = false
-    /// Ends the pause between syncs when something arrives from outside (or a probe's verdict changes).
+    /// Ends the pause between syncs when something arrives from outside (or a probe's verdict
+    /// changes, or a container's exit is recorded).
     let wake = WakeSignal()
+    /// Containers whose exit records wake this worker (see ``ContainerExitWatch``).
+    var watchedExits: Set<String> = []
     /// The probe workers of the running containers and their verdicts.
     let probes = ProbeManager()
     /// Refused by admission: never run; its status is only phase, reason, message and QoS class
@@ -171,10 +174,32 @@ public actor PodWorker {
                 await withTaskCancellationHandler { await sync.value } onCancel: { sync.cancel() }
                 syncInFlight = nil
                 guard state.isWanted else { continue }
-                // Wake early when a newer spec, a deletion or an eviction arrives.
-                await wake.wait(upTo: host.syncInterval)
+                // Wake early when a newer spec, a deletion, an eviction, a probe's verdict or an
+                // exit arrives.
+                await wake.wait(upTo: pauseBetweenSyncs())
             }
         }
+    }
+
+    /// How long to wait for something to wake the worker. A pod whose containers all run, each
+    /// watched for its exit, has only periodic work left (log sizes, volume contents): it
+    /// waits ``PodHost/steadySyncInterval``. Anything else (starting, restarting, back-off, an
+    /// active deadline, a runtime without exit watches) is looked at every ``PodHost/syncInterval``.
+    func pauseBetweenSyncs() -> Duration {
+        let running = Set(runs.values.filter(\.isRunning).compactMap(\.id))
+        watchedExits.formIntersection(running)
+        guard let watch = host.exitWatch, state == .syncing, pod.spec?.activeDeadlineSeconds == nil,
+              let containers = pod.spec?.containers, !containers.isEmpty,
+              containers.allSatisfy({ runs[$0.name]?.isRunning == true && runs[$0.name]?.id != nil }) else { return host.syncInterval }
+        var added = false
+        for id in running where !watchedExits.contains(id) {
+            guard let directory = host.runtime.exitRecordDirectory(id: id), watch.watch(directory, wake: wake) else { return host.syncInterval }
+            watchedExits.insert(id)
+            added = true
+        }
+        // An exit recorded before its watch was added sent no event: the next sync (soon)
+        // sees it.
+        return added ? host.syncInterval : max(host.syncInterval, host.steadySyncInterval)
     }
 
     /// Seconds since boot: the clock of every decision (see ``PodClock``).

@@ -88,7 +88,10 @@ public struct ServiceProxyService: Service {
                 }
             }
             if stopping { return }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            // A look a second while something waits to be written; else every 5 s (an idle
+            // board's agent wakes for little; the shutdown ends the pause and writes at once).
+            let pending = catalog.generation != written
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pending ? .seconds(1) : .seconds(5)) }
         }
     }
 
