@@ -56,8 +56,8 @@ public actor PodWorker {
     /// Ends the pause between syncs when something arrives from outside (or a probe's verdict
     /// changes, or a container's exit is recorded).
     let wake = WakeSignal()
-    /// Containers whose exit records wake this worker (see ``ContainerExitWatch``).
-    var watchedExits: Set<String> = []
+    /// Containers whose exit records wake this worker, with their watches (see ``ContainerExitWatch``).
+    var watchedExits: [String: ContainerExitWatch.Watch] = [:]
     /// The probe workers of the running containers and their verdicts.
     let probes = ProbeManager()
     /// Refused by admission: never run; its status is only phase, reason, message and QoS class
@@ -187,14 +187,19 @@ public actor PodWorker {
     /// active deadline, a runtime without exit watches) is looked at every ``PodHost/syncInterval``.
     func pauseBetweenSyncs() -> Duration {
         let running = Set(runs.values.filter(\.isRunning).compactMap(\.id))
-        watchedExits.formIntersection(running)
-        guard let watch = host.exitWatch, state == .syncing, pod.spec?.activeDeadlineSeconds == nil,
-              let containers = pod.spec?.containers, !containers.isEmpty,
-              containers.allSatisfy({ runs[$0.name]?.isRunning == true && runs[$0.name]?.id != nil }) else { return host.syncInterval }
+        for (id, watched) in watchedExits where !running.contains(id) {
+            host.exitWatch?.unwatch(watched)
+            watchedExits[id] = nil
+        }
+        // Every app container and every sidecar (an init container restarted always) runs:
+        // a sidecar waiting for its restart is looked at every second.
+        let mustRun = (pod.spec?.containers ?? []) + (pod.spec?.initContainers ?? []).filter { $0.restartPolicy == .always }
+        guard let watch = host.exitWatch, state == .syncing, pod.spec?.activeDeadlineSeconds == nil, !(pod.spec?.containers ?? []).isEmpty,
+              mustRun.allSatisfy({ runs[$0.name]?.isRunning == true && runs[$0.name]?.id != nil }) else { return host.syncInterval }
         var added = false
-        for id in running where !watchedExits.contains(id) {
-            guard let directory = host.runtime.exitRecordDirectory(id: id), watch.watch(directory, wake: wake) else { return host.syncInterval }
-            watchedExits.insert(id)
+        for id in running where watchedExits[id] == nil {
+            guard let directory = host.runtime.exitRecordDirectory(id: id), let watched = watch.watch(directory, wake: wake) else { return host.syncInterval }
+            watchedExits[id] = watched
             added = true
         }
         // An exit recorded before its watch was added sent no event: the next sync (soon)
