@@ -8,7 +8,7 @@ import Synchronization
 import SystemSupport
 
 /// Container records decoded once per version of their file. The pod workers look at every
-/// container's record each second; a record only changes by being replaced (written beside and
+/// container's record at each sync; a record only changes by being replaced (written beside and
 /// renamed over), so the same inode, size and modification time mean the same record, and
 /// the JSON is not decoded again.
 final class ContainerRecordCache: Sendable {

@@ -71,9 +71,6 @@ public final class ContainerExitWatch: Service, Sendable {
         if removed { _ = inotify_rm_watch(inotify, watch.descriptor) }
     }
 
-    /// Watches now.
-    var count: Int { watches.withLock { $0.count } }
-
     public func run() async throws {
         let inotify = self.inotify, stop = self.stop
         await withTaskCancellationOrGracefulShutdownHandler {
