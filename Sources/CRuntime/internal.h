@@ -162,7 +162,6 @@ void iotkube_close_inherited(int keep);
 void iotkube_reset_signals(void);
 /* Field 22 of /proc/<pid>/stat (0 when unreadable). */
 unsigned long long iotkube_start_ticks(pid_t pid);
-int iotkube_sandbox_main(int argc, char **argv);
 
 /// Writes "error <message>" to fd and exits 1 (child side); the message names the step.
 void iotkube_fail(int fd, const char *format, ...) __attribute__((noreturn, format(printf, 2, 3)));

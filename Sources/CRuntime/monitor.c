@@ -395,5 +395,4 @@ __attribute__((constructor)) static void iotkube_runtime_entry(int argc, char **
     (void)envp;
     if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_MONITOR_ARGUMENT)) _exit(iotkube_monitor_main(argc, argv));
     if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_EXEC_ARGUMENT)) _exit(iotkube_exec_main(argc, argv));
-    if (argc >= 2 && argv[1] && !strcmp(argv[1], IOTKUBE_SANDBOX_ARGUMENT)) _exit(iotkube_sandbox_main(argc, argv));
 }

@@ -9,7 +9,7 @@ import SystemSupport
 
 /// A pod's network, IPC and UTS namespaces, held by bind mounts in `directory` (no pause
 /// process): every container of the pod joins them by path, CNI plugins configure the network
-/// one. Created and removed by the agent binary's single-threaded helper mode.
+/// one.
 public struct PodSandbox: Sendable, Hashable {
     public let directory: String
 
@@ -24,19 +24,24 @@ public struct PodSandbox: Sendable, Hashable {
         iotkube_is_namespace_file(networkNamespace) == 1
     }
 
-    /// Creates the namespaces with `hostname` and the loopback interface up.
-    public static func create(directory: String, hostname: String, helper: String = ProcessSpawner.currentExecutable()) throws(NetworkError) -> PodSandbox {
+    /// Creates the namespaces with `hostname` and the loopback interface up, in-process (a
+    /// child cloned into the new namespaces holds them; no program is started).
+    public static func create(directory: String, hostname: String) throws(NetworkError) -> PodSandbox {
         if let slash = directory.lastIndex(of: "/"), slash != directory.startIndex {
             do { try FileTree.makeDirectories(String(directory[..<slash]), mode: 0o700) } catch { throw NetworkError("pod sandbox \(directory): \(error)") }
         }
-        let outcome = try captured(helper, ["__iotkube-sandbox", "create", directory, hostname], timeoutSeconds: 30)
-        guard outcome.status == 0 else { throw NetworkError("pod sandbox: \(outcome.errorOutput.trimmedText)") }
+        try Self.call { iotkube_sandbox_create(directory, hostname, $0, $1) }
         return PodSandbox(directory: directory)
     }
 
     /// Releases the namespaces (they end when no container uses them any more).
-    public func remove(helper: String = ProcessSpawner.currentExecutable()) throws(NetworkError) {
-        let outcome = try captured(helper, ["__iotkube-sandbox", "remove", directory], timeoutSeconds: 30)
-        guard outcome.status == 0 else { throw NetworkError("pod sandbox: \(outcome.errorOutput.trimmedText)") }
+    public func remove() throws(NetworkError) {
+        try Self.call { iotkube_sandbox_remove(directory, $0, $1) }
+    }
+
+    private static func call(_ body: (UnsafeMutablePointer<CChar>, UInt) -> Int32) throws(NetworkError) {
+        var message = [CChar](repeating: 0, count: 512)
+        let status = message.withUnsafeMutableBufferPointer { body($0.baseAddress!, UInt($0.count)) }
+        guard status == 0 else { throw NetworkError("pod \(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))") }
     }
 }

@@ -28,6 +28,27 @@ public enum FileTree {
         return names.sorted()
     }
 
+    /// The names of the directories in `path` (not symlinks to one), sorted; none when it
+    /// cannot be read. Told by the entries' types, so a directory of many files (a cgroup's
+    /// controls) costs one read, not a stat per file.
+    public static func subdirectories(_ path: String) -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var names: [String] = []
+        while let entry = readdir(directory) {
+            let name = entryName(entry)
+            guard name != "." && name != ".." else { continue }
+            var isDirectory = entry.pointee.d_type == UInt8(DT_DIR)
+            if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
+                // File systems that do not fill in the type: asked per entry, without following.
+                var info = stat()
+                isDirectory = fstatat(dirfd(directory), name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFDIR
+            }
+            if isDirectory { names.append(name) }
+        }
+        return names.sorted()
+    }
+
     /// The name in a directory entry, read in place: the kernel packs entries as tight as their
     /// names, so copying the whole 256-byte `d_name` field of the last entry in readdir's buffer
     /// can read past its end into an unmapped page.

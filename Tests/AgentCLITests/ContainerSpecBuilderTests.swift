@@ -159,8 +159,8 @@ struct ContainerSpecLaunchTests {
         try ContainerFixture.busyboxRoot(at: rootfs, applets: ["sh", "id", "hostname", "grep", "cat", "ip"])
         try "root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n".write(toFile: rootfs + "/etc/passwd", atomically: true, encoding: .utf8)
         try "root:x:0:\napp:x:1000:\ngpio:x:997:app\n".write(toFile: rootfs + "/etc/group", atomically: true, encoding: .utf8)
-        let sandbox = try PodSandbox.create(directory: base + "/sandbox", hostname: "sensor-reader", helper: agent)
-        defer { try? sandbox.remove(helper: agent) }
+        let sandbox = try PodSandbox.create(directory: base + "/sandbox", hostname: "sensor-reader")
+        defer { try? sandbox.remove() }
 
         var container = Container(name: "reader", image: "busybox")
         container.securityContext = SecurityContext()
@@ -213,8 +213,8 @@ struct PodAssemblyTests {
         pod.spec?.hostAliases = [HostAlias(ip: "192.168.1.20", hostnames: ["plc"])]
 
         let podDirectory = base + "/pods/assembly-1"
-        let sandbox = try PodSandbox.create(directory: podDirectory + "/sandbox", hostname: PodDNS.hostname(for: pod), helper: agent)
-        defer { try? sandbox.remove(helper: agent) }
+        let sandbox = try PodSandbox.create(directory: podDirectory + "/sandbox", hostname: PodDNS.hostname(for: pod))
+        defer { try? sandbox.remove() }
         let volumes = PodVolumes(podDirectory: podDirectory)
         let paths = try volumes.prepare(pod, sources: VolumePayload.Sources(configMap: { _ in ConfigMap(metadata: ObjectMeta(name: "settings"), data: ["level": "debug"]) }), memoryLimit: 1 << 20)
         defer { try? volumes.tearDown() }

@@ -35,6 +35,32 @@ import Testing
         #expect { try FileTree.remove(base + "/deep") } throws: { "\($0)".contains("deeper than \(DirectoryHandle.maximumDepth) levels") }
     }
 
+    /// Subdirectories are told by the entries' types: files, symlinks to directories and
+    /// FIFOs are not directories; on a file system that reports no types (here: none needed,
+    /// ext4 and tmpfs report them) the same answer comes from a stat of each entry.
+    @Test func subdirectoriesAreTheDirectoriesOnly() throws {
+        let base = NSTemporaryDirectory() + "iotkube-subdirs-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for name in ["b", "a", "c/inner"] { try FileManager.default.createDirectory(atPath: base + "/" + name, withIntermediateDirectories: true) }
+        #expect(FileManager.default.createFile(atPath: base + "/file", contents: Data("x".utf8)))
+        #expect(symlink(base + "/a", base + "/link") == 0)
+        #expect(mkfifo(base + "/fifo", 0o600) == 0)
+        #expect(FileTree.subdirectories(base) == ["a", "b", "c"])
+        #expect(FileTree.subdirectories(base + "/missing") == [])
+        // The same answer as a stat of each entry, here and in a cgroup hierarchy (its control
+        // files left out, its child cgroups found; on this host's hybrid layout the controller
+        // aliases are symlinks).
+        func statted(_ path: String) -> [String] {
+            FileTree.list(path).filter { name in
+                var info = stat()
+                return lstat(path + "/" + name, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+            }
+        }
+        for path in [base, "/sys/fs/cgroup", "/sys/fs/cgroup/memory"] where FileTree.isDirectory(path) {
+            #expect(FileTree.subdirectories(path) == statted(path), "\(path)")
+        }
+    }
+
     /// A mount inside a tree being removed is refused, never emptied.
     @Test(.enabled(if: getuid() == 0, "needs root (bind mounts)"))
     func aMountInsideATreeIsNotEmptied() throws {

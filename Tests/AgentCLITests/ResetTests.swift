@@ -16,7 +16,7 @@ struct ResetTests {
         try "nodeName: pi\nserver: https://192.0.2.1:6443\nkubeconfig: \(config)/kubeconfig\nstateDir: \"\(state)\"\n".write(toFile: config + "/agent.yaml", atomically: true, encoding: .utf8)
         try "apiVersion: v1\nkind: Config\n".write(toFile: config + "/kubeconfig", atomically: true, encoding: .utf8)
         // A sandbox and a tmpfs volume under the state directory, and a running container.
-        let sandbox = try PodSandbox.create(directory: state + "/pods/p1/sandbox", hostname: "p1", helper: agent)
+        let sandbox = try PodSandbox.create(directory: state + "/pods/p1/sandbox", hostname: "p1")
         try FileManager.default.createDirectory(atPath: state + "/pods/p1/volumes/secret", withIntermediateDirectories: true)
         #expect(try ServerProcess.run("/bin/mount", ["-t", "tmpfs", "tmpfs", state + "/pods/p1/volumes/secret"]).status == 0)
         let rootfs = base + "/rootfs"

@@ -81,6 +81,15 @@ struct NodeRestrictionTests {
         #expect(try node.mergePatch("/api/v1/namespaces/default/pods/elsewhere/status", #"{"status":{"phase":"Failed"}}"#).status == 403)
         #expect(try node.call("DELETE", "/api/v1/namespaces/default/pods/elsewhere").status == 403)
         #expect(try admin.get("/api/v1/namespaces/default/pods/elsewhere").json?.string(at: ["status", "phase"]) == "Pending")
+
+        // A pod deleted meanwhile is gone (kube-apiserver's 404), not refused: a board writing
+        // its final status must not take the refusal for an API that turned it away.
+        #expect(try admin.call("DELETE", "/api/v1/namespaces/default/pods/elsewhere?gracePeriodSeconds=0").status == 200)
+        for answer in [try node.mergePatch("/api/v1/namespaces/default/pods/elsewhere/status", #"{"status":{"phase":"Failed"}}"#),
+                       try node.call("DELETE", "/api/v1/namespaces/default/pods/elsewhere"),
+                       try node.get("/api/v1/namespaces/default/pods/elsewhere")] {
+            #expect(answer.status == 404 && answer.message == #"pods "elsewhere" not found"#, "\(answer.body)")
+        }
     }
 
     @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))

@@ -40,7 +40,7 @@ enum NetworkFixture {
     static func sandboxID(_ name: String) -> String { name + "-" + String(UUID().uuidString.prefix(8)).lowercased() }
 
     static func sandbox(_ network: Network, _ name: String) throws -> PodSandbox {
-        try PodSandbox.create(directory: network.base + "/sandboxes/" + name, hostname: name, helper: helper)
+        try PodSandbox.create(directory: network.base + "/sandboxes/" + name, hostname: name)
     }
 
     /// Runs a shell command inside the sandbox's network and UTS namespaces (busybox tools).
@@ -64,7 +64,7 @@ enum NetworkFixture {
     static func tearDown(_ network: Network) {
         network.attachments.releaseStale(keeping: [])
         for name in (try? FileManager.default.contentsOfDirectory(atPath: network.base + "/sandboxes")) ?? [] {
-            try? PodSandbox(directory: network.base + "/sandboxes/" + name).remove(helper: helper)
+            try? PodSandbox(directory: network.base + "/sandboxes/" + name).remove()
         }
         _ = try? shell("ip link del \(network.bridge) 2>/dev/null")
         try? FileManager.default.removeItem(atPath: network.base)

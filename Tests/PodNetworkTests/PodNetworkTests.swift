@@ -2,6 +2,8 @@ import Foundation
 import IotkubeTestSupport
 import KubeModel
 import PodNetwork
+import Synchronization
+import SystemSupport
 import Testing
 
 /// Pods on one board through the bridge, host-local and portmap plugins in real namespaces.
@@ -59,8 +61,8 @@ struct PodNetworkTests {
         #expect(restarted.attachedSandboxIDs == [clientID, webID].sorted())
         try restarted.delete(sandboxID: webID)
         try restarted.delete(sandboxID: clientID)
-        try web.remove(helper: NetworkFixture.helper)
-        try client.remove(helper: NetworkFixture.helper)
+        try web.remove()
+        try client.remove()
         #expect(!web.exists)
         #expect(try NetworkFixture.shell("ip -o link show master \(network.bridge) 2>/dev/null").isEmpty)
         #expect(try NetworkFixture.shell("iptables-save -t nat | grep -c -- '--dport \(hostPort) ' || true").hasPrefix("0"))
@@ -80,7 +82,7 @@ struct PodNetworkTests {
                 portMappings: [PortMapping(hostPort: hostPort, containerPort: 80)]))
             #expect(attachment.ips.count == 1)
             try network.attachments.delete(sandboxID: id)
-            try sandbox.remove(helper: NetworkFixture.helper)
+            try sandbox.remove()
             #expect(try NetworkFixture.shell("ip -o link show master \(network.bridge) 2>/dev/null").isEmpty, "cycle \(cycle): a veth stayed")
             // Its own rules name the sandbox or the pod range (a crashed earlier run may have left
             // rules for the same host port behind).
@@ -112,7 +114,7 @@ struct PodNetworkTests {
         // namespace went away without a DEL (a reboot also clears iptables, which the test
         // cannot do to its host: the test removes its masquerade rules by hand).
         let rebootedAddress = try #require(network.attachments.attachment(sandboxID: rebooted)?.ips.first)
-        try PodSandbox(directory: network.base + "/sandboxes/" + rebooted).remove(helper: NetworkFixture.helper)
+        try PodSandbox(directory: network.base + "/sandboxes/" + rebooted).remove()
         let restarted = PodNetworkAttachments(network: network.attachments.network, plugins: network.attachments.plugins, cacheDirectory: network.attachments.cacheDirectory)
         let released = restarted.releaseStale(keeping: [kept])
         #expect(released.released == [lost, rebooted].sorted())
@@ -161,6 +163,51 @@ struct PodNetworkTests {
         } throws: { "\($0)".contains("hostPort \(hostPort + 1)/TCP is already in use on this node") }
     }
 
+    /// Sandboxes are made in-process, eight at once from as many threads: each gets namespaces of
+    /// its own with its hostname and lo up, the calling threads stay in the host's namespaces,
+    /// no child is left behind, and a failure leaves no namespace file.
+    @Test func sandboxesAreMadeInProcessWithoutMovingTheCaller() throws {
+        let base = NSTemporaryDirectory() + "iotkube-sandboxes-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        @Sendable func inode(_ path: String) -> UInt64 {
+            var info = stat()
+            return stat(path, &info) == 0 ? UInt64(info.st_ino) : 0
+        }
+        let host = ["net", "ipc", "uts"].map { inode("/proc/self/ns/" + $0) }
+        var hostname = [CChar](repeating: 0, count: 256)
+        gethostname(&hostname, hostname.count)
+        let results = Mutex<[Int: Result<PodSandbox, NetworkError>]>([:])
+        let callers = Mutex<Set<[UInt64]>>([])
+        DispatchQueue.concurrentPerform(iterations: 8) { index in
+            let made = Result { () throws(NetworkError) in try PodSandbox.create(directory: base + "/s\(index)", hostname: "pod-\(index)") }
+            let after = ["net", "ipc", "uts"].map { inode("/proc/thread-self/ns/" + $0) }
+            results.withLock { $0[index] = made }
+            callers.withLock { _ = $0.insert(after) }
+        }
+        #expect(callers.withLock { $0 } == [host], "every calling thread is still in the host's namespaces")
+        var seen = Set<UInt64>()
+        for index in 0..<8 {
+            let sandbox = try results.withLock { $0[index]! }.get()
+            let net = inode(sandbox.networkNamespace)
+            #expect(net != 0 && net != host[0] && seen.insert(net).inserted, "a network namespace of its own")
+            #expect(inode(sandbox.utsNamespace) != host[2] && inode(sandbox.ipcNamespace) != host[1])
+            #expect(try ServerProcess.run("/usr/bin/nsenter", ["--uts=" + sandbox.utsNamespace, "hostname"]).output == "pod-\(index)\n")
+            #expect(try ServerProcess.run("/usr/bin/nsenter", ["--net=" + sandbox.networkNamespace, "ip", "-o", "link", "show", "lo"]).output.contains(",UP"))
+        }
+        var after = [CChar](repeating: 0, count: 256)
+        gethostname(&after, after.count)
+        #expect(after == hostname, "the host's hostname is untouched")
+        let children = FileTree.list("/proc/self/task").flatMap { (try? String(contentsOfFile: "/proc/self/task/\($0)/children", encoding: .utf8))?.split(separator: " ") ?? [] }
+        #expect(children.isEmpty, "no child is left: \(children)")
+        for index in 0..<8 {
+            try PodSandbox(directory: base + "/s\(index)").remove()
+            #expect(!FileManager.default.fileExists(atPath: base + "/s\(index)"))
+        }
+        // A hostname the kernel refuses (over 64 bytes): an error naming it, no namespace file.
+        #expect { _ = try PodSandbox.create(directory: base + "/long", hostname: String(repeating: "h", count: 65)) } throws: { "\($0)".contains("hostname longer than 64 bytes") }
+        #expect(FileTree.list(base + "/long").isEmpty)
+    }
+
     @Test func brokenPluginsAndConfigurationsAreClearErrors() throws {
         let base = NSTemporaryDirectory() + "iotkube-cni-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: base + "/bin", withIntermediateDirectories: true)
@@ -168,8 +215,8 @@ struct PodNetworkTests {
         // (a child of its own, as plugins start iptables: it must go too)
         try "#!/bin/sh\nsleep 600 &\nwait\n".write(toFile: base + "/bin/hang", atomically: true, encoding: .utf8)
         chmod(base + "/bin/hang", 0o755)
-        let sandbox = try PodSandbox.create(directory: base + "/sandbox", hostname: "broken", helper: NetworkFixture.helper)
-        defer { try? sandbox.remove(helper: NetworkFixture.helper) }
+        let sandbox = try PodSandbox.create(directory: base + "/sandbox", hostname: "broken")
+        defer { try? sandbox.remove() }
         let hanging = try CNINetworkList.parse(Array(#"{"cniVersion":"1.0.0","name":"slow","plugins":[{"type":"hang"}]}"#.utf8), source: "slow.conflist")
         let attachments = PodNetworkAttachments(network: hanging, plugins: CNIPlugins(directories: [base + "/bin"], timeoutSeconds: 1), cacheDirectory: base + "/cache")
         let id = NetworkFixture.sandboxID("slow")

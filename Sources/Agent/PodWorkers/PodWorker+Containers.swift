@@ -120,17 +120,15 @@ extension PodWorker {
         // 3. Replace the previous run (its log stays for `logs --previous`).
         let restartCount = run.hasRun ? min(run.restartCount, ContainerRun.maximumRestartCount) + 1 : run.restartCount
         let id = "\(uid)-\(container.name)-\(restartCount)"
-        if let previous = run.id { removeRun(previous) }
-        removeRun(id)
+        if let previous = run.id { await removeRun(previous) }
+        await removeRun(id)
         let runDirectory = directory + "/runs/" + id
         do {
-            let rootfs = try ContainerRootfs.mount(host.images.filesystem(of: image), containerDirectory: runDirectory)
             let terminationLog = files.terminationMessagePath(container: container.name)
-            if FileTree.exists(terminationLog) { truncate(terminationLog, 0) }
             var mounts = try files.mounts(for: container)
             mounts += try volumes.mounts(for: container, volumes: volumePaths ?? [:])
             var input = ContainerSpecBuilder.Input(
-                pod: pod, container: container, process: process, imageUser: configuration.config?.user, rootfs: rootfs,
+                pod: pod, container: container, process: process, imageUser: configuration.config?.user, rootfs: "",
                 sandbox: hostNetwork ? nil : sandbox, cgroupsPath: podCgroup.flatMap { path in host.cgroups?.containerCgroupsPath(podPath: path, id: id) } ?? id, mounts: mounts, seccompProfileRoot: host.seccompProfileRoot,
                 nodeMemoryCapacity: host.nodeMemoryCapacity)
             // The devices admission assigned (the same ones after an agent restart).
@@ -139,28 +137,34 @@ extension PodWorker {
             input.groupOOMKill = host.cgroups?.groupsOOMKills ?? false
             if let factor = host.cgroups?.memoryQoS { input.memoryQoS = (factor, host.nodeAllocatable["memory"]?.value ?? 0) }
             try await host.devices?.preStart(pod: uid, container: container.name)
-            var spec = try ContainerSpecBuilder.build(input)
             let imageID = image.repoDigests.first ?? image.id.description
-            if let version = host.runtime.bundleVersion { spec.ociVersion = version }
-            spec.annotations?[Self.restartCountAnnotation] = String(restartCount)
-            spec.annotations?[Self.imageIDAnnotation] = imageID
-            if let signal = configuration.config?.stopSignal { spec.annotations?[Self.stopSignalAnnotation] = signal }
-            // The configuration carries Secret values: on tmpfs, never on the flash with the rootfs.
-            let bundle = try ContainerBundle.write(spec, runtimeRoot: host.runtime.root, id: id)
+            let bundleVersion = host.runtime.bundleVersion, stopSignal = configuration.config?.stopSignal
             let logPath = host.logPath(pod, container: container.name, restartCount: restartCount)
-            let logFolder = String(logPath[..<logPath.lastIndex(of: "/")!])
-            try FileTree.makeDirectories(logFolder, mode: 0o755)
-            // The previous run's log stays (`logs --previous`); older ones go.
-            for name in FileTree.list(logFolder) {
-                if let index = Int32(name.split(separator: ".").first ?? ""), index < restartCount &- 1 { unlink(logFolder + "/" + name) }
-            }
-            let runtime = host.runtime
+            let runtime = host.runtime, images = host.images, prepared = input
             // `kubectl attach` reaches the output and, with `stdin: true`, the container's stdin.
             let stdin: BuiltinRuntime.CreateOptions.Stdin = container.stdin == true ? (container.stdinOnce == true ? .once : .open) : .none
-            try await blocking {
+            // Mounts, files and the runtime's waits for its monitor: on the blocking pool.
+            let spec = try await blocking {
+                var input = prepared
+                input.rootfs = try ContainerRootfs.mount(images.filesystem(of: image), containerDirectory: runDirectory)
+                if FileTree.exists(terminationLog) { truncate(terminationLog, 0) }
+                var spec = try ContainerSpecBuilder.build(input)
+                if let bundleVersion { spec.ociVersion = bundleVersion }
+                spec.annotations?[Self.restartCountAnnotation] = String(restartCount)
+                spec.annotations?[Self.imageIDAnnotation] = imageID
+                if let stopSignal { spec.annotations?[Self.stopSignalAnnotation] = stopSignal }
+                // The configuration carries Secret values: on tmpfs, never on the flash with the rootfs.
+                let bundle = try ContainerBundle.write(spec, runtimeRoot: runtime.root, id: id)
+                let logFolder = String(logPath[..<logPath.lastIndex(of: "/")!])
+                try FileTree.makeDirectories(logFolder, mode: 0o755)
+                // The previous run's log stays (`logs --previous`); older ones go.
+                for name in FileTree.list(logFolder) {
+                    if let index = Int32(name.split(separator: ".").first ?? ""), index < restartCount &- 1 { unlink(logFolder + "/" + name) }
+                }
                 let options = BuiltinRuntime.CreateOptions(logPath: logPath, stdin: stdin, attach: true)
                 let _: ContainerRecord = try runtime.create(id: id, bundle: bundle, options: options)
                 try runtime.start(id: id)
+                return spec
             }
             try? host.images.markUsed(image.id, by: id)
             run.id = id
@@ -178,7 +182,7 @@ extension PodWorker {
             await event("Created", "Created container \(container.name)", container: container)
             await event("Started", "Started container \(container.name)", container: container)
         } catch {
-            removeRun(id)
+            await removeRun(id)
             // The pod is going (deleted, evicted): nothing was started and nothing failed.
             if error is CancellationError || Task.isCancelled { return }
             let reason = error is RuntimeError ? "RunContainerError" : "CreateContainerError"
@@ -202,15 +206,20 @@ extension PodWorker {
     }
 
     /// Deletes a run from the runtime and its root; its image is no longer used by it.
-    func removeRun(_ id: String) {
+    /// Removes one run: its process (killed), runtime state, cgroup, bundle and root. The
+    /// runtime waits for the processes to exit and the cgroup to empty, so this runs on the
+    /// blocking pool.
+    func removeRun(_ id: String) async {
         probes.stop(containerID: id)
-        let runtime = host.runtime
-        if let annotations = try? runtime.record(id: id).annotations, let image = annotations[Self.imageIDAnnotation] {
-            if let record = try? host.images.lookup(image) { try? host.images.release(record.id, by: id) }
+        let runtime = host.runtime, images = host.images, runDirectory = directory + "/runs/" + id
+        _ = try? await blockingToTheEnd {
+            if let annotations = try? runtime.record(id: id).annotations, let image = annotations[Self.imageIDAnnotation] {
+                if let record = try? images.lookup(image) { try? images.release(record.id, by: id) }
+            }
+            try? runtime.delete(id: id, force: true)
+            ContainerBundle.remove(runtimeRoot: runtime.root, id: id)
+            try? ContainerRootfs.remove(containerDirectory: runDirectory)
         }
-        try? runtime.delete(id: id, force: true)
-        ContainerBundle.remove(runtimeRoot: runtime.root, id: id)
-        try? ContainerRootfs.remove(containerDirectory: directory + "/runs/" + id)
     }
 
     /// The container's image per its pull policy (Always for `:latest` or no tag).

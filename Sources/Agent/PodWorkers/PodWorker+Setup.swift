@@ -56,15 +56,15 @@ extension PodWorker {
             }
         }
         if !hostNetwork, sandbox == nil {
-            let directory = self.directory, hostname = PodDNS.hostname(for: pod), helper = host.runtime.helper
+            let directory = self.directory, hostname = PodDNS.hostname(for: pod)
             do {
                 sandbox = try await blocking {
                     // Files of a sandbox that did not survive a reboot: the namespaces are gone.
                     if FileTree.exists(directory + "/sandbox") {
-                        try? PodSandbox(directory: directory + "/sandbox").remove(helper: helper)
+                        try? PodSandbox(directory: directory + "/sandbox").remove()
                         try FileTree.remove(directory + "/sandbox")
                     }
-                    return try PodSandbox.create(directory: directory + "/sandbox", hostname: hostname, helper: helper)
+                    return try PodSandbox.create(directory: directory + "/sandbox", hostname: hostname)
                 }
             } catch { throw PodSetupProblem(reason: "ContainerCreating", message: "Failed to create pod sandbox: \(error)") }
             networkReady = false

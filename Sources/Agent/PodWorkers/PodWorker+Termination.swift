@@ -54,16 +54,15 @@ extension PodWorker {
         if networkReady, let attachments = known {
             let uid = self.uid
             do {
-                try await blocking { try attachments.delete(sandboxID: uid) }
+                try await blockingToTheEnd { try attachments.delete(sandboxID: uid) }
                 networkReady = false
             } catch {
                 logger.warning("releasing the pod network: \(error)")
             }
         }
         if let sandbox {
-            let helper = host.runtime.helper
             do {
-                try await blocking { try sandbox.remove(helper: helper) }
+                try await blockingToTheEnd { try sandbox.remove() }
                 self.sandbox = nil
             } catch {
                 logger.warning("removing the pod sandbox: \(error)")
@@ -81,24 +80,29 @@ extension PodWorker {
         await report()
         // Every run the runtime has of this pod, and every run root on disk (the runtime's own
         // state may be gone after a reboot while a root is still mounted).
-        for state in host.runtime.list() where state.annotations?["io.kubernetes.pod.uid"] == uid { removeRun(state.id) }
-        for id in FileTree.list(directory + "/runs") { removeRun(id) }
+        let runtime = host.runtime, uid = self.uid, directory = self.directory
+        let runs = (try? await blockingToTheEnd {
+            runtime.list().filter { $0.annotations?["io.kubernetes.pod.uid"] == uid }.map(\.id) + FileTree.list(directory + "/runs")
+        }) ?? []
+        for id in Set(runs).sorted() { await removeRun(id) }
         if let cgroups = host.cgroups {
-            let uid = self.uid
-            _ = try? await blocking { cgroups.remove(uid: uid) }
+            _ = try? await blockingToTheEnd { cgroups.remove(uid: uid) }
             podCgroup = nil
         }
         let attached = await host.network.cached()?.attachment(sandboxID: uid) != nil
         networkReady = networkReady || attached
         await releaseNetwork()
+        let volumes = self.volumes, logFolder = host.logDirectory + "/" + PodHost.logFolder(pod)
         do {
-            try volumes.tearDown()
-            try FileTree.remove(directory)
+            try await blockingToTheEnd {
+                try volumes.tearDown()
+                try FileTree.remove(directory)
+            }
         } catch {
             logger.warning("removing the pod's files: \(error)")
         }
         // The pod's logs go with it (the kubelet's behaviour; `logs` of a deleted pod has nothing to read).
-        try? FileTree.remove(host.logDirectory + "/" + PodHost.logFolder(pod))
+        _ = try? await blockingToTheEnd { try FileTree.remove(logFolder) }
         // A deletion that arrived while the pod was being stopped (it began as a removal) still
         // deletes the object.
         var deleting = deleteFromAPI

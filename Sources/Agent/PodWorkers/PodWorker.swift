@@ -199,8 +199,21 @@ public actor PodWorker {
         Timestamp(seconds: nanoseconds / 1_000_000_000, nanoseconds: Int32(nanoseconds % 1_000_000_000))
     }
 
+    /// Runs `body` on the host's blocking pool (never on a cooperative thread).
     func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await NIOThreadPool.singleton.runIfActive(body)
+        try await host.blockingPool.runIfActive(body)
+    }
+
+    /// Like ``blocking(_:)``, but runs even when the calling task is cancelled: releasing what
+    /// a pod holds (runs, network, cgroups, files) is never skipped because the sync that
+    /// asked for it was cut short.
+    func blockingToTheEnd<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            host.blockingPool.submit { state in
+                guard case .active = state else { return continuation.resume(throwing: CancellationError()) }
+                continuation.resume(with: Result(catching: body))
+            }
+        }
     }
 
     var allContainers: [Container] { (pod.spec?.initContainers ?? []) + (pod.spec?.containers ?? []) }
@@ -256,7 +269,8 @@ public actor PodWorker {
         }
         if evicted {
             // An evicted pod gives back its local storage (the kubelet tears its volumes down).
-            do { try volumes.tearDown() } catch { logger.warning("releasing the volumes of the evicted pod: \(error)") }
+            let volumes = self.volumes
+            do { try await blockingToTheEnd { try volumes.tearDown() } } catch { logger.warning("releasing the volumes of the evicted pod: \(error)") }
             volumePaths = nil
         }
     }

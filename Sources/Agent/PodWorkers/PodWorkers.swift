@@ -233,7 +233,7 @@ public final class PodWorkers: Service, Sendable {
             }
             try? PodVolumes(podDirectory: directory).tearDown()
             let sandbox = PodSandbox(directory: directory + "/sandbox")
-            if sandbox.exists { try? sandbox.remove(helper: runtime.helper) }
+            if sandbox.exists { try? sandbox.remove() }
             do {
                 try FileTree.remove(directory)
                 host.logger.info("removed the files of pod \(uid), which is no longer here")

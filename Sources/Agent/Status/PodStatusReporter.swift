@@ -95,7 +95,8 @@ public actor PodStatusReporter {
         return reachable
     }
 
-    /// Writes one pod's status (and deletes it when asked); false when the API was unreachable.
+    /// Writes one pod's status (and deletes it when asked); false when the API was unreachable
+    /// or overloaded (no answer, 429, 5xx), which makes the writer back off.
     private func write(_ uid: String, client: KubeAPIClient) async -> Bool {
         var reachable = true
         // A copy: workers report newer statuses (and finish pods) while a write is under way,
@@ -128,6 +129,14 @@ public actor PodStatusReporter {
             } else if code == 404 || code == 409 {
                 // The object is gone or is another pod of the same name now: nothing to write.
                 written = status
+                deleted = entry.deleteWhenWritten
+            } else if let code, (400..<500).contains(code), code != 429 {
+                // The API answered and refused this pod's write (authorization, admission,
+                // validation): a verdict on this pod alone. The others are written now; this
+                // one is tried again in 10 s, and a finished pod is let go.
+                let message: Logger.Message = "pod status for \(entry.namespace)/\(entry.name) refused (\(code)): \(error)"
+                if entry.retryAfter == nil { logger.warning(message) } else { logger.debug(message) }
+                retryAfter = .now + .seconds(10)
                 deleted = entry.deleteWhenWritten
             } else {
                 reachable = false

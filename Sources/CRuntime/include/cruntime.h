@@ -7,8 +7,6 @@
 #define IOTKUBE_MONITOR_ARGUMENT "__iotkube-monitor"
 /// The argv[1] for running a process inside an existing container (`runtime exec`).
 #define IOTKUBE_EXEC_ARGUMENT "__iotkube-exec"
-/// The argv[1] for pod sandboxes (held network, IPC and UTS namespaces): create DIR HOSTNAME | remove DIR.
-#define IOTKUBE_SANDBOX_ARGUMENT "__iotkube-sandbox"
 
 /// Referenced from Swift so the linker keeps this target (and its constructor).
 int iotkube_runtime_linked(void);
@@ -35,6 +33,16 @@ int iotkube_receive_descriptor(int socket, int timeout_ms);
 
 /// 1 when `path` is a namespace file held by a bind mount (nsfs), 0 when not, -1 when missing.
 int iotkube_is_namespace_file(const char *path);
+
+/// Makes a pod sandbox at `directory`: new network, IPC and UTS namespaces held by bind mounts
+/// at `net`, `ipc` and `uts` in it, `hostname` set, lo up. Safe from any thread (a vfork-style
+/// child makes them; the caller's namespaces never change). 0, or -1 with `message` set and
+/// nothing left behind but the directory.
+int iotkube_sandbox_create(const char *directory, const char *hostname, char *message, unsigned long message_size);
+
+/// Unmounts and deletes what `iotkube_sandbox_create` made (the namespaces end with their last
+/// user). 0, or -1 with `message` set.
+int iotkube_sandbox_remove(const char *directory, char *message, unsigned long message_size);
 
 /// 1 when `path` is a cgroup2 file system, 0 when not, -1 when it cannot be read.
 int iotkube_is_cgroup2(const char *path);

@@ -74,13 +74,13 @@ struct Authorizer {
                 return (try? APIServer.body(request))?.string(at: ["spec", "nodeName"]) == node
             case "get":
                 guard route.subresource == nil || route.subresource == "status" else { return false }
-                return try podNode(route) == node
+                return try podIsBound(route, to: node)
             case "delete":
                 guard route.subresource == nil else { return false }
-                return try podNode(route) == node
+                return try podIsBound(route, to: node)
             case "update", "patch":
                 guard route.subresource == "status" else { return false }
-                return try podNode(route) == node
+                return try podIsBound(route, to: node)
             default: return false
             }
         case .services, .endpointSlices:
@@ -102,9 +102,14 @@ struct Authorizer {
         }
     }
 
-    private func podNode(_ route: RequestRoute) throws -> String? {
-        guard let name = route.name, let namespace = route.namespace else { return nil }
-        return try store.get(.pods, namespace: namespace, name: name)?.string(at: ["spec", "nodeName"])
+    /// Whether the pod the route names is bound to `node`. A pod that does not exist is let
+    /// through, so the answer is kube-apiserver's 404 (its node rules allow these verbs on every
+    /// pod, and NodeRestriction looks only at pods that exist): a board writing the final status
+    /// of a pod deleted meanwhile learns that it is gone, not that it is refused.
+    private func podIsBound(_ route: RequestRoute, to node: String) throws -> Bool {
+        guard let name = route.name, let namespace = route.namespace else { return false }
+        guard let pod = try store.get(.pods, namespace: namespace, name: name) else { return true }
+        return pod.string(at: ["spec", "nodeName"]) == node
     }
 
     private func selects(_ request: HTTPRequest, field: String, value: String) -> Bool {

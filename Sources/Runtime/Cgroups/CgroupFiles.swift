@@ -26,7 +26,7 @@ enum CgroupFiles {
 
     /// The cgroups directly below a cgroup directory.
     static func subdirectories(_ path: String) -> [String] {
-        FileTree.list(path).filter { FileTree.isDirectory(path + "/" + $0) }.sorted()
+        FileTree.subdirectories(path)
     }
 
     /// `key value` lines (memory.events, cpu.stat, memory.stat) as a dictionary.
