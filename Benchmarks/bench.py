@@ -284,6 +284,18 @@ class Cluster:
             self.api.call("DELETE", f"/api/v1/namespaces/{NAMESPACE}/pods/{pod['metadata']['name']}")
         self.wait_for(lambda: not self.api.call("GET", f"/api/v1/namespaces/{NAMESPACE}/pods")[1]["items"], 180, "pods to be deleted")
 
+    def wait_until_node_is_quiet(self, seconds=60):
+        """Until the agent has removed every pod the API no longer has: no pod directory and no
+        container left (with a grace period of 0 the API forgets a pod at once, and the board
+        then stops its containers and releases its network, as a kubelet does)."""
+        pods = os.path.join(self.state_dir, "pods")
+
+        def quiet():
+            left = os.listdir(pods) if os.path.isdir(pods) else []
+            containers = [c for c in os.listdir(self.runtime_root) if not c.startswith(".")] if os.path.isdir(self.runtime_root) else []
+            return not left and not containers
+        self.wait_for(quiet, seconds, "the agent to remove the deleted pods")
+
     def close(self):
         if self.agent and self.agent.poll() is None:
             try:
@@ -365,7 +377,8 @@ def measure_start(cluster, results, count, parallel):
     cluster.api.call("POST", f"/api/v1/namespaces/{NAMESPACE}/pods", cluster.pod("warmup"))
     watch.wait(["warmup"], 180)
     cluster.delete_all_pods()
-    latencies = {"sequential": [], f"{parallel} in parallel": []}
+    overlapped = f"{parallel} in parallel while {parallel} are removed"
+    latencies = {"sequential": [], f"{parallel} in parallel": [], overlapped: []}
     for index in range(count):
         name = f"seq-{index}"
         started = time.monotonic()
@@ -373,8 +386,8 @@ def measure_start(cluster, results, count, parallel):
         assert status == 201, status
         latencies["sequential"].append(watch.wait([name])[name] - started)
     cluster.delete_all_pods()
-    for batch in range(count // parallel):
-        names = [f"par-{batch}-{index}" for index in range(parallel)]
+
+    def batch_of(label, names):
         starts = {}
         threads = []
 
@@ -388,14 +401,24 @@ def measure_start(cluster, results, count, parallel):
         for thread in threads:
             thread.join()
         ready = watch.wait(names)
-        latencies[f"{parallel} in parallel"] += [ready[name] - starts[name] for name in names]
+        latencies[label] += [ready[name] - starts[name] for name in names]
         cluster.delete_all_pods()
+    # On a quiet node (as crun's batches: each is deleted before the next), then each batch
+    # right after the previous one's deletion, while the board still removes those pods.
+    for batch in range(count // parallel):
+        cluster.wait_until_node_is_quiet()
+        batch_of(f"{parallel} in parallel", [f"par-{batch}-{index}" for index in range(parallel)])
+    cluster.wait_until_node_is_quiet()
+    for batch in range(count // parallel):
+        batch_of(overlapped, [f"busy-{batch}-{index}" for index in range(parallel)])
+    cluster.wait_until_node_is_quiet()
     watch.stopped = True
     sequential, together = crun_start_times(cluster, count, parallel)
     for label, values in latencies.items():
-        crun = sequential if label == "sequential" else together
+        crun = sequential if label == "sequential" else together if label == f"{parallel} in parallel" else None
+        target = "≤ 150 ms" if label == "sequential" else "≤ 300 ms" if crun else ""
         results.append(("pod start p50, " + label, values and percentile(values, 0.5) * 1000, "ms",
-                        "crun run -d p50, " + label, percentile(crun, 0.5) * 1000 if crun else None, "≤ 150 ms"))
+                        "crun run -d p50, " + label, percentile(crun, 0.5) * 1000 if crun else None, target))
         results.append(("pod start p99, " + label, values and percentile(values, 0.99) * 1000, "ms",
                         "crun run -d p99, " + label, percentile(crun, 0.99) * 1000 if crun else None, ""))
     played = podman_kube_play_times(cluster, count, parallel, run, log)

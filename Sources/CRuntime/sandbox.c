@@ -34,9 +34,11 @@ static const char *own_namespaces[] = { "/proc/self/ns/net", "/proc/self/ns/ipc"
 
 enum { PATH_SIZE = 4200, CHILD_STACK_SIZE = 64 * 1024 };
 
-/* What the child needs and what it reports, in memory it shares with the caller. */
+/* What the child needs and what it reports, in memory it shares with the caller. The mount
+ * targets are the files the caller created, by descriptor (/proc/self/fd/N: the child has a
+ * copy of the caller's descriptors), so nothing between creation and mount can redirect them. */
 struct sandbox_child {
-    char paths[3][PATH_SIZE];
+    char targets[3][32];
     const char *hostname;
     const char *failed;   /* the step that failed (a literal), NULL when all went well */
     int error;
@@ -46,7 +48,7 @@ static void release(const char *directory) {
     char path[PATH_SIZE];
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s/%s", directory, kinds[i]);
-        umount2(path, MNT_DETACH);
+        umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW);
         unlink(path);
     }
 }
@@ -82,7 +84,7 @@ static int sandbox_child_main(void *argument) {
         _exit(1);
     }
     for (int i = 0; i < 3; i++) {
-        if (mount(own_namespaces[i], child->paths[i], NULL, MS_BIND, NULL) != 0) {
+        if (mount(own_namespaces[i], child->targets[i], NULL, MS_BIND, NULL) != 0) {
             child->failed = i == 0 ? "holding the net namespace" : i == 1 ? "holding the ipc namespace" : "holding the uts namespace";
             child->error = errno;
             _exit(1);
@@ -99,20 +101,26 @@ int iotkube_sandbox_create(const char *directory, const char *hostname, char *me
     if (strlen(directory) + 5 >= PATH_SIZE) { snprintf(message, message_size, "sandbox %s: path too long", directory); return -1; }
     if (strlen(child.hostname) > 64) { snprintf(message, message_size, "sandbox %s: hostname longer than 64 bytes", directory); return -1; }
     if (mkdir(directory, 0700) != 0 && errno != EEXIST) { snprintf(message, message_size, "sandbox %s: %s", directory, strerror(errno)); return -1; }
+    int directory_fd = open(directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (directory_fd < 0) { snprintf(message, message_size, "sandbox %s: %s", directory, strerror(errno)); return -1; }
+    int files[3] = { -1, -1, -1 };
     for (int i = 0; i < 3; i++) {
-        snprintf(child.paths[i], PATH_SIZE, "%s/%s", directory, kinds[i]);
-        int fd = open(child.paths[i], O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0400);
-        if (fd < 0) {
+        files[i] = openat(directory_fd, kinds[i], O_CREAT | O_EXCL | O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0400);
+        if (files[i] < 0) {
             int saved = errno;
             snprintf(message, message_size, "sandbox %s: %s: %s", directory, kinds[i], saved == EEXIST ? "already exists (a sandbox is there)" : strerror(saved));
+            for (int j = 0; j < i; j++) close(files[j]);
+            close(directory_fd);
             if (saved != EEXIST) release(directory);
             return -1;
         }
-        close(fd);
+        snprintf(child.targets[i], sizeof child.targets[i], "/proc/self/fd/%d", files[i]);
     }
+    close(directory_fd);
     void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) {
         snprintf(message, message_size, "sandbox %s: child stack: %s", directory, strerror(errno));
+        for (int i = 0; i < 3; i++) close(files[i]);
         release(directory);
         return -1;
     }
@@ -129,6 +137,7 @@ int iotkube_sandbox_create(const char *directory, const char *hostname, char *me
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     }
     munmap(stack, CHILD_STACK_SIZE);
+    for (int i = 0; i < 3; i++) close(files[i]);
     if (pid < 0) {
         snprintf(message, message_size, "sandbox %s: new namespaces: %s", directory, strerror(clone_error));
         release(directory);
@@ -145,6 +154,7 @@ int iotkube_sandbox_create(const char *directory, const char *hostname, char *me
 
 int iotkube_sandbox_remove(const char *directory, char *message, unsigned long message_size) {
     if (message_size > 0) message[0] = 0;
+    if (strlen(directory) + 5 >= PATH_SIZE) { snprintf(message, message_size, "sandbox %s: path too long", directory); return -1; }
     release(directory);
     if (rmdir(directory) != 0 && errno != ENOENT) {
         snprintf(message, message_size, "sandbox %s: %s", directory, strerror(errno));

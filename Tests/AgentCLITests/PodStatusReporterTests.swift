@@ -33,8 +33,11 @@ struct PodStatusReporterTests {
         let reporter = PodStatusReporter(client: { client }, logger: Logger(label: "status-test"))
         var running = PodStatus()
         running.phase = .running
-        let mine = try pod("mine")
-        await reporter.report(try pod("theirs"), status: running)
+        let mine = try pod("mine"), theirs = try pod("theirs")
+        await reporter.report(theirs, status: running)
+        // Finished and to be deleted once written: a refusal keeps it (tried again later, as a
+        // kubelet does), it is not forgotten with its deletion never sent.
+        await reporter.finish(uid: try #require(theirs.metadata.uid), deleteFromAPI: true)
         await reporter.report(mine, status: running)
 
         #expect(await reporter.flush(), "a 403 for one pod is not an unreachable API")
@@ -43,6 +46,20 @@ struct PodStatusReporterTests {
         #expect(try pod("theirs").status?.phase != .running)
         // The refused pod waits 10 s before it is tried again, so nothing is due now.
         #expect(await reporter.pending == 0)
+        #expect(await reporter.entries[try #require(theirs.metadata.uid)]?.refusals == 1)
+
+        // Credentials the API does not take (401) are this board's problem, not one pod's: the
+        // writer backs off with every pod kept.
+        var stranger = kubeconfig
+        stranger.clientCertificatePEM = nil
+        stranger.clientKeyPEM = nil
+        stranger.bearerToken = "abcdef.0123456789abcdef"
+        let unknown = try KubeAPIClient(configuration: stranger)
+        let rejected = PodStatusReporter(client: { unknown }, logger: Logger(label: "status-test"))
+        await rejected.report(mine, status: running)
+        #expect(await rejected.flush() == false)
+        #expect(await rejected.failures == 1)
+        #expect(await rejected.pending == 1)
 
         // An API that is gone is still one: the writer backs off.
         server.stop()

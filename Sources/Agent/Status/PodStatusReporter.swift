@@ -19,8 +19,11 @@ public actor PodStatusReporter {
         var written: PodStatus?
         var deleteWhenWritten = false
         var deleted = false
-        /// Not tried again before this (a static pod whose mirror is not there yet).
+        /// Not tried again before this (a static pod whose mirror is not there yet, a write the
+        /// API refused).
         var retryAfter: ContinuousClock.Instant?
+        /// Refusals in a row, for this pod's own back-off (10 s doubling to 5 minutes).
+        var refusals = 0
         var due: Bool { (written != status || deleteWhenWritten) && (retryAfter.map { $0 <= .now } ?? true) }
     }
 
@@ -95,15 +98,22 @@ public actor PodStatusReporter {
         return reachable
     }
 
+    /// Whether an answer with `code` is about one pod's write rather than about the API or this
+    /// board's credentials: 4xx, but not 401 (the credentials), 408 (a timeout) or 429 (load),
+    /// which the writer backs off from with every pod kept.
+    static func refusesThisPodAlone(_ code: Int) -> Bool {
+        (400..<500).contains(code) && ![401, 408, 429].contains(code)
+    }
+
     /// Writes one pod's status (and deletes it when asked); false when the API was unreachable
-    /// or overloaded (no answer, 429, 5xx), which makes the writer back off.
+    /// or refused this board (no answer, 401, 408, 429, 5xx), which makes the writer back off.
     private func write(_ uid: String, client: KubeAPIClient) async -> Bool {
         var reachable = true
         // A copy: workers report newer statuses (and finish pods) while a write is under way,
         // so only what was sent is recorded afterwards, never the copy as a whole.
         guard let entry = entries[uid], entry.due else { return true }
         let status = entry.status
-        var written: PodStatus?, deleted = false, retryAfter: ContinuousClock.Instant?
+        var written: PodStatus?, deleted = false, retryAfter: ContinuousClock.Instant?, refused = false
         do {
             if entry.written != status {
                 var patch: JSONValue = ["status": try KubeJSON.tree(status)]
@@ -130,14 +140,14 @@ public actor PodStatusReporter {
                 // The object is gone or is another pod of the same name now: nothing to write.
                 written = status
                 deleted = entry.deleteWhenWritten
-            } else if let code, (400..<500).contains(code), code != 429 {
+            } else if let code, Self.refusesThisPodAlone(code) {
                 // The API answered and refused this pod's write (authorization, admission,
                 // validation): a verdict on this pod alone. The others are written now; this
-                // one is tried again in 10 s, and a finished pod is let go.
+                // one is kept and tried again after its own back-off.
                 let message: Logger.Message = "pod status for \(entry.namespace)/\(entry.name) refused (\(code)): \(error)"
-                if entry.retryAfter == nil { logger.warning(message) } else { logger.debug(message) }
-                retryAfter = .now + .seconds(10)
-                deleted = entry.deleteWhenWritten
+                if entry.refusals == 0 { logger.warning(message) } else { logger.debug(message) }
+                refused = true
+                retryAfter = .now + .seconds(10 << min(entry.refusals, 5))
             } else {
                 reachable = false
                 failures += 1
@@ -151,6 +161,7 @@ public actor PodStatusReporter {
         } else if var current = entries[uid] {
             if let written { current.written = written }
             current.retryAfter = retryAfter
+            current.refusals = refused ? min(current.refusals + 1, 16) : 0
             entries[uid] = current
         }
         return reachable

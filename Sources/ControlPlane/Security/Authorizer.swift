@@ -74,13 +74,17 @@ struct Authorizer {
                 return (try? APIServer.body(request))?.string(at: ["spec", "nodeName"]) == node
             case "get":
                 guard route.subresource == nil || route.subresource == "status" else { return false }
-                return try podIsBound(route, to: node)
+                return try podIsBound(route, to: node, orMissing: false)
             case "delete":
                 guard route.subresource == nil else { return false }
-                return try podIsBound(route, to: node)
+                return try podIsBound(route, to: node, orMissing: false)
             case "update", "patch":
                 guard route.subresource == "status" else { return false }
-                return try podIsBound(route, to: node)
+                // A missing pod is kube-apiserver's 404 (a board writing the final status of a
+                // pod deleted meanwhile learns that it is gone, not that it is refused). Safe
+                // against a pod created meanwhile: the write checks the stored pod's node in the
+                // same transaction (NodeRestriction).
+                return try podIsBound(route, to: node, orMissing: true)
             default: return false
             }
         case .services, .endpointSlices:
@@ -102,13 +106,12 @@ struct Authorizer {
         }
     }
 
-    /// Whether the pod the route names is bound to `node`. A pod that does not exist is let
-    /// through, so the answer is kube-apiserver's 404 (its node rules allow these verbs on every
-    /// pod, and NodeRestriction looks only at pods that exist): a board writing the final status
-    /// of a pod deleted meanwhile learns that it is gone, not that it is refused.
-    private func podIsBound(_ route: RequestRoute, to node: String) throws -> Bool {
+    /// Whether the pod the route names is bound to `node`; a pod that does not exist is let
+    /// through only `orMissing` (for writes that check the stored pod again as they write: a
+    /// read or a delete would act on a pod created between this check and the handler).
+    private func podIsBound(_ route: RequestRoute, to node: String, orMissing: Bool) throws -> Bool {
         guard let name = route.name, let namespace = route.namespace else { return false }
-        guard let pod = try store.get(.pods, namespace: namespace, name: name) else { return true }
+        guard let pod = try store.get(.pods, namespace: namespace, name: name) else { return orMissing }
         return pod.string(at: ["spec", "nodeName"]) == node
     }
 
