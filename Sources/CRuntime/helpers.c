@@ -2,6 +2,7 @@
 #include "cruntime.h"
 #include "internal.h"
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -20,6 +21,10 @@ int iotkube_is_cgroup2(const char *path) {
     struct statfs info;
     if (statfs(path, &info) != 0) return -1;
     return info.f_type == CGROUP2_SUPER_MAGIC;
+}
+
+void iotkube_limit_malloc_arenas(int arenas) {
+    mallopt(M_ARENA_MAX, arenas);
 }
 
 int iotkube_is_namespace_file(const char *path) {

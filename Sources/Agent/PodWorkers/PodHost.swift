@@ -62,7 +62,8 @@ public struct PodHost: Sendable {
     /// processes (the sandbox helper, CNI plugins, the container's monitor), and pods being
     /// removed wait for their processes to exit, so far more waits than cores overlap (ten
     /// starts next to ten removals: p50 580 ms on NIO's two threads, 330 ms on sixteen). An
-    /// idle thread costs a few pages of stack. Lives as long as the process, as NIO's pool does.
+    /// idle thread costs a few pages of stack; the agent caps malloc arenas at two, so the
+    /// threads do not each keep one. Lives as long as the process, as NIO's pool does.
     public static let sharedBlockingPool: NIOThreadPool = {
         let pool = NIOThreadPool(numberOfThreads: 16)
         pool.start()

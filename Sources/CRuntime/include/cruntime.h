@@ -31,6 +31,10 @@ int iotkube_socketpair_cloexec(int fds[2]);
 /// ETIMEDOUT when nothing came in time).
 int iotkube_receive_descriptor(int socket, int timeout_ms);
 
+/// At most `arenas` malloc arenas for the process (glibc otherwise gives each allocating thread
+/// one of its own, up to 8 per core, and keeps their memory resident).
+void iotkube_limit_malloc_arenas(int arenas);
+
 /// 1 when `path` is a namespace file held by a bind mount (nsfs), 0 when not, -1 when missing.
 int iotkube_is_namespace_file(const char *path);
 
