@@ -27,6 +27,10 @@ void iotkube_limit_malloc_arenas(int arenas) {
     mallopt(M_ARENA_MAX, arenas);
 }
 
+void iotkube_release_free_heap(void) {
+    malloc_trim(0);
+}
+
 int iotkube_is_namespace_file(const char *path) {
     struct statfs info;
     if (statfs(path, &info) != 0) return -1;

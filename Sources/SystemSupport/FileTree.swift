@@ -18,33 +18,30 @@ public enum FileTree {
 
     /// The names in a directory (without . and ..), sorted; empty when it cannot be read.
     public static func list(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = entryName(entry)
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        names(in: path) { _, _, _ in true }
     }
 
     /// The names of the directories in `path` (not symlinks to one), sorted; none when it
     /// cannot be read. Told by the entries' types, so a directory of many files (a cgroup's
     /// controls) costs one read, not a stat per file.
     public static func subdirectories(_ path: String) -> [String] {
+        names(in: path) { name, type, directory in
+            guard type == UInt8(DT_UNKNOWN) else { return type == UInt8(DT_DIR) }
+            // File systems that do not fill in the type: asked per entry, without following.
+            var info = stat()
+            return fstatat(dirfd(directory), name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFDIR
+        }
+    }
+
+    /// The sorted names in `path` (without . and ..) that `keep` accepts, given each entry's
+    /// name, type (`d_type`) and the open directory.
+    private static func names(in path: String, keeping keep: (String, UInt8, OpaquePointer) -> Bool) -> [String] {
         guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
         var names: [String] = []
         while let entry = readdir(directory) {
             let name = entryName(entry)
-            guard name != "." && name != ".." else { continue }
-            var isDirectory = entry.pointee.d_type == UInt8(DT_DIR)
-            if entry.pointee.d_type == UInt8(DT_UNKNOWN) {
-                // File systems that do not fill in the type: asked per entry, without following.
-                var info = stat()
-                isDirectory = fstatat(dirfd(directory), name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFDIR
-            }
-            if isDirectory { names.append(name) }
+            if name != "." && name != "..", keep(name, entry.pointee.d_type, directory) { names.append(name) }
         }
         return names.sorted()
     }

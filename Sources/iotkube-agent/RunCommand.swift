@@ -191,7 +191,7 @@ struct RunCommand: AsyncParsableCommand {
         let tunnel = AgentTunnelService(client: { credentials.client }, endpointPort: Int(configuration.port), logger: Logger(label: "iotkube-agent.tunnel"))
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: endpoint)]
         if configuration.tunnel != false { services.append(.init(service: tunnel)) }
-        services += [.init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC)]
+        services += [.init(service: servingCertificateService), .init(service: heartbeat), .init(service: imageGC), .init(service: MemoryTrimService())]
         if let preload { services.append(.init(service: preload)) }
         if let exitWatch { services.append(.init(service: exitWatch)) }
         services += [.init(service: pods), .init(service: podSource), .init(service: staticPods),

@@ -35,6 +35,9 @@ int iotkube_receive_descriptor(int socket, int timeout_ms);
 /// one of its own, up to 8 per core, and keeps their memory resident).
 void iotkube_limit_malloc_arenas(int arenas);
 
+/// Gives the free pages of every malloc arena back to the kernel (malloc_trim).
+void iotkube_release_free_heap(void);
+
 /// 1 when `path` is a namespace file held by a bind mount (nsfs), 0 when not, -1 when missing.
 int iotkube_is_namespace_file(const char *path);
 
