@@ -1,6 +1,5 @@
 import Agent
 import ArgumentParser
-import CRuntime
 import HTTPServing
 import ImageStore
 import KubeClient
@@ -38,9 +37,6 @@ struct RunCommand: AsyncParsableCommand {
     var steadySyncInterval: Double = 10
 
     func run() async throws {
-        // Two malloc arenas: the pod workers' 16 blocking threads would each get one and keep
-        // ~8 MB of it resident after a burst of pod starts.
-        iotkube_limit_malloc_arenas(2)
         let configuration: AgentConfiguration
         do { configuration = try AgentConfiguration.load(config) } catch {
             printToStandardError("iotkube-agent: \(error)")

@@ -41,12 +41,20 @@ struct PodStatusReporterTests {
         await reporter.report(mine, status: running)
 
         #expect(await reporter.flush(), "a 403 for one pod is not an unreachable API")
-        #expect(await reporter.failures == 0)
-        #expect(try pod("mine").status?.phase == .running)
-        #expect(try pod("theirs").status?.phase != .running)
         // The refused pod waits 10 s before it is tried again, so nothing is due now.
         #expect(await reporter.pending == 0)
         #expect(await reporter.entries[try #require(theirs.metadata.uid)]?.refusals == 1)
+        #expect(await reporter.failures == 0)
+        #expect(try pod("mine").status?.phase == .running)
+        #expect(try pod("theirs").status?.phase != .running)
+
+        // The board's own pod, force-deleted meanwhile, then finished here: its status is written
+        // already, and the read before the deletion is refused (the pod is gone), so there is
+        // nothing to delete and the entry ends instead of being tried for ever.
+        #expect(try server.kubectl(["delete", "pod", "mine", "--grace-period=0", "--force"]).status == 0)
+        await reporter.finish(uid: try #require(mine.metadata.uid), deleteFromAPI: true)
+        #expect(await reporter.flush())
+        #expect(await reporter.entries[try #require(mine.metadata.uid)] == nil)
 
         // Credentials the API does not take (401) are this board's problem, not one pod's: the
         // writer backs off with every pod kept.

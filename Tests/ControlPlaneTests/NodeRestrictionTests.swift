@@ -90,13 +90,7 @@ struct NodeRestrictionTests {
         #expect(gone.status == 404 && gone.message == #"pods "elsewhere" not found"#, "\(gone.body)")
         #expect(try node.call("DELETE", "/api/v1/namespaces/default/pods/elsewhere").status == 403)
         #expect(try node.get("/api/v1/namespaces/default/pods/elsewhere").status == 403)
-        // A status write racing the creation of a pod of that name on another node: each write
-        // is checked against the stored pod, so none lands on it.
-        let racer = Thread { for _ in 0..<50 { _ = try? node.mergePatch("/api/v1/namespaces/default/pods/raced/status", #"{"status":{"phase":"Failed"}}"#) } }
-        racer.start()
-        #expect(try admin.post("/api/v1/namespaces/default/pods", #"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"raced"},"spec":{"nodeName":"pi2","containers":[{"name":"c","image":"busybox"}]}}"#).status == 201)
-        while racer.isExecuting || !racer.isFinished { usleep(10_000) }
-        #expect(try admin.get("/api/v1/namespaces/default/pods/raced").json?.string(at: ["status", "phase"]) == "Pending")
+
     }
 
     @Test(.enabled(if: toolAvailable("curl"), "curl is not installed"))

@@ -54,12 +54,12 @@ public struct PodHost: Sendable {
     /// check is every 10 s).
     public var steadySyncInterval: Duration = .seconds(10)
     /// Where workers run what blocks a thread: runtime calls that wait for processes to exit,
-    /// mounts, the sandbox helper and CNI plugins, file trees. Never Swift's cooperative
+    /// mounts, the sandbox and CNI plugins, file trees. Never Swift's cooperative
     /// threads (one per core), which also run the heartbeat, the lease and the API client.
     public var blockingPool: NIOThreadPool = PodHost.sharedBlockingPool
 
     /// Sixteen threads: pods starting together spend most of their setup waiting for child
-    /// processes (the sandbox helper, CNI plugins, the container's monitor), and pods being
+    /// processes (CNI plugins, the container's monitor), and pods being
     /// removed wait for their processes to exit, so far more waits than cores overlap (ten
     /// starts next to ten removals: p50 580 ms on NIO's two threads, 330 ms on sixteen). An
     /// idle thread costs a few pages of stack; the agent caps malloc arenas at two, so the

@@ -43,6 +43,8 @@ public actor PodStatusReporter {
     public func report(_ pod: Pod, status: PodStatus) {
         guard let uid = pod.metadata.uid else { return }
         var entry = entries[uid] ?? Entry(namespace: pod.metadata.namespace ?? "default", name: pod.metadata.name ?? "", uid: uid, status: status)
+        // A newer status is tried at once, even while an older one waits out a refusal.
+        if entry.status != status { entry.retryAfter = nil }
         entry.status = status
         entry.isStatic = pod.metadata.annotations?[StaticPodSource.sourceAnnotation] == "file"
         entries[uid] = entry
@@ -57,6 +59,7 @@ public actor PodStatusReporter {
             return
         }
         entries[uid]?.deleteWhenWritten = true
+        entries[uid]?.retryAfter = nil
         wake.signal()
     }
 
@@ -98,6 +101,16 @@ public actor PodStatusReporter {
         return reachable
     }
 
+    /// The pod of the entry's name as the API has it; nil when it is gone or not this board's
+    /// to read any more (a node may not read other nodes' pods, and iotkube-server refuses a
+    /// node's read of a missing one): then there is nothing to delete.
+    private func currentPod(_ entry: Entry, client: KubeAPIClient) async throws -> Pod? {
+        do { return try await client.get(Pod.self, namespace: entry.namespace, name: entry.name) } catch {
+            if error.statusCode == 403 || error.statusCode == 404 { return nil }
+            throw error
+        }
+    }
+
     /// Whether an answer with `code` is about one pod's write rather than about the API or this
     /// board's credentials: 4xx, but not 401 (the credentials), 408 (a timeout) or 429 (load),
     /// which the writer backs off from with every pod kept.
@@ -123,8 +136,7 @@ public actor PodStatusReporter {
             }
             // Deleted only once the status the worker ended with is written.
             if entry.deleteWhenWritten && !entry.deleted && entries[uid]?.status == status {
-                let current = try await client.get(Pod.self, namespace: entry.namespace, name: entry.name)
-                if current.metadata.uid == entry.uid {
+                if let current = try await currentPod(entry, client: client), current.metadata.uid == entry.uid {
                     try await client.delete(Pod.self, namespace: entry.namespace, name: entry.name, gracePeriodSeconds: 0)
                     logger.info("pod \(entry.namespace)/\(entry.name) deleted from the API after its containers stopped")
                 }
@@ -147,7 +159,7 @@ public actor PodStatusReporter {
                 let message: Logger.Message = "pod status for \(entry.namespace)/\(entry.name) refused (\(code)): \(error)"
                 if entry.refusals == 0 { logger.warning(message) } else { logger.debug(message) }
                 refused = true
-                retryAfter = .now + .seconds(10 << min(entry.refusals, 5))
+                retryAfter = .now + .seconds(min(10 << min(entry.refusals, 5), 300))
             } else {
                 reachable = false
                 failures += 1
