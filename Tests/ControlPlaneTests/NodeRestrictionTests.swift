@@ -73,6 +73,13 @@ struct NodeRestrictionTests {
         let mirror = try node.post("/api/v1/namespaces/kube-system/pods", Self.pod("sensor-pi1", nodeUID: nodeUID, extraSpec: #","volumes":[{"name":"scratch","emptyDir":{}}]"#))
         #expect(mirror.status == 201, "\(mirror.body)")
         #expect(try node.mergePatch("/api/v1/namespaces/kube-system/pods/sensor-pi1/status", #"{"status":{"phase":"Running"}}"#).status == 200)
+        // The UID a board sends with a status is kube-apiserver's precondition: the status of an
+        // earlier pod of that name never lands on this one (409), the right UID is fine.
+        let mirrorUID = try #require(mirror.json?.string(at: ["metadata", "uid"]))
+        let stale = try node.mergePatch("/api/v1/namespaces/kube-system/pods/sensor-pi1/status", #"{"metadata":{"uid":"an-earlier-pod"},"status":{"phase":"Failed"}}"#)
+        #expect(stale.status == 409 && stale.message == #"Operation cannot be fulfilled on pods "sensor-pi1": Precondition failed: UID in precondition: an-earlier-pod, UID in object meta: \#(mirrorUID)"#, "\(stale.body)")
+        #expect(try node.mergePatch("/api/v1/namespaces/kube-system/pods/sensor-pi1/status", #"{"metadata":{"uid":"\#(mirrorUID)"},"status":{"phase":"Running"}}"#).status == 200)
+        #expect(try admin.get("/api/v1/namespaces/kube-system/pods/sensor-pi1").json?.string(at: ["status", "phase"]) == "Running")
         #expect(try node.mergePatch("/api/v1/namespaces/kube-system/pods/sensor-pi1", #"{"metadata":{"labels":{"a":"b"}}}"#).status == 403)
         #expect(try node.call("DELETE", "/api/v1/namespaces/kube-system/pods/sensor-pi1?gracePeriodSeconds=0").status == 200)
 

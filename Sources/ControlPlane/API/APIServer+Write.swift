@@ -60,7 +60,8 @@ extension APIServer {
         if let bodyName = tree.string(at: ["metadata", "name"]), bodyName != route.name {
             throw APIError.badRequest("the name of the object (\(bodyName)) does not match the name on the URL (\(route.name ?? ""))")
         }
-        return try replace(route, request, with: tree, expectedRevision: tree.string(at: ["metadata", "resourceVersion"]), created: false)
+        return try replace(route, request, with: tree, expectedRevision: tree.string(at: ["metadata", "resourceVersion"]),
+                           expectedUID: tree.string(at: ["metadata", "uid"]), created: false)
     }
 
     func patch(_ route: RequestRoute, _ request: HTTPRequest) throws -> HTTPResponse {
@@ -88,19 +89,25 @@ extension APIServer {
         case .strategicMerge, .apply: patched = try Patch.strategicMerge(current, patchBody)
         case .json: patched = try Patch.jsonPatch(current, patchBody)
         }
-        return try replace(route, request, with: patched, expectedRevision: patchBody.string(at: ["metadata", "resourceVersion"]), created: false)
+        return try replace(route, request, with: patched, expectedRevision: patchBody.string(at: ["metadata", "resourceVersion"]),
+                           expectedUID: patchBody.string(at: ["metadata", "uid"]), created: false)
     }
 
     /// Validates and stores a new version of an object (update and patch), keeping what the
     /// route may not change: status on the main resource, everything but status on `/status`.
-    private func replace(_ route: RequestRoute, _ request: HTTPRequest, with tree: JSONValue, expectedRevision: String?, created: Bool) throws -> HTTPResponse {
+    private func replace(_ route: RequestRoute, _ request: HTTPRequest, with tree: JSONValue, expectedRevision: String?, expectedUID: String?, created: Bool) throws -> HTTPResponse {
         if route.resource == .services {
-            return try allocationLock.withLock { _ in try replaceObject(route, request, with: tree, expectedRevision: expectedRevision, created: created) }
+            return try allocationLock.withLock { _ in
+                try replaceObject(route, request, with: tree, expectedRevision: expectedRevision, expectedUID: expectedUID, created: created)
+            }
         }
-        return try replaceObject(route, request, with: tree, expectedRevision: expectedRevision, created: created)
+        return try replaceObject(route, request, with: tree, expectedRevision: expectedRevision, expectedUID: expectedUID, created: created)
     }
 
-    private func replaceObject(_ route: RequestRoute, _ request: HTTPRequest, with tree: JSONValue, expectedRevision: String?, created: Bool) throws -> HTTPResponse {
+    /// `expectedUID` (the body's or the patch's `metadata.uid`) is kube-apiserver's UID
+    /// precondition, checked against the stored object inside the write: a board's final status
+    /// never lands on a pod of the same name created since.
+    private func replaceObject(_ route: RequestRoute, _ request: HTTPRequest, with tree: JSONValue, expectedRevision: String?, expectedUID: String?, created: Bool) throws -> HTTPResponse {
         let name = route.name ?? ""
         let namespace = try Self.namespace(of: route)
         let (mode, warn) = try Self.fieldValidation(request)
@@ -110,6 +117,9 @@ extension APIServer {
         // keeps them current.
         let otherServices = route.resource == .services ? try store.list(.services, namespace: nil).items : []
         func transform(_ current: JSONValue) throws -> JSONValue {
+            if let expectedUID, !expectedUID.isEmpty, let uid = current.string(at: ["metadata", "uid"]), expectedUID != uid {
+                throw APIError.conflict(route.resource, name, "Precondition failed: UID in precondition: \(expectedUID), UID in object meta: \(uid)")
+            }
             var next: JSONValue
             let hasStatusSubresource = route.resource.subresources.contains("status")
             switch route.subresource {
