@@ -65,15 +65,23 @@ let package = Package(
             name: "CSeccomp",
             linkerSettings: [.linkedLibrary(":libseccomp.a", .when(platforms: [.linux]))]
         ),
+        // Hashes, HMAC, P-256 keys, certificate requests and certificate reading for the agent, in C
+        // over the BoringSSL copy swift-nio-ssl links (NIOSSL is a dependency for its headers and
+        // library), so the agent carries one BoringSSL, not swift-crypto's second copy.
+        .target(
+            name: "CNodeCrypto",
+            dependencies: [.product(name: "NIOSSL", package: "swift-nio-ssl")]
+        ),
+        .target(name: "NodeCrypto", dependencies: ["CNodeCrypto"]),
         // The built-in OCI runtime: bundles, launch plans, seccomp, cgroups v1/v2, state.
         .target(
             name: "Runtime",
-            dependencies: ["OCI", "KubeCoding", "SystemSupport", "CRuntime", "CSeccomp", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["OCI", "KubeCoding", "SystemSupport", "CRuntime", "CSeccomp", "NodeCrypto"]
         ),
         // Pod networking: sandboxes (held namespaces), CNI plugins, DNS and hosts files.
         .target(
             name: "PodNetwork",
-            dependencies: ["KubeModel", "SystemSupport", "Runtime", "CRuntime", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["KubeModel", "SystemSupport", "Runtime", "CRuntime", "NodeCrypto"]
         ),
         // OCI image-spec types (descriptors, manifests, indexes, configs, platforms).
         .target(name: "OCI"),
@@ -91,7 +99,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "NodeCrypto",
             ]
         ),
         .executableTarget(
@@ -135,9 +143,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
+                "NodeCrypto",
             ]
         ),
         // The HTTPS listener both programs serve with (the API server; the agent's endpoint).
@@ -151,10 +157,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                "NodeCrypto",
             ]
         ),
         // The HTTP/1.1 connection core of the API, registry and probe clients.
@@ -247,6 +252,14 @@ let package = Package(
         .testTarget(
             name: "PodNetworkTests",
             dependencies: ["PodNetwork", "KubeModel", "IotkubeTestSupport", "iotkube-agent"]
+        ),
+        // The agent's crypto checked against swift-crypto and swift-certificates (the server's).
+        .testTarget(
+            name: "NodeCryptoTests",
+            dependencies: [
+                "NodeCrypto", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
         ),
         .testTarget(
             name: "AgentCLITests",

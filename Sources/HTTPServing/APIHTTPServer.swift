@@ -10,7 +10,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import KubeModel
-import X509
+import NodeCrypto
 
 /// The HTTPS listener: TLS (client certificates verified against the cluster CA when
 /// presented), HTTP/1.1 keep-alive, capped request bodies, streamed responses.
@@ -255,17 +255,9 @@ public final class APIHTTPServer: Sendable {
     private static func clientIdentity(_ channel: any Channel) async -> RequestIdentity? {
         guard let certificate = try? await channel.nioSSL_peerCertificate().get(),
               let der = try? certificate.toDERBytes(),
-              let parsed = try? Certificate(derEncoded: der) else { return nil }
-        var user: String?
-        var groups: [String] = []
-        for relativeName in parsed.subject {
-            for attribute in relativeName {
-                if attribute.type == .RDNAttributeType.commonName { user = String(describing: attribute.value) }
-                if attribute.type == .RDNAttributeType.organizationName { groups.append(String(describing: attribute.value)) }
-            }
-        }
-        guard let user else { return nil }
-        return RequestIdentity(user: user, groups: groups)
+              let parsed = try? CertificateFacts(der: der),
+              let user = parsed.commonNames.last else { return nil }
+        return RequestIdentity(user: user, groups: parsed.organizations)
     }
 }
 

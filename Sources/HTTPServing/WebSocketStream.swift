@@ -1,6 +1,6 @@
-import Crypto
 import FoundationEssentials
 import NIOCore
+import NodeCrypto
 import Synchronization
 
 /// RFC 6455 messages over an upgraded connection: the server side (client frames must be
@@ -40,7 +40,7 @@ public final class WebSocketStream: Sendable {
 
     /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
     public static func acceptValue(forKey key: String) -> String {
-        let digest = Insecure.SHA1.hash(data: Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
+        let digest = StreamingDigest.hash(.sha1, Array((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").utf8))
         return Data(digest).base64EncodedString()
     }
 

@@ -4,8 +4,8 @@
     import Musl
 #endif
 import CSeccomp
-import Crypto
 import KubeCoding
+import NodeCrypto
 import OCI
 import SystemSupport
 
@@ -51,10 +51,7 @@ public enum SeccompFilter {
     public static func compiled(_ seccomp: RuntimeSpec.Seccomp, cacheDirectory: String) throws(RuntimeError) -> String {
         let encoded: [UInt8]
         do { encoded = try KubeJSON.encode(seccomp) } catch { throw RuntimeError("linux.seccomp: \(error)") }
-        let key = SHA256.hash(data: encoded).map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xF)]])
-        }.joined()
+        let key = StreamingDigest.hex(StreamingDigest.hash(.sha256, encoded))
         let path = "\(cacheDirectory)/\(key).bpf"
         if FileTree.exists(path) { return path }
         do { try FileTree.makeDirectories(cacheDirectory, mode: 0o700) } catch { throw RuntimeError("seccomp cache: \(error)") }

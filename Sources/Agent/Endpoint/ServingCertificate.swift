@@ -1,11 +1,9 @@
-import Crypto
 import FoundationEssentials
 import NIOCore
 import NIOSSL
-import SwiftASN1
+import NodeCrypto
 import Synchronization
 import SystemSupport
-import X509
 
 /// The agent endpoint's serving certificate. As the kubelet with `serverTLSBootstrap`, the
 /// agent asks the cluster to sign one for `system:node:<name>` (``ServingCertificateService``)
@@ -15,7 +13,7 @@ import X509
 public final class ServingCertificate: Sendable {
     /// A certificate in use and its key.
     struct Identity: Sendable {
-        var certificate: Certificate
+        var certificate: CertificateFacts
         var certificatePEM: String
         var keyPEM: String
         /// Whether the cluster CA signed it (false: self-signed).
@@ -50,8 +48,8 @@ public final class ServingCertificate: Sendable {
     func signedAndFresh(now: Date) -> Bool {
         let identity = self.identity
         guard identity.clusterSigned else { return false }
-        let start = identity.certificate.notValidBefore, end = identity.certificate.notValidAfter
-        return now < start.addingTimeInterval(end.timeIntervalSince(start) * 0.8)
+        let start = Double(identity.certificate.notValidBefore), end = Double(identity.certificate.notValidAfter)
+        return now.timeIntervalSince1970 < start + (end - start) * 0.8
             && Self.problem(identity.certificate, nodeName: nodeName, addresses: addresses, now: now) == nil
     }
 
@@ -93,13 +91,14 @@ public final class ServingCertificate: Sendable {
 
     /// Why a certificate does not serve this node now (expired, another name, an address
     /// missing), or nil.
-    static func problem(_ certificate: Certificate, nodeName: String, addresses: [String], now: Date) -> String? {
-        guard now >= certificate.notValidBefore, now < certificate.notValidAfter else { return "it is not valid now" }
-        let commonNames = certificate.subject.flatMap { $0 }.filter { $0.type == .RDNAttributeType.commonName }.map { String(describing: $0.value) }
-        guard commonNames == ["system:node:\(nodeName)"] else { return "it is for \(certificate.subject), not system:node:\(nodeName)" }
-        let names = (try? certificate.extensions.subjectAlternativeNames).map(Array.init) ?? []
+    static func problem(_ certificate: CertificateFacts, nodeName: String, addresses: [String], now: Date) -> String? {
+        let seconds = now.timeIntervalSince1970
+        guard seconds >= Double(certificate.notValidBefore), seconds < Double(certificate.notValidAfter) else { return "it is not valid now" }
+        guard certificate.commonNames == ["system:node:\(nodeName)"] else {
+            return "it is for CN=\(certificate.commonNames.joined(separator: ",")), not system:node:\(nodeName)"
+        }
         for address in addresses {
-            guard let bytes = ipv4Bytes(address), names.contains(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes)))) else {
+            guard let bytes = ipv4Bytes(address), certificate.ipAddresses.contains(bytes) else {
                 return "it does not cover \(address)"
             }
         }
@@ -107,28 +106,19 @@ public final class ServingCertificate: Sendable {
     }
 
     static func signed(_ certificatePEM: String, keyPEM: String) throws -> Identity {
-        Identity(certificate: try Certificate(pemEncoded: certificatePEM), certificatePEM: certificatePEM, keyPEM: keyPEM, clusterSigned: true)
+        Identity(certificate: try CertificateFacts(pem: Array(certificatePEM.utf8)), certificatePEM: certificatePEM, keyPEM: keyPEM, clusterSigned: true)
     }
 
     /// A self-signed certificate for the node's name and IPv4 addresses (the kubelet's default).
     static func selfSigned(nodeName: String, addresses: [String]) throws -> Identity {
-        let key = P256.Signing.PrivateKey()
-        let name = try DistinguishedName { CommonName("\(nodeName)@iotkube-agent") }
-        var sans: [GeneralName] = [.dnsName(nodeName), .dnsName("localhost"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))]
-        for address in addresses { if let bytes = ipv4Bytes(address) { sans.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes)))) } }
-        let now = Date()
-        let certificate = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: .init(key.publicKey),
-            notValidBefore: now.addingTimeInterval(-300), notValidAfter: now.addingTimeInterval(365 * 86400),
-            issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: try Certificate.Extensions {
-                Critical(KeyUsage(digitalSignature: true, keyEncipherment: true))
-                try ExtendedKeyUsage([.serverAuth])
-                SubjectAlternativeNames(sans)
-            },
-            issuerPrivateKey: .init(key))
-        return Identity(certificate: certificate, certificatePEM: try certificate.serializeAsPEM().pemString,
-                        keyPEM: key.pemRepresentation, clusterSigned: false)
+        let key = try SigningKey()
+        let names = CertificateNames(
+            commonName: "\(nodeName)@iotkube-agent", dnsNames: [nodeName, "localhost"],
+            ipv4Addresses: [[127, 0, 0, 1]] + addresses.compactMap(ipv4Bytes))
+        let now = Int64(Date().timeIntervalSince1970)
+        let pem = try key.selfSignedCertificatePEM(for: names, validFrom: now - 300, until: now + 365 * 86400)
+        return Identity(certificate: try CertificateFacts(pem: Array(pem.utf8)), certificatePEM: pem,
+                        keyPEM: try key.pemRepresentation(), clusterSigned: false)
     }
 
     /// Dotted IPv4 text as bytes; nil when it is not one.

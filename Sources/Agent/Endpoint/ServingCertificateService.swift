@@ -1,11 +1,9 @@
-import Crypto
 import FoundationEssentials
 import KubeClient
 import KubeModel
 import Logging
+import NodeCrypto
 import ServiceLifecycle
-import SwiftASN1
-import X509
 
 /// Gets the endpoint's serving certificate signed by the cluster, as the kubelet's
 /// `serverTLSBootstrap`: once the Node is registered, a CSR with signer
@@ -31,7 +29,7 @@ public struct ServingCertificateService: Service {
     /// A request made and not yet answered.
     struct Pending {
         var name: String
-        var key: P256.Signing.PrivateKey
+        var key: SigningKey
         var made: ContinuousClock.Instant
     }
 
@@ -76,34 +74,26 @@ public struct ServingCertificateService: Service {
             return nil
         }
         guard let issued = csr.status?.certificate, !issued.bytes.isEmpty else { return pending }
-        guard try Certificate(pemEncoded: issued.text).publicKey == Certificate.PublicKey(pending.key.publicKey) else {
+        guard try CertificateFacts(pem: issued.bytes).publicKeyDER == pending.key.publicKeyDER() else {
             throw ProvisioningError("the certificate issued for \(pending.name) is not for this request's key")
         }
-        try certificate.install(certificatePEM: issued.text, keyPEM: pending.key.pemRepresentation)
+        try certificate.install(certificatePEM: issued.text, keyPEM: try pending.key.pemRepresentation())
         logger.info("serving certificate signed by the cluster (\(pending.name)): the endpoint uses it now")
         return nil
     }
 
     /// Submits a new request for this node's names; returns it while it is pending.
     func request(_ client: KubeAPIClient) async throws -> Pending? {
-        let key = P256.Signing.PrivateKey()
+        let key = try SigningKey()
         let nodeName = certificate.nodeName
-        let subject = try DistinguishedName {
-            OrganizationName("system:nodes")
-            CommonName("system:node:\(nodeName)")
-        }
-        var names: [GeneralName] = [.dnsName(nodeName)]
-        for address in certificate.addresses {
-            if let bytes = ServingCertificate.ipv4Bytes(address) { names.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(bytes)))) }
-        }
-        let extensions = try Certificate.Extensions { SubjectAlternativeNames(names) }
-        let attributes = try CertificateSigningRequest.Attributes([.init(ExtensionRequest(extensions: extensions))])
-        let request = try X509.CertificateSigningRequest(version: .v1, subject: subject, privateKey: .init(key), attributes: attributes)
+        let requestPEM = try key.certificateRequestPEM(for: CertificateNames(
+            commonName: "system:node:\(nodeName)", organizations: ["system:nodes"], dnsNames: [nodeName],
+            ipv4Addresses: certificate.addresses.compactMap(ServingCertificate.ipv4Bytes)))
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let csr = KubeModel.CertificateSigningRequest(
             metadata: ObjectMeta(name: "csr-serving-\(nodeName)-\(suffix)"),
             spec: CertificateSigningRequestSpec(
-                request: Array(try request.serializeAsPEM().pemString.utf8), signerName: "kubernetes.io/kubelet-serving", usages: Self.usages))
+                request: Array(requestPEM.utf8), signerName: "kubernetes.io/kubelet-serving", usages: Self.usages))
         let created = try await client.create(csr)
         let name = created.metadata.name ?? ""
         logger.info("requested a serving certificate from the cluster (\(name))")

@@ -1,7 +1,7 @@
-import Crypto
 import KubeClient
 import KubeModel
 import Logging
+import NodeCrypto
 import ServiceLifecycle
 import SystemSupport
 
@@ -101,8 +101,7 @@ public struct StaticPodSource: Service {
 
     /// The kubelet hashes the manifest; the node name keeps UIDs apart across boards.
     static func hash(_ bytes: [UInt8], node: String) -> String {
-        let digest = SHA256.hash(data: bytes + Array(node.utf8))
-        return digest.prefix(16).map { byte in (byte < 16 ? "0" : "") + String(byte, radix: 16) }.joined()
+        StreamingDigest.hex(StreamingDigest.hash(.sha256, bytes + Array(node.utf8)).prefix(16))
     }
 
     /// Creates, replaces or removes mirror pods so the API shows exactly the static pods.

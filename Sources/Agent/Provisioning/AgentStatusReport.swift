@@ -1,9 +1,9 @@
 import FoundationEssentials
 import KubeClient
 import KubeModel
+import NodeCrypto
 import Runtime
 import SystemSupport
-import X509
 
 /// `iotkube-agent status`: what this board's agent looks like from the cluster's side.
 public struct AgentStatusReport: Sendable {
@@ -27,8 +27,8 @@ public struct AgentStatusReport: Sendable {
             report.add("Credentials", "\(configuration.kubeconfig) is missing or unreadable: join again with --force", healthy: false)
             return report
         }
-        if let pem = clientConfiguration.clientCertificatePEM, let certificate = try? Certificate(pemEncoded: String(decoding: pem, as: UTF8.self)) {
-            let expiry = Timestamp(certificate.notValidAfter)
+        if let pem = clientConfiguration.clientCertificatePEM, let certificate = try? CertificateFacts(pem: pem) {
+            let expiry = Timestamp(seconds: certificate.notValidAfter)
             let days = (expiry.seconds - now.seconds) / 86400
             report.add("Certificate", "expires \(expiry) (\(days) days)", healthy: expiry > now)
         }

@@ -1,9 +1,9 @@
 import FoundationEssentials
 import KubeClient
 import KubeModel
+import NodeCrypto
 import Synchronization
 import SystemSupport
-import X509
 
 /// Renews the node's client certificate before it expires, without restarting anything:
 /// when 70–90 % (jittered per certificate) of its life has passed, a new key and CSR are made,
@@ -90,8 +90,8 @@ public final class CertificateRotation: Sendable {
 
     static func validity(of configuration: ClientConfiguration) throws -> (Timestamp, Timestamp) {
         guard let pem = configuration.clientCertificatePEM else { throw ProvisioningError("the kubeconfig has no client certificate") }
-        let certificate = try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
-        return (Timestamp(certificate.notValidBefore), Timestamp(certificate.notValidAfter))
+        let certificate = try CertificateFacts(pem: pem)
+        return (Timestamp(seconds: certificate.notValidBefore), Timestamp(seconds: certificate.notValidAfter))
     }
 
     /// Renews if due; returns whether a new certificate is now in use.

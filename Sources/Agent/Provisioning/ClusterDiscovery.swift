@@ -1,9 +1,7 @@
-import Crypto
 import FoundationEssentials
 import KubeClient
 import KubeModel
-import SwiftASN1
-import X509
+import NodeCrypto
 
 /// Finds and authenticates the cluster before any secret is sent: reads the public
 /// `cluster-info` ConfigMap over TLS without trusting anything yet, then accepts its CA only if
@@ -41,13 +39,8 @@ public enum ClusterDiscovery {
 
     /// The hex SHA-256 of a certificate's SubjectPublicKeyInfo.
     public static func publicKeyPinHex(ofCertificatePEM pem: [UInt8]) throws -> String {
-        let certificate = try Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
-        var serializer = DER.Serializer()
-        try serializer.serialize(certificate.publicKey)
-        return SHA256.hash(data: serializer.serializedBytes).map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
+        let certificate = try CertificateFacts(pem: pem)
+        return StreamingDigest.hex(StreamingDigest.hash(.sha256, certificate.publicKeyDER))
     }
 
     /// Checks `<header>..<signature>` (HS256, keyed with `<id>.<secret>`) over the payload.
@@ -55,7 +48,6 @@ public enum ClusterDiscovery {
         let parts = jws.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[1].isEmpty, let signature = Base64URL.decode(String(parts[2])) else { return false }
         let signingInput = String(parts[0]) + "." + Base64URL.encode(Array(payload.utf8))
-        let key = SymmetricKey(data: Array(token.description.utf8))
-        return HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Array(signingInput.utf8), using: key)
+        return MessageAuthentication.isValidSHA256(signature, message: Array(signingInput.utf8), key: Array(token.description.utf8))
     }
 }

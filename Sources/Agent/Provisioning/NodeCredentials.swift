@@ -1,8 +1,7 @@
-import Crypto
 import FoundationEssentials
 import KubeClient
 import KubeModel
-import X509
+import NodeCrypto
 
 /// Why this board's clock makes a fresh certificate unusable, or nil when it is fine. The
 /// server backdates certificates by 5 minutes, so a clock about 10 minutes or more behind the
@@ -34,17 +33,13 @@ public struct NodeCredentials: Sendable {
     /// certificate; a denied or failed request, or `timeout` passing, is an error. `password` is
     /// the board's node password (see ``NodePassword``), sent with bootstrap requests.
     public static func request(nodeName: String, client: KubeAPIClient, password: String? = nil, timeout: Duration = .seconds(120)) async throws -> NodeCredentials {
-        let key = P256.Signing.PrivateKey()
-        let subject = try DistinguishedName {
-            OrganizationName("system:nodes")
-            CommonName("system:node:\(nodeName)")
-        }
-        let request = try X509.CertificateSigningRequest(version: .v1, subject: subject, privateKey: .init(key), attributes: .init())
+        let key = try SigningKey()
+        let requestPEM = try key.certificateRequestPEM(for: CertificateNames(commonName: "system:node:\(nodeName)", organizations: ["system:nodes"]))
         let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
         let csr = KubeModel.CertificateSigningRequest(
             metadata: ObjectMeta(name: "node-csr-\(nodeName)-\(suffix)", annotations: password.map { [passwordAnnotation: $0] }),
             spec: CertificateSigningRequestSpec(
-                request: Array(try request.serializeAsPEM().pemString.utf8), signerName: signerName,
+                request: Array(requestPEM.utf8), signerName: signerName,
                 usages: ["digital signature", "client auth"]))
         let created: KubeModel.CertificateSigningRequest
         do {
@@ -64,14 +59,14 @@ public struct NodeCredentials: Sendable {
             }
             if let certificate = current.status?.certificate, !certificate.bytes.isEmpty {
                 let pem = certificate.text
-                let issued = try Certificate(pemEncoded: pem)
-                guard issued.publicKey == Certificate.PublicKey(key.publicKey) else {
+                let issued = try CertificateFacts(pem: Array(pem.utf8))
+                guard try issued.publicKeyDER == key.publicKeyDER() else {
                     throw ProvisioningError("the certificate issued for \(name) is not for this board's key")
                 }
-                if let problem = clockProblem(notBefore: Timestamp(issued.notValidBefore), notAfter: Timestamp(issued.notValidAfter), now: .now()) {
+                if let problem = clockProblem(notBefore: Timestamp(seconds: issued.notValidBefore), notAfter: Timestamp(seconds: issued.notValidAfter), now: .now()) {
                     throw ProvisioningError(problem)
                 }
-                return NodeCredentials(keyPEM: key.pemRepresentation, certificatePEM: pem)
+                return NodeCredentials(keyPEM: try key.pemRepresentation(), certificatePEM: pem)
             }
             guard ContinuousClock.now < deadline else {
                 throw ProvisioningError("certificate request \(name) was not approved within \(timeout): approve it with `kubectl certificate approve \(name)` and join again")

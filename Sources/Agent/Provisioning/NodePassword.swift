@@ -1,5 +1,5 @@
-import Crypto
 import FoundationEssentials
+import NodeCrypto
 import SystemSupport
 
 /// This board's node password (as k3s keeps one): made at the first join, kept in the
@@ -18,10 +18,8 @@ public enum NodePassword {
             guard text.utf8.count >= 32, text.utf8.count <= 128 else { throw ProvisioningError("\(path) holds no usable node password (32 to 128 characters); remove it to make a new one") }
             return text
         }
-        let digits = Array("0123456789abcdef".utf8)
-        let password = SymmetricKey(size: .bits256).withUnsafeBytes { bytes in
-            String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] }, as: UTF8.self)
-        }
+        let password: String
+        do { password = StreamingDigest.hex(try SecureRandom.bytes(32)) } catch { throw ProvisioningError("making a node password: \(error)") }
         try AtomicFile.makeDirectory(configDirectory, mode: 0o700)
         try AtomicFile.write(password + "\n", to: path, mode: 0o600)
         return password

@@ -1,33 +1,29 @@
-import Crypto
+import NodeCrypto
 import OCI
 
 /// Incremental sha256 (or sha512) over streamed bytes.
 struct DigestHasher {
-    private var sha256: SHA256?
-    private var sha512: SHA512?
+    private let algorithm: StreamingDigest.Algorithm
+    private var digest: StreamingDigest
 
     init(algorithm: String = "sha256") {
-        if algorithm == "sha512" { sha512 = SHA512() } else { sha256 = SHA256() }
+        self.algorithm = algorithm == "sha512" ? .sha512 : .sha256
+        digest = StreamingDigest(self.algorithm)
     }
 
     mutating func update(_ bytes: some Collection<UInt8>) {
-        if let contiguous = bytes.withContiguousStorageIfAvailable({ UnsafeRawBufferPointer($0) }) {
-            update(contiguous)
-        } else {
-            let copy = Array(bytes)
-            copy.withUnsafeBytes { update($0) }
-        }
+        digest.update(bytes)
     }
 
     mutating func update(_ raw: UnsafeRawBufferPointer) {
-        if sha256 != nil { sha256!.update(bufferPointer: raw) } else { sha512!.update(bufferPointer: raw) }
+        digest.update(raw)
     }
 
     func finalize() -> OCI.Digest {
-        if let sha256 { return OCI.Digest(sha256: sha256.finalize()) }
-        let bytes = Array(sha512!.finalize())
-        var digest = OCI.Digest(sha256: bytes)
-        digest = (try? OCI.Digest("sha512:" + digest.hex)) ?? digest
-        return digest
+        let bytes = digest.finalize()
+        if algorithm == .sha256 { return OCI.Digest(sha256: bytes) }
+        var result = OCI.Digest(sha256: bytes)
+        result = (try? OCI.Digest("sha512:" + result.hex)) ?? result
+        return result
     }
 }

@@ -1,4 +1,4 @@
-import Crypto
+import NodeCrypto
 
 /// The per-service part of the proxy's nftables table: chains with their rules, client
 /// affinity sets, and the elements of the dispatch maps. Two rulesets give the transaction
@@ -168,7 +168,7 @@ public struct ProxyRuleset: Sendable, Equatable {
     /// A stable 16-character name part: the first 80 bits of SHA-256 in base32 (as kube-proxy
     /// names its chains), so no one can craft a key whose chain is another service's.
     static func hash(_ text: String) -> String {
-        let digest = Array(SHA256.hash(data: Array(text.utf8)).prefix(10))
+        let digest = StreamingDigest.hash(.sha256, Array(text.utf8)).prefix(10)
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567")
         var result = ""
         var buffer: UInt32 = 0
