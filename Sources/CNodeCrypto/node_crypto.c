@@ -8,6 +8,8 @@
 
 _Static_assert(sizeof(SHA512_CTX) <= 256 && sizeof(SHA256_CTX) <= 256 && sizeof(SHA_CTX) <= 256,
                "iotkube_digest.state is too small for a BoringSSL digest context");
+_Static_assert(_Alignof(SHA512_CTX) <= 16 && _Alignof(SHA256_CTX) <= 16 && _Alignof(SHA_CTX) <= 16,
+               "iotkube_digest.state is not aligned enough for a BoringSSL digest context");
 
 int iotkube_digest_init(iotkube_digest *digest, int algorithm) {
     digest->algorithm = algorithm;
@@ -52,9 +54,15 @@ int iotkube_random_bytes(void *out, size_t count) {
 void iotkube_crypto_last_error(char *out, size_t capacity) {
     if (capacity == 0) return;
     out[0] = 0;
-    uint32_t code = ERR_get_error();
+    uint32_t code = ERR_peek_last_error();
     if (code != 0) ERR_error_string_n(code, out, capacity);
     ERR_clear_error();
+}
+
+void iotkube_free_secret(void *bytes, size_t count) {
+    if (bytes == NULL) return;
+    OPENSSL_cleanse(bytes, count);
+    free(bytes);
 }
 
 /// Copies a memory BIO's contents into a malloc'd, NUL-terminated buffer.
@@ -71,6 +79,7 @@ static char *copy_out(BIO *bio, size_t *length) {
 }
 
 void *iotkube_key_generate(void) {
+    ERR_clear_error();
     EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
     EVP_PKEY *key = EVP_PKEY_new();
     if (ec == NULL || key == NULL || !EC_KEY_generate_key(ec) || !EVP_PKEY_assign_EC_KEY(key, ec)) {
@@ -84,16 +93,24 @@ void *iotkube_key_generate(void) {
 void iotkube_key_free(void *key) { EVP_PKEY_free(key); }
 
 char *iotkube_key_pem(void *key, size_t *length) {
+    ERR_clear_error();
     BIO *bio = BIO_new(BIO_s_mem());
     char *result = NULL;
     if (bio != NULL && PEM_write_bio_PKCS8PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL)) result = copy_out(bio, length);
+    // The memory BIO's buffer held the key too: wipe it before it goes back to the allocator.
+    const uint8_t *contents = NULL;
+    size_t count = 0;
+    if (bio != NULL && BIO_mem_contents(bio, &contents, &count) && count > 0) OPENSSL_cleanse((void *)contents, count);
     BIO_free(bio);
     return result;
 }
 
 /// A DER encoding made by an i2d function, moved into a malloc'd buffer.
 static uint8_t *der_out(uint8_t *der, int count, size_t *length) {
-    if (count <= 0 || der == NULL) return NULL;
+    if (count <= 0 || der == NULL) {
+        OPENSSL_free(der);
+        return NULL;
+    }
     uint8_t *copy = malloc((size_t)count);
     if (copy != NULL) {
         memcpy(copy, der, (size_t)count);
@@ -104,21 +121,23 @@ static uint8_t *der_out(uint8_t *der, int count, size_t *length) {
 }
 
 uint8_t *iotkube_key_public_der(void *key, size_t *length) {
+    ERR_clear_error();
     uint8_t *der = NULL;
     int count = i2d_PUBKEY(key, &der);
     return der_out(der, count, length);
 }
 
-/// The subject of `names` (O entries, then CN), or NULL.
+/// The subject of `names` (O entries, then CN, as UTF8String taken byte for byte: no length table,
+/// so names as long as Kubernetes allows fit), or NULL.
 static X509_NAME *make_name(const iotkube_certificate_names *names) {
     X509_NAME *name = X509_NAME_new();
     if (name == NULL) return NULL;
     for (size_t i = 0; i < names->organization_count; i++) {
-        if (!X509_NAME_add_entry_by_NID(name, NID_organizationName, MBSTRING_UTF8,
+        if (!X509_NAME_add_entry_by_NID(name, NID_organizationName, V_ASN1_UTF8STRING,
                                         (const uint8_t *)names->organizations[i], -1, -1, 0)) goto fail;
     }
     if (names->common_name != NULL &&
-        !X509_NAME_add_entry_by_NID(name, NID_commonName, MBSTRING_UTF8, (const uint8_t *)names->common_name, -1, -1, 0)) goto fail;
+        !X509_NAME_add_entry_by_NID(name, NID_commonName, V_ASN1_UTF8STRING, (const uint8_t *)names->common_name, -1, -1, 0)) goto fail;
     return name;
 fail:
     X509_NAME_free(name);
@@ -164,6 +183,7 @@ done:
 }
 
 char *iotkube_request_pem(void *key, const iotkube_certificate_names *names, size_t *length) {
+    ERR_clear_error();
     X509_REQ *request = X509_REQ_new();
     X509_NAME *subject = make_name(names);
     STACK_OF(X509_EXTENSION) *extensions = NULL;
@@ -202,6 +222,7 @@ static int add_text_extension(X509 *certificate, int nid, const char *value) {
 
 char *iotkube_self_signed_pem(void *key, const iotkube_certificate_names *names, int64_t not_before,
                               int64_t not_after, size_t *length) {
+    ERR_clear_error();
     X509 *certificate = X509_new();
     X509_NAME *subject = make_name(names);
     ASN1_INTEGER *serial = ASN1_INTEGER_new();
@@ -241,7 +262,10 @@ typedef struct {
     int alt_names_malformed;
 } parsed_certificate;
 
+static void *wrap(X509 *x509);
+
 void *iotkube_certificate_parse(const uint8_t *bytes, size_t count, int pem) {
+    ERR_clear_error();
     X509 *x509 = NULL;
     if (pem) {
         BIO *bio = BIO_new_mem_buf(bytes, (ossl_ssize_t)count);
@@ -255,6 +279,45 @@ void *iotkube_certificate_parse(const uint8_t *bytes, size_t count, int pem) {
             x509 = NULL;
         }
     }
+    return wrap(x509);
+}
+
+void *iotkube_certificate_parse_next_pem(const uint8_t *bytes, size_t count, size_t *consumed, int *failed) {
+    ERR_clear_error();
+    *failed = 0;
+    *consumed = 0;
+    BIO *bio = BIO_new_mem_buf(bytes, (ossl_ssize_t)count);
+    if (bio == NULL) {
+        *failed = 1;
+        return NULL;
+    }
+    X509 *x509 = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    *consumed = count - BIO_pending(bio);
+    BIO_free(bio);
+    if (x509 == NULL) {
+        uint32_t error = ERR_peek_last_error();
+        // Running out of PEM blocks is the end; anything else is a malformed certificate.
+        *failed = !(ERR_GET_LIB(error) == ERR_LIB_PEM && ERR_GET_REASON(error) == PEM_R_NO_START_LINE);
+        if (!*failed) ERR_clear_error();
+        return NULL;
+    }
+    void *parsed = wrap(x509);
+    if (parsed == NULL) *failed = 1;
+    return parsed;
+}
+
+char *iotkube_certificate_pem(void *certificate, size_t *length) {
+    parsed_certificate *parsed = certificate;
+    ERR_clear_error();
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *result = NULL;
+    if (bio != NULL && PEM_write_bio_X509(bio, parsed->x509)) result = copy_out(bio, length);
+    BIO_free(bio);
+    return result;
+}
+
+/// Takes `x509` (freed on failure) with its decoded subjectAltName extension.
+static void *wrap(X509 *x509) {
     if (x509 == NULL) return NULL;
     parsed_certificate *parsed = calloc(1, sizeof *parsed);
     if (parsed == NULL) {
@@ -293,18 +356,21 @@ uint8_t *iotkube_certificate_public_der(void *certificate, size_t *length) {
     return der_out(der, count, length);
 }
 
-char *iotkube_certificate_subject(void *certificate, int kind, int index, size_t *length, int *failed) {
+char *iotkube_certificate_subject(void *certificate, int kind, int *position, size_t *length, int *failed) {
     parsed_certificate *parsed = certificate;
     *failed = 0;
     X509_NAME *subject = X509_get_subject_name(parsed->x509);
     int nid = kind == IOTKUBE_SUBJECT_ORGANIZATION ? NID_organizationName : NID_commonName;
-    int position = -1;
-    for (int seen = 0; seen <= index; seen++) {
-        position = X509_NAME_get_index_by_NID(subject, nid, position);
-        if (position < 0) return NULL;
+    if (*position < -1) return NULL;
+    *position = X509_NAME_get_index_by_NID(subject, nid, *position);
+    if (*position < 0) return NULL;
+    X509_NAME_ENTRY *entry = X509_NAME_get_entry(subject, *position);
+    if (entry == NULL) {
+        *failed = 1;
+        return NULL;
     }
     uint8_t *text = NULL;
-    int count = ASN1_STRING_to_UTF8(&text, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, position)));
+    int count = ASN1_STRING_to_UTF8(&text, X509_NAME_ENTRY_get_data(entry));
     if (count < 0 || text == NULL || memchr(text, 0, (size_t)count) != NULL) {
         OPENSSL_free(text);
         *failed = 1;

@@ -29,10 +29,41 @@ public struct CertificateFacts: Sendable, Equatable {
         try self.init(bytes: der, pem: false)
     }
 
+    /// Every certificate of a PEM text (a CA bundle), each with its own PEM; other PEM blocks
+    /// are skipped. A malformed certificate is an error, not skipped.
+    public static func all(inPEM pem: [UInt8]) throws(CryptoError) -> [(facts: CertificateFacts, pem: String)] {
+        var found: [(facts: CertificateFacts, pem: String)] = []
+        var offset = 0
+        while offset < pem.count {
+            var consumed = 0
+            var failed: Int32 = 0
+            let parsed = pem.withUnsafeBufferPointer { buffer in
+                iotkube_certificate_parse_next_pem(buffer.baseAddress! + offset, buffer.count - offset, &consumed, &failed)
+            }
+            guard let parsed else {
+                if failed != 0 { throw CryptoError("certificate \(found.count + 1) of the PEM text is malformed") }
+                break
+            }
+            defer { iotkube_certificate_free(parsed) }
+            let facts = try CertificateFacts(parsed: parsed)
+            var length = 0
+            guard let text = iotkube_certificate_pem(parsed, &length) else { throw CryptoError("writing a certificate as PEM") }
+            found.append((facts, String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self)))
+            free(text)
+            guard consumed > 0 else { break }
+            offset += min(consumed, pem.count - offset)
+        }
+        return found
+    }
+
     private init(bytes: [UInt8], pem: Bool) throws(CryptoError) {
         let parsed = bytes.withUnsafeBufferPointer { iotkube_certificate_parse($0.baseAddress, $0.count, pem ? 1 : 0) }
         guard let parsed else { throw CryptoError(pem ? "no certificate in the PEM text" : "not a DER certificate") }
         defer { iotkube_certificate_free(parsed) }
+        try self.init(parsed: parsed)
+    }
+
+    private init(parsed: UnsafeMutableRawPointer) throws(CryptoError) {
         var notBefore: Int64 = 0, notAfter: Int64 = 0
         guard iotkube_certificate_validity(parsed, &notBefore, &notAfter) == 0 else { throw CryptoError("the certificate's validity cannot be read") }
         notValidBefore = notBefore
@@ -60,17 +91,16 @@ public struct CertificateFacts: Sendable, Equatable {
 
     private static func subject(_ parsed: UnsafeMutableRawPointer, kind: Int32) throws(CryptoError) -> [String] {
         var values: [String] = []
-        var index: Int32 = 0
+        var position: Int32 = -1
         while true {
             var length = 0
             var failed: Int32 = 0
-            guard let text = iotkube_certificate_subject(parsed, kind, index, &length, &failed) else {
+            guard let text = iotkube_certificate_subject(parsed, kind, &position, &length, &failed) else {
                 if failed != 0 { throw CryptoError("a subject attribute of the certificate is not text") }
                 return values
             }
             values.append(String(decoding: UnsafeRawBufferPointer(start: text, count: length), as: UTF8.self))
             free(text)
-            index += 1
         }
     }
 }

@@ -23,13 +23,13 @@ public struct CertificateNames: Sendable {
     /// Calls `body` with the names as C strings; a name holding a NUL byte is an error.
     func withCNames<R>(_ body: (UnsafePointer<iotkube_certificate_names>) -> R) throws(CryptoError) -> R {
         for text in [commonName] + organizations + dnsNames where text.utf8.contains(0) {
-            throw CryptoError("certificate name \"\(text)\" holds a NUL byte")
+            throw CryptoError(refusing: "certificate name \"\(text)\" holds a NUL byte")
         }
-        guard ipv4Addresses.allSatisfy({ $0.count == 4 }) else { throw CryptoError("an IPv4 address is not 4 bytes") }
+        guard ipv4Addresses.allSatisfy({ $0.count == 4 }) else { throw CryptoError(refusing: "an IPv4 address is not 4 bytes") }
         let organizationStrings = organizations.map { strdup($0) }
         let dnsStrings = dnsNames.map { strdup($0) }
         defer { (organizationStrings + dnsStrings).forEach { free($0) } }
-        guard !(organizationStrings + dnsStrings).contains(nil) else { throw CryptoError("out of memory for certificate names") }
+        guard !(organizationStrings + dnsStrings).contains(nil) else { throw CryptoError(refusing: "out of memory for certificate names") }
         let addresses = ipv4Addresses.flatMap { $0 }
         return commonName.withCString { commonName in
             organizationStrings.map { $0.map { UnsafePointer($0) } }.withUnsafeBufferPointer { organizations in

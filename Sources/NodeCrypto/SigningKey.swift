@@ -22,8 +22,9 @@ public final class SigningKey: @unchecked Sendable {
     /// The key as PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
     public func pemRepresentation() throws(CryptoError) -> String {
         var length = 0
-        let pem = iotkube_key_pem(key, &length)
-        return try Self.text(pem, length: length, step: "writing the key as PEM")
+        guard let pem = iotkube_key_pem(key, &length) else { throw CryptoError("writing the key as PEM") }
+        defer { iotkube_free_secret(pem, length) }
+        return String(decoding: UnsafeRawBufferPointer(start: pem, count: length), as: UTF8.self)
     }
 
     /// The public key as a DER SubjectPublicKeyInfo (compare with ``CertificateFacts/publicKeyDER``).

@@ -1,7 +1,7 @@
 import CNodeCrypto
 
 /// SHA-1, SHA-256 or SHA-512 over bytes that arrive in pieces.
-public struct StreamingDigest: @unchecked Sendable {
+public struct StreamingDigest: Sendable {
     /// The hash functions the agent uses.
     public enum Algorithm: Sendable {
         case sha1, sha256, sha512

@@ -172,6 +172,20 @@ import X509
         #expect(try CertificateFacts(der: good).commonNames == ["system:node:a"])
     }
 
+    @Test func nodeNamesAsLongAsKubernetesAllowsFit() throws {
+        // A DNS subdomain node name reaches 253 characters; X.509's suggested 64-character bound
+        // for CN must not make such a board unable to join or serve.
+        let nodeName = String(repeating: "a", count: 63) + "." + String(repeating: "b", count: 63) + "." + String(repeating: "c", count: 63) + "." + String(repeating: "d", count: 61)
+        #expect(nodeName.count == 253)
+        let key = try SigningKey()
+        let request = try CertificateSigningRequest(pemEncoded: try key.certificateRequestPEM(for: CertificateNames(
+            commonName: "system:node:\(nodeName)", organizations: ["system:nodes"], dnsNames: [nodeName])))
+        #expect(request.subject == (try DistinguishedName { OrganizationName("system:nodes"); CommonName("system:node:\(nodeName)") }))
+        let now = Int64(Date().timeIntervalSince1970)
+        let pem = try key.selfSignedCertificatePEM(for: CertificateNames(commonName: "\(nodeName)@iotkube-agent", dnsNames: [nodeName]), validFrom: now, until: now + 60)
+        #expect(try CertificateFacts(pem: Array(pem.utf8)).commonNames == ["\(nodeName)@iotkube-agent"])
+    }
+
     @Test func namesWithNULBytesAreRefusedBeforeSigning() throws {
         let key = try SigningKey()
         #expect(throws: NodeCrypto.CryptoError.self) { try key.certificateRequestPEM(for: CertificateNames(commonName: "a\u{0}b")) }

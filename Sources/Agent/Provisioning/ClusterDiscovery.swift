@@ -8,7 +8,8 @@ import NodeCrypto
 /// the CA's public key matches the pin from the token and the kubeconfig carries a valid JWS
 /// signature made with the bootstrap token (kubeadm's token discovery).
 public enum ClusterDiscovery {
-    /// The cluster's CA certificate (PEM) once it passed both checks.
+    /// The cluster's CA certificate (PEM) once it passed both checks: only the certificates of the
+    /// bundle whose public key the pin names.
     public static func discoverCA(server: String, pinHex: String, token: BootstrapToken) async throws -> [UInt8] {
         var configuration = ClientConfiguration(server: server)
         configuration.insecureSkipVerify = true  // nothing secret is sent on this connection
@@ -24,9 +25,16 @@ public enum ClusterDiscovery {
         }
         let discovered = try Kubeconfig.parse(Array(kubeconfig.utf8))
         guard let caPEM = discovered.certificateAuthorityPEM else { throw ProvisioningError("cluster-info carries no CA certificate") }
-        let pin = try publicKeyPinHex(ofCertificatePEM: caPEM)
-        guard Base64URL.constantTimeEqual(Array(pin.utf8), Array(pinHex.lowercased().utf8)) else {
-            throw ProvisioningError("the server's CA (sha256:\(pin)) does not match the pin in the token (sha256:\(pinHex)): refusing to join; nothing was sent")
+        // Only the certificates the pin names are trusted: a bundle may carry more (a CA being
+        // rotated), and a token holder without the CA's key could add their own to it.
+        let bundle: [(facts: CertificateFacts, pem: String)]
+        do { bundle = try CertificateFacts.all(inPEM: caPEM) } catch { throw ProvisioningError("cluster-info's CA certificate: \(error)") }
+        guard !bundle.isEmpty else { throw ProvisioningError("cluster-info carries no CA certificate") }
+        let pins = bundle.map { publicKeyPinHex(of: $0.facts) }
+        let pinned = zip(bundle, pins).filter { Base64URL.constantTimeEqual(Array($0.1.utf8), Array(pinHex.lowercased().utf8)) }.map(\.0.pem)
+        guard !pinned.isEmpty else {
+            let found = pins.map { "sha256:\($0)" }.joined(separator: ", ")
+            throw ProvisioningError("the server's CA (\(found)) does not match the pin in the token (sha256:\(pinHex)): refusing to join; nothing was sent")
         }
         guard let signature = clusterInfo.data?["jws-kubeconfig-\(token.id)"] else {
             throw ProvisioningError("cluster-info is not signed with token \(token.id): the token is unknown or expired on the server")
@@ -34,13 +42,17 @@ public enum ClusterDiscovery {
         guard verifyDetachedJWS(signature, payload: kubeconfig, token: token) else {
             throw ProvisioningError("the cluster-info signature does not match the token: refusing to join")
         }
-        return caPEM
+        return Array(pinned.joined().utf8)
     }
 
-    /// The hex SHA-256 of a certificate's SubjectPublicKeyInfo.
+    /// The hex SHA-256 of the first certificate's SubjectPublicKeyInfo in a PEM text.
     public static func publicKeyPinHex(ofCertificatePEM pem: [UInt8]) throws -> String {
-        let certificate = try CertificateFacts(pem: pem)
-        return StreamingDigest.hex(StreamingDigest.hash(.sha256, certificate.publicKeyDER))
+        publicKeyPinHex(of: try CertificateFacts(pem: pem))
+    }
+
+    /// The hex SHA-256 of a parsed certificate's SubjectPublicKeyInfo.
+    static func publicKeyPinHex(of certificate: CertificateFacts) -> String {
+        StreamingDigest.hex(StreamingDigest.hash(.sha256, certificate.publicKeyDER))
     }
 
     /// Checks `<header>..<signature>` (HS256, keyed with `<id>.<secret>`) over the payload.

@@ -30,8 +30,11 @@ int iotkube_equal_in_constant_time(const void *a, const void *b, size_t count);
 /// Fills `out` from the operating system's random source; 0 on success.
 int iotkube_random_bytes(void *out, size_t count);
 
-/// The text of the last BoringSSL error on this thread (cleared by reading), or "".
+/// The text of the last BoringSSL error on this thread (the queue is cleared), or "". Every
+/// fallible function here clears the queue first, so the text is about that call.
 void iotkube_crypto_last_error(char *out, size_t capacity);
+/// Wipes `count` bytes (a private key's PEM) and frees them.
+void iotkube_free_secret(void *bytes, size_t count);
 
 /// A fresh P-256 private key (an opaque handle), or NULL.
 void *iotkube_key_generate(void);
@@ -62,7 +65,12 @@ char *iotkube_self_signed_pem(void *key, const iotkube_certificate_names *names,
 
 /// A parsed certificate (the first one of a PEM text, or DER), or NULL.
 void *iotkube_certificate_parse(const uint8_t *bytes, size_t count, int pem);
+/// The next certificate of a PEM text (other PEM blocks are skipped); `consumed` bytes were read.
+/// NULL with `failed` 0 once no certificate is left; NULL with `failed` 1 for a malformed one.
+void *iotkube_certificate_parse_next_pem(const uint8_t *bytes, size_t count, size_t *consumed, int *failed);
 void iotkube_certificate_free(void *certificate);
+/// The certificate as PEM, malloc'd, or NULL.
+char *iotkube_certificate_pem(void *certificate, size_t *length);
 /// The validity period as POSIX times; 0 on success.
 int iotkube_certificate_validity(void *certificate, int64_t *not_before, int64_t *not_after);
 /// The subject public key info (DER), malloc'd, or NULL.
@@ -70,9 +78,10 @@ uint8_t *iotkube_certificate_public_der(void *certificate, size_t *length);
 
 #define IOTKUBE_SUBJECT_COMMON_NAME 0
 #define IOTKUBE_SUBJECT_ORGANIZATION 1
-/// The `index`th subject attribute of a kind as UTF-8, malloc'd; NULL past the last one.
-/// `failed` is set when an attribute exists but cannot be read as text.
-char *iotkube_certificate_subject(void *certificate, int kind, int index, size_t *length, int *failed);
+/// The next subject attribute of a kind after entry `*position` (start with -1; updated) as
+/// UTF-8, malloc'd; NULL past the last one. `failed` is set when an attribute exists but is not
+/// text (or holds a NUL byte).
+char *iotkube_certificate_subject(void *certificate, int kind, int *position, size_t *length, int *failed);
 
 #define IOTKUBE_NAME_DNS 2
 #define IOTKUBE_NAME_IP 7
