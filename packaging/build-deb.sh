@@ -18,7 +18,10 @@ out=$(cd "$out" && pwd)
 version=$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' Sources/SystemSupport/IotkubeVersion.swift)
 [ -n "$version" ] || { echo "build-deb.sh: no release version in Sources/SystemSupport/IotkubeVersion.swift" >&2; exit 1; }
 arch=${DEB_ARCH:-$(dpkg --print-architecture)}
-build=(swift build -c release --static-swift-stdlib ${SWIFT_SDK:+--swift-sdk "$SWIFT_SDK"})
+# -Osize for all Swift code, the dependencies' too (a package cannot set that for its
+# dependencies): 1.8 MB less agent than -O, with pod starts and idle CPU unchanged
+# (docs/benchmarks.md). quickstart.sh builds with the same flags, so the two share one build.
+build=(swift build -c release --static-swift-stdlib -Xswiftc -Osize ${SWIFT_SDK:+--swift-sdk "$SWIFT_SDK"})
 started=$(date +%s)
 "${build[@]}" --product iotkube-agent
 "${build[@]}" --product iotkube-server
@@ -99,13 +102,21 @@ Priority: optional
 EOF
     printf '%s\n' "$@" >> "$root/DEBIAN/control"
 }
-control iotkube-agent "libc6 (>= 2.31), libstdc++6, libgcc-s1, containernetworking-plugins, iptables, iproute2" "systemd, nftables" \
+# The oldest glibc the binaries load on: the newest symbol version they need, and 2.36 for packed
+# relative relocations (DT_RELR, see Package.swift).
+glibc_needed() {
+    local needs
+    needs=$(objdump -T "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
+    if readelf -V "$1" | grep -q GLIBC_ABI_DT_RELR; then needs=$(printf '%s\n2.36\n' "$needs" | sort -V | tail -1); fi
+    echo "$needs"
+}
+control iotkube-agent "libc6 (>= $(glibc_needed "$work/iotkube-agent/usr/bin/iotkube-agent")), libstdc++6, libgcc-s1, containernetworking-plugins, iptables, iproute2" "systemd, nftables" \
     "Description: lightweight Kubernetes node agent for IoT boards" \
     " iotkube-agent joins a board to a Kubernetes API (iotkube-server or k3s/kubeadm), pulls OCI" \
     " images and runs pods itself: namespaces, cgroups v2 (and v1), seccomp, capabilities, CNI" \
     " networking, probes, restarts, logs, static pods, and pods that restart after a reboot while" \
     " the server is unreachable."
-control iotkube-server "libc6 (>= 2.31), libstdc++6, libgcc-s1" "systemd" \
+control iotkube-server "libc6 (>= $(glibc_needed "$work/iotkube-server/usr/bin/iotkube-server")), libstdc++6, libgcc-s1" "systemd" \
     "Description: small Kubernetes API server with SQLite storage for IoT fleets" \
     " iotkube-server serves the part of the Kubernetes API that iotkube-agent and kubectl use," \
     " with its own CA, join tokens and node lifecycle, stored in SQLite."

@@ -11,7 +11,7 @@ data="${IOTKUBE_DATA:-$top/iotkube-data}"
 port="${IOTKUBE_PORT:-6443}"
 
 packaging/install-deps.sh --tools
-swift build -c release --static-swift-stdlib
+swift build -c release --static-swift-stdlib -Xswiftc -Osize   # as packaging/build-deb.sh builds
 bin="$top/.build/release"
 kubectl="$top/.build/test-tools/bin/kubectl"
 
