@@ -49,16 +49,7 @@ struct ClusterDiscoveryTests {
 
     /// Replaces cluster-info's kubeconfig with one carrying `caPEM`, signed with the join token.
     static func publish(caPEM: String, join: JoinToken, on server: ServerProcess) throws {
-        let kubeconfig = """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: ""
-              cluster:
-                certificate-authority-data: \(Data(caPEM.utf8).base64EncodedString())
-                server: \(join.server)
-
-            """
+        let kubeconfig = BootstrapTokens.clusterInfoKubeconfig(server: join.server, caPEM: caPEM)
         let data = ["kubeconfig": kubeconfig, "jws-kubeconfig-\(join.bootstrapToken.id)": BootstrapTokens.detachedJWS(payload: kubeconfig, token: join.bootstrapToken)]
         let patch = String(decoding: try JSONSerialization.data(withJSONObject: ["data": data]), as: UTF8.self)
         let result = try server.kubectl(["-n", "kube-public", "patch", "configmap", "cluster-info", "--type", "merge", "-p", patch])

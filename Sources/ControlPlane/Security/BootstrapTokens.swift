@@ -45,20 +45,7 @@ public enum BootstrapTokens {
     /// credentials) signed with every signing-enabled bootstrap token (detached HS256 JWS under
     /// `jws-kubeconfig-<id>`), as kubeadm does, so an agent can verify discovery with its token.
     public static func publishClusterInfo(server: String, caPEM: String, tokens: [BootstrapToken], in store: ObjectStore) throws {
-        let kubeconfig = """
-            apiVersion: v1
-            kind: Config
-            clusters:
-            - name: ""
-              cluster:
-                certificate-authority-data: \(Data(caPEM.utf8).base64EncodedString())
-                server: \(server)
-            contexts: null
-            current-context: ""
-            preferences: {}
-            users: null
-
-            """
+        let kubeconfig = clusterInfoKubeconfig(server: server, caPEM: caPEM)
         var data = ["kubeconfig": kubeconfig]
         for token in tokens { data["jws-kubeconfig-\(token.id)"] = detachedJWS(payload: kubeconfig, token: token) }
         var configMap = ConfigMap(metadata: ObjectMeta(name: "cluster-info", namespace: "kube-public"), data: data)
@@ -73,6 +60,24 @@ public enum BootstrapTokens {
                 return next
             }
         }
+    }
+
+    /// cluster-info's kubeconfig: the server and its CA, no credentials (kubeadm's layout).
+    static func clusterInfoKubeconfig(server: String, caPEM: String) -> String {
+        """
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: ""
+          cluster:
+            certificate-authority-data: \(Data(caPEM.utf8).base64EncodedString())
+            server: \(server)
+        contexts: null
+        current-context: ""
+        preferences: {}
+        users: null
+
+        """
     }
 
     /// `<header>..<signature>`: HS256 over the payload keyed with the token, payload left out.
