@@ -153,7 +153,7 @@ public actor PodWorker {
     }
 
     private func runSyncs() async {
-        await adopt()
+        await inTaskOfItsOwn { await self.adopt() }
         while !Task.isCancelled {
             if let newerPod {
                 pod = newerPod
@@ -167,18 +167,31 @@ public actor PodWorker {
             case .terminated:
                 return
             case .rejected, .syncing, .evicting, .finished:
-                // Its own task, so that a removal or an eviction can cancel it (and the agent's
-                // shutdown, as before: the containers run on).
-                let sync = Task { await self.sync() }
-                syncInFlight = sync
-                await withTaskCancellationHandler { await sync.value } onCancel: { sync.cancel() }
-                syncInFlight = nil
+                await runSync()
                 guard state.isWanted else { continue }
                 // Wake early when a newer spec, a deletion, an eviction, a probe's verdict or an
                 // exit arrives.
                 await wake.wait(upTo: pauseBetweenSyncs())
             }
         }
+    }
+
+    /// One sync in a task of its own, so that a removal or an eviction can cancel it (and the
+    /// agent's shutdown, as before: the containers run on). The task ends here, and with it the
+    /// memory of its deepest call chain: an async task keeps the frames of its deepest chain
+    /// until it ends, about 300 KB for a container start, which the worker's task would otherwise
+    /// hold for the pod's whole life.
+    private func runSync() async {
+        let sync = Task { await self.sync() }
+        syncInFlight = sync
+        await withTaskCancellationHandler { await sync.value } onCancel: { sync.cancel() }
+        syncInFlight = nil
+    }
+
+    /// Runs `body` in a task that ends with it (see ``runSync()``), cancelled with the caller.
+    private func inTaskOfItsOwn(_ body: @escaping @Sendable () async -> Void) async {
+        let task = Task { await body() }
+        await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
     }
 
     /// Seconds since boot: the clock of every decision (see ``PodClock``).
@@ -197,23 +210,6 @@ public actor PodWorker {
 
     static func timestamp(nanoseconds: Int64) -> Timestamp {
         Timestamp(seconds: nanoseconds / 1_000_000_000, nanoseconds: Int32(nanoseconds % 1_000_000_000))
-    }
-
-    /// Runs `body` on the host's blocking pool (never on a cooperative thread).
-    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await host.blockingPool.runIfActive(body)
-    }
-
-    /// Like ``blocking(_:)``, but runs even when the calling task is cancelled: releasing what
-    /// a pod holds (runs, network, cgroups, files) is never skipped because the sync that
-    /// asked for it was cut short.
-    func blockingToTheEnd<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            host.blockingPool.submit { state in
-                guard case .active = state else { return continuation.resume(throwing: CancellationError()) }
-                continuation.resume(with: Result(catching: body))
-            }
-        }
     }
 
     var allContainers: [Container] { (pod.spec?.initContainers ?? []) + (pod.spec?.containers ?? []) }
