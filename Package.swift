@@ -14,8 +14,9 @@ import PackageDescription
 /// - Relative relocations are packed (DT_RELR, glibc 2.36 or later: Debian 12, Ubuntu 24.04,
 ///   Raspberry Pi OS bookworm): 2 MB of the PIE's relocation table becomes a few kilobytes.
 ///   Building with IOTKUBE_GLIBC_BEFORE_2_36=1 in the environment leaves them unpacked for older
-///   systems (Ubuntu 22.04's glibc 2.35).
-let packedRelocations = Context.environment["IOTKUBE_GLIBC_BEFORE_2_36"] == nil
+///   systems (Ubuntu 22.04's glibc 2.35); the quickstart and the package build set it on a build
+///   machine whose own glibc is older.
+let packedRelocations = Context.environment["IOTKUBE_GLIBC_BEFORE_2_36"] != "1"
 let releaseExecutableLinkerSettings: [LinkerSetting] = [
     .unsafeFlags(
         ["-use-ld=lld", "-Xlinker", "--no-export-dynamic", "-Xlinker", "--icf=all"]
@@ -276,7 +277,7 @@ let package = Package(
             name: "AgentCLITests",
             dependencies: [
                 "iotkube-agent", "Agent", "ImageStore", "OCI", "PodNetwork", "Runtime", "KubeClient", "KubeModel", "IotkubeTestSupport", "iotkube-server",
-                "ControlPlane", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
+                "ControlPlane", "NodeCrypto", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
     ],

@@ -19,9 +19,16 @@ version=$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' Sources/SystemSuppor
 [ -n "$version" ] || { echo "build-deb.sh: no release version in Sources/SystemSupport/IotkubeVersion.swift" >&2; exit 1; }
 arch=${DEB_ARCH:-$(dpkg --print-architecture)}
 # -Osize for all Swift code, the dependencies' too (a package cannot set that for its
-# dependencies): 1.8 MB less agent than -O, with pod starts and idle CPU unchanged
+# dependencies): 1.8 MB less agent than -O; pod starts and idle CPU stay within run-to-run noise
 # (docs/benchmarks.md). quickstart.sh builds with the same flags, so the two share one build.
 build=(swift build -c release --static-swift-stdlib -Xswiftc -Osize ${SWIFT_SDK:+--swift-sdk "$SWIFT_SDK"})
+# Natively on a machine older than glibc 2.36: without packed relocations (Package.swift).
+if [ -z "${SWIFT_SDK:-}" ]; then
+    host_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}' || true)
+    if [ -n "$host_glibc" ] && [ "$(printf '%s\n2.36\n' "$host_glibc" | sort -V | head -1)" != 2.36 ]; then
+        export IOTKUBE_GLIBC_BEFORE_2_36=1
+    fi
+fi
 started=$(date +%s)
 "${build[@]}" --product iotkube-agent
 "${build[@]}" --product iotkube-server
@@ -104,19 +111,24 @@ EOF
 }
 # The oldest glibc the binaries load on: the newest symbol version they need, and 2.36 for packed
 # relative relocations (DT_RELR, see Package.swift).
+# Prints it; a binary it cannot read, or one that names no glibc version, stops the build.
 glibc_needed() {
-    local needs
-    needs=$(objdump -T "$1" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -1)
-    if readelf -V "$1" | grep -q GLIBC_ABI_DT_RELR; then needs=$(printf '%s\n2.36\n' "$needs" | sort -V | tail -1); fi
+    local versions needs
+    versions=$(readelf -W -V "$1") || { echo "build-deb.sh: readelf cannot read $1" >&2; return 1; }
+    needs=$(grep -o 'Name: GLIBC_2\.[0-9.]*' <<<"$versions" | sed 's/Name: GLIBC_//' | sort -V | tail -1 || true)
+    if [[ $versions == *GLIBC_ABI_DT_RELR* ]]; then needs=$(printf '%s\n2.36\n' "$needs" | sort -V | tail -1); fi
+    [[ $needs =~ ^2\.[0-9]+ ]] || { echo "build-deb.sh: no glibc version needed by $1" >&2; return 1; }
     echo "$needs"
 }
-control iotkube-agent "libc6 (>= $(glibc_needed "$work/iotkube-agent/usr/bin/iotkube-agent")), libstdc++6, libgcc-s1, containernetworking-plugins, iptables, iproute2" "systemd, nftables" \
+agent_glibc=$(glibc_needed "$work/iotkube-agent/usr/bin/iotkube-agent")
+server_glibc=$(glibc_needed "$work/iotkube-server/usr/bin/iotkube-server")
+control iotkube-agent "libc6 (>= $agent_glibc), libstdc++6, libgcc-s1, containernetworking-plugins, iptables, iproute2" "systemd, nftables" \
     "Description: lightweight Kubernetes node agent for IoT boards" \
     " iotkube-agent joins a board to a Kubernetes API (iotkube-server or k3s/kubeadm), pulls OCI" \
     " images and runs pods itself: namespaces, cgroups v2 (and v1), seccomp, capabilities, CNI" \
     " networking, probes, restarts, logs, static pods, and pods that restart after a reboot while" \
     " the server is unreachable."
-control iotkube-server "libc6 (>= $(glibc_needed "$work/iotkube-server/usr/bin/iotkube-server")), libstdc++6, libgcc-s1" "systemd" \
+control iotkube-server "libc6 (>= $server_glibc), libstdc++6, libgcc-s1" "systemd" \
     "Description: small Kubernetes API server with SQLite storage for IoT fleets" \
     " iotkube-server serves the part of the Kubernetes API that iotkube-agent and kubectl use," \
     " with its own CA, join tokens and node lifecycle, stored in SQLite."

@@ -316,6 +316,16 @@ char *iotkube_certificate_pem(void *certificate, size_t *length) {
     return result;
 }
 
+int iotkube_certificate_issued_by(void *certificate, void *issuer) {
+    parsed_certificate *subject = certificate, *candidate = issuer;
+    ERR_clear_error();
+    EVP_PKEY *key = X509_get0_pubkey(candidate->x509);
+    int issued = key != NULL && X509_check_issued(candidate->x509, subject->x509) == X509_V_OK &&
+                 X509_verify(subject->x509, key) == 1;
+    ERR_clear_error();
+    return issued;
+}
+
 /// Takes `x509` (freed on failure) with its decoded subjectAltName extension.
 static void *wrap(X509 *x509) {
     if (x509 == NULL) return NULL;

@@ -30,11 +30,12 @@ public struct CertificateFacts: Sendable, Equatable {
     }
 
     /// Every certificate of a PEM text (a CA bundle), each with its own PEM; other PEM blocks
-    /// are skipped. A malformed certificate is an error, not skipped.
-    public static func all(inPEM pem: [UInt8]) throws(CryptoError) -> [(facts: CertificateFacts, pem: String)] {
+    /// are skipped. A malformed certificate, or more than `limit` of them, is an error.
+    public static func all(inPEM pem: [UInt8], limit: Int = 16) throws(CryptoError) -> [(facts: CertificateFacts, pem: String)] {
         var found: [(facts: CertificateFacts, pem: String)] = []
         var offset = 0
         while offset < pem.count {
+            guard found.count < limit else { throw CryptoError(refusing: "the PEM text holds more than \(limit) certificates") }
             var consumed = 0
             var failed: Int32 = 0
             let parsed = pem.withUnsafeBufferPointer { buffer in
@@ -54,6 +55,18 @@ public struct CertificateFacts: Sendable, Equatable {
             offset += min(consumed, pem.count - offset)
         }
         return found
+    }
+
+    /// Whether the certificate `issuerPEM` issued `certificatePEM`: names and key identifiers
+    /// match, the issuer may sign certificates, and its key verifies the signature. False when
+    /// either does not parse.
+    public static func isIssued(_ certificatePEM: String, by issuerPEM: String) -> Bool {
+        let subject = Array(certificatePEM.utf8), issuer = Array(issuerPEM.utf8)
+        guard let parsedSubject = subject.withUnsafeBufferPointer({ iotkube_certificate_parse($0.baseAddress, $0.count, 1) }) else { return false }
+        defer { iotkube_certificate_free(parsedSubject) }
+        guard let parsedIssuer = issuer.withUnsafeBufferPointer({ iotkube_certificate_parse($0.baseAddress, $0.count, 1) }) else { return false }
+        defer { iotkube_certificate_free(parsedIssuer) }
+        return iotkube_certificate_issued_by(parsedSubject, parsedIssuer) == 1
     }
 
     private init(bytes: [UInt8], pem: Bool) throws(CryptoError) {

@@ -9,7 +9,7 @@ import NodeCrypto
 /// signature made with the bootstrap token (kubeadm's token discovery).
 public enum ClusterDiscovery {
     /// The cluster's CA certificate (PEM) once it passed both checks: only the certificates of the
-    /// bundle whose public key the pin names.
+    /// bundle whose public key the pin names and those that issued them.
     public static func discoverCA(server: String, pinHex: String, token: BootstrapToken) async throws -> [UInt8] {
         var configuration = ClientConfiguration(server: server)
         configuration.insecureSkipVerify = true  // nothing secret is sent on this connection
@@ -25,15 +25,14 @@ public enum ClusterDiscovery {
         }
         let discovered = try Kubeconfig.parse(Array(kubeconfig.utf8))
         guard let caPEM = discovered.certificateAuthorityPEM else { throw ProvisioningError("cluster-info carries no CA certificate") }
-        // Only the certificates the pin names are trusted: a bundle may carry more (a CA being
-        // rotated), and a token holder without the CA's key could add their own to it.
+        // Only the certificates the pin names, and those that issued them, are trusted: a token
+        // holder without the CA's key could add a CA of their own to the bundle.
         let bundle: [(facts: CertificateFacts, pem: String)]
         do { bundle = try CertificateFacts.all(inPEM: caPEM) } catch { throw ProvisioningError("cluster-info's CA certificate: \(error)") }
         guard !bundle.isEmpty else { throw ProvisioningError("cluster-info carries no CA certificate") }
-        let pins = bundle.map { publicKeyPinHex(of: $0.facts) }
-        let pinned = zip(bundle, pins).filter { Base64URL.constantTimeEqual(Array($0.1.utf8), Array(pinHex.lowercased().utf8)) }.map(\.0.pem)
-        guard !pinned.isEmpty else {
-            let found = pins.map { "sha256:\($0)" }.joined(separator: ", ")
+        let trusted = trustedCertificates(of: bundle, pinHex: pinHex)
+        guard !trusted.isEmpty else {
+            let found = bundle.prefix(3).map { "sha256:\(publicKeyPinHex(of: $0.facts))" }.joined(separator: ", ") + (bundle.count > 3 ? ", …" : "")
             throw ProvisioningError("the server's CA (\(found)) does not match the pin in the token (sha256:\(pinHex)): refusing to join; nothing was sent")
         }
         guard let signature = clusterInfo.data?["jws-kubeconfig-\(token.id)"] else {
@@ -42,7 +41,27 @@ public enum ClusterDiscovery {
         guard verifyDetachedJWS(signature, payload: kubeconfig, token: token) else {
             throw ProvisioningError("the cluster-info signature does not match the token: refusing to join")
         }
-        return Array(pinned.joined().utf8)
+        return Array(trusted.joined().utf8)
+    }
+
+    /// The PEMs of a CA bundle's certificates whose public key the pin names, and of those
+    /// that issued them (the pinned CA may be an intermediate whose root TLS needs as anchor),
+    /// in the bundle's order. Issuing is checked by signature, so a certificate that only
+    /// claims the issuer's name is left out; one that is neither (a CA being rotated in) is
+    /// left out too.
+    static func trustedCertificates(of bundle: [(facts: CertificateFacts, pem: String)], pinHex: String) -> [String] {
+        let expected = Array(pinHex.lowercased().utf8)
+        var trusted = Set(bundle.indices.filter { Base64URL.constantTimeEqual(Array(publicKeyPinHex(of: bundle[$0].facts).utf8), expected) })
+        guard !trusted.isEmpty else { return [] }
+        var issuers: [Int: [Int]] = [:]  // certificate → the bundle's certificates that issued it
+        for subject in bundle.indices {
+            issuers[subject] = bundle.indices.filter { $0 != subject && CertificateFacts.isIssued(bundle[subject].pem, by: bundle[$0].pem) }
+        }
+        var pending = Array(trusted)
+        while let next = pending.popLast() {
+            for issuer in issuers[next] ?? [] where trusted.insert(issuer).inserted { pending.append(issuer) }
+        }
+        return bundle.indices.filter(trusted.contains).map { bundle[$0].pem }
     }
 
     /// The hex SHA-256 of the first certificate's SubjectPublicKeyInfo in a PEM text.

@@ -71,6 +71,9 @@ void *iotkube_certificate_parse_next_pem(const uint8_t *bytes, size_t count, siz
 void iotkube_certificate_free(void *certificate);
 /// The certificate as PEM, malloc'd, or NULL.
 char *iotkube_certificate_pem(void *certificate, size_t *length);
+/// 1 when `issuer` issued `certificate`: names and key identifiers match, the issuer may sign
+/// certificates, and its key verifies the certificate's signature.
+int iotkube_certificate_issued_by(void *certificate, void *issuer);
 /// The validity period as POSIX times; 0 on success.
 int iotkube_certificate_validity(void *certificate, int64_t *not_before, int64_t *not_after);
 /// The subject public key info (DER), malloc'd, or NULL.
