@@ -53,20 +53,15 @@ public enum ClusterDiscovery {
         let expected = Array(pinHex.lowercased().utf8)
         var trusted = Set(bundle.indices.filter { Base64URL.constantTimeEqual(Array(publicKeyPinHex(of: bundle[$0].facts).utf8), expected) })
         guard !trusted.isEmpty else { return [] }
-        var issuers: [Int: [Int]] = [:]  // certificate → the bundle's certificates that issued it
-        for subject in bundle.indices {
-            issuers[subject] = bundle.indices.filter { $0 != subject && CertificateFacts.isIssued(bundle[subject].pem, by: bundle[$0].pem) }
-        }
+        // Upward from the pinned ones: each trusted certificate's issuers become trusted too.
         var pending = Array(trusted)
         while let next = pending.popLast() {
-            for issuer in issuers[next] ?? [] where trusted.insert(issuer).inserted { pending.append(issuer) }
+            for candidate in bundle.indices where !trusted.contains(candidate) && CertificateFacts.isIssued(bundle[next].pem, by: bundle[candidate].pem) {
+                trusted.insert(candidate)
+                pending.append(candidate)
+            }
         }
         return bundle.indices.filter(trusted.contains).map { bundle[$0].pem }
-    }
-
-    /// The hex SHA-256 of the first certificate's SubjectPublicKeyInfo in a PEM text.
-    public static func publicKeyPinHex(ofCertificatePEM pem: [UInt8]) throws -> String {
-        publicKeyPinHex(of: try CertificateFacts(pem: pem))
     }
 
     /// The hex SHA-256 of a parsed certificate's SubjectPublicKeyInfo.
