@@ -1,8 +1,8 @@
 /* The per-container monitor: a small C process (the agent binary entered through an ELF
  * constructor before the Swift runtime starts) that clones the container with its namespaces,
  * places it in its cgroups, reports "created", forwards its output to the CRI log file, reaps it,
- * and records how it ended in an exit file. It is detached (setsid) so containers outlive the
- * agent; the agent re-adopts them from the pid and exit files. */
+ * and records how it ended in an exit file. It is detached (its caller's grandchild, setsid) so
+ * containers outlive the agent; the agent re-adopts them from the pid and exit files. */
 #include "internal.h"
 #include "cruntime.h"
 #include <errno.h>
@@ -82,6 +82,13 @@ int iotkube_monitor_main(int argc, char **argv) {
     struct plan plan;
     char *error = NULL;
     if (iotkube_plan_load(argv[2], &plan, &error) != 0) { report(report_fd, "error plan %s: ", argv[2], 0); report(report_fd, "%s\n", error, 0); return 1; }
+    /* Leave the caller's children: this process exits at once (the caller reaps it) and the
+     * monitor goes on in a child of its own, which init reaps once the container has ended. As
+     * the caller's child it would stay a zombie from its container's end until the agent exits:
+     * one per container restart, for months. Still single-threaded here (see entry.c). */
+    pid_t detached = fork();
+    if (detached < 0) { report(report_fd, "error fork: %s\n", strerror(errno), 0); return 1; }
+    if (detached > 0) _exit(0);
     setsid();
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
@@ -263,8 +270,8 @@ created:;
         return 1;
     }
     /* With its start time, read while it cannot have been reaped (we reap it, later). */
-    char created_line[96];
-    snprintf(created_line, sizeof created_line, "created %lld %llu\n", (long long)child, iotkube_start_ticks(child));
+    char created_line[128];
+    snprintf(created_line, sizeof created_line, "created %lld %llu %lld\n", (long long)child, iotkube_start_ticks(child), (long long)getpid());
     report(report_fd, "%s", created_line, 0);
 
     /* Attach: the container's stdin pipe, or the terminal, which is its stdin too. */

@@ -154,14 +154,18 @@ public struct BuiltinRuntime: Sendable {
             if let identifier = options.journalIdentifier, options.logPath != nil { plan.record("journal", [identifier]) }
             do { try AtomicFile.write(plan.bytes, to: "\(state)/plan", mode: 0o600) } catch { throw RuntimeError("writing the plan: \(error)") }
 
-            let (monitor, reports) = try ProcessSpawner.spawnReading(helper, ["__iotkube-monitor", "\(state)/plan", "3"], at: [3])
+            let (spawned, reports) = try ProcessSpawner.spawnReading(helper, ["__iotkube-monitor", "\(state)/plan", "3"], at: [3])
             let first = reports.line() ?? "error the monitor exited without a report"
-            // The monitor stays alive (detached) for the container's life; reap it if it failed.
+            // The spawned process goes on as the monitor in a child of its own and exits (or it
+            // failed first): reaped here at once. The monitor, detached for the container's life,
+            // is then nobody's child here, and init reaps it when the container has ended.
+            _ = ProcessSpawner.wait(spawned)
             let fields = first.split(separator: " ")
             guard fields.count >= 2, fields[0] == "created", let pid = Int32(fields[1]) else {
-                _ = ProcessSpawner.wait(monitor)
                 throw RuntimeError("container \(id): \(first.hasPrefix("error ") ? String(first.dropFirst(6)) : first)")
             }
+            // "created <container pid> <its start ticks> <monitor pid>"
+            let monitor = fields.count >= 4 ? Int32(fields[3]) ?? spawned : spawned
             if systemdScope != nil {
                 // In its scope now, waiting for `start`: the limits systemd does not set, and the
                 // device filter, before any of its own code runs.
@@ -178,7 +182,6 @@ public struct BuiltinRuntime: Sendable {
             if let pidFile = options.pidFile {
                 do { try AtomicFile.write(String(pid), to: pidFile, mode: 0o644) } catch { throw RuntimeError("--pid-file \(pidFile): \(error)") }
             }
-            // The monitor was spawned by us: let it be reaped by init once we exit (it setsid'd).
             return (record, reports)
         } catch {
             if let cgroupCreated {
