@@ -50,6 +50,7 @@ struct AgentTunnelTests {
                 command: ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"]
             """)
         try await node.waitForPod("talker") { PodNode.isReady($0) }
+        try await node.waitForClusterSignedServingCertificate()
 
         let rule = try await Self.blockInbound(node)
         defer { _ = try? ServerProcess.run("/usr/sbin/iptables", ["-D"] + rule) }
@@ -263,6 +264,7 @@ struct AgentTunnelTests {
                 command: ["sh", "-c", "read line; echo \\"[$line] $(stty size) $(tty)\\""]
             """)
         try await node.waitForPod("services") { PodNode.isReady($0) }
+        try await node.waitForClusterSignedServingCertificate()
         let rule = try await Self.blockInbound(node)
         defer { _ = try? ServerProcess.run("/usr/sbin/iptables", ["-D"] + rule) }
 

@@ -11,7 +11,10 @@ struct PodExecTests {
     var image: String { (try? PodImageRegistry.shared.get().busybox) ?? "" }
 
     /// Runs `script` in sh with `$K` as kubectl against the node's server; exit status and output.
+    /// The scripts reach the agent (exec, logs, port-forward): first wait for its cluster-signed
+    /// serving certificate, as `PodNode.serverKubectl` does.
     static func shell(_ node: PodNode, _ script: String, timeout: TimeInterval = 60) async throws -> (status: Int32, output: String) {
+        try await node.waitForClusterSignedServingCertificate()
         let kubectl = try #require(ServerProcess.kubectlPath)
         let prelude = "K() { '\(kubectl)' --kubeconfig '\(node.server.kubeconfig)' \"$@\"; }\nKUBECTL=\"'\(kubectl)' --kubeconfig '\(node.server.kubeconfig)'\"\n"
         return try await ServerProcess.runAsync("/bin/sh", ["-c", prelude + script], timeout: timeout)

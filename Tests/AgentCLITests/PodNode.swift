@@ -207,9 +207,26 @@ final class PodNode: @unchecked Sendable {
         return result.output
     }
 
-    /// kubectl against this node's server: status and output.
+    /// kubectl against this node's server: status and output. Calls the server passes on to
+    /// the agent (logs, exec, attach, port-forward) first wait until the agent serves with its
+    /// cluster-signed certificate: the server refuses the self-signed one of the first seconds,
+    /// as a kube-apiserver with `--kubelet-certificate-authority` does.
     func serverKubectl(_ arguments: [String], input: String? = nil) async throws -> (status: Int32, output: String) {
+        if let verb = arguments.first, ["logs", "exec", "attach", "port-forward"].contains(verb) {
+            try await waitForClusterSignedServingCertificate()
+        }
         return try await onOwnThread { [self] in try self.server.kubectl(arguments, input: input) }
+    }
+
+    /// Waits for the agent's log line that its serving certificate is signed by the cluster.
+    func waitForClusterSignedServingCertificate(seconds: TimeInterval = 60) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let log = (try? String(contentsOfFile: agentLog, encoding: .utf8)) ?? ""
+            if log.contains("serving certificate signed by the cluster") { return }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw TestFailure("the agent of \(name) did not get a cluster-signed serving certificate in \(Int(seconds)) s\nagent log:\n\(agentLogTail)")
     }
 
     func apply(_ yaml: String) async throws { try await kubectl(["apply", "-f", "-"], input: yaml) }
