@@ -18,17 +18,9 @@ out=$(cd "$out" && pwd)
 version=$(sed -n 's/.*static let current = "\(.*\)".*/\1/p' Sources/SystemSupport/IotkubeVersion.swift)
 [ -n "$version" ] || { echo "build-deb.sh: no release version in Sources/SystemSupport/IotkubeVersion.swift" >&2; exit 1; }
 arch=${DEB_ARCH:-$(dpkg --print-architecture)}
-# -Osize for all Swift code, the dependencies' too (a package cannot set that for its
-# dependencies): 1.8 MB less agent than -O; pod starts and idle CPU stay within run-to-run noise
-# (docs/benchmarks.md). quickstart.sh builds with the same flags, so the two share one build.
-build=(swift build -c release --static-swift-stdlib -Xswiftc -Osize ${SWIFT_SDK:+--swift-sdk "$SWIFT_SDK"})
-# Natively on a machine older than glibc 2.36: without packed relocations (Package.swift).
-if [ -z "${SWIFT_SDK:-}" ]; then
-    host_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}' || true)
-    if [ -n "$host_glibc" ] && [ "$(printf '%s\n2.36\n' "$host_glibc" | sort -V | head -1)" != 2.36 ]; then
-        export IOTKUBE_GLIBC_BEFORE_2_36=1
-    fi
-fi
+# The release flags (and the glibc check) are shared with the quickstart: one build serves both.
+source packaging/release-build.sh
+build=("${release_build[@]}")
 started=$(date +%s)
 "${build[@]}" --product iotkube-agent
 "${build[@]}" --product iotkube-server
@@ -45,6 +37,17 @@ for program in iotkube-agent iotkube-server; do
         exit 1
     fi
 done
+
+# The agent's code is laid out in the order of packaging/agent-symbol-order.txt (Package.swift).
+# Names the code no longer has are skipped: far fewer found means the code changed much since
+# packaging/symbol-order.py wrote the file, and a board keeps more of the code resident.
+ordered=$(grep -c . packaging/agent-symbol-order.txt || true)
+found=$(LC_ALL=C comm -12 <(readelf -sW "$bin/iotkube-agent" | awk '$4 == "FUNC" { print $8 }' | LC_ALL=C sort -u) \
+    <(LC_ALL=C sort -u packaging/agent-symbol-order.txt) | wc -l)
+echo "agent code order: $found of $ordered ordered functions are in the agent"
+if (( ordered == 0 || found * 10 < ordered * 8 )); then
+    echo "warning: the agent's code order is stale; run packaging/symbol-order.py (as root) to write it again" >&2
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -11,13 +11,9 @@ data="${IOTKUBE_DATA:-$top/iotkube-data}"
 port="${IOTKUBE_PORT:-6443}"
 
 packaging/install-deps.sh --tools
-# Packed relative relocations (Package.swift) need glibc 2.36 where the binaries run: a machine
-# with an older glibc builds its own binaries without them.
-host_glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}' || true)
-if [ -n "$host_glibc" ] && [ "$(printf '%s\n2.36\n' "$host_glibc" | sort -V | head -1)" != 2.36 ]; then
-    export IOTKUBE_GLIBC_BEFORE_2_36=1
-fi
-swift build -c release --static-swift-stdlib -Xswiftc -Osize   # as packaging/build-deb.sh builds
+unset SWIFT_SDK   # built for this machine, which runs it
+source packaging/release-build.sh   # the flags packaging/build-deb.sh builds with: one build
+"${release_build[@]}"
 bin="$top/.build/release"
 kubectl="$top/.build/test-tools/bin/kubectl"
 
