@@ -90,15 +90,19 @@ def io_counters(pid):
     return counters
 
 
-def children(pid):
-    """Children of every thread of `pid`."""
+def container_monitors(work):
+    """The container monitors of this run's agent: no children of it (they leave its children,
+    so that init reaps them), found by their command line, which names a plan under `work`."""
     found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/children") as file:
-                found += [int(child) for child in file.read().split()]
-        except OSError:
-            pass
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as file:
+                    arguments = file.read().split(b"\0")
+            except OSError:
+                continue
+            if len(arguments) > 2 and arguments[1] == b"__iotkube-monitor" and arguments[2].startswith(work.encode()):
+                found.append(int(entry))
     return found
 
 
@@ -543,7 +547,7 @@ def measure_memory_and_idle(cluster, results, idle_minutes):
         time.sleep(10)
         rss[f"{target} pods" if target == 50 else "10 pods, 10 s after Ready"] = rss_now()
         if target == 10:
-            monitors = [pid for pid in children(agent) if "monitor" in open(f"/proc/{pid}/cmdline").read()]
+            monitors = container_monitors(cluster.work)
             monitor_rss = [proc_status(pid, "VmRSS") for pid in monitors]
             monitor_pss = [smaps_pss(pid) for pid in monitors]
             # Idle with 10 pods: CPU of the agent (monitors separately) and what it writes.

@@ -83,9 +83,11 @@ int iotkube_monitor_main(int argc, char **argv) {
     char *error = NULL;
     if (iotkube_plan_load(argv[2], &plan, &error) != 0) { report(report_fd, "error plan %s: ", argv[2], 0); report(report_fd, "%s\n", error, 0); return 1; }
     /* Leave the caller's children: this process exits at once (the caller reaps it) and the
-     * monitor goes on in a child of its own, which init reaps once the container has ended. As
-     * the caller's child it would stay a zombie from its container's end until the agent exits:
-     * one per container restart, for months. Still single-threaded here (see entry.c). */
+     * monitor goes on in a child of its own, which init (the nearest subreaper: systemd) reaps
+     * once the container has ended. As the caller's child it would stay a zombie from its
+     * container's end until the agent exits: one per container restart, for months. (An agent
+     * that is itself pid 1 of a container gets them back; run it with an init there.) Still
+     * single-threaded here (see entry.c). */
     pid_t detached = fork();
     if (detached < 0) { report(report_fd, "error fork: %s\n", strerror(errno), 0); return 1; }
     if (detached > 0) _exit(0);
@@ -270,8 +272,9 @@ created:;
         return 1;
     }
     /* With its start time, read while it cannot have been reaped (we reap it, later). */
-    char created_line[128];
-    snprintf(created_line, sizeof created_line, "created %lld %llu %lld\n", (long long)child, iotkube_start_ticks(child), (long long)getpid());
+    char created_line[160];
+    snprintf(created_line, sizeof created_line, "created %lld %llu %lld %llu\n", (long long)child, iotkube_start_ticks(child),
+             (long long)getpid(), iotkube_start_ticks(getpid()));
     report(report_fd, "%s", created_line, 0);
 
     /* Attach: the container's stdin pipe, or the terminal, which is its stdin too. */

@@ -156,16 +156,18 @@ public struct BuiltinRuntime: Sendable {
 
             let (spawned, reports) = try ProcessSpawner.spawnReading(helper, ["__iotkube-monitor", "\(state)/plan", "3"], at: [3])
             let first = reports.line() ?? "error the monitor exited without a report"
-            // The spawned process goes on as the monitor in a child of its own and exits (or it
-            // failed first): reaped here at once. The monitor, detached for the container's life,
-            // is then nobody's child here, and init reaps it when the container has ended.
-            _ = ProcessSpawner.wait(spawned)
+            // "created <container pid> <its start ticks> <monitor pid> <its start ticks>": the
+            // spawned process went on as the monitor in a child of its own and exited; reaped
+            // here at once, as is one that failed. The monitor, detached for the container's
+            // life, is nobody's child here: init reaps it when the container has ended.
             let fields = first.split(separator: " ")
+            let detached = fields.count >= 5 ? Int32(fields[3]) : nil
+            if detached != nil || fields.first != "created" { _ = ProcessSpawner.wait(spawned) }
             guard fields.count >= 2, fields[0] == "created", let pid = Int32(fields[1]) else {
                 throw RuntimeError("container \(id): \(first.hasPrefix("error ") ? String(first.dropFirst(6)) : first)")
             }
-            // "created <container pid> <its start ticks> <monitor pid>"
-            let monitor = fields.count >= 4 ? Int32(fields[3]) ?? spawned : spawned
+            let monitor = detached ?? spawned
+            let monitorStartTicks = fields.count >= 5 ? UInt64(fields[4]) : nil
             if systemdScope != nil {
                 // In its scope now, waiting for `start`: the limits systemd does not set, and the
                 // device filter, before any of its own code runs.
@@ -176,7 +178,7 @@ public struct BuiltinRuntime: Sendable {
                 ociVersion: spec.ociVersion, id: id, bundle: bundle, pid: pid,
                 // The monitor read it before it could reap the process.
                 processStartTicks: fields.count >= 3 ? UInt64(fields[2]) ?? 0 : ProcessInfoReader.startTicks(pid) ?? 0,
-                monitorPid: monitor, monitorStartTicks: ProcessInfoReader.startTicks(monitor), cgroupPath: cgroup, annotations: spec.annotations, createdAt: Self.now(), startedAt: nil,
+                monitorPid: monitor, monitorStartTicks: monitorStartTicks ?? ProcessInfoReader.startTicks(monitor), cgroupPath: cgroup, annotations: spec.annotations, createdAt: Self.now(), startedAt: nil,
                 cgroupProcs: procs, systemdScope: systemdScope)
             try save(record)
             if let pidFile = options.pidFile {

@@ -17,8 +17,10 @@ struct MonitorReapingTests {
             let id = "brief-\(round)"
             let record: ContainerRecord = try runtime.create(id: id, bundle: bundle, options: BuiltinRuntime.CreateOptions(logPath: bundle + "/\(id).log"))
             defer { try? runtime.delete(id: id, force: true) }
-            // While the container runs, its monitor is nobody's child here.
-            #expect(Self.parent(of: record.monitorPid) != getpid(), "monitor \(record.monitorPid) of \(id) is a child of the process that created it")
+            // While the container waits for `start`, its monitor runs, and is nobody's child here.
+            let parent = Self.parent(of: record.monitorPid)
+            #expect(parent != nil, "monitor \(record.monitorPid) of \(id) is gone before the container started")
+            #expect(parent != getpid(), "monitor \(record.monitorPid) of \(id) is a child of the process that created it")
             try runtime.start(id: id)
             for _ in 0..<200 where runtime.exitRecord(id: id) == nil { Thread.sleep(forTimeInterval: 0.05) }
             #expect(runtime.exitRecord(id: id)?.exitCode == 3)
