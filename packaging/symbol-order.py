@@ -290,6 +290,9 @@ def main():
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, ORDER_FILE)
+        # SwiftPM does not see the order file as an input of the link: the next build relinks
+        # the agent only if it is gone.
+        os.remove(os.path.join(bin_dir, "iotkube-agent"))
         log(f"{len(names)} of {total} functions touched ({code / 1e6:.1f} MB of code), then {len(warm)} of the same files:"
             f" written to {os.path.relpath(ORDER_FILE, TOP)}")
     finally:
