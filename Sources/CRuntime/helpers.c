@@ -114,3 +114,38 @@ unsigned long long iotkube_start_ticks(pid_t pid) {
     for (int field = 3; field <= 22 && cursor; field++) cursor = strchr(cursor + 1, ' ');
     return cursor ? strtoull(cursor + 1, NULL, 10) : 0;
 }
+
+/* --- writing files, and descriptors a helper process must not keep ----------------------------- */
+
+int iotkube_runtime_linked(void) { return 1; }
+
+ssize_t iotkube_write_all(int fd, const void *buffer, size_t length) {
+    const char *cursor = buffer;
+    size_t left = length;
+    while (left > 0) {
+        ssize_t n = write(fd, cursor, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -1;
+        cursor += n;
+        left -= (size_t)n;
+    }
+    return (ssize_t)length;
+}
+
+int iotkube_write_file_atomic(const char *path, const char *content) {
+    char temporary[4200];
+    snprintf(temporary, sizeof temporary, "%s.tmp-%d", path, (int)getpid());
+    int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    if (iotkube_write_all(fd, content, strlen(content)) < 0 || fsync(fd) != 0) { close(fd); unlink(temporary); return -1; }
+    close(fd);
+    if (rename(temporary, path) != 0) { unlink(temporary); return -1; }
+    return 0;
+}
+
+/* Closes every descriptor above 2 except `keep`: whatever the caller leaked (a test's pipe, a
+ * terminal) must not be held open for the container's whole life. */
+void iotkube_close_inherited(int keep) {
+    if (keep > 3) syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U);
+    syscall(SYS_close_range, (unsigned)(keep >= 3 ? keep + 1 : 3), ~0U, 0U);
+}
